@@ -1,0 +1,58 @@
+"""The ASGI application: routes, error handlers and middleware around a built Container.
+
+The app does not build anything itself; :mod:`chainproof.bootstrap` hands it a factory for the
+container, called once at start-up (lifespan) and closed at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chainproof import __version__
+from chainproof.api.rest import errors, grafeas, ops
+from chainproof.api.rest.body import BodyLimitMiddleware
+from chainproof.errors import ChainproofError
+
+if TYPE_CHECKING:
+    from chainproof.bootstrap import Container
+
+
+def create_app(
+    open_container: Callable[[], Awaitable[Container]], *, max_body_bytes: int
+) -> FastAPI:
+    metrics = ops.Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = await open_container()
+        container.metrics = metrics
+        app.state.container = container
+        try:
+            yield
+        finally:
+            await container.close()
+
+    app = FastAPI(
+        title="chainproof",
+        version=__version__,
+        description=(
+            "The scribe: a Grafeas v1 metadata API (notes and occurrences about artifacts). "
+            "The judge: attestors, policies and admission decisions."
+        ),
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(ChainproofError, errors.handle_chainproof_error)
+    app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
+    app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
+    app.add_exception_handler(Exception, errors.handle_unexpected)
+    app.include_router(ops.router)
+    app.include_router(grafeas.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
+    return app

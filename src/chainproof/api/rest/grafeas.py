@@ -1,0 +1,280 @@
+"""REST routes of grafeas.v1.Grafeas and grafeas.v1.project.Projects.
+
+The same paths, verbs, query parameters and JSON as the Grafeas REST gateway (protobuf JSON
+mapping). The v1alpha1 walkthrough shapes are accepted on the same routes (see
+domain.legacy) and under the ``/v1alpha1`` prefix. Each route only translates: names from the
+path, messages from the body, a call to GrafeasService, JSON out.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from chainproof.api.rest.body import decode_json, int_param
+from chainproof.domain.legacy import upgrade_note_json, upgrade_occurrence_json
+from chainproof.domain.masks import split_mask_string
+from chainproof.domain.messages import note_from_json, occurrence_from_json, to_json
+from chainproof.errors import InvalidArgument
+from chainproof.services.grafeas import GrafeasService
+
+_JSON_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+Filter = Annotated[str, Query(alias="filter", description="e.g. kind=\"ATTESTATION\"")]
+PageSize = Annotated[str | None, Query(alias="pageSize", description="default 20, max 1000")]
+PageToken = Annotated[str, Query(alias="pageToken")]
+UpdateMask = Annotated[str | None, Query(alias="updateMask", description="comma-separated")]
+
+
+def grafeas_service(request: Request) -> GrafeasService:
+    service: GrafeasService = request.app.state.container.grafeas
+    return service
+
+
+Service = Annotated[GrafeasService, Depends(grafeas_service)]
+
+
+def json_response(data: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
+
+
+def _list_body(key: str, items: list[Any], token: str) -> dict[str, Any]:
+    body: dict[str, Any] = {key: [to_json(i) for i in items]}
+    if token:
+        body["nextPageToken"] = token
+    return body
+
+
+def _mask(update_mask: str | None, body: dict[str, Any]) -> list[str]:
+    # The gateway puts the mask in the query; some clients send it in the body instead.
+    raw = update_mask if update_mask is not None else body.pop("updateMask", None)
+    if raw is not None and not isinstance(raw, str):
+        raise InvalidArgument("updateMask must be a comma-separated string of field paths")
+    return split_mask_string(raw)
+
+
+async def _body_object(request: Request, what: str) -> dict[str, Any]:
+    data = decode_json(await request.body())
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"request body must be a JSON object holding {what}")
+    return data
+
+
+router = APIRouter()
+
+
+def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
+    r = APIRouter(prefix=prefix, tags=["grafeas"], include_in_schema=include_in_schema)
+
+    # ------------------------------------------------------------------ notes
+    @r.post("/projects/{project}/notes:batchCreate", openapi_extra=_JSON_BODY)
+    async def batch_create_notes(project: str, request: Request, svc: Service) -> Response:
+        body = await _body_object(request, "notes")
+        raw_notes = body.get("notes")
+        if not isinstance(raw_notes, dict):
+            raise InvalidArgument(
+                'notes must be a JSON object mapping note IDs to notes: {"notes": {"id": {…}}}'
+            )
+        notes = {
+            note_id: note_from_json(upgrade_note_json(n), f"notes[{note_id!r}]")
+            for note_id, n in raw_notes.items()
+        }
+        created = await svc.batch_create_notes(f"projects/{project}", notes)
+        return json_response({"notes": [to_json(n) for n in created]})
+
+    @r.post("/projects/{project}/notes", openapi_extra=_JSON_BODY)
+    async def create_note(
+        project: str,
+        request: Request,
+        svc: Service,
+        note_id: Annotated[str, Query(alias="noteId")] = "",
+    ) -> Response:
+        note = note_from_json(upgrade_note_json(await _body_object(request, "a note")))
+        created = await svc.create_note(f"projects/{project}", note_id, note)
+        return json_response(to_json(created))
+
+    @r.get("/projects/{project}/notes")
+    async def list_notes(
+        project: str,
+        svc: Service,
+        filter_: Filter = "",
+        page_size: PageSize = None,
+        page_token: PageToken = "",
+    ) -> Response:
+        page = await svc.list_notes(
+            f"projects/{project}", filter_, int_param(page_size, "pageSize"), page_token
+        )
+        return json_response(_list_body("notes", page.items, page.next_page_token))
+
+    @r.get("/projects/{project}/notes/{note_id}")
+    async def get_note(project: str, note_id: str, svc: Service) -> Response:
+        return json_response(to_json(await svc.get_note(f"projects/{project}/notes/{note_id}")))
+
+    @r.patch("/projects/{project}/notes/{note_id}", openapi_extra=_JSON_BODY)
+    async def update_note(
+        project: str,
+        note_id: str,
+        request: Request,
+        svc: Service,
+        update_mask: UpdateMask = None,
+    ) -> Response:
+        body = await _body_object(request, "a note")
+        mask = _mask(update_mask, body)
+        note = note_from_json(upgrade_note_json(body))
+        updated = await svc.update_note(f"projects/{project}/notes/{note_id}", note, mask)
+        return json_response(to_json(updated))
+
+    @r.delete("/projects/{project}/notes/{note_id}")
+    async def delete_note(project: str, note_id: str, svc: Service) -> Response:
+        await svc.delete_note(f"projects/{project}/notes/{note_id}")
+        return json_response({})
+
+    @r.get("/projects/{project}/notes/{note_id}/occurrences")
+    async def list_note_occurrences(
+        project: str,
+        note_id: str,
+        svc: Service,
+        filter_: Filter = "",
+        page_size: PageSize = None,
+        page_token: PageToken = "",
+    ) -> Response:
+        page = await svc.list_note_occurrences(
+            f"projects/{project}/notes/{note_id}",
+            filter_,
+            int_param(page_size, "pageSize"),
+            page_token,
+        )
+        return json_response(_list_body("occurrences", page.items, page.next_page_token))
+
+    # ------------------------------------------------------------------ occurrences
+    @r.post("/projects/{project}/occurrences:batchCreate", openapi_extra=_JSON_BODY)
+    async def batch_create_occurrences(project: str, request: Request, svc: Service) -> Response:
+        body = await _body_object(request, "occurrences")
+        raw = body.get("occurrences")
+        if not isinstance(raw, list):
+            raise InvalidArgument(
+                'occurrences must be a JSON array: {"occurrences": [{…}, …]}'
+            )
+        occurrences = [
+            occurrence_from_json(upgrade_occurrence_json(o), f"occurrences[{i}]")
+            for i, o in enumerate(raw)
+        ]
+        created = await svc.batch_create_occurrences(f"projects/{project}", occurrences)
+        return json_response({"occurrences": [to_json(o) for o in created]})
+
+    @r.post("/projects/{project}/occurrences", openapi_extra=_JSON_BODY)
+    async def create_occurrence(project: str, request: Request, svc: Service) -> Response:
+        body = await _body_object(request, "an occurrence")
+        occ = occurrence_from_json(upgrade_occurrence_json(body))
+        created = await svc.create_occurrence(f"projects/{project}", occ)
+        return json_response(to_json(created))
+
+    @r.get("/projects/{project}/occurrences")
+    async def list_occurrences(
+        project: str,
+        svc: Service,
+        filter_: Filter = "",
+        page_size: PageSize = None,
+        page_token: PageToken = "",
+    ) -> Response:
+        page = await svc.list_occurrences(
+            f"projects/{project}", filter_, int_param(page_size, "pageSize"), page_token
+        )
+        return json_response(_list_body("occurrences", page.items, page.next_page_token))
+
+    @r.get("/projects/{project}/occurrences/{occurrence_id}")
+    async def get_occurrence(project: str, occurrence_id: str, svc: Service) -> Response:
+        occ = await svc.get_occurrence(f"projects/{project}/occurrences/{occurrence_id}")
+        return json_response(to_json(occ))
+
+    @r.patch("/projects/{project}/occurrences/{occurrence_id}", openapi_extra=_JSON_BODY)
+    async def update_occurrence(
+        project: str,
+        occurrence_id: str,
+        request: Request,
+        svc: Service,
+        update_mask: UpdateMask = None,
+    ) -> Response:
+        body = await _body_object(request, "an occurrence")
+        mask = _mask(update_mask, body)
+        occ = occurrence_from_json(upgrade_occurrence_json(body))
+        updated = await svc.update_occurrence(
+            f"projects/{project}/occurrences/{occurrence_id}", occ, mask
+        )
+        return json_response(to_json(updated))
+
+    @r.delete("/projects/{project}/occurrences/{occurrence_id}")
+    async def delete_occurrence(project: str, occurrence_id: str, svc: Service) -> Response:
+        await svc.delete_occurrence(f"projects/{project}/occurrences/{occurrence_id}")
+        return json_response({})
+
+    @r.get("/projects/{project}/occurrences/{occurrence_id}/notes")
+    async def get_occurrence_note(project: str, occurrence_id: str, svc: Service) -> Response:
+        note = await svc.get_occurrence_note(f"projects/{project}/occurrences/{occurrence_id}")
+        return json_response(to_json(note))
+
+    # A '/' inside an ID splits the path; say so instead of "no route".
+    @r.api_route(
+        "/projects/{project}/{collection}/{rest:path}",
+        methods=["GET", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def slash_in_id(project: str, collection: str, rest: str) -> Response:
+        if collection in ("notes", "occurrences") and "/" in rest:
+            raise InvalidArgument(
+                f"{collection[:-1]} ID {rest!r} must not contain '/': expected "
+                f"projects/{{project}}/{collection}/{{id}}"
+            )
+        raise InvalidArgument(
+            f"no resource at projects/{project}/{collection}/{rest}: expected "
+            "projects/{project}/notes/{id} or projects/{project}/occurrences/{id}"
+        )
+
+    # ------------------------------------------------------------------ projects
+    @r.post("/projects", openapi_extra=_JSON_BODY, tags=["projects"])
+    async def create_project(request: Request, svc: Service) -> Response:
+        body = await _body_object(request, "a project")
+        name = body.get("name")
+        unknown = set(body) - {"name"}
+        if unknown:
+            raise InvalidArgument(
+                f"unknown fields in project: {', '.join(sorted(unknown))}; only name is accepted"
+            )
+        if not isinstance(name, str):
+            raise InvalidArgument('project name is required: {"name": "projects/{project_id}"}')
+        return json_response({"name": await svc.create_project(name)})
+
+    @r.get("/projects", tags=["projects"])
+    async def list_projects(
+        svc: Service,
+        filter_: Filter = "",
+        page_size: PageSize = None,
+        page_token: PageToken = "",
+    ) -> Response:
+        page = await svc.list_projects(filter_, int_param(page_size, "pageSize"), page_token)
+        body: dict[str, Any] = {"projects": [{"name": n} for n in page.items]}
+        if page.next_page_token:
+            body["nextPageToken"] = page.next_page_token
+        return json_response(body)
+
+    @r.get("/projects/{project}", tags=["projects"])
+    async def get_project(project: str, svc: Service) -> Response:
+        return json_response({"name": await svc.get_project(f"projects/{project}")})
+
+    @r.delete("/projects/{project}", tags=["projects"])
+    async def delete_project(project: str, svc: Service) -> Response:
+        await svc.delete_project(f"projects/{project}")
+        return json_response({})
+
+    return r
+
+
+router.include_router(_routes("/v1", include_in_schema=True))
+router.include_router(_routes("/v1alpha1", include_in_schema=False))

@@ -1,0 +1,96 @@
+"""The one composition root: settings in, a wired system out.
+
+Everything that connects, reads secrets or configures logging happens here, when asked, never
+at import time. Entrypoints (``chainproof serve``, tests) call :func:`build_app` or
+:func:`open_container` and get back objects that know nothing of how they were made.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from dataclasses import dataclass, field
+
+import structlog
+from fastapi import FastAPI
+
+from chainproof.api.rest.app import create_app
+from chainproof.api.rest.ops import Metrics
+from chainproof.config import Settings
+from chainproof.domain.pagination import PageTokenCodec
+from chainproof.services.grafeas import GrafeasService
+from chainproof.store.port import MetadataStore
+
+_TOKEN_SECRET_KEY = "page_token_secret"
+
+
+@dataclass
+class Container:
+    """The wired application: what entrypoints are allowed to reach."""
+
+    settings: Settings
+    store: MetadataStore
+    grafeas: GrafeasService
+    metrics: Metrics = field(default_factory=Metrics)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _create_store(settings: Settings) -> MetadataStore:
+    # Imported here so that importing bootstrap never pulls in database drivers.
+    from chainproof.store.factory import create_store
+
+    return create_store(settings.database_url)
+
+
+async def _token_secret(settings: Settings, store: MetadataStore) -> bytes:
+    if settings.page_token_secret is not None:
+        return settings.page_token_secret.get_secret_value().encode()
+    # Shared through the database so every replica accepts every other replica's tokens.
+    async with store.session() as s:
+        value = await s.get_or_set_meta(_TOKEN_SECRET_KEY, secrets.token_hex(32))
+    return bytes.fromhex(value)
+
+
+async def open_container(settings: Settings, store: MetadataStore | None = None) -> Container:
+    """Open the store (running migrations) and wire the services on top of it."""
+    store = store if store is not None else _create_store(settings)
+    await store.open()
+    try:
+        tokens = PageTokenCodec(await _token_secret(settings, store))
+    except BaseException:
+        await store.close()
+        raise
+    return Container(settings=settings, store=store, grafeas=GrafeasService(store, tokens))
+
+
+def build_app(settings: Settings, store: MetadataStore | None = None) -> FastAPI:
+    """The REST application; the container is opened when the app starts (lifespan)."""
+
+    async def opener() -> Container:
+        return await open_container(settings, store)
+
+    return create_app(opener, max_body_bytes=settings.max_body_bytes)

@@ -1,0 +1,104 @@
+"""The ``chainproof`` command line.
+
+Library code raises :class:`chainproof.errors.ChainproofError` with its own explanation; only
+this layer turns errors into messages on stderr and exit codes:
+
+* 0 success; 1 a check failed (e.g. a verification or policy denial);
+* 2 bad usage or bad input; 3 the server or database could not be reached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chainproof.errors import ChainproofError, InvalidArgument, Unavailable
+
+app = typer.Typer(
+    name="chainproof",
+    help="Software supply chain security: the scribe (Grafeas v1 store) and the judge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err = Console(stderr=True)
+
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Settings file (TOML, YAML or JSON); also $CHAINPROOF_CONFIG.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def fail(exc: ChainproofError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    if isinstance(exc, Unavailable):
+        return typer.Exit(EXIT_UNAVAILABLE)
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [env CHAINPROOF_HOST, 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="REST port [env CHAINPROOF_PORT, 8080]")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="sqlite:///path, postgresql://user@host/db or memory:// "
+            "[env CHAINPROOF_DATABASE_URL, sqlite:///./data/chainproof.db]",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start the server: the Grafeas v1 REST API, operations endpoints and the judge."""
+    import uvicorn
+
+    from chainproof.bootstrap import build_app, configure_logging
+    from chainproof.config import load_settings
+
+    try:
+        settings = load_settings(config, host=host, port=port, database_url=database_url)
+    except InvalidArgument as exc:
+        raise fail(exc) from None
+    configure_logging(settings)
+    application = build_app(settings)
+    tls = settings.tls
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        ssl_certfile=str(tls.cert_file) if tls.cert_file else None,
+        ssl_keyfile=str(tls.key_file) if tls.key_file else None,
+        ssl_ca_certs=str(tls.client_ca_file) if tls.client_ca_file else None,
+        ssl_cert_reqs=2 if tls.client_ca_file else 0,  # ssl.CERT_REQUIRED for mutual TLS
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the chainproof version."""
+    from chainproof import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

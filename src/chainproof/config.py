@@ -1,0 +1,122 @@
+"""Settings: `CHAINPROOF_…` environment variables, an optional TOML/YAML/JSON file, defaults.
+
+Nothing reads settings at import time: :func:`load_settings` is called by the composition root
+(:mod:`chainproof.bootstrap`) or the CLI, and its result is passed down explicitly.
+Nested groups use a double underscore in environment variables, e.g.
+``CHAINPROOF_ADMISSION__FAILURE_MODE=open``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from chainproof.errors import InvalidArgument
+
+DEFAULT_SQLITE_URL = "sqlite:///./data/chainproof.db"
+#: Same default as gRPC's maximum receive message size.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class TLSSettings(BaseModel):
+    """Optional TLS for the REST and gRPC servers; mutual TLS when a client CA is given."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+
+class AdmissionSettings(BaseModel):
+    """How the admission webhook chooses a policy and behaves when things go wrong."""
+
+    project: str = "default"
+    cluster: str = ""
+    failure_mode: Literal["closed", "open"] = "closed"
+    deadline_seconds: float = Field(default=3.0, gt=0, le=30)
+    breakglass_enabled: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. See docs/configuration.md for the full list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHAINPROOF_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    grpc_port: int = Field(default=8090, ge=0, le=65535)
+    grpc_enabled: bool = True
+    database_url: str = DEFAULT_SQLITE_URL
+    #: Secret that authenticates page tokens. When unset, one is generated and kept in the
+    #: database, so that every replica sharing the database accepts the same tokens.
+    page_token_secret: SecretStr | None = None
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    tls: TLSSettings = TLSSettings()
+    admission: AdmissionSettings = AdmissionSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit values (CLI options, the config file) win over the environment.
+        return (init_settings, env_settings)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidArgument(f"config file {path} is not valid {path.suffix[1:]}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"config file {path} must hold a mapping of settings at the top")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from, in rising priority: defaults, the environment, the file, overrides.
+
+    The file is ``config_file`` or ``$CHAINPROOF_CONFIG``; overrides whose value is None are
+    ignored (they are CLI options the user did not give).
+    """
+    values: dict[str, Any] = {}
+    path = config_file or (Path(p) if (p := os.environ.get("CHAINPROOF_CONFIG")) else None)
+    if path is not None:
+        values.update(_read_config_file(path))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    env_backup = os.environ.pop("CHAINPROOF_CONFIG", None)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise InvalidArgument("invalid settings", details=problems) from exc
+    finally:
+        if env_backup is not None:
+            os.environ["CHAINPROOF_CONFIG"] = env_backup

@@ -1,0 +1,228 @@
+"""Grafeas kinds: deriving ``kind`` from a note's or occurrence's details, and checking the
+required fields of each kind.
+
+Validation collects every violation instead of stopping at the first, so that a client learns
+everything wrong with a request in one InvalidArgument. This module reads messages only; it
+does not know what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chainproof.errors import InvalidArgument
+
+#: Details field name (the protobuf oneof member) → kind name.
+DETAILS_TO_KIND: dict[str, str] = {
+    "vulnerability": "VULNERABILITY",
+    "build": "BUILD",
+    "image": "IMAGE",
+    "package": "PACKAGE",
+    "deployment": "DEPLOYMENT",
+    "discovery": "DISCOVERY",
+    "attestation": "ATTESTATION",
+    "upgrade": "UPGRADE",
+    "compliance": "COMPLIANCE",
+    "dsse_attestation": "DSSE_ATTESTATION",
+    "vulnerability_assessment": "VULNERABILITY_ASSESSMENT",
+    "sbom_reference": "SBOM_REFERENCE",
+    "secret": "SECRET",
+}
+KIND_NAMES: frozenset[str] = frozenset(DETAILS_TO_KIND.values())
+
+#: Occurrence kinds that may attach to a note of another kind. A DSSE attestation is made by an
+#: attestor, whose note is an ATTESTATION note (as in Binary Authorization).
+_COMPATIBLE_NOTE_KINDS: dict[str, frozenset[str]] = {
+    "DSSE_ATTESTATION": frozenset({"DSSE_ATTESTATION", "ATTESTATION"}),
+}
+
+Check = Callable[[Any, str, list[str]], None]
+
+
+def _kind_name(msg: Any) -> str:
+    return str(msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_number[msg.kind].name)
+
+
+def derive_kind(msg: Any, *, oneof: str, what: str) -> str:
+    """The kind a message's details imply; InvalidArgument if absent or contradicting ``kind``."""
+    details = msg.WhichOneof(oneof)
+    if details is None:
+        raise InvalidArgument(
+            f"{what} has no details: expected exactly one of "
+            + ", ".join(_camel(f) for f in DETAILS_TO_KIND if f in msg.DESCRIPTOR.fields_by_name)
+        )
+    kind = DETAILS_TO_KIND[details]
+    given = _kind_name(msg)
+    if given not in ("NOTE_KIND_UNSPECIFIED", kind):
+        raise InvalidArgument(
+            f"{what} says kind {given} but carries {_camel(details)} details, which are kind "
+            f"{kind}: omit kind (it is derived) or make them agree"
+        )
+    return kind
+
+
+def note_kind_accepts(note_kind: str, occurrence_kind: str) -> bool:
+    return note_kind in _COMPATIBLE_NOTE_KINDS.get(occurrence_kind, frozenset({occurrence_kind}))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+# --- required fields per kind -------------------------------------------------------------
+
+
+def _need(value: Any, path: str, problems: list[str], hint: str = "") -> None:
+    if not value:
+        problems.append(f"{path} is required{': ' + hint if hint else ''}")
+
+
+def _hint(details: Any, path: str, problems: list[str]) -> None:
+    if details.HasField("hint"):
+        _need(details.hint.human_readable_name, f"{path}.hint.humanReadableName", problems)
+
+
+def _note_vulnerability(d: Any, p: str, problems: list[str]) -> None:
+    for i, detail in enumerate(d.details):
+        _need(detail.affected_cpe_uri, f"{p}.details[{i}].affectedCpeUri", problems)
+        _need(detail.affected_package, f"{p}.details[{i}].affectedPackage", problems)
+
+
+def _note_build(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.builder_version, f"{p}.builderVersion", problems)
+
+
+def _fingerprint(fp: Any, p: str, problems: list[str]) -> None:
+    _need(fp.v1_name, f"{p}.v1Name", problems)
+    _need(list(fp.v2_blob), f"{p}.v2Blob", problems, "the ordered list of layer blob digests")
+
+
+def _note_image(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.resource_url, f"{p}.resourceUrl", problems)
+    _need(d.HasField("fingerprint"), f"{p}.fingerprint", problems)
+    if d.HasField("fingerprint"):
+        _fingerprint(d.fingerprint, f"{p}.fingerprint", problems)
+
+
+def _note_package(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.name, f"{p}.name", problems)
+
+
+def _note_deployment(d: Any, p: str, problems: list[str]) -> None:
+    _need(list(d.resource_uri), f"{p}.resourceUri", problems, "the resources that are deployed")
+
+
+def _note_discovery(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.analysis_kind, f"{p}.analysisKind", problems, "the kind of analysis this discovers")
+
+
+def _note_upgrade(d: Any, p: str, problems: list[str]) -> None:
+    if not d.HasField("windows_update"):
+        _need(d.package, f"{p}.package", problems, "or windowsUpdate for Windows")
+        _need(d.HasField("version"), f"{p}.version", problems, "or windowsUpdate for Windows")
+
+
+def _nothing(d: Any, p: str, problems: list[str]) -> None:
+    return None
+
+
+_NOTE_CHECKS: dict[str, Check] = {
+    "vulnerability": _note_vulnerability,
+    "build": _note_build,
+    "image": _note_image,
+    "package": _note_package,
+    "deployment": _note_deployment,
+    "discovery": _note_discovery,
+    "attestation": _hint,
+    "upgrade": _note_upgrade,
+    "compliance": _nothing,
+    "dsse_attestation": _hint,
+    "vulnerability_assessment": _nothing,
+    "sbom_reference": _nothing,
+    "secret": _nothing,
+}
+
+
+def _occ_vulnerability(d: Any, p: str, problems: list[str]) -> None:
+    _need(list(d.package_issue), f"{p}.packageIssue", problems, "at least one affected package")
+    for i, issue in enumerate(d.package_issue):
+        _need(issue.affected_cpe_uri, f"{p}.packageIssue[{i}].affectedCpeUri", problems)
+        _need(issue.affected_package, f"{p}.packageIssue[{i}].affectedPackage", problems)
+
+
+def _occ_build(d: Any, p: str, problems: list[str]) -> None:
+    if d.HasField("provenance"):
+        _need(d.provenance.id, f"{p}.provenance.id", problems)
+
+
+def _occ_image(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.HasField("fingerprint"), f"{p}.fingerprint", problems)
+    if d.HasField("fingerprint"):
+        _fingerprint(d.fingerprint, f"{p}.fingerprint", problems)
+
+
+def _occ_package(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.name, f"{p}.name", problems)
+
+
+def _occ_deployment(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.HasField("deploy_time"), f"{p}.deployTime", problems)
+
+
+def _occ_attestation(d: Any, p: str, problems: list[str]) -> None:
+    if not d.jwts:
+        _need(d.serialized_payload, f"{p}.serializedPayload", problems, "the signed bytes")
+        _need(list(d.signatures), f"{p}.signatures", problems, "at least one signature")
+    for i, sig in enumerate(d.signatures):
+        _need(sig.signature, f"{p}.signatures[{i}].signature", problems)
+        _need(sig.public_key_id, f"{p}.signatures[{i}].publicKeyId", problems)
+
+
+def _occ_dsse(d: Any, p: str, problems: list[str]) -> None:
+    _need(d.HasField("envelope"), f"{p}.envelope", problems, "the DSSE envelope")
+    if d.HasField("envelope"):
+        env = d.envelope
+        _need(env.payload, f"{p}.envelope.payload", problems)
+        _need(env.payload_type, f"{p}.envelope.payloadType", problems)
+        _need(list(env.signatures), f"{p}.envelope.signatures", problems, "at least one")
+        for i, sig in enumerate(env.signatures):
+            _need(sig.sig, f"{p}.envelope.signatures[{i}].sig", problems)
+
+
+_OCCURRENCE_CHECKS: dict[str, Check] = {
+    "vulnerability": _occ_vulnerability,
+    "build": _occ_build,
+    "image": _occ_image,
+    "package": _occ_package,
+    "deployment": _occ_deployment,
+    "discovery": _nothing,
+    "attestation": _occ_attestation,
+    "upgrade": _nothing,
+    "compliance": _nothing,
+    "dsse_attestation": _occ_dsse,
+    "sbom_reference": _nothing,
+    "secret": _nothing,
+}
+
+
+def note_problems(note: Any) -> list[str]:
+    """Violations of the required fields of a note's kind (empty when valid)."""
+    details = note.WhichOneof("type")
+    if details is None:
+        return []
+    problems: list[str] = []
+    _NOTE_CHECKS[details](getattr(note, details), _camel(details), problems)
+    return problems
+
+
+def occurrence_problems(occ: Any) -> list[str]:
+    """Violations of an occurrence's common and kind-specific required fields."""
+    problems: list[str] = []
+    _need(occ.resource_uri.strip(), "resourceUri", problems, "the artifact this is about")
+    _need(occ.note_name, "noteName", problems, "projects/{project}/notes/{note}")
+    details = occ.WhichOneof("details")
+    if details is not None:
+        _OCCURRENCE_CHECKS[details](getattr(occ, details), _camel(details), problems)
+    return problems

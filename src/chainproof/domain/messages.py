@@ -1,0 +1,64 @@
+"""The Grafeas v1 message types and their JSON mapping.
+
+The canonical schema is the ``grafeas`` package's protobuf messages (``grafeas.v1.*``); this
+module re-exports the raw protobuf classes (not the proto-plus wrappers, which are slower) and
+converts between them and protobuf's JSON mapping (camelCase, enums by name or number,
+RFC 3339 times, base64 bytes), turning every parse failure into an InvalidArgument that names
+the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from grafeas.grafeas_v1.types import common as _common
+from grafeas.grafeas_v1.types import grafeas as _grafeas
+
+from chainproof.errors import InvalidArgument
+
+# Raw protobuf classes. They are dynamically generated, so static typing sees them as Any.
+NotePB: Any = _grafeas.Note.pb()
+OccurrencePB: Any = _grafeas.Occurrence.pb()
+NoteKindPB: Any = _common.NoteKind.pb() if hasattr(_common.NoteKind, "pb") else None
+
+#: A ``grafeas.v1.Note`` protobuf message.
+Note: TypeAlias = Any
+#: A ``grafeas.v1.Occurrence`` protobuf message.
+Occurrence: TypeAlias = Any
+
+
+def _parse(cls: Any, data: Any, what: str) -> Any:
+    if not isinstance(data, dict):
+        raise InvalidArgument(
+            f"{what} must be a JSON object, got {type(data).__name__ if data is not None else 'null'}"
+        )
+    msg = cls()
+    try:
+        json_format.ParseDict(data, msg, ignore_unknown_fields=False, max_recursion_depth=64)
+    except json_format.ParseError as exc:
+        raise InvalidArgument(f"{what} is not a valid {cls.DESCRIPTOR.full_name}: {exc}") from exc
+    except (ValueError, TypeError, RecursionError) as exc:  # defensive: odd values deep inside
+        raise InvalidArgument(f"{what} is not a valid {cls.DESCRIPTOR.full_name}: {exc}") from exc
+    return msg
+
+
+def note_from_json(data: Any, what: str = "note") -> Note:
+    return _parse(NotePB, data, what)
+
+
+def occurrence_from_json(data: Any, what: str = "occurrence") -> Occurrence:
+    return _parse(OccurrencePB, data, what)
+
+
+def to_json(msg: Message) -> dict[str, Any]:
+    """protobuf JSON mapping: camelCase names, enum names, RFC 3339 times, base64 bytes."""
+    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+
+
+def from_stored_json(cls: Any, data: dict[str, Any]) -> Any:
+    """Parse JSON that this server wrote itself (tolerant of fields a newer version added)."""
+    msg = cls()
+    json_format.ParseDict(data, msg, ignore_unknown_fields=True)
+    return msg

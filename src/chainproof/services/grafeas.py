@@ -1,0 +1,482 @@
+"""The Grafeas v1 API semantics, shared by the REST and gRPC entrypoints.
+
+Every call runs in the same order: parse the names, validate the request, then read or write
+the store inside one session (one transaction). Inputs are ``grafeas.v1`` protobuf messages
+already decoded by an entrypoint; outputs are the same messages. The semantics kept from
+Grafeas, and the reference server's bugs not repeated, are listed in docs/api.md.
+
+This module owns: name checks, derived fields (``kind``, names, times), required fields,
+update masks, immutability, batch atomicity, pagination and filters. It does not know about
+HTTP, gRPC or SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from chainproof.domain import filters as flt
+from chainproof.domain.images import canonical_resource
+from chainproof.domain.kinds import (
+    derive_kind,
+    note_kind_accepts,
+    note_problems,
+    occurrence_problems,
+)
+from chainproof.domain.masks import apply_mask, parse_mask
+from chainproof.domain.messages import Note, NotePB, Occurrence, OccurrencePB
+from chainproof.domain.names import (
+    NoteName,
+    OccurrenceName,
+    parse_note_name,
+    parse_occurrence_name,
+    parse_project_name,
+    validate_resource_id,
+)
+from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord, StoreSession
+
+MAX_BATCH = 1000
+
+Clock = Callable[[], datetime]
+IdFactory = Callable[[], str]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_occurrence_id() -> str:
+    return str(uuid.uuid4())
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+
+
+#: Output-only fields: set by the server, never by a request.
+_NOTE_OUTPUT_ONLY = frozenset({"name", "kind", "create_time", "update_time"})
+_OCC_OUTPUT_ONLY = frozenset({"name", "kind", "create_time", "update_time"})
+#: Immutable after creation (Grafeas marks them "Immutable").
+_OCC_IMMUTABLE = frozenset({"resource_uri", "note_name"})
+
+
+class GrafeasService:
+    """Notes, occurrences and projects, with Grafeas semantics."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        tokens: PageTokenCodec,
+        clock: Clock = utc_now,
+        new_id: IdFactory = new_occurrence_id,
+    ) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._clock = clock
+        self._new_id = new_id
+
+    # ---------------------------------------------------------------- projects
+
+    async def create_project(self, name: str) -> str:
+        project = parse_project_name(name)
+        async with self._store.session() as s:
+            if not await s.add_project(project):
+                raise AlreadyExists(f"project {name} already exists")
+        return name
+
+    async def get_project(self, name: str) -> str:
+        project = parse_project_name(name)
+        async with self._store.session() as s:
+            if not await s.has_project(project):
+                raise NotFound(f"project {name} does not exist")
+        return name
+
+    async def list_projects(
+        self, filter_text: str, size: int | None, token: str
+    ) -> Page[str]:
+        if filter_text.strip():
+            raise InvalidArgument(
+                "filter is not supported when listing projects: leave it empty"
+            )
+        limit = page_size(size)
+        scope = ListScope("projects", "", "")
+        after = self._tokens.decode(scope, token) if token else None
+        async with self._store.session() as s:
+            rows = await s.list_projects(after, limit + 1)
+        return self._page([f"projects/{p}" for p in rows], rows, limit, scope)
+
+    async def delete_project(self, name: str) -> None:
+        project = parse_project_name(name)
+        async with self._store.session() as s:
+            if not await s.has_project(project):
+                raise NotFound(f"project {name} does not exist")
+            if await s.project_holds_data(project):
+                raise FailedPrecondition(
+                    f"project {name} still holds notes or occurrences: delete them first"
+                )
+            await s.remove_project(project)
+
+    # ---------------------------------------------------------------- notes
+
+    async def get_note(self, name: str) -> Note:
+        nn = parse_note_name(name)
+        async with self._store.session() as s:
+            rec = await s.get_note(nn.project, nn.note_id)
+        if rec is None:
+            raise NotFound(f"note {nn} does not exist")
+        return rec.note
+
+    async def list_notes(
+        self, parent: str, filter_text: str, size: int | None, token: str
+    ) -> Page[Note]:
+        project = parse_project_name(parent)
+        where = flt.parse_filter(filter_text, flt.Target.NOTES)
+        limit = page_size(size)
+        scope = ListScope("notes", parent, flt.render(where))
+        after = self._tokens.decode(scope, token) if token else None
+        async with self._store.session() as s:
+            rows = await s.list_notes(project, where, after, limit + 1)
+        return self._page([r.note for r in rows], [r.note_id for r in rows], limit, scope)
+
+    async def create_note(self, parent: str, note_id: str, note: Note) -> Note:
+        project = parse_project_name(parent)
+        record = self._new_note(project, note_id, note, what="note")
+        async with self._store.session() as s:
+            taken = await s.insert_notes([record])
+            if taken:
+                raise AlreadyExists(f"note projects/{project}/notes/{note_id} already exists")
+            await s.add_project(project)
+        return record.note
+
+    async def batch_create_notes(self, parent: str, notes: Mapping[str, Note]) -> list[Note]:
+        project = parse_project_name(parent)
+        _check_batch_size(len(notes), "notes")
+        records: list[NoteRecord] = []
+        problems: list[str] = []
+        for note_id, note in notes.items():
+            try:
+                records.append(self._new_note(project, note_id, note, what=f"notes[{note_id!r}]"))
+            except InvalidArgument as exc:
+                problems.append(str(exc))
+        if problems:
+            raise InvalidArgument(
+                f"{len(problems)} of {len(notes)} notes are invalid; nothing was created",
+                details=problems,
+            )
+        async with self._store.session() as s:
+            taken = await s.insert_notes(records)
+            if taken:
+                raise AlreadyExists(
+                    f"{len(taken)} of {len(records)} notes already exist; nothing was created",
+                    details=[f"projects/{project}/notes/{t}" for t in taken],
+                )
+            await s.add_project(project)
+        return [r.note for r in records]
+
+    async def update_note(self, name: str, note: Note, mask: Sequence[str]) -> Note:
+        nn = parse_note_name(name)
+        paths = parse_mask(mask, NotePB.DESCRIPTOR, what="a Note")
+        async with self._store.session() as s:
+            current = await s.get_note(nn.project, nn.note_id)
+            if current is None:
+                raise NotFound(f"note {nn} does not exist")
+            updated = NotePB()
+            updated.CopyFrom(current.note)
+            if paths:
+                _refuse_paths(paths, _NOTE_OUTPUT_ONLY, "is set by the server")
+                apply_mask(updated, note, paths)
+            else:
+                updated.CopyFrom(note)
+                _keep_output_only(updated, current.note, _NOTE_OUTPUT_ONLY)
+            updated.name = str(nn)
+            updated.kind = 0
+            kind = derive_kind(updated, oneof="type", what="note")
+            if kind != current.kind:
+                raise InvalidArgument(
+                    f"note {nn} is kind {current.kind}; its kind cannot change to {kind}"
+                )
+            _raise_problems(note_problems(updated), "note")
+            _set_kind(updated, kind)
+            updated.create_time.CopyFrom(current.note.create_time)
+            updated.update_time.FromDatetime(self._clock())
+            await s.replace_note(NoteRecord(nn.project, nn.note_id, kind, updated))
+        return updated
+
+    async def delete_note(self, name: str) -> None:
+        nn = parse_note_name(name)
+        async with self._store.session() as s:
+            if not await s.delete_note(nn.project, nn.note_id):
+                raise NotFound(f"note {nn} does not exist")
+
+    def _new_note(self, project: str, note_id: str, note: Note, *, what: str) -> NoteRecord:
+        if not note_id:
+            raise InvalidArgument(f"{what}: noteId is required: the client chooses note IDs")
+        validate_resource_id(note_id, what="note ID")
+        expected = f"projects/{project}/notes/{note_id}"
+        if note.name and note.name != expected:
+            raise InvalidArgument(
+                f"{what}: name {note.name!r} does not match the parent and noteId, which make "
+                f"{expected!r}; leave name empty or make them agree"
+            )
+        created = NotePB()
+        created.CopyFrom(note)
+        kind = derive_kind(created, oneof="type", what=what)
+        _raise_problems(note_problems(created), what)
+        created.name = expected
+        _set_kind(created, kind)
+        now = self._clock()
+        created.create_time.FromDatetime(now)
+        created.update_time.FromDatetime(now)
+        return NoteRecord(project, note_id, kind, created)
+
+    # ---------------------------------------------------------------- occurrences
+
+    async def get_occurrence(self, name: str) -> Occurrence:
+        on = parse_occurrence_name(name)
+        async with self._store.session() as s:
+            rec = await s.get_occurrence(on.project, on.occurrence_id)
+        if rec is None:
+            raise NotFound(f"occurrence {on} does not exist")
+        return rec.occurrence
+
+    async def list_occurrences(
+        self, parent: str, filter_text: str, size: int | None, token: str
+    ) -> Page[Occurrence]:
+        project = parse_project_name(parent)
+        where = flt.parse_filter(filter_text, flt.Target.OCCURRENCES)
+        limit = page_size(size)
+        scope = ListScope("occurrences", parent, flt.render(where))
+        after = self._tokens.decode(scope, token) if token else None
+        async with self._store.session() as s:
+            rows = await s.list_occurrences(project, where, after, limit + 1)
+        return self._page(
+            [r.occurrence for r in rows], [r.occurrence_id for r in rows], limit, scope
+        )
+
+    async def create_occurrence(self, parent: str, occurrence: Occurrence) -> Occurrence:
+        return (await self.batch_create_occurrences(parent, [occurrence], single=True))[0]
+
+    async def batch_create_occurrences(
+        self, parent: str, occurrences: Sequence[Occurrence], *, single: bool = False
+    ) -> list[Occurrence]:
+        project = parse_project_name(parent)
+        if not single:
+            _check_batch_size(len(occurrences), "occurrences")
+        drafts: list[tuple[int, Occurrence, str, NoteName]] = []
+        problems: list[str] = []
+        for i, occ in enumerate(occurrences):
+            what = "occurrence" if single else f"occurrences[{i}]"
+            try:
+                drafts.append((i, *self._draft_occurrence(occ, what)))
+            except InvalidArgument as exc:
+                problems.append(str(exc))
+        if problems:
+            _raise_batch(problems, len(occurrences), single, "occurrences")
+        now = self._clock()
+        async with self._store.session() as s:
+            notes = await s.get_notes([(n.project, n.note_id) for *_, n in drafts])
+            records: list[OccurrenceRecord] = []
+            for i, occ, kind, note_name in drafts:
+                what = "occurrence" if single else f"occurrences[{i}]"
+                note = notes.get((note_name.project, note_name.note_id))
+                if note is None:
+                    missing = f"note {note_name} does not exist: create it first"
+                    if single:
+                        raise NotFound(f"occurrence refers to {missing}")
+                    problems.append(f"{what}: {missing}")
+                    continue
+                if not note_kind_accepts(note.kind, kind):
+                    problems.append(
+                        f"{what}: is kind {kind} but its note {note_name} is kind {note.kind}"
+                    )
+                    continue
+                occurrence_id = self._new_id()
+                occ.name = str(OccurrenceName(project, occurrence_id))
+                occ.create_time.FromDatetime(now)
+                occ.update_time.FromDatetime(now)
+                records.append(
+                    OccurrenceRecord(
+                        project=project,
+                        occurrence_id=occurrence_id,
+                        kind=kind,
+                        note_project=note_name.project,
+                        note_id=note_name.note_id,
+                        resource=canonical_resource(occ.resource_uri),
+                        occurrence=occ,
+                    )
+                )
+            if problems:
+                _raise_batch(problems, len(occurrences), single, "occurrences")
+            await s.insert_occurrences(records)
+            await s.add_project(project)
+        return [r.occurrence for r in records]
+
+    async def update_occurrence(
+        self, name: str, occurrence: Occurrence, mask: Sequence[str]
+    ) -> Occurrence:
+        on = parse_occurrence_name(name)
+        paths = parse_mask(mask, OccurrencePB.DESCRIPTOR, what="an Occurrence")
+        async with self._store.session() as s:
+            current = await s.get_occurrence(on.project, on.occurrence_id)
+            if current is None:
+                raise NotFound(f"occurrence {on} does not exist")
+            old = current.occurrence
+            updated = OccurrencePB()
+            updated.CopyFrom(old)
+            if paths:
+                _refuse_paths(paths, _OCC_OUTPUT_ONLY, "is set by the server")
+                apply_mask(updated, occurrence, paths)
+            else:
+                updated.CopyFrom(occurrence)
+                _keep_output_only(updated, old, _OCC_OUTPUT_ONLY | _OCC_IMMUTABLE)
+            for field in ("resource_uri", "note_name"):
+                if getattr(updated, field) != getattr(old, field):
+                    raise InvalidArgument(
+                        f"{_camel(field)} of occurrence {on} is immutable: it is "
+                        f"{getattr(old, field)!r}; create a new occurrence instead"
+                    )
+            updated.name = str(on)
+            updated.kind = 0
+            kind = derive_kind(updated, oneof="details", what="occurrence")
+            if kind != current.kind:
+                raise InvalidArgument(
+                    f"occurrence {on} is kind {current.kind}; its kind cannot change to {kind}"
+                )
+            _raise_problems(occurrence_problems(updated), "occurrence")
+            _set_kind(updated, kind)
+            updated.update_time.FromDatetime(self._clock())
+            await s.replace_occurrence(
+                OccurrenceRecord(
+                    project=current.project,
+                    occurrence_id=current.occurrence_id,
+                    kind=kind,
+                    note_project=current.note_project,
+                    note_id=current.note_id,
+                    resource=current.resource,
+                    occurrence=updated,
+                )
+            )
+        return updated
+
+    async def delete_occurrence(self, name: str) -> None:
+        on = parse_occurrence_name(name)
+        async with self._store.session() as s:
+            if not await s.delete_occurrence(on.project, on.occurrence_id):
+                raise NotFound(f"occurrence {on} does not exist")
+
+    async def get_occurrence_note(self, name: str) -> Note:
+        on = parse_occurrence_name(name)
+        async with self._store.session() as s:
+            occ = await s.get_occurrence(on.project, on.occurrence_id)
+            if occ is None:
+                raise NotFound(f"occurrence {on} does not exist")
+            note = await s.get_note(occ.note_project, occ.note_id)
+        if note is None:
+            raise NotFound(
+                f"note projects/{occ.note_project}/notes/{occ.note_id} of occurrence {on} "
+                "no longer exists"
+            )
+        return note.note
+
+    async def list_note_occurrences(
+        self, name: str, filter_text: str, size: int | None, token: str
+    ) -> Page[Occurrence]:
+        nn = parse_note_name(name)
+        where = flt.parse_filter(filter_text, flt.Target.OCCURRENCES)
+        limit = page_size(size)
+        scope = ListScope("note-occurrences", str(nn), flt.render(where))
+        after = self._tokens.decode(scope, token) if token else None
+        async with self._store.session() as s:
+            if await s.get_note(nn.project, nn.note_id) is None:
+                raise NotFound(f"note {nn} does not exist")
+            rows = await s.list_note_occurrences(nn.project, nn.note_id, where, after, limit + 1)
+        return self._page(
+            [r.occurrence for r in rows], [r.occurrence_id for r in rows], limit, scope
+        )
+
+    # ---------------------------------------------------------------- helpers
+
+    def _draft_occurrence(self, occ: Occurrence, what: str) -> tuple[Occurrence, str, NoteName]:
+        draft = OccurrencePB()
+        draft.CopyFrom(occ)
+        # Output-only fields in a request are ignored (AIP-203), never trusted.
+        for field in _OCC_OUTPUT_ONLY - {"kind"}:
+            draft.ClearField(field)
+        kind = derive_kind(draft, oneof="details", what=what)
+        _raise_problems(occurrence_problems(draft), what)
+        note_name = parse_note_name(draft.note_name, field=f"{what}: noteName")
+        _set_kind(draft, kind)
+        return draft, kind, note_name
+
+    def _page(
+        self, items: list[T], keys: list[str], limit: int, scope: ListScope
+    ) -> Page[T]:
+        if len(items) > limit:
+            return Page(items[:limit], self._tokens.encode(scope, keys[limit - 1]))
+        return Page(items, "")
+
+
+def _set_kind(msg: Any, kind: str) -> None:
+    msg.kind = msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_name[kind].number
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _refuse_paths(paths: Sequence[str], refused: frozenset[str], why: str) -> None:
+    bad = [p for p in paths if p.split(".")[0] in refused]
+    if bad:
+        raise InvalidArgument(
+            "updateMask names fields that cannot be updated: "
+            + ", ".join(f"{_camel(p)} {why}" for p in bad)
+        )
+
+
+def _keep_output_only(updated: Any, current: Any, fields: frozenset[str]) -> None:
+    for field in fields:
+        if field in ("resource_uri", "note_name") and getattr(updated, field):
+            continue  # compared against the stored value by the caller
+        if current.DESCRIPTOR.fields_by_name[field].message_type is not None:
+            if current.HasField(field):
+                getattr(updated, field).CopyFrom(getattr(current, field))
+            else:
+                updated.ClearField(field)
+        else:
+            setattr(updated, field, getattr(current, field))
+
+
+def _raise_problems(problems: list[str], what: str) -> None:
+    if problems:
+        raise InvalidArgument(
+            f"{what} is missing required fields" if len(problems) > 1 else f"{what}: {problems[0]}",
+            details=problems if len(problems) > 1 else (),
+        )
+
+
+def _check_batch_size(n: int, what: str) -> None:
+    if n == 0:
+        raise InvalidArgument(f"a batch create needs at least one of {what}; none were given")
+    if n > MAX_BATCH:
+        raise InvalidArgument(
+            f"a batch create takes at most {MAX_BATCH} {what}; {n} were given: split the batch"
+        )
+
+
+def _raise_batch(problems: list[str], total: int, single: bool, what: str) -> None:
+    if single:
+        raise InvalidArgument(problems[0])
+    raise InvalidArgument(
+        f"{len(problems)} of {total} {what} are invalid; nothing was created", details=problems
+    )

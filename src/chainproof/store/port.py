@@ -1,0 +1,132 @@
+"""The MetadataStore port: what the services need from storage, and nothing more.
+
+A store hands out sessions; a session is one transaction. Everything written in a session
+lands when the ``async with`` block ends normally and none of it when it raises, so a batch
+create is atomic by construction. Adapters never commit on their own.
+
+Records carry the whole Grafeas message beside the indexed columns that queries use (kind,
+canonical resource, note project and ID). Services compute those columns with the domain
+rules; adapters only store and compare them, so every adapter matches images the same way.
+
+Lists use keyset pagination: ``after`` is the last key of the previous page (note ID or
+occurrence ID, compared as strings) and results come in ascending key order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from chainproof.domain.filters import Expr, FilterColumn
+from chainproof.domain.messages import Note, Occurrence
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRecord:
+    project: str
+    note_id: str
+    kind: str
+    note: Note
+
+    def column(self, column: FilterColumn) -> str:
+        if column is FilterColumn.KIND:
+            return self.kind
+        if column is FilterColumn.NOTE_PROJECT:
+            return self.project
+        if column is FilterColumn.NOTE_ID:
+            return self.note_id
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceRecord:
+    project: str
+    occurrence_id: str
+    kind: str
+    note_project: str
+    note_id: str
+    #: The canonical identity of ``occurrence.resource_uri`` (see domain.images).
+    resource: str
+    occurrence: Occurrence
+
+    def column(self, column: FilterColumn) -> str:
+        if column is FilterColumn.KIND:
+            return self.kind
+        if column is FilterColumn.RESOURCE:
+            return self.resource
+        if column is FilterColumn.NOTE_PROJECT:
+            return self.note_project
+        return self.note_id
+
+
+class StoreSession(Protocol):
+    """One transaction. Methods raise only on infrastructure failure; "not found" is None."""
+
+    # projects --------------------------------------------------------------------------
+    async def add_project(self, project: str) -> bool:
+        """Record a project; False if it already existed."""
+
+    async def has_project(self, project: str) -> bool: ...
+
+    async def list_projects(self, after: str | None, limit: int) -> list[str]: ...
+
+    async def remove_project(self, project: str) -> bool: ...
+
+    async def project_holds_data(self, project: str) -> bool:
+        """Whether any note or occurrence lives in the project."""
+
+    # notes ------------------------------------------------------------------------------
+    async def insert_notes(self, records: Sequence[NoteRecord]) -> list[str]:
+        """Insert all; if any ID is taken, insert nothing and return the taken IDs."""
+
+    async def get_note(self, project: str, note_id: str) -> NoteRecord | None: ...
+
+    async def get_notes(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], NoteRecord]: ...
+
+    async def replace_note(self, record: NoteRecord) -> None: ...
+
+    async def delete_note(self, project: str, note_id: str) -> bool: ...
+
+    async def list_notes(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[NoteRecord]: ...
+
+    # occurrences ------------------------------------------------------------------------
+    async def insert_occurrences(self, records: Sequence[OccurrenceRecord]) -> None: ...
+
+    async def get_occurrence(self, project: str, occurrence_id: str) -> OccurrenceRecord | None:
+        ...
+
+    async def replace_occurrence(self, record: OccurrenceRecord) -> None: ...
+
+    async def delete_occurrence(self, project: str, occurrence_id: str) -> bool: ...
+
+    async def list_occurrences(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]: ...
+
+    async def list_note_occurrences(
+        self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        """Occurrences of one note, across every project."""
+
+    # server metadata ----------------------------------------------------------------------
+    async def get_or_set_meta(self, key: str, value: str) -> str:
+        """Return the stored value of ``key``, storing ``value`` first if there is none."""
+
+
+class MetadataStore(Protocol):
+    """A storage backend. ``open`` brings the schema up to date; ``close`` releases it."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the backend cannot serve requests (used by /readyz)."""
+
+    def session(self) -> AbstractAsyncContextManager[StoreSession]: ...
