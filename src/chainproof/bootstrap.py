@@ -11,6 +11,7 @@ import logging
 import secrets
 import sys
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 from fastapi import FastAPI
@@ -22,7 +23,7 @@ from chainproof.domain.pagination import PageTokenCodec
 from chainproof.services.grafeas import GrafeasService
 from chainproof.store.port import MetadataStore
 
-_TOKEN_SECRET_KEY = "page_token_secret"
+_TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
 
 
 @dataclass
@@ -33,9 +34,28 @@ class Container:
     store: MetadataStore
     grafeas: GrafeasService
     metrics: Metrics = field(default_factory=Metrics)
+    #: Started alongside the REST app; stopped, in reverse order, by close().
+    companions: list[Companion] = field(default_factory=list)
+
+    async def start_companions(self) -> None:
+        if self.settings.grpc_enabled:
+            from chainproof.api.grpc.server import start_grpc_server
+
+            self.companions.append(await start_grpc_server(self))
 
     async def close(self) -> None:
-        await self.store.close()
+        try:
+            for companion in reversed(self.companions):
+                await companion.stop(grace=2.0)
+        finally:
+            self.companions.clear()
+            await self.store.close()
+
+
+class Companion(Protocol):
+    """A server started with the REST app (the gRPC server is one)."""
+
+    async def stop(self, grace: float | None) -> None: ...
 
 
 def configure_logging(settings: Settings) -> None:

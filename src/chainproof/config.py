@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     grpc_port: int = Field(default=8090, ge=0, le=65535)
-    grpc_enabled: bool = True
+    grpc_enabled: bool = False  # switched on once the gRPC server lands
     database_url: str = DEFAULT_SQLITE_URL
     #: Secret that authenticates page tokens. When unset, one is generated and kept in the
     #: database, so that every replica sharing the database accepts the same tokens.
@@ -113,9 +113,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise InvalidArgument("invalid settings", details=problems) from exc
     finally:
         if env_backup is not None:

@@ -53,9 +53,7 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to listen on [env CHAINPROOF_HOST, 127.0.0.1]")
     ] = None,
-    port: Annotated[
-        int | None, typer.Option(help="REST port [env CHAINPROOF_PORT, 8080]")
-    ] = None,
+    port: Annotated[int | None, typer.Option(help="REST port [env CHAINPROOF_PORT, 8080]")] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -64,16 +62,31 @@ def serve(
             "[env CHAINPROOF_DATABASE_URL, sqlite:///./data/chainproof.db]",
         ),
     ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option("--grpc-port", help="gRPC port [env CHAINPROOF_GRPC_PORT, 8090]"),
+    ] = None,
+    grpc: Annotated[
+        bool | None,
+        typer.Option("--grpc/--no-grpc", help="Serve gRPC too [env CHAINPROOF_GRPC_ENABLED]"),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Start the server: the Grafeas v1 REST API, operations endpoints and the judge."""
+    """Start the server: the Grafeas v1 REST and gRPC APIs, operations endpoints, the judge."""
     import uvicorn
 
     from chainproof.bootstrap import build_app, configure_logging
     from chainproof.config import load_settings
 
     try:
-        settings = load_settings(config, host=host, port=port, database_url=database_url)
+        settings = load_settings(
+            config,
+            host=host,
+            port=port,
+            database_url=database_url,
+            grpc_port=grpc_port,
+            grpc_enabled=grpc,
+        )
     except InvalidArgument as exc:
         raise fail(exc) from None
     configure_logging(settings)

@@ -97,7 +97,7 @@ _TOKEN = re.compile(
     r"""\s*(?:
         (?P<lparen>\() | (?P<rparen>\)) | (?P<op>!=|=) |
         (?P<string>"(?:[^"\\]|\\.)*") |
-        (?P<word>[^\s()"=!]+) |
+        (?P<word>[^\s()"=!<>]+) |
         (?P<bad>\S)
     )""",
     re.VERBOSE,
@@ -237,9 +237,7 @@ class _Parser:
                 f"{self._where(val_tok)}: a double-quoted string or a bare word"
             )
         self.i += 1
-        value = (
-            _unquote(val_tok.text, val_tok.pos) if val_tok.kind == "string" else val_tok.text
-        )
+        value = _unquote(val_tok.text, val_tok.pos) if val_tok.kind == "string" else val_tok.text
         return _build(self.target, field_tok.text, value, negated=op_tok.text == "!=")
 
 
@@ -266,7 +264,10 @@ def _build(target: Target, field: str, value: str, *, negated: bool) -> Expr:
         return Compare(FilterColumn.NOTE_ID, value, negated)
     note = parse_note_name(value, field="filter noteName")
     both = And(
-        (Compare(FilterColumn.NOTE_PROJECT, note.project), Compare(FilterColumn.NOTE_ID, note.note_id))
+        (
+            Compare(FilterColumn.NOTE_PROJECT, note.project),
+            Compare(FilterColumn.NOTE_ID, note.note_id),
+        )
     )
     return Not(both) if negated else both
 

@@ -46,7 +46,7 @@ def parse_mask(paths: Iterable[str], descriptor: Descriptor, *, what: str) -> li
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
-    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(field.is_repeated)
 
 
 def split_mask_string(mask: str | None) -> list[str]:

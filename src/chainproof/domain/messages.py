@@ -31,9 +31,8 @@ Occurrence: TypeAlias = Any
 
 def _parse(cls: Any, data: Any, what: str) -> Any:
     if not isinstance(data, dict):
-        raise InvalidArgument(
-            f"{what} must be a JSON object, got {type(data).__name__ if data is not None else 'null'}"
-        )
+        got = type(data).__name__ if data is not None else "null"
+        raise InvalidArgument(f"{what} must be a JSON object, got {got}")
     msg = cls()
     try:
         json_format.ParseDict(data, msg, ignore_unknown_fields=False, max_recursion_depth=64)
@@ -54,7 +53,8 @@ def occurrence_from_json(data: Any, what: str = "occurrence") -> Occurrence:
 
 def to_json(msg: Message) -> dict[str, Any]:
     """protobuf JSON mapping: camelCase names, enum names, RFC 3339 times, base64 bytes."""
-    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    data: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    return data
 
 
 def from_stored_json(cls: Any, data: dict[str, Any]) -> Any:

@@ -38,7 +38,7 @@ from chainproof.domain.names import (
 )
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord, StoreSession
+from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord
 
 MAX_BATCH = 1000
 
@@ -101,13 +101,9 @@ class GrafeasService:
                 raise NotFound(f"project {name} does not exist")
         return name
 
-    async def list_projects(
-        self, filter_text: str, size: int | None, token: str
-    ) -> Page[str]:
+    async def list_projects(self, filter_text: str, size: int | None, token: str) -> Page[str]:
         if filter_text.strip():
-            raise InvalidArgument(
-                "filter is not supported when listing projects: leave it empty"
-            )
+            raise InvalidArgument("filter is not supported when listing projects: leave it empty")
         limit = page_size(size)
         scope = ListScope("projects", "", "")
         after = self._tokens.decode(scope, token) if token else None
@@ -163,16 +159,15 @@ class GrafeasService:
         _check_batch_size(len(notes), "notes")
         records: list[NoteRecord] = []
         problems: list[str] = []
+        failed = 0
         for note_id, note in notes.items():
             try:
                 records.append(self._new_note(project, note_id, note, what=f"notes[{note_id!r}]"))
             except InvalidArgument as exc:
-                problems.append(str(exc))
+                failed += 1
+                problems += _item_problems(exc, f"notes[{note_id!r}]")
         if problems:
-            raise InvalidArgument(
-                f"{len(problems)} of {len(notes)} notes are invalid; nothing was created",
-                details=problems,
-            )
+            _raise_batch(problems, failed, len(notes), "notes")
         async with self._store.session() as s:
             taken = await s.insert_notes(records)
             if taken:
@@ -274,14 +269,18 @@ class GrafeasService:
             _check_batch_size(len(occurrences), "occurrences")
         drafts: list[tuple[int, Occurrence, str, NoteName]] = []
         problems: list[str] = []
+        failed = 0
         for i, occ in enumerate(occurrences):
             what = "occurrence" if single else f"occurrences[{i}]"
             try:
                 drafts.append((i, *self._draft_occurrence(occ, what)))
             except InvalidArgument as exc:
-                problems.append(str(exc))
+                if single:
+                    raise
+                failed += 1
+                problems += _item_problems(exc, what)
         if problems:
-            _raise_batch(problems, len(occurrences), single, "occurrences")
+            _raise_batch(problems, failed, len(occurrences), "occurrences")
         now = self._clock()
         async with self._store.session() as s:
             notes = await s.get_notes([(n.project, n.note_id) for *_, n in drafts])
@@ -293,9 +292,16 @@ class GrafeasService:
                     missing = f"note {note_name} does not exist: create it first"
                     if single:
                         raise NotFound(f"occurrence refers to {missing}")
+                    failed += 1
                     problems.append(f"{what}: {missing}")
                     continue
                 if not note_kind_accepts(note.kind, kind):
+                    if single:
+                        raise InvalidArgument(
+                            f"occurrence is kind {kind} but its note {note_name} "
+                            f"is kind {note.kind}"
+                        )
+                    failed += 1
                     problems.append(
                         f"{what}: is kind {kind} but its note {note_name} is kind {note.kind}"
                     )
@@ -316,7 +322,7 @@ class GrafeasService:
                     )
                 )
             if problems:
-                _raise_batch(problems, len(occurrences), single, "occurrences")
+                _raise_batch(problems, failed, len(occurrences), "occurrences")
             await s.insert_occurrences(records)
             await s.add_project(project)
         return [r.occurrence for r in records]
@@ -418,9 +424,7 @@ class GrafeasService:
         _set_kind(draft, kind)
         return draft, kind, note_name
 
-    def _page(
-        self, items: list[T], keys: list[str], limit: int, scope: ListScope
-    ) -> Page[T]:
+    def _page(self, items: list[T], keys: list[str], limit: int, scope: ListScope) -> Page[T]:
         if len(items) > limit:
             return Page(items[:limit], self._tokens.encode(scope, keys[limit - 1]))
         return Page(items, "")
@@ -474,9 +478,15 @@ def _check_batch_size(n: int, what: str) -> None:
         )
 
 
-def _raise_batch(problems: list[str], total: int, single: bool, what: str) -> None:
-    if single:
-        raise InvalidArgument(problems[0])
+def _item_problems(exc: InvalidArgument, what: str) -> list[str]:
+    """One line per problem, each starting with the item it concerns."""
+    if exc.details:
+        return [f"{what}: {d}" for d in exc.details]
+    message = exc.message
+    return [message if message.startswith(what) else f"{what}: {message}"]
+
+
+def _raise_batch(problems: list[str], failed: int, total: int, what: str) -> None:
     raise InvalidArgument(
-        f"{len(problems)} of {total} {what} are invalid; nothing was created", details=problems
+        f"{failed} of {total} {what} are invalid; nothing was created", details=problems
     )

@@ -24,8 +24,8 @@ def _copy(record: R) -> R:
     clone = type(msg)()
     clone.CopyFrom(msg)
     if isinstance(record, NoteRecord):
-        return replace(record, note=clone)  # type: ignore[return-value]
-    return replace(record, occurrence=clone)  # type: ignore[return-value]
+        return replace(record, note=clone)
+    return replace(record, occurrence=clone)
 
 
 class _State:
@@ -36,12 +36,10 @@ class _State:
         self.meta: dict[str, str] = {}
 
 
-def _page(records: Iterable[R], key: Callable[[R], str], where: Expr | None,
-          after: str | None, limit: int) -> list[R]:
-    chosen = [
-        r for r in records
-        if (after is None or key(r) > after) and evaluate(where, r.column)
-    ]
+def _page(
+    records: Iterable[R], key: Callable[[R], str], where: Expr | None, after: str | None, limit: int
+) -> list[R]:
+    chosen = [r for r in records if (after is None or key(r) > after) and evaluate(where, r.column)]
     chosen.sort(key=key)
     return [_copy(r) for r in chosen[:limit]]
 
@@ -109,9 +107,7 @@ class _MemorySession:
         r = self._s.notes.get((project, note_id))
         return None if r is None else _copy(r)
 
-    async def get_notes(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], NoteRecord]:
+    async def get_notes(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
         return {k: _copy(self._s.notes[k]) for k in set(keys) if k in self._s.notes}
 
     async def replace_note(self, record: NoteRecord) -> None:
@@ -157,15 +153,19 @@ class _MemorySession:
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
         rows = (
-            r for r in self._s.occurrences.values()
+            r
+            for r in self._s.occurrences.values()
             if r.note_project == note_project and r.note_id == note_id
         )
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
 
+    def _forget_meta(self, key: str) -> None:
+        self._s.meta.pop(key, None)
+
     async def get_or_set_meta(self, key: str, value: str) -> str:
         if key not in self._s.meta:
             self._s.meta[key] = value
-            self._undo.append(lambda: self._s.meta.pop(key, None))
+            self._undo.append(lambda: self._forget_meta(key))
         return self._s.meta[key]
 
 

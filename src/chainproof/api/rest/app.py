@@ -34,6 +34,8 @@ def create_app(
         container.metrics = metrics
         app.state.container = container
         try:
+            # Servers that share the container (gRPC) live and die with the REST app.
+            await container.start_companions()
             yield
         finally:
             await container.close()

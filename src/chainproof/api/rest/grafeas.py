@@ -27,7 +27,7 @@ _JSON_BODY: dict[str, Any] = {
     }
 }
 
-Filter = Annotated[str, Query(alias="filter", description="e.g. kind=\"ATTESTATION\"")]
+Filter = Annotated[str, Query(alias="filter", description='e.g. kind="ATTESTATION"')]
 PageSize = Annotated[str | None, Query(alias="pageSize", description="default 20, max 1000")]
 PageToken = Annotated[str, Query(alias="pageToken")]
 UpdateMask = Annotated[str | None, Query(alias="updateMask", description="comma-separated")]
@@ -159,9 +159,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         body = await _body_object(request, "occurrences")
         raw = body.get("occurrences")
         if not isinstance(raw, list):
-            raise InvalidArgument(
-                'occurrences must be a JSON array: {"occurrences": [{…}, …]}'
-            )
+            raise InvalidArgument('occurrences must be a JSON array: {"occurrences": [{…}, …]}')
         occurrences = [
             occurrence_from_json(upgrade_occurrence_json(o), f"occurrences[{i}]")
             for i, o in enumerate(raw)
