@@ -20,7 +20,11 @@ from chainproof.api.rest.app import create_app
 from chainproof.api.rest.ops import Metrics
 from chainproof.config import Settings
 from chainproof.domain.pagination import PageTokenCodec
+from chainproof.services.admission import AdmissionService
+from chainproof.services.evidence import EvidenceGatherer
 from chainproof.services.grafeas import GrafeasService
+from chainproof.services.judge import DecisionLog, Judge
+from chainproof.services.judge_resources import JudgeResources
 from chainproof.store.port import MetadataStore
 
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
@@ -33,11 +37,16 @@ class Container:
     settings: Settings
     store: MetadataStore
     grafeas: GrafeasService
+    judge_resources: JudgeResources
+    judge: Judge
+    decisions: DecisionLog
+    admission: AdmissionService
     metrics: Metrics = field(default_factory=Metrics)
     #: Started alongside the REST app; stopped, in reverse order, by close().
     companions: list[Companion] = field(default_factory=list)
 
     async def start_companions(self) -> None:
+        self.decisions.start()
         if self.settings.grpc_enabled:
             from chainproof.api.grpc.server import start_grpc_server
 
@@ -49,6 +58,8 @@ class Container:
                 await companion.stop(grace=2.0)
         finally:
             self.companions.clear()
+            await self.admission.close()
+            await self.decisions.close()
             await self.store.close()
 
 
@@ -104,7 +115,28 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     except BaseException:
         await store.close()
         raise
-    return Container(settings=settings, store=store, grafeas=GrafeasService(store, tokens))
+    grafeas = GrafeasService(store, tokens)
+    resources = JudgeResources(store, tokens)
+    judge = Judge(resources, EvidenceGatherer(store))
+    decisions = DecisionLog(store, tokens)
+    return Container(
+        settings=settings,
+        store=store,
+        grafeas=grafeas,
+        judge_resources=resources,
+        judge=judge,
+        decisions=decisions,
+        admission=AdmissionService(judge, decisions, grafeas, settings.admission),
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """Application factory for worker processes: settings from ``CHAINPROOF_…`` only."""
+    from chainproof.config import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    return build_app(settings)
 
 
 def build_app(settings: Settings, store: MetadataStore | None = None) -> FastAPI:

@@ -66,6 +66,24 @@ class Settings(BaseSettings):
     tls: TLSSettings = TLSSettings()
     admission: AdmissionSettings = AdmissionSettings()
 
+    def to_environment(self) -> dict[str, str]:
+        """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""
+        env: dict[str, str] = {}
+
+        def put(prefix: str, data: dict[str, Any]) -> None:
+            for key, value in data.items():
+                name = f"{prefix}{key.upper()}"
+                if isinstance(value, dict):
+                    put(name + "__", value)
+                elif value is not None:
+                    env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+
+        dumped = self.model_dump(mode="json")
+        if self.page_token_secret is not None:
+            dumped["page_token_secret"] = self.page_token_secret.get_secret_value()
+        put("CHAINPROOF_", dumped)
+        return env
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -20,8 +20,8 @@ D = "sha256:" + "7" * 64
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[GrafeasClient]:
-    with live_server(grpc_enabled=False) as server:
+def client(backend_url: str) -> Iterator[GrafeasClient]:
+    with live_server(grpc_enabled=False, database_url=backend_url) as server:
         transport = transports.GrafeasRestTransport(
             host=server.base_url.removeprefix("http://"),
             url_scheme="http",

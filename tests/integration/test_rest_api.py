@@ -204,8 +204,18 @@ def test_update_mask_and_immutability_over_rest(client: TestClient) -> None:
     assert r.status_code == 400 and "immutable" in r.json()["message"]
 
 
+def test_nul_is_refused_for_every_backend(client: TestClient) -> None:
+    r = client.post(
+        "/v1/projects/sec/notes?noteId=nul",
+        json={"shortDescription": "a\u0000b", "attestation": {}},
+    )
+    assert r.status_code == 400
+    assert "U+0000" in r.json()["message"]
+    assert client.get("/v1/projects/sec/notes/nul").status_code == 404
+
+
 def test_odd_unicode_is_stored_exactly(client: TestClient) -> None:
-    text = "héllo \u202e 🚀 \u0000 end"
+    text = "héllo \u202e 🚀 \U0001f600 \ufeff end"
     r = client.post(
         "/v1/projects/sec/notes?noteId=uni", json={"shortDescription": text, "attestation": {}}
     )

@@ -70,9 +70,19 @@ def serve(
         bool | None,
         typer.Option("--grpc/--no-grpc", help="Serve gRPC too [env CHAINPROOF_GRPC_ENABLED]"),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port. Above 1, use PostgreSQL: every process "
+            "is a stateless replica of the same database.",
+        ),
+    ] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Start the server: the Grafeas v1 REST and gRPC APIs, operations endpoints, the judge."""
+    import os
+
     import uvicorn
 
     from chainproof.bootstrap import build_app, configure_logging
@@ -90,10 +100,18 @@ def serve(
     except InvalidArgument as exc:
         raise fail(exc) from None
     configure_logging(settings)
-    application = build_app(settings)
     tls = settings.tls
+    if workers > 1:
+        # Each worker process builds its own app from the environment; hand the resolved
+        # settings down that way.
+        os.environ.update(settings.to_environment())
+        target: object = "chainproof.bootstrap:app_from_environment"
+    else:
+        target = build_app(settings)
     uvicorn.run(
-        application,
+        target,  # type: ignore[arg-type]
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from grafeas.grafeas_v1.types import common as _common
@@ -54,6 +55,20 @@ def occurrence_from_json(data: Any, what: str = "occurrence") -> Occurrence:
 def to_json(msg: Message) -> dict[str, Any]:
     """protobuf JSON mapping: camelCase names, enum names, RFC 3339 times, base64 bytes."""
     data: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    return data
+
+
+def render_for_storage(msg: Message, what: str) -> dict[str, Any]:
+    """The JSON form of a message about to be stored, refusing what no backend can keep.
+
+    PostgreSQL cannot store U+0000 in text or JSONB, so a NUL anywhere in a message is refused
+    here for every backend alike, rather than failing on one of them.
+    """
+    data = to_json(msg)
+    if b"\\u0000" in orjson.dumps(data):
+        raise InvalidArgument(
+            f"{what} contains the character U+0000 (NUL), which cannot be stored: remove it"
+        )
     return data
 
 

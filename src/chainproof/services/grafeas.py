@@ -27,7 +27,13 @@ from chainproof.domain.kinds import (
     occurrence_problems,
 )
 from chainproof.domain.masks import apply_mask, parse_mask
-from chainproof.domain.messages import Note, NotePB, Occurrence, OccurrencePB
+from chainproof.domain.messages import (
+    Note,
+    NotePB,
+    Occurrence,
+    OccurrencePB,
+    render_for_storage,
+)
 from chainproof.domain.names import (
     NoteName,
     OccurrenceName,
@@ -204,7 +210,8 @@ class GrafeasService:
             _set_kind(updated, kind)
             updated.create_time.CopyFrom(current.note.create_time)
             updated.update_time.FromDatetime(self._clock())
-            await s.replace_note(NoteRecord(nn.project, nn.note_id, kind, updated))
+            document = render_for_storage(updated, "note")
+            await s.replace_note(NoteRecord(nn.project, nn.note_id, kind, updated, document))
         return updated
 
     async def delete_note(self, name: str) -> None:
@@ -232,7 +239,7 @@ class GrafeasService:
         now = self._clock()
         created.create_time.FromDatetime(now)
         created.update_time.FromDatetime(now)
-        return NoteRecord(project, note_id, kind, created)
+        return NoteRecord(project, note_id, kind, created, render_for_storage(created, what))
 
     # ---------------------------------------------------------------- occurrences
 
@@ -319,6 +326,7 @@ class GrafeasService:
                         note_id=note_name.note_id,
                         resource=canonical_resource(occ.resource_uri),
                         occurrence=occ,
+                        document=render_for_storage(occ, what),
                     )
                 )
             if problems:
@@ -370,6 +378,7 @@ class GrafeasService:
                     note_id=current.note_id,
                     resource=current.resource,
                     occurrence=updated,
+                    document=render_for_storage(updated, "occurrence"),
                 )
             )
         return updated

@@ -11,10 +11,17 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chainproof.domain.filters import Expr, evaluate
-from chainproof.store.port import NoteRecord, OccurrenceRecord, StoreSession
+from chainproof.store.port import (
+    DecisionQuery,
+    DecisionRecord,
+    DocumentRecord,
+    NoteRecord,
+    OccurrenceRecord,
+    StoreSession,
+)
 
 R = TypeVar("R", NoteRecord, OccurrenceRecord)
 
@@ -34,6 +41,8 @@ class _State:
         self.notes: dict[tuple[str, str], NoteRecord] = {}
         self.occurrences: dict[tuple[str, str], OccurrenceRecord] = {}
         self.meta: dict[str, str] = {}
+        self.documents: dict[tuple[str, str], DocumentRecord] = {}
+        self.decisions: dict[tuple[str, str], DecisionRecord] = {}
 
 
 def _page(
@@ -53,7 +62,7 @@ class _MemorySession:
         while self._undo:
             self._undo.pop()()
 
-    def _set(self, table: dict[tuple[str, str], R], key: tuple[str, str], value: R | None) -> None:
+    def _set(self, table: dict[tuple[str, str], Any], key: tuple[str, str], value: Any) -> None:
         previous = table.get(key)
         if value is None:
             table.pop(key, None)
@@ -96,7 +105,13 @@ class _MemorySession:
 
     # notes
     async def insert_notes(self, records: Sequence[NoteRecord]) -> list[str]:
-        taken = [r.note_id for r in records if (r.project, r.note_id) in self._s.notes]
+        seen: set[tuple[str, str]] = set()
+        taken: list[str] = []
+        for r in records:
+            key = (r.project, r.note_id)
+            if key in self._s.notes or key in seen:
+                taken.append(r.note_id)
+            seen.add(key)
         if taken:
             return taken
         for r in records:
@@ -128,6 +143,8 @@ class _MemorySession:
     # occurrences
     async def insert_occurrences(self, records: Sequence[OccurrenceRecord]) -> None:
         for r in records:
+            if (r.project, r.occurrence_id) in self._s.occurrences:
+                raise RuntimeError(f"occurrence {r.occurrence_id} exists: IDs must be new")
             self._set(self._s.occurrences, (r.project, r.occurrence_id), _copy(r))
 
     async def get_occurrence(self, project: str, occurrence_id: str) -> OccurrenceRecord | None:
@@ -158,6 +175,61 @@ class _MemorySession:
             if r.note_project == note_project and r.note_id == note_id
         )
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
+
+    # judge documents: records are frozen and hold plain JSON values, so no copies are needed
+    # beyond the mapping itself.
+    async def get_document(
+        self, project: str, collection: str, doc_id: str
+    ) -> DocumentRecord | None:
+        return self._s.documents.get((project, f"{collection}/{doc_id}"))
+
+    async def put_document(self, record: DocumentRecord) -> None:
+        key = (record.project, f"{record.collection}/{record.doc_id}")
+        self._set(self._s.documents, key, replace(record, data=dict(record.data)))
+
+    async def delete_document(self, project: str, collection: str, doc_id: str) -> bool:
+        key = (project, f"{collection}/{doc_id}")
+        if key not in self._s.documents:
+            return False
+        self._set(self._s.documents, key, None)
+        return True
+
+    async def list_documents(
+        self, project: str, collection: str, after: str | None, limit: int
+    ) -> list[DocumentRecord]:
+        rows = sorted(
+            (
+                r
+                for (p, _), r in self._s.documents.items()
+                if p == project
+                and r.collection == collection
+                and (after is None or r.doc_id > after)
+            ),
+            key=lambda r: r.doc_id,
+        )
+        return rows[:limit]
+
+    async def insert_decision(self, record: DecisionRecord) -> None:
+        self._set(self._s.decisions, (record.project, record.decision_id), record)
+
+    async def list_decisions(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[DecisionRecord]:
+        def wanted(r: DecisionRecord) -> bool:
+            return (
+                r.project == query.project
+                and (after is None or r.decision_id > after)
+                and (query.image is None or query.image in r.images)
+                and (query.namespace is None or r.namespace == query.namespace)
+                and (query.outcome is None or r.outcome == query.outcome)
+                and (query.since is None or r.time >= query.since)
+                and (query.until is None or r.time < query.until)
+            )
+
+        rows = sorted(
+            (r for r in self._s.decisions.values() if wanted(r)), key=lambda r: r.decision_id
+        )
+        return rows[:limit]
 
     def _forget_meta(self, key: str) -> None:
         self._s.meta.pop(key, None)

@@ -14,10 +14,11 @@ occurrence ID, compared as strings) and results come in ascending key order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from chainproof.domain.filters import Expr, FilterColumn
 from chainproof.domain.messages import Note, Occurrence
@@ -29,6 +30,9 @@ class NoteRecord:
     note_id: str
     kind: str
     note: Note
+    #: ``note`` in protobuf's JSON mapping, when the caller has rendered it already (the
+    #: service does, once); adapters that store JSON use it instead of rendering again.
+    document: Mapping[str, Any] | None = None
 
     def column(self, column: FilterColumn) -> str:
         if column is FilterColumn.KIND:
@@ -50,6 +54,8 @@ class OccurrenceRecord:
     #: The canonical identity of ``occurrence.resource_uri`` (see domain.images).
     resource: str
     occurrence: Occurrence
+    #: ``occurrence`` in protobuf's JSON mapping, when already rendered (see NoteRecord).
+    document: Mapping[str, Any] | None = None
 
     def column(self, column: FilterColumn) -> str:
         if column is FilterColumn.KIND:
@@ -59,6 +65,51 @@ class OccurrenceRecord:
         if column is FilterColumn.NOTE_PROJECT:
             return self.note_project
         return self.note_id
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A judge resource stored whole as JSON: an attestor, a project's policy.
+
+    ``etag`` changes whenever the content changes; writers may require the etag they read
+    (optimistic concurrency), so two admins never silently overwrite each other.
+    """
+
+    project: str
+    collection: str
+    doc_id: str
+    data: Mapping[str, Any]
+    etag: str
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One admission decision, kept for audit and replay.
+
+    ``decision_id`` sorts in time order (it starts with the time), so keyset pagination over
+    it lists decisions chronologically.
+    """
+
+    decision_id: str
+    project: str
+    time: datetime
+    outcome: str
+    namespace: str
+    #: Canonical references of every image judged.
+    images: tuple[str, ...]
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionQuery:
+    project: str
+    image: str | None = None
+    namespace: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 class StoreSession(Protocol):
@@ -79,7 +130,8 @@ class StoreSession(Protocol):
 
     # notes ------------------------------------------------------------------------------
     async def insert_notes(self, records: Sequence[NoteRecord]) -> list[str]:
-        """Insert all; if any ID is taken, insert nothing and return the taken IDs."""
+        """Insert all; if any ID is taken (stored already, or twice in ``records``), insert
+        nothing and return the taken IDs."""
 
     async def get_note(self, project: str, note_id: str) -> NoteRecord | None: ...
 
@@ -96,7 +148,9 @@ class StoreSession(Protocol):
     ) -> list[NoteRecord]: ...
 
     # occurrences ------------------------------------------------------------------------
-    async def insert_occurrences(self, records: Sequence[OccurrenceRecord]) -> None: ...
+    async def insert_occurrences(self, records: Sequence[OccurrenceRecord]) -> None:
+        """Insert new occurrences. IDs are server-made UUIDs, unique across all projects
+        (``list_note_occurrences`` pages by ID alone); an existing key is a bug."""
 
     async def get_occurrence(self, project: str, occurrence_id: str) -> OccurrenceRecord | None: ...
 
@@ -112,6 +166,29 @@ class StoreSession(Protocol):
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
         """Occurrences of one note, across every project."""
+
+    # judge documents (attestors, policies) ---------------------------------------------------
+    async def get_document(
+        self, project: str, collection: str, doc_id: str
+    ) -> DocumentRecord | None: ...
+
+    async def put_document(self, record: DocumentRecord) -> None:
+        """Insert or replace (the service checks etags first, inside the same session)."""
+
+    async def delete_document(self, project: str, collection: str, doc_id: str) -> bool: ...
+
+    async def list_documents(
+        self, project: str, collection: str, after: str | None, limit: int
+    ) -> list[DocumentRecord]: ...
+
+    # decision log --------------------------------------------------------------------------
+    async def insert_decision(self, record: DecisionRecord) -> None: ...
+
+    async def list_decisions(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[DecisionRecord]:
+        """Decisions matching every given criterion (``image`` is one canonical reference,
+        matching decisions that judged it; ``since`` inclusive, ``until`` exclusive)."""
 
     # server metadata ----------------------------------------------------------------------
     async def get_or_set_meta(self, key: str, value: str) -> str:

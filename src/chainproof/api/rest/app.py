@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
-from chainproof.api.rest import errors, grafeas, ops
+from chainproof.api import webhook
+from chainproof.api.rest import errors, grafeas, judge, ops
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.errors import ChainproofError
 
@@ -55,6 +56,8 @@ def create_app(
     app.add_exception_handler(Exception, errors.handle_unexpected)
     app.include_router(ops.router)
     app.include_router(grafeas.router)
+    app.include_router(judge.router)
+    app.include_router(webhook.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
     return app

@@ -20,7 +20,7 @@ from chainproof.domain.messages import note_from_json, occurrence_from_json, to_
 from chainproof.errors import InvalidArgument
 from chainproof.services.grafeas import GrafeasService
 
-_JSON_BODY: dict[str, Any] = {
+JSON_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"type": "object"}}},
@@ -74,7 +74,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
     r = APIRouter(prefix=prefix, tags=["grafeas"], include_in_schema=include_in_schema)
 
     # ------------------------------------------------------------------ notes
-    @r.post("/projects/{project}/notes:batchCreate", openapi_extra=_JSON_BODY)
+    @r.post("/projects/{project}/notes:batchCreate", openapi_extra=JSON_BODY)
     async def batch_create_notes(project: str, request: Request, svc: Service) -> Response:
         body = await _body_object(request, "notes")
         raw_notes = body.get("notes")
@@ -89,7 +89,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         created = await svc.batch_create_notes(f"projects/{project}", notes)
         return json_response({"notes": [to_json(n) for n in created]})
 
-    @r.post("/projects/{project}/notes", openapi_extra=_JSON_BODY)
+    @r.post("/projects/{project}/notes", openapi_extra=JSON_BODY)
     async def create_note(
         project: str,
         request: Request,
@@ -117,7 +117,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
     async def get_note(project: str, note_id: str, svc: Service) -> Response:
         return json_response(to_json(await svc.get_note(f"projects/{project}/notes/{note_id}")))
 
-    @r.patch("/projects/{project}/notes/{note_id}", openapi_extra=_JSON_BODY)
+    @r.patch("/projects/{project}/notes/{note_id}", openapi_extra=JSON_BODY)
     async def update_note(
         project: str,
         note_id: str,
@@ -154,7 +154,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         return json_response(_list_body("occurrences", page.items, page.next_page_token))
 
     # ------------------------------------------------------------------ occurrences
-    @r.post("/projects/{project}/occurrences:batchCreate", openapi_extra=_JSON_BODY)
+    @r.post("/projects/{project}/occurrences:batchCreate", openapi_extra=JSON_BODY)
     async def batch_create_occurrences(project: str, request: Request, svc: Service) -> Response:
         body = await _body_object(request, "occurrences")
         raw = body.get("occurrences")
@@ -167,7 +167,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         created = await svc.batch_create_occurrences(f"projects/{project}", occurrences)
         return json_response({"occurrences": [to_json(o) for o in created]})
 
-    @r.post("/projects/{project}/occurrences", openapi_extra=_JSON_BODY)
+    @r.post("/projects/{project}/occurrences", openapi_extra=JSON_BODY)
     async def create_occurrence(project: str, request: Request, svc: Service) -> Response:
         body = await _body_object(request, "an occurrence")
         occ = occurrence_from_json(upgrade_occurrence_json(body))
@@ -192,7 +192,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         occ = await svc.get_occurrence(f"projects/{project}/occurrences/{occurrence_id}")
         return json_response(to_json(occ))
 
-    @r.patch("/projects/{project}/occurrences/{occurrence_id}", openapi_extra=_JSON_BODY)
+    @r.patch("/projects/{project}/occurrences/{occurrence_id}", openapi_extra=JSON_BODY)
     async def update_occurrence(
         project: str,
         occurrence_id: str,
@@ -236,7 +236,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         )
 
     # ------------------------------------------------------------------ projects
-    @r.post("/projects", openapi_extra=_JSON_BODY, tags=["projects"])
+    @r.post("/projects", openapi_extra=JSON_BODY, tags=["projects"])
     async def create_project(request: Request, svc: Service) -> Response:
         body = await _body_object(request, "a project")
         name = body.get("name")

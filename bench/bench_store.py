@@ -1,0 +1,190 @@
+"""Benchmark: fill the store through REST batch creates, then time resourceUrl-filtered lists.
+
+Starts ``chainproof serve`` as a separate process per backend (SQLite file; PostgreSQL in a
+fresh database on 127.0.0.1:5432), sends N occurrences spread over M images in batches of
+1,000 from a few concurrent clients, and prints ingest throughput and the p50/p99 latency of
+``GET …/occurrences?filter=resourceUrl="…"`` for random images.
+
+    .venv/bin/python bench/bench_store.py                      # 1,000,000 over 20,000 images
+    .venv/bin/python bench/bench_store.py --occurrences 100000 --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+
+BATCH = 1000
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(database_url: str, workers: int) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHAINPROOF_DATABASE_URL": database_url,
+        "CHAINPROOF_PORT": str(port),
+        "CHAINPROOF_GRPC_ENABLED": "false",
+        "CHAINPROOF_LOG_LEVEL": "warning",
+        "CHAINPROOF_PAGE_TOKEN_SECRET": "bench-secret-bench-secret-bench-secret",
+    }
+    cmd = [str(ROOT / ".venv/bin/chainproof"), "serve", "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def image(i: int) -> str:
+    return f"registry.example.com/team{i % 50}/app{i}@sha256:{i:064x}"
+
+
+def batch_body(start: int, images: int) -> bytes:
+    # Bodies are built as text: the client must cost little next to the server it measures.
+    items = []
+    for n in range(start, start + BATCH):
+        img = image(n % images)
+        if n % 5 == 0:
+            items.append(
+                '{"resourceUri":"%s","noteName":"projects/bench/notes/qa","attestation":'
+                '{"serializedPayload":"cGF5bG9hZA==","signatures":[{"signature":"c2ln",'
+                '"publicKeyId":"k%d"}]}}' % (img, n)
+            )
+        else:
+            items.append(
+                '{"resourceUri":"%s","noteName":"projects/bench/notes/cve","vulnerability":'
+                '{"effectiveSeverity":"HIGH","packageIssue":[{"affectedCpeUri":"cpe:/o:debian:'
+                'debian_linux:12","affectedPackage":"openssl","affectedVersion":{"kind":"NORMAL",'
+                '"name":"3.0.%d"}}]}}' % (img, n % 100)
+            )
+    return ('{"occurrences":[' + ",".join(items) + "]}").encode()
+
+
+async def ingest(base: str, total: int, images: int, concurrency: int) -> float:
+    async with httpx.AsyncClient(base_url=base, timeout=120) as c:
+        await c.post("/v1/projects/bench/notes?noteId=qa", json={"attestation": {}})
+        await c.post(
+            "/v1/projects/bench/notes?noteId=cve",
+            json={"vulnerability": {"severity": "HIGH"}},
+        )
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for start in range(0, total, BATCH):
+            queue.put_nowait(start)
+
+        async def worker() -> None:
+            while not queue.empty():
+                start = queue.get_nowait()
+                r = await c.post(
+                    "/v1/projects/bench/occurrences:batchCreate",
+                    content=batch_body(start, images),
+                    headers={"content-type": "application/json"},
+                )
+                if r.status_code != 200:
+                    raise RuntimeError(f"batch at {start} failed: {r.status_code} {r.text[:300]}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return total / (time.perf_counter() - began)
+
+
+def list_latency(base: str, images: int, samples: int) -> tuple[float, float, int]:
+    rng = random.Random(7)
+    timings: list[float] = []
+    found = 0
+    with httpx.Client(base_url=base, timeout=30) as c:
+        for i in range(samples + 50):
+            flt = f'resourceUrl="https://{image(rng.randrange(images))}"'
+            began = time.perf_counter()
+            r = c.get("/v1/projects/bench/occurrences", params={"filter": flt})
+            elapsed = time.perf_counter() - began
+            r.raise_for_status()
+            if i >= 50:  # warm-up excluded
+                timings.append(elapsed)
+                found += len(r.json().get("occurrences", []))
+    timings.sort()
+    p50 = statistics.median(timings) * 1000
+    p99 = timings[int(len(timings) * 0.99) - 1] * 1000
+    return p50, p99, found // samples
+
+
+@contextmanager
+def backend_url(name: str) -> Iterator[str]:
+    if name == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="chainproof-bench-")
+        try:
+            yield f"sqlite:///{tmp}/bench.db"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    db = f"chainproof_bench_{uuid.uuid4().hex[:8]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{db}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--occurrences", type=int, default=1_000_000)
+    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2, help="server processes (PostgreSQL)")
+    ap.add_argument("--samples", type=int, default=2000)
+    args = ap.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    print(f"{args.occurrences:,} occurrences over {args.images:,} images, batches of {BATCH:,}")
+    print(f"{'backend':<10} {'workers':>7} {'ingest occ/s':>13} {'list p50 ms':>12} "
+          f"{'list p99 ms':>12} {'hits/list':>9}")
+    for name in backends:
+        # SQLite has one writer: a second server process only adds lock waits.
+        workers = 1 if name == "sqlite" else args.workers
+        with backend_url(name) as url, server(url, workers) as base:
+            rate = asyncio.run(ingest(base, args.occurrences, args.images, args.concurrency))
+            p50, p99, hits = list_latency(base, args.images, args.samples)
+        print(f"{name:<10} {workers:>7} {rate:>13,.0f} {p50:>12.2f} {p99:>12.2f} {hits:>9}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

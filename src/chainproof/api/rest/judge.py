@@ -1,0 +1,183 @@
+"""REST routes of the judge: attestors and policy (Binary Authorization's shape), policy
+evaluation of a hypothetical deployment, and the decision log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from chainproof.api.rest.body import decode_json, int_param
+from chainproof.api.rest.grafeas import JSON_BODY, PageSize, PageToken, json_response
+from chainproof.errors import InvalidArgument
+from chainproof.policy import AdmissionRequest
+from chainproof.services.judge import DecisionLog, Judge
+from chainproof.services.judge_resources import JudgeResources
+from chainproof.store.port import DecisionQuery
+
+
+def judge_resources(request: Request) -> JudgeResources:
+    resources: JudgeResources = request.app.state.container.judge_resources
+    return resources
+
+
+Resources = Annotated[JudgeResources, Depends(judge_resources)]
+
+
+def judge_service(request: Request) -> Judge:
+    judge: Judge = request.app.state.container.judge
+    return judge
+
+
+def decision_log(request: Request) -> DecisionLog:
+    log: DecisionLog = request.app.state.container.decisions
+    return log
+
+
+JudgeDep = Annotated[Judge, Depends(judge_service)]
+Decisions = Annotated[DecisionLog, Depends(decision_log)]
+
+router = APIRouter(prefix="/v1", tags=["judge"])
+
+
+async def _body(request: Request) -> Any:
+    data = decode_json(await request.body())
+    if not isinstance(data, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    return data
+
+
+@router.post("/projects/{project}/attestors", openapi_extra=JSON_BODY)
+async def create_attestor(
+    project: str,
+    request: Request,
+    res: Resources,
+    attestor_id: Annotated[str, Query(alias="attestorId")] = "",
+) -> Response:
+    created = await res.create_attestor(f"projects/{project}", attestor_id, await _body(request))
+    return json_response(created)
+
+
+@router.get("/projects/{project}/attestors")
+async def list_attestors(
+    project: str, res: Resources, page_size: PageSize = None, page_token: PageToken = ""
+) -> Response:
+    page = await res.list_attestors(
+        f"projects/{project}", int_param(page_size, "pageSize"), page_token
+    )
+    body: dict[str, Any] = {"attestors": page.items}
+    if page.next_page_token:
+        body["nextPageToken"] = page.next_page_token
+    return json_response(body)
+
+
+@router.get("/projects/{project}/attestors/{attestor_id}")
+async def get_attestor(project: str, attestor_id: str, res: Resources) -> Response:
+    return json_response(await res.get_attestor(f"projects/{project}/attestors/{attestor_id}"))
+
+
+@router.put("/projects/{project}/attestors/{attestor_id}", openapi_extra=JSON_BODY)
+async def update_attestor(
+    project: str, attestor_id: str, request: Request, res: Resources
+) -> Response:
+    updated = await res.update_attestor(
+        f"projects/{project}/attestors/{attestor_id}", await _body(request)
+    )
+    return json_response(updated)
+
+
+@router.delete("/projects/{project}/attestors/{attestor_id}")
+async def delete_attestor(project: str, attestor_id: str, res: Resources) -> Response:
+    await res.delete_attestor(f"projects/{project}/attestors/{attestor_id}")
+    return json_response({})
+
+
+@router.get("/projects/{project}/policy")
+async def get_policy(project: str, res: Resources) -> Response:
+    return json_response(await res.get_policy(f"projects/{project}"))
+
+
+@router.put("/projects/{project}/policy", openapi_extra=JSON_BODY)
+async def put_policy(project: str, request: Request, res: Resources) -> Response:
+    return json_response(await res.put_policy(f"projects/{project}", await _body(request)))
+
+
+def _optional_string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{key} must be a string")
+    return value
+
+
+@router.post("/projects/{project}/policy:evaluate", openapi_extra=JSON_BODY)
+async def evaluate_policy(project: str, request: Request, judge: JudgeDep) -> Response:
+    """Judge a hypothetical deployment with the stored policy; nothing is recorded."""
+    body = await _body(request)
+    images = body.get("images")
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) for i in images):
+        raise InvalidArgument(
+            'images must be a non-empty list of image references: {"images": ["gcr.io/…@sha256:…"]}'
+        )
+    unknown = set(body) - {"images", "cluster", "namespace", "serviceAccount"}
+    if unknown:
+        raise InvalidArgument(
+            f"unknown fields {', '.join(sorted(unknown))}: expected images, cluster, "
+            "namespace, serviceAccount"
+        )
+    decision = await judge.evaluate(
+        project,
+        AdmissionRequest(
+            images=tuple(images),
+            cluster=_optional_string(body, "cluster"),
+            namespace=_optional_string(body, "namespace"),
+            service_account=_optional_string(body, "serviceAccount"),
+        ),
+    )
+    return json_response({**decision.to_dict(), "explanation": decision.explain()})
+
+
+@router.get("/projects/{project}/decisions")
+async def list_decisions(
+    project: str,
+    decisions: Decisions,
+    image: str | None = None,
+    namespace: str | None = None,
+    outcome: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    page_size: PageSize = None,
+    page_token: PageToken = "",
+) -> Response:
+    from chainproof.domain.images import canonical_resource
+
+    page = await decisions.list(
+        DecisionQuery(
+            project=project,
+            image=canonical_resource(image) if image else None,
+            namespace=namespace or None,
+            outcome=outcome or None,
+            since=_time_param(since, "since"),
+            until=_time_param(until, "until"),
+        ),
+        int_param(page_size, "pageSize"),
+        page_token,
+    )
+    body: dict[str, Any] = {"decisions": page.items}
+    if page.next_page_token:
+        body["nextPageToken"] = page.next_page_token
+    return json_response(body)
+
+
+def _time_param(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"{name} {value!r} is not a time: expected RFC 3339, e.g. 2026-11-22T10:00:00Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

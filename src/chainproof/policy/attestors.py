@@ -1,0 +1,185 @@
+"""Attestors in Binary Authorization's shape: who may vouch for an image, and with which keys.
+
+An attestor names a Grafeas note (``userOwnedGrafeasNote.noteReference``) and lists the public
+keys that may sign attestations for it. Several keys mean key rotation: an attestation verified
+under any listed key counts. Keys are stored here as *data only* — armoured PGP text or PKIX
+PEM with its algorithm name; turning them into verifiers is the job of :mod:`chainproof.crypto`.
+
+Parsing follows the JSON that ``gcloud container binauthz attestors export`` and the REST API
+use; every violation is reported with its path in one InvalidArgument.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from chainproof.policy._fields import FieldReader, Problems
+
+ATTESTOR_NAME = re.compile(r"projects/[^/\s]+/attestors/[^/\s]+")
+NOTE_NAME = re.compile(r"projects/[^/\s]+/notes/[^/\s]+")
+
+
+class SignatureAlgorithm(StrEnum):
+    """The PKIX signature algorithms Binary Authorization accepts (both spellings it uses)."""
+
+    RSA_PSS_2048_SHA256 = "RSA_PSS_2048_SHA256"
+    RSA_SIGN_PSS_2048_SHA256 = "RSA_SIGN_PSS_2048_SHA256"
+    RSA_PSS_3072_SHA256 = "RSA_PSS_3072_SHA256"
+    RSA_SIGN_PSS_3072_SHA256 = "RSA_SIGN_PSS_3072_SHA256"
+    RSA_PSS_4096_SHA256 = "RSA_PSS_4096_SHA256"
+    RSA_SIGN_PSS_4096_SHA256 = "RSA_SIGN_PSS_4096_SHA256"
+    RSA_PSS_4096_SHA512 = "RSA_PSS_4096_SHA512"
+    RSA_SIGN_PSS_4096_SHA512 = "RSA_SIGN_PSS_4096_SHA512"
+    RSA_SIGN_PKCS1_2048_SHA256 = "RSA_SIGN_PKCS1_2048_SHA256"
+    RSA_SIGN_PKCS1_3072_SHA256 = "RSA_SIGN_PKCS1_3072_SHA256"
+    RSA_SIGN_PKCS1_4096_SHA256 = "RSA_SIGN_PKCS1_4096_SHA256"
+    RSA_SIGN_PKCS1_4096_SHA512 = "RSA_SIGN_PKCS1_4096_SHA512"
+    ECDSA_P256_SHA256 = "ECDSA_P256_SHA256"
+    EC_SIGN_P256_SHA256 = "EC_SIGN_P256_SHA256"
+    ECDSA_P384_SHA384 = "ECDSA_P384_SHA384"
+    EC_SIGN_P384_SHA384 = "EC_SIGN_P384_SHA384"
+    ECDSA_P521_SHA512 = "ECDSA_P521_SHA512"
+    EC_SIGN_P521_SHA512 = "EC_SIGN_P521_SHA512"
+
+
+@dataclass(frozen=True, slots=True)
+class PkixPublicKey:
+    public_key_pem: str
+    signature_algorithm: SignatureAlgorithm
+
+
+@dataclass(frozen=True, slots=True)
+class AttestorPublicKey:
+    """One key. ``id`` may be empty for a PGP key: Binary Authorization then uses the key's
+    OpenPGP fingerprint, which :mod:`chainproof.crypto` computes when it loads the key."""
+
+    id: str
+    comment: str = ""
+    ascii_armored_pgp_public_key: str | None = None
+    pkix_public_key: PkixPublicKey | None = None
+
+    @property
+    def key_type(self) -> str:
+        return "PGP" if self.ascii_armored_pgp_public_key is not None else "PKIX"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.id:
+            out["id"] = self.id
+        if self.comment:
+            out["comment"] = self.comment
+        if self.ascii_armored_pgp_public_key is not None:
+            out["asciiArmoredPgpPublicKey"] = self.ascii_armored_pgp_public_key
+        if self.pkix_public_key is not None:
+            out["pkixPublicKey"] = {
+                "publicKeyPem": self.pkix_public_key.public_key_pem,
+                "signatureAlgorithm": self.pkix_public_key.signature_algorithm.value,
+            }
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Attestor:
+    name: str  # projects/p/attestors/id; empty until the API assigns it on create
+    note_reference: str
+    public_keys: tuple[AttestorPublicKey, ...] = ()
+    description: str = ""
+    delegation_service_account_email: str = ""
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(k.id for k in self.public_keys if k.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        note: dict[str, Any] = {"noteReference": self.note_reference}
+        if self.public_keys:
+            note["publicKeys"] = [k.to_dict() for k in self.public_keys]
+        if self.delegation_service_account_email:
+            note["delegationServiceAccountEmail"] = self.delegation_service_account_email
+        out: dict[str, Any] = {}
+        if self.name:
+            out["name"] = self.name
+        if self.description:
+            out["description"] = self.description
+        out["userOwnedGrafeasNote"] = note
+        return out
+
+
+def parse_attestor(data: Mapping[str, Any] | object) -> Attestor:
+    """Parse one attestor document; raise InvalidArgument listing every problem with its path."""
+    problems = Problems("attestor")
+    attestor = read_attestor(problems, "", data)
+    problems.raise_if_any()
+    return attestor
+
+
+def read_attestor(problems: Problems, path: str, data: object) -> Attestor:
+    r = FieldReader(
+        problems, path, data, ("name", "description", "userOwnedGrafeasNote", "updateTime", "etag")
+    )
+    name = r.string("name")
+    if name and not ATTESTOR_NAME.fullmatch(name):
+        problems.add(r.at("name"), f"{name!r} is not of the form projects/PROJECT/attestors/ID")
+    description = r.string("description")
+    if not r.has("userOwnedGrafeasNote"):
+        if r.ok:
+            problems.add(r.at("userOwnedGrafeasNote"), "is required")
+        return Attestor(name=name, note_reference="", description=description)
+    n = FieldReader(
+        problems,
+        r.at("userOwnedGrafeasNote"),
+        r.raw("userOwnedGrafeasNote"),
+        ("noteReference", "publicKeys", "delegationServiceAccountEmail"),
+    )
+    note = n.string("noteReference", required=True)
+    if note and not NOTE_NAME.fullmatch(note):
+        problems.add(
+            n.at("noteReference"), f"{note!r} is not of the form projects/PROJECT/notes/ID"
+        )
+    keys = tuple(_read_key(problems, p, item) for p, item in n.object_list("publicKeys"))
+    seen: set[str] = set()
+    for i, key in enumerate(keys):
+        if key.id and key.id in seen:
+            problems.add(f"{n.at('publicKeys')}[{i}].id", f"duplicate key id {key.id!r}")
+        seen.add(key.id)
+    return Attestor(
+        name=name,
+        note_reference=note,
+        public_keys=keys,
+        description=description,
+        delegation_service_account_email=n.string("delegationServiceAccountEmail"),
+    )
+
+
+def _read_key(problems: Problems, path: str, data: object) -> AttestorPublicKey:
+    r = FieldReader(
+        problems, path, data, ("id", "comment", "asciiArmoredPgpPublicKey", "pkixPublicKey")
+    )
+    key_id = r.string("id")
+    comment = r.string("comment")
+    pgp = r.string("asciiArmoredPgpPublicKey") if r.has("asciiArmoredPgpPublicKey") else None
+    pkix: PkixPublicKey | None = None
+    if r.has("pkixPublicKey"):
+        p = FieldReader(
+            problems,
+            r.at("pkixPublicKey"),
+            r.raw("pkixPublicKey"),
+            ("publicKeyPem", "signatureAlgorithm"),
+        )
+        pem = p.string("publicKeyPem", required=True)
+        alg = p.enum(
+            "signatureAlgorithm",
+            SignatureAlgorithm,
+            required=True,
+            default=SignatureAlgorithm.ECDSA_P256_SHA256,
+        )
+        pkix = PkixPublicKey(pem, alg)
+        if not key_id and r.ok:
+            problems.add(r.at("id"), "is required for a PKIX key (for example a URI naming it)")
+    if r.ok and (pgp is None) == (pkix is None):
+        problems.add(path, "expected exactly one of asciiArmoredPgpPublicKey or pkixPublicKey")
+    return AttestorPublicKey(key_id, comment, pgp, pkix)

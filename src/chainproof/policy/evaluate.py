@@ -1,0 +1,191 @@
+"""``evaluate(policy, request, evidence, now) -> Decision``: the judge, as a pure function.
+
+For each image of the request, in Binary Authorization's order:
+
+1. the reference must parse (otherwise deny: nothing can be said about it);
+2. an image matching ``admissionWhitelistPatterns`` is allowed, and so is one matching the
+   system-policy list when ``globalPolicyEvaluationMode`` is ENABLE;
+3. the rule is selected (service account, namespace, cluster, default) and applied:
+   ALWAYS_ALLOW allows, ALWAYS_DENY denies, REQUIRE_ATTESTATION requires a digest, at least one
+   requirement (an empty set denies: fail closed), a verified attestation by every attestor in
+   ``requireAttestationsBy`` and every ``chainproofChecks`` check;
+4. a failing rule in ``DRYRUN_AUDIT_LOG_ONLY`` yields "dry-run-would-deny" (admitted, reported).
+
+The digest an attestation must name comes from the request; the service has already checked
+every attestation against it. No I/O, no clock: ``now`` is a parameter. Breakglass and
+recording are the webhook's concern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chainproof.domain.images import ImageReference, parse_image_reference
+from chainproof.errors import InvalidArgument
+from chainproof.policy.binauthz import (
+    SYSTEM_POLICY,
+    AdmissionRule,
+    EnforcementMode,
+    EvaluationMode,
+    Policy,
+    select_rule,
+)
+from chainproof.policy.checks import CheckContext, check_attested_by, run_checks
+from chainproof.policy.decision import (
+    Decision,
+    ImageDecision,
+    Outcome,
+    RequirementResult,
+    RuleSelection,
+)
+from chainproof.policy.evidence import Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest:
+    """Where a workload is about to run, and the images it names (as written in the spec)."""
+
+    images: tuple[str, ...]
+    cluster: str | None = None  # location.clusterId, as Binary Authorization keys it
+    namespace: str | None = None
+    service_account: str | None = None  # the bare name, "ns:name" or the full username
+
+    def as_cel(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster or "",
+            "namespace": self.namespace or "",
+            "serviceAccount": self.service_account or "",
+        }
+
+
+def pin_hint(image: ImageReference) -> str:
+    return (
+        f"{image.canonical} has no digest, so no attestation can be checked against it: deploy "
+        f"it by digest ({image.name}@sha256:<digest>, e.g. from `crane digest {image.canonical}`"
+        " or `docker buildx imagetools inspect`)"
+    )
+
+
+def evaluate(
+    policy: Policy, request: AdmissionRequest, evidence: Evidence, now: datetime
+) -> Decision:
+    """Judge every image of ``request`` against ``policy`` with the verified ``evidence``."""
+    images = tuple(_evaluate_image(policy, request, evidence, now, text) for text in request.images)
+    # A request with no images runs no code (Kubernetes rejects such pods before we are asked),
+    # so combining nothing yields ALLOWED.
+    return Decision(images, Decision.combine(images), now, policy.name, policy.etag)
+
+
+def _unparseable(text: str, exc: InvalidArgument) -> ImageDecision:
+    return ImageDecision(
+        text,
+        None,
+        RuleSelection("invalid-image", None, None, None, "the image reference does not parse"),
+        (RequirementResult("reference", "valid image reference", False, exc.message),),
+        Outcome.DENIED,
+    )
+
+
+def _evaluate_image(
+    policy: Policy, request: AdmissionRequest, evidence: Evidence, now: datetime, text: str
+) -> ImageDecision:
+    try:
+        image = parse_image_reference(text)
+    except InvalidArgument as exc:
+        return _unparseable(text, exc)
+
+    for pattern in policy.admission_whitelist_patterns:
+        if pattern.matches(image):
+            why = f"matches admissionWhitelistPatterns entry {pattern.text!r}"
+            return ImageDecision(
+                text,
+                image.canonical,
+                RuleSelection("allowlist", pattern.text, None, None, why),
+                (RequirementResult("allowlist", "allowlist", True, why),),
+                Outcome.ALLOWED,
+            )
+    if policy.system_policy_enabled:
+        for pattern in SYSTEM_POLICY:
+            if pattern.matches(image):
+                why = (
+                    f"globalPolicyEvaluationMode is ENABLE and the image matches the system "
+                    f"policy entry {pattern.text!r}"
+                )
+                return ImageDecision(
+                    text,
+                    image.canonical,
+                    RuleSelection("system-policy", pattern.text, None, None, why),
+                    (RequirementResult("allowlist", "system policy", True, why),),
+                    Outcome.ALLOWED,
+                )
+
+    selected = select_rule(
+        policy,
+        cluster=request.cluster,
+        namespace=request.namespace,
+        service_account=request.service_account,
+    )
+    rule = selected.rule
+    selection = RuleSelection(
+        selected.scope,
+        selected.key,
+        rule.evaluation_mode.value,
+        rule.enforcement_mode.value,
+        selected.why,
+    )
+    requirements = judge_rule(rule, image, request, evidence, now)
+    passed = all(r.passed for r in requirements)
+    if passed:
+        outcome = Outcome.ALLOWED
+    elif rule.enforcement_mode is EnforcementMode.DRYRUN_AUDIT_LOG_ONLY:
+        outcome = Outcome.DRY_RUN_WOULD_DENY
+    else:
+        outcome = Outcome.DENIED
+    return ImageDecision(text, image.canonical, selection, tuple(requirements), outcome)
+
+
+def judge_rule(
+    rule: AdmissionRule,
+    image: ImageReference,
+    request: AdmissionRequest,
+    evidence: Evidence,
+    now: datetime,
+) -> list[RequirementResult]:
+    """Every requirement of ``rule`` for one image, each with pass or fail and its reason."""
+    mode = rule.evaluation_mode
+    if mode is EvaluationMode.ALWAYS_ALLOW:
+        return [RequirementResult("evaluation-mode", "ALWAYS_ALLOW", True, "the rule allows all")]
+    if mode is EvaluationMode.ALWAYS_DENY:
+        return [
+            RequirementResult(
+                "evaluation-mode",
+                "ALWAYS_DENY",
+                False,
+                f"the rule denies every image, including {image.canonical}: deploy elsewhere, "
+                "or ask the policy owner for an allowlist entry or a specific rule",
+            )
+        ]
+    if not rule.require_attestations_by and rule.checks.empty:
+        return [
+            RequirementResult(
+                "evaluation-mode",
+                "REQUIRE_ATTESTATION",
+                False,
+                "the rule is REQUIRE_ATTESTATION but requires nothing (no requireAttestationsBy, "
+                "no chainproofChecks); an empty requirement set denies: fix the policy",
+            )
+        ]
+    if image.digest is None:
+        return [RequirementResult("digest", "image pinned by digest", False, pin_hint(image))]
+    ctx = CheckContext(
+        image=image,
+        evidence=evidence.for_image(image),
+        attestors=evidence.attestors,
+        now=now,
+        request=request.as_cel(),
+    )
+    results = [check_attested_by(ctx, name) for name in rule.require_attestations_by]
+    results.extend(run_checks(ctx, rule.checks))
+    return results

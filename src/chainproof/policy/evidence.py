@@ -1,0 +1,199 @@
+"""What the judge knows about each image when it decides: plain, frozen, already verified.
+
+The service layer fills these records *after* it has fetched occurrences from the store and
+verified every signature through :mod:`chainproof.crypto` and :mod:`chainproof.attest`, checking
+each payload against the digest taken from the admission request (never from the attestation).
+The evaluator trusts what it is given here and does no verification, I/O or clock reads of
+its own; it only decides whether the evidence satisfies a policy, and explains why not.
+
+Attestations that failed verification are passed in too, with their reasons, so that a denial
+can say what was found and why it did not count ("2 found, 1 for another digest, 1 signed by
+unknown key 7F3A…") instead of a bare "no attestation".
+
+Evidence is keyed by the canonical reference ``registry/repository@sha256:…`` of
+:mod:`chainproof.domain.images`; :meth:`Evidence.for_image` does the normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from chainproof.domain.images import ImageReference, parse_image_reference
+from chainproof.errors import InvalidArgument
+from chainproof.policy.attestors import Attestor
+
+
+class AttestationKind(StrEnum):
+    """How an attestation was carried and signed."""
+
+    SIMPLE_SIGNING = "simple-signing"  # Red Hat/Atomic simple signing payload (gcloud, gpg)
+    PGP_SIGNED = "pgp-signed"  # Grafeas' legacy pgpSignedAttestation (a detached PGP signature)
+    IN_TOTO = "in-toto"  # DSSE envelope around an in-toto Statement
+
+
+class FailureReason(StrEnum):
+    """Why the service refused to count an attestation (see :data:`FAILURE_LABELS`)."""
+
+    WRONG_DIGEST = "wrong-digest"
+    UNKNOWN_KEY = "unknown-key"
+    BAD_SIGNATURE = "bad-signature"
+    MALFORMED = "malformed"
+    UNSUPPORTED = "unsupported"
+
+
+FAILURE_LABELS: Mapping[FailureReason, str] = MappingProxyType(
+    {
+        FailureReason.WRONG_DIGEST: "for another digest",
+        FailureReason.UNKNOWN_KEY: "signed by unknown key",
+        FailureReason.BAD_SIGNATURE: "with a signature that does not verify",
+        FailureReason.MALFORMED: "with an unreadable payload",
+        FailureReason.UNSUPPORTED: "in an unsupported format",
+    }
+)
+
+
+class Severity(IntEnum):
+    """Grafeas' vulnerability severities, ordered so that comparisons read naturally."""
+
+    SEVERITY_UNSPECIFIED = 0
+    MINIMAL = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+
+    @classmethod
+    def from_name(cls, name: str) -> Severity:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            return cls.SEVERITY_UNSPECIFIED
+
+
+class VexStatus(StrEnum):
+    """OpenVEX statuses (Grafeas VULNERABILITY_ASSESSMENT states map onto these)."""
+
+    NOT_AFFECTED = "not_affected"
+    FIXED = "fixed"
+    AFFECTED = "affected"
+    UNDER_INVESTIGATION = "under_investigation"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAttestation:
+    """An attestation whose signature verified under ``key_id`` of ``attestor`` and whose
+    payload names the trusted digest of the image it is filed under."""
+
+    attestor: str  # projects/p/attestors/a (or a Kritis AttestationAuthority name)
+    key_id: str
+    occurrence: str  # projects/p/occurrences/id
+    kind: AttestationKind
+    predicate_type: str | None = None
+    statement: Mapping[str, Any] | None = None  # the whole parsed payload
+    predicate: Mapping[str, Any] | None = None
+    created: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "statement", _frozen_mapping(self.statement))
+        object.__setattr__(self, "predicate", _frozen_mapping(self.predicate))
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttestation:
+    """An attestation the service found but could not count, and why."""
+
+    occurrence: str
+    reason: FailureReason
+    attestor: str | None = None  # the attestor whose note it was filed under, when known
+    key_id: str | None = None
+    detail: str = ""  # e.g. the digest it named, or the verifier's message
+
+
+@dataclass(frozen=True, slots=True)
+class VulnerabilityFinding:
+    cve: str  # CVE-2024-1234 (a providers/…/notes/CVE-… name is reduced to its last segment)
+    severity: Severity
+    fix_available: bool
+    package: str | None = None
+    occurrence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VexStatement:
+    cve: str
+    status: VexStatus
+    source: str  # the occurrence or document that said so
+    justification: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VulnerabilityScan:
+    scanned_at: datetime
+    scanner: str
+    occurrence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceFact:
+    """What verified SLSA provenance says about how the image was built."""
+
+    builder_id: str
+    source_uris: tuple[str, ...] = ()
+    occurrence: str | None = None
+    attestor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageEvidence:
+    """Everything gathered for one image digest."""
+
+    attestations: tuple[VerifiedAttestation, ...] = ()
+    failed_attestations: tuple[FailedAttestation, ...] = ()
+    vulnerabilities: tuple[VulnerabilityFinding, ...] = ()
+    vex: tuple[VexStatement, ...] = ()
+    scans: tuple[VulnerabilityScan, ...] = ()
+    provenance: tuple[ProvenanceFact, ...] = ()
+
+
+EMPTY_EVIDENCE = ImageEvidence()
+
+
+def evidence_key(image: str | ImageReference) -> str:
+    """The key evidence is filed under: the canonical ``registry/repository@sha256:…``."""
+    ref = parse_image_reference(image) if isinstance(image, str) else image
+    return ref.canonical
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Evidence for every image of a request, and the attestors it was verified against.
+
+    ``attestors`` is the set the service used while verifying (keyed by resource name); the
+    evaluator needs it to tell an unknown attestor from an unattested image, and to refuse a
+    verification made under a key the attestor no longer lists (a rotated-out key).
+    """
+
+    images: Mapping[str, ImageEvidence] = field(default_factory=dict)
+    attestors: Mapping[str, Attestor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        normalised: dict[str, ImageEvidence] = {}
+        for key, value in self.images.items():
+            try:
+                normalised[evidence_key(key)] = value
+            except InvalidArgument:
+                normalised[key] = value
+        object.__setattr__(self, "images", MappingProxyType(normalised))
+        object.__setattr__(self, "attestors", MappingProxyType(dict(self.attestors)))
+
+    def for_image(self, image: ImageReference) -> ImageEvidence:
+        return self.images.get(image.canonical, EMPTY_EVIDENCE)

@@ -1,0 +1,450 @@
+"""Gathering what is known about an image, verified, in the form the policy evaluator reads.
+
+For each image digest of a request, this module reads from the store:
+
+* the occurrences filed under each attestor's note for that image, and verifies each one
+  through :mod:`chainproof.attest` against the attestor's keys and the digest *from the
+  request* (never from the attestation);
+* VULNERABILITY occurrences (findings, and the VEX assessment each may carry) and DISCOVERY
+  occurrences (when the image was last scanned) in the evidence projects;
+* VEX and vulnerability-scan facts from verified in-toto statements.
+
+It owns the mapping from Grafeas messages and verification results to
+:mod:`chainproof.policy.evidence`, and the verification cache. It decides nothing.
+
+Cache: verifying a signature is the expensive step, so results are kept per (occurrence,
+its update time, the attestor's exact content, the image). A changed or deleted occurrence, a
+changed attestor or another image never hits a stale entry; entries also expire after a
+while because a key's validity depends on the time of verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from chainproof.attest.grafeas import attestation_from_occurrence
+from chainproof.attest.intoto import OPENVEX, VULN_SCAN_COSIGN
+from chainproof.attest.verify import AttestationVerification, verify_attestation
+from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
+from chainproof.domain.filters import And, Compare, FilterColumn
+from chainproof.domain.images import ImageReference
+from chainproof.domain.names import parse_note_name
+from chainproof.errors import ChainproofError
+from chainproof.policy.attestors import Attestor
+from chainproof.policy.evidence import (
+    AttestationKind,
+    Evidence,
+    FailedAttestation,
+    FailureReason,
+    ImageEvidence,
+    Severity,
+    VerifiedAttestation,
+    VexStatement,
+    VexStatus,
+    VulnerabilityFinding,
+    VulnerabilityScan,
+)
+from chainproof.store.port import MetadataStore, OccurrenceRecord, StoreSession
+
+log = structlog.get_logger("chainproof.evidence")
+
+#: At most this many occurrences of one kind are read per image (newest IDs are not
+#: privileged: an attacker cannot push real evidence out of the window by flooding, because
+#: flooding needs write access to the attestor's note, which is the trust boundary anyway).
+MAX_PER_QUERY = 500
+
+_FORMAT_KIND = {
+    "simple-signing": AttestationKind.SIMPLE_SIGNING,
+    "image-url": AttestationKind.PGP_SIGNED,
+    "in-toto": AttestationKind.IN_TOTO,
+}
+_VEX_STATES = {
+    "NOT_AFFECTED": VexStatus.NOT_AFFECTED,
+    "FIXED": VexStatus.FIXED,
+    "AFFECTED": VexStatus.AFFECTED,
+    "UNDER_INVESTIGATION": VexStatus.UNDER_INVESTIGATION,
+}
+
+
+def attestor_fingerprint(attestor: Attestor) -> str:
+    raw = json.dumps(attestor.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def attestor_keys(attestor: Attestor) -> list[PublicKey]:
+    """The attestor's verifying keys; a key that cannot be loaded is skipped (and logged)."""
+    keys: list[PublicKey] = []
+    for k in attestor.public_keys:
+        if k.ascii_armored_pgp_public_key is not None:
+            spec = KeySpec("PGP", k.ascii_armored_pgp_public_key, key_id=k.id or None)
+        elif k.pkix_public_key is not None:
+            spec = KeySpec(
+                "PKIX",
+                k.pkix_public_key.public_key_pem,
+                key_id=k.id,
+                algorithm=k.pkix_public_key.signature_algorithm.value,
+            )
+        else:
+            continue
+        try:
+            keys.append(load_public_key(spec))
+        except ChainproofError as exc:
+            log.warning("attestor key unusable", attestor=attestor.name, key=k.id, error=str(exc))
+    return keys
+
+
+@dataclass
+class _CacheEntry:
+    result: AttestationVerification
+    expires: datetime
+
+
+class VerificationCache:
+    """A bounded LRU of verification results; see the module docstring for its keys."""
+
+    def __init__(self, max_entries: int = 20_000, ttl: timedelta = timedelta(minutes=5)):
+        self._entries: OrderedDict[tuple[str, ...], _CacheEntry] = OrderedDict()
+        self._keys: dict[str, list[PublicKey]] = {}
+        self._max = max_entries
+        self._ttl = ttl
+        self.hits = 0
+        self.misses = 0
+
+    def keys_for(self, attestor: Attestor, fingerprint: str) -> list[PublicKey]:
+        keys = self._keys.get(fingerprint)
+        if keys is None:
+            if len(self._keys) > 1000:
+                self._keys.clear()
+            keys = self._keys[fingerprint] = attestor_keys(attestor)
+        return keys
+
+    def get(self, key: tuple[str, ...], now: datetime) -> AttestationVerification | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.expires <= now:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry.result
+
+    def put(self, key: tuple[str, ...], result: AttestationVerification, now: datetime) -> None:
+        self._entries[key] = _CacheEntry(result, now + self._ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._keys.clear()
+
+
+def _time(msg: Any, field: str) -> datetime | None:
+    if not msg.HasField(field):
+        return None
+    value: datetime = getattr(msg, field).ToDatetime(tzinfo=UTC)
+    return value
+
+
+def _enum_name(msg: Any, field: str) -> str:
+    descriptor = msg.DESCRIPTOR.fields_by_name[field].enum_type
+    return str(descriptor.values_by_number[getattr(msg, field)].name)
+
+
+def _failure(
+    record: OccurrenceRecord,
+    attestor: Attestor,
+    keys: Sequence[PublicKey],
+    result: AttestationVerification,
+) -> FailedAttestation:
+    hints = _key_hints(record)
+    if result.payload is not None:
+        reason = FailureReason.WRONG_DIGEST  # signed by a trusted key, about something else
+    elif result.key_ids:
+        reason = FailureReason.MALFORMED  # signed by a trusted key, but unreadable
+    elif not any(key.matches_hint(h) for key in keys for h in hints):
+        # No signature even claims a key this attestor trusts (hints are only hints, and
+        # every signature was still tried against every key).
+        reason = FailureReason.UNKNOWN_KEY
+    else:
+        reason = FailureReason.BAD_SIGNATURE
+    return FailedAttestation(
+        occurrence=record.occurrence.name,
+        reason=reason,
+        attestor=attestor.name,
+        key_id=hints[0] if hints else None,
+        detail="; ".join(result.reasons),
+    )
+
+
+def _key_hints(record: OccurrenceRecord) -> list[str]:
+    occ = record.occurrence
+    if occ.HasField("attestation"):
+        return [s.public_key_id for s in occ.attestation.signatures if s.public_key_id]
+    env = occ.dsse_attestation.envelope if occ.HasField("dsse_attestation") else occ.envelope
+    return [s.keyid for s in env.signatures if s.keyid]
+
+
+class EvidenceGatherer:
+    """Reads and verifies the evidence for the images of one request."""
+
+    def __init__(self, store: MetadataStore, cache: VerificationCache | None = None) -> None:
+        self._store = store
+        self.cache = cache or VerificationCache()
+
+    async def gather(
+        self,
+        images: Sequence[ImageReference],
+        attestors: Mapping[str, Attestor],
+        evidence_projects: Sequence[str],
+        now: datetime,
+    ) -> Evidence:
+        per_image: dict[str, ImageEvidence] = {}
+        async with self._store.session() as s:
+            for image in dict.fromkeys(i for i in images if i.digest):
+                per_image[image.canonical] = await self._image(
+                    s, image, attestors, evidence_projects, now
+                )
+        return Evidence(images=per_image, attestors=dict(attestors))
+
+    async def _image(
+        self,
+        s: StoreSession,
+        image: ImageReference,
+        attestors: Mapping[str, Attestor],
+        evidence_projects: Sequence[str],
+        now: datetime,
+    ) -> ImageEvidence:
+        verified: list[VerifiedAttestation] = []
+        failed: list[FailedAttestation] = []
+        on_image = Compare(FilterColumn.RESOURCE, image.canonical)
+        for name, attestor in sorted(attestors.items()):
+            note = parse_note_name(attestor.note_reference)
+            rows = await s.list_note_occurrences(
+                note.project, note.note_id, on_image, None, MAX_PER_QUERY
+            )
+            fingerprint = attestor_fingerprint(attestor)
+            for record in rows:
+                outcome = self._verify(record, attestor, name, fingerprint, image, now)
+                if isinstance(outcome, VerifiedAttestation):
+                    verified.append(outcome)
+                else:
+                    failed.append(outcome)
+
+        findings: list[VulnerabilityFinding] = []
+        vex: list[VexStatement] = []
+        scans: list[VulnerabilityScan] = []
+        for project in dict.fromkeys(evidence_projects):
+            vulns = await s.list_occurrences(
+                project,
+                And((Compare(FilterColumn.KIND, "VULNERABILITY"), on_image)),
+                None,
+                MAX_PER_QUERY * 4,
+            )
+            for record in vulns:
+                finding, statement = _finding(record)
+                findings.append(finding)
+                if statement is not None:
+                    vex.append(statement)
+            discoveries = await s.list_occurrences(
+                project,
+                And((Compare(FilterColumn.KIND, "DISCOVERY"), on_image)),
+                None,
+                MAX_PER_QUERY,
+            )
+            scans.extend(filter(None, (_scan(r) for r in discoveries)))
+        for att in verified:
+            vex.extend(_openvex(att, image))
+            scan = _attested_scan(att)
+            if scan is not None:
+                scans.append(scan)
+        return ImageEvidence(
+            attestations=tuple(verified),
+            failed_attestations=tuple(failed),
+            vulnerabilities=tuple(findings),
+            vex=tuple(vex),
+            scans=tuple(scans),
+        )
+
+    def _verify(
+        self,
+        record: OccurrenceRecord,
+        attestor: Attestor,
+        attestor_name: str,
+        fingerprint: str,
+        image: ImageReference,
+        now: datetime,
+    ) -> VerifiedAttestation | FailedAttestation:
+        occ = record.occurrence
+        cache_key = (
+            occ.name,
+            occ.update_time.ToJsonString(),
+            fingerprint,
+            image.canonical,
+        )
+        result = self.cache.get(cache_key, now)
+        if result is None:
+            try:
+                signed = attestation_from_occurrence(occ)
+            except ChainproofError as exc:
+                return FailedAttestation(
+                    occurrence=occ.name,
+                    reason=FailureReason.UNSUPPORTED,
+                    attestor=attestor_name,
+                    detail=exc.message,
+                )
+            keys = self.cache.keys_for(attestor, fingerprint)
+            try:
+                result = verify_attestation(image, signed, keys, now=now)
+            except ChainproofError as exc:
+                return FailedAttestation(
+                    occurrence=occ.name,
+                    reason=FailureReason.MALFORMED,
+                    attestor=attestor_name,
+                    detail=exc.message,
+                )
+            self.cache.put(cache_key, result, now)
+        if not result.verified:
+            return _failure(record, attestor, self.cache.keys_for(attestor, fingerprint), result)
+        statement = result.statement
+        return VerifiedAttestation(
+            attestor=attestor_name,
+            key_id=result.key_ids[0],
+            occurrence=occ.name,
+            kind=_FORMAT_KIND.get(result.payload_format or "", AttestationKind.SIMPLE_SIGNING),
+            predicate_type=statement.predicate_type if statement else None,
+            statement=_statement_dict(statement) if statement else None,
+            predicate=statement.predicate if statement else None,
+            created=_time(occ, "create_time"),
+        )
+
+
+def _statement_dict(statement: Any) -> dict[str, Any]:
+    return {
+        "_type": statement.statement_type,
+        "subject": [{"name": s.name, "digest": dict(s.digest)} for s in statement.subjects],
+        "predicateType": statement.predicate_type,
+        "predicate": dict(statement.predicate) if statement.predicate is not None else None,
+    }
+
+
+def _cve_of(record: OccurrenceRecord) -> str:
+    v = record.occurrence.vulnerability
+    if v.HasField("vex_assessment") and v.vex_assessment.vulnerability_id:
+        return str(v.vex_assessment.vulnerability_id)
+    return record.note_id
+
+
+def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStatement | None]:
+    v = record.occurrence.vulnerability
+    severity_name = _enum_name(v, "effective_severity")
+    if severity_name == "SEVERITY_UNSPECIFIED":
+        severity_name = _enum_name(v, "severity")
+    fix = bool(v.fix_available) or any(p.fix_available for p in v.package_issue)
+    cve = _cve_of(record)
+    finding = VulnerabilityFinding(
+        cve=cve,
+        severity=Severity.from_name(severity_name),
+        fix_available=fix,
+        package=v.package_issue[0].affected_package if v.package_issue else None,
+        occurrence=record.occurrence.name,
+    )
+    statement = None
+    if v.HasField("vex_assessment"):
+        state = _VEX_STATES.get(_enum_name(v.vex_assessment, "state"))
+        if state is not None:
+            statement = VexStatement(
+                cve=cve,
+                status=state,
+                source=record.occurrence.name,
+                justification=str(v.vex_assessment.justification.details),
+            )
+    return finding, statement
+
+
+def _scan(record: OccurrenceRecord) -> VulnerabilityScan | None:
+    d = record.occurrence.discovery
+    status = _enum_name(d, "analysis_status")
+    if status in ("FAILED", "FINISHED_FAILED", "FINISHED_UNSUPPORTED"):
+        return None
+    when = (
+        _time(d, "last_scan_time")
+        or _time(d, "analysis_completed")
+        or _time(record.occurrence, "update_time")
+    )
+    if when is None:
+        return None
+    return VulnerabilityScan(
+        scanned_at=when,
+        scanner=f"projects/{record.note_project}/notes/{record.note_id}",
+        occurrence=record.occurrence.name,
+    )
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _attested_scan(att: VerifiedAttestation) -> VulnerabilityScan | None:
+    if att.predicate_type != VULN_SCAN_COSIGN or att.predicate is None:
+        return None
+    metadata = att.predicate.get("metadata")
+    finished = _parse_time(metadata.get("scanFinishedOn")) if isinstance(metadata, dict) else None
+    if finished is None:
+        return None
+    scanner = att.predicate.get("scanner")
+    name = scanner.get("uri", "") if isinstance(scanner, dict) else ""
+    return VulnerabilityScan(scanned_at=finished, scanner=str(name), occurrence=att.occurrence)
+
+
+def _openvex(att: VerifiedAttestation, image: ImageReference) -> list[VexStatement]:
+    """VEX statements of a verified OpenVEX attestation that concern this image."""
+    if not (att.predicate_type or "").startswith(OPENVEX) or att.predicate is None:
+        return []
+    out: list[VexStatement] = []
+    statements = att.predicate.get("statements")
+    for st in statements if isinstance(statements, list) else []:
+        if not isinstance(st, dict):
+            continue
+        status = _VEX_STATES.get(str(st.get("status", "")).upper())
+        vuln = st.get("vulnerability")
+        cve = vuln.get("name") if isinstance(vuln, dict) else vuln
+        if status is None or not isinstance(cve, str) or not _names_image(st, image):
+            continue
+        out.append(
+            VexStatement(
+                cve=cve,
+                status=status,
+                source=att.occurrence,
+                justification=str(st.get("justification", "")),
+            )
+        )
+    return out
+
+
+def _names_image(statement: Mapping[str, Any], image: ImageReference) -> bool:
+    # The statement is already bound to the image by the attestation's subject; products,
+    # when listed, must still name this digest, so a VEX about another image never applies.
+    products = statement.get("products")
+    if not products:
+        return True
+    digest = (image.digest or "").removeprefix("sha256:")
+    for product in products if isinstance(products, list) else []:
+        ident = product.get("@id", "") if isinstance(product, dict) else str(product)
+        hashes = product.get("identifiers", {}) if isinstance(product, dict) else {}
+        if digest and (digest in ident or digest in json.dumps(hashes)):
+            return True
+    return False

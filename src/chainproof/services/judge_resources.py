@@ -1,0 +1,250 @@
+"""Attestors and policies as API resources, in Binary Authorization's shape.
+
+Owns the rules around the documents: names, parsing (through :mod:`chainproof.policy`),
+etags for optimistic concurrency, and referential checks (an attestor's note must be an
+ATTESTATION note; a policy may only name attestors that exist; an attestor a policy uses
+cannot be deleted). Evaluation lives in :mod:`chainproof.services.judge`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from chainproof.domain.names import (
+    parse_note_name,
+    parse_project_name,
+    validate_project_id,
+    validate_resource_id,
+)
+from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from chainproof.policy.attestors import Attestor, parse_attestor
+from chainproof.policy.binauthz import Policy, parse_policy
+from chainproof.services.grafeas import Clock, Page, utc_now
+from chainproof.store.port import DocumentRecord, MetadataStore, StoreSession
+
+ATTESTORS = "attestors"
+POLICIES = "policy"
+_POLICY_ID = "policy"
+
+
+def content_etag(data: Mapping[str, Any]) -> str:
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:20]
+
+
+def _check_etag(given: str | None, current: DocumentRecord | None, what: str) -> None:
+    if given and (current is None or given != current.etag):
+        raise FailedPrecondition(
+            f"{what} has changed since it was read (etag {given!r} is stale): get it again, "
+            "reapply your change and retry"
+        )
+
+
+def parse_attestor_name(name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "attestors":
+        raise InvalidArgument(
+            f"attestor name {name!r} is malformed: expected projects/{{project}}/attestors/{{id}}"
+        )
+    return validate_project_id(parts[1]), validate_resource_id(parts[3], what="attestor ID")
+
+
+class JudgeResources:
+    """CRUD for attestors and the per-project policy."""
+
+    def __init__(self, store: MetadataStore, tokens: PageTokenCodec, clock: Clock = utc_now):
+        self._store = store
+        self._tokens = tokens
+        self._clock = clock
+
+    # ----------------------------------------------------------------- attestors
+
+    async def create_attestor(self, parent: str, attestor_id: str, data: Any) -> dict[str, Any]:
+        project = parse_project_name(parent)
+        if not attestor_id:
+            raise InvalidArgument("attestorId is required: the client chooses attestor IDs")
+        validate_resource_id(attestor_id, what="attestor ID")
+        name = f"projects/{project}/attestors/{attestor_id}"
+        attestor = self._parse_attestor(data, name)
+        async with self._store.session() as s:
+            if await s.get_document(project, ATTESTORS, attestor_id) is not None:
+                raise AlreadyExists(f"attestor {name} already exists")
+            await self._check_note(s, attestor)
+            record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), None)
+            await s.put_document(record)
+        return self._attestor_json(record)
+
+    async def get_attestor(self, name: str) -> dict[str, Any]:
+        project, attestor_id = parse_attestor_name(name)
+        async with self._store.session() as s:
+            record = await s.get_document(project, ATTESTORS, attestor_id)
+        if record is None:
+            raise NotFound(f"attestor {name} does not exist")
+        return self._attestor_json(record)
+
+    async def load_attestors(self, names: frozenset[str]) -> dict[str, Attestor]:
+        """The named attestors that exist, parsed (unknown names are simply absent)."""
+        found: dict[str, Attestor] = {}
+        async with self._store.session() as s:
+            for name in sorted(names):
+                try:
+                    project, attestor_id = parse_attestor_name(name)
+                except InvalidArgument:
+                    continue
+                record = await s.get_document(project, ATTESTORS, attestor_id)
+                if record is not None:
+                    found[name] = parse_attestor(record.data)
+        return found
+
+    async def list_attestors(self, parent: str, size: int | None, token: str) -> Page[Any]:
+        project = parse_project_name(parent)
+        limit = page_size(size)
+        scope = ListScope(ATTESTORS, parent, "")
+        after = self._tokens.decode(scope, token) if token else None
+        async with self._store.session() as s:
+            rows = await s.list_documents(project, ATTESTORS, after, limit + 1)
+        items = [self._attestor_json(r) for r in rows[:limit]]
+        next_token = self._tokens.encode(scope, rows[limit - 1].doc_id) if len(rows) > limit else ""
+        return Page(items, next_token)
+
+    async def update_attestor(self, name: str, data: Any) -> dict[str, Any]:
+        project, attestor_id = parse_attestor_name(name)
+        etag = data.get("etag") if isinstance(data, dict) else None
+        attestor = self._parse_attestor(data, name)
+        async with self._store.session() as s:
+            current = await s.get_document(project, ATTESTORS, attestor_id)
+            if current is None:
+                raise NotFound(f"attestor {name} does not exist")
+            _check_etag(etag, current, f"attestor {name}")
+            await self._check_note(s, attestor)
+            record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), current)
+            await s.put_document(record)
+        return self._attestor_json(record)
+
+    async def delete_attestor(self, name: str) -> None:
+        project, attestor_id = parse_attestor_name(name)
+        async with self._store.session() as s:
+            if await s.get_document(project, ATTESTORS, attestor_id) is None:
+                raise NotFound(f"attestor {name} does not exist")
+            policy = await s.get_document(project, POLICIES, _POLICY_ID)
+            if policy is not None and name in parse_policy(policy.data).referenced_attestors():
+                raise FailedPrecondition(
+                    f"attestor {name} is required by the policy of projects/{project}: remove it "
+                    "from the policy first"
+                )
+            await s.delete_document(project, ATTESTORS, attestor_id)
+
+    def _parse_attestor(self, data: Any, name: str) -> Attestor:
+        if isinstance(data, dict) and data.get("name") not in (None, "", name):
+            raise InvalidArgument(
+                f"attestor name {data.get('name')!r} does not match {name!r}: leave it empty"
+            )
+        return replace(parse_attestor(data), name=name)
+
+    async def _check_note(self, s: StoreSession, attestor: Attestor) -> None:
+        note_name = parse_note_name(
+            attestor.note_reference, field="userOwnedGrafeasNote.noteReference"
+        )
+        note = await s.get_note(note_name.project, note_name.note_id)
+        if note is None:
+            raise FailedPrecondition(
+                f"userOwnedGrafeasNote.noteReference {note_name} does not exist: create the "
+                "ATTESTATION note first (POST /v1/projects/"
+                f"{note_name.project}/notes?noteId={note_name.note_id})"
+            )
+        if note.kind != "ATTESTATION":
+            raise FailedPrecondition(
+                f"userOwnedGrafeasNote.noteReference {note_name} is a {note.kind} note: an "
+                "attestor needs an ATTESTATION note"
+            )
+
+    def _attestor_json(self, record: DocumentRecord) -> dict[str, Any]:
+        return {
+            **record.data,
+            "updateTime": _rfc3339(record.update_time),
+            "etag": record.etag,
+        }
+
+    # ----------------------------------------------------------------- policy
+
+    async def get_policy(self, parent: str) -> dict[str, Any]:
+        project = parse_project_name(parent)
+        async with self._store.session() as s:
+            record = await s.get_document(project, POLICIES, _POLICY_ID)
+        if record is None:
+            raise NotFound(
+                f"projects/{project} has no policy yet: PUT /v1/projects/{project}/policy "
+                "(until then every admission in this project is denied)"
+            )
+        return self._policy_json(record)
+
+    async def load_policy(self, project: str) -> Policy | None:
+        async with self._store.session() as s:
+            record = await s.get_document(project, POLICIES, _POLICY_ID)
+        return None if record is None else parse_policy(record.data)
+
+    async def put_policy(self, parent: str, data: Any) -> dict[str, Any]:
+        project = parse_project_name(parent)
+        name = f"projects/{project}/policy"
+        if isinstance(data, dict) and data.get("name") not in (None, "", name):
+            raise InvalidArgument(
+                f"policy name {data.get('name')!r} does not match {name!r}: leave it empty"
+            )
+        etag = data.get("etag") if isinstance(data, dict) else None
+        policy = replace(parse_policy(data), name=name)
+        async with self._store.session() as s:
+            current = await s.get_document(project, POLICIES, _POLICY_ID)
+            _check_etag(etag, current, name)
+            missing = []
+            for attestor in sorted(policy.referenced_attestors()):
+                a_project, a_id = parse_attestor_name(attestor)
+                if await s.get_document(a_project, ATTESTORS, a_id) is None:
+                    missing.append(attestor)
+            if missing:
+                raise FailedPrecondition(
+                    "the policy requires attestors that do not exist: "
+                    + ", ".join(missing)
+                    + "; create them first (POST /v1/projects/{p}/attestors?attestorId=…)"
+                )
+            record = self._record(project, POLICIES, _POLICY_ID, policy.to_dict(), current)
+            await s.put_document(record)
+        return self._policy_json(record)
+
+    def _policy_json(self, record: DocumentRecord) -> dict[str, Any]:
+        return {**record.data, "updateTime": _rfc3339(record.update_time), "etag": record.etag}
+
+    # ----------------------------------------------------------------- helpers
+
+    def _record(
+        self,
+        project: str,
+        collection: str,
+        doc_id: str,
+        data: dict[str, Any],
+        current: DocumentRecord | None,
+    ) -> DocumentRecord:
+        now = self._clock()
+        return DocumentRecord(
+            project=project,
+            collection=collection,
+            doc_id=doc_id,
+            data=data,
+            etag=content_etag(data),
+            create_time=current.create_time if current else now,
+            update_time=now,
+        )
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,30 @@
+"""Build the MetadataStore a database URL asks for.
+
+Owns the choice between adapters: ``memory://`` gives the in-memory store; ``sqlite:…`` and
+``postgresql:…`` (or ``postgres:…``) give the SQL store on the matching async driver. Anything
+else is an InvalidArgument that lists the accepted forms. Nothing connects here: the caller
+(the composition root) calls ``open()`` on the result, which migrates the schema and reports
+an unreachable database as Unavailable.
+"""
+
+from __future__ import annotations
+
+from chainproof.errors import InvalidArgument
+from chainproof.store.memory import MemoryStore
+from chainproof.store.port import MetadataStore
+from chainproof.store.sql import SqlStore
+from chainproof.store.sql.urls import describe_accepted_forms
+
+#: The embedded default: one SQLite file under ./data, made on first start.
+DEFAULT_DATABASE_URL = "sqlite:///./data/chainproof.db"
+
+
+def create_store(database_url: str) -> MetadataStore:
+    """The store for ``database_url``; raises InvalidArgument for an unsupported URL."""
+    url = database_url.strip()
+    if not url:
+        raise InvalidArgument("database URL is empty: expected one of " + describe_accepted_forms())
+    if url == "memory://" or url == "memory:":
+        return MemoryStore()
+    # SqlStore.from_url raises InvalidArgument naming the accepted forms for other schemes.
+    return SqlStore.from_url(url)

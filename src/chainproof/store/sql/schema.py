@@ -1,0 +1,167 @@
+"""The SQL schema as SQLAlchemy Core tables, for building queries.
+
+Owns the table and column objects the SQL store queries with. It does not create anything:
+the schema in a database is made only by the Alembic migrations in
+``chainproof/store/migrations``, which spell their tables out on their own (a migration must
+not change when this module does). A contract test compares the two.
+
+Three types differ by dialect, and only here:
+
+* ``Key``: text compared by code point. PostgreSQL's default collation follows the locale,
+  which would order keyset pages differently from Python's ``str`` comparison (the memory
+  store and the page tokens); ``COLLATE "C"`` compares UTF-8 bytes, which is code point order.
+  SQLite's default BINARY collation already does that.
+* ``Document``: the whole message as JSON, ``JSONB`` on PostgreSQL and JSON text on SQLite.
+* ``Time``: an instant. PostgreSQL has ``timestamptz``. SQLite has no time type at all, and
+  SQLAlchemy's SQLite ``DateTime`` writes the wall-clock fields of whatever it is given and
+  drops the offset, so ``12:00+02:00`` and ``12:00Z`` would be stored alike. ``UtcDateTime``
+  converts to UTC first and writes one fixed-width text format, so that comparing the text
+  (``time >= :since``) orders instants correctly; it hands back aware UTC datetimes on both
+  databases and refuses naive ones, whose instant nobody can know.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+#: How SQLite stores an instant: UTC, every field zero-padded, so text order is time order
+#: for years 0001–9999. This is SQLAlchemy's default, pinned so that it cannot drift.
+SQLITE_TIME_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+# sqlite.DATETIME's __init__ carries no annotations, hence the ignore.
+_SQLITE_TIME = sqlite.DATETIME(storage_format=SQLITE_TIME_FORMAT)  # type: ignore[no-untyped-call]
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC and read back as UTC on every dialect."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLITE_TIME)
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} cannot be stored: its instant is "
+                "unknown; pass a timezone-aware datetime (for example with tzinfo=UTC)"
+            )
+        utc = value.astimezone(UTC)
+        # SQLite's processor formats the fields as they are, so give it UTC wall time.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+Document = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Time = UtcDateTime()
+
+metadata = sa.MetaData()
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("name", Key, primary_key=True),
+)
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("note_id", Key, primary_key=True),
+    sa.Column("kind", Key, nullable=False),
+    sa.Column("data", Document, nullable=False),
+    sa.Column("create_time", Time, nullable=True),
+    sa.Column("update_time", Time, nullable=True),
+    sa.Index("ix_notes_kind", "project", "kind"),
+)
+
+occurrences = sa.Table(
+    "occurrences",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("occurrence_id", Key, primary_key=True),
+    sa.Column("kind", Key, nullable=False),
+    sa.Column("note_project", Key, nullable=False),
+    sa.Column("note_id", Key, nullable=False),
+    sa.Column("resource", Key, nullable=False),
+    sa.Column("data", Document, nullable=False),
+    sa.Column("create_time", Time, nullable=True),
+    sa.Column("update_time", Time, nullable=True),
+    sa.Index("ix_occurrences_resource", "project", "resource", "occurrence_id"),
+    sa.Index("ix_occurrences_note", "note_project", "note_id", "occurrence_id"),
+    sa.Index("ix_occurrences_kind", "project", "kind", "occurrence_id"),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", Key, primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+# The judge's documents (attestors, policies), each stored whole beside its key and etag.
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("collection", Key, primary_key=True),
+    sa.Column("doc_id", Key, primary_key=True),
+    sa.Column("data", Document, nullable=False),
+    sa.Column("etag", sa.Text(), nullable=False),
+    sa.Column("create_time", Time, nullable=False),
+    sa.Column("update_time", Time, nullable=False),
+)
+
+# The decision log. ``images`` keeps the judged references in the order given (duplicates
+# too), so a record reads back exactly as written; ``decision_images`` holds each distinct
+# reference once more as a row, for finding decisions by image through an index.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", Key, primary_key=True),
+    sa.Column("project", Key, nullable=False),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("outcome", Key, nullable=False),
+    sa.Column("namespace", Key, nullable=False),
+    sa.Column("images", Document, nullable=False),
+    sa.Column("data", Document, nullable=False),
+    sa.Index("ix_decisions_project", "project", "decision_id"),
+    sa.Index("ix_decisions_time", "project", "time"),
+    sa.Index("ix_decisions_namespace", "project", "namespace", "decision_id"),
+    sa.Index("ix_decisions_outcome", "project", "outcome", "decision_id"),
+)
+
+decision_images = sa.Table(
+    "decision_images",
+    metadata,
+    sa.Column(
+        "decision_id",
+        Key,
+        sa.ForeignKey(
+            "decisions.decision_id", ondelete="CASCADE", name="fk_decision_images_decision"
+        ),
+        primary_key=True,
+    ),
+    sa.Column("image", Key, primary_key=True),
+    sa.Index("ix_decision_images_image", "image", "decision_id"),
+)

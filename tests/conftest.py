@@ -1,0 +1,57 @@
+"""Fixtures shared by the whole test suite.
+
+PostgreSQL: one server and one freshly created database per test session (see tests/pg.py for
+how the server is found or started). Tests that need a clean PostgreSQL store build it on
+``pg_database_url`` and empty it themselves (tests/contract does so with TRUNCATE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import pg  # tests/pg.py (pyproject puts tests/ on the pytest pythonpath)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PgServer]:
+    """The PostgreSQL server of this test session; stopped at the end if we started it."""
+    server = pg.find_or_start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """A user-facing URL of a database made for this test session, dropped at its end."""
+    name = pg.create_database(pg_server)
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg.drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def fresh_pg_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """A database of its own for one test module (integration tests through a server)."""
+    name = pg.create_database(pg_server)
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg.drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module", params=["memory", "sqlite", "postgres"])
+def backend_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A database URL for each backend: integration tests run on all three."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/chainproof.db"
+    url: str = request.getfixturevalue("fresh_pg_url")
+    return url

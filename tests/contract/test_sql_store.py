@@ -1,0 +1,318 @@
+"""What only the SQL adapters have: URLs, migrations, SQLite settings, PostgreSQL concurrency,
+connection failures, and the test suite's own throwaway PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
+
+import pg
+from chainproof.errors import InvalidArgument, Unavailable
+from chainproof.store.factory import DEFAULT_DATABASE_URL, create_store
+from chainproof.store.memory import MemoryStore
+from chainproof.store.sql import Dialect, SqlStore, migrate, parse_database_url
+from chainproof.store.sql.schema import metadata
+from contract.store_samples import note_record
+
+TABLES = {"projects", "notes", "occurrences", "meta"}
+
+
+@pytest.fixture
+def fresh_pg_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """An empty database of its own, for tests that migrate or race on the schema."""
+    name = pg.create_database(pg_server, prefix="chainproof_fresh")
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg.drop_database(pg_server, name)
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def fresh_sql_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/fresh.db"
+    else:
+        url = request.getfixturevalue("fresh_pg_url")
+    store = SqlStore.from_url(url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# URLs and the factory ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "dialect", "driver_url"),
+    [
+        (
+            "sqlite:///./data/chainproof.db",
+            Dialect.SQLITE,
+            "sqlite+aiosqlite:///./data/chainproof.db",
+        ),
+        ("sqlite:////var/lib/x.db", Dialect.SQLITE, "sqlite+aiosqlite:////var/lib/x.db"),
+        ("sqlite:///:memory:", Dialect.SQLITE, "sqlite+aiosqlite:///:memory:"),
+        ("sqlite://", Dialect.SQLITE, "sqlite+aiosqlite:///:memory:"),
+        (
+            "postgresql://u:pw@db:5432/cp",
+            Dialect.POSTGRESQL,
+            "postgresql+asyncpg://u:pw@db:5432/cp",
+        ),
+        ("postgres://u@db/cp", Dialect.POSTGRESQL, "postgresql+asyncpg://u@db/cp"),
+        ("postgresql+asyncpg://u@db/cp", Dialect.POSTGRESQL, "postgresql+asyncpg://u@db/cp"),
+        (
+            "postgresql://u@db/cp?sslmode=require",
+            Dialect.POSTGRESQL,
+            "postgresql+asyncpg://u@db/cp?ssl=require",
+        ),
+    ],
+)
+def test_user_urls_map_to_async_drivers(url: str, dialect: Dialect, driver_url: str) -> None:
+    target = parse_database_url(url)
+    assert target.dialect is dialect
+    assert target.url == make_url(driver_url)
+    assert "pw" not in target.describe()
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://root:hunter2@db/x", "redis://h", "nonsense", "", "sqlite+pysqlite:///x.db"]
+)
+def test_unsupported_url_names_the_accepted_forms(url: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        create_store(url)
+    message = str(caught.value)
+    assert "sqlite:///" in message
+    assert "postgresql://" in message
+    assert "memory://" in message
+    assert "hunter2" not in message
+
+
+def test_factory_picks_the_adapter() -> None:
+    assert isinstance(create_store("memory://"), MemoryStore)
+    assert isinstance(create_store("sqlite:///:memory:"), SqlStore)
+    assert isinstance(create_store("postgres://u@h/db"), SqlStore)
+
+
+# SQLite -------------------------------------------------------------------------------------
+
+
+async def test_sqlite_default_url_creates_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = create_store(DEFAULT_DATABASE_URL)
+    assert isinstance(store, SqlStore)
+    await store.open()
+    try:
+        assert (tmp_path / "data" / "chainproof.db").is_file()
+        async with store.engine.connect() as connection:
+            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}")  # noqa: E731
+            assert (await pragma("journal_mode")).scalar() == "wal"
+            assert (await pragma("foreign_keys")).scalar() == 1
+            assert (await pragma("busy_timeout")).scalar() == 5000
+    finally:
+        await store.close()
+
+
+async def test_sqlite_in_memory_is_one_database_for_all_sessions() -> None:
+    store = create_store("sqlite:///:memory:")
+    await store.open()
+    try:
+
+        async def write(i: int) -> None:
+            async with store.session() as s:
+                assert await s.insert_notes([note_record("p", f"n{i}")]) == []
+                await asyncio.sleep(0)  # let the others try to interleave
+
+        await asyncio.gather(*(write(i) for i in range(10)))
+        async with store.session() as s:
+            assert len(await s.list_notes("p", None, None, 100)) == 10
+    finally:
+        await store.close()
+
+
+async def test_sqlite_file_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> None:
+    store = create_store(f"sqlite:///{tmp_path}/c.db")
+    await store.open()
+    try:
+
+        async def write(i: int) -> None:
+            async with store.session() as s:
+                # Read first, then write: the pattern that fails with SQLITE_BUSY under a
+                # deferred BEGIN when another connection writes in between.
+                assert await s.get_note("p", f"n{i}") is None
+                await asyncio.sleep(0.01)
+                assert await s.insert_notes([note_record("p", f"n{i}")]) == []
+
+        await asyncio.gather(*(write(i) for i in range(8)))
+        async with store.session() as s:
+            assert len(await s.list_notes("p", None, None, 100)) == 8
+    finally:
+        await store.close()
+
+
+async def test_repeated_id_within_one_batch_counts_as_taken(tmp_path: Path) -> None:
+    store = create_store(f"sqlite:///{tmp_path}/d.db")
+    await store.open()
+    try:
+        async with store.session() as s:
+            batch = [note_record("p", "a"), note_record("p", "b"), note_record("p", "a")]
+            assert await s.insert_notes(batch) == ["a"]
+            assert await s.list_notes("p", None, None, 10) == []
+    finally:
+        await store.close()
+
+
+# migrations ---------------------------------------------------------------------------------
+
+
+def _tables(connection: sa.Connection) -> set[str]:
+    return set(sa.inspect(connection).get_table_names())
+
+
+def _schema_diff(connection: sa.Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": False})
+    return list(compare_metadata(context, metadata))
+
+
+async def test_migrations_from_empty_down_to_base_and_up_again(fresh_sql_store: SqlStore) -> None:
+    store = fresh_sql_store
+    assert await migrate.current_revision(store.engine) is None
+    await store.open()
+    await store.open()  # a second start finds the schema at head and does nothing
+    assert await migrate.current_revision(store.engine) == "0001"
+    async with store.engine.connect() as connection:
+        assert await connection.run_sync(_tables) >= TABLES
+        # The query-side table definitions agree with what the migration built.
+        assert await connection.run_sync(_schema_diff) == []
+
+    await migrate.downgrade(store.engine, "base")
+    assert await migrate.current_revision(store.engine) is None
+    async with store.engine.connect() as connection:
+        assert not (await connection.run_sync(_tables)) & TABLES
+
+    await store.open()
+    async with store.session() as s:
+        assert await s.insert_notes([note_record("p", "n")]) == []
+    async with store.session() as s:
+        assert await s.get_note("p", "n") is not None
+
+
+# PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_replicas_starting_together_migrate_once(fresh_pg_url: str) -> None:
+    stores = [SqlStore.from_url(fresh_pg_url) for _ in range(5)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        assert await migrate.current_revision(stores[0].engine) == "0001"
+    finally:
+        for s in stores:
+            await s.close()
+
+
+@pytest.mark.postgres
+async def test_concurrent_insert_of_the_same_note_reports_it_taken(pg_database_url: str) -> None:
+    from contract.conftest import empty_postgres_store
+
+    store = await empty_postgres_store(pg_database_url)
+    try:
+        first_has_written = asyncio.Event()
+        release_first = asyncio.Event()
+
+        async def first() -> list[str]:
+            async with store.session() as s:
+                taken = await s.insert_notes([note_record("p", "race")])
+                first_has_written.set()
+                await release_first.wait()
+                return taken
+
+        async def second() -> list[str]:
+            await first_has_written.wait()
+            async with store.session() as s:
+                # The check cannot see the uncommitted row; the insert waits for it, fails on
+                # the primary key, and the savepoint turns that into "taken".
+                taken = await s.insert_notes([note_record("p", "other"), note_record("p", "race")])
+                # The session is still usable afterwards.
+                assert await s.get_note("p", "race") is not None
+                return taken
+
+        winner = asyncio.create_task(first())
+        loser = asyncio.create_task(second())
+        await first_has_written.wait()
+        await asyncio.sleep(0.3)  # let the second session reach its blocked insert
+        release_first.set()
+        assert await winner == []
+        assert await loser == ["race"]
+        async with store.session() as s:
+            assert await s.get_note("p", "other") is None
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_unreachable_postgres_is_unavailable_and_hides_the_password() -> None:
+    port = pg.free_port()
+    store = create_store(f"postgresql://chainproof:s3cr3t-pw@127.0.0.1:{port}/cp")
+    try:
+        for attempt in (store.open(), store.ping()):
+            with pytest.raises(Unavailable) as caught:
+                await attempt
+            assert f"127.0.0.1:{port}" in str(caught.value)
+            assert "s3cr3t-pw" not in str(caught.value)
+        with pytest.raises(Unavailable):
+            async with store.session():
+                pass
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_ping(pg_database_url: str) -> None:
+    store = create_store(pg_database_url)
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+def test_throwaway_server_starts_serves_and_cleans_up() -> None:
+    """The fallback of tests/pg.py, forced even though a server answers on 5432."""
+    server = pg.find_or_start_server(force_throwaway=True)
+    assert server.throwaway
+    assert server.data_dir is not None
+    root = server.data_dir.parent
+    try:
+        name = pg.create_database(server)
+
+        async def use() -> None:
+            store = create_store(server.url(name))
+            await store.open()
+            try:
+                async with store.session() as s:
+                    assert await s.add_project("p")
+                await store.ping()
+            finally:
+                await store.close()
+
+        asyncio.run(use())
+        pg.drop_database(server, name)
+    finally:
+        server.stop()
+    assert not root.exists()
+    assert not pg.answers(server.host, server.port)
