@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     grpc_port: int = Field(default=8090, ge=0, le=65535)
-    grpc_enabled: bool = False  # switched on once the gRPC server lands
+    grpc_enabled: bool = True
     database_url: str = DEFAULT_SQLITE_URL
     #: Secret that authenticates page tokens. When unset, one is generated and kept in the
     #: database, so that every replica sharing the database accepts the same tokens.

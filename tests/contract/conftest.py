@@ -30,7 +30,11 @@ async def empty_postgres_store(url: str) -> SqlStore:
     assert isinstance(store, SqlStore)
     await store.open()
     async with store.engine.begin() as connection:
-        await connection.execute(sa.text("TRUNCATE projects, notes, occurrences, meta"))
+        await connection.execute(
+            sa.text(
+                "TRUNCATE projects, notes, occurrences, meta, documents, decisions, decision_images"
+            )
+        )
     return store
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,24 @@ import pg
 from chainproof.errors import InvalidArgument, Unavailable
 from chainproof.store.factory import DEFAULT_DATABASE_URL, create_store
 from chainproof.store.memory import MemoryStore
+from chainproof.store.port import DecisionQuery
 from chainproof.store.sql import Dialect, SqlStore, migrate, parse_database_url
 from chainproof.store.sql.schema import metadata
-from contract.store_samples import note_record
+from contract.store_samples import (
+    MINUS_5,
+    PLUS_2,
+    T0,
+    decision_record,
+    document_record,
+    image,
+    note_record,
+)
 
-TABLES = {"projects", "notes", "occurrences", "meta"}
+#: The newest migration; bump it with every new revision.
+HEAD = "0002"
+SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
+JUDGE_TABLES = {"documents", "decisions", "decision_images"}
+TABLES = SCRIBE_TABLES | JUDGE_TABLES
 
 
 @pytest.fixture
@@ -193,7 +207,7 @@ async def test_migrations_from_empty_down_to_base_and_up_again(fresh_sql_store: 
     assert await migrate.current_revision(store.engine) is None
     await store.open()
     await store.open()  # a second start finds the schema at head and does nothing
-    assert await migrate.current_revision(store.engine) == "0001"
+    assert await migrate.current_revision(store.engine) == HEAD
     async with store.engine.connect() as connection:
         assert await connection.run_sync(_tables) >= TABLES
         # The query-side table definitions agree with what the migration built.
@@ -211,6 +225,146 @@ async def test_migrations_from_empty_down_to_base_and_up_again(fresh_sql_store: 
         assert await s.get_note("p", "n") is not None
 
 
+async def test_judge_migration_down_and_up_keeps_the_scribe_data(fresh_sql_store: SqlStore) -> None:
+    store = fresh_sql_store
+    await store.open()
+    async with store.session() as s:
+        assert await s.insert_notes([note_record("p", "n")]) == []
+        await s.put_document(document_record("p", "attestors", "a"))
+        await s.insert_decision(decision_record("p", "d", images=(image("app"),)))
+
+    await migrate.downgrade(store.engine, "0001")
+    assert await migrate.current_revision(store.engine) == "0001"
+    async with store.engine.connect() as connection:
+        tables = await connection.run_sync(_tables)
+    assert tables >= SCRIBE_TABLES
+    assert not tables & JUDGE_TABLES
+
+    await store.open()
+    assert await migrate.current_revision(store.engine) == HEAD
+    async with store.engine.connect() as connection:
+        assert await connection.run_sync(_schema_diff) == []
+    async with store.session() as s:
+        assert await s.get_note("p", "n") is not None
+        # The judge tables came back empty.
+        assert await s.get_document("p", "attestors", "a") is None
+        assert await s.list_decisions(DecisionQuery("p"), None, 10) == []
+
+
+# the judge's tables -----------------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """An empty, migrated SQL store on each dialect."""
+    from contract.conftest import empty_postgres_store
+
+    if request.param == "sqlite":
+        store = SqlStore.from_url(f"sqlite:///{tmp_path}/judge.db")
+        await store.open()
+    else:
+        store = await empty_postgres_store(request.getfixturevalue("pg_database_url"))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _is_utc(moment: datetime) -> bool:
+    return moment.tzinfo is UTC
+
+
+async def test_times_come_back_as_aware_utc(sql_store: SqlStore) -> None:
+    east = T0.astimezone(PLUS_2)
+    west = (T0 + timedelta(hours=1)).astimezone(MINUS_5)
+    async with sql_store.session() as s:
+        await s.put_document(document_record("p", "attestors", "a", created=east, updated=west))
+        await s.insert_decision(decision_record("p", "d", time=west))
+    async with sql_store.session() as s:
+        doc = await s.get_document("p", "attestors", "a")
+        [decision] = await s.list_decisions(DecisionQuery("p"), None, 10)
+    assert doc is not None
+    assert _is_utc(doc.create_time)
+    assert _is_utc(doc.update_time)
+    assert _is_utc(decision.time)
+    assert doc.create_time == T0
+    assert decision.time == T0 + timedelta(hours=1)
+    assert doc.create_time.microsecond == T0.microsecond
+
+
+async def test_sqlite_stores_instants_as_fixed_width_utc_text(tmp_path: Path) -> None:
+    store = SqlStore.from_url(f"sqlite:///{tmp_path}/text.db")
+    await store.open()
+    try:
+        async with store.session() as s:
+            # 23:30 at -05:00 is 04:30 the next day in UTC; 01:00 at +02:00 is 23:00 before.
+            west = datetime(2024, 3, 10, 23, 30, tzinfo=MINUS_5)
+            east = datetime(2024, 3, 11, 1, 0, 0, 5, tzinfo=PLUS_2)
+            await s.insert_decision(decision_record("p", "west", time=west))
+            await s.insert_decision(decision_record("p", "east", time=east))
+        async with store.engine.connect() as connection:
+            rows = await connection.execute(
+                sa.text("SELECT decision_id, typeof(time), time FROM decisions ORDER BY time")
+            )
+            stored = [tuple(row) for row in rows]
+        assert stored == [
+            ("east", "text", "2024-03-10 23:00:00.000005"),
+            ("west", "text", "2024-03-11 04:30:00.000000"),
+        ]
+    finally:
+        await store.close()
+
+
+async def test_naive_datetimes_are_refused(sql_store: SqlStore) -> None:
+    naive = datetime(2024, 3, 10, 12, 0)
+    with pytest.raises(sa.exc.StatementError) as caught:
+        async with sql_store.session() as s:
+            await s.insert_decision(decision_record("p", "d", time=naive))
+    assert isinstance(caught.value.orig, ValueError)
+    assert "naive datetime" in str(caught.value)
+    with pytest.raises(sa.exc.StatementError):
+        async with sql_store.session() as s:
+            await s.list_decisions(DecisionQuery("p", since=naive), None, 10)
+    async with sql_store.session() as s:
+        assert await s.list_decisions(DecisionQuery("p"), None, 10) == []
+
+
+async def test_a_decision_id_is_inserted_once(sql_store: SqlStore) -> None:
+    # The primary key is the decision ID alone, across projects; a second insert of the same
+    # ID is a bug in the caller and fails instead of replacing the first record.
+    first = decision_record("p", "d", images=(image("app"),))
+    async with sql_store.session() as s:
+        await s.insert_decision(first)
+    with pytest.raises(sa.exc.IntegrityError):
+        async with sql_store.session() as s:
+            await s.insert_decision(decision_record("other", "d", outcome="DENY"))
+    async with sql_store.session() as s:
+        assert await s.list_decisions(DecisionQuery("p"), None, 10) == [first]
+        assert await s.list_decisions(DecisionQuery("other"), None, 10) == []
+
+
+async def test_deleting_a_decision_deletes_its_image_rows(sql_store: SqlStore) -> None:
+    async with sql_store.session() as s:
+        await s.insert_decision(decision_record("p", "d1", images=(image("a"), image("b"))))
+        await s.insert_decision(decision_record("p", "d2", images=(image("a"), image("a"))))
+    count = sa.text("SELECT decision_id, count(*) FROM decision_images GROUP BY decision_id")
+    async with sql_store.engine.connect() as connection:
+        # One row per distinct image of a decision.
+        assert sorted(tuple(r) for r in await connection.execute(count)) == [
+            ("d1", 2),
+            ("d2", 1),
+        ]
+    # Nothing in the port deletes decisions yet; retention will, and must not leave rows.
+    async with sql_store.engine.begin() as connection:
+        await connection.execute(
+            sa.text("DELETE FROM decisions WHERE decision_id = :id"), {"id": "d1"}
+        )
+    async with sql_store.engine.connect() as connection:
+        assert [tuple(r) for r in await connection.execute(count)] == [("d2", 1)]
+
+
 # PostgreSQL ---------------------------------------------------------------------------------
 
 
@@ -219,7 +373,7 @@ async def test_replicas_starting_together_migrate_once(fresh_pg_url: str) -> Non
     stores = [SqlStore.from_url(fresh_pg_url) for _ in range(5)]
     try:
         await asyncio.gather(*(s.open() for s in stores))
-        assert await migrate.current_revision(stores[0].engine) == "0001"
+        assert await migrate.current_revision(stores[0].engine) == HEAD
     finally:
         for s in stores:
             await s.close()

@@ -384,3 +384,15 @@ async def test_half_a_tls_configuration_is_refused(tmp_path: Any) -> None:
             await start_grpc_server(container)
     finally:
         await container.close()
+
+
+async def test_a_timeout_inside_the_service_is_a_bug_not_the_client_deadline() -> None:
+    async def times_out(request: Any) -> Any:
+        raise TimeoutError("a driver gave up")
+
+    ctx = _FakeContext(remaining=30)
+    with pytest.raises(_Aborted):
+        await unary_handler("ListNotes", times_out)(object(), ctx)
+    assert ctx.aborted is not None
+    assert ctx.aborted[0] == grpc.StatusCode.INTERNAL
+    assert "driver" not in ctx.aborted[1]

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from chainproof.errors import ChainproofError, InvalidArgument, Unavailable
+from chainproof.errors import ChainproofError, DeadlineExceeded, InvalidArgument, Unavailable
 
 app = typer.Typer(
     name="chainproof",
@@ -42,8 +43,11 @@ ConfigOption = Annotated[
 
 
 def fail(exc: ChainproofError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-    if isinstance(exc, Unavailable):
+    """Print ``exc`` on stderr and return the exit that fits it (raise the result)."""
+    # The message is plain text: paths such as ``clusterAdmissionRules[prod]`` must not be
+    # read as rich markup.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    if isinstance(exc, Unavailable | DeadlineExceeded):
         return typer.Exit(EXIT_UNAVAILABLE)
     return typer.Exit(EXIT_USAGE)
 
@@ -131,5 +135,28 @@ def version() -> None:
     typer.echo(__version__)
 
 
+_registered = False
+
+
+def _register_groups() -> None:
+    """Attach the command groups (imported lazily, so ``chainproof --help`` stays fast).
+
+    Idempotent: tests call it before invoking :data:`app` directly.
+    """
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from chainproof.cli import attestations, attestors, decisions, keys, policy, webhook
+
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(attestors.app, name="attestor")
+    app.add_typer(attestations.app, name="attestation")
+    app.add_typer(policy.app, name="policy")
+    app.add_typer(decisions.app, name="decisions")
+    app.add_typer(webhook.app, name="webhook")
+
+
 def main() -> None:
+    _register_groups()
     app()

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from grafeas.grafeas_v1.types import common as _common
 from grafeas.grafeas_v1.types import grafeas as _grafeas
 
+from chainproof.domain import protojson
 from chainproof.errors import InvalidArgument
 
 # Raw protobuf classes. They are dynamically generated, so static typing sees them as Any.
@@ -36,6 +37,11 @@ def _parse(cls: Any, data: Any, what: str) -> Any:
         raise InvalidArgument(f"{what} must be a JSON object, got {got}")
     msg = cls()
     try:
+        protojson.parse_into(data, msg)
+        return msg
+    except (protojson.Unsupported, RecursionError):
+        msg = cls()  # anything unusual: the reference parser decides, and words the error
+    try:
         json_format.ParseDict(data, msg, ignore_unknown_fields=False, max_recursion_depth=64)
     except json_format.ParseError as exc:
         raise InvalidArgument(f"{what} is not a valid {cls.DESCRIPTOR.full_name}: {exc}") from exc
@@ -54,8 +60,11 @@ def occurrence_from_json(data: Any, what: str = "occurrence") -> Occurrence:
 
 def to_json(msg: Message) -> dict[str, Any]:
     """protobuf JSON mapping: camelCase names, enum names, RFC 3339 times, base64 bytes."""
-    data: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
-    return data
+    try:
+        return protojson.render_message(msg)
+    except protojson.Unsupported:
+        data: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+        return data
 
 
 def render_for_storage(msg: Message, what: str) -> dict[str, Any]:
@@ -75,5 +84,10 @@ def render_for_storage(msg: Message, what: str) -> dict[str, Any]:
 def from_stored_json(cls: Any, data: dict[str, Any]) -> Any:
     """Parse JSON that this server wrote itself (tolerant of fields a newer version added)."""
     msg = cls()
+    try:
+        protojson.parse_into(data, msg)
+        return msg
+    except protojson.Unsupported:
+        msg = cls()
     json_format.ParseDict(data, msg, ignore_unknown_fields=True)
     return msg

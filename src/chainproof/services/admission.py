@@ -1,19 +1,33 @@
 """Reviewing a workload at deploy time: the judge's verdict, turned into an admission answer.
 
-Owns what happens around the evaluation: the time budget (a review that cannot finish in time
-denies, unless failure mode is open), internal errors (denied the same way, fail closed),
-breakglass (admits, always recorded and logged as a warning), dry-run enforcement (admits with
-warnings), the decision log entry for every review, and a DEPLOYMENT occurrence for each
-admitted image so the scribe knows what runs where. Wire formats (AdmissionReview,
-ImageReview) live in api.webhook.
+Owns what happens around the evaluation:
+
+* the time budget: a review that cannot finish within its deadline is an error;
+* errors (storage down, a bug, the deadline): denied with a message that says so (fail
+  closed), or admitted with a warning when failure mode is ``open``; breakglass overrides a
+  policy, never a judge that could not decide;
+* breakglass: admits a workload the policy denies, logged as a warning and recorded with the
+  outcome ``breakglass``; when breakglass is disabled the denial says the annotation was seen
+  and ignored;
+* dry-run enforcement (``DRYRUN_AUDIT_LOG_ONLY``): admitted with warnings that say why the
+  policy would deny;
+* the decision log entry for every review, whatever the outcome;
+* a DEPLOYMENT occurrence for each admitted image (never for a denial, never when the API
+  server only asked for a dry run), so the scribe knows what runs where.
+
+Wire formats (AdmissionReview, ImageReview) and their size limits live in api.webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -36,25 +50,53 @@ from chainproof.services.judge import DecisionEntry, DecisionLog, Judge
 log = structlog.get_logger("chainproof.admission")
 
 DEPLOYMENT_NOTE_ID = "chainproof-admission"
-#: Kubernetes keeps each warning to 256 characters and all of them to 4096.
-_WARNING_MAX = 256
-_MESSAGE_MAX = 4000
+#: Reasons repeated as warnings, at most (the first ones; the decision log has them all).
+_MAX_REASON_WARNINGS = 10
+#: The same image admitted for the same workload again (every pod of a ReplicaSet) is
+#: recorded once per this many seconds, not once per pod.
+_DEPLOYMENT_DEDUP_SECONDS = 600.0
+_DEPLOYMENT_DEDUP_ENTRIES = 10_000
+
+BREAKGLASS_DISABLED_NOTE = (
+    "a breakglass annotation was given but breakglass is disabled on this server "
+    "(admission.breakglass_enabled=false), so the policy applies"
+)
+
+
+class Verdict:
+    """The outcomes a review records (the decision log's ``outcome`` values)."""
+
+    ALLOWED = Outcome.ALLOWED.value
+    DENIED = Outcome.DENIED.value
+    DRY_RUN_WOULD_DENY = Outcome.DRY_RUN_WOULD_DENY.value
+    BREAKGLASS = "breakglass"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
 class ReviewResult:
+    """The answer to one review; ``message`` is empty when admitted."""
+
     allowed: bool
-    outcome: str  # allowed, denied, dry-run-would-deny, breakglass, error
+    outcome: str  # one of Verdict
     message: str
     warnings: tuple[str, ...]
     decision: Decision
 
 
-def _error_decision(workload: Workload, reason: str, now: datetime) -> Decision:
+def _canonical_or_none(text: str) -> str | None:
+    try:
+        return parse_image_reference(text).canonical
+    except InvalidArgument:
+        return None
+
+
+def error_decision(workload: Workload, reason: str, now: datetime) -> Decision:
+    """A denial of every image because the review itself failed."""
     images = tuple(
         ImageDecision(
             image=i.image,
-            reference=None,
+            reference=_canonical_or_none(i.image),
             rule=RuleSelection("error", None, None, None, "the review could not be completed"),
             requirements=(RequirementResult("review", "the review", False, reason),),
             outcome=Outcome.DENIED,
@@ -64,23 +106,35 @@ def _error_decision(workload: Workload, reason: str, now: datetime) -> Decision:
     return Decision(images, Outcome.DENIED, now)
 
 
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _locations(workload: Workload, decision: Decision) -> list[str]:
+    """For each judged image, where it sits in the workload (``containers[1] (sidecar)``)."""
+    if len(decision.images) == len(workload.images):
+        return [c.location for c in workload.images]
+    by_image: dict[str, list[str]] = {}
+    for c in workload.images:
+        by_image.setdefault(c.image, []).append(c.location)
+    return [", ".join(by_image.get(i.image, [])) or i.image for i in decision.images]
 
 
-def denial_message(decision: Decision) -> str:
-    reasons = list(dict.fromkeys(decision.denial_reasons())) or ["the policy denies it"]
-    head = "chainproof denied the workload: "
-    text = head + " | ".join(reasons)
-    if len(text) > _MESSAGE_MAX:
-        shown: list[str] = []
-        for r in reasons:
-            if len(head) + sum(len(s) + 3 for s in shown) + len(r) > _MESSAGE_MAX - 80:
-                break
-            shown.append(r)
-        rest = len(reasons) - len(shown)
-        text = head + " | ".join(shown) + f" | … and {rest} more: see `chainproof decisions list`"
-    return _trim(text, _MESSAGE_MAX)
+def denial_reasons(workload: Workload, decision: Decision) -> list[str]:
+    """One line per failed requirement, prefixed with the container(s) it concerns."""
+    lines: list[str] = []
+    for where, image in zip(_locations(workload, decision), decision.images, strict=True):
+        if image.outcome is Outcome.ALLOWED:
+            continue
+        for failure in image.failures:
+            lines.append(f"{where}: {failure.reason}")
+    return list(dict.fromkeys(lines))
+
+
+def denial_message(workload: Workload, decision: Decision, note: str = "") -> str:
+    """What ``kubectl`` shows after 'admission webhook … denied the request:'."""
+    reasons = denial_reasons(workload, decision) or ["the policy denies it"]
+    what = f"{workload.kind} {workload.namespace}/{workload.name or '(generated name)'}"
+    text = f"chainproof denied {what}: " + " | ".join(reasons)
+    if note:
+        text += f" ({note})"
+    return text
 
 
 class AdmissionService:
@@ -98,72 +152,135 @@ class AdmissionService:
         self._settings = settings
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
+        self._deployment_note_ready = False
+        self._recent_deployments: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+
+    @property
+    def settings(self) -> AdmissionSettings:
+        return self._settings
 
     async def review(
-        self, workload: Workload, *, uid: str = "", operation: str = "CREATE", dry_run: bool = False
+        self,
+        workload: Workload,
+        *,
+        uid: str = "",
+        operation: str = "CREATE",
+        dry_run: bool = False,
+        deadline_seconds: float | None = None,
     ) -> ReviewResult:
+        """Judge ``workload``; never raises for a store or policy problem (see module doc).
+
+        ``deadline_seconds`` may shorten (never lengthen) the configured deadline, e.g. to
+        stay within the API server's own timeout.
+        """
         s = self._settings
+        budget = s.deadline_seconds
+        if deadline_seconds is not None:
+            budget = max(0.05, min(budget, deadline_seconds))
         request = AdmissionRequest(
             images=tuple(i.image for i in workload.images),
             cluster=s.cluster or None,
             namespace=workload.namespace,
             service_account=workload.service_account,
         )
-        warnings: list[str] = []
         try:
             decision = await asyncio.wait_for(
-                self._judge.evaluate(s.project, request), timeout=s.deadline_seconds
+                self._judge.evaluate(s.project, request), timeout=budget
             )
-        except (TimeoutError, ChainproofError, Exception) as exc:  # fail closed on anything
-            if isinstance(exc, TimeoutError):
-                reason = (
-                    f"chainproof could not decide within {s.deadline_seconds:g}s "
-                    "(the store may be slow or unreachable)"
-                )
-            elif isinstance(exc, ChainproofError):
-                reason = f"chainproof could not decide: {exc.message}"
-            else:
-                reason = "chainproof could not decide: internal error (see the server log)"
-                log.exception("review failed", uid=uid)
-            decision = _error_decision(workload, reason, self._clock())
-            allowed = s.failure_mode == "open"
-            if allowed:
-                warnings.append(_trim(f"admitted because failure mode is open: {reason}", 256))
-            result = ReviewResult(allowed, "error", reason, tuple(warnings), decision)
-            await self._record(workload, uid, operation, result)
+        except Exception as exc:  # fail closed on anything, including a bug
+            result = self._failed(workload, uid, exc, budget)
+            await self._record(workload, uid, operation, result, dry_run)
             return result
 
+        warnings: list[str] = []
+        note = ""
         if decision.outcome is Outcome.DENIED and workload.breakglass:
             if s.breakglass_enabled:
+                reasons = denial_reasons(workload, decision)
                 log.warning(
                     "breakglass admission",
                     uid=uid,
                     namespace=workload.namespace,
                     workload=f"{workload.kind}/{workload.name}",
-                    reasons=list(decision.denial_reasons()),
+                    reasons=reasons,
                 )
                 warnings.append(
-                    "breakglass: admitted although the policy denies it; this is recorded"
+                    "breakglass: admitted although the policy denies it; the decision is "
+                    "recorded for audit"
                 )
-                warnings += [_trim(r, _WARNING_MAX) for r in decision.denial_reasons()][:10]
-                result = ReviewResult(True, "breakglass", "", tuple(warnings), decision)
+                warnings += reasons[:_MAX_REASON_WARNINGS]
+                result = ReviewResult(True, Verdict.BREAKGLASS, "", tuple(warnings), decision)
                 await self._after(workload, uid, operation, result, dry_run)
                 return result
-            warnings.append("breakglass annotations are ignored: breakglass is disabled")
+            note = BREAKGLASS_DISABLED_NOTE
+            warnings.append(note)
 
         if decision.outcome is Outcome.DRY_RUN_WOULD_DENY:
-            warnings.append("dry run: the policy would deny this workload")
-            warnings += [_trim(r, _WARNING_MAX) for r in decision.denial_reasons()][:10]
+            warnings.append("dry run: the policy would deny this workload; it is admitted")
+            warnings += denial_reasons(workload, decision)[:_MAX_REASON_WARNINGS]
         allowed = decision.allowed
-        message = "" if allowed else denial_message(decision)
+        message = "" if allowed else denial_message(workload, decision, note)
         result = ReviewResult(allowed, decision.outcome.value, message, tuple(warnings), decision)
         await self._after(workload, uid, operation, result, dry_run)
         return result
 
+    async def refuse_unreadable(
+        self,
+        kind: str,
+        obj: Mapping[str, Any],
+        namespace: str,
+        problem: str,
+        *,
+        uid: str = "",
+        operation: str = "CREATE",
+        dry_run: bool = False,
+    ) -> ReviewResult:
+        """Deny (and record) a workload whose images cannot be read: nothing to judge."""
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        workload = Workload(
+            kind=kind,
+            name=str(meta.get("name") or meta.get("generateName") or ""),
+            namespace=str(meta.get("namespace") or namespace or "default"),
+            service_account="",
+            images=(),
+        )
+        message = (
+            f"chainproof cannot read the images of {kind} {workload.namespace}/"
+            f"{workload.name or '(generated name)'}: {problem}"
+        )
+        decision = Decision((), Outcome.DENIED, self._clock())
+        result = ReviewResult(False, Verdict.ERROR, message, (), decision)
+        await self._record(workload, uid, operation, result, dry_run)
+        return result
+
+    def _failed(self, workload: Workload, uid: str, exc: Exception, budget: float) -> ReviewResult:
+        if isinstance(exc, TimeoutError):
+            reason = (
+                f"chainproof could not decide within its deadline of {budget:g}s (the store "
+                "may be slow or unreachable)"
+            )
+            log.error("review deadline exceeded", uid=uid, deadline=budget)
+        elif isinstance(exc, ChainproofError):
+            reason = f"chainproof could not decide: {exc.message}"
+            log.error("review failed", uid=uid, error=exc.message)
+        else:
+            reason = (
+                "chainproof could not decide: internal error "
+                f"({type(exc).__name__}; see the server log)"
+            )
+            log.error("review failed", uid=uid, exc_info=exc)
+        decision = error_decision(workload, reason, self._clock())
+        if self._settings.failure_mode == "open":
+            warning = f"admitted without judgement because failure mode is open: {reason}"
+            return ReviewResult(True, Verdict.ERROR, "", (warning,), decision)
+        message = f"{reason}; failure mode is closed, so the workload is denied"
+        return ReviewResult(False, Verdict.ERROR, message, (), decision)
+
     async def _after(
         self, workload: Workload, uid: str, operation: str, result: ReviewResult, dry_run: bool
     ) -> None:
-        await self._record(workload, uid, operation, result)
+        await self._record(workload, uid, operation, result, dry_run)
         if result.allowed and not dry_run:
             task = asyncio.get_running_loop().create_task(
                 self._record_deployments(workload, result.decision)
@@ -172,7 +289,7 @@ class AdmissionService:
             task.add_done_callback(self._background.discard)
 
     async def _record(
-        self, workload: Workload, uid: str, operation: str, result: ReviewResult
+        self, workload: Workload, uid: str, operation: str, result: ReviewResult, dry_run: bool
     ) -> None:
         try:
             await self._decisions.record(
@@ -186,59 +303,91 @@ class AdmissionService:
                     operation=operation,
                     outcome=result.outcome,
                     message=result.message,
-                    breakglass=result.outcome == "breakglass",
+                    breakglass=result.outcome == Verdict.BREAKGLASS,
+                    dry_run=dry_run,
                 )
             )
         except Exception:  # the answer still goes out; the failure is loud in the log
             log.exception("could not record decision", uid=uid)
 
+    def _new_deployments(self, workload: Workload, refs: Sequence[str]) -> list[str]:
+        """The references not recorded for this workload in the last few minutes."""
+        now = time.monotonic()
+        config = f"{workload.kind}/{workload.namespace}/{workload.name}"
+        fresh: list[str] = []
+        for ref in dict.fromkeys(refs):
+            key = (ref, config, self._settings.cluster)
+            seen = self._recent_deployments.get(key)
+            if seen is not None and now - seen < _DEPLOYMENT_DEDUP_SECONDS:
+                continue
+            self._recent_deployments[key] = now
+            self._recent_deployments.move_to_end(key)
+            fresh.append(ref)
+        while len(self._recent_deployments) > _DEPLOYMENT_DEDUP_ENTRIES:
+            self._recent_deployments.popitem(last=False)
+        return fresh
+
+    def _forget_deployments(self, workload: Workload, refs: Sequence[str]) -> None:
+        config = f"{workload.kind}/{workload.namespace}/{workload.name}"
+        for ref in refs:
+            self._recent_deployments.pop((ref, config, self._settings.cluster), None)
+
+    async def _ensure_deployment_note(self, project: str) -> None:
+        if self._deployment_note_ready:
+            return
+        with contextlib.suppress(AlreadyExists):
+            await self._grafeas.create_note(
+                f"projects/{project}",
+                DEPLOYMENT_NOTE_ID,
+                note_from_json(
+                    {
+                        "shortDescription": "Deployments admitted by chainproof",
+                        "deployment": {"resourceUri": ["k8s://admission"]},
+                    }
+                ),
+            )
+        self._deployment_note_ready = True
+
     async def _record_deployments(self, workload: Workload, decision: Decision) -> None:
         project = self._settings.project
-        refs = []
+        refs: list[str] = []
         for image in decision.images:
             with contextlib.suppress(InvalidArgument):
                 ref = parse_image_reference(image.reference or image.image)
                 if ref.digest:
                     refs.append(ref.canonical)
-        if not refs:
+        fresh = self._new_deployments(workload, refs)
+        if not fresh:
             return
         now = self._clock()
-        note_name = f"projects/{project}/notes/{DEPLOYMENT_NOTE_ID}"
         try:
-            with contextlib.suppress(AlreadyExists):
-                await self._grafeas.create_note(
-                    f"projects/{project}",
-                    DEPLOYMENT_NOTE_ID,
-                    note_from_json(
-                        {
-                            "shortDescription": "Deployments admitted by chainproof",
-                            "deployment": {"resourceUri": ["k8s://admission"]},
-                        }
-                    ),
-                )
-            address = self._settings.cluster or "kubernetes"
+            await self._ensure_deployment_note(project)
             await self._grafeas.batch_create_occurrences(
                 f"projects/{project}",
                 [
                     occurrence_from_json(
                         {
                             "resourceUri": ref,
-                            "noteName": note_name,
+                            "noteName": f"projects/{project}/notes/{DEPLOYMENT_NOTE_ID}",
                             "deployment": {
                                 "deployTime": now.isoformat().replace("+00:00", "Z"),
                                 "config": f"{workload.kind}/{workload.namespace}/{workload.name}",
-                                "address": address,
+                                "address": self._settings.cluster or "kubernetes",
                                 "resourceUri": [ref],
                                 "platform": "CUSTOM",
                             },
                         }
                     )
-                    for ref in dict.fromkeys(refs)
+                    for ref in fresh
                 ],
             )
         except Exception:
-            log.exception("could not record deployment occurrences", images=refs)
+            # Not recorded: let the next admission of the same workload try again.
+            self._forget_deployments(workload, fresh)
+            self._deployment_note_ready = False
+            log.exception("could not record deployment occurrences", images=fresh)
 
     async def close(self) -> None:
+        """Wait for deployment occurrences still being written."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)

@@ -271,6 +271,14 @@ class GrafeasService:
     async def batch_create_occurrences(
         self, parent: str, occurrences: Sequence[Occurrence], *, single: bool = False
     ) -> list[Occurrence]:
+        records = await self.create_occurrence_records(parent, occurrences, single=single)
+        return [r.occurrence for r in records]
+
+    async def create_occurrence_records(
+        self, parent: str, occurrences: Sequence[Occurrence], *, single: bool = False
+    ) -> list[OccurrenceRecord]:
+        """Create occurrences and return their records, whose ``document`` is the JSON form
+        (entrypoints that answer in JSON reuse it instead of rendering again)."""
         project = parse_project_name(parent)
         if not single:
             _check_batch_size(len(occurrences), "occurrences")
@@ -333,7 +341,7 @@ class GrafeasService:
                 _raise_batch(problems, failed, len(occurrences), "occurrences")
             await s.insert_occurrences(records)
             await s.add_project(project)
-        return [r.occurrence for r in records]
+        return records
 
     async def update_occurrence(
         self, name: str, occurrence: Occurrence, mask: Sequence[str]

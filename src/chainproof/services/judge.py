@@ -113,6 +113,8 @@ class DecisionEntry:
     outcome: str = ""  # allowed, denied, dry-run-would-deny, breakglass, error
     message: str = ""
     breakglass: bool = False
+    #: The API server asked for a dry run: nothing was going to be created.
+    dry_run: bool = False
 
 
 def new_decision_id(now: datetime) -> str:
@@ -131,6 +133,7 @@ def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
         "operation": entry.operation,
         "outcome": entry.outcome or decision.outcome.value,
         "breakglass": entry.breakglass,
+        "dryRun": entry.dry_run,
         "message": entry.message,
         "decision": decision.to_dict(),
     }

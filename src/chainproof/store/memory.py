@@ -8,7 +8,7 @@ Messages are copied on the way in and out, so callers can never mutate stored st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -35,14 +35,23 @@ def _copy(record: R) -> R:
     return replace(record, occurrence=clone)
 
 
+def _plain(value: Any) -> Any:
+    """A deep copy of JSON-like data, so callers never share state with the store."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 class _State:
     def __init__(self) -> None:
         self.projects: set[str] = set()
         self.notes: dict[tuple[str, str], NoteRecord] = {}
         self.occurrences: dict[tuple[str, str], OccurrenceRecord] = {}
         self.meta: dict[str, str] = {}
-        self.documents: dict[tuple[str, str], DocumentRecord] = {}
-        self.decisions: dict[tuple[str, str], DecisionRecord] = {}
+        self.documents: dict[tuple[str, str, str], DocumentRecord] = {}
+        self.decisions: dict[str, DecisionRecord] = {}
 
 
 def _page(
@@ -62,7 +71,7 @@ class _MemorySession:
         while self._undo:
             self._undo.pop()()
 
-    def _set(self, table: dict[tuple[str, str], Any], key: tuple[str, str], value: Any) -> None:
+    def _set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         previous = table.get(key)
         if value is None:
             table.pop(key, None)
@@ -181,14 +190,15 @@ class _MemorySession:
     async def get_document(
         self, project: str, collection: str, doc_id: str
     ) -> DocumentRecord | None:
-        return self._s.documents.get((project, f"{collection}/{doc_id}"))
+        record = self._s.documents.get((project, collection, doc_id))
+        return None if record is None else replace(record, data=_plain(record.data))
 
     async def put_document(self, record: DocumentRecord) -> None:
-        key = (record.project, f"{record.collection}/{record.doc_id}")
-        self._set(self._s.documents, key, replace(record, data=dict(record.data)))
+        key = (record.project, record.collection, record.doc_id)
+        self._set(self._s.documents, key, replace(record, data=_plain(record.data)))
 
     async def delete_document(self, project: str, collection: str, doc_id: str) -> bool:
-        key = (project, f"{collection}/{doc_id}")
+        key = (project, collection, doc_id)
         if key not in self._s.documents:
             return False
         self._set(self._s.documents, key, None)
@@ -200,17 +210,18 @@ class _MemorySession:
         rows = sorted(
             (
                 r
-                for (p, _), r in self._s.documents.items()
-                if p == project
-                and r.collection == collection
-                and (after is None or r.doc_id > after)
+                for (p, c, _), r in self._s.documents.items()
+                if p == project and c == collection and (after is None or r.doc_id > after)
             ),
             key=lambda r: r.doc_id,
         )
-        return rows[:limit]
+        return [replace(r, data=_plain(r.data)) for r in rows[:limit]]
 
     async def insert_decision(self, record: DecisionRecord) -> None:
-        self._set(self._s.decisions, (record.project, record.decision_id), record)
+        if record.decision_id in self._s.decisions:
+            raise RuntimeError(f"decision {record.decision_id} exists: IDs must be new")
+        stored = replace(record, data=_plain(record.data))
+        self._set(self._s.decisions, record.decision_id, stored)
 
     async def list_decisions(
         self, query: DecisionQuery, after: str | None, limit: int
@@ -229,7 +240,7 @@ class _MemorySession:
         rows = sorted(
             (r for r in self._s.decisions.values() if wanted(r)), key=lambda r: r.decision_id
         )
-        return rows[:limit]
+        return [replace(r, data=_plain(r.data)) for r in rows[:limit]]
 
     def _forget_meta(self, key: str) -> None:
         self._s.meta.pop(key, None)

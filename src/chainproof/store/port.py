@@ -182,7 +182,8 @@ class StoreSession(Protocol):
     ) -> list[DocumentRecord]: ...
 
     # decision log --------------------------------------------------------------------------
-    async def insert_decision(self, record: DecisionRecord) -> None: ...
+    async def insert_decision(self, record: DecisionRecord) -> None:
+        """Insert a new decision; IDs are unique across projects (an existing one is a bug)."""
 
     async def list_decisions(
         self, query: DecisionQuery, after: str | None, limit: int

@@ -51,7 +51,9 @@ def test_init_and_ephemeral_containers_count() -> None:
 def test_namespace_service_account_and_breakglass_from_template() -> None:
     obj = load("deployment.json")
     obj["spec"]["template"]["spec"]["serviceAccountName"] = "payments"
-    obj["spec"]["template"]["metadata"]["annotations"] = {"alpha.image-policy.k8s.io/break-glass": "true"}
+    obj["spec"]["template"]["metadata"]["annotations"] = {
+        "alpha.image-policy.k8s.io/break-glass": "true"
+    }
     w = workload_from_object(obj, namespace="prod")
     assert (w.namespace, w.service_account, w.breakglass) == ("prod", "payments", True)
     obj["spec"]["template"]["metadata"]["annotations"] = {"kritis.grafeas.io/breakglass": "false"}

@@ -87,40 +87,42 @@ def unary_handler(
     class name, where a malformed request deserves INVALID_ARGUMENT and a sentence.
     """
 
+    async def call(request: Any, context: Any) -> Any:
+        if request_type is not None:
+            request = _decode(request_type, request)
+        remaining = context.time_remaining()
+        if remaining is None:
+            return await rpc(request)
+        # Work past the deadline is wasted: the client has already given up. The scope tells
+        # our own timeout apart from a TimeoutError raised inside the service (a bug).
+        scope = asyncio.timeout(max(remaining, 0.0))
+        try:
+            async with scope:
+                return await rpc(request)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+        raise DeadlineExceeded(
+            f"{method} did not finish before the deadline the client set; "
+            "retry with a longer deadline"
+        )
+
     async def handle(request: Any, context: Any) -> Any:
         error: ChainproofError
         try:
-            if request_type is not None:
-                request = _decode(request_type, request)
-            remaining = context.time_remaining()
-            if remaining is None:
-                return await rpc(request)
-            if remaining <= 0:
-                raise TimeoutError
-            # Work past the deadline is wasted: the client has already given up.
-            return await asyncio.wait_for(rpc(request), timeout=remaining)
-        except TimeoutError:
-            error = DeadlineExceeded(
-                f"{method} did not finish before the deadline the client set; "
-                "retry with a longer deadline"
-            )
+            return await call(request, context)
         except ChainproofError as exc:
             error = exc
+            if isinstance(exc, Internal):
+                log.error("internal error", rpc=method, error=exc.message)
         except Exception:
             # A bug: the traceback goes to the log, the caller learns only that it happened.
             log.exception("unhandled error", rpc=method)
             error = Internal("internal error; the server log has the details")
-        if isinstance(error, Internal):
-            log.error("internal error", rpc=method, error=error.message)
         code = grpc_status_code(error)
         message = status_message(error)
-        await context.abort(
-            code,
-            message,
-            trailing_metadata=(
-                (STATUS_DETAILS_KEY, _status_trailer(code, message, error.details)),
-            ),
-        )
+        trailer = _status_trailer(code, message, error.details)
+        await context.abort(code, message, trailing_metadata=((STATUS_DETAILS_KEY, trailer),))
 
     return handle
 

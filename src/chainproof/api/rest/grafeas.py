@@ -164,8 +164,8 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
             occurrence_from_json(upgrade_occurrence_json(o), f"occurrences[{i}]")
             for i, o in enumerate(raw)
         ]
-        created = await svc.batch_create_occurrences(f"projects/{project}", occurrences)
-        return json_response({"occurrences": [to_json(o) for o in created]})
+        created = await svc.create_occurrence_records(f"projects/{project}", occurrences)
+        return json_response({"occurrences": [r.document or to_json(r.occurrence) for r in created]})
 
     @r.post("/projects/{project}/occurrences", openapi_extra=JSON_BODY)
     async def create_occurrence(project: str, request: Request, svc: Service) -> Response:

@@ -1,0 +1,522 @@
+"""``chainproof attestation …``: sign an image digest, upload it, list and verify attestations.
+
+Creating: the payload is built for the digest given on the command line (simple signing JSON,
+the seed 000 image URL, or an in-toto Statement), signed with a PKIX key file or through
+GnuPG, and written as a Grafeas occurrence: ATTESTATION (``serializedPayload`` +
+``signatures[{signature, publicKeyId}]``) or, for in-toto, DSSE_ATTESTATION (the envelope).
+
+Verifying happens here, on the client, through :mod:`chainproof.attest` and
+:mod:`chainproof.crypto`: the attestor and the occurrences of its note come from the server,
+but the image digest every attestation must name comes from ``--image``, never from the
+attestation, and the keys come from the attestor only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from chainproof.attest.grafeas import attestation_from_occurrence
+from chainproof.attest.image_url import build_image_url_payload
+from chainproof.attest.intoto import (
+    CYCLONEDX_BOM,
+    INTOTO_PAYLOAD_TYPE,
+    OPENVEX,
+    SLSA_PROVENANCE_V02,
+    SLSA_PROVENANCE_V1,
+    SPDX_DOCUMENT,
+    VULN_SCAN_COSIGN,
+    build_statement,
+)
+from chainproof.attest.simple_signing import build_simple_signing
+from chainproof.attest.verify import AttestationVerification, verify_attestation
+from chainproof.cli.attestors import attestor_name
+from chainproof.cli.common import (
+    CaCertOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    JsonOpt,
+    ServerOpt,
+    client,
+    errors,
+    load_document,
+    note,
+    out,
+    pinned_image,
+    print_json,
+    read_text,
+    utc_now,
+    warn,
+)
+from chainproof.cli.main import EXIT_CHECK_FAILED
+from chainproof.crypto.gpg_signer import GpgSigner
+from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
+from chainproof.crypto.signing import PkixSigner, sign_envelope
+from chainproof.domain.images import ImageReference, parse_image_reference
+from chainproof.domain.messages import occurrence_from_json
+from chainproof.domain.names import parse_note_name, validate_project_id
+from chainproof.errors import ChainproofError, InvalidArgument
+from chainproof.policy.attestors import Attestor, parse_attestor
+
+app = typer.Typer(
+    help="Create, upload, list and verify attestations (signed statements about an image digest).",
+    no_args_is_help=True,
+)
+
+FORMATS = ("simple-signing", "image-url", "in-toto")
+
+#: Short names accepted by --predicate-type, besides any full URI.
+PREDICATE_ALIASES: dict[str, str] = {
+    "slsa-provenance": SLSA_PROVENANCE_V1,
+    "slsa-provenance-v1": SLSA_PROVENANCE_V1,
+    "slsa-provenance-v0.2": SLSA_PROVENANCE_V02,
+    "slsa": SLSA_PROVENANCE_V1,
+    "cyclonedx": CYCLONEDX_BOM,
+    "cyclonedx-sbom": CYCLONEDX_BOM,
+    "spdx": SPDX_DOCUMENT,
+    "spdx-sbom": SPDX_DOCUMENT,
+    "vulnerability-scan": VULN_SCAN_COSIGN,
+    "vuln": VULN_SCAN_COSIGN,
+    "openvex": OPENVEX,
+    "vex": OPENVEX,
+}
+
+
+def predicate_type_uri(text: str) -> str:
+    """A predicate type URI from a URI or one of :data:`PREDICATE_ALIASES` (any case, - or _)."""
+    value = text.strip()
+    if "://" in value:
+        return value
+    alias = value.lower().replace("_", "-")
+    if alias in PREDICATE_ALIASES:
+        return PREDICATE_ALIASES[alias]
+    raise InvalidArgument(
+        f"--predicate-type {text!r} is neither a URI nor a known name: use a URI such as "
+        f"{SLSA_PROVENANCE_V1} or one of " + ", ".join(sorted(PREDICATE_ALIASES))
+    )
+
+
+def resource_uri(image: ImageReference) -> str:
+    # Binary Authorization writes image resources as https URLs; the server matches either way.
+    return f"https://{image.name}@{image.digest}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class _GpgDsseSigner:
+    """GnuPG as a DSSE signer: a binary detached signature over the PAE bytes."""
+
+    gpg: GpgSigner
+    key_id: str
+
+    def sign(self, data: bytes) -> bytes:
+        return self.gpg.sign_detached(data, armor=False)
+
+
+def build_occurrence(
+    image: ImageReference,
+    fmt: str,
+    *,
+    pkix: PkixSigner | None,
+    gpg: GpgSigner | None,
+    predicate_type: str | None,
+    predicate: dict[str, Any] | None,
+    note_name: str | None,
+) -> dict[str, Any]:
+    """The Grafeas occurrence JSON of a new attestation for ``image``, signed."""
+    occurrence: dict[str, Any] = {"resourceUri": resource_uri(image)}
+    if note_name:
+        occurrence["noteName"] = note_name
+    if fmt == "in-toto":
+        if predicate_type is None or predicate is None:
+            raise InvalidArgument(
+                "--format in-toto needs --predicate-type TYPE and --predicate FILE.json"
+            )
+        statement = build_statement(image, predicate_type, predicate)
+        signer: PkixSigner | _GpgDsseSigner
+        if pkix is not None:
+            signer = pkix
+        else:
+            assert gpg is not None
+            signer = _GpgDsseSigner(gpg, gpg.fingerprint())
+        envelope = sign_envelope(statement, INTOTO_PAYLOAD_TYPE, [signer])
+        occurrence["dsseAttestation"] = {"envelope": envelope.to_json()}
+        return occurrence
+    if predicate_type is not None or predicate is not None:
+        raise InvalidArgument(
+            "--predicate-type and --predicate belong to --format in-toto; "
+            f"--format {fmt} signs the image digest alone"
+        )
+    payload = (
+        build_simple_signing(image) if fmt == "simple-signing" else build_image_url_payload(image)
+    )
+    if pkix is not None:
+        signature, key_id = pkix.sign(payload), pkix.key_id
+    else:
+        assert gpg is not None
+        key_id = gpg.fingerprint()
+        # Binary Authorization verifies an inline-signed message for simple signing; the seed
+        # 000 walkthrough clearsigns the image URL so that the text stays readable.
+        signature = gpg.sign_inline(payload) if fmt == "simple-signing" else gpg.clearsign(payload)
+    occurrence["attestation"] = {
+        "serializedPayload": _b64(payload),
+        "signatures": [{"signature": _b64(signature), "publicKeyId": key_id}],
+    }
+    return occurrence
+
+
+@app.command("create")
+def create(
+    image_text: Annotated[
+        str, typer.Option("--image", help="The image to vouch for, REGISTRY/REPO@sha256:DIGEST.")
+    ],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="PEM private key file to sign with (from `keys generate`)."),
+    ] = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            "--key-id",
+            help="Key id for --key, as the attestor names it [default: its sha256 fingerprint].",
+        ),
+    ] = None,
+    algorithm: Annotated[
+        str | None,
+        typer.Option("--algorithm", help="Algorithm of --key (needed for RSA keys)."),
+    ] = None,
+    gpg_key: Annotated[
+        str | None,
+        typer.Option("--gpg-key", help="Sign through gpg with this key (fingerprint or email)."),
+    ] = None,
+    gnupghome: Annotated[
+        Path | None, typer.Option("--gnupghome", help="GnuPG home [default: $GNUPGHOME].")
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="Payload: simple-signing, image-url (seed 000) or in-toto."),
+    ] = "simple-signing",
+    predicate_type: Annotated[
+        str | None,
+        typer.Option(
+            "--predicate-type",
+            help="in-toto predicate type URI or alias: " + ", ".join(sorted(PREDICATE_ALIASES)),
+        ),
+    ] = None,
+    predicate: Annotated[
+        Path | None, typer.Option("--predicate", help="in-toto predicate, a JSON object file.")
+    ] = None,
+    note_ref: Annotated[
+        str | None,
+        typer.Option("--note", help="The attestor's note, projects/P/notes/N (noteName)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the occurrence JSON here [default: stdout]."),
+    ] = None,
+    upload: Annotated[
+        bool, typer.Option("--upload", help="Upload the occurrence to the server (needs --note).")
+    ] = False,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="Project to upload into [default: the note's]."),
+    ] = None,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign an image digest and write (or upload) the attestation occurrence.
+
+    Example: chainproof attestation create --image gcr.io/acme/app@sha256:… --key qa.key
+    --note projects/acme/notes/qa --upload
+    """
+    with errors():
+        image = pinned_image(image_text)
+        fmt = fmt.strip().lower()
+        if fmt not in FORMATS:
+            raise InvalidArgument(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+        if (key is None) == (gpg_key is None):
+            raise InvalidArgument(
+                "sign with exactly one of --key FILE.key (PKIX) or --gpg-key FINGERPRINT_OR_EMAIL"
+            )
+        note_name = str(parse_note_name(note_ref.strip(), field="--note")) if note_ref else None
+        if upload and note_name is None:
+            raise InvalidArgument(
+                "--upload needs --note projects/P/notes/N: an occurrence belongs to a note"
+            )
+        target_project = project or (note_name.split("/")[1] if note_name else None)
+        if target_project is not None:
+            validate_project_id(target_project, field="--project")
+        pkix = None
+        gpg = None
+        if key is not None:
+            pem = read_text(key, "private key")
+            pkix = PkixSigner.from_pem(pem, algorithm, key_id)
+        else:
+            assert gpg_key is not None
+            if algorithm or key_id:
+                raise InvalidArgument("--algorithm and --key-id go with --key, not --gpg-key")
+            gpg = GpgSigner(gpg_key, str(gnupghome) if gnupghome else None)
+        predicate_doc: dict[str, Any] | None = None
+        if predicate is not None:
+            loaded = load_document(predicate, "predicate")
+            if not isinstance(loaded, dict):
+                raise InvalidArgument(f"predicate {predicate} must hold a JSON object")
+            predicate_doc = loaded
+        occurrence = build_occurrence(
+            image,
+            fmt,
+            pkix=pkix,
+            gpg=gpg,
+            predicate_type=predicate_type_uri(predicate_type) if predicate_type else None,
+            predicate=predicate_doc,
+            note_name=note_name,
+        )
+        if output is not None:
+            try:
+                output.write_text(json.dumps(occurrence, indent=2) + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise InvalidArgument(f"cannot write {output}: {exc.strerror}") from None
+        created: dict[str, Any] | None = None
+        if upload:
+            assert target_project is not None
+            with client(server, ca_cert, client_cert, client_key) as api:
+                created = api.create_occurrence(target_project, occurrence)
+    if created is not None:
+        if as_json:
+            print_json(created)
+        else:
+            note(f"uploaded {created.get('name', '')}")
+        return
+    if output is None:
+        print_json(occurrence)
+    elif as_json:
+        print_json({"output": str(output), "occurrence": occurrence})
+    else:
+        note(f"wrote {output}")
+
+
+@app.command("upload")
+def upload_file(
+    file: Annotated[Path, typer.Argument(help="Occurrence JSON (from `attestation create`).")],
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="Project to upload into [default: the note's]."),
+    ] = None,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload an occurrence JSON file as it is (POST /v1/projects/P/occurrences)."""
+    with errors():
+        occurrence = load_document(file, "occurrence")
+        if not isinstance(occurrence, dict):
+            raise InvalidArgument(f"occurrence {file} must hold a JSON object")
+        if project is None:
+            note_name = occurrence.get("noteName")
+            if not isinstance(note_name, str) or not note_name:
+                raise InvalidArgument(
+                    f"occurrence {file} has no noteName: add it, or create the attestation "
+                    "with --note"
+                )
+            project = parse_note_name(note_name, field="noteName").project
+        validate_project_id(project, field="--project")
+        with client(server, ca_cert, client_cert, client_key) as api:
+            created = api.create_occurrence(project, occurrence)
+    if as_json:
+        print_json(created)
+    else:
+        note(f"uploaded {created.get('name', '')}")
+
+
+def _key_hints(occurrence: dict[str, Any]) -> list[str]:
+    if "attestation" in occurrence:
+        sigs = (occurrence["attestation"] or {}).get("signatures") or ()
+        return [str(s.get("publicKeyId", "")) for s in sigs]
+    envelope = (occurrence.get("dsseAttestation") or {}).get("envelope") or occurrence.get(
+        "envelope"
+    )
+    if isinstance(envelope, dict):
+        return [str(s.get("keyid", "")) for s in envelope.get("signatures") or ()]
+    return []
+
+
+@app.command("list")
+def list_(
+    image_text: Annotated[
+        str, typer.Option("--image", help="The image whose attestations to list.")
+    ],
+    project: Annotated[str, typer.Option("--project", "-p", help="Project holding them.")],
+    note_ref: Annotated[
+        str | None, typer.Option("--note", help="Only occurrences of this note.")
+    ] = None,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the attestation occurrences of an image in a project (not verified)."""
+    with errors():
+        image = parse_image_reference(image_text)
+        validate_project_id(project, field="--project")
+        where = (
+            f'resourceUrl="{image.canonical}" AND (kind="ATTESTATION" OR kind="DSSE_ATTESTATION")'
+        )
+        if note_ref:
+            where += f' AND noteName="{parse_note_name(note_ref.strip(), field="--note")}"'
+        with client(server, ca_cert, client_cert, client_key) as api:
+            occurrences = api.list_occurrences(project, where)
+    if as_json:
+        print_json({"occurrences": occurrences})
+        return
+    if not occurrences:
+        note(f"no attestations for {image.canonical} in projects/{project}")
+        return
+    table = Table("occurrence", "kind", "note", "key ids", "created")
+    for occ in occurrences:
+        table.add_row(
+            Text(str(occ.get("name", ""))),
+            Text(str(occ.get("kind", ""))),
+            Text(str(occ.get("noteName", ""))),
+            Text("\n".join(_key_hints(occ))),
+            Text(str(occ.get("createTime", ""))),
+        )
+    out.print(table)
+
+
+def attestor_public_keys(attestor: Attestor) -> tuple[list[PublicKey], list[str]]:
+    """The attestor's verifying keys, and a sentence for each key that cannot be used."""
+    keys: list[PublicKey] = []
+    problems: list[str] = []
+    for k in attestor.public_keys:
+        if k.ascii_armored_pgp_public_key is not None:
+            spec = KeySpec("PGP", k.ascii_armored_pgp_public_key, key_id=k.id or None)
+        elif k.pkix_public_key is not None:
+            spec = KeySpec(
+                "PKIX",
+                k.pkix_public_key.public_key_pem,
+                key_id=k.id,
+                algorithm=k.pkix_public_key.signature_algorithm.value,
+            )
+        else:
+            continue
+        try:
+            keys.append(load_public_key(spec))
+        except ChainproofError as exc:
+            problems.append(f"key {k.id or '(no id)'} cannot be used: {exc.message}")
+    return keys, problems
+
+
+def verify_occurrence(
+    image: ImageReference, occurrence: dict[str, Any], keys: list[PublicKey]
+) -> AttestationVerification:
+    """Verify one occurrence (Grafeas JSON) for ``image``; malformed content is a failure."""
+    try:
+        message = occurrence_from_json(occurrence, "occurrence")
+        signed = attestation_from_occurrence(message)
+        return verify_attestation(image, signed, keys, now=utc_now())
+    except ChainproofError as exc:
+        return AttestationVerification(
+            image=image.canonical, verified=False, reasons=(exc.message,)
+        )
+
+
+def _result_json(name: str, result: AttestationVerification) -> dict[str, Any]:
+    return {
+        "occurrence": name,
+        "verified": result.verified,
+        "keyIds": list(result.key_ids),
+        "format": result.payload_format,
+        "reasons": list(result.reasons),
+    }
+
+
+@app.command("verify")
+def verify(
+    image_text: Annotated[
+        str, typer.Option("--image", help="The image to check, REGISTRY/REPO@sha256:DIGEST.")
+    ],
+    attestor_ref: Annotated[
+        str,
+        typer.Option(
+            "--attestor", help="The attestor whose keys must have signed: projects/P/attestors/ID."
+        ),
+    ],
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an image's attestations against an attestor's keys, here on this machine.
+
+    Exits 0 when at least one attestation verifies, 1 when none does.
+    """
+    with errors():
+        image = pinned_image(image_text)
+        project, attestor_id = attestor_name(attestor_ref)
+        full_name = f"projects/{project}/attestors/{attestor_id}"
+        with client(server, ca_cert, client_cert, client_key) as api:
+            attestor = parse_attestor(api.get_attestor(full_name))
+            note_name = parse_note_name(
+                attestor.note_reference, field="userOwnedGrafeasNote.noteReference"
+            )
+            occurrences = api.list_note_occurrences(
+                str(note_name), f'resourceUrl="{image.canonical}"'
+            )
+        keys, key_problems = attestor_public_keys(attestor)
+    results = [(str(o.get("name", "")), verify_occurrence(image, o, keys)) for o in occurrences]
+    verified = any(r.verified for _, r in results)
+    if as_json:
+        print_json(
+            {
+                "image": image.canonical,
+                "attestor": full_name,
+                "note": str(note_name),
+                "verified": verified,
+                "keyProblems": key_problems,
+                "attestations": [_result_json(n, r) for n, r in results],
+            }
+        )
+    else:
+        for problem in key_problems:
+            warn(problem)
+        if not results:
+            note(
+                f"no attestations of {note_name} for {image.canonical}: sign the digest with one "
+                f"of {full_name}'s keys and upload the occurrence to that note",
+                style="red",
+            )
+        for name, result in results:
+            if result.verified:
+                note(
+                    f"verified  {name}: {result.payload_format} signed by key "
+                    + ", ".join(result.key_ids),
+                    style="green",
+                )
+            else:
+                note(f"FAILED    {name}:", style="red")
+                for reason in result.reasons or ("no reason given",):
+                    note(f"  - {reason}")
+        count = sum(1 for _, r in results if r.verified)
+        summary = (
+            f"{image.canonical}: {count} of {len(results)} attestation(s) verified by {full_name}"
+        )
+        note(summary, style="bold green" if verified else "bold red")
+    if not verified:
+        raise typer.Exit(EXIT_CHECK_FAILED)

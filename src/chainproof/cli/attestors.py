@@ -1,0 +1,275 @@
+"""``chainproof attestor …``: attestors (a note plus the keys that may sign for it) on a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from chainproof.cli.common import (
+    CaCertOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    JsonOpt,
+    ProjectOpt,
+    ServerOpt,
+    client,
+    errors,
+    note,
+    out,
+    print_json,
+    read_text,
+)
+from chainproof.crypto.keys import KeySpec, load_public_key
+from chainproof.crypto.pkix import PkixPublicKey
+from chainproof.domain.names import parse_note_name, validate_project_id, validate_resource_id
+from chainproof.errors import InvalidArgument, NotFound
+
+app = typer.Typer(
+    help="Manage attestors: who may vouch for an image, and with which public keys.",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="PROJECT/ID", help="The attestor: PROJECT/ID or projects/PROJECT/attestors/ID."
+    ),
+]
+
+
+def attestor_name(text: str) -> tuple[str, str]:
+    """(project, attestor id) from ``PROJECT/ID`` or ``projects/PROJECT/attestors/ID``."""
+    parts = text.strip().split("/")
+    if len(parts) == 4 and parts[0] == "projects" and parts[2] == "attestors":
+        project, attestor_id = parts[1], parts[3]
+    elif len(parts) == 2:
+        project, attestor_id = parts
+    else:
+        raise InvalidArgument(
+            f"attestor {text!r} is malformed: expected PROJECT/ID or projects/PROJECT/attestors/ID"
+        )
+    return validate_project_id(project), validate_resource_id(attestor_id, what="attestor ID")
+
+
+def pgp_key_entry(path: Path) -> dict[str, Any]:
+    armored = read_text(path, "PGP public key")
+    key = load_public_key(KeySpec("PGP", armored))
+    return {"id": key.key_id, "asciiArmoredPgpPublicKey": armored}
+
+
+def pkix_key_entry(path: Path, algorithm: str | None, key_id: str | None) -> dict[str, Any]:
+    pem = read_text(path, "PKIX public key")
+    try:
+        key = PkixPublicKey.from_pem(pem, algorithm, key_id)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{path}: {exc.message}") from None
+    return {
+        "id": key.key_id,
+        "pkixPublicKey": {
+            "publicKeyPem": key.public_pem(),
+            "signatureAlgorithm": key.algorithm.canonical_name,
+        },
+    }
+
+
+def _paired(values: list[str], count: int, option: str) -> list[str | None]:
+    if not values:
+        return [None] * count
+    if len(values) != count:
+        raise InvalidArgument(
+            f"{option} was given {len(values)} times for {count} --pkix-key: give it once per "
+            "--pkix-key, in the same order, or not at all"
+        )
+    return list(values)
+
+
+def _key_rows(attestor: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for key in (attestor.get("userOwnedGrafeasNote") or {}).get("publicKeys") or ():
+        if "pkixPublicKey" in key:
+            kind = "PKIX " + str(key["pkixPublicKey"].get("signatureAlgorithm", ""))
+        else:
+            kind = "PGP"
+        rows.append((str(key.get("id", "")), kind, str(key.get("comment", ""))))
+    return rows
+
+
+def show_attestor(attestor: dict[str, Any]) -> None:
+    note(f"attestor: {attestor.get('name', '')}")
+    if attestor.get("description"):
+        note(f"description: {attestor['description']}")
+    owned = attestor.get("userOwnedGrafeasNote") or {}
+    note(f"note: {owned.get('noteReference', '')}")
+    rows = _key_rows(attestor)
+    if not rows:
+        note("keys: none (nothing this attestor signs can verify)", style="yellow")
+    for key_id, kind, comment in rows:
+        note(f"  key {key_id} ({kind})" + (f" - {comment}" if comment else ""))
+
+
+@app.command("create")
+def create(
+    name: NameArg,
+    note_ref: Annotated[
+        str,
+        typer.Option(
+            "--note",
+            help="ATTESTATION note the attestor signs for, projects/P/notes/N; created if missing.",
+        ),
+    ],
+    pgp_key: Annotated[
+        list[Path] | None,
+        typer.Option("--pgp-key", help="ASCII-armored OpenPGP public key file (repeatable)."),
+    ] = None,
+    pkix_key: Annotated[
+        list[Path] | None,
+        typer.Option("--pkix-key", help="PEM public key file (repeatable)."),
+    ] = None,
+    algorithm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--algorithm",
+            help="Signature algorithm of each --pkix-key, in order (inferred for EC/Ed25519).",
+        ),
+    ] = None,
+    key_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key-id",
+            help="Key id of each --pkix-key, in order [default: its sha256 fingerprint].",
+        ),
+    ] = None,
+    description: Annotated[
+        str, typer.Option("--description", help="What the attestor vouches for.")
+    ] = "",
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an attestor (and its ATTESTATION note when it does not exist yet).
+
+    Example: chainproof attestor create my-project/qa --note projects/my-project/notes/qa
+    --pkix-key qa.pub
+    """
+    with errors():
+        project, attestor_id = attestor_name(name)
+        note_name = parse_note_name(note_ref.strip(), field="--note")
+        pkix_paths = pkix_key or []
+        algorithms = _paired(algorithm or [], len(pkix_paths), "--algorithm")
+        key_ids = _paired(key_id or [], len(pkix_paths), "--key-id")
+        keys = [pgp_key_entry(p) for p in pgp_key or []]
+        keys += [
+            pkix_key_entry(p, a, k) for p, a, k in zip(pkix_paths, algorithms, key_ids, strict=True)
+        ]
+        if not keys:
+            raise InvalidArgument(
+                "an attestor needs at least one key: give --pgp-key FILE.asc or --pkix-key FILE.pub"
+            )
+        body: dict[str, Any] = {
+            "userOwnedGrafeasNote": {"noteReference": str(note_name), "publicKeys": keys}
+        }
+        if description:
+            body["description"] = description
+        with client(server, ca_cert, client_cert, client_key) as api:
+            note_created = False
+            try:
+                api.get_note(str(note_name))
+            except NotFound:
+                api.create_note(
+                    note_name.project,
+                    note_name.note_id,
+                    {
+                        "shortDescription": description or f"attestor {project}/{attestor_id}",
+                        "attestation": {"hint": {"humanReadableName": attestor_id}},
+                    },
+                )
+                note_created = True
+            created = api.create_attestor(project, attestor_id, body)
+    if as_json:
+        print_json(created)
+        return
+    if note_created:
+        note(f"created note {note_name}")
+    note(f"created attestor {created.get('name', f'projects/{project}/attestors/{attestor_id}')}")
+    for kid, kind, _ in _key_rows(created):
+        note(f"  key {kid} ({kind})")
+
+
+@app.command("get")
+def get(
+    name: NameArg,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one attestor: its note and keys."""
+    with errors():
+        project, attestor_id = attestor_name(name)
+        with client(server, ca_cert, client_cert, client_key) as api:
+            attestor = api.get_attestor(f"projects/{project}/attestors/{attestor_id}")
+    if as_json:
+        print_json(attestor)
+    else:
+        show_attestor(attestor)
+
+
+@app.command("list")
+def list_(
+    project: ProjectOpt,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the attestors of a project."""
+    with errors():
+        validate_project_id(project, field="--project")
+        with client(server, ca_cert, client_cert, client_key) as api:
+            attestors = api.list_attestors(project)
+    if as_json:
+        print_json({"attestors": attestors})
+        return
+    if not attestors:
+        note(f"no attestors in projects/{project}")
+        return
+    table = Table("attestor", "note", "keys", "description")
+    for a in attestors:
+        owned = a.get("userOwnedGrafeasNote") or {}
+        keys = "\n".join(f"{kid} ({kind})" for kid, kind, _ in _key_rows(a))
+        table.add_row(
+            Text(str(a.get("name", ""))),
+            Text(str(owned.get("noteReference", ""))),
+            Text(keys),
+            Text(str(a.get("description", ""))),
+        )
+    out.print(table)
+
+
+@app.command("delete")
+def delete(
+    name: NameArg,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete an attestor (refused while the project's policy requires it)."""
+    with errors():
+        project, attestor_id = attestor_name(name)
+        full = f"projects/{project}/attestors/{attestor_id}"
+        with client(server, ca_cert, client_cert, client_key) as api:
+            api.delete_attestor(full)
+    if as_json:
+        print_json({"deleted": full})
+    else:
+        note(f"deleted attestor {full}")

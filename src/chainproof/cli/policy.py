@@ -1,0 +1,300 @@
+"""``chainproof policy …``: check policy files, store them on a server, and ask the judge.
+
+``validate`` and offline ``evaluate`` run here without a server; ``set``, ``get`` and online
+``evaluate`` call the REST API. Either way the decision text is
+:meth:`chainproof.policy.Decision.explain`'s, so a refusal reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from chainproof.cli.common import (
+    CaCertOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    JsonOpt,
+    ProjectOpt,
+    ServerOpt,
+    client,
+    errors,
+    load_document,
+    load_documents,
+    note,
+    print_json,
+    utc_now,
+)
+from chainproof.cli.main import EXIT_CHECK_FAILED, EXIT_USAGE
+from chainproof.cli.offline import OfflineInputs, evaluate_offline, is_kritis, split_grafeas_dump
+from chainproof.domain.names import validate_project_id
+from chainproof.errors import InvalidArgument
+from chainproof.policy import AdmissionRequest, parse_attestor, parse_kritis_resources, parse_policy
+
+app = typer.Typer(
+    help="Validate, store, fetch and evaluate Binary Authorization policies (and Kritis files).",
+    no_args_is_help=True,
+)
+
+PolicyFileArg = Annotated[Path, typer.Argument(metavar="FILE", help="Policy file, YAML or JSON.")]
+
+
+def _document_kind(doc: Any) -> str:
+    if (
+        isinstance(doc, dict)
+        and "userOwnedGrafeasNote" in doc
+        and "defaultAdmissionRule" not in doc
+    ):
+        return "attestor"
+    return "policy"
+
+
+def check_file(path: Path) -> str:
+    """Parse ``path`` fully; return what it holds, or raise InvalidArgument with every problem."""
+    docs = load_documents(path, "policy file")
+    if is_kritis(docs):
+        resources = parse_kritis_resources(docs)
+        kinds: dict[str, int] = {}
+        for r in resources:
+            kinds[type(r).__name__] = kinds.get(type(r).__name__, 0) + 1
+        return "Kritis resources: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    if len(docs) != 1:
+        raise InvalidArgument(
+            f"{path} holds {len(docs)} YAML documents: a Binary Authorization policy is one "
+            "document (several are only read as Kritis resources, each with a kind)"
+        )
+    doc = docs[0]
+    if _document_kind(doc) == "attestor":
+        attestor = parse_attestor(doc)
+        return f"attestor {attestor.name or '(unnamed)'} with {len(attestor.public_keys)} key(s)"
+    policy = parse_policy(doc)
+    return (
+        "Binary Authorization policy"
+        + (f" {policy.name}" if policy.name else "")
+        + f", default rule {policy.default_admission_rule.evaluation_mode.value}"
+    )
+
+
+@app.command("validate")
+def validate(file: PolicyFileArg, as_json: JsonOpt = False) -> None:
+    """Check a policy file offline: a Binary Authorization policy, an attestor, or Kritis
+    resources (ImageSecurityPolicy, GenericAttestationPolicy, AttestationAuthority).
+
+    Prints OK, or every problem with the path of the bad field (exit 2).
+    """
+    with errors():
+        try:
+            summary = check_file(file)
+        except InvalidArgument as exc:
+            if not as_json:
+                raise
+            print_json(
+                {
+                    "valid": False,
+                    "file": str(file),
+                    "error": exc.message,
+                    "problems": list(exc.details),
+                }
+            )
+            raise typer.Exit(EXIT_USAGE) from None
+    if as_json:
+        print_json({"valid": True, "file": str(file), "summary": summary})
+    else:
+        note(f"OK: {file}: {summary}", style="green")
+
+
+@app.command("set")
+def set_(
+    file: PolicyFileArg,
+    project: ProjectOpt,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store a project's policy (PUT /v1/projects/P/policy), checked here first."""
+    with errors():
+        validate_project_id(project, field="--project")
+        doc = load_document(file, "policy file")
+        if is_kritis([doc]):
+            raise InvalidArgument(
+                f"{file} holds a Kritis resource: the server stores Binary Authorization "
+                "policies; evaluate Kritis files offline with `chainproof policy evaluate "
+                "--policy FILE`"
+            )
+        parse_policy(doc)
+        if isinstance(doc, dict):
+            # The server names the policy after the project; a name from another export
+            # would only be refused.
+            doc = {k: v for k, v in doc.items() if k not in ("name", "updateTime")}
+        with client(server, ca_cert, client_cert, client_key) as api:
+            stored = api.put_policy(project, doc)
+    if as_json:
+        print_json(stored)
+    else:
+        note(f"stored projects/{project}/policy (etag {stored.get('etag', '')})")
+
+
+@app.command("get")
+def get(
+    project: ProjectOpt,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a project's policy (YAML, or JSON with --json)."""
+    with errors():
+        validate_project_id(project, field="--project")
+        with client(server, ca_cert, client_cert, client_key) as api:
+            policy = api.get_policy(project)
+    if as_json:
+        print_json(policy)
+    else:
+        typer.echo(yaml.safe_dump(policy, sort_keys=False), nl=False)
+
+
+def _offline_inputs(
+    project: str,
+    policy_file: Path,
+    attestor_files: list[Path],
+    occurrence_files: list[Path],
+) -> OfflineInputs:
+    inputs = OfflineInputs(project=project)
+    docs = load_documents(policy_file, "policy file")
+    if is_kritis(docs):
+        inputs.kritis = parse_kritis_resources(docs)
+    else:
+        if len(docs) != 1:
+            raise InvalidArgument(f"policy file {policy_file} holds {len(docs)} documents")
+        parse_policy(docs[0])
+        inputs.policy = docs[0]
+    for path in attestor_files:
+        for i, doc in enumerate(load_documents(path, "attestor file")):
+            if not isinstance(doc, dict):
+                raise InvalidArgument(f"attestor file {path} must hold attestor objects")
+            source = str(path) if i == 0 else f"{path} [document {i}]"
+            inputs.attestors.append((source, doc))
+    for path in occurrence_files:
+        notes, occurrences = split_grafeas_dump(load_document(path, "occurrences file"), str(path))
+        inputs.notes += notes
+        inputs.occurrences += occurrences
+    return inputs
+
+
+@app.command("evaluate")
+def evaluate(
+    images: Annotated[
+        list[str],
+        typer.Option("--image", "-i", help="Image to judge (repeatable), best REPO@sha256:…"),
+    ],
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="Project whose policy applies (server); offline, the policy's project "
+            "[default: default].",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Kubernetes namespace.")
+    ] = None,
+    service_account: Annotated[
+        str | None,
+        typer.Option("--service-account", help="Service account (name or namespace:name)."),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="Cluster, as location.clusterId.")
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Evaluate OFFLINE against this policy (or Kritis) file instead of a server.",
+        ),
+    ] = None,
+    attestor_files: Annotated[
+        list[Path] | None,
+        typer.Option("--attestor", help="Offline: attestor file (repeatable)."),
+    ] = None,
+    occurrence_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--occurrences",
+            help="Offline: JSON list of Grafeas notes and occurrences, or a ListOccurrences "
+            "response (repeatable).",
+        ),
+    ] = None,
+    server: ServerOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Would these images be admitted? Prints the judge's explanation.
+
+    Exits 0 when allowed (a dry-run denial is allowed), 1 when denied. Without --policy the
+    server's stored policy decides (nothing is recorded); with --policy, everything is
+    evaluated here from the given files.
+    """
+    with errors():
+        if policy_file is None and (attestor_files or occurrence_files):
+            raise InvalidArgument(
+                "--attestor and --occurrences are for offline evaluation: add --policy FILE"
+            )
+        request = AdmissionRequest(
+            images=tuple(images),
+            cluster=cluster,
+            namespace=namespace,
+            service_account=service_account,
+        )
+        if policy_file is not None:
+            offline_project = project or _policy_project(policy_file) or "default"
+            validate_project_id(offline_project, field="--project")
+            inputs = _offline_inputs(
+                offline_project, policy_file, attestor_files or [], occurrence_files or []
+            )
+            decision = evaluate_offline(inputs, request, utc_now())
+            result = {**decision.to_dict(), "explanation": decision.explain()}
+        else:
+            if project is None:
+                raise InvalidArgument(
+                    "--project is required to evaluate against a server (or give --policy FILE "
+                    "to evaluate offline)"
+                )
+            validate_project_id(project, field="--project")
+            body: dict[str, Any] = {"images": list(images)}
+            for key, value in (
+                ("namespace", namespace),
+                ("serviceAccount", service_account),
+                ("cluster", cluster),
+            ):
+                if value:
+                    body[key] = value
+            with client(server, ca_cert, client_cert, client_key) as api:
+                result = api.evaluate_policy(project, body)
+    if as_json:
+        print_json(result)
+    else:
+        allowed = bool(result.get("allowed"))
+        for i, line in enumerate(str(result.get("explanation", "")).splitlines()):
+            note(line, style=("bold green" if allowed else "bold red") if i == 0 else "")
+    if not result.get("allowed"):
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _policy_project(path: Path) -> str | None:
+    try:
+        docs = load_documents(path, "policy file")
+    except InvalidArgument:
+        return None
+    name = docs[0].get("name") if len(docs) == 1 and isinstance(docs[0], dict) else None
+    if isinstance(name, str) and name.startswith("projects/") and name.count("/") == 2:
+        return name.split("/")[1]
+    return None
