@@ -11,6 +11,7 @@ import logging
 import secrets
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 import structlog
@@ -21,6 +22,7 @@ from chainproof.api.rest.ops import Metrics
 from chainproof.config import Settings
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.services.admission import AdmissionService
+from chainproof.services.changes import ChangeFeed
 from chainproof.services.evidence import EvidenceGatherer
 from chainproof.services.grafeas import GrafeasService
 from chainproof.services.judge import DecisionLog, Judge
@@ -115,9 +117,15 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     except BaseException:
         await store.close()
         raise
-    grafeas = GrafeasService(store, tokens)
-    resources = JudgeResources(store, tokens)
-    judge = Judge(resources, EvidenceGatherer(store))
+    changes = ChangeFeed()
+    grafeas = GrafeasService(store, tokens, changes=changes)
+    resources = JudgeResources(store, tokens, changes=changes)
+    judge = Judge(
+        resources,
+        EvidenceGatherer(store),
+        changes=changes,
+        cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
+    )
     decisions = DecisionLog(store, tokens)
     return Container(
         settings=settings,

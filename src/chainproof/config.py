@@ -41,6 +41,10 @@ class AdmissionSettings(BaseModel):
     failure_mode: Literal["closed", "open"] = "closed"
     deadline_seconds: float = Field(default=3.0, gt=0, le=30)
     breakglass_enabled: bool = True
+    #: How long verified evidence, policies and attestors may be reused. Changes made
+    #: through this server take effect at once; this bounds how long changes made through
+    #: another replica can go unseen. 0 turns the cache off.
+    cache_ttl_seconds: float = Field(default=5.0, ge=0, le=3600)
 
 
 class Settings(BaseSettings):

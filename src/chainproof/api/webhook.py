@@ -205,6 +205,10 @@ async def admission_review(request: Request, admission: Admission) -> Response:
     dry_run = req.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InvalidArgument(f"request.dryRun must be true or false, got {dry_run!r}")
+    if namespace and isinstance(meta, dict):
+        # The request's namespace is the one the object is created in (the API server
+        # refuses an object whose own metadata.namespace disagrees), so rules use it.
+        obj = {**obj, "metadata": {**meta, "namespace": namespace}}
     try:
         workload = workload_from_object({"kind": kind, **obj}, namespace=namespace)
     except InvalidArgument as exc:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from chainproof.attest.grafeas import attestation_from_occurrence
@@ -54,6 +53,9 @@ from chainproof.cli.common import (
     read_text,
     utc_now,
     warn,
+)
+from chainproof.cli.common import (
+    table as make_table,
 )
 from chainproof.cli.main import EXIT_CHECK_FAILED
 from chainproof.crypto.gpg_signer import GpgSigner
@@ -188,7 +190,7 @@ def create(
         str | None,
         typer.Option(
             "--key-id",
-            help="Key id for --key, as the attestor names it [default: its sha256 fingerprint].",
+            help="Key id for --key, as the attestor names it (default: its sha256 fingerprint).",
         ),
     ] = None,
     algorithm: Annotated[
@@ -200,7 +202,7 @@ def create(
         typer.Option("--gpg-key", help="Sign through gpg with this key (fingerprint or email)."),
     ] = None,
     gnupghome: Annotated[
-        Path | None, typer.Option("--gnupghome", help="GnuPG home [default: $GNUPGHOME].")
+        Path | None, typer.Option("--gnupghome", help="GnuPG home (default: $GNUPGHOME).")
     ] = None,
     fmt: Annotated[
         str,
@@ -222,14 +224,14 @@ def create(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the occurrence JSON here [default: stdout]."),
+        typer.Option("--output", "-o", help="Write the occurrence JSON here (default: stdout)."),
     ] = None,
     upload: Annotated[
         bool, typer.Option("--upload", help="Upload the occurrence to the server (needs --note).")
     ] = False,
     project: Annotated[
         str | None,
-        typer.Option("--project", "-p", help="Project to upload into [default: the note's]."),
+        typer.Option("--project", "-p", help="Project to upload into (default: the note's)."),
     ] = None,
     server: ServerOpt = None,
     ca_cert: CaCertOpt = None,
@@ -269,6 +271,7 @@ def create(
             if algorithm or key_id:
                 raise InvalidArgument("--algorithm and --key-id go with --key, not --gpg-key")
             gpg = GpgSigner(gpg_key, str(gnupghome) if gnupghome else None)
+        predicate_uri = predicate_type_uri(predicate_type) if predicate_type else None
         predicate_doc: dict[str, Any] | None = None
         if predicate is not None:
             loaded = load_document(predicate, "predicate")
@@ -280,7 +283,7 @@ def create(
             fmt,
             pkix=pkix,
             gpg=gpg,
-            predicate_type=predicate_type_uri(predicate_type) if predicate_type else None,
+            predicate_type=predicate_uri,
             predicate=predicate_doc,
             note_name=note_name,
         )
@@ -313,7 +316,7 @@ def upload_file(
     file: Annotated[Path, typer.Argument(help="Occurrence JSON (from `attestation create`).")],
     project: Annotated[
         str | None,
-        typer.Option("--project", "-p", help="Project to upload into [default: the note's]."),
+        typer.Option("--project", "-p", help="Project to upload into (default: the note's)."),
     ] = None,
     server: ServerOpt = None,
     ca_cert: CaCertOpt = None,
@@ -387,7 +390,7 @@ def list_(
     if not occurrences:
         note(f"no attestations for {image.canonical} in projects/{project}")
         return
-    table = Table("occurrence", "kind", "note", "key ids", "created")
+    table = make_table("occurrence", "kind", "note", "key ids", "created")
     for occ in occurrences:
         table.add_row(
             Text(str(occ.get("name", ""))),

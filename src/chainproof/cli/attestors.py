@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from chainproof.cli.common import (
@@ -22,6 +21,9 @@ from chainproof.cli.common import (
     out,
     print_json,
     read_text,
+)
+from chainproof.cli.common import (
+    table as make_table,
 )
 from chainproof.crypto.keys import KeySpec, load_public_key
 from chainproof.crypto.pkix import PkixPublicKey
@@ -140,7 +142,7 @@ def create(
         list[str] | None,
         typer.Option(
             "--key-id",
-            help="Key id of each --pkix-key, in order [default: its sha256 fingerprint].",
+            help="Key id of each --pkix-key, in order (default: its sha256 fingerprint).",
         ),
     ] = None,
     description: Annotated[
@@ -241,7 +243,7 @@ def list_(
     if not attestors:
         note(f"no attestors in projects/{project}")
         return
-    table = Table("attestor", "note", "keys", "description")
+    table = make_table("attestor", "note", "keys", "description")
     for a in attestors:
         owned = a.get("userOwnedGrafeasNote") or {}
         keys = "\n".join(f"{kid} ({kind})" for kid, kind, _ in _key_rows(a))

@@ -24,6 +24,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from chainproof.cli.client import ChainproofClient, ServerOptions
 from chainproof.domain.images import ImageReference, parse_image_reference
@@ -38,7 +39,7 @@ ServerOpt = Annotated[
         "--server",
         envvar="CHAINPROOF_SERVER",
         show_envvar=True,
-        help="chainproof server URL [default: http://127.0.0.1:8080].",
+        help="chainproof server URL (default: http://127.0.0.1:8080).",
     ),
 ]
 CaCertOpt = Annotated[
@@ -80,6 +81,14 @@ def errors() -> Iterator[None]:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def table(*headers: str) -> Table:
+    """A table whose cells wrap instead of being cut, so names and digests stay whole."""
+    t = Table()
+    for header in headers:
+        t.add_column(header, overflow="fold")
+    return t
 
 
 def note(message: str, style: str = "") -> None:

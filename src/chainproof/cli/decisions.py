@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from chainproof.cli.common import (
@@ -23,6 +22,9 @@ from chainproof.cli.common import (
     out,
     print_json,
     utc_now,
+)
+from chainproof.cli.common import (
+    table as make_table,
 )
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
@@ -128,7 +130,7 @@ def list_(
     if not decisions:
         note(f"no decisions recorded in projects/{project} match")
         return
-    table = Table("time", "outcome", "namespace", "workload", "images", "reason")
+    table = make_table("time", "outcome", "namespace", "workload", "images", "reason")
     for d in decisions:
         table.add_row(*_row(d))
     out.print(table)

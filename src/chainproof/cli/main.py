@@ -55,24 +55,24 @@ def fail(exc: ChainproofError) -> typer.Exit:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [env CHAINPROOF_HOST, 127.0.0.1]")
+        str | None, typer.Option(help="Address to listen on (env CHAINPROOF_HOST, 127.0.0.1)")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="REST port [env CHAINPROOF_PORT, 8080]")] = None,
+    port: Annotated[int | None, typer.Option(help="REST port (env CHAINPROOF_PORT, 8080)")] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
             "--database-url",
             help="sqlite:///path, postgresql://user@host/db or memory:// "
-            "[env CHAINPROOF_DATABASE_URL, sqlite:///./data/chainproof.db]",
+            "(env CHAINPROOF_DATABASE_URL, sqlite:///./data/chainproof.db)",
         ),
     ] = None,
     grpc_port: Annotated[
         int | None,
-        typer.Option("--grpc-port", help="gRPC port [env CHAINPROOF_GRPC_PORT, 8090]"),
+        typer.Option("--grpc-port", help="gRPC port (env CHAINPROOF_GRPC_PORT, 8090)"),
     ] = None,
     grpc: Annotated[
         bool | None,
-        typer.Option("--grpc/--no-grpc", help="Serve gRPC too [env CHAINPROOF_GRPC_ENABLED]"),
+        typer.Option("--grpc/--no-grpc", help="Serve gRPC too (env CHAINPROOF_GRPC_ENABLED)"),
     ] = None,
     workers: Annotated[
         int,

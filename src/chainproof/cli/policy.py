@@ -199,7 +199,7 @@ def evaluate(
             "--project",
             "-p",
             help="Project whose policy applies (server); offline, the policy's project "
-            "[default: default].",
+            "(default: default).",
         ),
     ] = None,
     namespace: Annotated[

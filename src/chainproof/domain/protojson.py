@@ -16,8 +16,8 @@ both paths to the same output.
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime

@@ -44,6 +44,9 @@ class SignatureAlgorithm(StrEnum):
     EC_SIGN_P384_SHA384 = "EC_SIGN_P384_SHA384"
     ECDSA_P521_SHA512 = "ECDSA_P521_SHA512"
     EC_SIGN_P521_SHA512 = "EC_SIGN_P521_SHA512"
+    # Not a Binary Authorization name: chainproof also verifies Ed25519 PKIX keys.
+    ED25519 = "ED25519"
+    EC_SIGN_ED25519 = "EC_SIGN_ED25519"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import ImageReference
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
-from chainproof.policy.attestors import Attestor
+from chainproof.policy.attestors import Attestor, AttestorPublicKey
 from chainproof.policy.evidence import (
     AttestationKind,
     Evidence,
@@ -79,20 +79,29 @@ def attestor_fingerprint(attestor: Attestor) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def key_spec(key: AttestorPublicKey) -> KeySpec | None:
+    """How crypto/ loads one of an attestor's keys (None for a key with no material)."""
+    if key.ascii_armored_pgp_public_key is not None:
+        return KeySpec("PGP", key.ascii_armored_pgp_public_key, key_id=key.id or None)
+    if key.pkix_public_key is not None:
+        return KeySpec(
+            "PKIX",
+            key.pkix_public_key.public_key_pem,
+            key_id=key.id,
+            algorithm=key.pkix_public_key.signature_algorithm.value,
+        )
+    return None
+
+
 def attestor_keys(attestor: Attestor) -> list[PublicKey]:
-    """The attestor's verifying keys; a key that cannot be loaded is skipped (and logged)."""
+    """The attestor's verifying keys; a key that cannot be loaded is skipped (and logged).
+
+    Keys are checked when an attestor is written, so a skip here means the key became
+    unusable later (or the attestor came from a file)."""
     keys: list[PublicKey] = []
     for k in attestor.public_keys:
-        if k.ascii_armored_pgp_public_key is not None:
-            spec = KeySpec("PGP", k.ascii_armored_pgp_public_key, key_id=k.id or None)
-        elif k.pkix_public_key is not None:
-            spec = KeySpec(
-                "PKIX",
-                k.pkix_public_key.public_key_pem,
-                key_id=k.id,
-                algorithm=k.pkix_public_key.signature_algorithm.value,
-            )
-        else:
+        spec = key_spec(k)
+        if spec is None:
             continue
         try:
             keys.append(load_public_key(spec))

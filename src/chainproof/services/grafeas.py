@@ -44,6 +44,7 @@ from chainproof.domain.names import (
 )
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from chainproof.services.changes import ChangeFeed
 from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord
 
 MAX_BATCH = 1000
@@ -72,6 +73,8 @@ class Page(Generic[T]):
 #: Output-only fields: set by the server, never by a request.
 _NOTE_OUTPUT_ONLY = frozenset({"name", "kind", "create_time", "update_time"})
 _OCC_OUTPUT_ONLY = frozenset({"name", "kind", "create_time", "update_time"})
+#: Occurrence kinds that never count as evidence for the judge.
+_NOT_EVIDENCE = frozenset({"DEPLOYMENT"})
 #: Immutable after creation (Grafeas marks them "Immutable").
 _OCC_IMMUTABLE = frozenset({"resource_uri", "note_name"})
 
@@ -85,11 +88,17 @@ class GrafeasService:
         tokens: PageTokenCodec,
         clock: Clock = utc_now,
         new_id: IdFactory = new_occurrence_id,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store
         self._tokens = tokens
         self._clock = clock
         self._new_id = new_id
+        self._changes = changes or ChangeFeed()
+
+    def _announce(self, records: Sequence[OccurrenceRecord]) -> None:
+        # Deployment records are written by the judge itself and are no evidence.
+        self._changes.resources_changed(r.resource for r in records if r.kind not in _NOT_EVIDENCE)
 
     # ---------------------------------------------------------------- projects
 
@@ -212,6 +221,7 @@ class GrafeasService:
             updated.update_time.FromDatetime(self._clock())
             document = render_for_storage(updated, "note")
             await s.replace_note(NoteRecord(nn.project, nn.note_id, kind, updated, document))
+        self._changes.configuration_changed()
         return updated
 
     async def delete_note(self, name: str) -> None:
@@ -219,6 +229,7 @@ class GrafeasService:
         async with self._store.session() as s:
             if not await s.delete_note(nn.project, nn.note_id):
                 raise NotFound(f"note {nn} does not exist")
+        self._changes.configuration_changed()
 
     def _new_note(self, project: str, note_id: str, note: Note, *, what: str) -> NoteRecord:
         if not note_id:
@@ -341,6 +352,7 @@ class GrafeasService:
                 _raise_batch(problems, failed, len(occurrences), "occurrences")
             await s.insert_occurrences(records)
             await s.add_project(project)
+        self._announce(records)
         return records
 
     async def update_occurrence(
@@ -389,13 +401,16 @@ class GrafeasService:
                     document=render_for_storage(updated, "occurrence"),
                 )
             )
+        self._announce([current])
         return updated
 
     async def delete_occurrence(self, name: str) -> None:
         on = parse_occurrence_name(name)
         async with self._store.session() as s:
-            if not await s.delete_occurrence(on.project, on.occurrence_id):
+            current = await s.get_occurrence(on.project, on.occurrence_id)
+            if current is None or not await s.delete_occurrence(on.project, on.occurrence_id):
                 raise NotFound(f"occurrence {on} does not exist")
+        self._announce([current])
 
     async def get_occurrence_note(self, name: str) -> Note:
         on = parse_occurrence_name(name)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -24,14 +24,19 @@ from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
 from chainproof.errors import InvalidArgument
 from chainproof.policy import (
     AdmissionRequest,
+    Attestor,
     Decision,
+    Evidence,
     ImageDecision,
+    ImageEvidence,
     Outcome,
+    Policy,
     RequirementResult,
     RuleSelection,
     evaluate,
 )
-from chainproof.services.evidence import EvidenceGatherer
+from chainproof.services.changes import ChangeFeed
+from chainproof.services.evidence import EvidenceGatherer, attestor_fingerprint
 from chainproof.services.grafeas import Clock, Page, utc_now
 from chainproof.services.judge_resources import JudgeResources
 from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore
@@ -66,18 +71,48 @@ def _parse_all(texts: Sequence[str]) -> list[ImageReference]:
     return parsed
 
 
+@dataclass(frozen=True, slots=True)
+class _Config:
+    generation: int
+    expires: datetime
+    policy: Policy | None
+    attestors: Mapping[str, Attestor]
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedEvidence:
+    generation: int
+    version: int
+    expires: datetime
+    evidence: ImageEvidence
+
+
 class Judge:
-    """Evaluates a request against the stored policy of a project."""
+    """Evaluates a request against the stored policy of a project.
+
+    With ``cache_ttl`` > 0 the policy, attestors and each image's verified evidence are kept
+    between requests. An entry is dropped as soon as this process sees its inputs change
+    (an occurrence about the image, any note, attestor or policy: see ChangeFeed), and in any
+    case after ``cache_ttl``, which bounds staleness from writes made by other replicas.
+    """
 
     def __init__(
         self,
         resources: JudgeResources,
         gatherer: EvidenceGatherer,
         clock: Clock = utc_now,
+        *,
+        changes: ChangeFeed | None = None,
+        cache_ttl: timedelta = timedelta(0),
     ) -> None:
         self._resources = resources
         self.gatherer = gatherer
         self._clock = clock
+        self._changes = changes or ChangeFeed()
+        self._ttl = cache_ttl
+        self._configs: dict[str, _Config] = {}
+        self._evidence: dict[tuple[str, ...], _CachedEvidence] = {}
 
     async def evaluate(
         self,
@@ -89,14 +124,80 @@ class Judge:
     ) -> Decision:
         parse_project_name(f"projects/{project}")
         now = now or self._clock()
-        policy = await self._resources.load_policy(project)
-        if policy is None:
+        config = await self._config(project, now)
+        if config.policy is None:
             return no_policy_decision(project, request, now)
-        attestors = await self._resources.load_attestors(policy.referenced_attestors())
-        evidence = await self.gatherer.gather(
-            _parse_all(request.images), attestors, evidence_projects or (project,), now
+        projects = tuple(evidence_projects or (project,))
+        images = [i for i in _parse_all(request.images) if i.digest]
+        found: dict[str, ImageEvidence] = {}
+        missing: list[ImageReference] = []
+        for image in dict.fromkeys(images):
+            hit = self._cached_evidence(config, projects, image, now)
+            if hit is None:
+                missing.append(image)
+            else:
+                found[image.canonical] = hit
+        if missing:
+            versions = {i.canonical: self._changes.resource_version(i.canonical) for i in missing}
+            generation = self._changes.generation
+            gathered = await self.gatherer.gather(missing, config.attestors, projects, now)
+            for image in missing:
+                evidence = gathered.for_image(image)
+                found[image.canonical] = evidence
+                if self._ttl:
+                    self._remember(config, projects, image, evidence, generation, versions, now)
+        evidence_all = Evidence(images=found, attestors=dict(config.attestors))
+        return evaluate(config.policy, request, evidence_all, now)
+
+    async def _config(self, project: str, now: datetime) -> _Config:
+        cached = self._configs.get(project)
+        generation = self._changes.generation
+        if cached and cached.generation == generation and cached.expires > now:
+            return cached
+        policy = await self._resources.load_policy(project)
+        attestors = (
+            await self._resources.load_attestors(policy.referenced_attestors()) if policy else {}
         )
-        return evaluate(policy, request, evidence, now)
+        fingerprint = "|".join(
+            f"{name}={attestor_fingerprint(a)}" for name, a in sorted(attestors.items())
+        )
+        config = _Config(generation, now + self._ttl, policy, attestors, fingerprint)
+        if self._ttl:
+            self._configs[project] = config
+        return config
+
+    def _cached_evidence(
+        self, config: _Config, projects: tuple[str, ...], image: ImageReference, now: datetime
+    ) -> ImageEvidence | None:
+        if not self._ttl:
+            return None
+        entry = self._evidence.get((config.fingerprint, *projects, image.canonical))
+        if (
+            entry is None
+            or entry.generation != self._changes.generation
+            or entry.version != self._changes.resource_version(image.canonical)
+            or entry.expires <= now
+        ):
+            return None
+        return entry.evidence
+
+    def _remember(
+        self,
+        config: _Config,
+        projects: tuple[str, ...],
+        image: ImageReference,
+        evidence: ImageEvidence,
+        generation: int,
+        versions: Mapping[str, int],
+        now: datetime,
+    ) -> None:
+        if len(self._evidence) > 50_000:
+            self._evidence.clear()
+        # Versions were read before gathering: a write that raced with the gathering makes
+        # the entry stale at once instead of hiding behind it.
+        self._evidence[(config.fingerprint, *projects, image.canonical)] = _CachedEvidence(
+            generation, versions[image.canonical], now + self._ttl, evidence
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +270,7 @@ class DecisionLog:
         self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
         self.written = 0
+        self.write_attempts = 8
 
     def start(self) -> None:
         if self._task is None:
@@ -203,12 +305,26 @@ class DecisionLog:
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             try:
-                await self._write(batch)
-            except Exception:  # keep logging the failure; a dead writer would lose everything
-                log.exception("decision log write failed", decisions=len(batch))
+                await self._write_retrying(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write_retrying(self, batch: Sequence[DecisionRecord]) -> None:
+        # A store outage must not cost the audit trail of the reviews made during it: retry
+        # with backoff (about 15 s in all) before giving up on the batch, loudly.
+        delay = 0.1
+        for attempt in range(self.write_attempts):
+            try:
+                await self._write(batch)
+                return
+            except Exception:  # keep going; a dead writer would lose everything after it
+                if attempt + 1 == self.write_attempts:
+                    log.exception("decision log write failed; decisions lost", decisions=len(batch))
+                    return
+                log.warning("decision log write failed; retrying", decisions=len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _write(self, records: Sequence[DecisionRecord]) -> None:
         async with self._store.session() as s:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from chainproof.crypto.keys import load_public_key
 from chainproof.domain.names import (
     parse_note_name,
     parse_project_name,
@@ -24,12 +25,15 @@ from chainproof.domain.names import (
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
 from chainproof.errors import (
     AlreadyExists,
+    ChainproofError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
 )
-from chainproof.policy.attestors import Attestor, parse_attestor
+from chainproof.policy.attestors import Attestor, AttestorPublicKey, parse_attestor
 from chainproof.policy.binauthz import Policy, parse_policy
+from chainproof.services.changes import ChangeFeed
+from chainproof.services.evidence import key_spec
 from chainproof.services.grafeas import Clock, Page, utc_now
 from chainproof.store.port import DocumentRecord, MetadataStore, StoreSession
 
@@ -63,10 +67,17 @@ def parse_attestor_name(name: str) -> tuple[str, str]:
 class JudgeResources:
     """CRUD for attestors and the per-project policy."""
 
-    def __init__(self, store: MetadataStore, tokens: PageTokenCodec, clock: Clock = utc_now):
+    def __init__(
+        self,
+        store: MetadataStore,
+        tokens: PageTokenCodec,
+        clock: Clock = utc_now,
+        changes: ChangeFeed | None = None,
+    ):
         self._store = store
         self._tokens = tokens
         self._clock = clock
+        self._changes = changes or ChangeFeed()
 
     # ----------------------------------------------------------------- attestors
 
@@ -83,6 +94,7 @@ class JudgeResources:
             await self._check_note(s, attestor)
             record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), None)
             await s.put_document(record)
+        self._changes.configuration_changed()
         return self._attestor_json(record)
 
     async def get_attestor(self, name: str) -> dict[str, Any]:
@@ -130,6 +142,7 @@ class JudgeResources:
             await self._check_note(s, attestor)
             record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), current)
             await s.put_document(record)
+        self._changes.configuration_changed()
         return self._attestor_json(record)
 
     async def delete_attestor(self, name: str) -> None:
@@ -144,13 +157,15 @@ class JudgeResources:
                     "from the policy first"
                 )
             await s.delete_document(project, ATTESTORS, attestor_id)
+        self._changes.configuration_changed()
 
     def _parse_attestor(self, data: Any, name: str) -> Attestor:
         if isinstance(data, dict) and data.get("name") not in (None, "", name):
             raise InvalidArgument(
                 f"attestor name {data.get('name')!r} does not match {name!r}: leave it empty"
             )
-        return replace(parse_attestor(data), name=name)
+        attestor = replace(parse_attestor(data), name=name)
+        return replace(attestor, public_keys=_checked_keys(attestor))
 
     async def _check_note(self, s: StoreSession, attestor: Attestor) -> None:
         note_name = parse_note_name(
@@ -219,6 +234,7 @@ class JudgeResources:
                 )
             record = self._record(project, POLICIES, _POLICY_ID, policy.to_dict(), current)
             await s.put_document(record)
+        self._changes.configuration_changed()
         return self._policy_json(record)
 
     def _policy_json(self, record: DocumentRecord) -> dict[str, Any]:
@@ -244,6 +260,27 @@ class JudgeResources:
             create_time=current.create_time if current else now,
             update_time=now,
         )
+
+
+def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:
+    """Load every key once, so a broken key is refused now rather than at admission time.
+
+    A PGP key given without an ID gets its fingerprint, as Binary Authorization does."""
+    problems: list[str] = []
+    keys: list[AttestorPublicKey] = []
+    for i, key in enumerate(attestor.public_keys):
+        spec = key_spec(key)
+        try:
+            loaded = load_public_key(spec) if spec is not None else None
+        except ChainproofError as exc:
+            problems.append(f"userOwnedGrafeasNote.publicKeys[{i}]: {exc.message}")
+            continue
+        if loaded is not None and key.ascii_armored_pgp_public_key is not None and not key.id:
+            key = replace(key, id=loaded.key_id)
+        keys.append(key)
+    if problems:
+        raise InvalidArgument("the attestor has unusable public keys", details=problems)
+    return tuple(keys)
 
 
 def _rfc3339(t: datetime) -> str:

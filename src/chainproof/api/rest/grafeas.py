@@ -218,21 +218,21 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         note = await svc.get_occurrence_note(f"projects/{project}/occurrences/{occurrence_id}")
         return json_response(to_json(note))
 
-    # A '/' inside an ID splits the path; say so instead of "no route".
-    @r.api_route(
-        "/projects/{project}/{collection}/{rest:path}",
-        methods=["GET", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    async def slash_in_id(project: str, collection: str, rest: str) -> Response:
-        if collection in ("notes", "occurrences") and "/" in rest:
+    # A '/' inside an ID splits the path; say so instead of "no route". Only notes and
+    # occurrences: other collections (attestors, decisions) have routes of their own.
+    for collection in ("notes", "occurrences"):
+
+        async def slash_in_id(project: str, rest: str, collection: str = collection) -> Response:
             raise InvalidArgument(
                 f"{collection[:-1]} ID {rest!r} must not contain '/': expected "
                 f"projects/{{project}}/{collection}/{{id}}"
             )
-        raise InvalidArgument(
-            f"no resource at projects/{project}/{collection}/{rest}: expected "
-            "projects/{project}/notes/{id} or projects/{project}/occurrences/{id}"
+
+        r.add_api_route(
+            f"/projects/{{project}}/{collection}/{{rest:path}}",
+            slash_in_id,
+            methods=["GET", "PATCH", "DELETE"],
+            include_in_schema=False,
         )
 
     # ------------------------------------------------------------------ projects

@@ -490,8 +490,13 @@ class SqlStore:
     def __init__(self, target: DatabaseTarget, *, pool_size: int = 10) -> None:
         self._target = target
         self._engine = self._create_engine(target, pool_size)
-        # One connection serves an in-memory database, so its sessions take turns.
-        self._turns: asyncio.Lock | None = asyncio.Lock() if target.in_memory else None
+        # SQLite sessions take turns through a FIFO lock. An in-memory database has a single
+        # connection; a file database takes its write lock at BEGIN IMMEDIATE anyway, and
+        # SQLite's own busy handler polls, so under several busy writers one can lose every
+        # race until busy_timeout and fail. The lock queues them fairly in this process;
+        # busy_timeout still covers other processes.
+        sqlite = target.dialect is not Dialect.POSTGRESQL
+        self._turns: asyncio.Lock | None = asyncio.Lock() if sqlite else None
 
     @classmethod
     def from_url(cls, database_url: str, *, pool_size: int = 10) -> SqlStore:
@@ -531,12 +536,14 @@ class SqlStore:
             # DDL); _begin_immediate below issues it instead.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
+            # First: every later statement (even the journal mode switch) may meet another
+            # connection's write lock, and must wait for it rather than fail at once.
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 # In WAL mode NORMAL loses no committed data on a crash, only on power loss.
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")

@@ -1,0 +1,144 @@
+"""Building blocks for judge tests: a memory-backed system, PKIX attestors, signed evidence."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chainproof.attest.intoto import INTOTO_PAYLOAD_TYPE, build_statement
+from chainproof.attest.simple_signing import build_simple_signing
+from chainproof.crypto.signing import PkixSigner, generate_pkix_key, sign_envelope
+from chainproof.domain.images import parse_image_reference
+from chainproof.domain.messages import note_from_json, occurrence_from_json
+from chainproof.domain.pagination import PageTokenCodec
+from chainproof.services.changes import ChangeFeed
+from chainproof.services.evidence import EvidenceGatherer
+from chainproof.services.grafeas import GrafeasService
+from chainproof.services.judge import DecisionLog, Judge
+from chainproof.services.judge_resources import JudgeResources
+from chainproof.store.memory import MemoryStore
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Signer:
+    attestor: str
+    note: str
+    signer: PkixSigner
+    public_pem: str
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class System:
+    store: MemoryStore = field(default_factory=MemoryStore)
+    cache_ttl: timedelta = timedelta(0)
+    clock: Clock = field(default_factory=Clock)
+
+    def __post_init__(self) -> None:
+        tokens = PageTokenCodec(b"t" * 32)
+        self.changes = ChangeFeed()
+        self.grafeas = GrafeasService(self.store, tokens, self.clock, changes=self.changes)
+        self.resources = JudgeResources(self.store, tokens, self.clock, changes=self.changes)
+        self.gatherer = EvidenceGatherer(self.store)
+        self.judge = Judge(
+            self.resources, self.gatherer, self.clock, changes=self.changes, cache_ttl=self.cache_ttl
+        )
+        self.decisions = DecisionLog(self.store, tokens, self.clock)
+
+    def replica(self) -> System:
+        """Another server process on the same database: its writes are not announced here."""
+        return System(store=self.store, cache_ttl=self.cache_ttl, clock=self.clock)
+
+    async def attestor(self, project: str, attestor_id: str) -> Signer:
+        note_id = f"{attestor_id}-note"
+        await self.grafeas.create_note(
+            f"projects/{project}", note_id, note_from_json({"attestation": {}})
+        )
+        key = generate_pkix_key("ECDSA_P256_SHA256")
+        key_id = f"//example.com/keys/{attestor_id}"
+        await self.resources.create_attestor(
+            f"projects/{project}",
+            attestor_id,
+            {
+                "userOwnedGrafeasNote": {
+                    "noteReference": f"projects/{project}/notes/{note_id}",
+                    "publicKeys": [
+                        {
+                            "id": key_id,
+                            "pkixPublicKey": {
+                                "publicKeyPem": key.public_pem.decode(),
+                                "signatureAlgorithm": "ECDSA_P256_SHA256",
+                            },
+                        }
+                    ],
+                }
+            },
+        )
+        return Signer(
+            f"projects/{project}/attestors/{attestor_id}",
+            f"projects/{project}/notes/{note_id}",
+            PkixSigner.from_pem(key.private_pem, key_id=key_id),
+            key.public_pem.decode(),
+        )
+
+    async def sign(self, signer: Signer, image: str, *, filed_under: str | None = None) -> Any:
+        """A simple-signing attestation of ``image``, filed under ``filed_under`` (default:
+        the same image) in project ``app``."""
+        payload = build_simple_signing(parse_image_reference(image))
+        return await self.grafeas.create_occurrence(
+            "projects/app",
+            occurrence_from_json(
+                {
+                    "resourceUri": filed_under or image,
+                    "noteName": signer.note,
+                    "attestation": {
+                        "serializedPayload": base64.b64encode(payload).decode(),
+                        "signatures": [
+                            {
+                                "signature": base64.b64encode(signer.signer.sign(payload)).decode(),
+                                "publicKeyId": signer.signer.key_id,
+                            }
+                        ],
+                    },
+                }
+            ),
+        )
+
+    async def attest(self, signer: Signer, image: str, predicate_type: str, predicate: dict) -> Any:
+        statement = build_statement(parse_image_reference(image), predicate_type, predicate)
+        env = sign_envelope(statement, INTOTO_PAYLOAD_TYPE, [signer.signer])
+        return await self.grafeas.create_occurrence(
+            "projects/app",
+            occurrence_from_json(
+                {
+                    "resourceUri": image,
+                    "noteName": signer.note,
+                    "dsseAttestation": {
+                        "envelope": {
+                            "payload": base64.b64encode(env.payload).decode(),
+                            "payloadType": env.payload_type,
+                            "signatures": [
+                                {"sig": base64.b64encode(s.sig).decode(), "keyid": s.keyid}
+                                for s in env.signatures
+                            ],
+                        }
+                    },
+                }
+            ),
+        )
+
+    async def policy(self, project: str, rule: dict[str, Any], **extra: Any) -> None:
+        await self.resources.put_policy(
+            f"projects/{project}", {"defaultAdmissionRule": rule, **extra}
+        )
