@@ -82,16 +82,16 @@ def batch_body(start: int, images: int) -> bytes:
         img = image(n % images)
         if n % 5 == 0:
             items.append(
-                '{"resourceUri":"%s","noteName":"projects/bench/notes/qa","attestation":'
+                f'{{"resourceUri":"{img}","noteName":"projects/bench/notes/qa","attestation":'
                 '{"serializedPayload":"cGF5bG9hZA==","signatures":[{"signature":"c2ln",'
-                '"publicKeyId":"k%d"}]}}' % (img, n)
+                f'"publicKeyId":"k{n}"}}]}}}}'
             )
         else:
             items.append(
-                '{"resourceUri":"%s","noteName":"projects/bench/notes/cve","vulnerability":'
+                f'{{"resourceUri":"{img}","noteName":"projects/bench/notes/cve","vulnerability":'
                 '{"effectiveSeverity":"HIGH","packageIssue":[{"affectedCpeUri":"cpe:/o:debian:'
                 'debian_linux:12","affectedPackage":"openssl","affectedVersion":{"kind":"NORMAL",'
-                '"name":"3.0.%d"}}]}}' % (img, n % 100)
+                f'"name":"3.0.{n % 100}"}}}}]}}}}'
             )
     return ('{"occurrences":[' + ",".join(items) + "]}").encode()
 
@@ -174,8 +174,10 @@ def main() -> None:
     args = ap.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(f"{args.occurrences:,} occurrences over {args.images:,} images, batches of {BATCH:,}")
-    print(f"{'backend':<10} {'workers':>7} {'ingest occ/s':>13} {'list p50 ms':>12} "
-          f"{'list p99 ms':>12} {'hits/list':>9}")
+    print(
+        f"{'backend':<10} {'workers':>7} {'ingest occ/s':>13} {'list p50 ms':>12} "
+        f"{'list p99 ms':>12} {'hits/list':>9}"
+    )
     for name in backends:
         # SQLite has one writer: a second server process only adds lock waits.
         workers = 1 if name == "sqlite" else args.workers

@@ -115,7 +115,16 @@ def test_seed_walkthrough_over_https_with_gpg(tmp_path: Path, gnupg: dict[str, s
     trust = ssl.create_default_context(cafile=str(certs / "ca.crt"))
 
     # 2. The QA signer's key, as the walkthrough makes it.
-    gpg(gnupg, "--passphrase", "", "--quick-generate-key", "qa_bob@example.com", "ed25519", "sign", "never")
+    gpg(
+        gnupg,
+        "--passphrase",
+        "",
+        "--quick-generate-key",
+        "qa_bob@example.com",
+        "ed25519",
+        "sign",
+        "never",
+    )
     public_key = gpg(gnupg, "--armor", "--export", "qa_bob@example.com")
     fingerprint = next(
         line.split(":")[9]

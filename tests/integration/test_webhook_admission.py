@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer, live_server
 from integration.test_webhook_support import (
     ALLOWLISTED_TAG,
     GOOD,
@@ -35,6 +34,7 @@ from integration.test_webhook_support import (
     setup_standard_judge,
     with_images,
 )
+from live import LiveServer, live_server
 
 PROJECT = "prod"
 
@@ -392,8 +392,9 @@ def test_image_review_allowed_and_denied(judge: Judge) -> None:
 
     body = judge.client.post("/webhook/imagepolicy", json=_image_review(GOOD, UNSIGNED)).json()
     assert body["status"]["allowed"] is False
-    assert f"no attestation by projects/{PROJECT}/attestors/qa for {UNSIGNED}" in (
-        body["status"]["reason"]
+    assert (
+        f"no attestation by projects/{PROJECT}/attestors/qa for {UNSIGNED}"
+        in (body["status"]["reason"])
     )
 
     glass = _image_review(UNSIGNED, annotations={"alpha.image-policy.k8s.io/break-glass": "true"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -61,6 +61,7 @@ def troubled() -> TroubledStore:
     return TroubledStore()
 
 
+@contextmanager
 def _server(store: TroubledStore, **admission: object) -> Iterator[httpx.Client]:
     with (
         live_server(
@@ -90,7 +91,7 @@ def _pod(*images: str) -> dict[str, object]:
 def test_store_errors_deny_when_failure_mode_is_closed(
     troubled: TroubledStore, mode: str, expected: str
 ) -> None:
-    for client in _server(troubled):
+    with _server(troubled) as client:
         assert review(client, admission_review(_pod(GOOD)))["allowed"] is True
         troubled.mode = mode
         response = review(client, admission_review(_pod(GOOD)))
@@ -106,7 +107,7 @@ def test_store_errors_deny_when_failure_mode_is_closed(
 def test_store_errors_admit_with_a_warning_when_failure_mode_is_open(
     troubled: TroubledStore,
 ) -> None:
-    for client in _server(troubled, failure_mode="open"):
+    with _server(troubled, failure_mode="open") as client:
         troubled.mode = "raise"
         response = review(client, admission_review(_pod(UNSIGNED)))
         assert response["allowed"] is True
@@ -128,7 +129,7 @@ def test_store_errors_admit_with_a_warning_when_failure_mode_is_open(
 
 
 def test_a_store_slower_than_the_deadline_denies_in_time(troubled: TroubledStore) -> None:
-    for client in _server(troubled, deadline_seconds=0.5):
+    with _server(troubled, deadline_seconds=0.5) as client:
         troubled.mode = "slow"
         started = time.monotonic()
         response = review(client, admission_review(_pod(GOOD)))
@@ -140,7 +141,7 @@ def test_a_store_slower_than_the_deadline_denies_in_time(troubled: TroubledStore
 
 
 def test_the_api_server_timeout_shortens_the_deadline(troubled: TroubledStore) -> None:
-    for client in _server(troubled, deadline_seconds=3.0):
+    with _server(troubled, deadline_seconds=3.0) as client:
         troubled.mode = "slow"
         started = time.monotonic()
         r = client.post("/webhook/admission?timeout=1s", json=admission_review(_pod(GOOD)))
@@ -152,7 +153,7 @@ def test_the_api_server_timeout_shortens_the_deadline(troubled: TroubledStore) -
 
 
 def test_breakglass_disabled_denies_with_a_note(troubled: TroubledStore) -> None:
-    for client in _server(troubled, breakglass_enabled=False):
+    with _server(troubled, breakglass_enabled=False) as client:
         pod = _pod(UNSIGNED)
         pod["metadata"]["annotations"] = {"kritis.grafeas.io/breakglass": "true"}
         response = review(client, admission_review(pod))

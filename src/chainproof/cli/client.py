@@ -273,19 +273,7 @@ class ChainproofClient:
         return result
 
     def get_attestor(self, name: str) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = self.request("GET", f"/v1/{name}")
-        except InvalidArgument as exc:
-            # Servers whose Grafeas catch-all route ("/projects/{p}/{collection}/{rest}") is
-            # registered before the judge's routes answer GET attestors/{id} with this
-            # InvalidArgument; the list route is not shadowed, so find the attestor there.
-            if not exc.message.startswith("no resource at projects/"):
-                raise
-            project = name.split("/")[1]
-            for attestor in self.list_attestors(project):
-                if attestor.get("name") == name:
-                    return attestor
-            raise NotFound(f"attestor {name} does not exist") from None
+        result: dict[str, Any] = self.request("GET", f"/v1/{name}")
         return result
 
     def list_attestors(self, project: str) -> list[dict[str, Any]]:

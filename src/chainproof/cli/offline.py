@@ -16,7 +16,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from chainproof.domain.images import parse_image_reference
@@ -242,13 +241,10 @@ def evaluate_offline(inputs: OfflineInputs, request: AdmissionRequest, now: date
     return asyncio.run(_evaluate(inputs, request, now))
 
 
-def kritis_kinds() -> Sequence[str]:
-    return ("ImageSecurityPolicy", "GenericAttestationPolicy", "AttestationAuthority")
+#: The ``kind`` values that mark a file as Kritis resources rather than a Binary Authorization
+#: policy.
+KRITIS_KINDS = ("ImageSecurityPolicy", "GenericAttestationPolicy", "AttestationAuthority")
 
 
 def is_kritis(documents: Sequence[Any]) -> bool:
-    return any(isinstance(d, dict) and d.get("kind") in kritis_kinds() for d in documents)
-
-
-def source_of(path: Path, index: int, count: int) -> str:
-    return f"{path}" if count == 1 else f"{path} [document {index}]"
+    return any(isinstance(d, dict) and d.get("kind") in KRITIS_KINDS for d in documents)

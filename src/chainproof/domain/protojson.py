@@ -167,9 +167,10 @@ def _check_int(value: Any, bounds: tuple[int, int]) -> int:
         value = int(value)
     elif not isinstance(value, int):
         raise Unsupported
-    if not (bounds[0] <= value <= bounds[1]):
+    number: int = value
+    if not (bounds[0] <= number <= bounds[1]):
         raise Unsupported
-    return value
+    return number
 
 
 def _parse_timestamp(text: Any) -> tuple[int, int]:
@@ -208,14 +209,14 @@ def _scalar_parser(fd: FieldDescriptor) -> Callable[[Any], Any]:
 
         return parse_bool
     if t == _FD.TYPE_ENUM:
-        by_name = {v.name: v.number for v in fd.enum_type.values}
+        by_name: dict[str, int] = {v.name: v.number for v in fd.enum_type.values}
         numbers = set(by_name.values())
 
         def parse_enum(v: Any) -> int:
             if isinstance(v, str) and v in by_name:
                 return by_name[v]
             if isinstance(v, int) and not isinstance(v, bool) and v in numbers:
-                return v
+                return int(v)
             raise Unsupported
 
         return parse_enum

@@ -34,7 +34,7 @@ from chainproof.attest.grafeas import attestation_from_occurrence
 from chainproof.attest.intoto import OPENVEX, VULN_SCAN_COSIGN
 from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
-from chainproof.domain.filters import And, Compare, FilterColumn
+from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import ImageReference
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
@@ -250,25 +250,23 @@ class EvidenceGatherer:
         findings: list[VulnerabilityFinding] = []
         vex: list[VexStatement] = []
         scans: list[VulnerabilityScan] = []
+        scan_kinds = Or(
+            (Compare(FilterColumn.KIND, "VULNERABILITY"), Compare(FilterColumn.KIND, "DISCOVERY"))
+        )
         for project in dict.fromkeys(evidence_projects):
-            vulns = await s.list_occurrences(
-                project,
-                And((Compare(FilterColumn.KIND, "VULNERABILITY"), on_image)),
-                None,
-                MAX_PER_QUERY * 4,
+            rows = await s.list_occurrences(
+                project, And((scan_kinds, on_image)), None, MAX_PER_QUERY * 4
             )
-            for record in vulns:
+            for record in rows:
+                if record.kind == "DISCOVERY":
+                    scan = _scan(record)
+                    if scan is not None:
+                        scans.append(scan)
+                    continue
                 finding, statement = _finding(record)
                 findings.append(finding)
                 if statement is not None:
                     vex.append(statement)
-            discoveries = await s.list_occurrences(
-                project,
-                And((Compare(FilterColumn.KIND, "DISCOVERY"), on_image)),
-                None,
-                MAX_PER_QUERY,
-            )
-            scans.extend(filter(None, (_scan(r) for r in discoveries)))
         for att in verified:
             vex.extend(_openvex(att, image))
             scan = _attested_scan(att)

@@ -52,7 +52,7 @@ def no_policy_decision(project: str, request: AdmissionRequest, now: datetime) -
     images = tuple(
         ImageDecision(
             image=text,
-            reference=None,
+            reference=canonical_or_none(text),
             rule=RuleSelection("no-policy", None, None, None, "no policy is configured"),
             requirements=(RequirementResult("policy", "a policy", False, reason),),
             outcome=Outcome.DENIED,
@@ -60,6 +60,14 @@ def no_policy_decision(project: str, request: AdmissionRequest, now: datetime) -
         for text in request.images
     )
     return Decision(images, Outcome.DENIED, now, f"projects/{project}/policy", "")
+
+
+def canonical_or_none(text: str) -> str | None:
+    """The canonical reference of an image, when it parses (for the decision log's index)."""
+    try:
+        return parse_image_reference(text).canonical
+    except InvalidArgument:
+        return None
 
 
 def _parse_all(texts: Sequence[str]) -> list[ImageReference]:
@@ -154,10 +162,7 @@ class Judge:
         generation = self._changes.generation
         if cached and cached.generation == generation and cached.expires > now:
             return cached
-        policy = await self._resources.load_policy(project)
-        attestors = (
-            await self._resources.load_attestors(policy.referenced_attestors()) if policy else {}
-        )
+        policy, attestors = await self._resources.load_config(project)
         fingerprint = "|".join(
             f"{name}={attestor_fingerprint(a)}" for name, a in sorted(attestors.items())
         )
@@ -271,6 +276,7 @@ class DecisionLog:
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.write_attempts = 8
+        self.linger_seconds = 0.05
 
     def start(self) -> None:
         if self._task is None:
@@ -302,6 +308,10 @@ class DecisionLog:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self.linger_seconds:
+                # One transaction per record costs a commit each; under load, wait a moment
+                # so that one commit carries many records.
+                await asyncio.sleep(self.linger_seconds)
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             try:

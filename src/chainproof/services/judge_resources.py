@@ -107,17 +107,17 @@ class JudgeResources:
 
     async def load_attestors(self, names: frozenset[str]) -> dict[str, Attestor]:
         """The named attestors that exist, parsed (unknown names are simply absent)."""
-        found: dict[str, Attestor] = {}
         async with self._store.session() as s:
-            for name in sorted(names):
-                try:
-                    project, attestor_id = parse_attestor_name(name)
-                except InvalidArgument:
-                    continue
-                record = await s.get_document(project, ATTESTORS, attestor_id)
-                if record is not None:
-                    found[name] = parse_attestor(record.data)
-        return found
+            return await _read_attestors(s, names)
+
+    async def load_config(self, project: str) -> tuple[Policy | None, dict[str, Attestor]]:
+        """A project's policy and the attestors it names, read in one session."""
+        async with self._store.session() as s:
+            record = await s.get_document(project, POLICIES, _POLICY_ID)
+            if record is None:
+                return None, {}
+            policy = parse_policy(record.data)
+            return policy, await _read_attestors(s, policy.referenced_attestors())
 
     async def list_attestors(self, parent: str, size: int | None, token: str) -> Page[Any]:
         project = parse_project_name(parent)
@@ -260,6 +260,19 @@ class JudgeResources:
             create_time=current.create_time if current else now,
             update_time=now,
         )
+
+
+async def _read_attestors(s: StoreSession, names: frozenset[str]) -> dict[str, Attestor]:
+    found: dict[str, Attestor] = {}
+    for name in sorted(names):
+        try:
+            project, attestor_id = parse_attestor_name(name)
+        except InvalidArgument:
+            continue  # a malformed name is an unknown attestor: the evaluator denies on it
+        record = await s.get_document(project, ATTESTORS, attestor_id)
+        if record is not None:
+            found[name] = parse_attestor(record.data)
+    return found
 
 
 def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:

@@ -363,11 +363,11 @@ def test_attestor_with_pgp_and_pkix_keys_round_trips() -> None:
                 "userOwnedGrafeasNote": {
                     "noteReference": "projects/p/notes/n",
                     "publicKeys": [
-                        {"pkixPublicKey": {"publicKeyPem": "x", "signatureAlgorithm": "ED25519"}}
+                        {"pkixPublicKey": {"publicKeyPem": "x", "signatureAlgorithm": "ED448_SHA512"}}
                     ],
                 }
             },
-            "userOwnedGrafeasNote.publicKeys[0].pkixPublicKey.signatureAlgorithm: 'ED25519' is not one of",
+            "userOwnedGrafeasNote.publicKeys[0].pkixPublicKey.signatureAlgorithm: 'ED448_SHA512' is not one of",
         ),
         (
             {

@@ -52,7 +52,11 @@ class System:
         self.resources = JudgeResources(self.store, tokens, self.clock, changes=self.changes)
         self.gatherer = EvidenceGatherer(self.store)
         self.judge = Judge(
-            self.resources, self.gatherer, self.clock, changes=self.changes, cache_ttl=self.cache_ttl
+            self.resources,
+            self.gatherer,
+            self.clock,
+            changes=self.changes,
+            cache_ttl=self.cache_ttl,
         )
         self.decisions = DecisionLog(self.store, tokens, self.clock)
 

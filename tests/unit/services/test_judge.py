@@ -10,15 +10,17 @@ import pytest
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from chainproof.policy import AdmissionRequest, Outcome
-from chainproof.store.port import DecisionQuery
 from chainproof.services.judge import DecisionEntry
 from chainproof.store.memory import MemoryStore
-
+from chainproof.store.port import DecisionQuery
 from unit.services.judge_fixtures import NOW, System
 
 A = "gcr.io/acme/app@sha256:" + "a" * 64
 B = "gcr.io/acme/app@sha256:" + "b" * 64
-REQUIRE = {"evaluationMode": "REQUIRE_ATTESTATION", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}
+REQUIRE = {
+    "evaluationMode": "REQUIRE_ATTESTATION",
+    "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+}
 
 
 @pytest.fixture
@@ -30,7 +32,9 @@ async def test_attestor_needs_an_existing_attestation_note(system: System) -> No
     body = {"userOwnedGrafeasNote": {"noteReference": "projects/sec/notes/missing"}}
     with pytest.raises(FailedPrecondition, match="does not exist: create the ATTESTATION note"):
         await system.resources.create_attestor("projects/sec", "qa", body)
-    await system.grafeas.create_note("projects/sec", "b", note_from_json({"build": {"builderVersion": "1"}}))
+    await system.grafeas.create_note(
+        "projects/sec", "b", note_from_json({"build": {"builderVersion": "1"}})
+    )
     body = {"userOwnedGrafeasNote": {"noteReference": "projects/sec/notes/b"}}
     with pytest.raises(FailedPrecondition, match="is a BUILD note"):
         await system.resources.create_attestor("projects/sec", "qa", body)
@@ -41,7 +45,15 @@ async def test_attestor_keys_are_checked_when_written(system: System) -> None:
     body = {
         "userOwnedGrafeasNote": {
             "noteReference": "projects/sec/notes/n",
-            "publicKeys": [{"id": "k", "pkixPublicKey": {"publicKeyPem": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "signatureAlgorithm": "ECDSA_P256_SHA256"}}],
+            "publicKeys": [
+                {
+                    "id": "k",
+                    "pkixPublicKey": {
+                        "publicKeyPem": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                        "signatureAlgorithm": "ECDSA_P256_SHA256",
+                    },
+                }
+            ],
         }
     }
     with pytest.raises(InvalidArgument) as info:
@@ -77,7 +89,10 @@ async def test_policy_refuses_unknown_attestors_and_protects_used_ones(system: S
     rule = {**REQUIRE, "requireAttestationsBy": [local.attestor, remote.attestor]}
     await system.policy("prod", rule)
     policy = await system.resources.get_policy("projects/prod")
-    assert policy["defaultAdmissionRule"]["requireAttestationsBy"] == [local.attestor, remote.attestor]
+    assert policy["defaultAdmissionRule"]["requireAttestationsBy"] == [
+        local.attestor,
+        remote.attestor,
+    ]
     # An attestor its own project's policy uses cannot be deleted.
     with pytest.raises(FailedPrecondition, match="required by the policy of projects/prod"):
         await system.resources.delete_attestor(local.attestor)
@@ -141,7 +156,9 @@ async def test_in_toto_provenance_is_verified_and_checked(system: System) -> Non
         **REQUIRE,
         "requireAttestationsBy": [builder.attestor],
         "chainproofChecks": {
-            "requiredPredicates": [{"predicateType": "SLSA_PROVENANCE", "attestors": [builder.attestor]}],
+            "requiredPredicates": [
+                {"predicateType": "SLSA_PROVENANCE", "attestors": [builder.attestor]}
+            ],
             "trustedBuilders": ["https://github.com/actions/runner"],
         },
     }
@@ -150,8 +167,10 @@ async def test_in_toto_provenance_is_verified_and_checked(system: System) -> Non
         builder,
         A,
         "https://slsa.dev/provenance/v1",
-        {"buildDefinition": {"buildType": "x", "externalParameters": {}},
-         "runDetails": {"builder": {"id": "https://github.com/actions/runner"}}},
+        {
+            "buildDefinition": {"buildType": "x", "externalParameters": {}},
+            "runDetails": {"builder": {"id": "https://github.com/actions/runner"}},
+        },
     )
     decision = await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))
     assert decision.outcome is Outcome.ALLOWED, decision.explain()
@@ -163,14 +182,21 @@ async def test_vulnerabilities_and_vex_from_the_store(system: System) -> None:
         **REQUIRE,
         "requireAttestationsBy": [qa.attestor],
         "chainproofChecks": {
-            "vulnerabilities": {"maximumFixableSeverity": "MEDIUM", "maximumUnfixableSeverity": "HIGH"},
+            "vulnerabilities": {
+                "maximumFixableSeverity": "MEDIUM",
+                "maximumUnfixableSeverity": "HIGH",
+            },
             "freshness": {"maximumScanAgeHours": 24},
         },
     }
     await system.policy("prod", rule)
     await system.sign(qa, A)
-    await system.grafeas.create_note("projects/prod", "CVE-2026-1", note_from_json({"vulnerability": {"severity": "CRITICAL"}}))
-    await system.grafeas.create_note("projects/prod", "scanner", note_from_json({"discovery": {"analysisKind": "VULNERABILITY"}}))
+    await system.grafeas.create_note(
+        "projects/prod", "CVE-2026-1", note_from_json({"vulnerability": {"severity": "CRITICAL"}})
+    )
+    await system.grafeas.create_note(
+        "projects/prod", "scanner", note_from_json({"discovery": {"analysisKind": "VULNERABILITY"}})
+    )
 
     def vuln(vex_state: str | None) -> object:
         body = {
@@ -188,9 +214,16 @@ async def test_vulnerabilities_and_vex_from_the_store(system: System) -> None:
 
     scan = await system.grafeas.create_occurrence(
         "projects/prod",
-        occurrence_from_json({"resourceUri": A, "noteName": "projects/prod/notes/scanner",
-                              "discovery": {"analysisStatus": "FINISHED_SUCCESS",
-                                            "lastScanTime": (NOW - timedelta(hours=2)).isoformat().replace("+00:00", "Z")}}),
+        occurrence_from_json(
+            {
+                "resourceUri": A,
+                "noteName": "projects/prod/notes/scanner",
+                "discovery": {
+                    "analysisStatus": "FINISHED_SUCCESS",
+                    "lastScanTime": (NOW - timedelta(hours=2)).isoformat().replace("+00:00", "Z"),
+                },
+            }
+        ),
     )
     assert scan.name
     finding = await system.grafeas.create_occurrence("projects/prod", vuln(None))
@@ -221,18 +254,29 @@ async def test_verification_cache_never_serves_changed_evidence(system: System) 
     assert (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
     other = await system.attestor("sec", "other")
     current = await system.resources.get_attestor(qa.attestor)
-    rotated = {**current, "userOwnedGrafeasNote": {**current["userOwnedGrafeasNote"],
-               "publicKeys": (await system.resources.get_attestor(other.attestor))["userOwnedGrafeasNote"]["publicKeys"]}}
+    rotated = {
+        **current,
+        "userOwnedGrafeasNote": {
+            **current["userOwnedGrafeasNote"],
+            "publicKeys": (await system.resources.get_attestor(other.attestor))[
+                "userOwnedGrafeasNote"
+            ]["publicKeys"],
+        },
+    }
     await system.resources.update_attestor(qa.attestor, rotated)
     assert not (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
 
 
 async def test_decision_log_records_and_filters(system: System) -> None:
     decision = await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))
-    await system.decisions.record(DecisionEntry("prod", decision, request_uid="u1", namespace="web", outcome="denied"))
+    await system.decisions.record(
+        DecisionEntry("prod", decision, request_uid="u1", namespace="web", outcome="denied")
+    )
     page = await system.decisions.list(DecisionQuery("prod", namespace="web"), None, "")
     assert [d["requestUid"] for d in page.items] == ["u1"]
-    assert (await system.decisions.list(DecisionQuery("prod", namespace="other"), None, "")).items == []
+    assert (
+        await system.decisions.list(DecisionQuery("prod", namespace="other"), None, "")
+    ).items == []
 
 
 class CountingStore(MemoryStore):
@@ -263,7 +307,9 @@ async def test_judge_cache_reuses_and_drops_evidence_when_it_changes() -> None:
     # A policy change too.
     await system.sign(qa, A)
     assert (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
-    await system.policy("prod", {"evaluationMode": "ALWAYS_DENY", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"})
+    await system.policy(
+        "prod", {"evaluationMode": "ALWAYS_DENY", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}
+    )
     assert not (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
 
 

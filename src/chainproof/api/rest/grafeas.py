@@ -165,7 +165,8 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
             for i, o in enumerate(raw)
         ]
         created = await svc.create_occurrence_records(f"projects/{project}", occurrences)
-        return json_response({"occurrences": [r.document or to_json(r.occurrence) for r in created]})
+        rendered = [r.document or to_json(r.occurrence) for r in created]
+        return json_response({"occurrences": rendered})
 
     @r.post("/projects/{project}/occurrences", openapi_extra=JSON_BODY)
     async def create_occurrence(project: str, request: Request, svc: Service) -> Response:
