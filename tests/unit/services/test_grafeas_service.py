@@ -266,3 +266,17 @@ async def test_projects(svc: GrafeasService) -> None:
         await svc.get_project("projects/p1")
     with pytest.raises(InvalidArgument, match="not supported"):
         await svc.list_projects('name="x"', None, "")
+
+
+def test_occurrence_ids_are_uuid7_and_time_ordered() -> None:
+    import time
+    import uuid
+
+    from chainproof.services.grafeas import new_occurrence_id
+
+    first = new_occurrence_id()
+    time.sleep(0.002)
+    later = [new_occurrence_id() for _ in range(100)]
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in later)
+    assert first < min(later)
+    assert len(set(later)) == 100
