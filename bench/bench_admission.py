@@ -302,7 +302,8 @@ class Connection:
         """'' when admitted; otherwise what went wrong."""
         if self.writer is None or self.reader is None:
             await self.open()
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
+        assert self.writer is not None
         head = (
             "POST /webhook/admission?timeout=10s HTTP/1.1\r\nHost: chainproof\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -430,33 +431,35 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="chainproof-bench-") as tmp:
-        with server(Path(tmp), args.tls, args.profile) as (base, verify):
-            with httpx.Client(base_url=base, verify=verify, timeout=30) as c:
-                set_up(c)
-            print(
-                f"chainproof admission bench: {base} (SQLite, {'TLS' if args.tls else 'plain'}), "
-                f"3-container pods, 2 attestors + vulnerability check per image, "
-                f"{os.cpu_count()} CPUs"
-            )
+    with (
+        tempfile.TemporaryDirectory(prefix="chainproof-bench-") as tmp,
+        server(Path(tmp), args.tls, args.profile) as (base, verify),
+    ):
+        with httpx.Client(base_url=base, verify=verify, timeout=30) as c:
+            set_up(c)
+        print(
+            f"chainproof admission bench: {base} (SQLite, {'TLS' if args.tls else 'plain'}), "
+            f"3-container pods, 2 attestors + vulnerability check per image, "
+            f"{os.cpu_count()} CPUs"
+        )
 
-            async def warm() -> None:
-                [conn] = await connections(base, verify, 1)
-                for _ in range(args.warmup):
-                    problem = await conn.post(review_body())
-                    if problem:
-                        raise SystemExit(f"warm-up review failed: {problem}")
-                await conn.close()
+        async def warm() -> None:
+            [conn] = await connections(base, verify, 1)
+            for _ in range(args.warmup):
+                problem = await conn.post(review_body())
+                if problem:
+                    raise SystemExit(f"warm-up review failed: {problem}")
+            await conn.close()
 
-            asyncio.run(warm())
-            report(
-                f"open loop: {args.rate:g}/s for {args.duration:g} s",
-                asyncio.run(open_loop(base, verify, args.rate, args.duration)),
-            )
-            report(
-                f"closed loop: {args.workers} workers for {args.closed_duration:g} s",
-                asyncio.run(closed_loop(base, verify, args.workers, args.closed_duration)),
-            )
+        asyncio.run(warm())
+        report(
+            f"open loop: {args.rate:g}/s for {args.duration:g} s",
+            asyncio.run(open_loop(base, verify, args.rate, args.duration)),
+        )
+        report(
+            f"closed loop: {args.workers} workers for {args.closed_duration:g} s",
+            asyncio.run(closed_loop(base, verify, args.workers, args.closed_duration)),
+        )
 
 
 if __name__ == "__main__":

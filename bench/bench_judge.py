@@ -11,7 +11,6 @@ since the last decision, so neither the store nor the verifier is touched.
 from __future__ import annotations
 
 import asyncio
-import base64
 import sys
 import tempfile
 import time
@@ -20,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from chainproof.domain.messages import note_from_json, occurrence_from_json  # noqa: E402
-from chainproof.policy import AdmissionRequest  # noqa: E402
-from chainproof.store.factory import create_store  # noqa: E402
-from unit.services.judge_fixtures import System  # noqa: E402
+from chainproof.domain.messages import note_from_json, occurrence_from_json
+from chainproof.policy import AdmissionRequest
+from chainproof.store.factory import create_store
+from unit.services.judge_fixtures import System
 
 IMAGES = tuple(f"gcr.io/acme/svc{i}@sha256:{i:064x}" for i in range(3))
 
@@ -38,26 +37,52 @@ async def setup(system: System) -> None:
             "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
             "requireAttestationsBy": [qa.attestor, build.attestor],
             "chainproofChecks": {
-                "vulnerabilities": {"maximumFixableSeverity": "HIGH", "maximumUnfixableSeverity": "CRITICAL"},
+                "vulnerabilities": {
+                    "maximumFixableSeverity": "HIGH",
+                    "maximumUnfixableSeverity": "CRITICAL",
+                },
                 "freshness": {"maximumScanAgeHours": 24},
             },
         },
     )
-    await system.grafeas.create_note("projects/prod", "scanner", note_from_json({"discovery": {"analysisKind": "VULNERABILITY"}}))
+    await system.grafeas.create_note(
+        "projects/prod", "scanner", note_from_json({"discovery": {"analysisKind": "VULNERABILITY"}})
+    )
     for n in range(5):
-        await system.grafeas.create_note("projects/prod", f"CVE-2026-{n}", note_from_json({"vulnerability": {}}))
+        await system.grafeas.create_note(
+            "projects/prod", f"CVE-2026-{n}", note_from_json({"vulnerability": {}})
+        )
     scanned = (system.clock.now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     for image in IMAGES:
         await system.sign(qa, image)
         await system.sign(build, image)
-        await system.grafeas.create_occurrence("projects/prod", occurrence_from_json({
-            "resourceUri": image, "noteName": "projects/prod/notes/scanner",
-            "discovery": {"analysisStatus": "FINISHED_SUCCESS", "lastScanTime": scanned}}))
+        await system.grafeas.create_occurrence(
+            "projects/prod",
+            occurrence_from_json(
+                {
+                    "resourceUri": image,
+                    "noteName": "projects/prod/notes/scanner",
+                    "discovery": {"analysisStatus": "FINISHED_SUCCESS", "lastScanTime": scanned},
+                }
+            ),
+        )
         for n in range(5):
-            await system.grafeas.create_occurrence("projects/prod", occurrence_from_json({
-                "resourceUri": image, "noteName": f"projects/prod/notes/CVE-2026-{n}",
-                "vulnerability": {"effectiveSeverity": "MEDIUM", "fixAvailable": True,
-                                  "packageIssue": [{"affectedCpeUri": "cpe:/o:debian", "affectedPackage": f"p{n}"}]}}))
+            await system.grafeas.create_occurrence(
+                "projects/prod",
+                occurrence_from_json(
+                    {
+                        "resourceUri": image,
+                        "noteName": f"projects/prod/notes/CVE-2026-{n}",
+                        "vulnerability": {
+                            "effectiveSeverity": "MEDIUM",
+                            "fixAvailable": True,
+                            "packageIssue": [
+                                {"affectedCpeUri": "cpe:/o:debian", "affectedPackage": f"p{n}"}
+                            ],
+                        },
+                    }
+                ),
+            )
 
 
 async def rate(system: System, seconds: float, cold: bool) -> float:
@@ -76,13 +101,16 @@ async def rate(system: System, seconds: float, cold: bool) -> float:
 async def main() -> None:
     print(f"{'store':<8} {'cache':<28} {'decisions/s':>12} {'ms each':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        for store_name, url in (("memory", "memory://"), ("sqlite", f"sqlite:///{tmp}/j.db")):
-            for label, ttl, cold in (
-                ("cold (verify every time)", 0, True),
-                ("warm verification cache", 0, False),
-                ("warm judge cache", 60, False),
+        for store_name, base in (("memory", "memory://"), ("sqlite", f"sqlite:///{tmp}/j")):
+            for n, (label, ttl, cold) in enumerate(
+                (
+                    ("cold (verify every time)", 0, True),
+                    ("warm verification cache", 0, False),
+                    ("warm judge cache", 60, False),
+                )
             ):
-                store = create_store(url)
+                # A fresh database for each case (SQLite: one file each).
+                store = create_store(base if store_name == "memory" else f"{base}{n}.db")
                 await store.open()
                 system = System(store=store, cache_ttl=timedelta(seconds=ttl))  # type: ignore[arg-type]
                 system.clock.now = datetime.now(UTC)
@@ -92,8 +120,6 @@ async def main() -> None:
                 finally:
                     await store.close()
                 print(f"{store_name:<8} {label:<28} {r:>12,.0f} {1000 / r:>8.3f}")
-                if store_name == "sqlite":
-                    Path(f"{tmp}/j.db").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,19 @@ def read_attestor(problems: Problems, path: str, data: object) -> Attestor:
     )
 
 
+def read_pkix_key(problems: Problems, path: str, data: object) -> PkixPublicKey:
+    """A ``pkixPublicKey{publicKeyPem, signatureAlgorithm}`` block (both vocabularies use it)."""
+    p = FieldReader(problems, path, data, ("publicKeyPem", "signatureAlgorithm"))
+    pem = p.string("publicKeyPem", required=True)
+    alg = p.enum(
+        "signatureAlgorithm",
+        SignatureAlgorithm,
+        required=True,
+        default=SignatureAlgorithm.ECDSA_P256_SHA256,
+    )
+    return PkixPublicKey(pem, alg)
+
+
 def _read_key(problems: Problems, path: str, data: object) -> AttestorPublicKey:
     r = FieldReader(
         problems, path, data, ("id", "comment", "asciiArmoredPgpPublicKey", "pkixPublicKey")
@@ -167,20 +180,7 @@ def _read_key(problems: Problems, path: str, data: object) -> AttestorPublicKey:
     pgp = r.string("asciiArmoredPgpPublicKey") if r.has("asciiArmoredPgpPublicKey") else None
     pkix: PkixPublicKey | None = None
     if r.has("pkixPublicKey"):
-        p = FieldReader(
-            problems,
-            r.at("pkixPublicKey"),
-            r.raw("pkixPublicKey"),
-            ("publicKeyPem", "signatureAlgorithm"),
-        )
-        pem = p.string("publicKeyPem", required=True)
-        alg = p.enum(
-            "signatureAlgorithm",
-            SignatureAlgorithm,
-            required=True,
-            default=SignatureAlgorithm.ECDSA_P256_SHA256,
-        )
-        pkix = PkixPublicKey(pem, alg)
+        pkix = read_pkix_key(problems, r.at("pkixPublicKey"), r.raw("pkixPublicKey"))
         if not key_id and r.ok:
             problems.add(r.at("id"), "is required for a PKIX key (for example a URI naming it)")
     if r.ok and (pgp is None) == (pkix is None):

@@ -36,8 +36,7 @@ from chainproof.policy._fields import FieldReader, Problems, describe, index, jo
 from chainproof.policy.attestors import (
     Attestor,
     AttestorPublicKey,
-    PkixPublicKey,
-    SignatureAlgorithm,
+    read_pkix_key,
 )
 from chainproof.policy.checks import CheckContext, Threshold, check_attested_by
 from chainproof.policy.decision import (
@@ -251,22 +250,10 @@ def _read_aa(problems: Problems, path: str, data: object, meta: KritisMeta) -> A
             problems.add(k.at("keyType"), f"{key_type!r} is not one of PGP, PKIX")
         key_id = k.string("keyId")
         if key_type == "PKIX":
-            p = FieldReader(
-                problems,
-                k.at("pkixPublicKey"),
-                k.raw("pkixPublicKey"),
-                ("publicKeyPem", "signatureAlgorithm"),
-            )
-            pem = p.string("publicKeyPem", required=True)
-            alg = p.enum(
-                "signatureAlgorithm",
-                SignatureAlgorithm,
-                required=True,
-                default=SignatureAlgorithm.ECDSA_P256_SHA256,
-            )
+            pkix = read_pkix_key(problems, k.at("pkixPublicKey"), k.raw("pkixPublicKey"))
             if not key_id and k.ok:
                 problems.add(k.at("keyId"), "is required for a PKIX key")
-            keys.append(AttestorPublicKey(key_id, "", None, PkixPublicKey(pem, alg)))
+            keys.append(AttestorPublicKey(key_id, "", None, pkix))
         else:
             armored = k.string("asciiArmoredPgpPublicKey", required=True)
             keys.append(AttestorPublicKey(key_id, "", armored, None))
