@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ class Attestors:
 
 
 @pytest.fixture(scope="session")
-def attestors(tmp_path_factory: pytest.TempPathFactory) -> Attestors:
+def attestors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attestors]:
     tmp = tmp_path_factory.mktemp("attest")
     gpg = realtools.make_gpg_home(tmp)
     for email in ("qa@example.com", "other@example.com", "rev@example.com"):
@@ -74,7 +75,7 @@ def attestors(tmp_path_factory: pytest.TempPathFactory) -> Attestors:
     def pgp(email: str) -> PgpPublicKey:
         return PgpPublicKey.from_armored(gpg.export(email))
 
-    return Attestors(
+    yield Attestors(
         gpg=gpg,
         qa=pgp("qa@example.com"),
         other=pgp("other@example.com"),
@@ -91,6 +92,7 @@ def attestors(tmp_path_factory: pytest.TempPathFactory) -> Attestors:
         ),
         tmp=tmp,
     )
+    gpg.close()
 
 
 @pytest.fixture

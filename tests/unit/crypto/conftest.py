@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +53,7 @@ class PgpKeys:
 
 
 @pytest.fixture(scope="session")
-def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> PgpKeys:
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgpKeys]:
     home = realtools.make_gpg_home(tmp_path_factory.mktemp("gpg"))
     with_subkey = home.generate("sub@example.com", "ed25519", "cert")
     subkey = home.add_subkey(with_subkey, "ed25519", "sign", "never")
@@ -74,7 +75,8 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> PgpKeys:
         other=home.generate("other@example.com"),
         locked=home.generate("locked@example.com", passphrase="correct horse"),
     )
-    return keys
+    yield keys
+    home.close()
 
 
 @pytest.fixture(scope="session")

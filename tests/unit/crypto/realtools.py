@@ -122,6 +122,16 @@ class GpgHome:
             faked_time=faked_time,
         )
 
+    def close(self) -> None:
+        """Stop the gpg-agent this home started: tests leave no daemons behind."""
+        subprocess.run(
+            ["gpgconf", "--kill", "all"],
+            env={**os.environ, "GNUPGHOME": str(self.home)},
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+
     def revoke(self, fpr: str) -> None:
         """Import the revocation certificate gpg made at key generation (reason: none given)."""
         stored = (self.home / "openpgp-revocs.d" / f"{fpr}.rev").read_text()
