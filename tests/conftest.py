@@ -45,9 +45,7 @@ def fresh_pg_url(pg_server: pg.PgServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["memory", "sqlite", "postgres"])
-def backend_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> str:
+def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database URL for each backend: integration tests run on all three."""
     if request.param == "memory":
         return "memory://"

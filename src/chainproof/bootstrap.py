@@ -61,6 +61,7 @@ class Container:
         finally:
             self.companions.clear()
             await self.admission.close()
+            await self.judge.close()
             await self.decisions.close()
             await self.store.close()
 

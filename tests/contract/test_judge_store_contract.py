@@ -47,7 +47,7 @@ async def put_documents(store: MetadataStore, records: list[DocumentRecord]) -> 
 async def insert_decisions(store: MetadataStore, records: list[DecisionRecord]) -> None:
     async with store.session() as s:
         for r in records:
-            await s.insert_decision(r)
+            await s.insert_decisions([r])
 
 
 def assert_aware(moment: datetime) -> None:
@@ -421,7 +421,7 @@ class Boom(Exception):
 
 async def _write_judge_records_then_fail(store: MetadataStore) -> None:
     async with store.session() as s:
-        await s.insert_decision(decision_record(P, "d1", images=(IMAGES[0], IMAGES[1])))
+        await s.insert_decisions([decision_record(P, "d1", images=(IMAGES[0], IMAGES[1]))])
         await s.put_document(document_record(P, ATTESTORS, "new"))
         await s.put_document(document_record(P, ATTESTORS, "kept", etag="kept-2", data={}))
         assert await s.delete_document(P, POLICIES, "policy")
@@ -439,7 +439,7 @@ async def test_failed_session_leaves_no_decision_and_no_document(store: Metadata
     async with store.session() as s:
         await s.put_document(kept)
         await s.put_document(policy)
-        await s.insert_decision(earlier)
+        await s.insert_decisions([earlier])
 
     with pytest.raises(Boom):
         await _write_judge_records_then_fail(store)

@@ -231,7 +231,7 @@ async def test_judge_migration_down_and_up_keeps_the_scribe_data(fresh_sql_store
     async with store.session() as s:
         assert await s.insert_notes([note_record("p", "n")]) == []
         await s.put_document(document_record("p", "attestors", "a"))
-        await s.insert_decision(decision_record("p", "d", images=(image("app"),)))
+        await s.insert_decisions([decision_record("p", "d", images=(image("app"),))])
 
     await migrate.downgrade(store.engine, "0001")
     assert await migrate.current_revision(store.engine) == "0001"
@@ -281,7 +281,7 @@ async def test_times_come_back_as_aware_utc(sql_store: SqlStore) -> None:
     west = (T0 + timedelta(hours=1)).astimezone(MINUS_5)
     async with sql_store.session() as s:
         await s.put_document(document_record("p", "attestors", "a", created=east, updated=west))
-        await s.insert_decision(decision_record("p", "d", time=west))
+        await s.insert_decisions([decision_record("p", "d", time=west)])
     async with sql_store.session() as s:
         doc = await s.get_document("p", "attestors", "a")
         [decision] = await s.list_decisions(DecisionQuery("p"), None, 10)
@@ -302,8 +302,8 @@ async def test_sqlite_stores_instants_as_fixed_width_utc_text(tmp_path: Path) ->
             # 23:30 at -05:00 is 04:30 the next day in UTC; 01:00 at +02:00 is 23:00 before.
             west = datetime(2024, 3, 10, 23, 30, tzinfo=MINUS_5)
             east = datetime(2024, 3, 11, 1, 0, 0, 5, tzinfo=PLUS_2)
-            await s.insert_decision(decision_record("p", "west", time=west))
-            await s.insert_decision(decision_record("p", "east", time=east))
+            await s.insert_decisions([decision_record("p", "west", time=west)])
+            await s.insert_decisions([decision_record("p", "east", time=east)])
         async with store.engine.connect() as connection:
             rows = await connection.execute(
                 sa.text("SELECT decision_id, typeof(time), time FROM decisions ORDER BY time")
@@ -321,7 +321,7 @@ async def test_naive_datetimes_are_refused(sql_store: SqlStore) -> None:
     naive = datetime(2024, 3, 10, 12, 0)
     with pytest.raises(sa.exc.StatementError) as caught:
         async with sql_store.session() as s:
-            await s.insert_decision(decision_record("p", "d", time=naive))
+            await s.insert_decisions([decision_record("p", "d", time=naive)])
     assert isinstance(caught.value.orig, ValueError)
     assert "naive datetime" in str(caught.value)
     with pytest.raises(sa.exc.StatementError):
@@ -336,10 +336,10 @@ async def test_a_decision_id_is_inserted_once(sql_store: SqlStore) -> None:
     # ID is a bug in the caller and fails instead of replacing the first record.
     first = decision_record("p", "d", images=(image("app"),))
     async with sql_store.session() as s:
-        await s.insert_decision(first)
+        await s.insert_decisions([first])
     with pytest.raises(sa.exc.IntegrityError):
         async with sql_store.session() as s:
-            await s.insert_decision(decision_record("other", "d", outcome="DENY"))
+            await s.insert_decisions([decision_record("other", "d", outcome="DENY")])
     async with sql_store.session() as s:
         assert await s.list_decisions(DecisionQuery("p"), None, 10) == [first]
         assert await s.list_decisions(DecisionQuery("other"), None, 10) == []
@@ -347,8 +347,8 @@ async def test_a_decision_id_is_inserted_once(sql_store: SqlStore) -> None:
 
 async def test_deleting_a_decision_deletes_its_image_rows(sql_store: SqlStore) -> None:
     async with sql_store.session() as s:
-        await s.insert_decision(decision_record("p", "d1", images=(image("a"), image("b"))))
-        await s.insert_decision(decision_record("p", "d2", images=(image("a"), image("a"))))
+        await s.insert_decisions([decision_record("p", "d1", images=(image("a"), image("b")))])
+        await s.insert_decisions([decision_record("p", "d2", images=(image("a"), image("a")))])
     count = sa.text("SELECT decision_id, count(*) FROM decision_images GROUP BY decision_id")
     async with sql_store.engine.connect() as connection:
         # One row per distinct image of a decision.

@@ -29,3 +29,38 @@ async def test_many_writers_at_once_on_a_new_pool(tmp_path: Path) -> None:
             assert len(await s.list_notes("p", None, None, 100)) == 32
     finally:
         await store.close()
+
+
+async def test_readers_do_not_wait_for_a_writer_and_see_committed_data_only(
+    tmp_path: Path,
+) -> None:
+    store = create_store(f"sqlite:///{tmp_path}/r.db")
+    await store.open()
+    try:
+        async with store.session() as s:
+            await s.insert_notes(
+                [NoteRecord("p", "old", "ATTESTATION", note_from_json({"attestation": {}}))]
+            )
+        writer_inside = asyncio.Event()
+        release = asyncio.Event()
+
+        async def writer() -> None:
+            async with store.session() as s:
+                await s.insert_notes(
+                    [NoteRecord("p", "new", "ATTESTATION", note_from_json({"attestation": {}}))]
+                )
+                writer_inside.set()
+                await release.wait()  # hold the write lock until the reader is done
+
+        task = asyncio.create_task(writer())
+        await writer_inside.wait()
+        async with asyncio.timeout(5):  # would hang if readers queued behind the writer
+            async with store.session(readonly=True) as s:
+                seen = [r.note_id for r in await s.list_notes("p", None, None, 10)]
+        assert seen == ["old"]
+        release.set()
+        await task
+        async with store.session(readonly=True) as s:
+            assert [r.note_id for r in await s.list_notes("p", None, None, 10)] == ["new", "old"]
+    finally:
+        await store.close()

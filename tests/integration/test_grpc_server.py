@@ -238,8 +238,8 @@ class _MisbehavingStore(MemoryStore):
         super().__init__()
         self._behaviour = behaviour
 
-    def session(self) -> Any:
-        inner = super().session()
+    def session(self, *, readonly: bool = False) -> Any:
+        inner = super().session(readonly=readonly)
         behaviour = self._behaviour
 
         @asynccontextmanager

@@ -23,7 +23,9 @@ IMAGE = "gcr.io/acme/app@sha256:" + "c" * 64
 def client() -> Iterator[TestClient]:
     app = build_app(load_settings(grpc_enabled=False), MemoryStore())
     with TestClient(app, raise_server_exceptions=False) as c:
-        assert c.post("/v1/projects/sec/notes?noteId=qa", json={"attestation": {}}).status_code == 200
+        assert (
+            c.post("/v1/projects/sec/notes?noteId=qa", json={"attestation": {}}).status_code == 200
+        )
         yield c
 
 
@@ -39,7 +41,13 @@ def attestor_body(public_pem: str) -> dict:
         "userOwnedGrafeasNote": {
             "noteReference": "projects/sec/notes/qa",
             "publicKeys": [
-                {"id": "k1", "pkixPublicKey": {"publicKeyPem": public_pem, "signatureAlgorithm": "ECDSA_P256_SHA256"}}
+                {
+                    "id": "k1",
+                    "pkixPublicKey": {
+                        "publicKeyPem": public_pem,
+                        "signatureAlgorithm": "ECDSA_P256_SHA256",
+                    },
+                }
             ],
         },
     }
@@ -50,10 +58,17 @@ def test_attestor_lifecycle(client: TestClient, key: tuple[PkixSigner, str]) -> 
     assert r.status_code == 200, r.text
     created = r.json()
     assert created["name"] == "projects/sec/attestors/qa" and created["etag"]
-    assert client.post("/v1/projects/sec/attestors?attestorId=qa", json=attestor_body(key[1])).status_code == 409
+    assert (
+        client.post(
+            "/v1/projects/sec/attestors?attestorId=qa", json=attestor_body(key[1])
+        ).status_code
+        == 409
+    )
     listed = client.get("/v1/projects/sec/attestors").json()["attestors"]
     assert [a["name"] for a in listed] == ["projects/sec/attestors/qa"]
-    r = client.put("/v1/projects/sec/attestors/qa", json={**created, "description": "QA", "etag": "old"})
+    r = client.put(
+        "/v1/projects/sec/attestors/qa", json={**created, "description": "QA", "etag": "old"}
+    )
     assert r.status_code == 400 and "stale" in r.json()["message"]
     r = client.put("/v1/projects/sec/attestors/qa", json={**created, "description": "QA"})
     assert r.status_code == 200 and r.json()["description"] == "QA"
@@ -67,9 +82,17 @@ def test_attestor_lifecycle(client: TestClient, key: tuple[PkixSigner, str]) -> 
         ({"userOwnedGrafeasNote": {}}, "noteReference"),
         ({"userOwnedGrafeasNote": {"noteReference": "bad"}}, "projects/PROJECT/notes/ID"),
         ({"userOwnedGrafeasNote": {"noteReference": "projects/sec/notes/qa"}, "bogus": 1}, "bogus"),
-        ({"userOwnedGrafeasNote": {"noteReference": "projects/sec/notes/qa",
-          "publicKeys": [{"pkixPublicKey": {"publicKeyPem": "x", "signatureAlgorithm": "NOPE"}}]}},
-         "signatureAlgorithm"),
+        (
+            {
+                "userOwnedGrafeasNote": {
+                    "noteReference": "projects/sec/notes/qa",
+                    "publicKeys": [
+                        {"pkixPublicKey": {"publicKeyPem": "x", "signatureAlgorithm": "NOPE"}}
+                    ],
+                }
+            },
+            "signatureAlgorithm",
+        ),
     ],
 )
 def test_bad_attestors_are_refused_with_the_path(client: TestClient, body: dict, says: str) -> None:
@@ -83,7 +106,9 @@ def test_policy_and_evaluate(client: TestClient, key: tuple[PkixSigner, str]) ->
     signer, public_pem = key
     client.post("/v1/projects/sec/attestors?attestorId=qa", json=attestor_body(public_pem))
     assert client.get("/v1/projects/prod/policy").status_code == 404
-    bad = client.put("/v1/projects/prod/policy", json={"defaultAdmissionRule": {"evaluationMode": "REQUIRE"}})
+    bad = client.put(
+        "/v1/projects/prod/policy", json={"defaultAdmissionRule": {"evaluationMode": "REQUIRE"}}
+    )
     assert bad.status_code == 400 and "defaultAdmissionRule.evaluationMode" in bad.json()["message"]
     policy = {
         "defaultAdmissionRule": {
@@ -96,7 +121,9 @@ def test_policy_and_evaluate(client: TestClient, key: tuple[PkixSigner, str]) ->
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "projects/prod/policy"
 
-    r = client.post("/v1/projects/prod/policy:evaluate", json={"images": [IMAGE], "namespace": "web"})
+    r = client.post(
+        "/v1/projects/prod/policy:evaluate", json={"images": [IMAGE], "namespace": "web"}
+    )
     assert r.status_code == 200
     assert r.json()["outcome"] == "denied"
     assert "projects/sec/attestors/qa" in r.json()["explanation"]
@@ -107,7 +134,9 @@ def test_policy_and_evaluate(client: TestClient, key: tuple[PkixSigner, str]) ->
         "noteName": "projects/sec/notes/qa",
         "attestation": {
             "serializedPayload": base64.b64encode(payload).decode(),
-            "signatures": [{"signature": base64.b64encode(signer.sign(payload)).decode(), "publicKeyId": "k1"}],
+            "signatures": [
+                {"signature": base64.b64encode(signer.sign(payload)).decode(), "publicKeyId": "k1"}
+            ],
         },
     }
     assert client.post("/v1/projects/app/occurrences", json=occ).status_code == 200
@@ -134,4 +163,6 @@ def test_evaluate_bad_input(client: TestClient, body: dict, says: str) -> None:
 def test_decision_query_validation(client: TestClient) -> None:
     r = client.get("/v1/projects/prod/decisions", params={"since": "yesterday"})
     assert r.status_code == 400 and "RFC 3339" in r.json()["message"]
-    assert client.get("/v1/projects/prod/decisions", params={"pageToken": "forged"}).status_code == 400
+    assert (
+        client.get("/v1/projects/prod/decisions", params={"pageToken": "forged"}).status_code == 400
+    )

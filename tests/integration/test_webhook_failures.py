@@ -45,14 +45,14 @@ class TroubledStore(MemoryStore):
         self.stall_seconds = 5.0
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[StoreSession]:
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[StoreSession]:
         if self.mode == "raise":
             raise Unavailable("the database is unreachable (connection refused)")
         if self.mode == "raise-internal":
             raise RuntimeError("driver exploded")
         if self.mode == "slow":
             await asyncio.sleep(self.stall_seconds)
-        async with super().session() as s:
+        async with super().session(readonly=readonly) as s:
             yield s
 
 

@@ -216,7 +216,7 @@ class EvidenceGatherer:
         now: datetime,
     ) -> Evidence:
         per_image: dict[str, ImageEvidence] = {}
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             for image in dict.fromkeys(i for i in images if i.digest):
                 per_image[image.canonical] = await self._image(
                     s, image, attestors, evidence_projects, now

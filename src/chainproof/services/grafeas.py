@@ -124,7 +124,7 @@ class GrafeasService:
 
     async def get_project(self, name: str) -> str:
         project = parse_project_name(name)
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             if not await s.has_project(project):
                 raise NotFound(f"project {name} does not exist")
         return name
@@ -135,7 +135,7 @@ class GrafeasService:
         limit = page_size(size)
         scope = ListScope("projects", "", "")
         after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rows = await s.list_projects(after, limit + 1)
         return self._page([f"projects/{p}" for p in rows], rows, limit, scope)
 
@@ -154,7 +154,7 @@ class GrafeasService:
 
     async def get_note(self, name: str) -> Note:
         nn = parse_note_name(name)
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rec = await s.get_note(nn.project, nn.note_id)
         if rec is None:
             raise NotFound(f"note {nn} does not exist")
@@ -168,7 +168,7 @@ class GrafeasService:
         limit = page_size(size)
         scope = ListScope("notes", parent, flt.render(where))
         after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rows = await s.list_notes(project, where, after, limit + 1)
         return self._page([r.note for r in rows], [r.note_id for r in rows], limit, scope)
 
@@ -269,7 +269,7 @@ class GrafeasService:
 
     async def get_occurrence(self, name: str) -> Occurrence:
         on = parse_occurrence_name(name)
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rec = await s.get_occurrence(on.project, on.occurrence_id)
         if rec is None:
             raise NotFound(f"occurrence {on} does not exist")
@@ -283,7 +283,7 @@ class GrafeasService:
         limit = page_size(size)
         scope = ListScope("occurrences", parent, flt.render(where))
         after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rows = await s.list_occurrences(project, where, after, limit + 1)
         return self._page(
             [r.occurrence for r in rows], [r.occurrence_id for r in rows], limit, scope
@@ -427,7 +427,7 @@ class GrafeasService:
 
     async def get_occurrence_note(self, name: str) -> Note:
         on = parse_occurrence_name(name)
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             occ = await s.get_occurrence(on.project, on.occurrence_id)
             if occ is None:
                 raise NotFound(f"occurrence {on} does not exist")
@@ -447,7 +447,7 @@ class GrafeasService:
         limit = page_size(size)
         scope = ListScope("note-occurrences", str(nn), flt.render(where))
         after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             if await s.get_note(nn.project, nn.note_id) is None:
                 raise NotFound(f"note {nn} does not exist")
             rows = await s.list_note_occurrences(nn.project, nn.note_id, where, after, limit + 1)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -42,6 +42,7 @@ from chainproof.services.judge_resources import JudgeResources
 from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore
 
 log = structlog.get_logger("chainproof.judge")
+T = TypeVar("T")
 
 
 def no_policy_decision(project: str, request: AdmissionRequest, now: datetime) -> Decision:
@@ -100,9 +101,15 @@ class Judge:
     """Evaluates a request against the stored policy of a project.
 
     With ``cache_ttl`` > 0 the policy, attestors and each image's verified evidence are kept
-    between requests. An entry is dropped as soon as this process sees its inputs change
-    (an occurrence about the image, any note, attestor or policy: see ChangeFeed), and in any
-    case after ``cache_ttl``, which bounds staleness from writes made by other replicas.
+    between requests:
+
+    * an entry is dropped as soon as this process sees its inputs change (an occurrence about
+      the image; any note, attestor or policy: see ChangeFeed) — those misses are answered
+      from the store before deciding;
+    * an entry that has merely aged past ``cache_ttl`` (its inputs unchanged here, but another
+      replica may have written) is refreshed in the background while it keeps serving, for at
+      most one more ``cache_ttl``; past that it is a miss like any other;
+    * concurrent misses for the same entry wait for one store read instead of each making one.
     """
 
     def __init__(
@@ -121,6 +128,8 @@ class Judge:
         self._ttl = cache_ttl
         self._configs: dict[str, _Config] = {}
         self._evidence: dict[tuple[str, ...], _CachedEvidence] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     async def evaluate(
         self,
@@ -136,32 +145,46 @@ class Judge:
         if config.policy is None:
             return no_policy_decision(project, request, now)
         projects = tuple(evidence_projects or (project,))
-        images = [i for i in _parse_all(request.images) if i.digest]
         found: dict[str, ImageEvidence] = {}
+        waiting: dict[str, asyncio.Future[Any]] = {}
         missing: list[ImageReference] = []
-        for image in dict.fromkeys(images):
-            hit = self._cached_evidence(config, projects, image, now)
-            if hit is None:
-                missing.append(image)
+        for image in dict.fromkeys(i for i in _parse_all(request.images) if i.digest):
+            key = (config.fingerprint, *projects, image.canonical)
+            entry = self._usable_evidence(key, image, now)
+            if entry is not None:
+                found[image.canonical] = entry.evidence
+                if entry.expires <= now:
+                    self._refresh_later(key, (image,), config, projects)
+            elif key in self._inflight:
+                waiting[image.canonical] = self._inflight[key]
             else:
-                found[image.canonical] = hit
+                missing.append(image)
         if missing:
-            versions = {i.canonical: self._changes.resource_version(i.canonical) for i in missing}
-            generation = self._changes.generation
-            gathered = await self.gatherer.gather(missing, config.attestors, projects, now)
-            for image in missing:
-                evidence = gathered.for_image(image)
-                found[image.canonical] = evidence
-                if self._ttl:
-                    self._remember(config, projects, image, evidence, generation, versions, now)
-        evidence_all = Evidence(images=found, attestors=dict(config.attestors))
-        return evaluate(config.policy, request, evidence_all, now)
+            found.update(await self._gather_once(config, projects, missing, now))
+        for canonical, future in waiting.items():
+            found[canonical] = await asyncio.shield(future)
+        evidence = Evidence(images=found, attestors=dict(config.attestors))
+        return evaluate(config.policy, request, evidence, now)
+
+    # ----------------------------------------------------------------- configuration
 
     async def _config(self, project: str, now: datetime) -> _Config:
-        cached = self._configs.get(project)
+        cached = self._configs.get(project) if self._ttl else None
+        if cached is not None and cached.generation == self._changes.generation:
+            if cached.expires > now:
+                return cached
+            if cached.expires + self._ttl > now:
+                self._refresh_config_later(project)
+                return cached
+        key = ("config", project)
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            config: _Config = await asyncio.shield(inflight)
+            return config
+        return await self._single_flight(key, self._load_config(project, now))
+
+    async def _load_config(self, project: str, now: datetime) -> _Config:
         generation = self._changes.generation
-        if cached and cached.generation == generation and cached.expires > now:
-            return cached
         policy, attestors = await self._resources.load_config(project)
         fingerprint = "|".join(
             f"{name}={attestor_fingerprint(a)}" for name, a in sorted(attestors.items())
@@ -171,38 +194,121 @@ class Judge:
             self._configs[project] = config
         return config
 
-    def _cached_evidence(
-        self, config: _Config, projects: tuple[str, ...], image: ImageReference, now: datetime
-    ) -> ImageEvidence | None:
+    def _refresh_config_later(self, project: str) -> None:
+        key = ("config", project)
+        if key not in self._inflight:
+            self._background(key, self._load_config(project, self._clock()))
+
+    # ----------------------------------------------------------------- evidence
+
+    def _usable_evidence(
+        self, key: tuple[str, ...], image: ImageReference, now: datetime
+    ) -> _CachedEvidence | None:
+        """A cached entry whose inputs have not changed here and that is not too old."""
         if not self._ttl:
             return None
-        entry = self._evidence.get((config.fingerprint, *projects, image.canonical))
+        entry = self._evidence.get(key)
         if (
             entry is None
             or entry.generation != self._changes.generation
             or entry.version != self._changes.resource_version(image.canonical)
-            or entry.expires <= now
+            or entry.expires + self._ttl <= now
         ):
             return None
-        return entry.evidence
+        return entry
 
-    def _remember(
+    async def _gather_once(
         self,
         config: _Config,
         projects: tuple[str, ...],
-        image: ImageReference,
-        evidence: ImageEvidence,
-        generation: int,
-        versions: Mapping[str, int],
+        images: Sequence[ImageReference],
         now: datetime,
+    ) -> dict[str, ImageEvidence]:
+        loop = asyncio.get_running_loop()
+        keys = {i.canonical: (config.fingerprint, *projects, i.canonical) for i in images}
+        futures = {c: loop.create_future() for c in keys}
+        for canonical, key in keys.items():
+            self._inflight[key] = futures[canonical]
+        try:
+            result = await self._gather(config, projects, images, now)
+        except BaseException as exc:
+            for future in futures.values():
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            for canonical, future in futures.items():
+                future.set_result(result[canonical])
+            return result
+        finally:
+            for key in keys.values():
+                self._inflight.pop(key, None)
+
+    async def _gather(
+        self,
+        config: _Config,
+        projects: tuple[str, ...],
+        images: Sequence[ImageReference],
+        now: datetime,
+    ) -> dict[str, ImageEvidence]:
+        # Versions are read before gathering: a write that races with the gathering makes the
+        # new entry stale at once instead of hiding behind it.
+        versions = {i.canonical: self._changes.resource_version(i.canonical) for i in images}
+        generation = self._changes.generation
+        gathered = await self.gatherer.gather(images, config.attestors, projects, now)
+        result = {i.canonical: gathered.for_image(i) for i in images}
+        if self._ttl:
+            if len(self._evidence) > 50_000:
+                self._evidence.clear()
+            for image in images:
+                key = (config.fingerprint, *projects, image.canonical)
+                self._evidence[key] = _CachedEvidence(
+                    generation, versions[image.canonical], now + self._ttl, result[image.canonical]
+                )
+        return result
+
+    def _refresh_later(
+        self,
+        key: tuple[str, ...],
+        images: Sequence[ImageReference],
+        config: _Config,
+        projects: tuple[str, ...],
     ) -> None:
-        if len(self._evidence) > 50_000:
-            self._evidence.clear()
-        # Versions were read before gathering: a write that raced with the gathering makes
-        # the entry stale at once instead of hiding behind it.
-        self._evidence[(config.fingerprint, *projects, image.canonical)] = _CachedEvidence(
-            generation, versions[image.canonical], now + self._ttl, evidence
-        )
+        if key not in self._inflight:
+            self._background(key, self._gather(config, projects, images, self._clock()))
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _single_flight(self, key: tuple[str, ...], work: Awaitable[T]) -> T:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await work
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            self._inflight.pop(key, None)
+
+    def _background(self, key: tuple[str, ...], work: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await self._single_flight(key, work)
+            except Exception:  # the stale entry keeps serving until it is too old
+                log.warning("background cache refresh failed", key=key[-1], exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def close(self) -> None:
+        for task in list(self._refreshing):
+            task.cancel()
+        await asyncio.gather(*self._refreshing, return_exceptions=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +378,9 @@ class DecisionLog:
         self._store = store
         self._tokens = tokens
         self._clock = clock
-        self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(max_queue)
+        # Entries wait with their time; records (and their JSON) are built by the writer, off
+        # the review path.
+        self._queue: asyncio.Queue[tuple[DecisionEntry, datetime]] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.write_attempts = 8
@@ -282,16 +390,15 @@ class DecisionLog:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def record(self, entry: DecisionEntry) -> DecisionRecord:
-        record = decision_record(entry, self._clock())
+    async def record(self, entry: DecisionEntry) -> None:
+        now = self._clock()
         if self._task is None:
-            await self._write([record])
-            return record
+            await self._write([decision_record(entry, now)])
+            return
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait((entry, now))
         except asyncio.QueueFull:
-            await self._write([record])
-        return record
+            await self._write([decision_record(entry, now)])
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is stored."""
@@ -315,7 +422,7 @@ class DecisionLog:
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             try:
-                await self._write_retrying(batch)
+                await self._write_retrying([decision_record(e, t) for e, t in batch])
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -338,8 +445,7 @@ class DecisionLog:
 
     async def _write(self, records: Sequence[DecisionRecord]) -> None:
         async with self._store.session() as s:
-            for r in records:
-                await s.insert_decision(r)
+            await s.insert_decisions(records)
         self.written += len(records)
 
     async def list(
@@ -353,7 +459,7 @@ class DecisionLog:
             repr((query.image, query.namespace, query.outcome, query.since, query.until)),
         )
         after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rows = await s.list_decisions(query, after, limit + 1)
         items = [
             {

@@ -99,7 +99,7 @@ class JudgeResources:
 
     async def get_attestor(self, name: str) -> dict[str, Any]:
         project, attestor_id = parse_attestor_name(name)
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             record = await s.get_document(project, ATTESTORS, attestor_id)
         if record is None:
             raise NotFound(f"attestor {name} does not exist")
@@ -107,12 +107,12 @@ class JudgeResources:
 
     async def load_attestors(self, names: frozenset[str]) -> dict[str, Attestor]:
         """The named attestors that exist, parsed (unknown names are simply absent)."""
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             return await _read_attestors(s, names)
 
     async def load_config(self, project: str) -> tuple[Policy | None, dict[str, Attestor]]:
         """A project's policy and the attestors it names, read in one session."""
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             record = await s.get_document(project, POLICIES, _POLICY_ID)
             if record is None:
                 return None, {}
@@ -124,7 +124,7 @@ class JudgeResources:
         limit = page_size(size)
         scope = ListScope(ATTESTORS, parent, "")
         after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             rows = await s.list_documents(project, ATTESTORS, after, limit + 1)
         items = [self._attestor_json(r) for r in rows[:limit]]
         next_token = self._tokens.encode(scope, rows[limit - 1].doc_id) if len(rows) > limit else ""
@@ -195,7 +195,7 @@ class JudgeResources:
 
     async def get_policy(self, parent: str) -> dict[str, Any]:
         project = parse_project_name(parent)
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             record = await s.get_document(project, POLICIES, _POLICY_ID)
         if record is None:
             raise NotFound(
@@ -205,7 +205,7 @@ class JudgeResources:
         return self._policy_json(record)
 
     async def load_policy(self, project: str) -> Policy | None:
-        async with self._store.session() as s:
+        async with self._store.session(readonly=True) as s:
             record = await s.get_document(project, POLICIES, _POLICY_ID)
         return None if record is None else parse_policy(record.data)
 

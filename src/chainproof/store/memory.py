@@ -217,11 +217,12 @@ class _MemorySession:
         )
         return [replace(r, data=_plain(r.data)) for r in rows[:limit]]
 
-    async def insert_decision(self, record: DecisionRecord) -> None:
-        if record.decision_id in self._s.decisions:
-            raise RuntimeError(f"decision {record.decision_id} exists: IDs must be new")
-        stored = replace(record, data=_plain(record.data))
-        self._set(self._s.decisions, record.decision_id, stored)
+    async def insert_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        for record in records:
+            if record.decision_id in self._s.decisions:
+                raise RuntimeError(f"decision {record.decision_id} exists: IDs must be new")
+            stored = replace(record, data=_plain(record.data))
+            self._set(self._s.decisions, record.decision_id, stored)
 
     async def list_decisions(
         self, query: DecisionQuery, after: str | None, limit: int
@@ -269,7 +270,7 @@ class MemoryStore:
         return None
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[StoreSession]:
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[StoreSession]:
         async with self._lock:
             s = _MemorySession(self._state)
             try:

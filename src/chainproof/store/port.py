@@ -182,8 +182,8 @@ class StoreSession(Protocol):
     ) -> list[DocumentRecord]: ...
 
     # decision log --------------------------------------------------------------------------
-    async def insert_decision(self, record: DecisionRecord) -> None:
-        """Insert a new decision; IDs are unique across projects (an existing one is a bug)."""
+    async def insert_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Insert new decisions; IDs are unique across projects (an existing one is a bug)."""
 
     async def list_decisions(
         self, query: DecisionQuery, after: str | None, limit: int
@@ -206,4 +206,6 @@ class MetadataStore(Protocol):
     async def ping(self) -> None:
         """Raise if the backend cannot serve requests (used by /readyz)."""
 
-    def session(self) -> AbstractAsyncContextManager[StoreSession]: ...
+    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreSession]:
+        """One transaction. ``readonly`` promises no writes, so a backend may let it run
+        beside writers (SQLite: a snapshot read instead of taking the write lock)."""

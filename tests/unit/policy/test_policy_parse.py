@@ -363,7 +363,12 @@ def test_attestor_with_pgp_and_pkix_keys_round_trips() -> None:
                 "userOwnedGrafeasNote": {
                     "noteReference": "projects/p/notes/n",
                     "publicKeys": [
-                        {"pkixPublicKey": {"publicKeyPem": "x", "signatureAlgorithm": "ED448_SHA512"}}
+                        {
+                            "pkixPublicKey": {
+                                "publicKeyPem": "x",
+                                "signatureAlgorithm": "ED448_SHA512",
+                            }
+                        }
                     ],
                 }
             },

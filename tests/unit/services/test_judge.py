@@ -3,14 +3,23 @@ and verified, decisions explained."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from chainproof.domain.messages import note_from_json, occurrence_from_json
-from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from chainproof.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from chainproof.policy import AdmissionRequest, Outcome
-from chainproof.services.judge import DecisionEntry
+from chainproof.services.evidence import EvidenceGatherer
+from chainproof.services.judge import DecisionEntry, Judge
 from chainproof.store.memory import MemoryStore
 from chainproof.store.port import DecisionQuery
 from unit.services.judge_fixtures import NOW, System
@@ -284,9 +293,9 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.sessions = 0
 
-    def session(self):  # type: ignore[no-untyped-def]
+    def session(self, *, readonly: bool = False):  # type: ignore[no-untyped-def]
         self.sessions += 1
-        return super().session()
+        return super().session(readonly=readonly)
 
 
 async def test_judge_cache_reuses_and_drops_evidence_when_it_changes() -> None:
@@ -319,7 +328,84 @@ async def test_judge_cache_staleness_from_other_replicas_is_bounded() -> None:
     qa = await system.attestor("sec", "qa")
     await system.policy("prod", {**REQUIRE, "requireAttestationsBy": [qa.attestor]})
     occ = await system.sign(qa, A)
-    assert (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
+    request = AdmissionRequest(images=(A,))
+    assert (await system.judge.evaluate("prod", request)).allowed
     await other.grafeas.delete_occurrence(occ.name)  # revoked through another replica
-    system.clock.now += timedelta(seconds=6)
-    assert not (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
+
+    # Within the TTL the entry serves as it is (this replica cannot know).
+    system.clock.now += timedelta(seconds=3)
+    assert (await system.judge.evaluate("prod", request)).allowed
+    # Aged past the TTL: it serves once more while a background refresh reads the store...
+    system.clock.now += timedelta(seconds=3)
+    assert (await system.judge.evaluate("prod", request)).allowed
+    await asyncio.gather(*system.judge._refreshing)
+    # ...after which the revocation counts.
+    assert not (await system.judge.evaluate("prod", request)).allowed
+
+
+async def test_judge_cache_never_serves_entries_older_than_twice_the_ttl() -> None:
+    system = System(cache_ttl=timedelta(seconds=5))
+    other = system.replica()
+    qa = await system.attestor("sec", "qa")
+    await system.policy("prod", {**REQUIRE, "requireAttestationsBy": [qa.attestor]})
+    occ = await system.sign(qa, A)
+    request = AdmissionRequest(images=(A,))
+    assert (await system.judge.evaluate("prod", request)).allowed
+    await other.grafeas.delete_occurrence(occ.name)
+    system.clock.now += timedelta(seconds=11)
+    assert not (await system.judge.evaluate("prod", request)).allowed
+
+
+class SlowCountingGatherer(EvidenceGatherer):
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store)
+        self.calls = 0
+
+    async def gather(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        await asyncio.sleep(0.05)
+        return await super().gather(*args, **kwargs)
+
+
+async def test_concurrent_misses_share_one_store_read() -> None:
+    system = System(cache_ttl=timedelta(seconds=30))
+    gatherer = SlowCountingGatherer(system.store)
+    system.judge = Judge(
+        system.resources,
+        gatherer,
+        system.clock,
+        changes=system.changes,
+        cache_ttl=timedelta(seconds=30),
+    )
+    qa = await system.attestor("sec", "qa")
+    await system.policy("prod", {**REQUIRE, "requireAttestationsBy": [qa.attestor]})
+    await system.sign(qa, A)
+    decisions = await asyncio.gather(
+        *(system.judge.evaluate("prod", AdmissionRequest(images=(A,))) for _ in range(20))
+    )
+    assert all(d.allowed for d in decisions)
+    assert gatherer.calls == 1
+
+
+async def test_a_failed_shared_read_fails_every_waiter_closed() -> None:
+    system = System(cache_ttl=timedelta(seconds=30))
+
+    class Broken(EvidenceGatherer):
+        async def gather(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.02)
+            raise Unavailable("the database is unreachable")
+
+    system.judge = Judge(
+        system.resources,
+        Broken(system.store),
+        system.clock,
+        changes=system.changes,
+        cache_ttl=timedelta(seconds=30),
+    )
+    qa = await system.attestor("sec", "qa")
+    await system.policy("prod", {**REQUIRE, "requireAttestationsBy": [qa.attestor]})
+    results = await asyncio.gather(
+        *(system.judge.evaluate("prod", AdmissionRequest(images=(A,))) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Unavailable) for r in results)

@@ -6,6 +6,7 @@ container, called once at start-up (lifespan) and closed at shutdown.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -34,6 +35,12 @@ def create_app(
         container = await open_container()
         container.metrics = metrics
         app.state.container = container
+        # Everything built so far (modules, settings, the wired services) lives as long as
+        # the process: move it out of the collector's sight, and collect the young
+        # generation less often, so that collection pauses stay out of request latency.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         try:
             # Servers that share the container (gRPC) live and die with the REST app.
             await container.start_companions()
@@ -54,10 +61,11 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
     app.add_exception_handler(Exception, errors.handle_unexpected)
-    app.include_router(ops.router)
-    app.include_router(grafeas.router)
-    app.include_router(judge.router)
+    # Routes are matched in order: the webhook, on the admission hot path, comes first.
     app.include_router(webhook.router)
+    app.include_router(ops.router)
+    app.include_router(judge.router)
+    app.include_router(grafeas.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
     return app

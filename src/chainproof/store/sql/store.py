@@ -21,12 +21,12 @@ Where the two databases differ, the difference is spelled out here and nowhere e
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,7 +73,7 @@ _Row = Any
 
 def _dump_json(value: Any) -> str:
     # Compact and UTF-8 as is: the documents are large in bulk, and nobody reads them raw.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 def _time(message: Any, field: str) -> datetime | None:
@@ -424,26 +424,34 @@ class _SqlSession:
         return [_document(row) for row in await self._c.execute(stmt)]
 
     # decision log ------------------------------------------------------------------------
-    async def insert_decision(self, record: DecisionRecord) -> None:
+    async def insert_decisions(self, records: Sequence[DecisionRecord]) -> None:
         # decision_id is the primary key on its own: IDs are made unique by the service, and
         # inserting one twice fails with IntegrityError rather than replacing the first.
+        # Two executemany calls for the whole batch: the decision log writes in bulk.
+        if not records:
+            return
         await self._c.execute(
-            decisions.insert().values(
-                decision_id=record.decision_id,
-                project=record.project,
-                time=record.time,
-                outcome=record.outcome,
-                namespace=record.namespace,
-                images=list(record.images),
-                data=dict(record.data),
-            )
+            decisions.insert(),
+            [
+                {
+                    "decision_id": r.decision_id,
+                    "project": r.project,
+                    "time": r.time,
+                    "outcome": r.outcome,
+                    "namespace": r.namespace,
+                    "images": list(r.images),
+                    "data": dict(r.data),
+                }
+                for r in records
+            ],
         )
-        distinct = list(dict.fromkeys(record.images))
-        if distinct:
-            await self._c.execute(
-                decision_images.insert(),
-                [{"decision_id": record.decision_id, "image": image} for image in distinct],
-            )
+        images = [
+            {"decision_id": r.decision_id, "image": image}
+            for r in records
+            for image in dict.fromkeys(r.images)
+        ]
+        if images:
+            await self._c.execute(decision_images.insert(), images)
 
     async def list_decisions(
         self, query: DecisionQuery, after: str | None, limit: int
@@ -482,6 +490,10 @@ class _SqlSession:
         )
         stored = (await self._c.execute(sa.select(meta.c.value).where(meta.c.key == key))).scalar()
         return value if stored is None else str(stored)
+
+
+#: Execution option marking a connection's transaction as read-only.
+_READONLY = "chainproof_readonly"
 
 
 class SqlStore:
@@ -548,7 +560,10 @@ class SqlStore:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin_immediate(connection: sa.Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only session reads a WAL snapshot beside the writer; every other one
+            # takes the write lock up front (see the module docstring).
+            readonly = connection.get_execution_options().get(_READONLY, False)
+            connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -580,15 +595,22 @@ class SqlStore:
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from exc
 
-    def session(self) -> AbstractAsyncContextManager[StoreSession]:
-        return self._session()
+    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreSession]:
+        return self._session(readonly)
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[StoreSession]:
-        turns: AbstractAsyncContextManager[Any] = self._turns or nullcontext()
+    async def _session(self, readonly: bool) -> AsyncIterator[StoreSession]:
+        # Read-only sessions on a file database skip the queue: WAL gives them a snapshot.
+        # The in-memory database has one connection, so everyone queues there.
+        queue = (
+            self._turns if (self._turns and not (readonly and not self._target.in_memory)) else None
+        )
+        turns: AbstractAsyncContextManager[Any] = queue or nullcontext()
         async with turns:
             try:
                 connection = await self._engine.connect()
+                if readonly:
+                    await connection.execution_options(**{_READONLY: True})
             except (DBAPIError, OSError, TimeoutError) as exc:
                 raise self._unavailable(exc) from exc
             try:
