@@ -11,6 +11,7 @@ This module only parses strings; it never contacts a registry to resolve a tag.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -122,6 +123,7 @@ def parse_image_reference(text: str) -> ImageReference:
     return ImageReference(registry=registry, repository=path, tag=tag, digest=digest)
 
 
+@functools.lru_cache(maxsize=65536)  # many occurrences name the same few images
 def canonical_resource(uri: str) -> str:
     """The matching key for a resource URI.
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from google.protobuf import timestamp_pb2
+
 from chainproof.domain import filters as flt
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.kinds import (
@@ -320,7 +322,8 @@ class GrafeasService:
                 problems += _item_problems(exc, what)
         if problems:
             _raise_batch(problems, failed, len(occurrences), "occurrences")
-        now = self._clock()
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(self._clock())  # one instant for the whole batch
         async with self._store.session() as s:
             notes = await s.get_notes([(n.project, n.note_id) for *_, n in drafts])
             records: list[OccurrenceRecord] = []
@@ -347,8 +350,8 @@ class GrafeasService:
                     continue
                 occurrence_id = self._new_id()
                 occ.name = str(OccurrenceName(project, occurrence_id))
-                occ.create_time.FromDatetime(now)
-                occ.update_time.FromDatetime(now)
+                occ.create_time.CopyFrom(stamp)
+                occ.update_time.CopyFrom(stamp)
                 records.append(
                     OccurrenceRecord(
                         project=project,

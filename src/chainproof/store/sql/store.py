@@ -21,9 +21,10 @@ Where the two databases differ, the difference is spelled out here and nowhere e
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -79,8 +80,13 @@ def _dump_json(value: Any) -> str:
 def _time(message: Any, field: str) -> datetime | None:
     if not message.HasField(field):
         return None
-    stamp: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    return stamp
+    stamp = getattr(message, field)
+    return _datetime(stamp.seconds, stamp.nanos)
+
+
+@functools.lru_cache(maxsize=1024)  # a batch shares one instant; convert it once
+def _datetime(seconds: int, nanos: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
 
 
 def _note_row(record: NoteRecord) -> dict[str, Any]:
