@@ -45,7 +45,7 @@ from chainproof.policy import (
     RuleSelection,
 )
 from chainproof.services.grafeas import Clock, GrafeasService, utc_now
-from chainproof.services.judge import DecisionEntry, DecisionLog, Judge
+from chainproof.services.judge import DecisionEntry, DecisionLog, Judge, canonical_or_none
 
 log = structlog.get_logger("chainproof.admission")
 
@@ -84,19 +84,12 @@ class ReviewResult:
     decision: Decision
 
 
-def _canonical_or_none(text: str) -> str | None:
-    try:
-        return parse_image_reference(text).canonical
-    except InvalidArgument:
-        return None
-
-
 def error_decision(workload: Workload, reason: str, now: datetime) -> Decision:
     """A denial of every image because the review itself failed."""
     images = tuple(
         ImageDecision(
             image=i.image,
-            reference=_canonical_or_none(i.image),
+            reference=canonical_or_none(i.image),
             rule=RuleSelection("error", None, None, None, "the review could not be completed"),
             requirements=(RequirementResult("review", "the review", False, reason),),
             outcome=Outcome.DENIED,
