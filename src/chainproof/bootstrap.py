@@ -43,12 +43,16 @@ class Container:
     judge: Judge
     decisions: DecisionLog
     admission: AdmissionService
+    changes: ChangeFeed
     metrics: Metrics = field(default_factory=Metrics)
     #: Started alongside the REST app; stopped, in reverse order, by close().
     companions: list[Companion] = field(default_factory=list)
 
     async def start_companions(self) -> None:
         self.decisions.start()
+        channel = self.store.change_channel()
+        if channel is not None:
+            self.changes.attach(channel)
         if self.settings.grpc_enabled:
             from chainproof.api.grpc.server import start_grpc_server
 
@@ -62,6 +66,7 @@ class Container:
             self.companions.clear()
             await self.admission.close()
             await self.judge.close()
+            await self.changes.close()
             await self.decisions.close()
             await self.store.close()
 
@@ -136,6 +141,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         judge=judge,
         decisions=decisions,
         admission=AdmissionService(judge, decisions, grafeas, settings.admission),
+        changes=changes,
     )
 
 

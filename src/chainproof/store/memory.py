@@ -269,6 +269,9 @@ class MemoryStore:
     async def ping(self) -> None:
         return None
 
+    def change_channel(self) -> None:
+        return None  # one process: the in-process change feed is all there is
+
     @asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[StoreSession]:
         async with self._lock:

@@ -14,7 +14,7 @@ occurrence ID, compared as strings) and results come in ascending key order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -196,6 +196,17 @@ class StoreSession(Protocol):
         """Return the stored value of ``key``, storing ``value`` first if there is none."""
 
 
+class ChangeChannel(Protocol):
+    """A broadcast between the replicas sharing one database (PostgreSQL LISTEN/NOTIFY), used
+    to tell every replica's caches what changed."""
+
+    async def publish(self, payload: str) -> None: ...
+
+    async def listen(self, on_message: Callable[[str], None], on_gap: Callable[[], None]) -> None:
+        """Deliver messages until cancelled; call ``on_gap`` whenever some may have been
+        missed (on start and after every reconnection)."""
+
+
 class MetadataStore(Protocol):
     """A storage backend. ``open`` brings the schema up to date; ``close`` releases it."""
 
@@ -205,6 +216,10 @@ class MetadataStore(Protocol):
 
     async def ping(self) -> None:
         """Raise if the backend cannot serve requests (used by /readyz)."""
+
+    def change_channel(self) -> ChangeChannel | None:
+        """How replicas sharing this database hear about each other's writes; None when the
+        store cannot be shared between processes that need it (memory, SQLite)."""
 
     def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreSession]:
         """One transaction. ``readonly`` promises no writes, so a backend may let it run

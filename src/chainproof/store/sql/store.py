@@ -39,6 +39,7 @@ from chainproof.domain.filters import Expr
 from chainproof.domain.messages import NotePB, OccurrencePB, from_stored_json, to_json
 from chainproof.errors import Unavailable
 from chainproof.store.port import (
+    ChangeChannel,
     DecisionQuery,
     DecisionRecord,
     DocumentRecord,
@@ -48,6 +49,7 @@ from chainproof.store.port import (
 )
 from chainproof.store.sql import migrate
 from chainproof.store.sql.filters import NOTE_COLUMNS, OCCURRENCE_COLUMNS, compile_filter
+from chainproof.store.sql.notify import PgChangeChannel
 from chainproof.store.sql.schema import (
     decision_images,
     decisions,
@@ -593,6 +595,13 @@ class SqlStore:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+    def change_channel(self) -> ChangeChannel | None:
+        """PostgreSQL replicas hear each other through LISTEN/NOTIFY; a SQLite file has no
+        such channel (its replicas rely on the cache TTL)."""
+        if self._target.dialect is Dialect.POSTGRESQL:
+            return PgChangeChannel(self._engine)
+        return None
 
     async def ping(self) -> None:
         try:
