@@ -25,6 +25,7 @@ from chainproof.api.grpc.descriptors import (
     schema,
 )
 from chainproof.api.grpc.handlers import GrafeasRpcs, ProjectsRpcs, unary_handler
+from chainproof.api.grpc.metrics import GrpcMetricsInterceptor
 from chainproof.config import TLSSettings
 from chainproof.errors import InvalidArgument, Unavailable
 
@@ -124,7 +125,9 @@ async def start_grpc_server(container: Container) -> grpc.aio.Server:
         # start "fine" and share traffic; a port conflict must be an error instead.
         ("grpc.so_reuseport", 0),
     ]
-    inner = grpc.aio.server(options=options)
+    inner = grpc.aio.server(
+        options=options, interceptors=[GrpcMetricsInterceptor(container.metrics.registry)]
+    )
 
     inner.add_generic_rpc_handlers(
         (
