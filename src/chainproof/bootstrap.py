@@ -78,24 +78,62 @@ class Companion(Protocol):
 
 
 def configure_logging(settings: Settings) -> None:
+    """One log format for everything: chainproof's structlog events and the standard-library
+    loggers of its dependencies (uvicorn, grpc, SQLAlchemy) alike, on stderr."""
     level = getattr(logging, settings.log_level.upper())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer()
     )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    # chainproof's own events go through the standard library too, so that one handler
+    # renders every line the same way.
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_message],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn installs handlers of its own unless told not to (log_config=None, see serve);
+    # make sure its loggers go through the root handler above.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.setLevel(logging.NOTSET)  # follow the configured level
+        named.propagate = True
+    # Alembic announces every plugin it loads at INFO on each start; only problems matter.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+
+
+def _drop_color_message(
+    logger: object, method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
 
 
 def _create_store(settings: Settings) -> MetadataStore:

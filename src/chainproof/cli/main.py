@@ -119,6 +119,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # logging is configured above, in one structured format
         access_log=False,
         ssl_certfile=str(tls.cert_file) if tls.cert_file else None,
         ssl_keyfile=str(tls.key_file) if tls.key_file else None,
