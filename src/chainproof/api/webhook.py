@@ -59,7 +59,7 @@ _GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 
-def admission_service(request: Request) -> AdmissionService:
+async def admission_service(request: Request) -> AdmissionService:
     service: AdmissionService = request.app.state.container.admission
     return service
 

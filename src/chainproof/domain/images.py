@@ -69,6 +69,7 @@ def _strip_scheme(uri: str) -> str:
     return uri
 
 
+@functools.lru_cache(maxsize=65536)  # admission judges the same few references all day
 def parse_image_reference(text: str) -> ImageReference:
     """Parse a container image reference; raise InvalidArgument saying what is wrong."""
     ref = _strip_scheme(text.strip())

@@ -33,7 +33,7 @@ PageToken = Annotated[str, Query(alias="pageToken")]
 UpdateMask = Annotated[str | None, Query(alias="updateMask", description="comma-separated")]
 
 
-def grafeas_service(request: Request) -> GrafeasService:
+async def grafeas_service(request: Request) -> GrafeasService:
     service: GrafeasService = request.app.state.container.grafeas
     return service
 

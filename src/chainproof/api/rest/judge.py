@@ -17,7 +17,7 @@ from chainproof.services.judge_resources import JudgeResources
 from chainproof.store.port import DecisionQuery
 
 
-def judge_resources(request: Request) -> JudgeResources:
+async def judge_resources(request: Request) -> JudgeResources:
     resources: JudgeResources = request.app.state.container.judge_resources
     return resources
 
@@ -25,12 +25,12 @@ def judge_resources(request: Request) -> JudgeResources:
 Resources = Annotated[JudgeResources, Depends(judge_resources)]
 
 
-def judge_service(request: Request) -> Judge:
+async def judge_service(request: Request) -> Judge:
     judge: Judge = request.app.state.container.judge
     return judge
 
 
-def decision_log(request: Request) -> DecisionLog:
+async def decision_log(request: Request) -> DecisionLog:
     log: DecisionLog = request.app.state.container.decisions
     return log
 
