@@ -130,7 +130,7 @@ def configure_logging(settings: Settings) -> None:
 
 
 def _drop_color_message(
-    logger: object, method: str, event: structlog.types.EventDict
+    _logger: object, _method: str, event: structlog.types.EventDict
 ) -> structlog.types.EventDict:
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return event

@@ -14,7 +14,6 @@ from typing import Any, TypeAlias
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from grafeas.grafeas_v1.types import common as _common
 from grafeas.grafeas_v1.types import grafeas as _grafeas
 
 from chainproof.domain import protojson
@@ -23,7 +22,6 @@ from chainproof.errors import InvalidArgument
 # Raw protobuf classes. They are dynamically generated, so static typing sees them as Any.
 NotePB: Any = _grafeas.Note.pb()
 OccurrencePB: Any = _grafeas.Occurrence.pb()
-NoteKindPB: Any = _common.NoteKind.pb() if hasattr(_common.NoteKind, "pb") else None
 
 #: A ``grafeas.v1.Note`` protobuf message.
 Note: TypeAlias = Any

@@ -351,7 +351,3 @@ def select_rule(
         policy.default_admission_rule,
         "defaultAdmissionRule (no service-account, namespace or cluster rule applies)",
     )
-
-
-def policy_to_json(policy: Policy) -> str:
-    return json.dumps(policy.to_dict(), indent=2)

@@ -105,11 +105,6 @@ class JudgeResources:
             raise NotFound(f"attestor {name} does not exist")
         return self._attestor_json(record)
 
-    async def load_attestors(self, names: frozenset[str]) -> dict[str, Attestor]:
-        """The named attestors that exist, parsed (unknown names are simply absent)."""
-        async with self._store.session(readonly=True) as s:
-            return await _read_attestors(s, names)
-
     async def load_config(self, project: str) -> tuple[Policy | None, dict[str, Attestor]]:
         """A project's policy and the attestors it names, read in one session."""
         async with self._store.session(readonly=True) as s:
@@ -203,11 +198,6 @@ class JudgeResources:
                 "(until then every admission in this project is denied)"
             )
         return self._policy_json(record)
-
-    async def load_policy(self, project: str) -> Policy | None:
-        async with self._store.session(readonly=True) as s:
-            record = await s.get_document(project, POLICIES, _POLICY_ID)
-        return None if record is None else parse_policy(record.data)
 
     async def put_policy(self, parent: str, data: Any) -> dict[str, Any]:
         project = parse_project_name(parent)

@@ -9,6 +9,7 @@ an unreachable database as Unavailable.
 
 from __future__ import annotations
 
+from chainproof.config import DEFAULT_SQLITE_URL
 from chainproof.errors import InvalidArgument
 from chainproof.store.memory import MemoryStore
 from chainproof.store.port import MetadataStore
@@ -16,7 +17,7 @@ from chainproof.store.sql import SqlStore
 from chainproof.store.sql.urls import describe_accepted_forms
 
 #: The embedded default: one SQLite file under ./data, made on first start.
-DEFAULT_DATABASE_URL = "sqlite:///./data/chainproof.db"
+DEFAULT_DATABASE_URL = DEFAULT_SQLITE_URL
 
 
 def create_store(database_url: str) -> MetadataStore:
