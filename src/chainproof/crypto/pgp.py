@@ -22,19 +22,17 @@ It does not own signing (:mod:`chainproof.crypto.gpg_signer`) nor the meaning of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pysequoia
 from pysequoia.packet import PacketPile, Tag
 
 from chainproof.crypto.keys import KeySpec, PublicKey, SignatureCheck, register_key_type
+from chainproof.domain.timestamps import CLOCK_SKEW, rfc3339
 from chainproof.errors import InvalidArgument
 
-__all__ = ["CLOCK_SKEW", "PgpPublicKey", "normalize_pgp_id"]
+__all__ = ["PgpPublicKey", "normalize_pgp_id"]
 
-#: How far in the future (relative to ``now``) a signature's creation time may lie, because the
-#: signer's clock and ours differ a little.
-CLOCK_SKEW = timedelta(minutes=5)
 
 _CLEARSIGN_HEADER = b"-----BEGIN PGP SIGNED MESSAGE-----"
 _MESSAGE_TAGS = (Tag.Literal, Tag.OnePassSig, Tag.CompressedData)
@@ -44,10 +42,6 @@ def normalize_pgp_id(text: str) -> str:
     """Upper-case hex without spaces or a ``0x`` prefix, the form fingerprints are compared in."""
     cleaned = "".join(text.split()).upper()
     return cleaned[2:] if cleaned.startswith("0X") else cleaned
-
-
-def _when(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -284,22 +278,24 @@ class PgpPublicKey(PublicKey):
     ) -> str | None:
         primary = self._components[self.key_id]
         if primary.expires is not None and primary.expires <= now:
-            return f"key {self.key_id} expired at {_when(primary.expires)} (now is {_when(now)})"
+            return (
+                f"key {self.key_id} expired at {rfc3339(primary.expires)} (now is {rfc3339(now)})"
+            )
         if component is not None and not component.primary:
             if component.revoked:
                 return f"signing subkey {component.fingerprint} of key {self.key_id} is revoked"
             if component.expires is not None and component.expires <= now:
                 return (
                     f"signing subkey {component.fingerprint} of key {self.key_id} expired at "
-                    f"{_when(component.expires)} (now is {_when(now)})"
+                    f"{rfc3339(component.expires)} (now is {rfc3339(now)})"
                 )
         if packet.created is not None and packet.created > now + CLOCK_SKEW:
             return (
-                f"the signature was made at {_when(packet.created)}, after the verification "
-                f"time {_when(now)}"
+                f"the signature was made at {rfc3339(packet.created)}, after the verification "
+                f"time {rfc3339(now)}"
             )
         if packet.expires is not None and packet.expires <= now:
-            return f"the signature expired at {_when(packet.expires)} (now is {_when(now)})"
+            return f"the signature expired at {rfc3339(packet.expires)} (now is {rfc3339(now)})"
         return None
 
 

@@ -158,8 +158,7 @@ class Policy:
         names: set[str] = set()
         for rule in self._all_rules():
             names.update(rule.require_attestations_by)
-            for req in rule.checks.required_predicates:
-                names.update(req.attestors)
+            names.update(rule.checks.attestors)
         return frozenset(names)
 
     def _all_rules(self) -> list[AdmissionRule]:

@@ -32,7 +32,7 @@ from chainproof.policy.binauthz import (
     Policy,
     select_rule,
 )
-from chainproof.policy.checks import CheckContext, check_attested_by, run_checks
+from chainproof.policy.checks import CheckContext, check_attested_by
 from chainproof.policy.decision import (
     Decision,
     ImageDecision,
@@ -187,5 +187,5 @@ def judge_rule(
         request=request.as_cel(),
     )
     results = [check_attested_by(ctx, name) for name in rule.require_attestations_by]
-    results.extend(run_checks(ctx, rule.checks))
+    results.extend(rule.checks.judge(ctx))
     return results

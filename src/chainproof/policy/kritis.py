@@ -39,6 +39,8 @@ from chainproof.policy.attestors import (
     read_pkix_key,
 )
 from chainproof.policy.checks import CheckContext, Threshold, check_attested_by
+from chainproof.policy.checks.base import cve_id
+from chainproof.policy.checks.vulnerabilities import exceeded
 from chainproof.policy.decision import (
     Decision,
     ImageDecision,
@@ -47,7 +49,7 @@ from chainproof.policy.decision import (
     RuleSelection,
 )
 from chainproof.policy.evaluate import AdmissionRequest, pin_hint
-from chainproof.policy.evidence import Evidence, ImageEvidence, Severity
+from chainproof.policy.evidence import Evidence, ImageEvidence
 from chainproof.policy.patterns import ImageNamePattern, compile_image_pattern
 
 API_VERSION = "kritis.grafeas.io/v1beta1"
@@ -196,7 +198,7 @@ def _read_isp(problems: Problems, path: str, data: object, meta: KritisMeta) -> 
         max_sev = v.enum("maximumSeverity", Threshold, default=Threshold.CRITICAL)
         max_nofix = v.enum("maximumFixUnavailableSeverity", Threshold, default=Threshold.ALLOW_ALL)
         cve_key = "allowlistCVEs" if v.has("allowlistCVEs") else "whitelistCVEs"
-        cves = frozenset(c.rsplit("/", 1)[-1].upper() for c in v.string_list(cve_key))
+        cves = frozenset(cve_id(c) for c in v.string_list(cve_key))
     return ImageSecurityPolicy(meta, tuple(allowlist), max_sev, max_nofix, cves)
 
 
@@ -378,11 +380,6 @@ def _judge_gaps(gaps: Sequence[GenericAttestationPolicy], ctx: CheckContext) -> 
     )
 
 
-def _kritis_permits(threshold: Threshold, severity: Severity) -> bool:
-    # Kritis compares Grafeas enum numbers, so an unrated finding (0) is within any threshold.
-    return threshold.permits(severity)
-
-
 def _judge_isp(
     isp: ImageSecurityPolicy, image: ImageReference, evidence: ImageEvidence
 ) -> RequirementResult:
@@ -399,22 +396,25 @@ def _judge_isp(
     violations: list[str] = []
     occurrences = tuple(v.occurrence for v in evidence.vulnerabilities if v.occurrence)
     for finding in evidence.vulnerabilities:
-        cve = finding.cve.rsplit("/", 1)[-1].upper()
+        cve = cve_id(finding.cve)
         if cve in isp.allowlist_cves:
             continue
-        if not finding.fix_available:
-            if _kritis_permits(isp.maximum_fix_unavailable_severity, finding.severity):
-                continue
+        # Kritis compares Grafeas enum numbers, so an unrated finding (0) is within any
+        # threshold but BLOCK_ALL: it is judged as rated, unlike chainproof's own check.
+        threshold = exceeded(
+            finding, finding.severity, isp.maximum_severity, isp.maximum_fix_unavailable_severity
+        )
+        if threshold is None:
+            continue
+        if finding.fix_available:
+            violations.append(
+                f"{cve} ({finding.severity.name}) exceeds maximumSeverity {threshold.value}"
+            )
+        else:
             violations.append(
                 f"unfixable {cve} ({finding.severity.name}) exceeds "
-                f"maximumFixUnavailableSeverity {isp.maximum_fix_unavailable_severity.value}"
+                f"maximumFixUnavailableSeverity {threshold.value}"
             )
-            continue
-        if _kritis_permits(isp.maximum_severity, finding.severity):
-            continue
-        violations.append(
-            f"{cve} ({finding.severity.name}) exceeds maximumSeverity {isp.maximum_severity.value}"
-        )
     if violations:
         return RequirementResult(
             "kritis-isp",

@@ -14,6 +14,7 @@ from chainproof.policy import (
     parse_attestor,
     parse_policy,
 )
+from chainproof.policy.checks.freshness import Freshness
 
 GCLOUD_EXPORT = """
 admissionWhitelistPatterns:
@@ -72,7 +73,9 @@ def test_gcloud_export_parses_with_every_section() -> None:
     assert p.default_admission_rule.evaluation_mode is EvaluationMode.ALWAYS_DENY
     assert set(p.cluster_admission_rules) == {"us-central1-a.prod-cluster"}
     sa = p.kubernetes_service_account_admission_rules["prod:deployer"]
-    assert sa.checks.maximum_scan_age_hours == 24
+    freshness = sa.checks.get(Freshness)
+    assert freshness is not None
+    assert freshness.maximum_scan_age_hours == 24
     assert "spiffe://example.com/ns/test-ns/sa/default" in p.istio_service_identity_admission_rules
     assert p.referenced_attestors() == {"projects/example-project/attestors/qa"}
 
