@@ -28,6 +28,7 @@ from chainproof.cli.common import (
 )
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 
 app = typer.Typer(
@@ -57,10 +58,6 @@ def parse_time(text: str, option: str, now: datetime) -> datetime:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _short(text: str, width: int = 120) -> str:

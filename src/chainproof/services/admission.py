@@ -34,6 +34,7 @@ import structlog
 from chainproof.config import AdmissionSettings
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
+from chainproof.domain.timestamps import rfc3339
 from chainproof.domain.workloads import Workload
 from chainproof.errors import AlreadyExists, ChainproofError, InvalidArgument
 from chainproof.policy import (
@@ -363,7 +364,7 @@ class AdmissionService:
                             "resourceUri": ref,
                             "noteName": f"projects/{project}/notes/{DEPLOYMENT_NOTE_ID}",
                             "deployment": {
-                                "deployTime": now.isoformat().replace("+00:00", "Z"),
+                                "deployTime": rfc3339(now),
                                 "config": f"{workload.kind}/{workload.namespace}/{workload.name}",
                                 "address": self._settings.cluster or "kubernetes",
                                 "resourceUri": [ref],

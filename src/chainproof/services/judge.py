@@ -21,6 +21,7 @@ import structlog
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.names import parse_project_name
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.policy import (
     AdmissionRequest,
@@ -464,7 +465,7 @@ class DecisionLog:
         items = [
             {
                 "name": f"projects/{r.project}/decisions/{r.decision_id}",
-                "time": _iso(r.time),
+                "time": rfc3339(r.time),
                 "images": list(r.images),
                 **r.data,
             }
@@ -474,7 +475,3 @@ class DecisionLog:
             self._tokens.encode(scope, rows[limit - 1].decision_id) if len(rows) > limit else ""
         )
         return Page(items, token_out)
-
-
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")

@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from chainproof.crypto.keys import load_public_key
@@ -23,6 +22,7 @@ from chainproof.domain.names import (
     validate_resource_id,
 )
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import (
     AlreadyExists,
     ChainproofError,
@@ -182,7 +182,7 @@ class JudgeResources:
     def _attestor_json(self, record: DocumentRecord) -> dict[str, Any]:
         return {
             **record.data,
-            "updateTime": _rfc3339(record.update_time),
+            "updateTime": rfc3339(record.update_time),
             "etag": record.etag,
         }
 
@@ -228,7 +228,7 @@ class JudgeResources:
         return self._policy_json(record)
 
     def _policy_json(self, record: DocumentRecord) -> dict[str, Any]:
-        return {**record.data, "updateTime": _rfc3339(record.update_time), "etag": record.etag}
+        return {**record.data, "updateTime": rfc3339(record.update_time), "etag": record.etag}
 
     # ----------------------------------------------------------------- helpers
 
@@ -284,7 +284,3 @@ def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:
     if problems:
         raise InvalidArgument("the attestor has unusable public keys", details=problems)
     return tuple(keys)
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
