@@ -8,7 +8,8 @@ Used by :mod:`.trusted_builders`, :mod:`.trusted_sources` and the CEL activation
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader, index
@@ -133,3 +134,42 @@ def read_patterns(
         except InvalidArgument as exc:
             checks.problems.add(index(checks.at(key), i), exc.message)
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenancePatterns:
+    """A check that every verified provenance names values matching one of ``patterns``.
+
+    Subclasses say which key they read, how their result is named, and which values of a
+    provenance fact they compare (:meth:`values`).
+    """
+
+    key: ClassVar[str]
+    kind: ClassVar[str]
+    name: ClassVar[str]
+    what: ClassVar[str]
+    normalise: ClassVar[bool] = False
+    patterns: tuple[StringPattern, ...]
+
+    @classmethod
+    def parse(cls, checks: FieldReader) -> Self | None:
+        patterns = read_patterns(checks, cls.key, normalise=cls.normalise)
+        return cls(patterns) if patterns else None
+
+    def to_dict(self) -> Any:
+        return [p.text for p in self.patterns]
+
+    def judge(self, ctx: CheckContext) -> Sequence[RequirementResult]:
+        return [
+            judge_provenance(
+                ctx,
+                kind=self.kind,
+                name=self.name,
+                patterns=self.patterns,
+                values=self.values,
+                what=self.what,
+            )
+        ]
+
+    def values(self, fact: ProvenanceFact) -> Iterable[str]:
+        raise NotImplementedError
