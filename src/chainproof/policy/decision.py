@@ -9,10 +9,14 @@ and the audit log. Recording, breakglass and the webhook's response format live 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from chainproof.domain.images import parse_image_reference
+from chainproof.errors import InvalidArgument
 
 
 class Outcome(StrEnum):
@@ -107,6 +111,29 @@ class Decision:
     policy: str = ""  # the policy's name, or a summary of the Kritis resources consulted
     policy_etag: str = ""
 
+    @classmethod
+    def deny_all(
+        cls,
+        images: Sequence[str],
+        rule: RuleSelection,
+        requirement: RequirementResult,
+        now: datetime,
+        policy: str = "",
+    ) -> Decision:
+        """Every image denied for one reason that is not about the image (no policy, a
+        review that failed): the same ``rule`` and failed ``requirement`` for each."""
+        decided = tuple(
+            ImageDecision(
+                image=text,
+                reference=canonical_or_none(text),
+                rule=rule,
+                requirements=(requirement,),
+                outcome=Outcome.DENIED,
+            )
+            for text in images
+        )
+        return cls(decided, Outcome.DENIED, now, policy, "")
+
     @property
     def allowed(self) -> bool:
         """Whether the workload may run (a dry-run denial still admits)."""
@@ -158,3 +185,11 @@ class Decision:
             "policyEtag": self.policy_etag,
             "images": [i.to_dict() for i in self.images],
         }
+
+
+def canonical_or_none(text: str) -> str | None:
+    """The canonical reference of an image, when it parses (for the decision log's index)."""
+    try:
+        return parse_image_reference(text).canonical
+    except InvalidArgument:
+        return None

@@ -40,13 +40,12 @@ from chainproof.errors import AlreadyExists, ChainproofError, InvalidArgument
 from chainproof.policy import (
     AdmissionRequest,
     Decision,
-    ImageDecision,
     Outcome,
     RequirementResult,
     RuleSelection,
 )
 from chainproof.services.grafeas import Clock, GrafeasService, utc_now
-from chainproof.services.judge import DecisionEntry, DecisionLog, Judge, canonical_or_none
+from chainproof.services.judge import DecisionEntry, DecisionLog, Judge
 
 log = structlog.get_logger("chainproof.admission")
 
@@ -87,17 +86,12 @@ class ReviewResult:
 
 def error_decision(workload: Workload, reason: str, now: datetime) -> Decision:
     """A denial of every image because the review itself failed."""
-    images = tuple(
-        ImageDecision(
-            image=i.image,
-            reference=canonical_or_none(i.image),
-            rule=RuleSelection("error", None, None, None, "the review could not be completed"),
-            requirements=(RequirementResult("review", "the review", False, reason),),
-            outcome=Outcome.DENIED,
-        )
-        for i in workload.images
+    return Decision.deny_all(
+        [i.image for i in workload.images],
+        RuleSelection("error", None, None, None, "the review could not be completed"),
+        RequirementResult("review", "the review", False, reason),
+        now,
     )
-    return Decision(images, Outcome.DENIED, now)
 
 
 def _locations(workload: Workload, decision: Decision) -> list[str]:

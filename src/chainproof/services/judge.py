@@ -28,9 +28,7 @@ from chainproof.policy import (
     Attestor,
     Decision,
     Evidence,
-    ImageDecision,
     ImageEvidence,
-    Outcome,
     Policy,
     RequirementResult,
     RuleSelection,
@@ -51,25 +49,13 @@ def no_policy_decision(project: str, request: AdmissionRequest, now: datetime) -
         f"projects/{project} has no policy, so nothing may run: set one with "
         f"PUT /v1/projects/{project}/policy (or `chainproof policy set`)"
     )
-    images = tuple(
-        ImageDecision(
-            image=text,
-            reference=canonical_or_none(text),
-            rule=RuleSelection("no-policy", None, None, None, "no policy is configured"),
-            requirements=(RequirementResult("policy", "a policy", False, reason),),
-            outcome=Outcome.DENIED,
-        )
-        for text in request.images
+    return Decision.deny_all(
+        request.images,
+        RuleSelection("no-policy", None, None, None, "no policy is configured"),
+        RequirementResult("policy", "a policy", False, reason),
+        now,
+        f"projects/{project}/policy",
     )
-    return Decision(images, Outcome.DENIED, now, f"projects/{project}/policy", "")
-
-
-def canonical_or_none(text: str) -> str | None:
-    """The canonical reference of an image, when it parses (for the decision log's index)."""
-    try:
-        return parse_image_reference(text).canonical
-    except InvalidArgument:
-        return None
 
 
 def _parse_all(texts: Sequence[str]) -> list[ImageReference]:
