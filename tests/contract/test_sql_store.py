@@ -33,7 +33,7 @@ from contract.store_samples import (
 )
 
 #: The newest migration; bump it with every new revision.
-HEAD = "0002"
+HEAD = "0003"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 TABLES = SCRIBE_TABLES | JUDGE_TABLES

@@ -42,7 +42,12 @@ from chainproof.attest.simple_signing import (
 )
 from chainproof.crypto.dsse import DsseEnvelope, verify_envelope
 from chainproof.crypto.keys import PublicKey
-from chainproof.crypto.verify import SignatureInput, SignaturesVerification, verify_signatures
+from chainproof.crypto.verify import (
+    SignatureInput,
+    SignaturesVerification,
+    VerificationBudget,
+    verify_signatures,
+)
 from chainproof.domain.images import ImageReference
 from chainproof.errors import InvalidArgument, PermissionDenied
 
@@ -177,13 +182,16 @@ def verify_attestation(
     now: datetime,
     threshold: int = 1,
     expected_payload_type: str | None = None,
+    budget: VerificationBudget | None = None,
 ) -> AttestationVerification:
     """Verify ``attestation`` for ``image`` with the attestor's ``keys``; see the module docstring.
 
     ``image`` must carry a digest (raise InvalidArgument otherwise): it is the trusted identity.
     ``threshold`` is how many distinct trusted keys must have signed (at least 1).
     ``expected_payload_type`` restricts the payload to one media type (for example
-    ``application/vnd.in-toto+json`` when a policy asks for provenance).
+    ``application/vnd.in-toto+json`` when a policy asks for provenance). Each signature check
+    is paid from ``budget`` when one is given (see :class:`~chainproof.crypto.verify.
+    VerificationBudget`; it raises ``BudgetExhausted`` when spent).
     """
     if image.digest is None:
         raise InvalidArgument(
@@ -191,8 +199,10 @@ def verify_attestation(
             "registry/repository@sha256:<hex> taken from the request"
         )
     if isinstance(attestation, DsseEnvelope):
-        return _verify_envelope(image, attestation, keys, now, threshold, expected_payload_type)
-    return _verify_signed(image, attestation, keys, now, threshold, expected_payload_type)
+        return _verify_envelope(
+            image, attestation, keys, now, threshold, expected_payload_type, budget
+        )
+    return _verify_signed(image, attestation, keys, now, threshold, expected_payload_type, budget)
 
 
 def _verify_envelope(
@@ -202,8 +212,9 @@ def _verify_envelope(
     now: datetime,
     threshold: int,
     expected_payload_type: str | None,
+    budget: VerificationBudget | None,
 ) -> AttestationVerification:
-    signatures = verify_envelope(envelope, keys, now=now, threshold=threshold)
+    signatures = verify_envelope(envelope, keys, now=now, threshold=threshold, budget=budget)
     if not signatures.verified:
         return _failed(image, signatures.reasons)
     # The payloadType is covered by the signature (PAE), so it can be trusted from here on.
@@ -236,9 +247,12 @@ def _verify_signed(
     now: datetime,
     threshold: int,
     expected_payload_type: str | None,
+    budget: VerificationBudget | None,
 ) -> AttestationVerification:
     data = attestation.serialized_payload or None
-    signatures = verify_signatures(data, attestation.signatures, keys, now=now, threshold=threshold)
+    signatures = verify_signatures(
+        data, attestation.signatures, keys, now=now, threshold=threshold, budget=budget
+    )
     if not signatures.verified:
         return _failed(image, signatures.reasons)
     contents = list(

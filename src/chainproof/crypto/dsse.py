@@ -24,7 +24,12 @@ from datetime import datetime
 from typing import Any
 
 from chainproof.crypto.keys import PublicKey
-from chainproof.crypto.verify import SignatureInput, SignaturesVerification, verify_signatures
+from chainproof.crypto.verify import (
+    SignatureInput,
+    SignaturesVerification,
+    VerificationBudget,
+    verify_signatures,
+)
 from chainproof.errors import InvalidArgument
 
 __all__ = [
@@ -130,6 +135,7 @@ def verify_envelope(
     *,
     now: datetime,
     threshold: int = 1,
+    budget: VerificationBudget | None = None,
 ) -> SignaturesVerification:
     """Verify the envelope's signatures over its PAE; see the module docstring for the rules."""
     return verify_signatures(
@@ -138,4 +144,5 @@ def verify_envelope(
         keys,
         now=now,
         threshold=threshold,
+        budget=budget,
     )

@@ -39,6 +39,15 @@ _COMPATIBLE_NOTE_KINDS: dict[str, frozenset[str]] = {
 
 Check = Callable[[Any, str, list[str]], None]
 
+#: Signatures (or JWTs) one attestation may carry. Real attestations carry one, sometimes a
+#: few (key rotation, co-signing); each extra one costs the judge a verification, so a flood
+#: of them is refused when written rather than paid for at every admission review.
+MAX_SIGNATURES = 32
+
+#: What an OpenPGP message that carries its own content starts with (``gpg --sign --armor``,
+#: ``gpg --clearsign``); a binary OpenPGP packet starts with a byte whose high bit is set.
+_PGP_CONTENT_HEADERS = (b"-----BEGIN PGP MESSAGE-----", b"-----BEGIN PGP SIGNED MESSAGE-----")
+
 
 def _kind_name(msg: Any) -> str:
     return str(msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_number[msg.kind].name)
@@ -171,9 +180,35 @@ def _occ_deployment(d: Any, p: str, problems: list[str]) -> None:
     _need(d.HasField("deploy_time"), f"{p}.deployTime", problems)
 
 
+def _carries_content(signature: bytes) -> bool:
+    head = signature.lstrip()
+    return head.startswith(_PGP_CONTENT_HEADERS) or bool(head and head[0] & 0x80)
+
+
+def _bounded(items: Any, path: str, problems: list[str]) -> None:
+    if len(items) > MAX_SIGNATURES:
+        problems.append(
+            f"{path} has {len(items)} entries: an attestation carries at most "
+            f"{MAX_SIGNATURES} signatures"
+        )
+
+
 def _occ_attestation(d: Any, p: str, problems: list[str]) -> None:
+    _bounded(d.signatures, f"{p}.signatures", problems)
+    _bounded(d.jwts, f"{p}.jwts", problems)
     if not d.jwts:
-        _need(d.serialized_payload, f"{p}.serializedPayload", problems, "the signed bytes")
+        # An OpenPGP message (inline-signed or clearsigned) carries what it signs, so the
+        # payload beside it is optional there (docs/attestations.md); anything else needs it.
+        if not d.serialized_payload and not (
+            d.signatures and all(_carries_content(s.signature) for s in d.signatures)
+        ):
+            _need(
+                d.serialized_payload,
+                f"{p}.serializedPayload",
+                problems,
+                "the signed bytes (it may be left out only when every signature is an OpenPGP "
+                "message that carries its content: gpg --sign or gpg --clearsign)",
+            )
         _need(list(d.signatures), f"{p}.signatures", problems, "at least one signature")
     for i, sig in enumerate(d.signatures):
         _need(sig.signature, f"{p}.signatures[{i}].signature", problems)
@@ -187,6 +222,7 @@ def _occ_dsse(d: Any, p: str, problems: list[str]) -> None:
         _need(env.payload, f"{p}.envelope.payload", problems)
         _need(env.payload_type, f"{p}.envelope.payloadType", problems)
         _need(list(env.signatures), f"{p}.envelope.signatures", problems, "at least one")
+        _bounded(env.signatures, f"{p}.envelope.signatures", problems)
         for i, sig in enumerate(env.signatures):
             _need(sig.sig, f"{p}.envelope.signatures[{i}].sig", problems)
 
@@ -222,6 +258,8 @@ def occurrence_problems(occ: Any) -> list[str]:
     problems: list[str] = []
     _need(occ.resource_uri.strip(), "resourceUri", problems, "the artifact this is about")
     _need(occ.note_name, "noteName", problems, "projects/{project}/notes/{note}")
+    if occ.HasField("envelope"):
+        _bounded(occ.envelope.signatures, "envelope.signatures", problems)
     details = occ.WhichOneof("details")
     if details is not None:
         _OCCURRENCE_CHECKS[details](getattr(occ, details), _camel(details), problems)

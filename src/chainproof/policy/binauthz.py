@@ -78,6 +78,15 @@ class AdmissionRule:
     require_attestations_by: tuple[str, ...] = ()
     checks: ChainproofChecks = field(default_factory=ChainproofChecks)
 
+    @property
+    def trusted_attestors(self) -> tuple[str, ...]:
+        """The attestors this rule names, in order: only evidence they signed counts for it
+        (``requireAttestationsBy`` and every attestor its checks name), never that of an
+        attestor only another rule trusts."""
+        names = list(self.require_attestations_by)
+        names.extend(sorted(self.checks.attestors))
+        return tuple(dict.fromkeys(names))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"evaluationMode": self.evaluation_mode.value}
         if self.require_attestations_by:
@@ -157,8 +166,7 @@ class Policy:
         """Every attestor any rule names (for the service to fetch before evaluating)."""
         names: set[str] = set()
         for rule in self._all_rules():
-            names.update(rule.require_attestations_by)
-            names.update(rule.checks.attestors)
+            names.update(rule.trusted_attestors)
         return frozenset(names)
 
     def _all_rules(self) -> list[AdmissionRule]:

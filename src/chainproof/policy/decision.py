@@ -41,6 +41,9 @@ class RuleSelection:
     evaluation_mode: str | None
     enforcement_mode: str | None
     why: str
+    #: The attestors whose signed evidence the rule's checks accepted (besides unsigned
+    #: Grafeas facts): those the rule names, and no other.
+    evidence_from: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class RuleSelection:
             "evaluationMode": self.evaluation_mode,
             "enforcementMode": self.enforcement_mode,
             "why": self.why,
+            "evidenceFrom": list(self.evidence_from),
         }
 
 

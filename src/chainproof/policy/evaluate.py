@@ -9,6 +9,10 @@ For each image of the request, in Binary Authorization's order:
    ALWAYS_ALLOW allows, ALWAYS_DENY denies, REQUIRE_ATTESTATION requires a digest, at least one
    requirement (an empty set denies: fail closed), a verified attestation by every attestor in
    ``requireAttestationsBy`` and every ``chainproofChecks`` check;
+   the checks see only evidence signed by attestors the rule names (``requireAttestationsBy``
+   and the attestors of its checks) and unsigned Grafeas facts — never evidence that only
+   another rule's attestor signed — and the decision lists those attestors; evidence that
+   could not be read in full, or an attestor of the rule whose document is unusable, fails;
 4. a failing rule in ``DRYRUN_AUDIT_LOG_ONLY`` yields "dry-run-would-deny" (admitted, reported).
 
 The digest an attestation must name comes from the request; the service has already checked
@@ -40,7 +44,7 @@ from chainproof.policy.decision import (
     RequirementResult,
     RuleSelection,
 )
-from chainproof.policy.evidence import Evidence
+from chainproof.policy.evidence import UNSIGNED, Evidence, ImageEvidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +132,14 @@ def _evaluate_image(
         service_account=request.service_account,
     )
     rule = selected.rule
+    counts_evidence = rule.evaluation_mode is EvaluationMode.REQUIRE_ATTESTATION
     selection = RuleSelection(
         selected.scope,
         selected.key,
         rule.evaluation_mode.value,
         rule.enforcement_mode.value,
         selected.why,
+        rule.trusted_attestors if counts_evidence else (),
     )
     requirements = judge_rule(rule, image, request, evidence, now)
     passed = all(r.passed for r in requirements)
@@ -179,13 +185,45 @@ def judge_rule(
         ]
     if image.digest is None:
         return [RequirementResult("digest", "image pinned by digest", False, pin_hint(image))]
+    trusted = rule.trusted_attestors
+    scoped = evidence.for_image(image).scoped_to(frozenset(trusted))
     ctx = CheckContext(
         image=image,
-        evidence=evidence.for_image(image),
+        evidence=scoped,
         attestors=evidence.attestors,
         now=now,
         request=request.as_cel(),
     )
-    results = [check_attested_by(ctx, name) for name in rule.require_attestations_by]
+    results = _unusable(trusted, evidence) + _incomplete(image, scoped)
+    results.extend(check_attested_by(ctx, name) for name in rule.require_attestations_by)
     results.extend(rule.checks.judge(ctx))
     return results
+
+
+def _unusable(trusted: tuple[str, ...], evidence: Evidence) -> list[RequirementResult]:
+    """A failure for each attestor of the rule whose stored document cannot be read."""
+    return [
+        RequirementResult(
+            "attestor",
+            f"attestor {name}",
+            False,
+            f"attestor {name} is unusable: {evidence.unusable_attestors[name]}; fix or "
+            "re-create it (its stored document cannot be read)",
+        )
+        for name in trusted
+        if name in evidence.unusable_attestors
+    ]
+
+
+def _incomplete(image: ImageReference, scoped: ImageEvidence) -> list[RequirementResult]:
+    """A failure for each part of the rule's evidence that could not be read in full: what
+    was read is a prefix, and no decision is made on a prefix."""
+    return [
+        RequirementResult(
+            "evidence",
+            "complete evidence" if item.source == UNSIGNED else f"evidence by {item.source}",
+            False,
+            f"the evidence for {image.canonical} could not be read in full: {item.reason}",
+        )
+        for item in dict.fromkeys(scoped.incomplete)
+    ]

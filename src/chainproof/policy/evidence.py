@@ -118,6 +118,11 @@ class FailedAttestation:
     detail: str = ""  # e.g. the digest it named, or the verifier's message
 
 
+# ``attestor`` on a fact below names who signed it: the attestor whose verified attestation
+# carried it, or None for an unsigned Grafeas occurrence of the evidence projects. A rule
+# counts only facts signed by attestors it names, and unsigned facts (see ImageEvidence).
+
+
 @dataclass(frozen=True, slots=True)
 class VulnerabilityFinding:
     cve: str  # CVE-2024-1234 (a providers/…/notes/CVE-… name is reduced to its last segment)
@@ -125,6 +130,7 @@ class VulnerabilityFinding:
     fix_available: bool
     package: str | None = None
     occurrence: str | None = None
+    attestor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +139,32 @@ class VexStatement:
     status: VexStatus
     source: str  # the occurrence or document that said so
     justification: str = ""
+    attestor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class VulnerabilityScan:
+    """A *finished vulnerability* scan (the service drops pending, failed and other kinds)."""
+
     scanned_at: datetime
     scanner: str
     occurrence: str | None = None
+    attestor: str | None = None
+
+
+#: The ``source`` of an :class:`IncompleteEvidence` about unsigned Grafeas facts.
+UNSIGNED = "unsigned"
+
+
+@dataclass(frozen=True, slots=True)
+class IncompleteEvidence:
+    """Evidence the service could not read or verify in full (a bound was hit, the deadline
+    came, a document was unreadable). ``source`` is the attestor whose evidence is incomplete,
+    or :data:`UNSIGNED` for the unsigned facts; a rule that counts that source fails closed
+    with ``reason`` instead of deciding on what happened to be read."""
+
+    source: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +187,26 @@ class ImageEvidence:
     vex: tuple[VexStatement, ...] = ()
     scans: tuple[VulnerabilityScan, ...] = ()
     provenance: tuple[ProvenanceFact, ...] = ()
+    incomplete: tuple[IncompleteEvidence, ...] = ()
+
+    def scoped_to(self, attestors: frozenset[str]) -> ImageEvidence:
+        """Only what ``attestors`` signed, plus the unsigned Grafeas facts: the evidence one
+        rule may count. Facts signed by any other attestor are dropped, however valid."""
+
+        def ours(who: str | None) -> bool:
+            return who is None or who in attestors
+
+        return ImageEvidence(
+            attestations=tuple(a for a in self.attestations if a.attestor in attestors),
+            failed_attestations=tuple(f for f in self.failed_attestations if ours(f.attestor)),
+            vulnerabilities=tuple(v for v in self.vulnerabilities if ours(v.attestor)),
+            vex=tuple(v for v in self.vex if ours(v.attestor)),
+            scans=tuple(s for s in self.scans if ours(s.attestor)),
+            provenance=tuple(p for p in self.provenance if p.attestor in attestors),
+            incomplete=tuple(
+                i for i in self.incomplete if i.source == UNSIGNED or i.source in attestors
+            ),
+        )
 
 
 EMPTY_EVIDENCE = ImageEvidence()
@@ -180,10 +225,13 @@ class Evidence:
     ``attestors`` is the set the service used while verifying (keyed by resource name); the
     evaluator needs it to tell an unknown attestor from an unattested image, and to refuse a
     verification made under a key the attestor no longer lists (a rotated-out key).
+    ``unusable_attestors`` maps the attestors whose stored documents could not be read to why:
+    only rules that name one of them fail on it.
     """
 
     images: Mapping[str, ImageEvidence] = field(default_factory=dict)
     attestors: Mapping[str, Attestor] = field(default_factory=dict)
+    unusable_attestors: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         normalised: dict[str, ImageEvidence] = {}
@@ -194,6 +242,9 @@ class Evidence:
                 normalised[key] = value
         object.__setattr__(self, "images", MappingProxyType(normalised))
         object.__setattr__(self, "attestors", MappingProxyType(dict(self.attestors)))
+        object.__setattr__(
+            self, "unusable_attestors", MappingProxyType(dict(self.unusable_attestors))
+        )
 
     def for_image(self, image: ImageReference) -> ImageEvidence:
         return self.images.get(image.canonical, EMPTY_EVIDENCE)

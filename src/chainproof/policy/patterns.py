@@ -4,13 +4,16 @@ Binary Authorization's ``admissionWhitelistPatterns[].namePattern`` is ``registr
 where ``*`` matches any run of characters *within one path segment* (it never crosses ``/``)
 and ``**`` matches across segments. Google only documents the wildcards at the end of a pattern;
 chainproof accepts them anywhere after the registry, which is a strict superset. Wildcards in
-the registry itself are refused: ``*.io/**`` would allowlist nearly everything by accident.
+the registry itself are refused: ``*.io/**`` would allowlist nearly everything by accident; so
+is a pattern that starts with a wildcard and names no registry (``**``, ``*``): it reads as
+"every registry".
 
 Patterns are normalised the same way image references are (``docker.io`` implied,
 ``index.docker.io`` folded into ``docker.io``, ``library/`` added to official images), so that the
 pattern ``nginx`` and the image ``docker.io/library/nginx:1.27`` meet. A pattern without a tag or
 digest matches every tag and digest of the repositories it names; a pattern with one matches only
-references that carry it.
+references that carry it, and a tag never covers a reference that also carries a digest
+(what runs is the digest): name, tag and digest are matched separately.
 
 This module only matches strings. Parsing references belongs to :mod:`chainproof.domain.images`.
 """
@@ -50,27 +53,50 @@ def _looks_like_registry(first: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ImageNamePattern:
-    """One compiled allowlist pattern; ``text`` is kept exactly as the author wrote it."""
+    """One compiled allowlist pattern; ``text`` is kept exactly as the author wrote it.
+
+    The name (``registry/repository``), the tag and the digest are matched separately, never
+    as one string: a ``*`` in the name must not swallow a tag or a digest, and a tag pattern
+    must never cover a reference that also carries a digest (the runtime pulls the digest and
+    ignores the tag, so ``app:1.0@sha256:<anything>`` is not ``app:1.0``).
+    """
 
     text: str
     normalised: str
-    _regex: re.Pattern[str] = field(repr=False, compare=False, hash=False)
+    _name: re.Pattern[str] = field(repr=False, compare=False, hash=False)
+    _tag: re.Pattern[str] | None = field(default=None, repr=False, compare=False, hash=False)
+    digest: str | None = None
 
     def matches(self, image: ImageReference) -> bool:
-        return any(self._regex.fullmatch(candidate) for candidate in _candidates(image))
+        if not self._name.fullmatch(image.name):
+            return False
+        if self.digest is not None:
+            return image.digest == self.digest
+        if self._tag is not None:
+            return (
+                image.digest is None
+                and image.tag is not None
+                and bool(self._tag.fullmatch(image.tag))
+            )
+        return True
 
 
-def _candidates(image: ImageReference) -> tuple[str, ...]:
-    """Every spelling of the reference a pattern may be written against."""
-    name = image.name
-    out = [name]
-    if image.tag:
-        out.append(f"{name}:{image.tag}")
-    if image.digest:
-        out.append(f"{name}@{image.digest}")
-        if image.tag:
-            out.append(f"{name}:{image.tag}@{image.digest}")
-    return tuple(out)
+def _split_tag_and_digest(path: str, text: str) -> tuple[str, str | None, str | None]:
+    """``team/app:1.*@sha256:…`` → (``team/app``, ``1.*``, ``sha256:…``). Only the last path
+    segment can carry them (a registry port lives in the first, which is already split off)."""
+    head, slash, last = path.rpartition("/")
+    last, at, digest = last.partition("@")
+    if at:
+        try:
+            digest = parse_image_reference(f"x@{digest}").digest or ""
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"name pattern {text!r} has a malformed digest: {exc.message}"
+            ) from exc
+    last, colon, tag = last.partition(":")
+    if colon and not tag:
+        raise InvalidArgument(f"name pattern {text!r} ends its tag with nothing after ':'")
+    return head + slash + last, (tag if colon else None), (digest if at else None)
 
 
 def compile_image_pattern(text: str) -> ImageNamePattern:
@@ -94,7 +120,8 @@ def compile_image_pattern(text: str) -> ImageNamePattern:
             normalised += f":{ref.tag}"
         if ref.digest:
             normalised += f"@{ref.digest}"
-        return ImageNamePattern(text, normalised, re.compile(re.escape(normalised)))
+        tag = None if ref.tag is None else re.compile(re.escape(ref.tag))
+        return ImageNamePattern(text, normalised, re.compile(re.escape(ref.name)), tag, ref.digest)
 
     first, sep, rest = pattern.partition("/")
     if sep and _looks_like_registry(first):
@@ -103,6 +130,14 @@ def compile_image_pattern(text: str) -> ImageNamePattern:
         raise InvalidArgument(
             f"name pattern {text!r} has a wildcard in the registry: wildcards are allowed "
             "only after 'registry/'"
+        )
+    elif first.startswith("*"):
+        # "**", "*" or "**app": read as "any registry" by anyone who writes them, and an
+        # allowlist entry that admits every image must never be accepted silently.
+        raise InvalidArgument(
+            f"name pattern {text!r} starts with a wildcard and names no registry, so it reads "
+            "as covering every registry: write the registry first (for example "
+            "docker.io/library/* or gcr.io/my-project/**)"
         )
     else:
         registry, path = DOCKER_HUB, pattern
@@ -116,10 +151,17 @@ def compile_image_pattern(text: str) -> ImageNamePattern:
         # "docker.io/ngin*" names official images, which live under library/.
         if "/" not in path and not path.startswith("**"):
             path = f"library/{path}"
+    path, tag_glob, digest = _split_tag_and_digest(path, text)
     if not path:
         raise InvalidArgument(f"name pattern {text!r} names a registry but no repository")
     normalised = f"{registry}/{path}"
-    return ImageNamePattern(text, normalised, re.compile(_glob_to_regex(normalised)))
+    name_regex = re.compile(_glob_to_regex(normalised))
+    if tag_glob is not None:
+        normalised += f":{tag_glob}"
+    if digest is not None:
+        normalised += f"@{digest}"
+    tag_regex = None if tag_glob is None else re.compile(_glob_to_regex(tag_glob))
+    return ImageNamePattern(text, normalised, name_regex, tag_regex, digest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ Owns what happens around the evaluation:
 
 * the time budget: a review that cannot finish within its deadline is an error;
 * errors (storage down, a bug, the deadline): denied with a message that says so (fail
-  closed), or admitted with a warning when failure mode is ``open``; breakglass overrides a
-  policy, never a judge that could not decide;
+  closed), or admitted with a warning when failure mode is ``open`` — except at the deadline,
+  which always denies (slowness can be caused on purpose); an answer that arrives after the
+  deadline is not used; breakglass overrides a policy, never a judge that could not decide;
 * breakglass: admits a workload the policy denies, logged as a warning and recorded with the
   outcome ``breakglass``; when breakglass is disabled the denial says the annotation was seen
   and ignored;
@@ -171,10 +172,15 @@ class AdmissionService:
             namespace=workload.namespace,
             service_account=workload.service_account,
         )
+        started = time.monotonic()
         try:
             decision = await asyncio.wait_for(
                 self._judge.evaluate(s.project, request), timeout=budget
             )
+            if time.monotonic() - started > budget:
+                # Finished, but late (the loop was busy when the timer was due): the deadline
+                # still wins, or slowness could be traded for an answer after it.
+                raise TimeoutError
         except Exception as exc:  # fail closed on anything, including a bug
             result = self._failed(workload, uid, exc, budget)
             await self._record(workload, uid, operation, result, dry_run)
@@ -259,7 +265,9 @@ class AdmissionService:
             )
             log.error("review failed", uid=uid, exc_info=exc)
         decision = error_decision(workload, reason, self._clock())
-        if self._settings.failure_mode == "open":
+        # Failure mode open never applies to the deadline: a review can be made slow on
+        # purpose (a flood of stored signatures), and that must not buy an admission.
+        if self._settings.failure_mode == "open" and not isinstance(exc, TimeoutError):
             warning = f"admitted without judgement because failure mode is open: {reason}"
             return ReviewResult(True, Verdict.ERROR, "", (warning,), decision)
         message = f"{reason}; failure mode is closed, so the workload is denied"

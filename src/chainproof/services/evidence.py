@@ -20,31 +20,38 @@ while because a key's validity depends on the time of verification.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from chainproof.attest.grafeas import attestation_from_occurrence
-from chainproof.attest.intoto import OPENVEX, VULN_SCAN_COSIGN
+from chainproof.attest.intoto import OPENVEX
 from chainproof.attest.verify import AttestationVerification, verify_attestation
+from chainproof.attest.vuln_scan import is_vuln_scan, read_vuln_scan
 from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
+from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
 from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import ImageReference
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
 from chainproof.policy.attestors import Attestor, AttestorPublicKey
 from chainproof.policy.evidence import (
+    UNSIGNED,
     AttestationKind,
     Evidence,
     FailedAttestation,
     FailureReason,
     ImageEvidence,
+    IncompleteEvidence,
     Severity,
     VerifiedAttestation,
     VexStatement,
@@ -55,11 +62,6 @@ from chainproof.policy.evidence import (
 from chainproof.store.port import MetadataStore, OccurrenceRecord, StoreSession
 
 log = structlog.get_logger("chainproof.evidence")
-
-#: At most this many occurrences of one kind are read per image (newest IDs are not
-#: privileged: an attacker cannot push real evidence out of the window by flooding, because
-#: flooding needs write access to the attestor's note, which is the trust boundary anyway).
-MAX_PER_QUERY = 500
 
 _FORMAT_KIND = {
     "simple-signing": AttestationKind.SIMPLE_SIGNING,
@@ -117,42 +119,49 @@ class _CacheEntry:
 
 
 class VerificationCache:
-    """A bounded LRU of verification results; see the module docstring for its keys."""
+    """A bounded LRU of verification results; see the module docstring for its keys.
+
+    Verification runs on worker threads, so every access takes the lock."""
 
     def __init__(self, max_entries: int = 20_000, ttl: timedelta = timedelta(minutes=5)):
         self._entries: OrderedDict[tuple[str, ...], _CacheEntry] = OrderedDict()
         self._keys: dict[str, list[PublicKey]] = {}
         self._max = max_entries
         self._ttl = ttl
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def keys_for(self, attestor: Attestor, fingerprint: str) -> list[PublicKey]:
-        keys = self._keys.get(fingerprint)
-        if keys is None:
-            if len(self._keys) > 1000:
-                self._keys.clear()
-            keys = self._keys[fingerprint] = attestor_keys(attestor)
-        return keys
+        with self._lock:
+            keys = self._keys.get(fingerprint)
+            if keys is None:
+                if len(self._keys) > 1000:
+                    self._keys.clear()
+                keys = self._keys[fingerprint] = attestor_keys(attestor)
+            return keys
 
     def get(self, key: tuple[str, ...], now: datetime) -> AttestationVerification | None:
-        entry = self._entries.get(key)
-        if entry is None or entry.expires <= now:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return entry.result
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.expires <= now:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry.result
 
     def put(self, key: tuple[str, ...], result: AttestationVerification, now: datetime) -> None:
-        self._entries[key] = _CacheEntry(result, now + self._ttl)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = _CacheEntry(result, now + self._ttl)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._keys.clear()
+        with self._lock:
+            self._entries.clear()
+            self._keys.clear()
 
 
 def _time(msg: Any, field: str) -> datetime | None:
@@ -163,8 +172,11 @@ def _time(msg: Any, field: str) -> datetime | None:
 
 
 def _enum_name(msg: Any, field: str) -> str:
+    """The name of an enum field's value; "" for a number the proto does not define (stored
+    data is not trusted to be valid: reading it must never crash a review)."""
     descriptor = msg.DESCRIPTOR.fields_by_name[field].enum_type
-    return str(descriptor.values_by_number[getattr(msg, field)].name)
+    value = descriptor.values_by_number.get(getattr(msg, field))
+    return "" if value is None else str(value.name)
 
 
 def _failure(
@@ -201,12 +213,55 @@ def _key_hints(record: OccurrenceRecord) -> list[str]:
     return [s.keyid for s in env.signatures if s.keyid]
 
 
+@dataclass(frozen=True, slots=True)
+class EvidenceLimits:
+    """Bounds on the work one request's evidence may cost. Each bound that is hit makes the
+    evidence it concerns *incomplete*: rules that count it fail closed, saying which bound."""
+
+    #: Occurrences read per image and source (one attestor's note; the scan results of one
+    #: evidence project). Everything up to it is read, page by page.
+    max_occurrences: int = 10_000
+    #: Signature checks (one signature against one key) per request.
+    max_signature_checks: int = 2_000
+    page_size: int = 500
+
+
+#: Verification is CPU-bound: it runs on these threads so that the event loop (other reviews,
+#: /healthz, the review's own deadline) keeps running meanwhile.
+_VERIFIERS: ThreadPoolExecutor | None = None
+
+
+def _verifiers() -> ThreadPoolExecutor:
+    global _VERIFIERS
+    if _VERIFIERS is None:
+        _VERIFIERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chainproof-verify")
+    return _VERIFIERS
+
+
+@dataclass
+class _ImageRead:
+    """What was read from the store about one image, before anything was verified."""
+
+    attestations: dict[str, list[OccurrenceRecord]] = field(default_factory=dict)
+    scan_rows: list[OccurrenceRecord] = field(default_factory=list)
+    #: (note project, note id) → the analysis kind of each DISCOVERY note referenced.
+    analysis_kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    incomplete: list[IncompleteEvidence] = field(default_factory=list)
+
+
 class EvidenceGatherer:
     """Reads and verifies the evidence for the images of one request."""
 
-    def __init__(self, store: MetadataStore, cache: VerificationCache | None = None) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        cache: VerificationCache | None = None,
+        *,
+        limits: EvidenceLimits | None = None,
+    ) -> None:
         self._store = store
         self.cache = cache or VerificationCache()
+        self.limits = limits or EvidenceLimits()
 
     async def gather(
         self,
@@ -215,69 +270,198 @@ class EvidenceGatherer:
         evidence_projects: Sequence[str],
         now: datetime,
     ) -> Evidence:
-        per_image: dict[str, ImageEvidence] = {}
+        reads: dict[str, _ImageRead] = {}
         async with self._store.session(readonly=True) as s:
             for image in dict.fromkeys(i for i in images if i.digest):
-                per_image[image.canonical] = await self._image(
-                    s, image, attestors, evidence_projects, now
-                )
+                reads[image.canonical] = await self._read(s, image, attestors, evidence_projects)
+        budget = VerificationBudget(self.limits.max_signature_checks)
+        unique = [i for i in dict.fromkeys(images) if i.canonical in reads]
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(
+            _verifiers(), self._verify_all, unique, reads, attestors, now, budget
+        )
+        try:
+            per_image = await work
+        except BaseException:
+            # Cancelled (the deadline came) or failed: the worker stops at its next check.
+            budget.stop("the review ended before verification finished")
+            raise
         return Evidence(images=per_image, attestors=dict(attestors))
 
-    async def _image(
+    # ----------------------------------------------------------------- reading
+
+    async def _read_all(
+        self, fetch: Callable[[str | None, int], Awaitable[list[OccurrenceRecord]]]
+    ) -> tuple[list[OccurrenceRecord], bool]:
+        """Every row, page by page, up to the bound; and whether the bound was hit."""
+        rows: list[OccurrenceRecord] = []
+        after: str | None = None
+        bound, page = self.limits.max_occurrences, self.limits.page_size
+        while True:
+            batch = await fetch(after, page)
+            rows.extend(batch)
+            if len(rows) > bound:
+                return rows[:bound], True
+            if len(batch) < page:
+                return rows, False
+            after = batch[-1].occurrence_id
+
+    async def _read(
         self,
         s: StoreSession,
         image: ImageReference,
         attestors: Mapping[str, Attestor],
         evidence_projects: Sequence[str],
+    ) -> _ImageRead:
+        read = _ImageRead()
+        bound = self.limits.max_occurrences
+        on_image = Compare(FilterColumn.RESOURCE, image.canonical)
+        for name, attestor in sorted(attestors.items()):
+            try:
+                note = parse_note_name(attestor.note_reference)
+            except ChainproofError as exc:
+                read.incomplete.append(IncompleteEvidence(name, f"attestor {name}: {exc.message}"))
+                continue
+
+            def of_note(
+                after: str | None, limit: int, note: Any = note
+            ) -> Awaitable[list[OccurrenceRecord]]:
+                return s.list_note_occurrences(note.project, note.note_id, on_image, after, limit)
+
+            rows, hit = await self._read_all(of_note)
+            if hit:
+                read.incomplete.append(
+                    IncompleteEvidence(
+                        name,
+                        f"more than {bound} occurrences of {attestor.note_reference} are filed "
+                        f"about the image (the bound of {bound} per source was hit): delete the "
+                        "ones that are not attestations",
+                    )
+                )
+                continue
+            # Newest first: what a verification budget reaches first is the latest evidence.
+            read.attestations[name] = rows[::-1]
+
+        scan_kinds = Or(
+            (Compare(FilterColumn.KIND, "VULNERABILITY"), Compare(FilterColumn.KIND, "DISCOVERY"))
+        )
+        where = And((scan_kinds, on_image))
+        for project in dict.fromkeys(evidence_projects):
+
+            def of_project(
+                after: str | None, limit: int, project: str = project
+            ) -> Awaitable[list[OccurrenceRecord]]:
+                return s.list_occurrences(project, where, after, limit)
+
+            rows, hit = await self._read_all(of_project)
+            if hit:
+                read.incomplete.append(
+                    IncompleteEvidence(
+                        UNSIGNED,
+                        f"more than {bound} vulnerability and discovery occurrences about the "
+                        f"image are stored in projects/{project} (the bound of {bound} per "
+                        "source was hit), so some findings would go unseen",
+                    )
+                )
+                continue
+            read.scan_rows.extend(rows)
+        notes = {(r.note_project, r.note_id) for r in read.scan_rows if r.kind == "DISCOVERY"}
+        if notes:
+            found = await s.get_notes(sorted(notes))
+            for key, record in found.items():
+                if record.kind == "DISCOVERY":
+                    read.analysis_kinds[key] = _enum_name(record.note.discovery, "analysis_kind")
+        return read
+
+    # ----------------------------------------------------------------- verifying (worker thread)
+
+    def _verify_all(
+        self,
+        images: Sequence[ImageReference],
+        reads: Mapping[str, _ImageRead],
+        attestors: Mapping[str, Attestor],
         now: datetime,
+        budget: VerificationBudget,
+    ) -> dict[str, ImageEvidence]:
+        return {
+            image.canonical: self._image(image, reads[image.canonical], attestors, now, budget)
+            for image in images
+        }
+
+    def _image(
+        self,
+        image: ImageReference,
+        read: _ImageRead,
+        attestors: Mapping[str, Attestor],
+        now: datetime,
+        budget: VerificationBudget,
     ) -> ImageEvidence:
         verified: list[VerifiedAttestation] = []
         failed: list[FailedAttestation] = []
-        on_image = Compare(FilterColumn.RESOURCE, image.canonical)
-        for name, attestor in sorted(attestors.items()):
-            note = parse_note_name(attestor.note_reference)
-            rows = await s.list_note_occurrences(
-                note.project, note.note_id, on_image, None, MAX_PER_QUERY
-            )
+        incomplete = list(read.incomplete)
+        for name, rows in read.attestations.items():
+            attestor = attestors[name]
             fingerprint = attestor_fingerprint(attestor)
-            for record in rows:
-                outcome = self._verify(record, attestor, name, fingerprint, image, now)
-                if isinstance(outcome, VerifiedAttestation):
-                    verified.append(outcome)
-                else:
-                    failed.append(outcome)
+            try:
+                for record in rows:
+                    outcome = self._verify(record, attestor, name, fingerprint, image, now, budget)
+                    if isinstance(outcome, VerifiedAttestation):
+                        verified.append(outcome)
+                    else:
+                        failed.append(outcome)
+            except BudgetExhausted as exc:
+                incomplete.append(IncompleteEvidence(name, exc.reason))
 
         findings: list[VulnerabilityFinding] = []
         vex: list[VexStatement] = []
         scans: list[VulnerabilityScan] = []
-        scan_kinds = Or(
-            (Compare(FilterColumn.KIND, "VULNERABILITY"), Compare(FilterColumn.KIND, "DISCOVERY"))
-        )
-        for project in dict.fromkeys(evidence_projects):
-            rows = await s.list_occurrences(
-                project, And((scan_kinds, on_image)), None, MAX_PER_QUERY * 4
-            )
-            for record in rows:
-                if record.kind == "DISCOVERY":
-                    scan = _scan(record)
-                    if scan is not None:
-                        scans.append(scan)
-                    continue
-                finding, statement = _finding(record)
-                findings.append(finding)
-                if statement is not None:
-                    vex.append(statement)
+        for record in read.scan_rows:
+            if record.kind == "DISCOVERY":
+                kind = read.analysis_kinds.get((record.note_project, record.note_id))
+                scan = _scan(record, kind)
+                if scan is not None:
+                    scans.append(scan)
+                continue
+            finding, statement = _finding(record)
+            findings.append(finding)
+            if statement is not None:
+                vex.append(statement)
         for att in verified:
             vex.extend(_openvex(att, image))
-            scan = _attested_scan(att)
-            if scan is not None:
-                scans.append(scan)
+            if not is_vuln_scan(att.predicate_type) or att.predicate is None:
+                continue
+            report = read_vuln_scan(att.predicate)
+            if report.problem is not None:
+                incomplete.append(
+                    IncompleteEvidence(
+                        att.attestor,
+                        f"vulnerability scan attestation {att.occurrence}: {report.problem}",
+                    )
+                )
+                continue
+            if report.finished is None:
+                continue  # not a finished scan: it proves nothing (and found nothing)
+            scans.append(
+                VulnerabilityScan(report.finished, report.scanner, att.occurrence, att.attestor)
+            )
+            findings.extend(
+                VulnerabilityFinding(
+                    cve=f.cve,
+                    severity=Severity.from_name(f.severity),
+                    fix_available=f.fix_available,
+                    package=f.package,
+                    occurrence=att.occurrence,
+                    attestor=att.attestor,
+                )
+                for f in report.findings
+            )
         return ImageEvidence(
             attestations=tuple(verified),
             failed_attestations=tuple(failed),
             vulnerabilities=tuple(findings),
             vex=tuple(vex),
             scans=tuple(scans),
+            incomplete=tuple(incomplete),
         )
 
     def _verify(
@@ -288,6 +472,7 @@ class EvidenceGatherer:
         fingerprint: str,
         image: ImageReference,
         now: datetime,
+        budget: VerificationBudget,
     ) -> VerifiedAttestation | FailedAttestation:
         occ = record.occurrence
         cache_key = (
@@ -309,7 +494,7 @@ class EvidenceGatherer:
                 )
             keys = self.cache.keys_for(attestor, fingerprint)
             try:
-                result = verify_attestation(image, signed, keys, now=now)
+                result = verify_attestation(image, signed, keys, now=now, budget=budget)
             except ChainproofError as exc:
                 return FailedAttestation(
                     occurrence=occ.name,
@@ -318,12 +503,13 @@ class EvidenceGatherer:
                     detail=exc.message,
                 )
             self.cache.put(cache_key, result, now)
+        keys = self.cache.keys_for(attestor, fingerprint)
         if not result.verified:
-            return _failure(record, attestor, self.cache.keys_for(attestor, fingerprint), result)
+            return _failure(record, attestor, keys, result)
         statement = result.statement
         return VerifiedAttestation(
             attestor=attestor_name,
-            key_id=result.key_ids[0],
+            key_id=_listed_id(attestor, keys, result.key_ids[0]),
             occurrence=occ.name,
             kind=_FORMAT_KIND.get(result.payload_format or "", AttestationKind.SIMPLE_SIGNING),
             predicate_type=statement.predicate_type if statement else None,
@@ -331,6 +517,19 @@ class EvidenceGatherer:
             predicate=statement.predicate if statement else None,
             created=_time(occ, "create_time"),
         )
+
+
+def _listed_id(attestor: Attestor, keys: Sequence[PublicKey], verified_id: str) -> str:
+    """The ID the attestor lists for the key that verified: the policy compares against what
+    the attestor says, and an attestor stored (or read from a file) with a PGP key ID in
+    another spelling — a long key ID, lower case — must still match its own key."""
+    for listed in attestor.public_keys:
+        if not listed.id or listed.ascii_armored_pgp_public_key is None:
+            continue
+        for key in keys:
+            if key.key_id == verified_id and key.matches_hint(listed.id):
+                return listed.id
+    return verified_id
 
 
 def _statement_dict(statement: Any) -> dict[str, Any]:
@@ -376,10 +575,17 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
     return finding, statement
 
 
-def _scan(record: OccurrenceRecord) -> VulnerabilityScan | None:
+#: DISCOVERY statuses of a scan that ran to the end (COMPLETE is FINISHED_SUCCESS's alias).
+_FINISHED = frozenset({"FINISHED_SUCCESS", "COMPLETE"})
+
+
+def _scan(record: OccurrenceRecord, analysis_kind: str | None) -> VulnerabilityScan | None:
+    """A DISCOVERY occurrence as a vulnerability scan, only if it is one and it finished: a
+    pending or failed scan, or one of secrets or SBOMs, found nothing about vulnerabilities."""
+    if analysis_kind != "VULNERABILITY":
+        return None
     d = record.occurrence.discovery
-    status = _enum_name(d, "analysis_status")
-    if status in ("FAILED", "FINISHED_FAILED", "FINISHED_UNSUPPORTED"):
+    if _enum_name(d, "analysis_status") not in _FINISHED:
         return None
     when = (
         _time(d, "last_scan_time")
@@ -393,28 +599,6 @@ def _scan(record: OccurrenceRecord) -> VulnerabilityScan | None:
         scanner=f"projects/{record.note_project}/notes/{record.note_id}",
         occurrence=record.occurrence.name,
     )
-
-
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _attested_scan(att: VerifiedAttestation) -> VulnerabilityScan | None:
-    if att.predicate_type != VULN_SCAN_COSIGN or att.predicate is None:
-        return None
-    metadata = att.predicate.get("metadata")
-    finished = _parse_time(metadata.get("scanFinishedOn")) if isinstance(metadata, dict) else None
-    if finished is None:
-        return None
-    scanner = att.predicate.get("scanner")
-    name = scanner.get("uri", "") if isinstance(scanner, dict) else ""
-    return VulnerabilityScan(scanned_at=finished, scanner=str(name), occurrence=att.occurrence)
 
 
 def _openvex(att: VerifiedAttestation, image: ImageReference) -> list[VexStatement]:
@@ -437,6 +621,7 @@ def _openvex(att: VerifiedAttestation, image: ImageReference) -> list[VexStateme
                 status=status,
                 source=att.occurrence,
                 justification=str(st.get("justification", "")),
+                attestor=att.attestor,
             )
         )
     return out

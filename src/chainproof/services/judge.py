@@ -74,6 +74,7 @@ class _Config:
     policy: Policy | None
     attestors: Mapping[str, Attestor]
     fingerprint: str
+    unusable: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,9 @@ class Judge:
             found.update(await self._gather_once(config, projects, missing, now))
         for canonical, future in waiting.items():
             found[canonical] = await asyncio.shield(future)
-        evidence = Evidence(images=found, attestors=dict(config.attestors))
+        evidence = Evidence(
+            images=found, attestors=dict(config.attestors), unusable_attestors=config.unusable
+        )
         return evaluate(config.policy, request, evidence, now)
 
     # ----------------------------------------------------------------- configuration
@@ -172,11 +175,14 @@ class Judge:
 
     async def _load_config(self, project: str, now: datetime) -> _Config:
         generation = self._changes.generation
-        policy, attestors = await self._resources.load_config(project)
+        loaded = await self._resources.load_config(project)
+        attestors = loaded.attestors
         fingerprint = "|".join(
             f"{name}={attestor_fingerprint(a)}" for name, a in sorted(attestors.items())
         )
-        config = _Config(generation, now + self._ttl, policy, attestors, fingerprint)
+        config = _Config(
+            generation, now + self._ttl, loaded.policy, attestors, fingerprint, loaded.unusable
+        )
         if self._ttl:
             self._configs[project] = config
         return config

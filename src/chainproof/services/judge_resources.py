@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chainproof.crypto.keys import load_public_key
@@ -64,6 +64,16 @@ def parse_attestor_name(name: str) -> tuple[str, str]:
     return validate_project_id(parts[1]), validate_resource_id(parts[3], what="attestor ID")
 
 
+@dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    """What a project's reviews are judged by: its policy (None: no policy), the attestors the
+    policy names, and those among them whose stored documents cannot be read, with why."""
+
+    policy: Policy | None
+    attestors: dict[str, Attestor]
+    unusable: dict[str, str]
+
+
 class JudgeResources:
     """CRUD for attestors and the per-project policy."""
 
@@ -105,14 +115,19 @@ class JudgeResources:
             raise NotFound(f"attestor {name} does not exist")
         return self._attestor_json(record)
 
-    async def load_config(self, project: str) -> tuple[Policy | None, dict[str, Attestor]]:
-        """A project's policy and the attestors it names, read in one session."""
+    async def load_config(self, project: str) -> JudgeConfig:
+        """A project's policy and the attestors it names, read in one session.
+
+        An attestor whose stored document cannot be read is reported in
+        ``JudgeConfig.unusable`` with the reason, instead of failing the whole load: only the
+        reviews whose rule names that attestor fail on it."""
         async with self._store.session(readonly=True) as s:
             record = await s.get_document(project, POLICIES, _POLICY_ID)
             if record is None:
-                return None, {}
+                return JudgeConfig(None, {}, {})
             policy = parse_policy(record.data)
-            return policy, await _read_attestors(s, policy.referenced_attestors())
+            attestors, unusable = await _read_attestors(s, policy.referenced_attestors())
+            return JudgeConfig(policy, attestors, unusable)
 
     async def list_attestors(self, parent: str, size: int | None, token: str) -> Page[Any]:
         project = parse_project_name(parent)
@@ -252,23 +267,33 @@ class JudgeResources:
         )
 
 
-async def _read_attestors(s: StoreSession, names: frozenset[str]) -> dict[str, Attestor]:
+async def _read_attestors(
+    s: StoreSession, names: frozenset[str]
+) -> tuple[dict[str, Attestor], dict[str, str]]:
     found: dict[str, Attestor] = {}
+    unusable: dict[str, str] = {}
     for name in sorted(names):
         try:
             project, attestor_id = parse_attestor_name(name)
         except InvalidArgument:
             continue  # a malformed name is an unknown attestor: the evaluator denies on it
         record = await s.get_document(project, ATTESTORS, attestor_id)
-        if record is not None:
+        if record is None:
+            continue
+        try:
             found[name] = parse_attestor(record.data)
-    return found
+        except ChainproofError as exc:
+            # Written through the API it was valid; stored data can still be damaged (or
+            # written by an older version). That must cost only the rules that need it.
+            problems = "; ".join(exc.details) if exc.details else ""
+            unusable[name] = exc.message + (f" ({problems})" if problems else "")
+    return found, unusable
 
 
 def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:
     """Load every key once, so a broken key is refused now rather than at admission time.
 
-    A PGP key given without an ID gets its fingerprint, as Binary Authorization does."""
+    A PGP key's ID becomes its fingerprint, as Binary Authorization does."""
     problems: list[str] = []
     keys: list[AttestorPublicKey] = []
     for i, key in enumerate(attestor.public_keys):
@@ -278,7 +303,11 @@ def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:
         except ChainproofError as exc:
             problems.append(f"userOwnedGrafeasNote.publicKeys[{i}]: {exc.message}")
             continue
-        if loaded is not None and key.ascii_armored_pgp_public_key is not None and not key.id:
+        if loaded is not None and key.ascii_armored_pgp_public_key is not None:
+            # As in Binary Authorization, a PGP key's ID is its fingerprint in upper-case hex,
+            # whatever was given: a long key ID, a lower-case or 0x-prefixed fingerprint (all
+            # name the key, and crypto/ has checked that they do) would otherwise never equal
+            # the fingerprint a verification reports.
             key = replace(key, id=loaded.key_id)
         keys.append(key)
     if problems:

@@ -35,9 +35,15 @@ SCAN = (VulnerabilityScan(NOW - timedelta(hours=1), "trivy", "projects/p/occurre
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 
 
-def judge(checks: dict[str, Any], **fields: Any) -> Decision:
+def judge(checks: dict[str, Any], *, attestors: tuple[str, ...] = (QA,), **fields: Any) -> Decision:
+    """The default rule requires ``attestors`` (only their evidence counts) and ``checks``."""
     fields.setdefault("attestations", (signed(),))
-    return evaluate(policy(rule(**checks)), AdmissionRequest((APP,)), evidence(**fields), NOW)
+    return evaluate(
+        policy(rule(attestors=attestors, **checks)),
+        AdmissionRequest((APP,)),
+        evidence(**fields),
+        NOW,
+    )
 
 
 def result(d: Decision, kind: str) -> RequirementResult:
@@ -282,7 +288,9 @@ def test_trusted_builders_from_verified_provenance(builder: str, passed: bool) -
     checks = {"trustedBuilders": ["https://github.com/actions/runner/*"]}
     r = result(
         judge(
-            checks, attestations=(signed(), provenance(builder, "git+https://github.com/acme/app"))
+            checks,
+            attestors=(QA, BUILD),
+            attestations=(signed(), provenance(builder, "git+https://github.com/acme/app")),
         ),
         "trusted-builder",
     )
@@ -300,7 +308,10 @@ def test_trusted_builders_from_verified_provenance(builder: str, passed: bool) -
 )
 def test_trusted_sources_from_verified_provenance(source: str, passed: bool) -> None:
     checks = {"trustedSourceRepositories": ["github.com/acme/*"]}
-    r = result(judge(checks, attestations=(signed(), provenance(GH, source))), "trusted-source")
+    r = result(
+        judge(checks, attestors=(QA, BUILD), attestations=(signed(), provenance(GH, source))),
+        "trusted-source",
+    )
     assert r.passed is passed
 
 
@@ -319,6 +330,7 @@ def test_slsa_v02_provenance_is_read_too() -> None:
     )
     d = judge(
         {"trustedBuilders": [GH], "trustedSourceRepositories": ["github.com/acme/app"]},
+        attestors=(QA, BUILD),
         attestations=(signed(), v02),
     )
     assert result(d, "trusted-builder").passed
@@ -327,14 +339,20 @@ def test_slsa_v02_provenance_is_read_too() -> None:
 
 def test_provenance_facts_from_the_service_are_used_and_all_must_be_trusted() -> None:
     facts = (
-        ProvenanceFact(GH, ("git+https://github.com/acme/app",), "projects/p/occurrences/f1"),
+        ProvenanceFact(
+            GH, ("git+https://github.com/acme/app",), "projects/p/occurrences/f1", BUILD
+        ),
         ProvenanceFact(
             "https://evil.example/b",
             ("git+https://github.com/acme/app",),
             "projects/p/occurrences/f2",
+            BUILD,
         ),
     )
-    r = result(judge({"trustedBuilders": [GH]}, provenance=facts), "trusted-builder")
+    r = result(
+        judge({"trustedBuilders": [GH]}, attestors=(QA, BUILD), provenance=facts),
+        "trusted-builder",
+    )
     assert not r.passed
     assert "https://evil.example/b" in r.reason
 
@@ -370,6 +388,7 @@ def test_cel_expressions(expression: str, passed: bool) -> None:
 def test_cel_sees_predicates_and_reports_evaluation_errors() -> None:
     ok = judge(
         {"cel": 'attestations.exists(a, a.predicate.runDetails.builder.id == "' + GH + '")'},
+        attestors=(QA, BUILD),
         attestations=(signed(), provenance(GH, "x")),
     )
     assert result(ok, "cel").passed

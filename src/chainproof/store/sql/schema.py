@@ -109,6 +109,9 @@ occurrences = sa.Table(
     sa.Column("update_time", Time, nullable=True),
     sa.Index("ix_occurrences_resource", "project", "resource", "occurrence_id"),
     sa.Index("ix_occurrences_note", "note_project", "note_id", "occurrence_id"),
+    sa.Index(
+        "ix_occurrences_note_resource", "note_project", "note_id", "resource", "occurrence_id"
+    ),
     sa.Index("ix_occurrences_kind", "project", "kind", "occurrence_id"),
 )
 

@@ -1,0 +1,181 @@
+"""Vulnerability-scan predicates: what a signed scan says it found, and when it finished.
+
+This module owns reading the predicate of a verified vulnerability-scan attestation:
+
+* cosign's ``https://cosign.sigstore.dev/attestation/vuln/v1`` (``scanner.result`` holds the
+  scanner's own report: Trivy's JSON report, ``Results[].Vulnerabilities[]``, as
+  ``trivy --format cosign-vuln`` writes it, or Grype's JSON, ``matches[]``);
+* in-toto's ``https://in-toto.io/attestation/vulns/v0.1`` (``scanner.result[]`` of ``id``,
+  ``severity[{method, score}]``, ``annotations``).
+
+A scan whose findings cannot be read is reported as such (``problem``), never as a scan that
+found nothing: the caller must not count it as clean. Trust is not decided here — the
+predicate has already been verified against the attestor's keys and the image's digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["VULN_SCAN_PREDICATES", "ScanFinding", "ScanReport", "is_vuln_scan", "read_vuln_scan"]
+
+VULN_SCAN_PREDICATES = (
+    "https://cosign.sigstore.dev/attestation/vuln/",
+    "https://in-toto.io/attestation/vulns",
+)
+_SEVERITIES = {"MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+# Grype says "Negligible" where Grafeas says MINIMAL.
+_ALIASES = {"NEGLIGIBLE": "MINIMAL", "MODERATE": "MEDIUM", "IMPORTANT": "HIGH"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFinding:
+    cve: str
+    severity: str  # a Grafeas severity name, or SEVERITY_UNSPECIFIED when the scan gave none
+    fix_available: bool
+    package: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    finished: datetime | None
+    scanner: str
+    findings: tuple[ScanFinding, ...] = ()
+    problem: str | None = None  # why the findings cannot be read (then they are unknown)
+
+
+def is_vuln_scan(predicate_type: str | None) -> bool:
+    return bool(predicate_type) and str(predicate_type).startswith(VULN_SCAN_PREDICATES)
+
+
+def _time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _severity(value: Any) -> str:
+    name = str(value or "").strip().upper()
+    name = _ALIASES.get(name, name)
+    return name if name in _SEVERITIES else "SEVERITY_UNSPECIFIED"
+
+
+def _from_score(score: Any) -> str:
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        return _severity(score)
+    # CVSS v3 qualitative rating scale.
+    if value >= 9.0:
+        return "CRITICAL"
+    if value >= 7.0:
+        return "HIGH"
+    if value >= 4.0:
+        return "MEDIUM"
+    return "LOW" if value > 0 else "SEVERITY_UNSPECIFIED"
+
+
+def _trivy(report: Mapping[str, Any]) -> tuple[ScanFinding, ...] | None:
+    results = report.get("Results")
+    if results is None:
+        results = []
+    if not isinstance(results, list):
+        return None
+    found: list[ScanFinding] = []
+    for result in results:
+        if not isinstance(result, Mapping):
+            return None
+        vulns = result.get("Vulnerabilities") or []
+        if not isinstance(vulns, list):
+            return None
+        for v in vulns:
+            if not isinstance(v, Mapping) or not isinstance(v.get("VulnerabilityID"), str):
+                return None
+            found.append(
+                ScanFinding(
+                    v["VulnerabilityID"],
+                    _severity(v.get("Severity")),
+                    bool(v.get("FixedVersion")),
+                    str(v["PkgName"]) if v.get("PkgName") else None,
+                )
+            )
+    return tuple(found)
+
+
+def _grype(report: Mapping[str, Any]) -> tuple[ScanFinding, ...] | None:
+    matches = report.get("matches")
+    if not isinstance(matches, list):
+        return None
+    found: list[ScanFinding] = []
+    for m in matches:
+        vuln = m.get("vulnerability") if isinstance(m, Mapping) else None
+        if not isinstance(vuln, Mapping) or not isinstance(vuln.get("id"), str):
+            return None
+        fix = vuln.get("fix")
+        artifact = m.get("artifact")
+        package = artifact.get("name") if isinstance(artifact, Mapping) else None
+        found.append(
+            ScanFinding(
+                vuln["id"],
+                _severity(vuln.get("severity")),
+                isinstance(fix, Mapping) and fix.get("state") == "fixed",
+                str(package) if package else None,
+            )
+        )
+    return tuple(found)
+
+
+def _intoto(results: list[Any]) -> tuple[ScanFinding, ...] | None:
+    found: list[ScanFinding] = []
+    for item in results:
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            return None
+        ratings = item.get("severity") or []
+        severities = [_from_score(r.get("score")) for r in ratings if isinstance(r, Mapping)] or [
+            "SEVERITY_UNSPECIFIED"
+        ]
+        # Several methods rate one finding: the worst rating is the one to judge by.
+        order = ["SEVERITY_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+        worst = max(severities, key=order.index)
+        annotations = item.get("annotations") or []
+        fix = any(
+            isinstance(a, Mapping) and (a.get("fixedInVersion") or a.get("fixed_in_version"))
+            for a in annotations
+        )
+        found.append(ScanFinding(item["id"], worst, fix))
+    return tuple(found)
+
+
+def read_vuln_scan(predicate: Mapping[str, Any]) -> ScanReport:
+    """The findings and finish time of a vulnerability-scan predicate (see module docstring)."""
+    scanner = predicate.get("scanner")
+    scanner = scanner if isinstance(scanner, Mapping) else {}
+    metadata = predicate.get("metadata")
+    finished = _time(metadata.get("scanFinishedOn")) if isinstance(metadata, Mapping) else None
+    name = str(scanner.get("uri") or "")
+    result = scanner.get("result")
+    findings: tuple[ScanFinding, ...] | None = None
+    if isinstance(result, list):
+        findings = _intoto(result)
+    elif isinstance(result, Mapping):
+        if "Results" in result or "SchemaVersion" in result:
+            findings = _trivy(result)
+        elif "matches" in result:
+            findings = _grype(result)
+    if findings is None:
+        return ScanReport(
+            finished,
+            name,
+            problem=(
+                "the findings cannot be read: scanner.result is neither a Trivy report, a "
+                "Grype report nor an in-toto vulns result list"
+            ),
+        )
+    return ScanReport(finished, name, findings)
