@@ -23,7 +23,7 @@ from chainproof.config import Settings
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.services.admission import AdmissionService
 from chainproof.services.changes import ChangeFeed
-from chainproof.services.evidence import EvidenceGatherer
+from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.grafeas import GrafeasService
 from chainproof.services.judge import DecisionLog, Judge
 from chainproof.services.judge_resources import JudgeResources
@@ -166,7 +166,13 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     resources = JudgeResources(store, tokens, changes=changes)
     judge = Judge(
         resources,
-        EvidenceGatherer(store),
+        EvidenceGatherer(
+            store,
+            limits=EvidenceLimits(
+                max_occurrences=settings.admission.max_evidence_occurrences,
+                max_signature_checks=settings.admission.max_signature_checks,
+            ),
+        ),
         changes=changes,
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
     )

@@ -45,6 +45,13 @@ class AdmissionSettings(BaseModel):
     #: through this server take effect at once; this bounds how long changes made through
     #: another replica can go unseen. 0 turns the cache off.
     cache_ttl_seconds: float = Field(default=5.0, ge=0, le=3600)
+    #: Occurrences read per image and source (an attestor's note, the scan results of one
+    #: project); a review whose evidence exceeds it is denied, saying so (never judged on
+    #: the part that was read).
+    max_evidence_occurrences: int = Field(default=10_000, ge=1, le=1_000_000)
+    #: Signature checks (one signature against one key) one review may spend; spent, the
+    #: review is denied, saying so.
+    max_signature_checks: int = Field(default=2_000, ge=1, le=1_000_000)
 
 
 class Settings(BaseSettings):

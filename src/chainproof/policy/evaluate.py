@@ -194,7 +194,7 @@ def judge_rule(
         now=now,
         request=request.as_cel(),
     )
-    results = _unusable(trusted, evidence) + _incomplete(image, scoped)
+    results = _unusable(trusted, evidence) + incomplete_failures(image, scoped)
     results.extend(check_attested_by(ctx, name) for name in rule.require_attestations_by)
     results.extend(rule.checks.judge(ctx))
     return results
@@ -215,7 +215,7 @@ def _unusable(trusted: tuple[str, ...], evidence: Evidence) -> list[RequirementR
     ]
 
 
-def _incomplete(image: ImageReference, scoped: ImageEvidence) -> list[RequirementResult]:
+def incomplete_failures(image: ImageReference, scoped: ImageEvidence) -> list[RequirementResult]:
     """A failure for each part of the rule's evidence that could not be read in full: what
     was read is a prefix, and no decision is made on a prefix."""
     return [

@@ -48,7 +48,7 @@ from chainproof.policy.decision import (
     RequirementResult,
     RuleSelection,
 )
-from chainproof.policy.evaluate import AdmissionRequest, pin_hint
+from chainproof.policy.evaluate import AdmissionRequest, incomplete_failures, pin_hint
 from chainproof.policy.evidence import Evidence, ImageEvidence
 from chainproof.policy.patterns import ImageNamePattern, compile_image_pattern
 
@@ -327,7 +327,12 @@ def evaluate_kritis(
                     f"namespace {namespace}, and an empty requirement set denies: create one",
                 )
             )
-        ctx = CheckContext(image, evidence.for_image(image), by_name, now, request.as_cel())
+        # As for Binary Authorization rules: only the authorities of this namespace vouch, and
+        # evidence read in part decides nothing.
+        scoped = evidence.for_image(image).scoped_to(frozenset(by_name))
+        ctx = CheckContext(image, scoped, by_name, now, request.as_cel())
+        if image.digest is not None:
+            results.extend(incomplete_failures(image, scoped))
         if gaps:
             results.append(_judge_gaps(gaps, ctx))
         results.extend(_judge_isp(isp, image, ctx.evidence) for isp in isps)

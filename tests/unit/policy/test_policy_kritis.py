@@ -15,6 +15,7 @@ from chainproof.policy import (
     GenericAttestationPolicy,
     ImageEvidence,
     ImageSecurityPolicy,
+    IncompleteEvidence,
     Outcome,
     Severity,
     VulnerabilityFinding,
@@ -22,6 +23,7 @@ from chainproof.policy import (
     parse_kritis_resource,
     parse_kritis_resources,
 )
+from chainproof.policy.evidence import UNSIGNED
 from unit.policy.policy_factories import APP, NOW, signed
 
 RESOURCES = """
@@ -300,3 +302,20 @@ def test_policies_of_other_namespaces_do_not_apply_and_none_denies_by_default() 
         admit_without_policies=True,
     )
     assert admitted.outcome is Outcome.ALLOWED
+
+
+def test_isp_does_not_decide_on_evidence_read_in_part() -> None:
+    """Issue 9, item 4, for Kritis resources too: a bound hit on the findings denies."""
+    d = kritis(
+        attestations=BOTH,
+        incomplete=(IncompleteEvidence(UNSIGNED, "more than 10000 occurrences"),),
+    )
+    assert d.outcome is Outcome.DENIED
+    assert "could not be read in full" in " ".join(d.denial_reasons())
+
+
+def test_signed_findings_of_an_authority_of_another_namespace_do_not_count() -> None:
+    """Issue 9, item 1, for Kritis: evidence counts only from authorities that apply in the
+    namespace (those findings count where their authority applies)."""
+    foreign = VulnerabilityFinding("CVE-1", Severity.CRITICAL, True, attestor="elsewhere")
+    assert kritis(attestations=BOTH, vulnerabilities=(foreign,)).outcome is Outcome.ALLOWED

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -122,5 +124,26 @@ async def test_pgp_messages_carrying_their_content_need_no_serialized_payload(
     else:
         message = gpg.clearsign("release@example.com", payload)
     await _file(system, message, fpr, None)
+    decision = await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))
+    assert decision.outcome is Outcome.ALLOWED, decision.explain()
+
+
+async def test_attestors_stored_with_an_old_key_id_spelling_still_match(gpg: Any) -> None:
+    """An attestor stored before IDs were normalised keeps working."""
+    system = System()
+    name = await _setup(system, gpg, None)
+    fpr = gpg.fingerprint("release@example.com")
+    async with system.store.session() as s:
+        stored = await s.get_document("sec", "attestors", "release")
+        assert stored is not None
+        data = json.loads(json.dumps(stored.data))
+        data["userOwnedGrafeasNote"]["publicKeys"][0]["id"] = fpr[-16:].lower()
+        await s.put_document(replace(stored, data=data))
+    system.changes.configuration_changed()
+    assert (await system.resources.get_attestor(name))["userOwnedGrafeasNote"]["publicKeys"][0][
+        "id"
+    ] == fpr[-16:].lower()
+    payload = build_simple_signing(parse_image_reference(A))
+    await _file(system, gpg.detach_sign("release@example.com", payload), fpr, payload)
     decision = await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))
     assert decision.outcome is Outcome.ALLOWED, decision.explain()
