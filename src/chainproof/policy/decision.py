@@ -166,6 +166,12 @@ class Decision:
         for image in self.images:
             lines.append(f"- {image.reference or image.image}: {image.outcome.value}")
             lines.append(f"  rule: {image.rule.why}")
+            if image.rule.evidence_from:
+                lines.append(
+                    "  evidence counted from: "
+                    + ", ".join(image.rule.evidence_from)
+                    + " (and unsigned Grafeas facts)"
+                )
             for req in image.requirements:
                 mark = "ok  " if req.passed else "FAIL"
                 lines.append(f"  [{mark}] {req.name}: {req.reason}")

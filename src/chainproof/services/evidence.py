@@ -151,6 +151,12 @@ class VerificationCache:
             self.hits += 1
             return entry.result
 
+    def holds(self, key: tuple[str, ...], now: datetime) -> bool:
+        """Whether ``get`` would answer (without counting a hit or a miss)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry is not None and entry.expires > now
+
     def put(self, key: tuple[str, ...], result: AttestationVerification, now: datetime) -> None:
         with self._lock:
             self._entries[key] = _CacheEntry(result, now + self._ttl)
@@ -276,6 +282,10 @@ class EvidenceGatherer:
                 reads[image.canonical] = await self._read(s, image, attestors, evidence_projects)
         budget = VerificationBudget(self.limits.max_signature_checks)
         unique = [i for i in dict.fromkeys(images) if i.canonical in reads]
+        if self._all_cached(unique, reads, attestors, now):
+            # Nothing to verify: handing over to a thread would cost more than the work.
+            per_image = self._verify_all(unique, reads, attestors, now, budget)
+            return Evidence(images=per_image, attestors=dict(attestors))
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(
             _verifiers(), self._verify_all, unique, reads, attestors, now, budget
@@ -374,6 +384,22 @@ class EvidenceGatherer:
         return read
 
     # ----------------------------------------------------------------- verifying (worker thread)
+
+    def _all_cached(
+        self,
+        images: Sequence[ImageReference],
+        reads: Mapping[str, _ImageRead],
+        attestors: Mapping[str, Attestor],
+        now: datetime,
+    ) -> bool:
+        for image in images:
+            for name, rows in reads[image.canonical].attestations.items():
+                fingerprint = attestor_fingerprint(attestors[name])
+                for record in rows:
+                    key = _cache_key(record, fingerprint, image)
+                    if not self.cache.holds(key, now):
+                        return False
+        return True
 
     def _verify_all(
         self,
@@ -475,12 +501,7 @@ class EvidenceGatherer:
         budget: VerificationBudget,
     ) -> VerifiedAttestation | FailedAttestation:
         occ = record.occurrence
-        cache_key = (
-            occ.name,
-            occ.update_time.ToJsonString(),
-            fingerprint,
-            image.canonical,
-        )
+        cache_key = _cache_key(record, fingerprint, image)
         result = self.cache.get(cache_key, now)
         if result is None:
             try:
@@ -517,6 +538,13 @@ class EvidenceGatherer:
             predicate=statement.predicate if statement else None,
             created=_time(occ, "create_time"),
         )
+
+
+def _cache_key(
+    record: OccurrenceRecord, fingerprint: str, image: ImageReference
+) -> tuple[str, ...]:
+    occ = record.occurrence
+    return (occ.name, occ.update_time.ToJsonString(), fingerprint, image.canonical)
 
 
 def _listed_id(attestor: Attestor, keys: Sequence[PublicKey], verified_id: str) -> str:

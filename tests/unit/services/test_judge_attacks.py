@@ -143,6 +143,7 @@ async def test_item1_another_rules_attestor_cannot_vouch_for_the_builder(system:
     assert "no verified SLSA provenance" in " ".join(decision.denial_reasons())
     # The decision says whose evidence the rule's checks accepted.
     assert decision.images[0].rule.evidence_from == (release.attestor,)
+    assert f"evidence counted from: {release.attestor}" in decision.explain()
 
     # The same provenance signed by the rule's own attestor counts.
     await system.attest(release, A, SLSA_V1, _provenance("https://builder.acme.example/prod"))
