@@ -26,6 +26,7 @@ from chainproof.errors import InvalidArgument
 from chainproof.policy import AdmissionRequest, Attestor, Outcome
 from chainproof.services.admission import AdmissionService
 from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits, VerificationCache
+from chainproof.store.factory import create_store
 from chainproof.store.port import DocumentRecord, OccurrenceRecord
 from unit.services.judge_fixtures import NOW, Signer, System
 
@@ -307,7 +308,26 @@ async def _lows(system: System, count: int) -> None:
         )
 
 
-async def test_item4_a_critical_finding_after_2000_low_ones_is_seen(system: System) -> None:
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+async def test_item4_a_critical_finding_after_2000_low_ones_is_seen(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Paged reads on every store: the finding after the old window is seen."""
+    if backend == "memory":
+        url = "memory://"
+    elif backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/chainproof.db"
+    else:
+        url = request.getfixturevalue("fresh_pg_url")
+    store = create_store(url)
+    await store.open()
+    try:
+        await _critical_after_lows(System(store=store))  # type: ignore[arg-type]
+    finally:
+        await store.close()
+
+
+async def _critical_after_lows(system: System) -> None:
     release = await system.attestor("sec", "release")
     await system.policy(
         "prod",
@@ -469,6 +489,12 @@ async def test_item10_signatures_per_attestation_are_bounded_on_write(system: Sy
     }
     with pytest.raises(InvalidArgument, match="at most 32 signatures"):
         await system.grafeas.create_occurrence("projects/app", occurrence_from_json(dsse))
+    # Nor can an update grow an attestation past the bound.
+    stored = await system.sign(release, A)
+    with pytest.raises(InvalidArgument, match="at most 32 signatures"):
+        await system.grafeas.update_occurrence(
+            stored.name, occurrence_from_json(_flood_body(release, A, 33)), ["attestation"]
+        )
 
 
 async def _stored_flood(system: System, signer: Signer, occurrences: int, each: int) -> None:
