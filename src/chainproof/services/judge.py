@@ -254,6 +254,11 @@ class Judge:
             if len(self._evidence) > 50_000:
                 self._evidence.clear()
             for image in images:
+                if result[image.canonical].incomplete:
+                    # Not kept: a budget shared with another image of the request, or a bound,
+                    # made it partial; the next review reads again (verified signatures stay in
+                    # the verification cache, so repeated reviews get further each time).
+                    continue
                 key = (config.fingerprint, *projects, image.canonical)
                 self._evidence[key] = _CachedEvidence(
                     generation, versions[image.canonical], now + self._ttl, result[image.canonical]

@@ -656,3 +656,20 @@ async def test_item11_a_corrupted_attestor_fails_only_the_reviews_that_need_it(
     )
     assert dev_decision.outcome is Outcome.DENIED
     assert "projects/sec/attestors/dev is unusable" in " ".join(dev_decision.denial_reasons())
+
+
+async def test_item10_a_floods_spent_budget_is_not_remembered_for_another_image() -> None:
+    """A flood on one image of a pod spends the shared budget; the other image, reviewed on
+    its own later, is judged afresh rather than from a cached partial read."""
+    system = System(cache_ttl=timedelta(minutes=5))
+    system.judge.gatherer = EvidenceGatherer(
+        system.store, limits=EvidenceLimits(max_signature_checks=300)
+    )
+    release = await system.attestor("sec", "release")
+    await system.policy("prod", {**REQUIRE, "requireAttestationsBy": [release.attestor]})
+    await _stored_flood(system, release, occurrences=10, each=100)
+    await system.sign(release, B)
+    both = await system.judge.evaluate("prod", AdmissionRequest(images=(A, B)))
+    assert both.outcome is Outcome.DENIED
+    alone = await system.judge.evaluate("prod", AdmissionRequest(images=(B,)))
+    assert alone.outcome is Outcome.ALLOWED, alone.explain()
