@@ -1,16 +1,25 @@
 """Gathering what is known about an image, verified, in the form the policy evaluator reads.
 
-For each image digest of a request, this module reads from the store:
+For each image digest of a request, this module reads from the store — *all* of it, page by
+page, up to :class:`EvidenceLimits` — :
 
 * the occurrences filed under each attestor's note for that image, and verifies each one
-  through :mod:`chainproof.attest` against the attestor's keys and the digest *from the
-  request* (never from the attestation);
+  (newest first) through :mod:`chainproof.attest` against the attestor's keys and the digest
+  *from the request* (never from the attestation);
 * VULNERABILITY occurrences (findings, and the VEX assessment each may carry) and DISCOVERY
-  occurrences (when the image was last scanned) in the evidence projects;
-* VEX and vulnerability-scan facts from verified in-toto statements.
+  occurrences of finished vulnerability scans in the evidence projects;
+* VEX statements, scans and their findings from verified in-toto statements.
 
-It owns the mapping from Grafeas messages and verification results to
-:mod:`chainproof.policy.evidence`, and the verification cache. It decides nothing.
+Every fact is tagged with the attestor that signed it (None: an unsigned occurrence), so that
+the evaluator can count it only for the rules that trust that attestor. A bound that is hit,
+a verification budget that is spent or a signed scan that cannot be read is recorded as
+:class:`~chainproof.policy.evidence.IncompleteEvidence` — never a silent prefix.
+
+Verification is CPU-bound and runs on worker threads (unless every result is cached), paid
+from one :class:`~chainproof.crypto.verify.VerificationBudget` per request, which is stopped
+when the review is cancelled (its deadline). This module owns the mapping from Grafeas
+messages and verification results to :mod:`chainproof.policy.evidence`, and the verification
+cache. It decides nothing.
 
 Cache: verifying a signature is the expensive step, so results are kept per (occurrence,
 its update time, the attestor's exact content, the image). A changed or deleted occurrence, a
