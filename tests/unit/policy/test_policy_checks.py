@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chainproof.errors import InvalidArgument
 from chainproof.policy import (
     AdmissionRequest,
     Decision,
@@ -19,6 +20,7 @@ from chainproof.policy import (
     VulnerabilityScan,
     evaluate,
 )
+from chainproof.policy.checks.cel import CelCheck
 from unit.policy.policy_factories import (
     APP,
     BUILD,
@@ -413,3 +415,25 @@ def test_checks_alone_are_a_requirement_set() -> None:
         }
     )
     assert evaluate(p, AdmissionRequest((APP,)), evidence(), NOW).allowed
+
+
+def test_cel_undeclared_name_is_a_policy_error() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        CelCheck.compile("attestation.exists(a, true)")  # a typo for "attestations"
+    assert "does not compile" in info.value.message
+    assert "attestation" in info.value.message
+
+
+def test_cel_builds_only_the_variables_it_uses() -> None:
+    assert CelCheck.compile('image.registry == "gcr.io"').variables == {"image"}
+    both = CelCheck.compile("size(vulnerabilities) == 0 && request.namespace == 'prod'")
+    assert both.variables == {"vulnerabilities", "request"}
+    # A comprehension variable named like a top-level one does not need the outer variable.
+    shadow = CelCheck.compile("[1, 2].all(image, image > 0)")
+    assert shadow.variables == frozenset()
+
+
+def test_cel_missing_field_denies_with_the_runtime_message() -> None:
+    r = result(judge({"cel": "attestations.exists(a, a.predicate.nope == 1)"}), "cel")
+    assert not r.passed
+    assert "could not be evaluated" in r.reason

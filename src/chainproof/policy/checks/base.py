@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar, Protocol, Self
 
 from chainproof.domain.images import ImageReference
@@ -57,8 +58,11 @@ class Check(Protocol):
         ...
 
 
+@lru_cache(maxsize=65536)
 def cve_id(text: str) -> str:
-    """``providers/goog-vulnz/notes/CVE-2017-1000082`` and ``cve-2017-1000082`` → one form."""
+    """``providers/goog-vulnz/notes/CVE-2017-1000082`` and ``cve-2017-1000082`` → one form.
+
+    Memoized: the same few ids come up in every decision about an image (ADR 0130)."""
     return text.strip().rsplit("/", 1)[-1].upper()
 
 

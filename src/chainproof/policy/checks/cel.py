@@ -1,17 +1,20 @@
 """The ``cel`` check: a CEL expression over the verified statements, compiled when the policy
 is parsed, evaluated per image over :func:`cel_activation` (documented in docs/policy.md).
 
+The runtime is ``cel-expr-python``, Google's C++ CEL implementation (ADR 0130): an expression
+is type-checked against the declared variables when the policy is parsed (an undeclared name
+is a policy error, not a denial at admission time) and evaluates in microseconds.
+
 Anything but ``true`` denies: false, an evaluation error, or a value that is not a boolean.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-import celpy
-from celpy.adapter import json_to_cel
+from cel_expr_python import cel
 
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader
@@ -20,12 +23,44 @@ from chainproof.policy.checks.provenance import provenance_facts
 from chainproof.policy.checks.vulnerabilities import resolved_by_vex
 from chainproof.policy.decision import RequirementResult
 
+#: The variables an expression may use; their shapes are in docs/policy.md. They are dynamic
+#: (JSON-like) values, so a field that a statement lacks is an evaluation error (a denial).
+VARIABLES = ("image", "attestations", "vulnerabilities", "provenance", "request")
+
+_ENVS: dict[frozenset[str], Any] = {}
+
+
+def _env(variables: frozenset[str] = frozenset(VARIABLES)) -> Any:
+    # Built on first use and shared: an environment is immutable.
+    env = _ENVS.get(variables)
+    if env is None:
+        env = _ENVS[variables] = cel.NewEnv(variables=dict.fromkeys(variables, cel.Type.DYN))
+    return env
+
+
+def _referenced(expression: str) -> frozenset[str]:
+    """The variables ``expression`` uses: those without which it no longer compiles.
+
+    Exact, because the compiler resolves every name: a variable is needed if and only if
+    dropping its declaration leaves a reference undeclared. Evaluation then builds only
+    these, so a check on ``attestations`` never pays for converting 500 findings.
+    """
+    everything = frozenset(VARIABLES)
+    needed = set()
+    for name in VARIABLES:
+        try:
+            _env(everything - {name}).compile(expression)
+        except RuntimeError:
+            needed.add(name)
+    return frozenset(needed)
+
 
 @dataclass(frozen=True, slots=True)
 class CelCheck:
     key: ClassVar[str] = "cel"
     expression: str
     program: Any = field(repr=False, compare=False, hash=False)
+    variables: frozenset[str] = field(default=frozenset(VARIABLES), compare=False, hash=False)
 
     @classmethod
     def parse(cls, checks: FieldReader) -> Self | None:
@@ -40,15 +75,12 @@ class CelCheck:
 
     @classmethod
     def compile(cls, expression: str) -> Self:
-        """Compile a CEL expression; raise InvalidArgument with the parser's message."""
-        env = celpy.Environment()
+        """Compile a CEL expression; raise InvalidArgument with the compiler's message."""
         try:
-            ast = env.compile(expression)
-            program = env.program(ast)
-        except Exception as exc:  # cel-python raises several unrelated types for bad input
-            message = " ".join(str(exc).split())
-            raise InvalidArgument(f"CEL expression does not compile: {message}") from exc
-        return cls(expression, program)
+            program = _env().compile(expression)
+        except RuntimeError as exc:  # the C++ runtime reports every compile error this way
+            raise InvalidArgument(f"CEL expression does not compile: {_one_line(exc)}") from exc
+        return cls(expression, program, _referenced(expression))
 
     def to_dict(self) -> Any:
         return self.expression
@@ -61,22 +93,27 @@ class CelCheck:
         name = f"CEL expression {self.expression!r}"
         consulted = tuple(a.occurrence for a in ctx.evidence.attestations)
         try:
-            result = self.program.evaluate(cel_activation(ctx))
-        except Exception as exc:  # evaluation errors are data problems: deny, and say which
-            message = " ".join(str(exc).split())
+            value = self.program.eval(data=cel_activation(ctx, self.variables))
+            kind = value.type()
+            result = value.value()
+        except Exception as exc:  # conversion or runtime failures are data problems: deny
             return RequirementResult(
                 "cel",
                 name,
                 False,
-                f"the CEL expression could not be evaluated for {image}: {message}",
+                f"the CEL expression could not be evaluated for {image}: {_one_line(exc)}",
                 consulted,
             )
-        if isinstance(result, Exception):
+        if kind == cel.Type.ERROR:
             return RequirementResult(
-                "cel", name, False, f"the CEL expression failed for {image}: {result}", consulted
+                "cel",
+                name,
+                False,
+                f"the CEL expression could not be evaluated for {image}: {_one_line(result)}",
+                consulted,
             )
-        if isinstance(result, (celpy.celtypes.BoolType, bool)):
-            if bool(result):
+        if kind == cel.Type.BOOL:
+            if result is True:
                 return RequirementResult("cel", name, True, "evaluated to true", consulted)
             return RequirementResult(
                 "cel",
@@ -90,58 +127,86 @@ class CelCheck:
             "cel",
             name,
             False,
-            f"the CEL expression returned {type(result).__name__}, not a boolean: fix the policy",
+            f"the CEL expression returned {kind.name().lower()}, not a boolean: fix the policy",
             consulted,
         )
 
 
-def cel_activation(ctx: CheckContext) -> dict[str, Any]:
-    """The variables a CEL expression sees; documented in docs/policy.md."""
-    resolved = resolved_by_vex(ctx.evidence)
-    doc: dict[str, Any] = {
-        "image": {
-            "name": ctx.image.name,
-            "registry": ctx.image.registry,
-            "repository": ctx.image.repository,
-            "tag": ctx.image.tag or "",
-            "digest": ctx.image.digest or "",
-        },
-        "attestations": [
-            {
-                "attestor": a.attestor,
-                "keyId": a.key_id,
-                "occurrence": a.occurrence,
-                "kind": a.kind.value,
-                "predicateType": a.predicate_type or "",
-                "statement": _plain(a.statement) if a.statement is not None else {},
-                "predicate": _plain(a.predicate) if a.predicate is not None else {},
-                "createTime": a.created.isoformat() if a.created else "",
-            }
-            for a in ctx.evidence.attestations
-        ],
-        "vulnerabilities": [
-            {
-                "cve": cve_id(f.cve),
-                "severity": f.severity.name,
-                "fixAvailable": f.fix_available,
-                "package": f.package or "",
-                "resolvedByVex": cve_id(f.cve) in resolved,
-            }
-            for f in ctx.evidence.vulnerabilities
-        ],
-        "provenance": [
-            {"builderId": f.builder_id, "sourceUris": list(f.source_uris)}
-            for f in provenance_facts(ctx.evidence)
-        ],
-        "request": dict(ctx.request),
+def cel_activation(
+    ctx: CheckContext, variables: frozenset[str] = frozenset(VARIABLES)
+) -> dict[str, Any]:
+    """The variables a CEL expression sees (those of ``variables``); see docs/policy.md."""
+    return {name: _BUILDERS[name](ctx) for name in variables}
+
+
+def _image(ctx: CheckContext) -> Any:
+    return {
+        "name": ctx.image.name,
+        "registry": ctx.image.registry,
+        "repository": ctx.image.repository,
+        "tag": ctx.image.tag or "",
+        "digest": ctx.image.digest or "",
     }
-    return {key: json_to_cel(value) for key, value in doc.items()}
+
+
+def _attestations(ctx: CheckContext) -> Any:
+    return [
+        {
+            "attestor": a.attestor,
+            "keyId": a.key_id,
+            "occurrence": a.occurrence,
+            "kind": a.kind.value,
+            "predicateType": a.predicate_type or "",
+            "statement": _plain(a.statement) if a.statement is not None else {},
+            "predicate": _plain(a.predicate) if a.predicate is not None else {},
+            "createTime": a.created.isoformat() if a.created else "",
+        }
+        for a in ctx.evidence.attestations
+    ]
+
+
+def _vulnerabilities(ctx: CheckContext) -> Any:
+    resolved = resolved_by_vex(ctx.evidence)
+    return [
+        {
+            "cve": cve_id(f.cve),
+            "severity": f.severity.name,
+            "fixAvailable": f.fix_available,
+            "package": f.package or "",
+            "resolvedByVex": cve_id(f.cve) in resolved,
+        }
+        for f in ctx.evidence.vulnerabilities
+    ]
+
+
+def _provenance(ctx: CheckContext) -> Any:
+    return [
+        {"builderId": f.builder_id, "sourceUris": list(f.source_uris)}
+        for f in provenance_facts(ctx.evidence)
+    ]
+
+
+def _request(ctx: CheckContext) -> Any:
+    return dict(ctx.request)
+
+
+_BUILDERS: dict[str, Callable[[CheckContext], Any]] = {
+    "image": _image,
+    "attestations": _attestations,
+    "vulnerabilities": _vulnerabilities,
+    "provenance": _provenance,
+    "request": _request,
+}
 
 
 def _plain(value: Any) -> Any:
-    """Frozen mappings back to dicts, which is what cel-python's converter understands."""
+    """Frozen mappings back to dicts and lists, the only containers the runtime accepts."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
