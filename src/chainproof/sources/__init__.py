@@ -1,0 +1,1 @@
+"""Adapters for evidence that lives outside the store (OCI registries), behind ports."""
