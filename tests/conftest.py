@@ -1,5 +1,6 @@
 """Fixtures shared by the whole test suite.
 
+OCI registry: Debian's docker-registry, once per session (tests/oci_registry.py).
 PostgreSQL: one server and one freshly created database per test session (see tests/pg.py for
 how the server is found or started). Tests that need a clean PostgreSQL store build it on
 ``pg_database_url`` and empty it themselves (tests/contract does so with TRUNCATE).
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import oci_registry as oci_registry_support  # tests/oci_registry.py
 import pg  # tests/pg.py (pyproject puts tests/ on the pytest pythonpath)
 
 
@@ -53,3 +55,16 @@ def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/chainproof.db"
     url: str = request.getfixturevalue("fresh_pg_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def oci_registry() -> Iterator[oci_registry_support.OciRegistry]:
+    """Debian's docker-registry on a free loopback port (tools installed when missing)."""
+    problem = oci_registry_support.ensure_tools()
+    if problem is not None:
+        pytest.skip(problem)
+    registry = oci_registry_support.start_registry()
+    try:
+        yield registry
+    finally:
+        registry.stop()
