@@ -60,6 +60,17 @@ class Workload:
         return any(self.annotations.get(a, "").lower() == "true" for a in BREAKGLASS_ANNOTATIONS)
 
 
+def pod_spec_path(kind: str) -> tuple[str, ...]:
+    """Where ``kind`` keeps its pod spec (``("spec", "template", "spec")`` for a Deployment)."""
+    path = _POD_SPEC_PATH.get(kind)
+    if path is None:
+        raise InvalidArgument(
+            f"kind {kind!r} carries no pod spec this webhook knows: expected one of "
+            + ", ".join(sorted(SUPPORTED_KINDS))
+        )
+    return path
+
+
 def _dig(obj: Any, path: tuple[str, ...], kind: str) -> dict[str, Any]:
     here: Any = obj
     walked: list[str] = []

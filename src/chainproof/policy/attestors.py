@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from chainproof.attest.sigstore_bundle import KeylessIdentity
+from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader, Problems
 
 ATTESTOR_NAME = re.compile(r"projects/[^/\s]+/attestors/[^/\s]+")
@@ -85,6 +87,26 @@ class AttestorPublicKey:
         return out
 
 
+class EvidenceSource(StrEnum):
+    """Where an attestor's evidence lives (a chainproof extension of the attestor document)."""
+
+    SCRIBE = "SCRIBE"  # occurrences under the attestor's note (Binary Authorization's way)
+    REGISTRY = "REGISTRY"  # cosign signatures, attestations and Sigstore bundles beside the image
+    BOTH = "BOTH"
+
+    @property
+    def reads_registry(self) -> bool:
+        return self is not EvidenceSource.SCRIBE
+
+    @property
+    def reads_scribe(self) -> bool:
+        return self is not EvidenceSource.REGISTRY
+
+
+#: The key id a keyless verification is recorded under: it names the trusted identity.
+KEYLESS_KEY_PREFIX = "keyless:"
+
+
 @dataclass(frozen=True, slots=True)
 class Attestor:
     name: str  # projects/p/attestors/id; empty until the API assigns it on create
@@ -92,10 +114,16 @@ class Attestor:
     public_keys: tuple[AttestorPublicKey, ...] = ()
     description: str = ""
     delegation_service_account_email: str = ""
+    evidence_source: EvidenceSource = EvidenceSource.SCRIBE
+    keyless_identities: tuple[KeylessIdentity, ...] = ()
+    #: For an image index: whether each per-platform manifest must carry evidence too.
+    require_signed_children: bool = False
 
     @property
     def key_ids(self) -> frozenset[str]:
-        return frozenset(k.id for k in self.public_keys if k.id)
+        ids = {k.id for k in self.public_keys if k.id}
+        ids.update(KEYLESS_KEY_PREFIX + i.describe() for i in self.keyless_identities)
+        return frozenset(ids)
 
     def to_dict(self) -> dict[str, Any]:
         note: dict[str, Any] = {"noteReference": self.note_reference}
@@ -109,6 +137,12 @@ class Attestor:
         if self.description:
             out["description"] = self.description
         out["userOwnedGrafeasNote"] = note
+        if self.evidence_source is not EvidenceSource.SCRIBE:
+            out["evidenceSource"] = self.evidence_source.value
+        if self.keyless_identities:
+            out["keylessIdentities"] = [i.to_dict() for i in self.keyless_identities]
+        if self.require_signed_children:
+            out["requireSignedChildren"] = True
         return out
 
 
@@ -122,9 +156,29 @@ def parse_attestor(data: Mapping[str, Any] | object) -> Attestor:
 
 def read_attestor(problems: Problems, path: str, data: object) -> Attestor:
     r = FieldReader(
-        problems, path, data, ("name", "description", "userOwnedGrafeasNote", "updateTime", "etag")
+        problems,
+        path,
+        data,
+        (
+            "name",
+            "description",
+            "userOwnedGrafeasNote",
+            "updateTime",
+            "etag",
+            "evidenceSource",
+            "keylessIdentities",
+            "requireSignedChildren",
+        ),
     )
     name = r.string("name")
+    source = r.enum("evidenceSource", EvidenceSource, default=EvidenceSource.SCRIBE)
+    identities: list[KeylessIdentity] = []
+    for item_path, item in r.object_list("keylessIdentities"):
+        try:
+            identities.append(KeylessIdentity.from_dict(item if isinstance(item, Mapping) else {}))
+        except InvalidArgument as exc:
+            problems.add(item_path, exc.message)
+    children = r.boolean("requireSignedChildren", default=False)
     if name and not ATTESTOR_NAME.fullmatch(name):
         problems.add(r.at("name"), f"{name!r} is not of the form projects/PROJECT/attestors/ID")
     description = r.string("description")
@@ -155,6 +209,9 @@ def read_attestor(problems: Problems, path: str, data: object) -> Attestor:
         public_keys=keys,
         description=description,
         delegation_service_account_email=n.string("delegationServiceAccountEmail"),
+        evidence_source=source,
+        keyless_identities=tuple(identities),
+        require_signed_children=children,
     )
 
 
