@@ -27,6 +27,9 @@ from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.grafeas import GrafeasService
 from chainproof.services.judge import DecisionLog, Judge
 from chainproof.services.judge_resources import JudgeResources
+from chainproof.services.registry_evidence import RegistryEvidence
+from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
+from chainproof.sources.registry.reader import RegistryReader
 from chainproof.store.port import MetadataStore
 
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
@@ -45,6 +48,8 @@ class Container:
     admission: AdmissionService
     changes: ChangeFeed
     metrics: Metrics = field(default_factory=Metrics)
+    #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
+    registry: RegistryReader | None = None
     #: Started alongside the REST app; stopped, in reverse order, by close().
     companions: list[Companion] = field(default_factory=list)
 
@@ -68,6 +73,8 @@ class Container:
             await self.judge.close()
             await self.changes.close()
             await self.decisions.close()
+            if self.registry is not None:
+                await self.registry.client.aclose()
             await self.store.close()
 
 
@@ -164,6 +171,15 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     changes = ChangeFeed()
     grafeas = GrafeasService(store, tokens, changes=changes)
     resources = JudgeResources(store, tokens, changes=changes)
+    try:
+        trusted_root = load_configured_trusted_root(settings.registry)
+        registry = build_registry_reader(settings.registry, None)
+    except BaseException:
+        await store.close()
+        raise
+    registry_evidence = RegistryEvidence(
+        registry, trusted_root=trusted_root, timeout_seconds=settings.registry.timeout_seconds
+    )
     judge = Judge(
         resources,
         EvidenceGatherer(
@@ -172,6 +188,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
                 max_occurrences=settings.admission.max_evidence_occurrences,
                 max_signature_checks=settings.admission.max_signature_checks,
             ),
+            registry=registry_evidence,
         ),
         changes=changes,
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
@@ -186,6 +203,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         decisions=decisions,
         admission=AdmissionService(judge, decisions, grafeas, settings.admission),
         changes=changes,
+        registry=registry,
     )
 
 

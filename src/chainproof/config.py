@@ -54,6 +54,39 @@ class AdmissionSettings(BaseModel):
     max_signature_checks: int = Field(default=2_000, ge=1, le=1_000_000)
 
 
+class RegistryHostSettings(BaseModel):
+    """How to reach one OCI registry (``host`` as it appears in image references)."""
+
+    host: str
+    #: Plain HTTP: loopback test registries only.
+    insecure: bool = False
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    mirrors: list[str] = Field(default_factory=list)
+    redirect_hosts: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    max_retries: int = Field(default=2, ge=0, le=5)
+
+
+class RegistrySettings(BaseModel):
+    """Reading evidence from OCI registries (docs/registry.md)."""
+
+    hosts: list[RegistryHostSettings] = Field(default_factory=list)
+    #: Credentials in Docker config.json form (``auths``), e.g. a mounted imagePullSecret.
+    docker_config_file: Path | None = None
+    #: The Sigstore trusted root (trusted_root.json) keyless attestors are verified against.
+    trusted_root_file: Path | None = None
+    #: The part of a review's deadline registry reads may use.
+    timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    tag_ttl_seconds: float = Field(default=30.0, ge=0, le=3600)
+    negative_ttl_seconds: float = Field(default=10.0, ge=0, le=3600)
+    max_manifest_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_blob_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    #: The mutating webhook pins tag-only images to the digest their tag points at now.
+    resolve_tags: bool = False
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. See docs/configuration.md for the full list."""
 
@@ -76,6 +109,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     tls: TLSSettings = TLSSettings()
     admission: AdmissionSettings = AdmissionSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""
@@ -86,6 +120,8 @@ class Settings(BaseSettings):
                 name = f"{prefix}{key.upper()}"
                 if isinstance(value, dict):
                     put(name + "__", value)
+                elif isinstance(value, list):
+                    env[name] = json.dumps(value)  # pydantic-settings reads lists as JSON
                 elif value is not None:
                     env[name] = str(value).lower() if isinstance(value, bool) else str(value)
 

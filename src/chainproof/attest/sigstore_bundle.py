@@ -267,6 +267,7 @@ class BundleVerification:
     statement: Statement | None = None
     identity_mismatch: bool = False
     reasons: tuple[str, ...] = ()
+    identity: KeylessIdentity | None = None  # the trusted identity that matched
 
 
 def verify_keyless_bundle(
@@ -319,7 +320,7 @@ def verify_keyless_bundle(
     issuer, subjects = policy.seen
     signer = f"{', '.join(subjects)} (issuer {issuer})"
     if bundle._dsse_envelope is None:
-        return BundleVerification(image.canonical, True, signer=signer)
+        return BundleVerification(image.canonical, True, signer=signer, identity=policy.matched)
     if payload_type != INTOTO_PAYLOAD_TYPE:
         return BundleVerification(
             image.canonical,
@@ -342,4 +343,5 @@ def verify_keyless_bundle(
         payload_type=payload_type,
         statement=statement,
         reasons=reasons,
+        identity=policy.matched,
     )

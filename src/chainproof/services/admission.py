@@ -47,6 +47,8 @@ from chainproof.policy import (
 )
 from chainproof.services.grafeas import Clock, GrafeasService, utc_now
 from chainproof.services.judge import DecisionEntry, DecisionLog, Judge
+from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
+from chainproof.sources.registry.errors import RegistryError
 
 log = structlog.get_logger("chainproof.admission")
 
@@ -173,6 +175,9 @@ class AdmissionService:
             service_account=workload.service_account,
         )
         started = time.monotonic()
+        # Registry reads deep in evidence gathering stop with the review (the task made by
+        # wait_for copies this context).
+        token = REVIEW_DEADLINE.set(Deadline(budget))
         try:
             decision = await asyncio.wait_for(
                 self._judge.evaluate(s.project, request), timeout=budget
@@ -185,6 +190,8 @@ class AdmissionService:
             result = self._failed(workload, uid, exc, budget)
             await self._record(workload, uid, operation, result, dry_run)
             return result
+        finally:
+            REVIEW_DEADLINE.reset(token)
 
         warnings: list[str] = []
         note = ""
@@ -265,9 +272,12 @@ class AdmissionService:
             )
             log.error("review failed", uid=uid, exc_info=exc)
         decision = error_decision(workload, reason, self._clock())
-        # Failure mode open never applies to the deadline: a review can be made slow on
-        # purpose (a flood of stored signatures), and that must not buy an admission.
-        if self._settings.failure_mode == "open" and not isinstance(exc, TimeoutError):
+        # Failure mode open never applies to the deadline (a review can be made slow on
+        # purpose, and that must not buy an admission) nor to a misbehaving registry
+        # (evidence that could not be read, not an outage of chainproof).
+        if self._settings.failure_mode == "open" and not isinstance(
+            exc, TimeoutError | RegistryError
+        ):
             warning = f"admitted without judgement because failure mode is open: {reason}"
             return ReviewResult(True, Verdict.ERROR, "", (warning,), decision)
         message = f"{reason}; failure mode is closed, so the workload is denied"

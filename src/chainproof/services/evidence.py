@@ -68,6 +68,8 @@ from chainproof.policy.evidence import (
     VulnerabilityFinding,
     VulnerabilityScan,
 )
+from chainproof.services.registry_evidence import RegistryEvidence, RegistryRead, content_fact
+from chainproof.sources.registry.client import REVIEW_DEADLINE
 from chainproof.store.port import MetadataStore, OccurrenceRecord, StoreSession
 
 log = structlog.get_logger("chainproof.evidence")
@@ -262,6 +264,8 @@ class _ImageRead:
     #: (note project, note id) → the analysis kind of each DISCOVERY note referenced.
     analysis_kinds: dict[tuple[str, str], str] = field(default_factory=dict)
     incomplete: list[IncompleteEvidence] = field(default_factory=list)
+    #: What the registry holds, for attestors whose evidence lives there.
+    registry: RegistryRead | None = None
 
 
 class EvidenceGatherer:
@@ -273,10 +277,12 @@ class EvidenceGatherer:
         cache: VerificationCache | None = None,
         *,
         limits: EvidenceLimits | None = None,
+        registry: RegistryEvidence | None = None,
     ) -> None:
         self._store = store
         self.cache = cache or VerificationCache()
         self.limits = limits or EvidenceLimits()
+        self.registry = registry
 
     async def gather(
         self,
@@ -289,6 +295,16 @@ class EvidenceGatherer:
         async with self._store.session(readonly=True) as s:
             for image in dict.fromkeys(i for i in images if i.digest):
                 reads[image.canonical] = await self._read(s, image, attestors, evidence_projects)
+        if self.registry is not None:
+            # Registry I/O happens here, before the worker thread: concurrently for the
+            # images of the request, under the review's deadline. A RegistryError denies.
+            pinned = [i for i in dict.fromkeys(images) if i.canonical in reads]
+            deadline = REVIEW_DEADLINE.get()
+            found = await asyncio.gather(
+                *(self.registry.read(i, attestors, deadline) for i in pinned)
+            )
+            for image, registry_read in zip(pinned, found, strict=True):
+                reads[image.canonical].registry = registry_read
         budget = VerificationBudget(self.limits.max_signature_checks)
         unique = [i for i in dict.fromkeys(images) if i.canonical in reads]
         if self._all_cached(unique, reads, attestors, now):
@@ -336,6 +352,8 @@ class EvidenceGatherer:
         bound = self.limits.max_occurrences
         on_image = Compare(FilterColumn.RESOURCE, image.canonical)
         for name, attestor in sorted(attestors.items()):
+            if not attestor.evidence_source.reads_scribe:
+                continue  # its evidence lives in the registry only
             try:
                 note = parse_note_name(attestor.note_reference)
             except ChainproofError as exc:
@@ -402,6 +420,9 @@ class EvidenceGatherer:
         now: datetime,
     ) -> bool:
         for image in images:
+            registry_read = reads[image.canonical].registry
+            if registry_read is not None and not registry_read.empty:
+                return False
             for name, rows in reads[image.canonical].attestations.items():
                 fingerprint = attestor_fingerprint(attestors[name])
                 for record in rows:
@@ -433,6 +454,7 @@ class EvidenceGatherer:
     ) -> ImageEvidence:
         verified: list[VerifiedAttestation] = []
         failed: list[FailedAttestation] = []
+        facts: set[str] = set()
         incomplete = list(read.incomplete)
         for name, rows in read.attestations.items():
             attestor = attestors[name]
@@ -442,10 +464,12 @@ class EvidenceGatherer:
                     outcome = self._verify(record, attestor, name, fingerprint, image, now, budget)
                     if isinstance(outcome, VerifiedAttestation):
                         verified.append(outcome)
+                        facts.update(_occurrence_facts(name, record))
                     else:
                         failed.append(outcome)
             except BudgetExhausted as exc:
                 incomplete.append(IncompleteEvidence(name, exc.reason))
+        self._registry_evidence(image, read, attestors, now, verified, failed, facts)
 
         findings: list[VulnerabilityFinding] = []
         vex: list[VexStatement] = []
@@ -498,6 +522,30 @@ class EvidenceGatherer:
             scans=tuple(scans),
             incomplete=tuple(incomplete),
         )
+
+    def _registry_evidence(
+        self,
+        image: ImageReference,
+        read: _ImageRead,
+        attestors: Mapping[str, Attestor],
+        now: datetime,
+        verified: list[VerifiedAttestation],
+        failed: list[FailedAttestation],
+        facts: set[str],
+    ) -> None:
+        """Registry evidence, merged: a fact the scribe already holds counts once (as the
+        occurrence). Scribe-only attestors never reach here (nothing was read for them)."""
+        if self.registry is None or read.registry is None:
+            return
+        readers = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
+        keys = {n: self.cache.keys_for(a, attestor_fingerprint(a)) for n, a in readers.items()}
+        findings = self.registry.verify(image, read.registry, readers, keys, now)
+        for fact, attestation in findings.verified:
+            if fact in facts:
+                continue
+            facts.add(fact)
+            verified.append(attestation)
+        failed.extend(findings.failed)
 
     def _verify(
         self,
@@ -567,6 +615,22 @@ def _listed_id(attestor: Attestor, keys: Sequence[PublicKey], verified_id: str) 
             if key.key_id == verified_id and key.matches_hint(listed.id):
                 return listed.id
     return verified_id
+
+
+def _occurrence_facts(attestor: str, record: OccurrenceRecord) -> list[str]:
+    """The facts an occurrence carries: the attestor and the digest of each signed content."""
+    occ = record.occurrence
+    if occ.HasField("attestation"):
+        contents = (
+            [bytes(occ.attestation.serialized_payload)]
+            if occ.attestation.serialized_payload
+            else []
+        )
+        contents += [bytes(s.signature) for s in occ.attestation.signatures]
+    else:
+        env = occ.dsse_attestation.envelope if occ.HasField("dsse_attestation") else occ.envelope
+        contents = [bytes(env.payload)]
+    return [content_fact(attestor, c) for c in contents if c]
 
 
 def _statement_dict(statement: Any) -> dict[str, Any]:

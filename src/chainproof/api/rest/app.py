@@ -34,6 +34,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await open_container()
         container.metrics = metrics
+        if container.registry is not None and container.registry.client.metrics is not None:
+            container.registry.client.metrics.register(metrics.registry)
         app.state.container = container
         # Everything built so far (modules, settings, the wired services) lives as long as
         # the process: move it out of the collector's sight, and collect the young

@@ -35,6 +35,7 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
@@ -54,7 +55,7 @@ from chainproof.sources.registry.config import RegistryConfig, RegistryHost
 from chainproof.sources.registry.errors import RegistryError
 from chainproof.sources.registry.metrics import RegistryMetrics
 
-__all__ = ["Deadline", "FetchedManifest", "Referrers", "RegistryClient"]
+__all__ = ["REVIEW_DEADLINE", "Deadline", "FetchedManifest", "Referrers", "RegistryClient"]
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
@@ -72,6 +73,13 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+#: The deadline of the review being judged, set by the admission service, so that registry reads
+#: deep in evidence gathering stop when the review must answer.
+REVIEW_DEADLINE: ContextVar[Deadline | None] = ContextVar(
+    "chainproof_review_deadline", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +134,7 @@ class RegistryClient:
     ) -> None:
         self.config = config
         self._transport = transport
-        self._metrics = metrics
+        self.metrics = metrics
         self._sleep = sleep
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._tokens: dict[tuple[str, str], str] = {}
@@ -468,9 +476,9 @@ class RegistryClient:
         return response
 
     def _count(self, host: str, method: str, code: str, started: float) -> None:
-        if self._metrics is not None:
-            self._metrics.requests.labels(host, method, code).inc()
-            self._metrics.latency.labels(host).observe(time.perf_counter() - started)
+        if self.metrics is not None:
+            self.metrics.requests.labels(host, method, code).inc()
+            self.metrics.latency.labels(host).observe(time.perf_counter() - started)
 
     async def _authenticate(
         self, host: RegistryHost, scope: str, header: str, deadline: Deadline

@@ -8,6 +8,8 @@ __all__ = ["RegistryMetrics"]
 
 
 class RegistryMetrics:
+    """Collectors made unregistered by default; :meth:`register` exposes them on /metrics."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.requests = Counter(
             "chainproof_registry_requests",
@@ -34,3 +36,7 @@ class RegistryMetrics:
             ["registry", "cache", "result"],
             registry=registry,
         )
+
+    def register(self, registry: CollectorRegistry) -> None:
+        for collector in (self.requests, self.errors, self.latency, self.cache):
+            registry.register(collector)

@@ -51,9 +51,13 @@ class RegistryReader:
         async def fetch() -> str | None:
             return await self.client.resolve_tag(image.registry, image.repository, tag, deadline)
 
-        digest = await self.cache.get_or_fetch(
-            "tag", image.registry, (image.repository, tag), fetch, immutable=False
-        )
+        try:
+            digest = await self.cache.get_or_fetch(
+                "tag", image.registry, (image.repository, tag), fetch, immutable=False
+            )
+        except RegistryError as exc:
+            self._count_error(exc.registry)
+            raise
         if digest is None:
             raise RegistryError(image.registry, f"{image.repository}:{tag} does not exist")
         return digest
@@ -197,7 +201,18 @@ class RegistryReader:
                 out.append(RegistryBundle(source, layer.digest, blob))
         return tuple(out)
 
+    def _count_error(self, registry: str) -> None:
+        if self.client.metrics is not None:
+            self.client.metrics.errors.labels(registry).inc()
+
     async def artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
+        try:
+            return await self._artifacts(image, deadline)
+        except RegistryError as exc:
+            self._count_error(exc.registry)
+            raise
+
+    async def _artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
         if image.digest is None:
             raise InvalidArgument(f"image {image} has no digest: resolve its tag first")
         own = await self._manifest(image, image.digest, deadline)

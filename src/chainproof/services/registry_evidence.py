@@ -1,0 +1,304 @@
+"""Evidence from OCI registries, verified exactly like evidence from the scribe.
+
+This module owns :class:`RegistryEvidence`: for an image digest *from the request* and the
+attestors whose ``evidenceSource`` includes the registry, it reads the cosign signatures,
+cosign attestations and Sigstore bundles stored beside the image (through the
+:class:`~chainproof.sources.registry.port.RegistryEvidenceSource` port), and verifies each one:
+
+* a ``.sig`` simple-signing layer or an ``.att`` DSSE layer with the attestor's keys through
+  :func:`~chainproof.attest.verify.verify_attestation` (signature first, then the payload
+  against the requested repository and digest);
+* a Sigstore bundle with a keyless identity through
+  :func:`~chainproof.attest.sigstore_bundle.verify_keyless_bundle` (sigstore-python, offline,
+  against the configured trusted root), or its DSSE envelope with the attestor's keys.
+
+Each result names its source — the registry manifest (``registry/repo@sha256:…`` of the
+``.sig``/``.att``/referrer manifest) — and carries a *fact* fingerprint (the attestor and the
+digest of the signed content) so that the gatherer counts the same attestation once when the
+scribe holds it too. For an image index, an attestor with ``requireSignedChildren`` also needs
+evidence on every per-platform manifest. Registry failures propagate as
+:class:`~chainproof.sources.registry.errors.RegistryError`: the review is denied naming the
+registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sigstore.models import TrustedRoot
+
+from chainproof.attest.sigstore_bundle import bundle_envelope, verify_keyless_bundle
+from chainproof.attest.verify import AttestationVerification, SignedAttestation, verify_attestation
+from chainproof.crypto.dsse import DsseEnvelope
+from chainproof.crypto.keys import PublicKey
+from chainproof.domain.images import ImageReference
+from chainproof.errors import ChainproofError
+from chainproof.policy.attestors import KEYLESS_KEY_PREFIX, Attestor
+from chainproof.policy.evidence import (
+    AttestationKind,
+    FailedAttestation,
+    FailureReason,
+    VerifiedAttestation,
+)
+from chainproof.sources.registry.client import Deadline
+from chainproof.sources.registry.port import RegistryArtifacts, RegistryEvidenceSource
+
+__all__ = ["RegistryEvidence", "RegistryFindings", "RegistryRead", "content_fact"]
+
+
+def content_fact(attestor: str, signed: bytes) -> str:
+    """The identity of one attested fact: who vouched, for exactly which signed bytes."""
+    return attestor + "|sha256:" + hashlib.sha256(signed).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRead:
+    """What was read for one image: its artifacts, and its children's when required."""
+
+    artifacts: RegistryArtifacts
+    children: tuple[tuple[ImageReference, RegistryArtifacts], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        items = [self.artifacts, *(a for _, a in self.children)]
+        return not any(a.signatures or a.attestations or a.bundles or a.problems for a in items)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryFindings:
+    verified: tuple[tuple[str, VerifiedAttestation], ...]  # (fact, attestation)
+    failed: tuple[FailedAttestation, ...]
+
+
+def _kind(result: AttestationVerification) -> AttestationKind:
+    return AttestationKind.IN_TOTO if result.statement else AttestationKind.SIMPLE_SIGNING
+
+
+def _statement_dict(result: AttestationVerification) -> dict[str, object] | None:
+    st = result.statement
+    if st is None:
+        return None
+    return {
+        "_type": st.statement_type,
+        "subject": [{"name": s.name, "digest": dict(s.digest)} for s in st.subjects],
+        "predicateType": st.predicate_type,
+        "predicate": dict(st.predicate) if st.predicate is not None else None,
+    }
+
+
+class RegistryEvidence:
+    def __init__(
+        self,
+        source: RegistryEvidenceSource,
+        *,
+        trusted_root: TrustedRoot | None = None,
+        timeout_seconds: float = 2.0,
+    ) -> None:
+        self.source = source
+        self.trusted_root = trusted_root
+        self.timeout_seconds = timeout_seconds
+
+    async def read(
+        self,
+        image: ImageReference,
+        attestors: Mapping[str, Attestor],
+        deadline: Deadline | None = None,
+    ) -> RegistryRead | None:
+        """The registry's artifacts for ``image`` (and its children when an attestor requires
+        them), or None when no attestor reads the registry. I/O only; RegistryError propagates."""
+        wanted = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
+        if not wanted or image.digest is None:
+            return None
+        deadline = deadline or Deadline(self.timeout_seconds)
+        artifacts = await self.source.artifacts(image, deadline)
+        children: tuple[tuple[ImageReference, RegistryArtifacts], ...] = ()
+        if artifacts.children and any(a.require_signed_children for a in wanted.values()):
+            refs = [replace(image, digest=c.digest, tag=None) for c in artifacts.children]
+            found = await asyncio.gather(*(self.source.artifacts(c, deadline) for c in refs))
+            children = tuple(zip(refs, found, strict=True))
+        return RegistryRead(artifacts, children)
+
+    def verify(
+        self,
+        image: ImageReference,
+        read: RegistryRead,
+        attestors: Mapping[str, Attestor],
+        keys: Mapping[str, Sequence[PublicKey]],
+        now: datetime,
+    ) -> RegistryFindings:
+        """Verified and failed registry evidence of ``image`` (pure CPU: no I/O, any thread)."""
+        wanted = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
+        verified, failed = self._verify_all(image, read.artifacts, wanted, keys, now)
+        for name, attestor in sorted(wanted.items()):
+            if not attestor.require_signed_children:
+                continue
+            for child, child_artifacts in read.children:
+                ok, bad = self._verify_all(child, child_artifacts, {name: attestor}, keys, now)
+                if ok:
+                    continue
+                # The index's evidence does not count for this attestor while a child is
+                # unsigned: say which one.
+                verified = [(f, v) for f, v in verified if v.attestor != name]
+                failed.append(
+                    FailedAttestation(
+                        occurrence=f"{child.name}@{child.digest}",
+                        reason=FailureReason.WRONG_DIGEST,
+                        attestor=name,
+                        detail=(
+                            f"the attestor requires every platform manifest of the index "
+                            f"{image.digest} to be signed, and {child.digest} is not"
+                        ),
+                    )
+                )
+                failed.extend(bad)
+                break
+        return RegistryFindings(tuple(verified), tuple(failed))
+
+    def _verify_all(
+        self,
+        image: ImageReference,
+        artifacts: RegistryArtifacts,
+        attestors: Mapping[str, Attestor],
+        keys: Mapping[str, Sequence[PublicKey]],
+        now: datetime,
+    ) -> tuple[list[tuple[str, VerifiedAttestation]], list[FailedAttestation]]:
+        verified: list[tuple[str, VerifiedAttestation]] = []
+        failed: list[FailedAttestation] = []
+        for name, attestor in sorted(attestors.items()):
+            attestor_keys = keys.get(name, ())
+            for source, problem in artifacts.problems:
+                failed.append(
+                    FailedAttestation(source, FailureReason.MALFORMED, name, detail=problem)
+                )
+            pieces: list[tuple[str, SignedAttestation | DsseEnvelope, bytes]] = []
+            for sig in artifacts.signatures:
+                pieces.append((sig.source, sig.attestation, sig.attestation.serialized_payload))
+            for att in artifacts.attestations:
+                pieces.append((att.source, att.envelope, att.envelope.payload))
+            if attestor_keys:
+                for source, item, signed in pieces:
+                    outcome = self._keyed(image, name, source, item, signed, attestor_keys, now)
+                    self._collect(outcome, verified, failed)
+            for bundle in artifacts.bundles:
+                self._collect(
+                    self._bundle(
+                        image, name, attestor, bundle.source, bundle.data, attestor_keys, now
+                    ),
+                    verified,
+                    failed,
+                )
+        return verified, failed
+
+    @staticmethod
+    def _collect(
+        outcome: tuple[str, VerifiedAttestation] | FailedAttestation | None,
+        verified: list[tuple[str, VerifiedAttestation]],
+        failed: list[FailedAttestation],
+    ) -> None:
+        if outcome is None:
+            return
+        if isinstance(outcome, FailedAttestation):
+            failed.append(outcome)
+        else:
+            verified.append(outcome)
+
+    def _keyed(
+        self,
+        image: ImageReference,
+        attestor: str,
+        source: str,
+        item: SignedAttestation | DsseEnvelope,
+        signed: bytes,
+        keys: Sequence[PublicKey],
+        now: datetime,
+    ) -> tuple[str, VerifiedAttestation] | FailedAttestation:
+        try:
+            result = verify_attestation(image, item, keys, now=now)
+        except ChainproofError as exc:
+            return FailedAttestation(source, FailureReason.MALFORMED, attestor, detail=exc.message)
+        if not result.verified:
+            reason = (
+                FailureReason.WRONG_DIGEST
+                if result.payload is not None
+                else FailureReason.MALFORMED
+                if result.key_ids
+                else FailureReason.UNKNOWN_KEY
+            )
+            return FailedAttestation(source, reason, attestor, detail="; ".join(result.reasons))
+        statement = result.statement
+        return content_fact(attestor, signed), VerifiedAttestation(
+            attestor=attestor,
+            key_id=result.key_ids[0],
+            occurrence=source,
+            kind=_kind(result),
+            predicate_type=statement.predicate_type if statement else None,
+            statement=_statement_dict(result),
+            predicate=statement.predicate if statement else None,
+        )
+
+    def _bundle(
+        self,
+        image: ImageReference,
+        name: str,
+        attestor: Attestor,
+        source: str,
+        data: bytes,
+        keys: Sequence[PublicKey],
+        now: datetime,
+    ) -> tuple[str, VerifiedAttestation] | FailedAttestation | None:
+        if attestor.keyless_identities:
+            if self.trusted_root is None:
+                return FailedAttestation(
+                    source,
+                    FailureReason.UNSUPPORTED,
+                    name,
+                    detail="no Sigstore trusted root is configured (registry.trusted_root_file)",
+                )
+            result = verify_keyless_bundle(
+                data,
+                image,
+                trusted_root=self.trusted_root,
+                identities=attestor.keyless_identities,
+            )
+            if result.verified:
+                st = result.statement
+                assert result.identity is not None
+                matched = result.identity
+                return content_fact(name, data), VerifiedAttestation(
+                    attestor=name,
+                    key_id=KEYLESS_KEY_PREFIX + matched.describe(),
+                    occurrence=source,
+                    kind=AttestationKind.IN_TOTO if st else AttestationKind.SIMPLE_SIGNING,
+                    predicate_type=st.predicate_type if st else None,
+                    statement=None
+                    if st is None
+                    else {
+                        "_type": st.statement_type,
+                        "subject": [
+                            {"name": s.name, "digest": dict(s.digest)} for s in st.subjects
+                        ],
+                        "predicateType": st.predicate_type,
+                        "predicate": dict(st.predicate) if st.predicate is not None else None,
+                    },
+                    predicate=st.predicate if st else None,
+                )
+            if not keys:
+                reason = (
+                    FailureReason.UNKNOWN_KEY
+                    if result.identity_mismatch
+                    else FailureReason.WRONG_DIGEST
+                    if result.signer
+                    else FailureReason.BAD_SIGNATURE
+                )
+                return FailedAttestation(source, reason, name, detail="; ".join(result.reasons))
+        if not keys:
+            return None
+        try:
+            envelope = bundle_envelope(data)
+        except ChainproofError as exc:
+            return FailedAttestation(source, FailureReason.UNSUPPORTED, name, detail=exc.message)
+        return self._keyed(image, name, source, envelope, envelope.payload, keys, now)
