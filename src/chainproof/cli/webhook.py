@@ -36,6 +36,7 @@ app = typer.Typer(
 )
 
 WEBHOOK_PATH = "/webhook/admission"
+MUTATING_PATH = "/webhook/mutate"
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 #: The names a kubernetes.io/tls Secret uses, so `kubectl create secret tls` takes them as is.
 SERVING_CERT, SERVING_KEY = "tls.crt", "tls.key"
@@ -264,8 +265,10 @@ def webhook_configuration(
     port: int = 443,
     path: str = WEBHOOK_PATH,
     exclude_namespaces: tuple[str, ...] = (),
+    mutating: bool = False,
 ) -> dict[str, Any]:
-    """The ValidatingWebhookConfiguration (admissionregistration.k8s.io/v1) as a mapping."""
+    """The ValidatingWebhookConfiguration (admissionregistration.k8s.io/v1) as a mapping, or
+    with ``mutating`` the MutatingWebhookConfiguration that pins tags to digests."""
     service = _validate_dns_label(service, "service name")
     namespace = _validate_dns_label(namespace, "namespace")
     if not 1 <= timeout_seconds <= 30:
@@ -284,44 +287,50 @@ def webhook_configuration(
         }
         for group, version, resources in WORKLOAD_RULES
     ]
+    if mutating and path == WEBHOOK_PATH:
+        path = MUTATING_PATH
+    webhook: dict[str, Any] = {
+        "name": "resolve.chainproof.dev" if mutating else "admission.chainproof.dev",
+        "admissionReviewVersions": ["v1", "v1beta1"],
+        "clientConfig": {
+            "service": {
+                "name": service,
+                "namespace": namespace,
+                "path": path,
+                "port": port,
+            },
+            "caBundle": base64.b64encode(ca_bundle).decode(),
+        },
+        "rules": rules,
+        # Never let chainproof judge its own pods (it could not start to admit
+        # itself) or the control plane's.
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": skipped,
+                }
+            ]
+        },
+        "failurePolicy": failure_policy,
+        "matchPolicy": "Equivalent",
+        "sideEffects": side_effects,
+        "timeoutSeconds": timeout_seconds,
+    }
+    if mutating:
+        # Pinning is idempotent, and a later mutating webhook (a sidecar injector) may add a
+        # container with a tag: ask to be called again after it.
+        webhook["reinvocationPolicy"] = "IfNeeded"
+        webhook["sideEffects"] = "None"
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
+        "kind": "MutatingWebhookConfiguration" if mutating else "ValidatingWebhookConfiguration",
         "metadata": {
-            "name": name,
+            "name": f"{name}-resolve" if mutating else name,
             "labels": {"app.kubernetes.io/name": "chainproof"},
         },
-        "webhooks": [
-            {
-                "name": "admission.chainproof.dev",
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "clientConfig": {
-                    "service": {
-                        "name": service,
-                        "namespace": namespace,
-                        "path": path,
-                        "port": port,
-                    },
-                    "caBundle": base64.b64encode(ca_bundle).decode(),
-                },
-                "rules": rules,
-                # Never let chainproof judge its own pods (it could not start to admit
-                # itself) or the control plane's.
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {
-                            "key": "kubernetes.io/metadata.name",
-                            "operator": "NotIn",
-                            "values": skipped,
-                        }
-                    ]
-                },
-                "failurePolicy": failure_policy,
-                "matchPolicy": "Equivalent",
-                "sideEffects": side_effects,
-                "timeoutSeconds": timeout_seconds,
-            }
-        ],
+        "webhooks": [webhook],
     }
 
 
@@ -437,8 +446,18 @@ def manifest(
         ),
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
+    mutating: Annotated[
+        bool,
+        typer.Option(
+            "--mutating",
+            help="Print the MutatingWebhookConfiguration (/webhook/mutate) that pins tag-only "
+            "images to repo:tag@sha256:… instead (needs registry.resolve_tags on the server).",
+        ),
+    ] = False,
 ) -> None:
     """Print the ValidatingWebhookConfiguration that sends workloads to chainproof.
+
+    With --mutating, the MutatingWebhookConfiguration that resolves tags to digests first.
 
     Pipe it to `kubectl apply -f -`. Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets,
     Jobs, CronJobs and ReplicationControllers are judged on CREATE and UPDATE in every
@@ -464,6 +483,7 @@ def manifest(
             timeout_seconds=timeout_seconds,
             side_effects=cast(Literal["None", "NoneOnDryRun"], side_effects),
             exclude_namespaces=tuple(exclude_namespace or ()),
+            mutating=mutating,
         )
     except InvalidArgument as exc:
         raise _fail(exc) from None

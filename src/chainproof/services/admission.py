@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any
 import structlog
 
 from chainproof.config import AdmissionSettings
+from chainproof.domain.image_patch import RESOLVED_ANNOTATION
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.timestamps import rfc3339
@@ -126,6 +128,22 @@ def denial_message(workload: Workload, decision: Decision, note: str = "") -> st
     if note:
         text += f" ({note})"
     return text
+
+
+def _tag_resolutions(workload: Workload) -> dict[str, str]:
+    """What the mutating webhook resolved (its annotation), for the decision record.
+
+    Informational only: the digest in the pod spec is what was judged, whoever wrote it."""
+    raw = workload.annotations.get(RESOLVED_ANNOTATION)
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k)[:200]: str(v)[:600] for k, v in list(parsed.items())[:64]}
 
 
 class AdmissionService:
@@ -311,6 +329,7 @@ class AdmissionService:
                     message=result.message,
                     breakglass=result.outcome == Verdict.BREAKGLASS,
                     dry_run=dry_run,
+                    tag_resolutions=_tag_resolutions(workload),
                 )
             )
         except Exception:  # the answer still goes out; the failure is loud in the log

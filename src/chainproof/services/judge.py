@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -325,6 +325,8 @@ class DecisionEntry:
     breakglass: bool = False
     #: The API server asked for a dry run: nothing was going to be created.
     dry_run: bool = False
+    #: Tags the mutating webhook pinned to digests (container location → "tag -> pinned").
+    tag_resolutions: Mapping[str, str] = field(default_factory=dict)
 
 
 def new_decision_id(now: datetime) -> str:
@@ -347,6 +349,8 @@ def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
         "message": entry.message,
         "decision": decision.to_dict(),
     }
+    if entry.tag_resolutions:
+        data["tagResolutions"] = dict(entry.tag_resolutions)
     return DecisionRecord(
         decision_id=new_decision_id(now),
         project=entry.project,

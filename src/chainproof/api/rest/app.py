@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
-from chainproof.api import webhook
+from chainproof.api import mutate, webhook
 from chainproof.api.rest import errors, grafeas, judge, ops
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.errors import ChainproofError
@@ -65,6 +65,7 @@ def create_app(
     app.add_exception_handler(Exception, errors.handle_unexpected)
     # Routes are matched in order: the webhook, on the admission hot path, comes first.
     app.include_router(webhook.router)
+    app.include_router(mutate.router)
     app.include_router(ops.router)
     app.include_router(judge.router)
     app.include_router(grafeas.router)
