@@ -148,7 +148,7 @@ def _register_groups() -> None:
     if _registered:
         return
     _registered = True
-    from chainproof.cli import attestations, attestors, decisions, keys, policy, webhook
+    from chainproof.cli import attestations, attestors, decisions, keys, policy, registry, webhook
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(attestors.app, name="attestor")
@@ -156,6 +156,7 @@ def _register_groups() -> None:
     app.add_typer(policy.app, name="policy")
     app.add_typer(decisions.app, name="decisions")
     app.add_typer(webhook.app, name="webhook")
+    app.add_typer(registry.app, name="registry")
 
 
 def main() -> None:
