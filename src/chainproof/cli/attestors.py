@@ -148,6 +148,25 @@ def create(
     description: Annotated[
         str, typer.Option("--description", help="What the attestor vouches for.")
     ] = "",
+    evidence_source: Annotated[
+        str,
+        typer.Option(
+            "--evidence-source",
+            help="Where its evidence lives: SCRIBE (occurrences), REGISTRY (cosign signatures, "
+            "attestations, Sigstore bundles beside the image) or BOTH.",
+        ),
+    ] = "SCRIBE",
+    keyless_issuer: Annotated[
+        str | None,
+        typer.Option("--keyless-issuer", help="OIDC issuer of a trusted keyless signer."),
+    ] = None,
+    keyless_subject: Annotated[
+        str | None,
+        typer.Option(
+            "--keyless-subject-regexp",
+            help="Regular expression (full match) for the keyless signer's certificate SAN.",
+        ),
+    ] = None,
     server: ServerOpt = None,
     ca_cert: CaCertOpt = None,
     client_cert: ClientCertOpt = None,
@@ -169,13 +188,26 @@ def create(
         keys += [
             pkix_key_entry(p, a, k) for p, a, k in zip(pkix_paths, algorithms, key_ids, strict=True)
         ]
-        if not keys:
+        keyless = keyless_issuer is not None or keyless_subject is not None
+        if keyless and (keyless_issuer is None or keyless_subject is None):
             raise InvalidArgument(
-                "an attestor needs at least one key: give --pgp-key FILE.asc or --pkix-key FILE.pub"
+                "a keyless signer needs both --keyless-issuer and --keyless-subject-regexp"
+            )
+        if not keys and not keyless:
+            raise InvalidArgument(
+                "an attestor needs at least one key: give --pgp-key FILE.asc or --pkix-key "
+                "FILE.pub (or a keyless signer with --keyless-issuer and "
+                "--keyless-subject-regexp)"
             )
         body: dict[str, Any] = {
             "userOwnedGrafeasNote": {"noteReference": str(note_name), "publicKeys": keys}
         }
+        if evidence_source.upper() != "SCRIBE":
+            body["evidenceSource"] = evidence_source.upper()
+        if keyless:
+            body["keylessIdentities"] = [
+                {"issuer": keyless_issuer, "subjectRegExp": keyless_subject}
+            ]
         if description:
             body["description"] = description
         with client(server, ca_cert, client_cert, client_key) as api:
