@@ -297,7 +297,8 @@ class RegistryClient:
     def _client(self, host: RegistryHost) -> httpx.AsyncClient:
         client = self._clients.get(host.host)
         if client is None:
-            verify: ssl.SSLContext | bool = True
+            # Plain-HTTP hosts never use TLS: skip building a context (tens of ms each).
+            verify: ssl.SSLContext | bool = not host.insecure
             if host.ca_file or host.client_cert:
                 context = ssl.create_default_context(cafile=host.ca_file)
                 if host.client_cert:

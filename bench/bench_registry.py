@@ -1,0 +1,177 @@
+"""Benchmark: admission with registry evidence against scribe-only, and cold registry reviews.
+
+Runs in one process on loopback: a real registry (Debian's docker-registry, started here; see
+tests/oci_registry.py), the judge and admission services over a memory store.
+
+1. **Cached**: two projects judge 3-image pods at a fixed rate (open loop, latency from the
+   scheduled time): ``scribe`` with a scribe-only attestor and simple-signing occurrences,
+   ``registry`` with a REGISTRY attestor and cosign ``.sig`` manifests in the registry. After a
+   warm-up the registry answers come from the registry cache. Reported: p50/p99 of each and
+   the ratio registry/scribe (target: ≤ 1.10 at 500/s).
+2. **Cold**: each review with empty judge and registry caches (first sight: every manifest,
+   tag and blob fetched), 3 images; reported p50/p99 (target: p99 ≤ 50 ms).
+
+    .venv/bin/python bench/bench_registry.py [--rate 500] [--duration 10] [--cold 200]
+
+Figures on this shared 2-core machine are noisy; the ratio is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+from chainproof.config import AdmissionSettings
+from chainproof.domain.workloads import ContainerImage, Workload
+from chainproof.services.admission import AdmissionService
+from chainproof.services.registry_evidence import RegistryEvidence
+from chainproof.sources.registry.cache import RegistryCache
+from chainproof.sources.registry.client import RegistryClient
+from chainproof.sources.registry.config import RegistryConfig, RegistryHost
+from chainproof.sources.registry.reader import RegistryReader
+from cosign_layout import sign_image
+from oci_registry import ensure_tools, start_registry
+from unit.services.judge_fixtures import System
+
+REQUIRE = {
+    "evaluationMode": "REQUIRE_ATTESTATION",
+    "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def pod(images: list[str]) -> Workload:
+    return Workload(
+        kind="Pod",
+        name="",
+        namespace="default",
+        service_account="default",
+        images=tuple(ContainerImage(f"containers[{i}]", img) for i, img in enumerate(images)),
+    )
+
+
+async def make_system(host: str, source: str, cache_ttl: float) -> tuple[System, object]:
+    system = System(cache_ttl=timedelta(seconds=cache_ttl))
+    signer = await system.attestor("sec", "qa")
+    doc = dict(await system.resources.get_attestor("projects/sec/attestors/qa"))
+    doc["evidenceSource"] = source
+    await system.resources.update_attestor("projects/sec/attestors/qa", doc)
+    await system.policy("app", {**REQUIRE, "requireAttestationsBy": ["projects/sec/attestors/qa"]})
+    return system, signer
+
+
+def attach(system: System, host: str) -> RegistryReader:
+    client = RegistryClient(RegistryConfig(hosts={host: RegistryHost(host=host, insecure=True)}))
+    reader = RegistryReader(client, RegistryCache())
+    system.gatherer.registry = RegistryEvidence(reader)
+    return reader
+
+
+def admission(system: System) -> AdmissionService:
+    return AdmissionService(
+        system.judge, system.decisions, system.grafeas, AdmissionSettings(project="app")
+    )
+
+
+async def open_loop(
+    service: AdmissionService, workload: Workload, rate: float, seconds: float
+) -> list[float]:
+    latencies: list[float] = []
+    denied = 0
+    start = time.perf_counter() + 0.05
+    total = int(rate * seconds)
+
+    async def one(at: float) -> None:
+        nonlocal denied
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        result = await service.review(workload, uid="b")
+        latencies.append((time.perf_counter() - at) * 1000)
+        if not result.allowed:
+            denied += 1
+
+    await asyncio.gather(*(one(start + i / rate) for i in range(total)))
+    if denied:
+        raise SystemExit(f"{denied} reviews were denied: the benchmark setup is wrong")
+    return latencies
+
+
+async def main(rate: float, duration: float, cold: int) -> None:
+    problem = ensure_tools()
+    if problem:
+        raise SystemExit(problem)
+    registry = start_registry()
+    try:
+        digests = [
+            registry.push_umoci_image(f"bench/app{i}", "v1", label=f"bench{i}") for i in range(3)
+        ]
+        images = [f"{registry.host}/bench/app{i}@{d}" for i, d in enumerate(digests)]
+
+        scribe, s_signer = await make_system(registry.host, "SCRIBE", 5.0)
+        for image in images:
+            await scribe.sign(s_signer, image)
+        reg, r_signer = await make_system(registry.host, "REGISTRY", 5.0)
+        reader = attach(reg, registry.host)
+        for i, d in enumerate(digests):
+            sign_image(registry, f"bench/app{i}", d, r_signer.signer)
+        workload = pod(images)
+        s_service, r_service = admission(scribe), admission(reg)
+        for service in (s_service, r_service):  # warm-up
+            await open_loop(service, workload, rate, 1.0)
+        s_lat = await open_loop(s_service, workload, rate, duration)
+        r_lat = await open_loop(r_service, workload, rate, duration)
+        await s_service.close()
+        await r_service.close()
+        await reader.client.aclose()
+
+        cold_lat: list[float] = []
+        # Judge cache off, the same attestor (the signatures above), a new registry cache
+        # for every review: each one is a first sight (the process's client and connections stay).
+        cold_system, _ = await make_system(registry.host, "REGISTRY", 0.0)
+        doc = dict(await reg.resources.get_attestor("projects/sec/attestors/qa"))
+        doc["etag"] = (await cold_system.resources.get_attestor("projects/sec/attestors/qa"))[
+            "etag"
+        ]
+        await cold_system.resources.update_attestor("projects/sec/attestors/qa", doc)
+        service = admission(cold_system)
+        cold_reader = attach(cold_system, registry.host)  # one client, as in a server process
+        for _ in range(cold):
+            cold_reader.cache = RegistryCache()
+            t0 = time.perf_counter()
+            result = await service.review(workload, uid="c")
+            cold_lat.append((time.perf_counter() - t0) * 1000)
+            assert result.allowed, result.message
+        await cold_reader.client.aclose()
+        await service.close()
+    finally:
+        registry.stop()
+
+    s99, r99 = pct(s_lat, 0.99), pct(r_lat, 0.99)
+    print(f"cached, {rate:.0f}/s for {duration:.0f}s, 3-image pods (noisy shared machine):")
+    print(f"  scribe-only    p50 {statistics.median(s_lat):6.2f} ms  p99 {s99:6.2f} ms  (floor)")
+    print(f"  registry       p50 {statistics.median(r_lat):6.2f} ms  p99 {r99:6.2f} ms")
+    print(f"  ratio registry/scribe p99: {r99 / s99:.2f} (target <= 1.10)")
+    print(f"cold, {cold} reviews, 3 images, first sight, registry on loopback:")
+    cold_p50, cold_p99 = statistics.median(cold_lat), pct(cold_lat, 0.99)
+    print(f"  p50 {cold_p50:6.2f} ms  p99 {cold_p99:6.2f} ms  (target p99 <= 50 ms)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--cold", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(main(args.rate, args.duration, args.cold))
