@@ -169,3 +169,34 @@ async def test_unreachable_registry_denies_the_review_naming_it(oci_registry):
     # Even with failure mode open: a registry that cannot answer never admits.
     assert not result.allowed
     assert "registry 127.0.0.1:9" in result.message
+
+
+async def test_multi_arch_index_and_signed_children(oci_registry):
+    from cosign_layout import push_index
+
+    amd = oci_registry.push_umoci_image("judge/multi", "amd64", label="jm", arch="amd64")
+    arm = oci_registry.push_umoci_image("judge/multi", "arm64", label="jm", arch="arm64")
+    index = push_index(
+        oci_registry, "judge/multi", "v1", [(amd, "linux/amd64"), (arm, "linux/arm64")]
+    )
+    system, signer, client = await system_with_registry(oci_registry.host, "REGISTRY")
+    image = f"{oci_registry.host}/judge/multi@{index}"
+    try:
+        sign_image(oci_registry, "judge/multi", index, signer.signer)
+        # The index's signature covers the index as deployed.
+        lenient = await system.judge.evaluate("app", AdmissionRequest(images=(image,)))
+        doc = dict(await system.resources.get_attestor("projects/sec/attestors/qa"))
+        doc["requireSignedChildren"] = True
+        await system.resources.update_attestor("projects/sec/attestors/qa", doc)
+        strict = await system.judge.evaluate("app", AdmissionRequest(images=(image,)))
+        sign_image(oci_registry, "judge/multi", amd, signer.signer)
+        sign_image(oci_registry, "judge/multi", arm, signer.signer)
+        system.gatherer.registry.source.cache.clear()
+        all_signed = await system.judge.evaluate("app", AdmissionRequest(images=(image,)))
+    finally:
+        await client.aclose()
+    assert lenient.outcome is Outcome.ALLOWED
+    assert strict.outcome is Outcome.DENIED
+    assert strict.images[0].requirements[0].occurrences  # the unsigned child is named
+    assert any(d in o for o in strict.images[0].requirements[0].occurrences for d in (amd, arm))
+    assert all_signed.outcome is Outcome.ALLOWED

@@ -31,6 +31,7 @@ from datetime import datetime
 
 from sigstore.models import TrustedRoot
 
+from chainproof.attest.intoto import Statement
 from chainproof.attest.sigstore_bundle import bundle_envelope, verify_keyless_bundle
 from chainproof.attest.verify import AttestationVerification, SignedAttestation, verify_attestation
 from chainproof.crypto.dsse import DsseEnvelope
@@ -79,7 +80,10 @@ def _kind(result: AttestationVerification) -> AttestationKind:
 
 
 def _statement_dict(result: AttestationVerification) -> dict[str, object] | None:
-    st = result.statement
+    return _statement_json(result.statement)
+
+
+def _statement_json(st: Statement | None) -> dict[str, object] | None:
     if st is None:
         return None
     return {
@@ -274,16 +278,7 @@ class RegistryEvidence:
                     occurrence=source,
                     kind=AttestationKind.IN_TOTO if st else AttestationKind.SIMPLE_SIGNING,
                     predicate_type=st.predicate_type if st else None,
-                    statement=None
-                    if st is None
-                    else {
-                        "_type": st.statement_type,
-                        "subject": [
-                            {"name": s.name, "digest": dict(s.digest)} for s in st.subjects
-                        ],
-                        "predicateType": st.predicate_type,
-                        "predicate": dict(st.predicate) if st.predicate is not None else None,
-                    },
+                    statement=_statement_json(st),
                     predicate=st.predicate if st else None,
                 )
             if not keys:
