@@ -241,11 +241,17 @@ class FakeRegistry:
 
 
 @contextmanager
-def serve_fake(fake: FakeRegistry) -> Iterator[FakeRegistry]:
+def serve_fake(fake: FakeRegistry, ssl: dict[str, Any] | None = None) -> Iterator[FakeRegistry]:
+    """Serve ``fake`` on a free loopback port (HTTPS with uvicorn's ``ssl_*`` options)."""
     port = free_port()
     fake.host = f"127.0.0.1:{port}"
     config = uvicorn.Config(
-        fake.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        fake.app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **(ssl or {}),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
