@@ -469,7 +469,12 @@ class EvidenceGatherer:
                         failed.append(outcome)
             except BudgetExhausted as exc:
                 incomplete.append(IncompleteEvidence(name, exc.reason))
-        self._registry_evidence(image, read, attestors, now, verified, failed, facts)
+        try:
+            self._registry_evidence(image, read, attestors, now, verified, failed, facts, budget)
+        except BudgetExhausted as exc:
+            for name, attestor in sorted(attestors.items()):
+                if attestor.evidence_source.reads_registry:
+                    incomplete.append(IncompleteEvidence(name, exc.reason))
 
         findings: list[VulnerabilityFinding] = []
         vex: list[VexStatement] = []
@@ -532,6 +537,7 @@ class EvidenceGatherer:
         verified: list[VerifiedAttestation],
         failed: list[FailedAttestation],
         facts: set[str],
+        budget: VerificationBudget,
     ) -> None:
         """Registry evidence, merged: a fact the scribe already holds counts once (as the
         occurrence). Scribe-only attestors never reach here (nothing was read for them)."""
@@ -539,7 +545,7 @@ class EvidenceGatherer:
             return
         readers = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
         keys = {n: self.cache.keys_for(a, attestor_fingerprint(a)) for n, a in readers.items()}
-        findings = self.registry.verify(image, read.registry, readers, keys, now)
+        findings = self.registry.verify(image, read.registry, readers, keys, now, budget)
         for fact, attestation in findings.verified:
             if fact in facts:
                 continue

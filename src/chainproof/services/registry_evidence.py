@@ -36,6 +36,7 @@ from chainproof.attest.sigstore_bundle import bundle_envelope, verify_keyless_bu
 from chainproof.attest.verify import AttestationVerification, SignedAttestation, verify_attestation
 from chainproof.crypto.dsse import DsseEnvelope
 from chainproof.crypto.keys import PublicKey
+from chainproof.crypto.verify import VerificationBudget
 from chainproof.domain.images import ImageReference
 from chainproof.errors import ChainproofError
 from chainproof.policy.attestors import KEYLESS_KEY_PREFIX, Attestor
@@ -133,15 +134,21 @@ class RegistryEvidence:
         attestors: Mapping[str, Attestor],
         keys: Mapping[str, Sequence[PublicKey]],
         now: datetime,
+        budget: VerificationBudget | None = None,
     ) -> RegistryFindings:
-        """Verified and failed registry evidence of ``image`` (pure CPU: no I/O, any thread)."""
+        """Verified and failed registry evidence of ``image`` (pure CPU: no I/O, any thread).
+
+        Every signature check, and every keyless bundle, is paid from ``budget``;
+        :class:`~chainproof.crypto.verify.BudgetExhausted` propagates to the caller."""
         wanted = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
-        verified, failed = self._verify_all(image, read.artifacts, wanted, keys, now)
+        verified, failed = self._verify_all(image, read.artifacts, wanted, keys, now, budget)
         for name, attestor in sorted(wanted.items()):
             if not attestor.require_signed_children:
                 continue
             for child, child_artifacts in read.children:
-                ok, bad = self._verify_all(child, child_artifacts, {name: attestor}, keys, now)
+                ok, bad = self._verify_all(
+                    child, child_artifacts, {name: attestor}, keys, now, budget
+                )
                 if ok:
                     continue
                 # The index's evidence does not count for this attestor while a child is
@@ -169,6 +176,7 @@ class RegistryEvidence:
         attestors: Mapping[str, Attestor],
         keys: Mapping[str, Sequence[PublicKey]],
         now: datetime,
+        budget: VerificationBudget | None,
     ) -> tuple[list[tuple[str, VerifiedAttestation]], list[FailedAttestation]]:
         verified: list[tuple[str, VerifiedAttestation]] = []
         failed: list[FailedAttestation] = []
@@ -185,12 +193,21 @@ class RegistryEvidence:
                 pieces.append((att.source, att.envelope, att.envelope.payload))
             if attestor_keys:
                 for source, item, signed in pieces:
-                    outcome = self._keyed(image, name, source, item, signed, attestor_keys, now)
+                    outcome = self._keyed(
+                        image, name, source, item, signed, attestor_keys, now, budget
+                    )
                     self._collect(outcome, verified, failed)
             for bundle in artifacts.bundles:
                 self._collect(
                     self._bundle(
-                        image, name, attestor, bundle.source, bundle.data, attestor_keys, now
+                        image,
+                        name,
+                        attestor,
+                        bundle.source,
+                        bundle.data,
+                        attestor_keys,
+                        now,
+                        budget,
                     ),
                     verified,
                     failed,
@@ -219,9 +236,10 @@ class RegistryEvidence:
         signed: bytes,
         keys: Sequence[PublicKey],
         now: datetime,
+        budget: VerificationBudget | None = None,
     ) -> tuple[str, VerifiedAttestation] | FailedAttestation:
         try:
-            result = verify_attestation(image, item, keys, now=now)
+            result = verify_attestation(image, item, keys, now=now, budget=budget)
         except ChainproofError as exc:
             return FailedAttestation(source, FailureReason.MALFORMED, attestor, detail=exc.message)
         if not result.verified:
@@ -253,6 +271,7 @@ class RegistryEvidence:
         data: bytes,
         keys: Sequence[PublicKey],
         now: datetime,
+        budget: VerificationBudget | None = None,
     ) -> tuple[str, VerifiedAttestation] | FailedAttestation | None:
         if attestor.keyless_identities:
             if self.trusted_root is None:
@@ -262,6 +281,8 @@ class RegistryEvidence:
                     name,
                     detail="no Sigstore trusted root is configured (registry.trusted_root_file)",
                 )
+            if budget is not None:
+                budget.spend()
             result = verify_keyless_bundle(
                 data,
                 image,
@@ -296,4 +317,4 @@ class RegistryEvidence:
             envelope = bundle_envelope(data)
         except ChainproofError as exc:
             return FailedAttestation(source, FailureReason.UNSUPPORTED, name, detail=exc.message)
-        return self._keyed(image, name, source, envelope, envelope.payload, keys, now)
+        return self._keyed(image, name, source, envelope, envelope.payload, keys, now, budget)

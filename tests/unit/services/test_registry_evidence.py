@@ -14,6 +14,7 @@ from chainproof.policy import AdmissionRequest, Outcome
 from chainproof.services.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.errors import RegistryError
 from chainproof.sources.registry.port import RegistryArtifacts, RegistryBundle
+from unit.services.judge_fixtures import NOW as NOW_
 from unit.services.judge_fixtures import System
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "sigstore"
@@ -116,3 +117,22 @@ async def test_a_registry_failure_reaches_the_caller():
     system = await keyless_system("william@yossarian.net", source)
     with pytest.raises(RegistryError, match="registry registry.example: GET /v2/ timed out"):
         await system.judge.evaluate("app", AdmissionRequest(images=(IMAGE,)))
+
+
+async def test_registry_verification_is_paid_from_the_review_budget():
+    from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
+    from chainproof.domain.images import parse_image_reference
+    from chainproof.policy.attestors import parse_attestor
+    from chainproof.services.registry_evidence import RegistryRead
+
+    two = bundled()[IMAGE]
+    two = RegistryArtifacts(IMAGE, two.media_type, bundles=two.bundles * 2)
+    system = await keyless_system("william@yossarian.net", MemorySource({IMAGE: two}))
+    attestor = parse_attestor(await system.resources.get_attestor("projects/sec/attestors/ci"))
+    evidence = system.gatherer.registry
+    image = parse_image_reference(IMAGE)
+    names = {"projects/sec/attestors/ci": attestor}
+    found = evidence.verify(image, RegistryRead(two), names, {}, NOW_, VerificationBudget(2))
+    assert len(found.verified) == 2
+    with pytest.raises(BudgetExhausted):
+        evidence.verify(image, RegistryRead(two), names, {}, NOW_, VerificationBudget(1))
