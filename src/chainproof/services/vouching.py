@@ -1,0 +1,157 @@
+"""The "not-vulnerable" automated attestor: sign an image only when its scan passes a policy.
+
+After Kritis' signer and seed 003: :meth:`Vouching.vouch` gathers the image's vulnerability
+evidence the way the judge does (VULNERABILITY and DISCOVERY occurrences, VEX applied),
+checks it against a chainproof-style vulnerability policy, and only when every check passes
+signs a simple-signing payload for the image's digest and uploads it as an ATTESTATION
+occurrence under the attestor's note. Otherwise nothing is signed and the result says why.
+
+The policy is the ``vulnerabilities`` and ``freshness`` part of a rule's ``chainproofChecks``
+(see docs/policy.md)::
+
+    vulnerabilities: {maximumFixableSeverity: LOW, maximumUnfixableSeverity: HIGH}
+    freshness: {maximumScanAgeHours: 24}
+
+Freshness is never optional here: a policy without it is held to :data:`DEFAULT_MAX_SCAN_AGE_HOURS`,
+so no scan older than the policy allows — and no image never scanned — is ever vouched for.
+Keys stay in the process that holds them: the service only calls ``signer.sign(bytes)``
+(:class:`chainproof.crypto.signing.Signer`, implemented for PKIX key files, and open to any
+plug-in that implements the same two members).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chainproof.attest.simple_signing import build_simple_signing
+from chainproof.crypto.signing import Signer
+from chainproof.domain.images import parse_image_reference
+from chainproof.domain.messages import occurrence_from_json
+from chainproof.errors import InvalidArgument
+from chainproof.policy._fields import Problems
+from chainproof.policy.checks import (
+    ChainproofChecks,
+    CheckContext,
+    check_freshness,
+    check_vulnerabilities,
+    read_checks,
+)
+from chainproof.policy.decision import RequirementResult
+from chainproof.services.evidence import EvidenceGatherer
+from chainproof.services.grafeas import GrafeasService
+
+DEFAULT_MAX_SCAN_AGE_HOURS = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class VouchPolicy:
+    checks: ChainproofChecks
+    max_scan_age_hours: float
+
+
+def read_vouch_policy(data: object) -> VouchPolicy:
+    """A vulnerability policy document (YAML/JSON decoded); raises InvalidArgument if wrong."""
+    problems = Problems("vulnerability policy")
+    checks = read_checks(problems, "", data)
+    problems.raise_if_any()
+    if checks.vulnerabilities is None:
+        raise InvalidArgument(
+            "vulnerability policy: no 'vulnerabilities' section; expected e.g. "
+            "{vulnerabilities: {maximumFixableSeverity: LOW}, freshness: {maximumScanAgeHours: 24}}"
+        )
+    hours = checks.maximum_scan_age_hours or DEFAULT_MAX_SCAN_AGE_HOURS
+    return VouchPolicy(checks=checks, max_scan_age_hours=hours)
+
+
+@dataclass(slots=True)
+class VouchResult:
+    image: str
+    signed: bool
+    results: list[RequirementResult] = field(default_factory=list)
+    occurrence: str | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        return [r.reason for r in self.results if not r.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "signed": self.signed,
+            "occurrence": self.occurrence,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Vouching:
+    def __init__(
+        self,
+        grafeas: GrafeasService,
+        gatherer: EvidenceGatherer,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._grafeas = grafeas
+        self._gatherer = gatherer
+        self._clock = clock
+
+    async def vouch(
+        self,
+        project: str,
+        image: str,
+        policy: VouchPolicy,
+        note_name: str,
+        signer: Signer,
+        *,
+        evidence_projects: tuple[str, ...] = (),
+    ) -> VouchResult:
+        """Sign ``image`` for the attestor note ``note_name`` only if its evidence passes."""
+        ref = parse_image_reference(image)
+        if ref.digest is None:
+            raise InvalidArgument(
+                f"{image!r} names no digest; only a digest can be vouched for "
+                "(registry/repository@sha256:…)"
+            )
+        now = self._clock()
+        gathered = await self._gatherer.gather([ref], {}, evidence_projects or (project,), now)
+        ctx = CheckContext(
+            image=ref, evidence=gathered.for_image(ref), attestors={}, now=now, request={}
+        )
+        assert policy.checks.vulnerabilities is not None
+        results = [
+            check_vulnerabilities(ctx, policy.checks.vulnerabilities),
+            check_freshness(ctx, policy.max_scan_age_hours),
+        ]
+        result = VouchResult(image=ref.canonical, signed=False, results=results)
+        if not all(r.passed for r in results):
+            return result
+        payload = build_simple_signing(ref)
+        signature = signer.sign(payload)
+        occurrence = await self._grafeas.create_occurrence(
+            f"projects/{project}",
+            occurrence_from_json(
+                {
+                    "resourceUri": ref.canonical,
+                    "noteName": note_name,
+                    "attestation": {
+                        "serializedPayload": base64.b64encode(payload).decode(),
+                        "signatures": [
+                            {
+                                "signature": base64.b64encode(signature).decode(),
+                                "publicKeyId": signer.key_id,
+                            }
+                        ],
+                    },
+                }
+            ),
+        )
+        result.signed = True
+        result.occurrence = str(occurrence.name)
+        return result

@@ -1,0 +1,233 @@
+"""The scanner's story end to end, on memory, SQLite and PostgreSQL, on real Debian data.
+
+An image's SBOM is syft's of a real Debian root file system, with one source package's
+binaries set back to the upload before a CVE fix named in Debian's own changelog. Importing
+an advisory built from that changelog fact makes findings appear, the judge deny and the
+vouching attestor refuse; ingesting the real (fixed) SBOM closes the findings, the attestor
+signs and the judge admits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import realdebian
+from chainproof.domain.messages import note_from_json, occurrence_from_json
+from chainproof.policy import AdmissionRequest, Outcome
+from chainproof.services.scanning import ScanService
+from chainproof.services.vouching import Vouching, read_vouch_policy
+from chainproof.store.factory import create_store
+from chainproof.store.port import MetadataStore
+from chainproof.store.sql import SqlStore
+from chainproof.vuln.osv import parse_record
+from unit.services.judge_fixtures import System
+
+IMAGE = "registry.example/acme/base@sha256:" + "b" * 64
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "osv"
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    if request.param == "memory":
+        s: MetadataStore = create_store("memory://")
+    elif request.param == "sqlite":
+        s = create_store(f"sqlite:///{tmp_path}/c.db")
+    else:
+        s = create_store(request.getfixturevalue("pg_database_url"))
+    await s.open()
+    if isinstance(s, SqlStore) and request.param == "postgres":
+        async with s.engine.begin() as c:
+            await c.execute(
+                sa.text(
+                    "TRUNCATE projects, notes, occurrences, meta, documents, decisions, "
+                    "decision_images"
+                )
+            )
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture(scope="module")
+def debian() -> tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]]:
+    """(real SBOM packages, a changelog CVE fix, the SBOM with that source one upload back)."""
+    root = realdebian.debian_rootfs()
+    packages = realdebian.sbom_packages(realdebian.syft_sbom(root))
+    sources = {}
+    for p in packages:
+        upstream = (
+            p["purl"].split("upstream=", 1)[1].split("%40")[0]
+            if "upstream=" in p["purl"]
+            else p["name"]
+        )
+        sources.setdefault(upstream.split("&")[0], []).append(p)
+    fixes = [f for f in realdebian.changelog_cve_fixes(root) if f.previous and f.source in sources]
+    verdicts = realdebian.dpkg_compare_many([(f.previous or "", f.fixed) for f in fixes])
+    fix = next(f for f, v in zip(fixes, verdicts, strict=True) if v == -1)
+    older = []
+    for p in packages:
+        if p in sources[fix.source]:
+            base = p["purl"].split("@", 1)[0]
+            older.append(
+                {
+                    "name": p["name"],
+                    "version": fix.previous or "",
+                    "purl": f"{base}@{fix.previous}?arch=amd64&distro=debian-12&upstream={fix.source}",
+                }
+            )
+        else:
+            older.append(p)
+    return packages, fix, older
+
+
+async def _ingest(system: System, packages: list[dict[str, str]]) -> None:
+    """Stand-in for SBOM ingestion: the image's PACKAGE occurrences, replaced whole."""
+    page = await system.grafeas.list_occurrences("projects/prod", 'kind="PACKAGE"', 1000, "")
+    for occ in page.items:
+        await system.grafeas.delete_occurrence(occ.name)
+    body = [
+        occurrence_from_json(
+            {
+                "resourceUri": IMAGE,
+                "noteName": "projects/prod/notes/sbom-packages",
+                "package": {
+                    "name": p["name"],
+                    "version": {"name": p["version"], "kind": "NORMAL", "fullName": p["version"]},
+                    "location": [{"cpeUri": p["purl"]}],
+                },
+            }
+        )
+        for p in packages
+    ]
+    await system.grafeas.batch_create_occurrences("projects/prod", body)
+
+
+def _advisory(fix: realdebian.CveFix) -> dict[str, Any]:
+    return {
+        "schema_version": "1.6.0",
+        "id": f"DEBIAN-{fix.cve}",
+        "aliases": [fix.cve],
+        "modified": "2026-01-01T00:00:00Z",
+        "summary": f"{fix.cve} in {fix.source}",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [
+            {
+                "package": {"ecosystem": "Debian:12", "name": fix.source},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fix.fixed}]}
+                ],
+            }
+        ],
+    }
+
+
+async def test_import_deny_refuse_then_fixed_sbom_sign_admit(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    fixed_sbom, fix, vulnerable_sbom = debian
+    system = System(store=store)  # type: ignore[arg-type]
+    scanner = ScanService(store, system.grafeas, provider_project="osv", clock=system.clock)
+    vouching = Vouching(system.grafeas, system.gatherer, clock=system.clock)
+    attestor = await system.attestor("sec", "not-vulnerable")
+    await system.policy(
+        "prod",
+        {
+            "evaluationMode": "REQUIRE_ATTESTATION",
+            "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+            "requireAttestationsBy": [attestor.attestor],
+            "chainproofChecks": {
+                "vulnerabilities": {"maximumFixableSeverity": "LOW"},
+                "freshness": {"maximumScanAgeHours": 24},
+            },
+        },
+    )
+    vouch_policy = read_vouch_policy(
+        {
+            "vulnerabilities": {"maximumFixableSeverity": "LOW"},
+            "freshness": {"maximumScanAgeHours": 24},
+        }
+    )
+    await system.grafeas.create_note(
+        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
+    )
+    await _ingest(system, vulnerable_sbom)
+    first = await scanner.scan_image("prod", IMAGE)
+    assert first.packages == len(vulnerable_sbom) and first.findings == [] and first.unknown == []
+
+    report = await scanner.import_advisories([parse_record(_advisory(fix))])
+    assert (report.imported, report.images_rematched) == (1, 1)
+    assert report.findings_opened >= 1
+    again = await scanner.import_advisories([parse_record(_advisory(fix))])
+    assert (again.unchanged, again.images_rematched, again.findings_opened) == (1, 0, 0)
+    findings = await scanner.affected_images(f"DEBIAN-{fix.cve}")
+    assert findings and all(f.resource == IMAGE for f in findings)
+    issue = findings[0].occurrence.vulnerability.package_issue[0]
+    assert issue.fixed_version.name == fix.fixed
+
+    denied = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
+    assert denied.outcome is Outcome.DENIED
+    refused = await vouching.vouch("prod", IMAGE, vouch_policy, attestor.note, attestor.signer)
+    assert not refused.signed
+    assert any(f"DEBIAN-{fix.cve}" in r for r in refused.reasons), refused.reasons
+
+    await _ingest(system, fixed_sbom)
+    rescan = await scanner.scan_image("prod", IMAGE)
+    assert rescan.findings == [] and rescan.closed == report.findings_opened
+    assert await scanner.affected_images(f"DEBIAN-{fix.cve}") == []
+    signed = await vouching.vouch("prod", IMAGE, vouch_policy, attestor.note, attestor.signer)
+    assert signed.signed and signed.occurrence, signed.reasons
+    admitted = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
+    assert admitted.outcome is Outcome.ALLOWED, admitted.explain()
+
+    # A day later the scan is stale: the attestor refuses to vouch again until re-scanned.
+    system.clock.now += timedelta(hours=25)
+    stale = await vouching.vouch("prod", IMAGE, vouch_policy, attestor.note, attestor.signer)
+    assert not stale.signed and any("old" in r for r in stale.reasons)
+
+
+async def test_modified_record_replaces_and_withdrawn_record_retracts(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    _, fix, vulnerable_sbom = debian
+    system = System(store=store)  # type: ignore[arg-type]
+    scanner = ScanService(store, system.grafeas, clock=system.clock)
+    await system.grafeas.create_note(
+        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
+    )
+    await _ingest(system, vulnerable_sbom)
+    await scanner.scan_image("prod", IMAGE)
+    record = _advisory(fix)
+    await scanner.import_advisories([parse_record(record)])
+    assert await scanner.affected_images(record["id"])
+    older = {**record, "modified": "2025-01-01T00:00:00Z", "affected": []}
+    assert (await scanner.import_advisories([parse_record(older)])).older_ignored == 1
+    # A newer copy that no longer covers the installed version closes the finding.
+    narrowed = json.loads(json.dumps(record))
+    narrowed["modified"] = "2026-02-01T00:00:00Z"
+    narrowed["affected"][0]["ranges"][0]["events"] = [{"introduced": "0"}, {"fixed": "0.0.1"}]
+    replaced = await scanner.import_advisories([parse_record(narrowed)])
+    assert replaced.replaced == 1 and replaced.findings_closed >= 1
+    assert await scanner.affected_images(record["id"]) == []
+    # Withdrawn: matching forgets it, and the note says it is obsolete.
+    back = {**record, "modified": "2026-03-01T00:00:00Z"}
+    assert (await scanner.import_advisories([parse_record(back)])).findings_opened >= 1
+    withdrawn = {**back, "modified": "2026-04-01T00:00:00Z", "withdrawn": "2026-04-01T00:00:00Z"}
+    gone = await scanner.import_advisories([parse_record(withdrawn)])
+    assert gone.withdrawn == 1 and gone.findings_closed >= 1
+    assert await scanner.affected_images(record["id"]) == []
+    note = await system.grafeas.get_note(f"projects/osv/notes/{record['id']}")
+    assert all(d.is_obsolete for d in note.vulnerability.details)
+    # A fresh service over the same store (another replica, a restart) sees the same state.
+    other = ScanService(store, system.grafeas, clock=system.clock)
+    assert (await other.scan_image("prod", IMAGE)).findings == []
+    assert record["id"] not in other.index
