@@ -33,13 +33,9 @@ from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import Problems
-from chainproof.policy.checks import (
-    ChainproofChecks,
-    CheckContext,
-    check_freshness,
-    check_vulnerabilities,
-    read_checks,
-)
+from chainproof.policy.checks import CheckContext, read_checks
+from chainproof.policy.checks.freshness import Freshness
+from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck
 from chainproof.policy.decision import RequirementResult
 from chainproof.services.evidence import EvidenceGatherer
 from chainproof.services.grafeas import GrafeasService
@@ -49,8 +45,8 @@ DEFAULT_MAX_SCAN_AGE_HOURS = 24.0
 
 @dataclass(frozen=True, slots=True)
 class VouchPolicy:
-    checks: ChainproofChecks
-    max_scan_age_hours: float
+    vulnerabilities: VulnerabilityCheck
+    freshness: Freshness
 
 
 def read_vouch_policy(data: object) -> VouchPolicy:
@@ -58,13 +54,14 @@ def read_vouch_policy(data: object) -> VouchPolicy:
     problems = Problems("vulnerability policy")
     checks = read_checks(problems, "", data)
     problems.raise_if_any()
-    if checks.vulnerabilities is None:
+    vulnerabilities = checks.get(VulnerabilityCheck)
+    if vulnerabilities is None:
         raise InvalidArgument(
             "vulnerability policy: no 'vulnerabilities' section; expected e.g. "
             "{vulnerabilities: {maximumFixableSeverity: LOW}, freshness: {maximumScanAgeHours: 24}}"
         )
-    hours = checks.maximum_scan_age_hours or DEFAULT_MAX_SCAN_AGE_HOURS
-    return VouchPolicy(checks=checks, max_scan_age_hours=hours)
+    freshness = checks.get(Freshness) or Freshness(DEFAULT_MAX_SCAN_AGE_HOURS)
+    return VouchPolicy(vulnerabilities=vulnerabilities, freshness=freshness)
 
 
 @dataclass(slots=True)
@@ -124,11 +121,7 @@ class Vouching:
         ctx = CheckContext(
             image=ref, evidence=gathered.for_image(ref), attestors={}, now=now, request={}
         )
-        assert policy.checks.vulnerabilities is not None
-        results = [
-            check_vulnerabilities(ctx, policy.checks.vulnerabilities),
-            check_freshness(ctx, policy.max_scan_age_hours),
-        ]
+        results = [*policy.vulnerabilities.judge(ctx), *policy.freshness.judge(ctx)]
         result = VouchResult(image=ref.canonical, signed=False, results=results)
         if not all(r.passed for r in results):
             return result
