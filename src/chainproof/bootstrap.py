@@ -30,6 +30,8 @@ from chainproof.services.judge_resources import JudgeResources
 from chainproof.services.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
 from chainproof.sources.registry.reader import RegistryReader
+from chainproof.services.scanning import ScanService
+from chainproof.services.vouching import Vouching
 from chainproof.store.port import MetadataStore
 
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
@@ -47,6 +49,8 @@ class Container:
     decisions: DecisionLog
     admission: AdmissionService
     changes: ChangeFeed
+    scanner: ScanService
+    vouching: Vouching
     metrics: Metrics = field(default_factory=Metrics)
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
     registry: RegistryReader | None = None
@@ -69,6 +73,7 @@ class Container:
                 await companion.stop(grace=2.0)
         finally:
             self.companions.clear()
+            await self.scanner.drain()
             await self.admission.close()
             await self.judge.close()
             await self.changes.close()
@@ -194,6 +199,9 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
     )
     decisions = DecisionLog(store, tokens)
+    scanner = ScanService(store, grafeas, provider_project=settings.scanning.provider_project)
+    if settings.scanning.scan_on_sbom:
+        grafeas.add_listener(scanner.on_occurrences)
     return Container(
         settings=settings,
         store=store,
@@ -204,6 +212,8 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         admission=AdmissionService(judge, decisions, grafeas, settings.admission),
         changes=changes,
         registry=registry,
+        scanner=scanner,
+        vouching=Vouching(grafeas, EvidenceGatherer(store)),
     )
 
 

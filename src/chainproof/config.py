@@ -87,6 +87,15 @@ class RegistrySettings(BaseModel):
     resolve_tags: bool = False
 
 
+class ScanningSettings(BaseModel):
+    """chainproof's own scanner (OSV advisories matched against SBOM packages)."""
+
+    #: The project holding the advisories as VULNERABILITY notes (projects/<this>/notes/<id>).
+    provider_project: str = "osv"
+    #: Match an image as soon as PACKAGE occurrences are written for it.
+    scan_on_sbom: bool = True
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. See docs/configuration.md for the full list."""
 
@@ -110,6 +119,7 @@ class Settings(BaseSettings):
     tls: TLSSettings = TLSSettings()
     admission: AdmissionSettings = AdmissionSettings()
     registry: RegistrySettings = RegistrySettings()
+    scanning: ScanningSettings = ScanningSettings()
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""

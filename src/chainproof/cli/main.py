@@ -148,7 +148,16 @@ def _register_groups() -> None:
     if _registered:
         return
     _registered = True
-    from chainproof.cli import attestations, attestors, decisions, keys, policy, registry, webhook
+    from chainproof.cli import (
+        attestations,
+        attestors,
+        decisions,
+        keys,
+        policy,
+        registry,
+        scanning,
+        webhook,
+    )
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(attestors.app, name="attestor")
@@ -157,6 +166,9 @@ def _register_groups() -> None:
     app.add_typer(decisions.app, name="decisions")
     app.add_typer(webhook.app, name="webhook")
     app.add_typer(registry.app, name="registry")
+    app.add_typer(scanning.advisories_app, name="advisories")
+    app.add_typer(scanning.image_app, name="image")
+    app.command("vouch")(scanning.vouch)
 
 
 def main() -> None:

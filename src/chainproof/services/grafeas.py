@@ -110,10 +110,17 @@ class GrafeasService:
         self._clock = clock
         self._new_id = new_id
         self._changes = changes or ChangeFeed()
+        self._listeners: list[Callable[[Sequence[OccurrenceRecord]], None]] = []
+
+    def add_listener(self, listener: Callable[[Sequence[OccurrenceRecord]], None]) -> None:
+        """Be told of every occurrence written or deleted (the scanner re-matches SBOMs)."""
+        self._listeners.append(listener)
 
     def _announce(self, records: Sequence[OccurrenceRecord]) -> None:
         # Deployment records are written by the judge itself and are no evidence.
         self._changes.resources_changed(r.resource for r in records if r.kind not in _NOT_EVIDENCE)
+        for listener in self._listeners:
+            listener(records)
 
     # ---------------------------------------------------------------- projects
 

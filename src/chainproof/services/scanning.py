@@ -24,12 +24,11 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import structlog
 
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
@@ -42,7 +41,8 @@ from chainproof.vuln.match import AdvisoryIndex, Finding, Key, MatchReport, Unde
 from chainproof.vuln.osv import Advisory, parse_record
 from chainproof.vuln.packages import Package, package_from_fields
 
-log = structlog.get_logger(__name__)
+# stdlib logging: bootstrap.configure_logging renders it in the server's structured format.
+log = logging.getLogger(__name__)
 
 COLLECTION = "osv-advisories"
 _PAGE = 1_000
@@ -121,6 +121,36 @@ class ScanService:
         self._images: dict[Key, set[ImageKey]] = {}
         self._loaded = False
         self._lock = asyncio.Lock()
+        self._pending: set[ImageKey] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- new SBOMs
+    def on_occurrences(self, records: Sequence[OccurrenceRecord]) -> None:
+        """Listener for the Grafeas service: PACKAGE writes (a new SBOM) are matched at once."""
+        images = {ImageKey(r.project, r.resource) for r in records if r.kind == "PACKAGE"}
+        fresh = images - self._pending
+        if not fresh:
+            return
+        self._pending |= fresh
+        task = asyncio.get_running_loop().create_task(self._scan_pending())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _scan_pending(self) -> None:
+        # Yield first, so that the rest of a batch (or an SBOM replaced in several calls)
+        # lands before the match; one scan then covers all of it.
+        await asyncio.sleep(0)
+        while self._pending:
+            image = self._pending.pop()
+            try:
+                await self.scan_image(image.project, image.resource)
+            except Exception:  # a failed background scan must not kill the loop; it is logged
+                log.exception("scan after an SBOM change failed for %s", image.resource)
+
+    async def drain(self) -> None:
+        """Wait for the scans that SBOM writes started (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
 
     # ---------------------------------------------------------------- start-up
     async def _ensure_loaded(self) -> None:
@@ -190,7 +220,7 @@ class ScanService:
                 report.findings_opened += scan.opened
                 report.findings_closed += scan.closed
             report.images_rematched = len(images)
-            log.info("advisories imported", **report.as_dict())
+            log.info("advisories imported: %s", report.as_dict())
             return report
 
     async def _import_one(self, advisory: Advisory, report: ImportReport) -> set[Key]:

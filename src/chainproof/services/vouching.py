@@ -29,7 +29,7 @@ from typing import Any
 
 from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.crypto.signing import Signer
-from chainproof.domain.images import parse_image_reference
+from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import Problems
@@ -37,6 +37,7 @@ from chainproof.policy.checks import CheckContext, read_checks
 from chainproof.policy.checks.freshness import Freshness
 from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck
 from chainproof.policy.decision import RequirementResult
+from chainproof.policy.evidence import ImageEvidence
 from chainproof.services.evidence import EvidenceGatherer
 from chainproof.services.grafeas import GrafeasService
 
@@ -67,9 +68,14 @@ def read_vouch_policy(data: object) -> VouchPolicy:
 @dataclass(slots=True)
 class VouchResult:
     image: str
-    signed: bool
+    passed: bool
     results: list[RequirementResult] = field(default_factory=list)
+    #: The uploaded attestation, once signed.
     occurrence: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.occurrence is not None
 
     @property
     def reasons(self) -> list[str]:
@@ -78,6 +84,7 @@ class VouchResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
+            "passed": self.passed,
             "signed": self.signed,
             "occurrence": self.occurrence,
             "results": [r.to_dict() for r in self.results],
@@ -110,21 +117,10 @@ class Vouching:
         evidence_projects: tuple[str, ...] = (),
     ) -> VouchResult:
         """Sign ``image`` for the attestor note ``note_name`` only if its evidence passes."""
-        ref = parse_image_reference(image)
-        if ref.digest is None:
-            raise InvalidArgument(
-                f"{image!r} names no digest; only a digest can be vouched for "
-                "(registry/repository@sha256:…)"
-            )
-        now = self._clock()
-        gathered = await self._gatherer.gather([ref], {}, evidence_projects or (project,), now)
-        ctx = CheckContext(
-            image=ref, evidence=gathered.for_image(ref), attestors={}, now=now, request={}
-        )
-        results = [*policy.vulnerabilities.judge(ctx), *policy.freshness.judge(ctx)]
-        result = VouchResult(image=ref.canonical, signed=False, results=results)
-        if not all(r.passed for r in results):
+        result = await self.check(project, image, policy, evidence_projects=evidence_projects)
+        if not result.passed:
             return result
+        ref = parse_image_reference(result.image)
         payload = build_simple_signing(ref)
         signature = signer.sign(payload)
         occurrence = await self._grafeas.create_occurrence(
@@ -145,6 +141,41 @@ class Vouching:
                 }
             ),
         )
-        result.signed = True
         result.occurrence = str(occurrence.name)
         return result
+
+    async def evidence(
+        self,
+        project: str,
+        ref: ImageReference,
+        evidence_projects: tuple[str, ...] = (),
+        now: datetime | None = None,
+    ) -> ImageEvidence:
+        """The image's vulnerability evidence (findings, VEX, scans), gathered as the judge does."""
+        gathered = await self._gatherer.gather(
+            [ref], {}, evidence_projects or (project,), now or self._clock()
+        )
+        return gathered.for_image(ref)
+
+    async def check(
+        self,
+        project: str,
+        image: str,
+        policy: VouchPolicy,
+        *,
+        evidence_projects: tuple[str, ...] = (),
+    ) -> VouchResult:
+        """Judge ``image`` against the policy without signing (``passed``: it may be signed)."""
+        ref = parse_image_reference(image)
+        if ref.digest is None:
+            raise InvalidArgument(
+                f"{image!r} names no digest; only a digest can be vouched for "
+                "(registry/repository@sha256:…)"
+            )
+        now = self._clock()
+        evidence = await self.evidence(project, ref, evidence_projects, now)
+        ctx = CheckContext(image=ref, evidence=evidence, attestors={}, now=now, request={})
+        results = [*policy.vulnerabilities.judge(ctx), *policy.freshness.judge(ctx)]
+        return VouchResult(
+            image=ref.canonical, passed=all(r.passed for r in results), results=results
+        )

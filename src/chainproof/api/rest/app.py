@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
 from chainproof.api import mutate, webhook
-from chainproof.api.rest import errors, grafeas, judge, ops
+from chainproof.api.rest import errors, grafeas, judge, ops, scanning
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.errors import ChainproofError
 
@@ -68,6 +68,7 @@ def create_app(
     app.include_router(mutate.router)
     app.include_router(ops.router)
     app.include_router(judge.router)
+    app.include_router(scanning.router)
     app.include_router(grafeas.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)

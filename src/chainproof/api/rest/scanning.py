@@ -1,0 +1,181 @@
+"""REST routes of chainproof's scanner: importing OSV advisories, reading them with the images
+they affect, an image's findings by source, scanning an image now, and the vulnerability
+policy check the "not-vulnerable" attestor signs on. Each route only translates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from chainproof.api.rest.body import decode_json
+from chainproof.api.rest.grafeas import JSON_BODY, json_response
+from chainproof.domain.filters import And, Compare, FilterColumn
+from chainproof.domain.images import parse_image_reference
+from chainproof.domain.names import validate_project_id
+from chainproof.errors import InvalidArgument
+from chainproof.policy.checks.vulnerabilities import resolved_by_vex
+from chainproof.services.scanning import ScanService
+from chainproof.services.vouching import Vouching, read_vouch_policy
+from chainproof.vuln.osv import parse_record
+
+#: Records per import request; the CLI sends larger imports in chunks of this size.
+MAX_RECORDS_PER_REQUEST = 5_000
+
+
+async def scan_service(request: Request) -> ScanService:
+    service: ScanService = request.app.state.container.scanner
+    return service
+
+
+async def vouching_service(request: Request) -> Vouching:
+    service: Vouching = request.app.state.container.vouching
+    return service
+
+
+Scanner = Annotated[ScanService, Depends(scan_service)]
+VouchingDep = Annotated[Vouching, Depends(vouching_service)]
+ImageQuery = Annotated[str, Query(alias="image", description="registry/repo@sha256:…")]
+
+router = APIRouter(prefix="/v1", tags=["scanning"])
+
+
+@router.post("/advisories:import", openapi_extra=JSON_BODY)
+async def import_advisories(request: Request, scanner: Scanner) -> Response:
+    """Import OSV records (``{"records": [...]}``); idempotent; re-matches affected images."""
+    data = decode_json(await request.body())
+    records = data.get("records") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not records:
+        raise InvalidArgument(
+            'request body must be {"records": [<OSV record>, ...]} with at least one record'
+        )
+    if len(records) > MAX_RECORDS_PER_REQUEST:
+        raise InvalidArgument(
+            f"{len(records)} records in one request; at most {MAX_RECORDS_PER_REQUEST} "
+            "(send larger imports in chunks)"
+        )
+    problems: list[str] = []
+    parsed = []
+    for i, record in enumerate(records):
+        try:
+            parsed.append(parse_record(record, source=f"records[{i}]"))
+        except InvalidArgument as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InvalidArgument(
+            f"{len(problems)} of {len(records)} records are not valid OSV; nothing was imported",
+            details=problems[:50],
+        )
+    report = await scanner.import_advisories(parsed)
+    return json_response(report.as_dict())
+
+
+@router.get("/advisories/{advisory_id}")
+async def get_advisory(advisory_id: str, scanner: Scanner) -> Response:
+    """An advisory as imported, and the images chainproof found it in."""
+    advisory = await scanner.get_advisory(advisory_id)
+    images = []
+    for record in await scanner.affected_images(advisory_id):
+        issue = record.occurrence.vulnerability.package_issue
+        images.append(
+            {
+                "project": record.project,
+                "resource": record.resource,
+                "occurrence": record.occurrence.name,
+                "package": issue[0].affected_package if issue else "",
+                "version": issue[0].affected_version.name if issue else "",
+                "fixedVersion": issue[0].fixed_version.name if issue else "",
+            }
+        )
+    return json_response(
+        {
+            "advisory": dict(advisory.raw),
+            "noteName": f"projects/{scanner.provider}/notes/{advisory.id}",
+            "affectedImages": images,
+        }
+    )
+
+
+@router.post("/projects/{project}/images:scan")
+async def scan_image(project: str, image: ImageQuery, scanner: Scanner) -> Response:
+    """Match one image's PACKAGE occurrences now."""
+    validate_project_id(project, field="project")
+    report = await scanner.scan_image(project, parse_image_reference(image).canonical)
+    return json_response(
+        {
+            "resource": report.resource,
+            "packages": report.packages,
+            "findings": len(report.findings),
+            "opened": report.opened,
+            "closed": report.closed,
+            "kept": report.kept,
+            "undecided": [
+                {"package": u.package.display, "advisory": u.advisory_id, "reason": u.reason}
+                for u in report.unknown
+            ],
+        }
+    )
+
+
+@router.get("/projects/{project}/images:vulnerabilities")
+async def image_vulnerabilities(project: str, image: ImageQuery, request: Request) -> Response:
+    """An image's findings in ``project``, by source (chainproof, or the note's project), with
+    whether VEX resolves each."""
+    validate_project_id(project, field="project")
+    container = request.app.state.container
+    ref = parse_image_reference(image)
+    store = container.store
+    async with store.session(readonly=True) as s:
+        rows = await s.list_occurrences(
+            project,
+            And(
+                (
+                    Compare(FilterColumn.KIND, "VULNERABILITY"),
+                    Compare(FilterColumn.RESOURCE, ref.canonical),
+                )
+            ),
+            None,
+            10_000,
+        )
+    resolved = resolved_by_vex(await container.vouching.evidence(project, ref))
+    provider = container.scanner.provider
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        v = r.occurrence.vulnerability
+        issue = v.package_issue[0] if v.package_issue else None
+        source = "chainproof" if r.note_project == provider else f"projects/{r.note_project}"
+        by_source.setdefault(source, []).append(
+            {
+                "id": r.note_id,
+                "severity": _severity_name(v),
+                "package": issue.affected_package if issue else "",
+                "version": issue.affected_version.name if issue else "",
+                "fixedVersion": issue.fixed_version.name if issue else "",
+                "fixAvailable": bool(v.fix_available),
+                "vexResolved": r.note_id.upper() in resolved,
+                "occurrence": r.occurrence.name,
+            }
+        )
+    return json_response({"image": ref.canonical, "sources": by_source})
+
+
+@router.post("/projects/{project}/images:checkVulnerabilityPolicy", openapi_extra=JSON_BODY)
+async def check_vulnerability_policy(
+    project: str, request: Request, vouching: VouchingDep
+) -> Response:
+    """Judge an image against a vulnerability policy (``{"image", "policy"}``), signing nothing:
+    the attestor that holds the key signs only when ``passed`` is true."""
+    validate_project_id(project, field="project")
+    data = decode_json(await request.body())
+    if not isinstance(data, dict) or not isinstance(data.get("image"), str):
+        raise InvalidArgument('request body must be {"image": "<ref@sha256:…>", "policy": {...}}')
+    policy = read_vouch_policy(data.get("policy"))
+    result = await vouching.check(project, data["image"], policy)
+    return json_response(result.to_dict())
+
+
+def _severity_name(v: Any) -> str:
+    number = v.effective_severity or v.severity
+    enum = v.DESCRIPTOR.fields_by_name["severity"].enum_type
+    value = enum.values_by_number.get(number)
+    return str(value.name) if value is not None else "SEVERITY_UNSPECIFIED"
