@@ -231,3 +231,25 @@ async def test_modified_record_replaces_and_withdrawn_record_retracts(
     other = ScanService(store, system.grafeas, clock=system.clock)
     assert (await other.scan_image("prod", IMAGE)).findings == []
     assert record["id"] not in other.index
+
+
+async def test_a_new_sbom_is_matched_at_once(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    """With the scanner listening to the Grafeas service, writing PACKAGE occurrences is
+    enough: no explicit scan call, the findings and the DISCOVERY appear."""
+    _, fix, vulnerable_sbom = debian
+    system = System(store=store)  # type: ignore[arg-type]
+    scanner = ScanService(store, system.grafeas, clock=system.clock)
+    system.grafeas.add_listener(scanner.on_occurrences)
+    await scanner.import_advisories([parse_record(_advisory(fix))])
+    await system.grafeas.create_note(
+        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
+    )
+    await _ingest(system, vulnerable_sbom)
+    await scanner.drain()
+    assert await scanner.affected_images(f"DEBIAN-{fix.cve}")
+    page = await system.grafeas.list_occurrences("projects/prod", 'kind="DISCOVERY"', 10, "")
+    assert len(page.items) == 1
+    assert page.items[0].note_name == "projects/osv/notes/chainproof-scanner"
