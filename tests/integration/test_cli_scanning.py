@@ -67,7 +67,8 @@ def test_import_show_vulns_vouch_story(server: LiveServer, tmp_path: Path) -> No
         "/v1/projects/prod/notes", params={"noteId": "go-modules"}, json={"package": {"name": "go"}}
     ).raise_for_status()
     _sbom(http, "v0.3.2")
-    ok(cli(server, "image", "scan", IMAGE, "-p", "prod"))
+    empty = cli(server, "image", "scan", IMAGE, "-p", "prod")
+    assert empty.exit_code == 2 and "no OSV advisories have been imported" in empty.stderr
 
     # A module file of Go's vulnerability database: an array of records.
     text = realdebian.go_vulndb_dir() / "cmd/govulncheck/testdata/vulndb/golang.org/x/text.json"

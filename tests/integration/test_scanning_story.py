@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 import realdebian
 from chainproof.domain.messages import note_from_json, occurrence_from_json
+from chainproof.errors import FailedPrecondition
 from chainproof.policy import AdmissionRequest, Outcome
 from chainproof.services.scanning import ScanService
 from chainproof.services.vouching import Vouching, read_vouch_policy
@@ -160,6 +161,11 @@ async def test_import_deny_refuse_then_fixed_sbom_sign_admit(
         "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
     )
     await _ingest(system, vulnerable_sbom)
+    with pytest.raises(FailedPrecondition, match="no OSV advisories have been imported"):
+        await scanner.scan_image("prod", IMAGE)  # an empty database proves nothing
+    await scanner.import_advisories(
+        [parse_record(json.loads((FIXTURES / "npm_greater_than.osv.json").read_text()))]
+    )
     first = await scanner.scan_image("prod", IMAGE)
     assert first.packages == len(vulnerable_sbom) and first.findings == [] and first.unknown == []
 
@@ -205,7 +211,6 @@ async def test_modified_record_replaces_and_withdrawn_record_retracts(
         "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
     )
     await _ingest(system, vulnerable_sbom)
-    await scanner.scan_image("prod", IMAGE)
     record = _advisory(fix)
     await scanner.import_advisories([parse_record(record)])
     assert await scanner.affected_images(record["id"])
@@ -229,8 +234,9 @@ async def test_modified_record_replaces_and_withdrawn_record_retracts(
     assert all(d.is_obsolete for d in note.vulnerability.details)
     # A fresh service over the same store (another replica, a restart) sees the same state.
     other = ScanService(store, system.grafeas, clock=system.clock)
-    assert (await other.scan_image("prod", IMAGE)).findings == []
-    assert record["id"] not in other.index
+    with pytest.raises(FailedPrecondition):  # its only advisory is withdrawn: nothing to match
+        await other.scan_image("prod", IMAGE)
+    assert record["id"] not in other.index and len(other.index) == 0
 
 
 async def test_a_new_sbom_is_matched_at_once(

@@ -33,7 +33,7 @@ from typing import Any
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import note_from_json, occurrence_from_json
-from chainproof.errors import AlreadyExists, InvalidArgument, NotFound
+from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from chainproof.services.grafeas import GrafeasService
 from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord
 from chainproof.vuln import grafeas as vg
@@ -144,6 +144,8 @@ class ScanService:
             image = self._pending.pop()
             try:
                 await self.scan_image(image.project, image.resource)
+            except FailedPrecondition:
+                continue  # no advisories yet: the image is indexed, and matched on import
             except Exception:  # a failed background scan must not kill the loop; it is logged
                 log.exception("scan after an SBOM change failed for %s", image.resource)
 
@@ -302,11 +304,26 @@ class ScanService:
 
     # ---------------------------------------------------------------- images
     async def scan_image(self, project: str, resource_uri: str) -> ScanReport:
-        """Match one image now (call it when its SBOM changes)."""
+        """Match one image now (call it when its SBOM changes).
+
+        Refused while no advisory has been imported: a scan against an empty database would
+        find nothing and still date a DISCOVERY, which a freshness check would take for a
+        clean, recent scan.
+        """
         async with self._lock:
             await self._ensure_loaded()
+            resource = canonical_resource(resource_uri)
+            if len(self.index) == 0:
+                self._remember(
+                    ImageKey(project, resource),
+                    [_package_of(r) for r in await self._package_records(project, resource)],
+                )
+                raise FailedPrecondition(
+                    "no OSV advisories have been imported, so a scan would prove nothing; "
+                    "import some first (chainproof advisories import PATH)"
+                )
             await self._ensure_provider()
-            return await self._scan_locked(project, canonical_resource(resource_uri))
+            return await self._scan_locked(project, resource)
 
     async def _scan_locked(self, project: str, resource: str) -> ScanReport:
         records = await self._package_records(project, resource)
