@@ -38,6 +38,7 @@ from chainproof.policy.checks.freshness import Freshness
 from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck
 from chainproof.policy.decision import RequirementResult
 from chainproof.policy.evidence import ImageEvidence
+from chainproof.policy.kritis import ImageSecurityPolicy, parse_kritis_resource
 from chainproof.services.evidence import EvidenceGatherer
 from chainproof.services.grafeas import GrafeasService
 
@@ -51,7 +52,29 @@ class VouchPolicy:
 
 
 def read_vouch_policy(data: object) -> VouchPolicy:
-    """A vulnerability policy document (YAML/JSON decoded); raises InvalidArgument if wrong."""
+    """A vulnerability policy document (YAML/JSON decoded); raises InvalidArgument if wrong.
+
+    Two forms: chainproof's (``vulnerabilities`` + ``freshness``, as in a rule's
+    ``chainproofChecks``), or a Kritis ``ImageSecurityPolicy`` whose
+    ``packageVulnerabilityRequirements`` become the thresholds. An ISP's ``imageAllowlist``
+    is ignored on purpose: exempting an image from a check is no evidence that it is not
+    vulnerable. Kritis has no freshness bound, so an ISP is held to the default.
+    """
+    if isinstance(data, dict) and str(data.get("apiVersion", "")).startswith("kritis.grafeas.io/"):
+        resource = parse_kritis_resource(data)
+        if not isinstance(resource, ImageSecurityPolicy):
+            raise InvalidArgument(
+                f"a Kritis {type(resource).__name__} is no vulnerability policy; expected an "
+                "ImageSecurityPolicy or chainproof's {vulnerabilities, freshness} form"
+            )
+        return VouchPolicy(
+            vulnerabilities=VulnerabilityCheck(
+                maximum_fixable=resource.maximum_severity,
+                maximum_unfixable=resource.maximum_fix_unavailable_severity,
+                allowed_cves=resource.allowlist_cves,
+            ),
+            freshness=Freshness(DEFAULT_MAX_SCAN_AGE_HOURS),
+        )
     problems = Problems("vulnerability policy")
     checks = read_checks(problems, "", data)
     problems.raise_if_any()
