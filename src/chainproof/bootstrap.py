@@ -19,8 +19,9 @@ from fastapi import FastAPI
 
 from chainproof.api.rest.app import create_app
 from chainproof.api.rest.ops import Metrics
-from chainproof.config import Settings
+from chainproof.config import Settings, VoucherSettings
 from chainproof.domain.pagination import PageTokenCodec
+from chainproof.errors import InvalidArgument
 from chainproof.services.admission import AdmissionService
 from chainproof.services.changes import ChangeFeed
 from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits
@@ -31,7 +32,12 @@ from chainproof.services.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
 from chainproof.sources.registry.reader import RegistryReader
 from chainproof.services.scanning import ScanService
-from chainproof.services.vouching import Vouching
+from chainproof.services.vouching import (
+    AutoVoucher,
+    ConfiguredVoucher,
+    Vouching,
+    read_vouch_policy,
+)
 from chainproof.store.port import MetadataStore
 
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
@@ -202,6 +208,10 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     scanner = ScanService(store, grafeas, provider_project=settings.scanning.provider_project)
     if settings.scanning.scan_on_sbom:
         grafeas.add_listener(scanner.on_occurrences)
+    vouching = Vouching(grafeas, EvidenceGatherer(store))
+    if settings.scanning.vouchers:
+        auto = AutoVoucher(vouching, grafeas, [_voucher(v) for v in settings.scanning.vouchers])
+        scanner.add_after_scan(auto.image_changed)
     return Container(
         settings=settings,
         store=store,
@@ -213,7 +223,28 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         changes=changes,
         registry=registry,
         scanner=scanner,
-        vouching=Vouching(grafeas, EvidenceGatherer(store)),
+        vouching=vouching,
+    )
+
+
+def _voucher(v: VoucherSettings) -> ConfiguredVoucher:
+    """Read a configured attestor's policy and key once, at start-up."""
+    import yaml
+
+    from chainproof.crypto.signing import PkixSigner
+    from chainproof.domain.names import parse_note_name
+
+    try:
+        policy = read_vouch_policy(yaml.safe_load(v.policy_file.read_text(encoding="utf-8")))
+        pem = v.key_file.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(
+            f"scanning.vouchers: cannot read {exc.filename}: {exc.strerror}"
+        ) from exc
+    return ConfiguredVoucher(
+        note_name=str(parse_note_name(v.attestor_note, field="scanning.vouchers.attestor_note")),
+        policy=policy,
+        signer=PkixSigner.from_pem(pem, v.algorithm, v.key_id),
     )
 
 

@@ -87,6 +87,16 @@ class RegistrySettings(BaseModel):
     resolve_tags: bool = False
 
 
+class VoucherSettings(BaseModel):
+    """An attestor the server runs itself: it signs images whose scans pass ``policy_file``."""
+
+    attestor_note: str  # projects/P/notes/N, the note of the attestor's Grafeas authority
+    policy_file: Path
+    key_file: Path  # a PEM private key; it stays in the server process
+    key_id: str | None = None
+    algorithm: str | None = None
+
+
 class ScanningSettings(BaseModel):
     """chainproof's own scanner (OSV advisories matched against SBOM packages)."""
 
@@ -94,6 +104,8 @@ class ScanningSettings(BaseModel):
     provider_project: str = "osv"
     #: Match an image as soon as PACKAGE occurrences are written for it.
     scan_on_sbom: bool = True
+    #: Automatic "not-vulnerable" attestors, run after every scan (see docs/scanning.md).
+    vouchers: list[VoucherSettings] = []
 
 
 class Settings(BaseSettings):

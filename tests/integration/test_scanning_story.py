@@ -23,7 +23,12 @@ from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.errors import FailedPrecondition
 from chainproof.policy import AdmissionRequest, Outcome
 from chainproof.services.scanning import ScanService
-from chainproof.services.vouching import Vouching, read_vouch_policy
+from chainproof.services.vouching import (
+    AutoVoucher,
+    ConfiguredVoucher,
+    Vouching,
+    read_vouch_policy,
+)
 from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore
 from chainproof.store.sql import SqlStore
@@ -259,3 +264,60 @@ async def test_a_new_sbom_is_matched_at_once(
     page = await system.grafeas.list_occurrences("projects/prod", 'kind="DISCOVERY"', 10, "")
     assert len(page.items) == 1
     assert page.items[0].note_name == "projects/osv/notes/chainproof-scanner"
+
+
+async def test_configured_attestor_signs_and_withdraws_as_evidence_changes(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    """Inside the server: after every scan the configured attestor signs an image that passes
+    and withdraws its signature from one that no longer does."""
+    fixed_sbom, fix, vulnerable_sbom = debian
+    system = System(store=store)  # type: ignore[arg-type]
+    scanner = ScanService(store, system.grafeas, clock=system.clock)
+    vouching = Vouching(system.grafeas, system.gatherer, clock=system.clock)
+    attestor = await system.attestor("sec", "not-vulnerable")
+    auto = AutoVoucher(
+        vouching,
+        system.grafeas,
+        [
+            ConfiguredVoucher(
+                attestor.note,
+                read_vouch_policy({"vulnerabilities": {"maximumFixableSeverity": "LOW"}}),
+                attestor.signer,
+            )
+        ],
+    )
+    scanner.add_after_scan(auto.image_changed)
+    await system.policy(
+        "prod",
+        {
+            "evaluationMode": "REQUIRE_ATTESTATION",
+            "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+            "requireAttestationsBy": [attestor.attestor],
+        },
+    )
+    await system.grafeas.create_note(
+        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
+    )
+
+    async def attestations() -> int:
+        page = await system.grafeas.list_occurrences("projects/prod", 'kind="ATTESTATION"', 10, "")
+        return len(page.items)
+
+    await scanner.import_advisories([parse_record(_advisory(fix))])
+    await _ingest(system, vulnerable_sbom)
+    await scanner.scan_image("prod", IMAGE)
+    assert await attestations() == 0
+    await _ingest(system, fixed_sbom)
+    await scanner.scan_image("prod", IMAGE)
+    assert await attestations() == 1
+    admitted = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
+    assert admitted.outcome is Outcome.ALLOWED, admitted.explain()
+    await scanner.scan_image("prod", IMAGE)
+    assert await attestations() == 1  # still passing: not signed twice
+    await _ingest(system, vulnerable_sbom)
+    await scanner.scan_image("prod", IMAGE)
+    assert await attestations() == 0
+    denied = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
+    assert denied.outcome is Outcome.DENIED

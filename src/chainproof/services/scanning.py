@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -122,7 +122,12 @@ class ScanService:
         self._loaded = False
         self._lock = asyncio.Lock()
         self._pending: set[ImageKey] = set()
+        self._after_scan: list[Callable[[str, str], Awaitable[object]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def add_after_scan(self, hook: Callable[[str, str], Awaitable[object]]) -> None:
+        """Run ``hook(project, resource)`` after every scan (the automatic attestors)."""
+        self._after_scan.append(hook)
 
     # ---------------------------------------------------------------- new SBOMs
     def on_occurrences(self, records: Sequence[OccurrenceRecord]) -> None:
@@ -379,6 +384,8 @@ class ScanService:
         for name in stale:
             with contextlib.suppress(NotFound):  # another replica closed it first
                 await self._grafeas.delete_occurrence(name)
+        for hook in self._after_scan:
+            await hook(project, resource)
         return report
 
     async def _our_occurrences(self, project: str, resource: str) -> list[OccurrenceRecord]:

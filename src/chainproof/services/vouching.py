@@ -22,7 +22,8 @@ plug-in that implements the same two members).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,7 @@ from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.crypto.signing import Signer
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
-from chainproof.errors import InvalidArgument
+from chainproof.errors import InvalidArgument, NotFound
 from chainproof.policy._fields import Problems
 from chainproof.policy.checks import CheckContext, read_checks
 from chainproof.policy.checks.freshness import Freshness
@@ -202,3 +203,60 @@ class Vouching:
         return VouchResult(
             image=ref.canonical, passed=all(r.passed for r in results), results=results
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredVoucher:
+    """An attestor the server signs for itself: its note, its policy and its key."""
+
+    note_name: str
+    policy: VouchPolicy
+    signer: Signer
+
+
+class AutoVoucher:
+    """Runs the configured attestors whenever an image's scan changes its evidence.
+
+    A passing image without a current attestation by the voucher's note is signed; an image
+    that no longer passes loses the attestation this voucher made (matched by note and key
+    id), so a finding that appears after signing also withdraws the signature.
+    """
+
+    def __init__(
+        self, vouching: Vouching, grafeas: GrafeasService, vouchers: Sequence[ConfiguredVoucher]
+    ) -> None:
+        self._vouching = vouching
+        self._grafeas = grafeas
+        self.vouchers = tuple(vouchers)
+
+    async def image_changed(self, project: str, resource: str) -> list[VouchResult]:
+        results: list[VouchResult] = []
+        for voucher in self.vouchers:
+            ours = await self._attestations(project, resource, voucher)
+            check = await self._vouching.check(project, resource, voucher.policy)
+            if check.passed and not ours:
+                check = await self._vouching.vouch(
+                    project, resource, voucher.policy, voucher.note_name, voucher.signer
+                )
+            elif not check.passed:
+                for name in ours:
+                    with contextlib.suppress(NotFound):
+                        await self._grafeas.delete_occurrence(name)
+            results.append(check)
+        return results
+
+    async def _attestations(
+        self, project: str, resource: str, voucher: ConfiguredVoucher
+    ) -> list[str]:
+        page = await self._grafeas.list_occurrences(
+            f"projects/{project}",
+            f'kind="ATTESTATION" AND resourceUrl="{resource}"',
+            1000,
+            "",
+        )
+        return [
+            str(o.name)
+            for o in page.items
+            if o.note_name == voucher.note_name
+            and any(s.public_key_id == voucher.signer.key_id for s in o.attestation.signatures)
+        ]
