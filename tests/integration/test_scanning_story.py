@@ -321,3 +321,42 @@ async def test_configured_attestor_signs_and_withdraws_as_evidence_changes(
     assert await attestations() == 0
     denied = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
     assert denied.outcome is Outcome.DENIED
+
+
+async def test_vex_in_cve_terms_applies_to_a_finding_filed_under_its_osv_id(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    _, fix, vulnerable_sbom = debian
+    system = System(store=store)  # type: ignore[arg-type]
+    scanner = ScanService(store, system.grafeas, clock=system.clock)
+    vouching = Vouching(system.grafeas, system.gatherer, clock=system.clock)
+    policy = read_vouch_policy({"vulnerabilities": {"maximumFixableSeverity": "LOW"}})
+    await system.grafeas.create_note(
+        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
+    )
+    await _ingest(system, vulnerable_sbom)
+    await scanner.import_advisories([parse_record(_advisory(fix))])
+    assert not (await vouching.check("prod", IMAGE, policy)).passed
+    # The vendor says, in CVE terms (as OpenVEX/CSAF ingestion records it): not affected.
+    await system.grafeas.create_note(
+        "projects/prod", fix.cve, note_from_json({"vulnerability": {"severity": "CRITICAL"}})
+    )
+    await system.grafeas.create_occurrence(
+        "projects/prod",
+        occurrence_from_json(
+            {
+                "resourceUri": IMAGE,
+                "noteName": f"projects/prod/notes/{fix.cve}",
+                "vulnerability": {
+                    "packageIssue": [
+                        {"affectedCpeUri": "cpe:/o:debian", "affectedPackage": fix.source}
+                    ],
+                    "vexAssessment": {"state": "NOT_AFFECTED", "vulnerabilityId": fix.cve},
+                },
+            }
+        ),
+    )
+    passed = await vouching.check("prod", IMAGE, policy)
+    assert passed.passed, passed.reasons
+    assert "resolved by VEX" in passed.results[0].reason

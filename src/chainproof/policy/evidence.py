@@ -131,6 +131,9 @@ class VulnerabilityFinding:
     package: str | None = None
     occurrence: str | None = None
     attestor: str | None = None
+    #: Other ids of the same vulnerability (an OSV GHSA/GO record's CVE), so that VEX and
+    #: policy lists written in CVE ids apply to findings filed under another id.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -668,6 +668,7 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
         fix_available=fix,
         package=v.package_issue[0].affected_package if v.package_issue else None,
         occurrence=record.occurrence.name,
+        aliases=_aliases(str(v.extra_details)),
     )
     statement = None
     if v.HasField("vex_assessment"):
@@ -680,6 +681,16 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
                 justification=str(v.vex_assessment.justification.details),
             )
     return finding, statement
+
+
+def _aliases(extra_details: str) -> tuple[str, ...]:
+    """``aliases=CVE-1,CVE-2`` from ``extraDetails`` (``key=value;…``, as ingestion and the
+    scanner write it)."""
+    for item in extra_details.split(";"):
+        key, _, value = item.partition("=")
+        if key.strip() == "aliases":
+            return tuple(a.strip() for a in value.split(",") if a.strip())
+    return ()
 
 
 #: DISCOVERY statuses of a scan that ran to the end (COMPLETE is FINISHED_SUCCESS's alias).

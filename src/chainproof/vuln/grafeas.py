@@ -126,6 +126,13 @@ def finding_occurrence(
             "shortDescription": (advisory.summary or advisory.id)[:_MAX_TEXT],
             "longDescription": finding.verdict.reason,
             "packageIssue": [issue],
+            # key=value;… as SBOM ingestion writes it; the judge reads aliases from here so
+            # that VEX and CVE lists apply to a finding filed under a GHSA or GO id.
+            "extraDetails": ";".join(
+                f"{k}={v}"
+                for k, v in (("osv", advisory.id), ("aliases", ",".join(advisory.aliases)))
+                if v
+            ),
             **{k: v for k, v in _cvss(score).items() if k in ("cvssScore", "cvssVersion")},
         },
     }

@@ -123,13 +123,14 @@ class VulnerabilityCheck:
         violations: list[str] = []
         for finding in ctx.evidence.vulnerabilities:
             cve = cve_id(finding.cve)
-            if cve in resolved:
+            ids = {cve, *(cve_id(a) for a in finding.aliases)}
+            if ids & resolved:
                 suppressed += 1
                 continue
-            if cve in self.blocked_cves:
+            if ids & self.blocked_cves:
                 violations.append(f"{cve}{_in_package(finding)} is blocked by the policy")
                 continue
-            if cve in self.allowed_cves:
+            if ids & self.allowed_cves:
                 allowed += 1
                 continue
             violation = self._threshold_violation(finding)
