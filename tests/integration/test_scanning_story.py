@@ -140,7 +140,8 @@ async def test_import_deny_refuse_then_fixed_sbom_sign_admit(
     debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
 ) -> None:
     fixed_sbom, fix, vulnerable_sbom = debian
-    system = System(store=store)  # type: ignore[arg-type]
+    # The judge's cache on (5 min): every change below must reach it anyway.
+    system = System(store=store, cache_ttl=timedelta(minutes=5))  # type: ignore[arg-type]
     scanner = ScanService(store, system.grafeas, provider_project="osv", clock=system.clock)
     vouching = Vouching(system.grafeas, system.gatherer, clock=system.clock)
     attestor = await system.attestor("sec", "not-vulnerable")
@@ -198,6 +199,14 @@ async def test_import_deny_refuse_then_fixed_sbom_sign_admit(
     assert signed.signed and signed.occurrence, signed.reasons
     admitted = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
     assert admitted.outcome is Outcome.ALLOWED, admitted.explain()
+
+    # The old SBOM comes back: the findings reopen and the cached admission dies with them.
+    await _ingest(system, vulnerable_sbom)
+    assert (await scanner.scan_image("prod", IMAGE)).opened >= 1
+    again = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
+    assert again.outcome is Outcome.DENIED, again.explain()
+    await _ingest(system, fixed_sbom)
+    await scanner.scan_image("prod", IMAGE)
 
     # A day later the scan is stale: the attestor refuses to vouch again until re-scanned.
     system.clock.now += timedelta(hours=25)
