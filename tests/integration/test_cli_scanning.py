@@ -173,3 +173,21 @@ def test_bad_input_is_refused_with_a_message(server: LiveServer, tmp_path: Path)
         json={"image": "gcr.io/acme/goapp:latest", "policy": {"vulnerabilities": {}}},
     )
     assert r.status_code == 400 and "digest" in r.json()["message"]
+
+
+def test_imports_are_chunked_under_the_body_limit() -> None:
+    from chainproof.cli.scanning import CHUNK, CHUNK_BYTES, _chunks
+    from chainproof.vuln.osv import parse_record
+
+    big = "x" * 600_000
+    records = [
+        parse_record({"id": f"BIG-{i}", "modified": "2026-01-01T00:00:00Z", "details": big})
+        for i in range(12)
+    ]
+    small = [
+        parse_record({"id": f"S-{i}", "modified": "2026-01-01T00:00:00Z"}) for i in range(2_500)
+    ]
+    chunks = list(_chunks(records + small))
+    assert sum(len(c) for c in chunks) == 2_512
+    assert all(len(c) <= CHUNK for c in chunks)
+    assert all(sum(len(json.dumps(a.raw)) for a in c) <= CHUNK_BYTES for c in chunks)

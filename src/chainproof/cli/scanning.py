@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,8 @@ advisories_app = typer.Typer(
 image_app = typer.Typer(help="An image's vulnerability findings.", no_args_is_help=True)
 
 CHUNK = 1_000
+#: Bytes of records per request, under the server's default 4 MiB body limit.
+CHUNK_BYTES = 3 * 1024 * 1024
 #: Bounds on a zip: one member, and all members together, uncompressed.
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
 MAX_ZIP_BYTES = 4 * 1024 * 1024 * 1024
@@ -135,8 +138,7 @@ def import_(
             ) as progress,
         ):
             task = progress.add_task("import", total=len(advisories))
-            for i in range(0, len(advisories), CHUNK):
-                chunk = advisories[i : i + CHUNK]
+            for chunk in _chunks(advisories):
                 report = api.request(
                     "POST", "/v1/advisories:import", body={"records": [dict(a.raw) for a in chunk]}
                 )
@@ -154,6 +156,21 @@ def import_(
         f"({totals.get('findingsOpened', 0)} findings opened, "
         f"{totals.get('findingsClosed', 0)} closed)"
     )
+
+
+def _chunks(advisories: list[Advisory]) -> Iterator[list[Advisory]]:
+    """At most CHUNK records and about CHUNK_BYTES of JSON per request."""
+    chunk: list[Advisory] = []
+    size = 0
+    for a in advisories:
+        n = len(json.dumps(a.raw))
+        if chunk and (len(chunk) >= CHUNK or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(a)
+        size += n
+    if chunk:
+        yield chunk
 
 
 @advisories_app.command("show")

@@ -33,7 +33,7 @@ from typing import Any
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import note_from_json, occurrence_from_json
-from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
 from chainproof.services.grafeas import GrafeasService
 from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord
 from chainproof.vuln import grafeas as vg
@@ -432,22 +432,3 @@ def _package_of(record: OccurrenceRecord) -> Package:
         architecture=None,
         package_type=str(p.package_type) or None,
     )
-
-
-def parse_import_documents(items: Iterable[tuple[str, bytes]]) -> list[Advisory]:
-    """Parse named documents (a record, or an array of records) into advisories, all or none."""
-    from chainproof.vuln.osv import parse_document
-
-    out: list[Advisory] = []
-    problems: list[str] = []
-    for name, data in items:
-        try:
-            out += parse_document(data, source=name)
-        except InvalidArgument as exc:
-            problems.append(str(exc))
-    if problems:
-        raise InvalidArgument(
-            f"{len(problems)} documents are not valid OSV; nothing was imported",
-            details=problems[:50],
-        )
-    return out

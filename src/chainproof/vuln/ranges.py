@@ -22,7 +22,6 @@ versions.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -238,8 +237,3 @@ def _compare_points(a: _Point, b: _Point) -> int:
     else:
         c = 0
     return c or (_KIND_RANK[a.kind] - _KIND_RANK[b.kind])
-
-
-def sorted_event_versions(points: Sequence[_Point]) -> list[str]:
-    """The versions of compiled points, in walk order (for tests and explanations)."""
-    return [p.version for p in points]
