@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from chainproof.domain.timestamps import rfc3339
 from chainproof.vuln.match import Finding
 from chainproof.vuln.osv import Advisory
 from chainproof.vuln.severity import Score, advisory_score
@@ -30,7 +31,7 @@ _MAX_URLS = 50
 
 
 def _rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(when.astimezone(UTC))
 
 
 def _cvss(score: Score) -> dict[str, Any]:
