@@ -59,6 +59,15 @@ class ImageKey:
     resource: str  # canonical
 
 
+@dataclass(frozen=True, slots=True)
+class _Sbom:
+    """An image's packages as its last scan read them."""
+
+    packages: list[Package]
+    cpes: dict[int, str | None]
+    uri: str
+
+
 @dataclass(slots=True)
 class ImportReport:
     imported: int = 0
@@ -119,6 +128,7 @@ class ScanService:
         self._clock = clock
         self.index = AdvisoryIndex()
         self._images: dict[Key, set[ImageKey]] = {}
+        self._sboms: dict[ImageKey, _Sbom] = {}
         self._loaded = False
         self._lock = asyncio.Lock()
         self._pending: set[ImageKey] = set()
@@ -186,8 +196,11 @@ class ScanService:
                     break
                 after = page[-1]
         for project in projects:
+            by_image: dict[str, list[OccurrenceRecord]] = {}
             for record in await self._package_records(project, None):
-                self._remember(ImageKey(project, record.resource), [_package_of(record)])
+                by_image.setdefault(record.resource, []).append(record)
+            for resource, records in by_image.items():
+                self._sbom_of(ImageKey(project, resource), records)
 
     def _remember(self, image: ImageKey, packages: Iterable[Package]) -> None:
         for pkg in packages:
@@ -223,7 +236,7 @@ class ScanService:
                 key=lambda i: (i.project, i.resource),
             )
             for image in images:
-                scan = await self._scan_locked(image.project, image.resource)
+                scan = await self._scan_locked(image.project, image.resource, reuse_sbom=True)
                 report.findings_opened += scan.opened
                 report.findings_closed += scan.closed
             report.images_rematched = len(images)
@@ -319,10 +332,7 @@ class ScanService:
             await self._ensure_loaded()
             resource = canonical_resource(resource_uri)
             if len(self.index) == 0:
-                self._remember(
-                    ImageKey(project, resource),
-                    [_package_of(r) for r in await self._package_records(project, resource)],
-                )
+                await self._read_sbom(project, resource)
                 raise FailedPrecondition(
                     "no OSV advisories have been imported, so a scan would prove nothing; "
                     "import some first (chainproof advisories import PATH)"
@@ -330,15 +340,33 @@ class ScanService:
             await self._ensure_provider()
             return await self._scan_locked(project, resource)
 
-    async def _scan_locked(self, project: str, resource: str) -> ScanReport:
+    async def _read_sbom(self, project: str, resource: str) -> _Sbom:
         records = await self._package_records(project, resource)
+        return self._sbom_of(ImageKey(project, resource), records)
+
+    def _sbom_of(self, image: ImageKey, records: Sequence[OccurrenceRecord]) -> _Sbom:
         packages = [_package_of(r) for r in records]
-        cpes = {
-            id(p): r.occurrence.package.cpe_uri or None
-            for p, r in zip(packages, records, strict=True)
-        }
-        uri = records[0].occurrence.resource_uri if records else resource
-        self._remember(ImageKey(project, resource), packages)
+        sbom = _Sbom(
+            packages=packages,
+            cpes={
+                id(p): r.occurrence.package.cpe_uri or None
+                for p, r in zip(packages, records, strict=True)
+            },
+            uri=records[0].occurrence.resource_uri if records else image.resource,
+        )
+        self._sboms[image] = sbom
+        self._remember(image, packages)
+        return sbom
+
+    async def _scan_locked(
+        self, project: str, resource: str, *, reuse_sbom: bool = False
+    ) -> ScanReport:
+        # A scan reads the image's PACKAGE occurrences; the re-match after an import reuses
+        # what the last scan read (any SBOM write through this server scans again at once).
+        sbom = self._sboms.get(ImageKey(project, resource)) if reuse_sbom else None
+        if sbom is None:
+            sbom = await self._read_sbom(project, resource)
+        packages, cpes, uri = sbom.packages, sbom.cpes, sbom.uri
         match: MatchReport = self.index.match(packages)
         report = ScanReport(resource=resource, packages=len(packages))
         report.findings, report.unknown = match.findings, match.unknown

@@ -16,6 +16,7 @@ can report it instead of passing it silently.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from packageurl import PackageURL
@@ -58,6 +59,7 @@ class Package:
         return out
 
 
+@functools.lru_cache(maxsize=65_536)
 def package_from_fields(
     *,
     name: str,
@@ -66,7 +68,10 @@ def package_from_fields(
     architecture: str | None = None,
     package_type: str | None = None,
 ) -> Package:
-    """A package from a PackageOccurrence's fields; never raises (problems: ``unscannable``)."""
+    """A package from a PackageOccurrence's fields; never raises (problems: ``unscannable``).
+
+    Memoized: a fleet's SBOMs repeat the same packages, and purl parsing is the costly part.
+    """
     if not purl:
         eco = ecosystems.from_purl_type(package_type, None) if package_type else None
         if eco is None:
