@@ -29,8 +29,6 @@ from chainproof.services.grafeas import GrafeasService
 from chainproof.services.judge import DecisionLog, Judge
 from chainproof.services.judge_resources import JudgeResources
 from chainproof.services.registry_evidence import RegistryEvidence
-from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
-from chainproof.sources.registry.reader import RegistryReader
 from chainproof.services.scanning import ScanService
 from chainproof.services.vouching import (
     AutoVoucher,
@@ -38,6 +36,8 @@ from chainproof.services.vouching import (
     Vouching,
     read_vouch_policy,
 )
+from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
+from chainproof.sources.registry.reader import RegistryReader
 from chainproof.store.port import MetadataStore
 
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
@@ -191,16 +191,13 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     registry_evidence = RegistryEvidence(
         registry, trusted_root=trusted_root, timeout_seconds=settings.registry.timeout_seconds
     )
+    limits = EvidenceLimits(
+        max_occurrences=settings.admission.max_evidence_occurrences,
+        max_signature_checks=settings.admission.max_signature_checks,
+    )
     judge = Judge(
         resources,
-        EvidenceGatherer(
-            store,
-            limits=EvidenceLimits(
-                max_occurrences=settings.admission.max_evidence_occurrences,
-                max_signature_checks=settings.admission.max_signature_checks,
-            ),
-            registry=registry_evidence,
-        ),
+        EvidenceGatherer(store, limits=limits, registry=registry_evidence),
         changes=changes,
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
     )
@@ -208,10 +205,15 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     scanner = ScanService(store, grafeas, provider_project=settings.scanning.provider_project)
     if settings.scanning.scan_on_sbom:
         grafeas.add_listener(scanner.on_occurrences)
-    vouching = Vouching(grafeas, EvidenceGatherer(store))
+    # The attestor judges scribe evidence with the judge's bounds (a bound hit fails closed).
+    vouching = Vouching(grafeas, EvidenceGatherer(store, limits=limits))
     if settings.scanning.vouchers:
-        auto = AutoVoucher(vouching, grafeas, [_voucher(v) for v in settings.scanning.vouchers])
-        scanner.add_after_scan(auto.image_changed)
+        try:
+            vouchers = [_voucher(v) for v in settings.scanning.vouchers]
+        except BaseException:
+            await store.close()
+            raise
+        scanner.add_after_scan(AutoVoucher(vouching, grafeas, vouchers).image_changed)
     return Container(
         settings=settings,
         store=store,
