@@ -1,0 +1,81 @@
+"""The ports between services and a Kubernetes cluster.
+
+A ``PodFeed`` tells a ``PodFeedHandler`` what pods one named cluster runs: first a full
+snapshot (after a list), then one change at a time (from a watch), each with the
+``resourceVersion`` to resume from. A snapshot comes again whenever the feed had to relist
+(the API server answered 410 Gone to a stale resourceVersion), and the handler then treats
+everything it holds open for that cluster and not in the snapshot as gone.
+
+``PodActions`` are what continuous validation may do to a pod: record a Kubernetes Event on
+it, set an annotation, evict it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from chainproof.domain.inventory import WorkloadRef
+
+
+class ChangeType(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedPod:
+    """A Pod object as the API server returned it, and the workload that owns it."""
+
+    pod: Mapping[str, Any]
+    workload: WorkloadRef
+
+    @property
+    def namespace(self) -> str:
+        return str(self.pod.get("metadata", {}).get("namespace") or "default")
+
+    @property
+    def name(self) -> str:
+        return str(self.pod.get("metadata", {}).get("name") or "")
+
+
+class PodFeedHandler(Protocol):
+    async def replace_all(
+        self, cluster: str, pods: Sequence[ObservedPod], resource_version: str
+    ) -> None:
+        """The whole cluster as listed at ``resource_version``."""
+
+    async def apply(
+        self, cluster: str, change: ChangeType, pod: ObservedPod, resource_version: str
+    ) -> None:
+        """One watched change."""
+
+    async def checkpoint(self, cluster: str, resource_version: str) -> None:
+        """A bookmark: nothing changed up to ``resource_version``; resume from it."""
+
+
+class PodFeed(Protocol):
+    @property
+    def cluster(self) -> str: ...
+
+    async def run(self, resume_from: str | None, handler: PodFeedHandler) -> None:
+        """Feed ``handler`` until cancelled. ``resume_from`` is the last resourceVersion the
+        handler stored (None: start with a list). Connection failures are retried with
+        backoff; only cancellation ends it."""
+
+
+class PodActions(Protocol):
+    async def record_event(
+        self, namespace: str, pod: str, reason: str, message: str, *, warning: bool
+    ) -> None: ...
+
+    async def annotate(
+        self, namespace: str, pod: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        """Set (or, for None, remove) annotations on a pod."""
+
+    async def evict(self, namespace: str, pod: str) -> None:
+        """Ask the API server to evict the pod (honours PodDisruptionBudgets)."""

@@ -1,0 +1,147 @@
+"""Repositories for what happens after admission: inventory, outbox, subscriptions,
+deliveries, violations.
+
+Each repository lives inside a store session (one transaction), so an outbox event is
+written in the same transaction as the change it describes, and a violation with the event
+that announces it. Memory (store/memory_runtime.py) is the reference; SQL
+(store/sql/runtime.py) serves SQLite and PostgreSQL; tests/contract runs one suite on all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from chainproof.domain.events import ChangeEvent
+from chainproof.domain.inventory import InventoryChanges, RunningContainer
+from chainproof.policy.violations import Violation
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryQuery:
+    clusters: tuple[str, ...] = ()
+    namespace: str | None = None
+    images: tuple[str, ...] = ()
+    include_closed: bool = False
+
+
+class InventoryRepository(Protocol):
+    async def open_rows(
+        self, cluster: str, namespace: str | None = None, pod: str | None = None
+    ) -> list[RunningContainer]:
+        """Open rows of a cluster, of one namespace, or of one pod."""
+
+    async def write(self, changes: InventoryChanges) -> None:
+        """Insert opened rows, update changed open rows in place, close closed ones."""
+
+    async def list_rows(self, query: InventoryQuery, limit: int) -> list[RunningContainer]:
+        """Rows matching every criterion, newest ``since`` first."""
+
+    async def running_images(self, clusters: Sequence[str]) -> list[str]:
+        """Distinct images of the open rows in those clusters (all clusters when empty)."""
+
+    async def get_checkpoint(self, cluster: str) -> str | None: ...
+
+    async def set_checkpoint(self, cluster: str, resource_version: str) -> None: ...
+
+
+class OutboxRepository(Protocol):
+    async def append(self, events: Sequence[ChangeEvent]) -> None:
+        """Record events to deliver; the store assigns each a sequence number."""
+
+    async def unrouted(self, limit: int) -> list[ChangeEvent]:
+        """Events not yet routed to subscriptions, in sequence order."""
+
+    async def mark_routed(self, sequences: Sequence[int]) -> None: ...
+
+    async def get(self, sequences: Sequence[int]) -> dict[int, ChangeEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """Where to send which events. ``sink`` is ``{"http": {"url", "secret"}}`` or
+    ``{"nats": {"servers", "subject"}}`` or ``{"internal": NAME}`` (a worker of this server)."""
+
+    project: str
+    subscription_id: str
+    kinds: tuple[str, ...]
+    types: tuple[str, ...]
+    sink: Mapping[str, Any]
+    create_time: datetime
+    description: str = ""
+
+
+class SubscriptionRepository(Protocol):
+    async def put(self, record: SubscriptionRecord) -> None: ...
+
+    async def get(self, project: str, subscription_id: str) -> SubscriptionRecord | None: ...
+
+    async def delete(self, project: str, subscription_id: str) -> bool: ...
+
+    async def list_rows(self, project: str | None) -> list[SubscriptionRecord]:
+        """One project's subscriptions, or every project's (None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    project: str
+    subscription_id: str
+    sequence: int
+    event_id: str
+    subject: str
+    status: str = "pending"  # pending, delivered, dead
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str = ""
+    done_time: datetime | None = None
+
+
+class DeliveryRepository(Protocol):
+    async def add(self, records: Sequence[DeliveryRecord]) -> None:
+        """Add pending deliveries; one that exists already (same subscription and sequence)
+        is left as it is."""
+
+    async def due(self, now: datetime, limit: int) -> list[DeliveryRecord]:
+        """Pending deliveries due by ``now`` and first in line for their subject: none of
+        the same subscription and subject with a lower sequence is still pending."""
+
+    async def update(self, record: DeliveryRecord) -> None: ...
+
+    async def list_rows(
+        self, project: str, subscription_id: str, status: str | None, limit: int
+    ) -> list[DeliveryRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationQuery:
+    project: str
+    clusters: tuple[str, ...] = ()
+    namespace: str | None = None
+    open_only: bool = True
+
+
+class ViolationRepository(Protocol):
+    async def open_for(self, cluster: str, namespace: str, pod: str) -> Violation | None: ...
+
+    async def put(self, violation: Violation) -> None:
+        """Insert or replace by ID."""
+
+    async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
+        """Newest opened first."""
+
+    async def count_open(self) -> dict[tuple[str, str, str], int]:
+        """Open violations per (project, cluster, namespace), for the gauges."""
+
+
+@dataclass
+class RuntimeRepositories:
+    """The runtime repositories of one session, as a session hands them out."""
+
+    inventory: InventoryRepository
+    outbox: OutboxRepository
+    subscriptions: SubscriptionRepository
+    deliveries: DeliveryRepository
+    violations: ViolationRepository
+    extra: dict[str, Any] = field(default_factory=dict)
