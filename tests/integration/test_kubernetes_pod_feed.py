@@ -9,6 +9,7 @@ would, through the status subresource.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -183,3 +184,53 @@ async def test_inventory_follows_pods_and_resumes_after_restart(kube: KubeApiSer
             await task
         await api.close()
         c.close()
+
+
+RBAC = Path(__file__).parents[2] / "deploy" / "runtime" / "watcher-rbac.yaml"
+_PATHS = {
+    "ServiceAccount": "/api/v1/namespaces/chainproof/serviceaccounts",
+    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+}
+
+
+async def test_the_shipped_watcher_rbac_reads_pods_and_writes_nothing(kube: KubeApiServer) -> None:
+    import yaml
+
+    c = kube.client()
+    c.post("/api/v1/namespaces", json={"metadata": {"name": "chainproof"}})
+    for doc in yaml.safe_load_all(RBAC.read_text()):
+        _create(c, _PATHS[doc["kind"]], doc)
+    r = c.post(
+        "/api/v1/namespaces/chainproof/serviceaccounts/chainproof-watcher/token",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )
+    assert r.status_code == 201, r.text
+    token = r.json()["status"]["token"]
+    _create(c, "/api/v1/namespaces", {"metadata": {"name": "rbac-check"}})
+    _create(
+        c, "/api/v1/namespaces/rbac-check/pods", {**_pod("p", "busybox"), "metadata": {"name": "p"}}
+    )
+
+    store = MemoryRuntimeStore()
+    updater = InventoryUpdater(store.session, lambda: datetime.now(UTC))
+    conn = ClusterConnection("edge", url=kube.url, token=token, ca_file=Path(kube.ca_file))
+    api = await api_client(conn)
+    feed = KubernetesPodFeed("edge", api, watch_timeout_s=30)
+    task = asyncio.create_task(feed.run(None, updater))
+    try:
+        await _until(lambda: "p" in _open(store), "the watcher's list with its own token")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await api.close()
+    ctx = ssl.create_default_context(cafile=str(kube.ca_file))
+    async with httpx.AsyncClient(
+        base_url=kube.url, verify=ctx, headers={"Authorization": f"Bearer {token}"}
+    ) as w:
+        assert (await w.delete("/api/v1/namespaces/rbac-check/pods/p")).status_code == 403
+        made = await w.post("/api/v1/namespaces/rbac-check/pods", json=_pod("q", "x"))
+        assert made.status_code == 403
+        assert (await w.get("/api/v1/namespaces/rbac-check/secrets")).status_code == 403
+    c.close()

@@ -11,7 +11,7 @@ from chainproof.policy.decision import (
     RequirementResult,
     RuleSelection,
 )
-from chainproof.policy.violations import pod_verdict, transition
+from chainproof.policy.violations import ViolationChange, pod_verdict, transition
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 IMG = "registry.example/web@sha256:" + "a" * 64
@@ -43,7 +43,7 @@ def test_open_update_close() -> None:
     # Same verdict again: nothing to write.
     assert (
         transition(opened, denied, project="p", cause="sweep", now=T0, new_id="v2")
-        == type(transition(opened, denied, project="p", cause="sweep", now=T0, new_id="v2"))()
+        == ViolationChange()
     )
     # Denied for another reason: same violation, new explanation, same open time.
     other = _verdict(_decision(False, Outcome.DENIED, reason="scan older than 24h"))
