@@ -234,3 +234,32 @@ async def test_the_shipped_watcher_rbac_reads_pods_and_writes_nothing(kube: Kube
         assert made.status_code == 403
         assert (await w.get("/api/v1/namespaces/rbac-check/secrets")).status_code == 403
     c.close()
+
+
+async def test_pod_actions_write_an_event_and_an_annotation(kube: KubeApiServer) -> None:
+    from chainproof.sources.kubernetes.actions import KubernetesPodActions
+
+    c = kube.client()
+    c.post("/api/v1/namespaces", json={"metadata": {"name": "acts"}})
+    _create(c, "/api/v1/namespaces/acts/pods", {**_pod("w", "busybox"), "metadata": {"name": "w"}})
+    api = await api_client(
+        ClusterConnection("prod", url=kube.url, token=kube.token, ca_file=Path(kube.ca_file))
+    )
+    actions = KubernetesPodActions(api)
+    try:
+        await actions.record_event(
+            "acts", "w", "PolicyViolation", "CVE-2026-1 is CRITICAL", warning=True
+        )
+        await actions.annotate("acts", "w", {"chainproof.dev/violation": "v1"})
+        # A pod that is gone gets no event and no error.
+        await actions.record_event("acts", "nobody", "PolicyViolation", "x", warning=True)
+    finally:
+        await api.close()
+    pod = c.get("/api/v1/namespaces/acts/pods/w").json()
+    events = c.get("/api/v1/namespaces/acts/events").json()["items"]
+    c.close()
+    [event] = [e for e in events if e["involvedObject"]["name"] == "w"]
+    assert event["reason"] == "PolicyViolation" and event["type"] == "Warning"
+    assert event["involvedObject"]["uid"] == pod["metadata"]["uid"]
+    assert event["source"]["component"] == "chainproof"
+    assert pod["metadata"]["annotations"]["chainproof.dev/violation"] == "v1"
