@@ -24,6 +24,7 @@ from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import InvalidArgument
 from chainproof.services.admission import AdmissionService
 from chainproof.services.changes import ChangeFeed
+from chainproof.services.dashboard import Dashboard
 from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.grafeas import GrafeasService
 from chainproof.services.judge import DecisionLog, Judge
@@ -57,6 +58,7 @@ class Container:
     changes: ChangeFeed
     scanner: ScanService
     vouching: Vouching
+    dashboard: Dashboard
     metrics: Metrics = field(default_factory=Metrics)
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
     registry: RegistryReader | None = None
@@ -224,6 +226,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         admission=AdmissionService(judge, decisions, grafeas, settings.admission),
         changes=changes,
         registry=registry,
+        dashboard=Dashboard(store),
         scanner=scanner,
         vouching=vouching,
     )

@@ -19,6 +19,7 @@ from chainproof import __version__
 from chainproof.api import mutate, webhook
 from chainproof.api.rest import errors, grafeas, judge, ops, scanning
 from chainproof.api.rest.body import BodyLimitMiddleware
+from chainproof.api.ui import routes as ui
 from chainproof.errors import ChainproofError
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def create_app(
     app.include_router(judge.router)
     app.include_router(scanning.router)
     app.include_router(grafeas.router)
+    app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
     return app

@@ -1,0 +1,1 @@
+"""The web UI (dashboard) served by `chainproof serve` at `/`."""

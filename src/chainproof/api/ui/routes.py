@@ -1,0 +1,540 @@
+"""The web UI's pages: server-rendered HTML (Jinja2, autoescaped) over the same services as
+the REST API, enhanced by the vendored htmx when scripts run and complete without them.
+
+Every page answers with the security headers of :mod:`chainproof.api.ui.security`; the one
+write (saving the policy) requires the CSRF token. Filters live in the query string, so every
+view can be shared as a link.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from chainproof.api.ui.security import (
+    CSRF_FIELD,
+    Csrf,
+    apply_headers,
+    new_cookie,
+    set_cookie,
+)
+from chainproof.domain.images import canonical_resource
+from chainproof.domain.timestamps import rfc3339
+from chainproof.errors import ChainproofError, InvalidArgument, NotFound
+from chainproof.policy import AdmissionRequest
+from chainproof.services.dashboard import (
+    SEVERITIES,
+    Dashboard,
+    ImageSummary,
+    attestation_keys,
+    build_summary,
+    by_kind,
+    enum_name,
+    finding_of,
+    note_name,
+    occurrence_json,
+    package_row,
+)
+from chainproof.store.port import DecisionQuery, DecisionRecord
+
+_HERE = Path(__file__).parent
+STATIC_DIR = _HERE / "static"
+
+templates = Environment(
+    loader=FileSystemLoader(_HERE / "templates"),
+    autoescape=True,  # every page, every value: nothing reaches the page unescaped
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+router = APIRouter(include_in_schema=False)
+
+OUTCOMES = ("allowed", "denied", "dry-run-would-deny", "breakglass", "error")
+_PAGE_ROWS = 100
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    if seconds < 120:
+        return f"{max(seconds, 0)} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+templates.filters["rfc3339"] = rfc3339
+templates.filters["pretty_json"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
+
+
+def _container(request: Request) -> Any:
+    return request.app.state.container
+
+
+def _dashboard(request: Request) -> Dashboard:
+    dashboard: Dashboard = _container(request).dashboard
+    return dashboard
+
+
+def _csrf(request: Request) -> Csrf:
+    state = request.app.state
+    if not hasattr(state, "ui_csrf"):
+        state.ui_csrf = Csrf(_container(request).store)
+    csrf: Csrf = state.ui_csrf
+    return csrf
+
+
+def _project(request: Request) -> str:
+    project: str = _container(request).settings.admission.project
+    return project
+
+
+async def _render(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    csrf = _csrf(request)
+    cookie = csrf.cookie_of(request)
+    fresh = cookie is None
+    if cookie is None:
+        cookie = new_cookie()
+    body = templates.get_template(template).render(
+        request_path=request.url.path,
+        project=_project(request),
+        csrf_field=CSRF_FIELD,
+        csrf_token=await csrf.token_for(cookie),
+        **context,
+    )
+    response = HTMLResponse(body, status_code=status_code)
+    if fresh:
+        set_cookie(response, request, cookie)
+    apply_headers(response)
+    return response
+
+
+async def _error(request: Request, exc: ChainproofError) -> HTMLResponse:
+    return await _render(
+        request, "error.html", status_code=exc.http_status, error=exc, title="Error"
+    )
+
+
+def _link(path: str, params: dict[str, str], **changes: str) -> str:
+    merged = {k: v for k, v in {**params, **changes}.items() if v}
+    return f"{path}?{urlencode(merged)}" if merged else path
+
+
+templates.globals["link"] = _link
+
+
+# --------------------------------------------------------------------------- overview
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request) -> Response:
+    now = datetime.now(UTC)
+    data = await _dashboard(request).overview(_project(request), now)
+    peak = max((sum(c.values()) for _, c in data.hourly), default=0)
+    return await _render(
+        request,
+        "overview.html",
+        title="Overview",
+        data=data,
+        outcomes=OUTCOMES,
+        severities=tuple(reversed(SEVERITIES)),
+        peak=max(peak, 1),
+    )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _required(config: Any) -> dict[str, str]:
+    """Attestor name → the note its attestations are occurrences of, for every attestor the
+    project's policy names."""
+    if config.policy is None:
+        return {}
+    out: dict[str, str] = {}
+    for name in sorted(config.policy.referenced_attestors()):
+        attestor = config.attestors.get(name)
+        out[name] = attestor.note_reference if attestor is not None else ""
+    return out
+
+
+def _matches(
+    summary: ImageSummary, required: dict[str, str], q: dict[str, str], now: datetime
+) -> bool:
+    if q.get("image") and q["image"].lower() not in summary.resource.lower():
+        return False
+    if q.get("decision"):
+        wanted = q["decision"]
+        if (summary.last_outcome or "none") != wanted:
+            return False
+    if q.get("missing"):
+        note = required.get(q["missing"], "")
+        if note and note in summary.attestation_notes:
+            return False
+    if q.get("present"):
+        note = required.get(q["present"], "")
+        if not note or note not in summary.attestation_notes:
+            return False
+    if q.get("severity") and (summary.worst_open or "NONE") != q["severity"]:
+        return False
+    if q.get("scanned"):
+        try:
+            hours = int(q["scanned"])
+        except ValueError:
+            raise InvalidArgument(f"scanned={q['scanned']!r}: expected a number of hours") from None
+        if hours > 0 and (
+            summary.last_scan is None or summary.last_scan < now - timedelta(hours=hours)
+        ):
+            return False
+        if (
+            hours < 0
+            and summary.last_scan is not None
+            and summary.last_scan >= now + timedelta(hours=hours)
+        ):
+            return False
+    return True
+
+
+_SORTS = {
+    "image": lambda s: s.resource,
+    "decision": lambda s: (s.last_outcome, s.resource),
+    "severity": lambda s: (SEVERITIES.index(s.worst_open) if s.worst_open else -1, s.resource),
+    "scan": lambda s: (s.last_scan or datetime.min.replace(tzinfo=UTC), s.resource),
+    "occurrences": lambda s: (sum(s.kinds.values()), s.resource),
+}
+
+
+@router.get("/images", response_class=HTMLResponse)
+async def images(request: Request) -> Response:
+    q = {k: v for k, v in request.query_params.items() if v}
+    now = datetime.now(UTC)
+    try:
+        catalogue = await _dashboard(request).catalogue(_project(request))
+        config = await _container(request).judge_resources.load_config(_project(request))
+        required = _required(config)
+        rows = [s for s in catalogue.images.values() if _matches(s, required, q, now)]
+        sort = q.get("sort", "image")
+        if sort not in _SORTS:
+            raise InvalidArgument(f"sort={sort!r}: expected one of {', '.join(_SORTS)}")
+        rows.sort(key=_SORTS[sort], reverse=q.get("order") == "desc")
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    return await _render(
+        request,
+        "images.html",
+        title="Images",
+        q=q,
+        rows=rows[:_PAGE_ROWS],
+        total=len(rows),
+        shown=min(len(rows), _PAGE_ROWS),
+        required=required,
+        catalogue=catalogue,
+        outcomes=OUTCOMES,
+        severities=tuple(reversed(SEVERITIES)),
+        ago=lambda t: _ago(now, t),
+        sorts=tuple(_SORTS),
+    )
+
+
+@router.get("/image", response_class=HTMLResponse)
+async def image(request: Request) -> Response:
+    ref = request.query_params.get("ref", "")
+    pkg = request.query_params.get("pkg", "").strip().lower()
+    if not ref:
+        return await _error(request, InvalidArgument("ref is required: /image?ref=IMAGE"))
+    try:
+        dashboard = _dashboard(request)
+        resource, records, partial = await dashboard.image(ref)
+        project = _project(request)
+        decisions, more = await dashboard.decisions(
+            DecisionQuery(project=project, image=resource), 50
+        )
+        verdict = None
+        if "@" in resource:
+            verdict = await _container(request).judge.evaluate(
+                project, AdmissionRequest(images=(resource,))
+            )
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    kinds = by_kind(records)
+    packages = [package_row(r) for r in kinds.get("PACKAGE", [])]
+    if pkg:
+        packages = [p for p in packages if pkg in p.name.lower() or pkg in p.purl.lower()]
+    return await _render(
+        request,
+        "image.html",
+        title="Image",
+        resource=resource,
+        kinds=kinds,
+        partial=partial,
+        attestations=kinds.get("ATTESTATION", []),
+        builds=kinds.get("BUILD", []),
+        discoveries=kinds.get("DISCOVERY", []),
+        packages=packages,
+        pkg=pkg,
+        findings=sorted(
+            (finding_of(r) for r in kinds.get("VULNERABILITY", [])),
+            key=lambda f: (-SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 0, f.cve),
+        ),
+        others={k: v for k, v in kinds.items() if k not in _SHOWN_KINDS},
+        note_name=note_name,
+        attestation_keys=attestation_keys,
+        build_summary=build_summary,
+        scan_status=lambda r: enum_name(r.occurrence.discovery, "analysis_status"),
+        occurrence_json=occurrence_json,
+        decisions=decisions,
+        more_decisions=more,
+        verdict=verdict,
+    )
+
+
+_SHOWN_KINDS = frozenset({"ATTESTATION", "BUILD", "PACKAGE", "VULNERABILITY", "DISCOVERY"})
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _time_param(value: str, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"{name} {value!r} is not a time: expected e.g. 2026-11-22T10:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.get("/decisions", response_class=HTMLResponse)
+async def decisions(request: Request) -> Response:
+    q = {k: v for k, v in request.query_params.items() if v}
+    try:
+        if q.get("outcome") and q["outcome"] not in OUTCOMES:
+            raise InvalidArgument(
+                f"outcome={q['outcome']!r}: expected one of {', '.join(OUTCOMES)}"
+            )
+        query = DecisionQuery(
+            project=_project(request),
+            image=canonical_resource(q["image"]) if q.get("image") else None,
+            namespace=q.get("namespace") or None,
+            outcome=q.get("outcome") or None,
+            since=_time_param(q.get("since", ""), "since"),
+            until=_time_param(q.get("until", ""), "until"),
+        )
+        rows, more = await _dashboard(request).decisions(query, _PAGE_ROWS)
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    return await _render(
+        request, "decisions.html", title="Decisions", q=q, rows=rows, more=more, outcomes=OUTCOMES
+    )
+
+
+@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
+async def decision(request: Request, decision_id: str) -> Response:
+    try:
+        record = await _dashboard(request).decision(_project(request), decision_id)
+        if record is None:
+            raise NotFound(f"decision {decision_id} does not exist")
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    return await _render(request, "decision.html", title="Decision", d=record, explain=explain)
+
+
+def explain(record: DecisionRecord) -> str:
+    """The stored decision as the text the judge's explanation reads (Decision.explain)."""
+    d: dict[str, Any] = dict(record.data.get("decision") or {})
+    head = {
+        "allowed": "ALLOWED",
+        "denied": "DENIED",
+        "dry-run-would-deny": "ALLOWED (dry run: the policy would deny)",
+    }.get(str(d.get("outcome", "")), str(d.get("outcome", record.outcome)).upper())
+    if d.get("policy"):
+        head += f" by {d['policy']}"
+    lines = [head]
+    for image in d.get("images") or []:
+        lines.append(f"- {image.get('reference') or image.get('image')}: {image.get('outcome')}")
+        rule = image.get("rule") or {}
+        lines.append(f"  rule: {rule.get('why', '')}")
+        if rule.get("evidenceFrom"):
+            lines.append(
+                "  evidence counted from: "
+                + ", ".join(rule["evidenceFrom"])
+                + " (and unsigned Grafeas facts)"
+            )
+        for req in image.get("requirements") or []:
+            mark = "ok  " if req.get("passed") else "FAIL"
+            lines.append(f"  [{mark}] {req.get('name')}: {req.get('reason')}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- policy
+
+
+#: The top-level fields of a Binary Authorization policy, each edited in its own box so that
+#: the parser's error paths (``clusterAdmissionRules.x.evaluationMode: …``) land at a field.
+POLICY_FIELDS = (
+    "globalPolicyEvaluationMode",
+    "admissionWhitelistPatterns",
+    "defaultAdmissionRule",
+    "clusterAdmissionRules",
+    "kubernetesNamespaceAdmissionRules",
+    "kubernetesServiceAccountAdmissionRules",
+    "istioServiceIdentityAdmissionRules",
+    "description",
+)
+
+
+def _field_of(detail: str) -> str:
+    head = detail.split(":", 1)[0]
+    for name in POLICY_FIELDS:
+        if head == name or head.startswith((name + ".", name + "[")):
+            return name
+    return ""
+
+
+async def _policy_page(
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    container = _container(request)
+    project = _project(request)
+    policy: dict[str, Any] | None
+    try:
+        policy = await container.judge_resources.get_policy(f"projects/{project}")
+    except NotFound:
+        policy = None
+    config = await container.judge_resources.load_config(project)
+    attestors: list[dict[str, Any]] = []
+    for p in await _dashboard(request)._projects():
+        page = await container.judge_resources.list_attestors(f"projects/{p}", 1000, "")
+        attestors.extend(page.items)
+    if values is None:
+        values = {
+            name: json.dumps(policy[name], indent=2)
+            if policy is not None and name in policy and not isinstance(policy[name], str)
+            else (policy or {}).get(name, "")
+            for name in POLICY_FIELDS
+        }
+    return await _render(
+        request,
+        "policy.html",
+        status_code=status_code,
+        title="Policy",
+        policy=policy,
+        unusable=config.unusable,
+        attestors=attestors,
+        fields=POLICY_FIELDS,
+        values=values,
+        errors=errors or {},
+        message=message,
+        etag=(policy or {}).get("etag", ""),
+    )
+
+
+@router.get("/policy", response_class=HTMLResponse)
+async def policy(request: Request) -> Response:
+    return await _policy_page(request)
+
+
+_STRING_FIELDS = frozenset({"globalPolicyEvaluationMode", "description"})
+
+
+@router.post("/policy", response_class=HTMLResponse)
+async def save_policy(request: Request) -> Response:
+    form = {
+        k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
+    }
+    try:
+        await _csrf(request).check(request, form.get(CSRF_FIELD))
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    values = {name: form.get(name, "") for name in POLICY_FIELDS}
+    errors: dict[str, list[str]] = {}
+    document: dict[str, Any] = {}
+    for name in POLICY_FIELDS:
+        text = values[name].strip()
+        if not text:
+            continue
+        if name in _STRING_FIELDS:
+            document[name] = text
+            continue
+        try:
+            document[name] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            errors.setdefault(name, []).append(
+                f"{name}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            )
+    if form.get("etag"):
+        document["etag"] = form["etag"]
+    if not errors:
+        try:
+            await _container(request).judge_resources.put_policy(
+                f"projects/{_project(request)}", document
+            )
+        except ChainproofError as exc:
+            for detail in exc.details or (exc.message,):
+                errors.setdefault(_field_of(detail), []).append(detail)
+            if exc.details:
+                errors.setdefault("", []).insert(0, exc.message)
+    if errors:
+        return await _policy_page(
+            request, values=values, errors=errors, status_code=400, message="Not saved."
+        )
+    return await _policy_page(request, message="Saved.")
+
+
+# --------------------------------------------------------------------------- impact
+
+
+@router.get("/impact", response_class=HTMLResponse)
+async def impact(request: Request) -> Response:
+    query = request.query_params.get("q", "")
+    try:
+        rows, partial = await _dashboard(request).affected(query)
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    return await _render(
+        request, "impact.html", title="Vulnerability / package", q=query, rows=rows, partial=partial
+    )
+
+
+# --------------------------------------------------------------------------- static
+
+
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/plain"}
+
+
+_static_files: dict[str, tuple[bytes, str]] = {}
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    # A fixed set of committed files, read once: no paths, no directory walking.
+    if not _static_files:
+        for p in STATIC_DIR.iterdir():
+            if p.is_file():
+                _static_files[p.name] = (p.read_bytes(), _STATIC_TYPES.get(p.suffix, "text/plain"))
+    found = _static_files.get(name)
+    if found is None:
+        return PlainTextResponse("not found", status_code=404)
+    response = Response(found[0], media_type=found[1])
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
