@@ -1,0 +1,226 @@
+"""Every dashboard page over plain HTTP: status, security headers, escaping, CSRF, filters."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chainproof.api.ui.security import CONTENT_SECURITY_POLICY, CSRF_COOKIE
+from chainproof.bootstrap import build_app
+from chainproof.config import load_settings
+from chainproof.store.memory import MemoryStore
+from integration.ui.story import (
+    ATTESTOR,
+    HOSTILE,
+    IMAGE,
+    KEY_ID,
+    OTHER,
+    POLICY_PROJECT,
+    VEX_CVE,
+    admission_review,
+    attest,
+    ok,
+    seed,
+)
+
+PAGES = [
+    "/",
+    "/images",
+    "/images?image=payment&sort=severity&order=desc",
+    f"/image?ref={IMAGE}",
+    f"/image?ref={OTHER}",
+    "/decisions",
+    "/decisions?outcome=denied&namespace=default",
+    "/policy",
+    "/impact?q=CVE-2019-1549",
+]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    settings = load_settings(grpc_enabled=False, admission={"project": POLICY_PROJECT})
+    with TestClient(build_app(settings, MemoryStore()), raise_server_exceptions=False) as c:
+        signer = seed(c)
+        ok(c.post("/webhook/admission", json=admission_review()))  # denied: recorded
+        c.app.state.signer = signer  # type: ignore[attr-defined]
+        _wait_for_decisions(c, 1)
+        yield c
+
+
+def _wait_for_decisions(c: TestClient, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(ok(c.get(f"/v1/projects/{POLICY_PROJECT}/decisions"))["decisions"]) < n:
+        assert time.monotonic() < deadline, "decision log did not flush"
+        time.sleep(0.05)
+
+
+def csrf_token(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_strict_headers(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    assert r.headers["x-frame-options"] == "DENY"
+    # No inline script or style anywhere: the CSP would block them, so none may be relied on.
+    assert "<style" not in r.text
+    assert not re.search(r"<script(?![^>]*\bsrc=)", r.text)
+    assert not re.search(r"<[a-z][^>]*\sstyle=", r.text)
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+=", r.text)
+
+
+def test_hostile_names_are_escaped(client: TestClient) -> None:
+    r = client.get(f"/image?ref={OTHER}")
+    assert HOSTILE not in r.text
+    assert "&lt;script&gt;alert(" in r.text
+    assert "<img src=x" not in r.text
+
+
+def test_unattested_image_is_denied_naming_the_attestor(client: TestClient) -> None:
+    page = client.get(f"/image?ref={IMAGE}").text
+    assert 'id="verdict-outcome">denied<' in page
+    assert f"no attestation by {ATTESTOR}" in page
+    images = client.get("/images", params={"missing": ATTESTOR}).text
+    assert IMAGE in images
+    assert client.get("/images", params={"present": ATTESTOR}).text.count(IMAGE) == 0
+
+
+def test_vulnerabilities_show_their_vex_state(client: TestClient) -> None:
+    page = client.get(f"/image?ref={IMAGE}").text
+    assert VEX_CVE in page and "NOT_AFFECTED" in page
+    assert "payment never calls the affected code" in page
+    assert "CVE-2019-1549" in page
+    # Packages searchable by name and purl.
+    pkgs = client.get("/image", params={"ref": IMAGE, "pkg": "libssl"}).text
+    section = pkgs.split('id="packages"', 1)[1]
+    assert "libssl1.1" in section and "libcrypto1.1" not in section
+    # Reverse impact from a CVE and from a purl prefix.
+    assert IMAGE in client.get("/impact", params={"q": "CVE-2019-1549"}).text
+    assert IMAGE in client.get("/impact", params={"q": "pkg:apk/alpine/libssl1.1"}).text
+    assert "No image is affected" in client.get("/impact", params={"q": "CVE-1999-0001"}).text
+
+
+def test_filters_by_severity_and_decision(client: TestClient) -> None:
+    medium = client.get("/images", params={"severity": "MEDIUM"}).text
+    assert IMAGE in medium and OTHER not in medium
+    assert IMAGE not in client.get("/images", params={"severity": "CRITICAL"}).text
+    denied = client.get("/images", params={"decision": "denied"}).text
+    assert IMAGE in denied and OTHER not in denied
+    r = client.get("/images", params={"sort": "bogus"})
+    assert r.status_code == 400 and "expected one of" in r.text
+
+
+def test_decisions_log_filters_and_explanation(client: TestClient) -> None:
+    page = client.get("/decisions", params={"outcome": "denied"}).text
+    link = re.search(r'href="(/decisions/[0-9a-f]{16}-[0-9a-f]{16})"', page)
+    assert link, page
+    assert "No decision matches" in client.get("/decisions", params={"outcome": "allowed"}).text
+    assert "No decision matches" in client.get("/decisions", params={"namespace": "kube"}).text
+    detail = client.get(link.group(1)).text
+    assert "DENIED" in detail and f"no attestation by {ATTESTOR}" in detail
+    assert client.get("/decisions", params={"since": "yesterday"}).status_code == 400
+    assert client.get("/decisions/not-an-id").status_code == 400
+    assert client.get("/decisions/0000000000000001-0000000000000000").status_code == 404
+
+
+def test_policy_save_needs_the_csrf_token(client: TestClient) -> None:
+    page = client.get("/policy").text
+    assert ATTESTOR in page and KEY_ID in page
+    form = {
+        "defaultAdmissionRule": '{"evaluationMode": "ALWAYS_DENY", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}'
+    }
+    refused = client.post("/policy", data=form)
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    forged = client.post("/policy", data={**form, "csrf_token": "0" * 64})
+    assert forged.status_code == 403
+    # A token made for another browser's cookie does not fit this one.
+    token = csrf_token(page)
+    other = TestClient(client.app)
+    other.cookies.set(CSRF_COOKIE, "a" * 64)
+    assert other.post("/policy", data={**form, "csrf_token": token}).status_code == 403
+    cross = client.post(
+        "/policy", data={**form, "csrf_token": token}, headers={"origin": "https://evil.example"}
+    )
+    assert cross.status_code == 403
+    assert (
+        "REQUIRE_ATTESTATION"
+        in ok(client.get(f"/v1/projects/{POLICY_PROJECT}/policy"))["defaultAdmissionRule"][
+            "evaluationMode"
+        ]
+    )
+
+
+def test_policy_errors_are_shown_at_the_field(client: TestClient) -> None:
+    token = csrf_token(client.get("/policy").text)
+    r = client.post(
+        "/policy",
+        data={
+            "csrf_token": token,
+            "defaultAdmissionRule": '{"evaluationMode": "REQUIRE", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}',
+            "clusterAdmissionRules": "{not json",
+        },
+    )
+    assert r.status_code == 400
+    assert 'id="e-clusterAdmissionRules"' in r.text and "not JSON" in r.text
+    r = client.post(
+        "/policy",
+        data={
+            "csrf_token": token,
+            "defaultAdmissionRule": '{"evaluationMode": "REQUIRE", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}',
+        },
+    )
+    assert r.status_code == 400
+    field = r.text.split('id="e-defaultAdmissionRule"', 1)[1].split("</ul>", 1)[0]
+    assert "defaultAdmissionRule.evaluationMode" in field
+    assert 'aria-invalid="true"' in r.text
+
+
+def test_story_after_attestation_and_valid_save(client: TestClient) -> None:
+    attest(client, client.app.state.signer)  # type: ignore[attr-defined]
+    page = client.get(f"/image?ref={IMAGE}").text
+    assert 'id="verdict-outcome">allowed<' in page
+    assert KEY_ID in page
+    assert IMAGE in client.get("/images", params={"present": ATTESTOR}).text
+    token = csrf_token(client.get("/policy").text)
+    current = ok(client.get(f"/v1/projects/{POLICY_PROJECT}/policy"))
+    r = client.post(
+        "/policy",
+        data={
+            "csrf_token": token,
+            "etag": current["etag"],
+            "defaultAdmissionRule": json.dumps(
+                {
+                    "evaluationMode": "REQUIRE_ATTESTATION",
+                    "enforcementMode": "DRYRUN_AUDIT_LOG_ONLY",
+                    "requireAttestationsBy": [ATTESTOR],
+                }
+            ),
+        },
+    )
+    assert r.status_code == 200 and "Saved." in r.text, r.text
+    saved = ok(client.get(f"/v1/projects/{POLICY_PROJECT}/policy"))
+    assert saved["defaultAdmissionRule"]["enforcementMode"] == "DRYRUN_AUDIT_LOG_ONLY"
+    # The old etag is stale now: a second save with it is refused, not silently applied.
+    r = client.post(
+        "/policy",
+        data={"csrf_token": token, "etag": current["etag"], "description": "late"},
+    )
+    assert r.status_code == 400
+
+
+def test_static_files_and_unknown_names(client: TestClient) -> None:
+    assert client.get("/static/htmx.min.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/../bootstrap.py").status_code == 404
+    assert client.get("/static/nope.js").status_code == 404
