@@ -1,0 +1,181 @@
+"""The seed story in a real browser against a live server: an unattested image is denied with
+the missing attestor named; once QA's attestation is uploaded it is allowed with the key that
+signed it; the scan's findings show their VEX state; search and filters land in the URL; the
+policy editor shows errors at the field; a form without its CSRF token is refused. No page
+breaks the Content-Security-Policy, dark mode follows the system, and the keyboard reaches
+everything from a skip link.
+
+Screenshots go to the test's temporary folder, or to ``$CHAINPROOF_UI_SCREENSHOTS`` (the
+README's come from ``CHAINPROOF_UI_SCREENSHOTS=docs/img``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from integration.ui.browser import CHROMIUM, FLAGS, ensure_browser
+from integration.ui.story import (
+    ATTESTOR,
+    IMAGE,
+    KEY_ID,
+    POLICY_PROJECT,
+    VEX_CVE,
+    admission_review,
+    attest,
+    ok,
+    seed,
+)
+from live import live_server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    ensure_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("CHAINPROOF_UI_SCREENSHOTS", "") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def test_seed_story_in_the_browser(browser: Any, tmp_path: Path) -> None:
+    shots = _shots(tmp_path)
+    with (
+        live_server(grpc_enabled=False, admission={"project": POLICY_PROJECT}) as srv,
+        httpx.Client(base_url=srv.base_url, timeout=20) as api,
+    ):
+        signer = seed(api)
+        answer = ok(api.post("/webhook/admission", json=admission_review()))
+        assert answer["response"]["allowed"] is False
+        deadline = time.monotonic() + 10
+        while not ok(api.get(f"/v1/projects/{POLICY_PROJECT}/decisions"))["decisions"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.on("pageerror", lambda e: violations.append(str(e)))
+
+        # Overview.
+        page.goto(srv.base_url + "/")
+        assert page.locator("h1").inner_text() == "Overview"
+        assert "images" in page.locator(".cards").inner_text()
+        page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+        # Keyboard: the first Tab reaches the skip link, Enter moves to the content.
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
+
+        # Images: typing in the search box filters (htmx) and puts the filter in the URL.
+        page.goto(srv.base_url + "/images")
+        page.fill("#f-image", "payment")
+        page.wait_for_url("**/images?*image=payment*")
+        rows = page.locator("#results tbody tr")
+        assert rows.count() == 1
+        assert "denied" in rows.first.inner_text()
+        assert "missing" in rows.first.inner_text()
+        page.select_option("select[name=severity]", "MEDIUM")
+        page.wait_for_url("**severity=MEDIUM*")
+        assert page.locator("#results tbody tr").count() == 1
+        page.screenshot(path=str(shots / "images.png"), full_page=True)
+        # The shared link gives the same view.
+        shared = page.url
+        page.goto(shared)
+        assert page.locator("select[name=severity]").input_value() == "MEDIUM"
+
+        # Image detail: denied, naming the attestor.
+        page.click(f"a:has-text('{IMAGE}')")
+        page.wait_for_url("**/image?ref=*")
+        assert page.locator("#verdict-outcome").inner_text() == "denied"
+        assert f"no attestation by {ATTESTOR}" in page.locator(".reqs").inner_text()
+        vex_row = page.locator("#findings tr", has_text=VEX_CVE).first
+        assert "NOT_AFFECTED" in vex_row.inner_text()
+        assert "closed" in (vex_row.get_attribute("class") or "")
+        # Package search inside the page.
+        page.fill("#f-pkg", "libssl")
+        page.wait_for_url("**pkg=libssl*")
+        assert "libcrypto1.1" not in page.locator("#packages").inner_text()
+        assert "libssl1.1" in page.locator("#packages").inner_text()
+
+        # QA signs; the same page now shows the image allowed with the key that signed.
+        attest(api, signer)
+        page.goto(f"{srv.base_url}/image?ref={quote(IMAGE)}")
+        assert page.locator("#verdict-outcome").inner_text() == "allowed"
+        assert KEY_ID in page.locator(".reqs").inner_text()
+        page.screenshot(path=str(shots / "image.png"), full_page=True)
+
+        # Decisions log, filtered, opening to the explanation.
+        page.goto(srv.base_url + "/decisions")
+        page.select_option("select[name=outcome]", "denied")
+        page.wait_for_url("**outcome=denied*")
+        page.screenshot(path=str(shots / "decisions.png"), full_page=True)
+        page.locator("#results tbody a").first.click()
+        page.wait_for_url("**/decisions/*")
+        assert f"no attestation by {ATTESTOR}" in page.locator("#explanation").inner_text()
+
+        # Policy editor: a parser error lands at its field.
+        page.goto(srv.base_url + "/policy")
+        page.fill(
+            "#p-defaultAdmissionRule",
+            '{"evaluationMode": "REQUIRE", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}',
+        )
+        page.click("button:has-text('Save policy')")
+        page.wait_for_selector("#e-defaultAdmissionRule")
+        assert "defaultAdmissionRule.evaluationMode" in page.inner_text("#e-defaultAdmissionRule")
+        assert page.get_attribute("#p-defaultAdmissionRule", "aria-invalid") == "true"
+        page.screenshot(path=str(shots / "policy.png"), full_page=True)
+        # The same form without its CSRF token is refused.
+        page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
+        page.click("button:has-text('Save policy')")
+        page.wait_for_selector("[role=alert]")
+        assert "CSRF" in page.inner_text("[role=alert]")
+        assert (
+            ok(api.get(f"/v1/projects/{POLICY_PROJECT}/policy"))["defaultAdmissionRule"][
+                "evaluationMode"
+            ]
+            == "REQUIRE_ATTESTATION"
+        )
+
+        # Reverse impact.
+        page.goto(srv.base_url + "/impact")
+        page.fill("input[name=q]", "CVE-2019-1549")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**q=CVE-2019-1549*")
+        assert IMAGE in page.locator("table").inner_text()
+        page.screenshot(path=str(shots / "impact.png"), full_page=True)
+
+        # Dark mode follows the system; a phone-sized screen still shows the whole table.
+        dark = browser.new_context(color_scheme="dark", viewport={"width": 390, "height": 844})
+        phone = dark.new_page()
+        phone.goto(srv.base_url + "/images")
+        background = phone.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)", background
+        light = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert light == "rgb(255, 255, 255)"
+        phone.screenshot(path=str(shots / "images-dark-phone.png"), full_page=True)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 400
+        dark.close()
+        context.close()
+        assert violations == []
