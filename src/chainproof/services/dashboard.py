@@ -13,13 +13,14 @@ that its figures are partial) instead of running without end. Time is a paramete
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chainproof.domain.filters import Compare, FilterColumn
+from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import to_json
 from chainproof.errors import InvalidArgument
@@ -185,9 +186,7 @@ class Dashboard:
                     return out
                 after = page[-1]
 
-    async def _occurrences(
-        self, where: Compare | None = None
-    ) -> tuple[list[OccurrenceRecord], bool]:
+    async def _occurrences(self, where: Expr | None = None) -> tuple[list[OccurrenceRecord], bool]:
         """Occurrences of every project (matching ``where``), up to the bound."""
         out: list[OccurrenceRecord] = []
         for project in await self._projects():
@@ -298,32 +297,58 @@ class Dashboard:
         return resource, records, partial
 
     async def affected(self, query: str) -> tuple[list[tuple[str, str, str]], bool]:
-        """Images whose VULNERABILITY occurrences name the CVE ``query`` or whose PACKAGE
-        occurrences match the purl or package name ``query``: (image, kind, what matched)."""
+        """Images a vulnerability ID or a package (name, purl or purl prefix) affects:
+        (image, kind, what matched).
+
+        A vulnerability ID (CVE-…, GHSA-…) is looked up by note ID, the Grafeas convention
+        for scan findings, through the store's index; package queries read every PACKAGE and
+        VULNERABILITY occurrence (bounded)."""
         q = query.strip()
         if not q:
             return [], False
+        if _VULN_ID.match(q):
+            return await self._affected_by_id(q)
         needle = q.lower()
-        out: list[tuple[str, str, str]] = []
+        out: set[tuple[str, str, str]] = set()
         for kind in ("VULNERABILITY", "PACKAGE"):
             records, partial = await self._occurrences(Compare(FilterColumn.KIND, kind))
             for r in records:
                 if kind == "VULNERABILITY":
                     f = finding_of(r)
-                    if needle in (f.cve.lower(), r.note_id.lower()) or any(
-                        p.lower().startswith(needle) for p in f.packages
-                    ):
-                        state = f.vex_state or "no VEX"
-                        out.append((r.resource, kind, f"{f.cve} {f.severity} ({state})"))
+                    if any(p.lower().startswith(needle) for p in f.packages):
+                        out.add((r.resource, kind, _finding_text(f)))
                 else:
                     p = package_row(r)
-                    if needle in (p.name.lower(), p.purl.lower()) or (
+                    if needle == p.name.lower() or (
                         needle.startswith("pkg:") and p.purl.lower().startswith(needle)
                     ):
-                        out.append((r.resource, kind, f"{p.name} {p.version} {p.purl}".strip()))
+                        out.add((r.resource, kind, f"{p.name} {p.version} {p.purl}".strip()))
             if partial:
-                return sorted(set(out)), True
-        return sorted(set(out)), False
+                return sorted(out), True
+        return sorted(out), False
+
+    async def _affected_by_id(self, vuln_id: str) -> tuple[list[tuple[str, str, str]], bool]:
+        where = And(
+            (
+                Compare(FilterColumn.KIND, "VULNERABILITY"),
+                Or(
+                    (
+                        Compare(FilterColumn.NOTE_ID, vuln_id),
+                        Compare(FilterColumn.NOTE_ID, vuln_id.upper()),
+                    )
+                ),
+            )
+        )
+        records, partial = await self._occurrences(where)
+        out = {(r.resource, r.kind, _finding_text(finding_of(r))) for r in records}
+        return sorted(out), partial
+
+
+_VULN_ID = re.compile(r"^(CVE|GHSA|OSV|PYSEC|GO|RUSTSEC|DSA|DLA|USN|ALAS)-", re.IGNORECASE)
+
+
+def _finding_text(f: Finding) -> str:
+    return f"{f.cve} {f.severity} ({f.vex_state or 'no VEX'}) {', '.join(f.packages)}".strip()
 
 
 def occurrence_json(record: OccurrenceRecord) -> dict[str, Any]:
