@@ -175,7 +175,7 @@ class Dashboard:
 
     # ------------------------------------------------------------------ raw reads
 
-    async def _projects(self) -> list[str]:
+    async def projects(self) -> list[str]:
         out: list[str] = []
         after: str | None = None
         async with self._store.session(readonly=True) as s:
@@ -189,7 +189,7 @@ class Dashboard:
     async def _occurrences(self, where: Expr | None = None) -> tuple[list[OccurrenceRecord], bool]:
         """Occurrences of every project (matching ``where``), up to the bound."""
         out: list[OccurrenceRecord] = []
-        for project in await self._projects():
+        for project in await self.projects():
             after: str | None = None
             async with self._store.session(readonly=True) as s:
                 while True:

@@ -422,7 +422,7 @@ async def _policy_page(
         policy = None
     config = await container.judge_resources.load_config(project)
     attestors: list[dict[str, Any]] = []
-    for p in await _dashboard(request)._projects():
+    for p in await _dashboard(request).projects():
         page = await container.judge_resources.list_attestors(f"projects/{p}", 1000, "")
         attestors.extend(page.items)
     if values is None:
