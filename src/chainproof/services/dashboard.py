@@ -91,12 +91,11 @@ class PackageRow:
 
 def _purl_of(record: OccurrenceRecord) -> str:
     p = record.occurrence.package
-    # Grafeas v1 has no purl field on PackageOccurrence; ingestion writes the purl as the
-    # cpe_uri or in the note ID. Prefer an explicit "pkg:" value wherever it is.
-    for candidate in (str(p.cpe_uri), record.note_id, str(p.name)):
-        if candidate.startswith("pkg:"):
-            return candidate
-    return ""
+    # Grafeas v1 has no purl field. The ingestion contract (services/scanning.py) puts it in
+    # a location's cpeUri, or the package's cpeUri; the note ID is a last resort.
+    candidates = [str(loc.cpe_uri) for loc in p.location]
+    candidates += [str(p.cpe_uri), record.note_id]
+    return next((c for c in candidates if c.startswith("pkg:")), "")
 
 
 def package_row(record: OccurrenceRecord) -> PackageRow:

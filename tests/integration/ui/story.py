@@ -145,10 +145,16 @@ def ingest_trivy(client: httpx.Client, image: str) -> None:
                 json={
                     "resourceUri": image,
                     "noteName": f"projects/scans/notes/{note_id}",
+                    # Both places ingestion puts a purl: a location's cpeUri (the contract
+                    # in services/scanning.py) and the package's own cpeUri.
                     "package": {
                         "name": p["name"],
-                        "cpeUri": purl,
                         "version": {"name": p["version"], "kind": "NORMAL"},
+                        **(
+                            {"location": [{"cpeUri": purl}]}
+                            if p["name"].startswith("libssl")
+                            else {"cpeUri": purl}
+                        ),
                     },
                 },
             )
