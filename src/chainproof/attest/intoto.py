@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chainproof.domain.images import ImageReference, parse_image_reference
+from chainproof.domain.jsontext import parse_signed_json
 from chainproof.errors import InvalidArgument
 
 __all__ = [
@@ -129,10 +130,7 @@ class Statement:
 
 def parse_statement(data: bytes) -> Statement:
     """Parse a v1 or v0.1 Statement; raise InvalidArgument naming the first problem."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidArgument(f"in-toto statement is not JSON: {exc}") from exc
+    doc = parse_signed_json(data, "in-toto statement")
     if not isinstance(doc, Mapping):
         raise InvalidArgument("in-toto statement must be a JSON object")
     kind = doc.get("_type")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chainproof.domain.images import ImageReference, parse_image_reference
+from chainproof.domain.jsontext import parse_signed_json
 from chainproof.errors import InvalidArgument
 
 __all__ = [
@@ -131,10 +132,7 @@ def _string(value: Any, path: str) -> str:
 
 def parse_simple_signing(data: bytes) -> SimpleSigningPayload:
     """Parse and check the structure; raise InvalidArgument naming the first problem."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidArgument(f"simple signing payload is not JSON: {exc}") from exc
+    doc = parse_signed_json(data, "simple signing payload")
     root = _object(doc, "the payload")
     critical = _object(_member(root, "critical", "critical"), "critical")
     identity = _object(_member(critical, "identity", "critical.identity"), "critical.identity")

@@ -23,11 +23,12 @@ plain values.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+import orjson
 
 from chainproof.attest.image_url import (
     IMAGE_URL_CONTENT_TYPE,
@@ -74,8 +75,10 @@ def _json_with(key: str) -> Callable[[bytes], bool]:
         if not data.lstrip().startswith(b"{"):
             return False
         try:
-            doc = json.loads(data)
-        except ValueError:
+            # Only a sniff: the strict parser of the format that claims it refuses what is
+            # wrong (duplicate keys, say) and words the error.
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
             return False
         return isinstance(doc, dict) and key in doc
 

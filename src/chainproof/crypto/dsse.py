@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from chainproof.crypto.verify import (
     VerificationBudget,
     verify_signatures,
 )
+from chainproof.domain.jsontext import parse_signed_json
 from chainproof.errors import InvalidArgument
 
 __all__ = [
@@ -85,10 +85,7 @@ class DsseEnvelope:
     def from_json(cls, data: bytes | str | Mapping[str, Any]) -> DsseEnvelope:
         """Parse the JSON envelope (``payload``, ``payloadType``, ``signatures[{keyid, sig}]``)."""
         if isinstance(data, bytes | str):
-            try:
-                obj: Any = json.loads(data)
-            except ValueError as exc:
-                raise InvalidArgument(f"DSSE envelope is not valid JSON: {exc}") from exc
+            obj: Any = parse_signed_json(data, "DSSE envelope")
         else:
             obj = data
         if not isinstance(obj, Mapping):

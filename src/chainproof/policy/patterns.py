@@ -182,11 +182,49 @@ def compile_string_pattern(text: str, *, normalise: bool = False) -> StringPatte
     return StringPattern(text, re.compile(_glob_to_regex(body)))
 
 
+_ENCODED_DOT = re.compile("%2e", re.IGNORECASE)
+
+
+def remove_dot_segments(path: str) -> str:
+    """A URI path with ``.`` and ``..`` segments resolved (RFC 3986 §5.2.4) and ``//`` folded.
+
+    ``org/trusted/../evil`` names ``org/evil``, and a pattern must see it so: otherwise
+    ``org/trusted/**`` would trust any repository reached by climbing out of ``trusted``.
+    Percent-encoded dots (``%2e``) count as dots, since servers decode them; ``..`` above the
+    root stays at the root, as URL resolution does.
+    """
+    leading = "/" if path.startswith("/") else ""
+    kept: list[str] = []
+    for segment in _ENCODED_DOT.sub(".", path).split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if kept:
+                kept.pop()
+            continue
+        kept.append(segment)
+    trailing = "/" if path.endswith("/") and kept else ""
+    return leading + "/".join(kept) + trailing
+
+
+def normalise_uri_path(uri: str) -> str:
+    """``uri`` with the dot segments of its path resolved (scheme and authority kept)."""
+    scheme_end = uri.find("://")
+    start = scheme_end + 3 if scheme_end != -1 else 0
+    slash = uri.find("/", start)
+    if slash == -1:
+        return uri
+    head, path = uri[:slash], uri[slash:]
+    cut = min((i for i in (path.find("?"), path.find("#")) if i != -1), default=len(path))
+    return head + remove_dot_segments(path[:cut]) + path[cut:]
+
+
 def normalise_source_uri(uri: str) -> str:
     """``git+https://github.com/o/r.git@refs/heads/main`` → ``github.com/o/r``.
 
     Provenance writers spell one repository many ways (scheme, ``git+`` prefix, ``.git``
     suffix, a ref or commit after ``@``); trust is about the repository, so those are dropped.
+    Dot segments are resolved (see :func:`remove_dot_segments`).
     """
     text = uri.strip()
     if text.startswith("git+"):
@@ -201,7 +239,7 @@ def normalise_source_uri(uri: str) -> str:
         cut = path.find(stop)
         if cut != -1:
             path = path[:cut]
-    path = path.rstrip("/")
+    path = remove_dot_segments(path).rstrip("/")
     if path.endswith(".git"):
         path = path[:-4]
     return f"{host.lower()}{slash}{path}" if path else host.lower()

@@ -6,13 +6,13 @@ Bodies are read here rather than by FastAPI's models because the schema is proto
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainproof.api.rest.errors import error_body
+from chainproof.domain.jsontext import parse_request_json
 from chainproof.errors import InvalidArgument, PayloadTooLarge
 
 
@@ -72,25 +72,8 @@ class BodyLimitMiddleware:
 
 
 def decode_json(raw: bytes) -> Any:
-    """Decode a JSON body; InvalidArgument with the position of the problem if it is not JSON."""
-    if not raw.strip():
-        raise InvalidArgument("request body is empty: expected a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    # Control characters inside strings (an armored signature pasted into a heredoc, as in the
-    # Grafeas walkthrough) are tolerated; everything else that is not JSON is refused.
-    try:
-        return json.loads(raw.decode("utf-8"), strict=False)
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(
-            f"request body is not UTF-8 (byte {exc.start}): expected a JSON object"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(
-            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    """Decode a JSON body; InvalidArgument saying what is wrong (see domain.jsontext)."""
+    return parse_request_json(raw, "request body")
 
 
 def int_param(value: str | None, name: str) -> int | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from chainproof.policy.checks.provenance import ProvenancePatterns
 from chainproof.policy.evidence import ProvenanceFact
+from chainproof.policy.patterns import normalise_uri_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,4 +18,5 @@ class TrustedBuilders(ProvenancePatterns):
     what = "builder"
 
     def values(self, fact: ProvenanceFact) -> Iterable[str]:
-        return [fact.builder_id]
+        # A builder ID is a URI too: ``…/runner/../../evil`` must not match ``…/runner/**``.
+        return [normalise_uri_path(fact.builder_id)]
