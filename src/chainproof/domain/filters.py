@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from chainproof.domain.bounds import check_indexed_text, check_text
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.kinds import KIND_NAMES
 from chainproof.domain.names import parse_note_name
@@ -242,6 +243,7 @@ class _Parser:
 
 
 def _build(target: Target, field: str, value: str, *, negated: bool) -> Expr:
+    check_indexed_text(value, f"filter value of {field}")
     canonical = _FIELD_ALIASES.get(field)
     allowed = _FIELDS_BY_TARGET[target]
     if canonical not in allowed:
@@ -280,6 +282,7 @@ def parse_filter(text: str | None, target: Target) -> Expr | None:
         raise InvalidArgument(
             f"filter is {len(text)} characters long: at most {MAX_FILTER_LENGTH} are accepted"
         )
+    check_text(text, "filter")
     return _Parser(text, target).parse()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chainproof.domain.bounds import check_indexed_text, undefined_enums
 from chainproof.errors import InvalidArgument
 
 #: Details field name (the protobuf oneof member) → kind name.
@@ -50,7 +51,13 @@ _PGP_CONTENT_HEADERS = (b"-----BEGIN PGP MESSAGE-----", b"-----BEGIN PGP SIGNED 
 
 
 def _kind_name(msg: Any) -> str:
-    return str(msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_number[msg.kind].name)
+    value = msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_number.get(msg.kind)
+    if value is None:
+        raise InvalidArgument(
+            f"kind {msg.kind} is not a Grafeas kind: omit kind (it is derived from the "
+            "details) or give one of " + ", ".join(sorted(KIND_NAMES))
+        )
+    return str(value.name)
 
 
 def derive_kind(msg: Any, *, oneof: str, what: str) -> str:
@@ -245,21 +252,26 @@ _OCCURRENCE_CHECKS: dict[str, Check] = {
 
 def note_problems(note: Any) -> list[str]:
     """Violations of the required fields of a note's kind (empty when valid)."""
+    problems: list[str] = undefined_enums(note)
     details = note.WhichOneof("type")
     if details is None:
-        return []
-    problems: list[str] = []
+        return problems
     _NOTE_CHECKS[details](getattr(note, details), _camel(details), problems)
     return problems
 
 
 def occurrence_problems(occ: Any) -> list[str]:
     """Violations of an occurrence's common and kind-specific required fields."""
-    problems: list[str] = []
+    problems: list[str] = undefined_enums(occ)
     _need(occ.resource_uri.strip(), "resourceUri", problems, "the artifact this is about")
     _need(occ.note_name, "noteName", problems, "projects/{project}/notes/{note}")
     if occ.HasField("envelope"):
         _bounded(occ.envelope.signatures, "envelope.signatures", problems)
+    for field, value in (("resourceUri", occ.resource_uri), ("noteName", occ.note_name)):
+        try:
+            check_indexed_text(value, field)
+        except InvalidArgument as exc:
+            problems.append(exc.message)
     details = occ.WhichOneof("details")
     if details is not None:
         _OCCURRENCE_CHECKS[details](getattr(occ, details), _camel(details), problems)

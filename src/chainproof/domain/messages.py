@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from grafeas.grafeas_v1.types import grafeas as _grafeas
 
 from chainproof.domain import protojson
+from chainproof.domain.bounds import storable_json
 from chainproof.errors import InvalidArgument
 
 # Raw protobuf classes. They are dynamically generated, so static typing sees them as Any.
@@ -72,10 +72,7 @@ def render_for_storage(msg: Message, what: str) -> dict[str, Any]:
     here for every backend alike, rather than failing on one of them.
     """
     data = to_json(msg)
-    if b"\\u0000" in orjson.dumps(data):
-        raise InvalidArgument(
-            f"{what} contains the character U+0000 (NUL), which cannot be stored: remove it"
-        )
+    storable_json(data, what)
     return data
 
 

@@ -61,6 +61,11 @@ def validate_resource_id(resource_id: str, *, what: str) -> str:
             f"{what} {_describe(resource_id)} must not contain '/': "
             f"it is one path segment of the resource name"
         )
+    if resource_id in (".", ".."):
+        raise InvalidArgument(
+            f"{what} {resource_id!r} is not valid: '.' and '..' are path segments that URLs "
+            "resolve away (the resource could never be addressed); choose another ID"
+        )
     if not _RESOURCE_ID.fullmatch(resource_id):
         raise InvalidArgument(
             f"{what} {_describe(resource_id)} is not valid: expected 1-255 characters of "

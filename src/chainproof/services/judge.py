@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from chainproof.domain.bounds import check_indexed_text, check_time
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.names import parse_project_name
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
@@ -454,6 +455,16 @@ class DecisionLog:
         self, query: DecisionQuery, size: int | None, token: str
     ) -> Page[dict[str, Any]]:
         parse_project_name(f"projects/{query.project}")
+        for field, value in (
+            ("image", query.image),
+            ("namespace", query.namespace),
+            ("outcome", query.outcome),
+        ):
+            if value is not None:
+                check_indexed_text(value, field)
+        for field, when in (("since", query.since), ("until", query.until)):
+            if when is not None:
+                check_time(when, field)
         limit = page_size(size)
         scope = ListScope(
             "decisions",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chainproof.crypto.keys import load_public_key
+from chainproof.domain.bounds import storable_json
 from chainproof.domain.names import (
     parse_note_name,
     parse_project_name,
@@ -255,6 +256,7 @@ class JudgeResources:
         data: dict[str, Any],
         current: DocumentRecord | None,
     ) -> DocumentRecord:
+        storable_json(data, "the policy" if collection == POLICIES else f"attestor {doc_id}")
         now = self._clock()
         return DocumentRecord(
             project=project,

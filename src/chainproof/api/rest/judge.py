@@ -3,13 +3,14 @@ evaluation of a hypothetical deployment, and the decision log."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from chainproof.api.rest.body import decode_json, int_param
 from chainproof.api.rest.grafeas import JSON_BODY, PageSize, PageToken, json_response
+from chainproof.domain.bounds import parse_time
 from chainproof.errors import InvalidArgument
 from chainproof.policy import AdmissionRequest
 from chainproof.services.judge import DecisionLog, Judge
@@ -172,12 +173,4 @@ async def list_decisions(
 
 
 def _time_param(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument(
-            f"{name} {value!r} is not a time: expected RFC 3339, e.g. 2026-11-22T10:00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_time(value, name) if value else None
