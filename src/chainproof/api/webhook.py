@@ -10,7 +10,11 @@
 What is judged: CREATE and UPDATE of the workload kinds (and the ``ephemeralcontainers``
 subresource of pods, which is how ``kubectl debug`` adds a container). Everything else the API
 server may send (DELETE, CONNECT, other kinds and subresources, an object already being
-deleted) is admitted without judgement and without a decision log entry.
+deleted whose images do not change) is admitted without judgement and without a decision log
+entry. The kind, operation and namespace are the API server's (``request.kind``,
+``request.operation``, ``request.namespace``), never the object's; a review whose values the
+API server would never send (``create``, a ``pod``, no namespace, an object that claims another
+kind or namespace) is denied, since it cannot be understood.
 
 What this module refuses with HTTP 400 (the reason in the error body): a body that is not an
 AdmissionReview at all — not JSON, the wrong kind or apiVersion, no ``request``, no ``uid``.
@@ -132,12 +136,66 @@ def _string(data: dict[str, Any], key: str, what: str, *, required: bool = True)
     return value
 
 
-def _requested_kind(req: dict[str, Any], obj: Any) -> str:
+_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+_KINDS_FOLDED = {k.lower(): k for k in SUPPORTED_KINDS}
+
+
+def _requested_kind(req: dict[str, Any]) -> str:
+    """``request.kind.kind``: what the API server says the object is (the object has no say)."""
     kind = req.get("kind")
-    if kind is not None:
-        return _string(_object(kind, "request.kind"), "kind", "request.kind", required=False)
-    # request.kind is always set by the API server; without it, the object says what it is.
-    return str(obj.get("kind", "")) if isinstance(obj, dict) else ""
+    if not isinstance(kind, dict) or not isinstance(kind.get("kind"), str) or not kind["kind"]:
+        return ""
+    value: str = kind["kind"]
+    return value
+
+
+def _not_understood(operation: str, kind: str, namespace: str, obj: Any) -> str | None:
+    """Why a review the API server would never send this way cannot be judged, or None."""
+    if operation not in _OPERATIONS:
+        return (
+            f"request.operation {operation[:40]!r} is not one of "
+            + ", ".join(sorted(_OPERATIONS))
+            + " (the values are case-sensitive)"
+        )
+    if operation not in _JUDGED_OPERATIONS:
+        return None
+    if not kind:
+        return "request.kind.kind is missing: the API server always says what the object is"
+    folded = _KINDS_FOLDED.get(kind.lower())
+    if folded is not None and folded != kind:
+        return f"request.kind.kind {kind[:40]!r} is not a kind Kubernetes spells: expected {folded}"
+    if kind not in SUPPORTED_KINDS:
+        return None
+    if not isinstance(obj, dict):
+        return "request.object is missing: expected the object being created or updated"
+    own = obj.get("kind")
+    if own is not None and own != kind:
+        return (
+            f"request.object says kind {str(own)[:40]!r} but request.kind says {kind!r}: the "
+            "object is judged as what the API server says, and they must agree"
+        )
+    if not namespace:
+        return (
+            f"request.namespace is missing: every {kind} lives in a namespace, and the rules "
+            "that apply depend on it"
+        )
+    meta = obj.get("metadata")
+    declared = meta.get("namespace") if isinstance(meta, dict) else None
+    if declared not in (None, "", namespace):
+        return (
+            f"request.object declares namespace {str(declared)[:63]!r} but the request is for "
+            f"namespace {namespace!r}"
+        )
+    return None
+
+
+def _images_of(obj: Any, kind: str, namespace: str) -> list[str] | None:
+    try:
+        return sorted(
+            i.image for i in workload_from_object({**obj, "kind": kind}, namespace=namespace).images
+        )
+    except (InvalidArgument, TypeError):
+        return None
 
 
 def _review_response(api_version: str, response: dict[str, Any]) -> Response:
@@ -187,7 +245,22 @@ async def admission_review(request: Request, admission: Admission) -> Response:
     namespace = _string(req, "namespace", "request", required=False)
     sub_resource = _string(req, "subResource", "request", required=False)
     obj = req.get("object")
-    kind = _requested_kind(req, obj)
+    kind = _requested_kind(req)
+    dry_run = req.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidArgument(f"request.dryRun must be true or false, got {dry_run!r}")
+    problem = _not_understood(operation, kind, namespace, obj)
+    if problem is not None:
+        result = await admission.refuse_unreadable(
+            kind or "object",
+            obj if isinstance(obj, dict) else {},
+            namespace,
+            problem,
+            uid=uid,
+            operation=operation,
+            dry_run=dry_run,
+        )
+        return _review_response(api_version, _denial(uid, 400, "BadRequest", result.message))
 
     judged = (
         operation in _JUDGED_OPERATIONS
@@ -199,18 +272,17 @@ async def admission_review(request: Request, admission: Admission) -> Response:
     obj = _object(obj, "request.object")
     meta = obj.get("metadata")
     if operation == "UPDATE" and isinstance(meta, dict) and meta.get("deletionTimestamp"):
-        # Finalizers being removed from an object on its way out: nothing new will run.
-        return _review_response(api_version, {"uid": uid, "allowed": True})
-
-    dry_run = req.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        raise InvalidArgument(f"request.dryRun must be true or false, got {dry_run!r}")
+        # Finalizers being removed from an object on its way out: nothing new will run —
+        # unless the update also changes the images, which is then judged like any other.
+        before = _images_of(req.get("oldObject"), kind, namespace)
+        if before is not None and before == _images_of(obj, kind, namespace):
+            return _review_response(api_version, {"uid": uid, "allowed": True})
     if namespace and isinstance(meta, dict):
         # The request's namespace is the one the object is created in (the API server
         # refuses an object whose own metadata.namespace disagrees), so rules use it.
         obj = {**obj, "metadata": {**meta, "namespace": namespace}}
     try:
-        workload = workload_from_object({"kind": kind, **obj}, namespace=namespace)
+        workload = workload_from_object({**obj, "kind": kind}, namespace=namespace)
     except InvalidArgument as exc:
         result = await admission.refuse_unreadable(
             kind, obj, namespace, exc.message, uid=uid, operation=operation, dry_run=dry_run

@@ -3,13 +3,16 @@
 Covers Pods and every object that carries a pod template (Deployment, ReplicaSet,
 StatefulSet, DaemonSet, Job, CronJob, ReplicationController). Every image in
 ``containers``, ``initContainers`` and ``ephemeralContainers`` counts: an init container
-runs with the same privileges as the others, so it is judged the same way.
+runs with the same privileges as the others, so it is judged the same way. So does every
+image volume (``volumes[].image.reference``): the node pulls it like a container image. A
+service account name that is not a valid Kubernetes name is refused (it would select rules).
 
 Parses plain JSON objects only; admission wire formats live in api.webhook.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +98,34 @@ def _annotations(meta: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+_DNS_SUBDOMAIN = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+
+
+def _volume_images(spec: dict[str, Any], where: str) -> list[ContainerImage]:
+    """Images mounted as volumes (``volumes[].image.reference``, Kubernetes 1.31+).
+
+    The kubelet pulls them like container images, so they are judged like them.
+    """
+    volumes = spec.get("volumes") or []
+    if not isinstance(volumes, list):
+        raise InvalidArgument(f"{where}.volumes must be a list of volumes")
+    found: list[ContainerImage] = []
+    for i, volume in enumerate(volumes):
+        if not isinstance(volume, dict) or "image" not in volume:
+            continue
+        source = volume["image"]
+        reference = source.get("reference") if isinstance(source, dict) else None
+        if not isinstance(reference, str) or not reference.strip():
+            raise InvalidArgument(
+                f"{where}.volumes[{i}].image.reference is missing: an image volume needs the "
+                "image it mounts"
+            )
+        found.append(ContainerImage(f"volumes[{i}] ({volume.get('name', '')})", reference.strip()))
+    return found
+
+
 def workload_from_object(obj: Any, *, namespace: str = "") -> Workload:
     """Read a Kubernetes object; InvalidArgument if it is not a workload this judge knows."""
     if not isinstance(obj, dict):
@@ -131,8 +162,17 @@ def workload_from_object(obj: Any, *, namespace: str = "") -> Workload:
             images.append(ContainerImage(f"{list_name}[{i}] ({cname})", image.strip()))
     if not images:
         raise InvalidArgument(f"{kind} has no containers at {'.'.join(path)}.containers")
+    images += _volume_images(spec, ".".join(path))
 
     sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    if not isinstance(sa, str) or not _DNS_SUBDOMAIN.fullmatch(sa):
+        # The name selects a namespace:name rule; one the API server would never accept
+        # (``Default``, ``a/b``, 300 characters) must not select or dodge a rule.
+        raise InvalidArgument(
+            f"{'.'.join(path)}.serviceAccountName {str(sa)[:80]!r} is not a valid Kubernetes "
+            "name: expected at most 253 lowercase letters, digits, '-' and '.', starting and "
+            "ending with a letter or digit"
+        )
     return Workload(
         kind=kind,
         name=str(meta.get("name") or meta.get("generateName") or ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from chainproof.policy.patterns import normalise_source_uri, normalise_uri_path, remove_dot_segments
+from unit.policy.policy_factories import BUILD, QA
 from unit.policy.test_policy_checks import GH, judge, provenance, result, signed
 
 
@@ -24,7 +25,10 @@ from unit.policy.test_policy_checks import GH, judge, provenance, result, signed
 )
 def test_a_source_that_climbs_out_of_a_trusted_owner_is_not_trusted(source: str) -> None:
     checks = {"trustedSourceRepositories": ["github.com/acme/**"]}
-    r = result(judge(checks, attestations=(signed(), provenance(GH, source))), "trusted-source")
+    r = result(
+        judge(checks, attestors=(QA, BUILD), attestations=(signed(), provenance(GH, source))),
+        "trusted-source",
+    )
     assert r.passed is False
     assert "mallory" in r.reason
 
@@ -32,7 +36,10 @@ def test_a_source_that_climbs_out_of_a_trusted_owner_is_not_trusted(source: str)
 def test_dot_segments_that_stay_inside_still_match() -> None:
     checks = {"trustedSourceRepositories": ["github.com/acme/app"]}
     source = "git+https://github.com/acme/./tools/../app.git@refs/heads/main"
-    r = result(judge(checks, attestations=(signed(), provenance(GH, source))), "trusted-source")
+    r = result(
+        judge(checks, attestors=(QA, BUILD), attestations=(signed(), provenance(GH, source))),
+        "trusted-source",
+    )
     assert r.passed is True
 
 
@@ -40,7 +47,7 @@ def test_a_builder_that_climbs_out_of_a_trusted_path_is_not_trusted() -> None:
     checks = {"trustedBuilders": ["https://github.com/actions/runner/**"]}
     builder = "https://github.com/actions/runner/../../mallory/runner"
     attestations = (signed(), provenance(builder, "git+https://github.com/acme/app"))
-    r = result(judge(checks, attestations=attestations), "trusted-builder")
+    r = result(judge(checks, attestors=(QA, BUILD), attestations=attestations), "trusted-builder")
     assert r.passed is False
 
 
