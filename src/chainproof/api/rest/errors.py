@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from chainproof.errors import GRPC_CODE_NUMBERS, ChainproofError, Internal
 
@@ -77,11 +78,33 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     message = str(exc.detail)
     if exc.status_code == 404:
         message = f"no route for {request.method} {request.url.path}: see /docs for the API"
-    elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
+    headers: dict[str, str] = {}
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = (
+            f"method {request.method} is not allowed on {request.url.path}: expected "
+            + (" or ".join(allowed) or "none")
+        )
     return JSONResponse(
-        error_body(exc.status_code, status, message, ()), status_code=exc.status_code
+        error_body(exc.status_code, status, message, ()),
+        status_code=exc.status_code,
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (RFC 9110 §15.5.6: 405 carries Allow).
+
+    Starlette names only the methods of the first route whose path matched, and one path
+    often has a route per method, so each method is tried against every route.
+    """
+    methods: set[str] = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(r.matches(scope)[0] is Match.FULL for r in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
