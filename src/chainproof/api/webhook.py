@@ -14,7 +14,7 @@ deleted whose images do not change) is admitted without judgement and without a 
 entry. The kind, operation and namespace are the API server's (``request.kind``,
 ``request.operation``, ``request.namespace``), never the object's; a review whose values the
 API server would never send (``create``, a ``pod``, no namespace, an object that claims another
-kind or namespace) is denied, since it cannot be understood.
+kind) is denied, since it cannot be understood; the object is judged in the request's namespace.
 
 What this module refuses with HTTP 400 (the reason in the error body): a body that is not an
 AdmissionReview at all — not JSON, the wrong kind or apiVersion, no ``request``, no ``uid``.
@@ -143,7 +143,10 @@ _KINDS_FOLDED = {k.lower(): k for k in SUPPORTED_KINDS}
 def _requested_kind(req: dict[str, Any]) -> str:
     """``request.kind.kind``: what the API server says the object is (the object has no say)."""
     kind = req.get("kind")
-    if not isinstance(kind, dict) or not isinstance(kind.get("kind"), str) or not kind["kind"]:
+    if kind is None:
+        return ""
+    kind = _object(kind, "request.kind")
+    if not isinstance(kind.get("kind"), str) or not kind["kind"]:
         return ""
     value: str = kind["kind"]
     return value
@@ -166,8 +169,7 @@ def _not_understood(operation: str, kind: str, namespace: str, obj: Any) -> str 
         return f"request.kind.kind {kind[:40]!r} is not a kind Kubernetes spells: expected {folded}"
     if kind not in SUPPORTED_KINDS:
         return None
-    if not isinstance(obj, dict):
-        return "request.object is missing: expected the object being created or updated"
+    obj = _object(obj, "request.object")
     own = obj.get("kind")
     if own is not None and own != kind:
         return (
@@ -175,16 +177,10 @@ def _not_understood(operation: str, kind: str, namespace: str, obj: Any) -> str 
             "object is judged as what the API server says, and they must agree"
         )
     if not namespace:
+        # The object's own metadata.namespace is no substitute: rules depend on it.
         return (
             f"request.namespace is missing: every {kind} lives in a namespace, and the rules "
             "that apply depend on it"
-        )
-    meta = obj.get("metadata")
-    declared = meta.get("namespace") if isinstance(meta, dict) else None
-    if declared not in (None, "", namespace):
-        return (
-            f"request.object declares namespace {str(declared)[:63]!r} but the request is for "
-            f"namespace {namespace!r}"
         )
     return None
 

@@ -82,9 +82,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     if exc.status_code == 405:
         allowed = _allowed_methods(request)
         headers["Allow"] = ", ".join(allowed)
-        message = (
-            f"method {request.method} is not allowed on {request.url.path}: expected "
-            + (" or ".join(allowed) or "none")
+        message = f"method {request.method} is not allowed on {request.url.path}: expected " + (
+            " or ".join(allowed) or "none"
         )
     return JSONResponse(
         error_body(exc.status_code, status, message, ()),
