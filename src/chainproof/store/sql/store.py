@@ -635,11 +635,14 @@ class SqlStore:
                     raise self._unavailable(exc) from exc
                 try:
                     yield _SqlSession(connection, self._target.dialect)
-                except BaseException:
+                except BaseException as exc:
                     # If the rollback fails too (the connection died), the caller still needs
                     # the original error; the pool discards the broken connection by itself.
                     with suppress(DBAPIError, OSError):
                         await transaction.rollback()
+                    if _connection_lost(exc):
+                        # Dying mid-statement is the same outage as failing to connect: 503.
+                        raise self._unavailable(exc) from exc
                     raise
                 try:
                     await transaction.commit()
@@ -649,3 +652,10 @@ class SqlStore:
                     raise
             finally:
                 await connection.close()
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection to the database was lost (not a bad statement)."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated)
+    return isinstance(exc, OSError)
