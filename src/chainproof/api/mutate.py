@@ -63,7 +63,7 @@ async def mutate(request: Request) -> Response:
     operation = _string(req, "operation", "request")
     sub_resource = _string(req, "subResource", "request", required=False)
     obj = req.get("object")
-    kind = _requested_kind(req, obj)
+    kind = _requested_kind(req)
     allowed = {"uid": uid, "allowed": True}
     if (
         operation not in _MUTATED_OPERATIONS

@@ -455,16 +455,16 @@ class DecisionLog:
         self, query: DecisionQuery, size: int | None, token: str
     ) -> Page[dict[str, Any]]:
         parse_project_name(f"projects/{query.project}")
-        for field, value in (
+        for param, value in (
             ("image", query.image),
             ("namespace", query.namespace),
             ("outcome", query.outcome),
         ):
             if value is not None:
-                check_indexed_text(value, field)
-        for field, when in (("since", query.since), ("until", query.until)):
+                check_indexed_text(value, param)
+        for param, when in (("since", query.since), ("until", query.until)):
             if when is not None:
-                check_time(when, field)
+                check_time(when, param)
         limit = page_size(size)
         scope = ListScope(
             "decisions",
