@@ -219,7 +219,7 @@ class GrafeasService:
         nn = parse_note_name(name)
         paths = parse_mask(mask, NotePB.DESCRIPTOR, what="a Note")
         async with self._store.session() as s:
-            current = await s.get_note(nn.project, nn.note_id)
+            current = await s.get_note(nn.project, nn.note_id, for_update=True)
             if current is None:
                 raise NotFound(f"note {nn} does not exist")
             updated = NotePB()
@@ -384,7 +384,7 @@ class GrafeasService:
         on = parse_occurrence_name(name)
         paths = parse_mask(mask, OccurrencePB.DESCRIPTOR, what="an Occurrence")
         async with self._store.session() as s:
-            current = await s.get_occurrence(on.project, on.occurrence_id)
+            current = await s.get_occurrence(on.project, on.occurrence_id, for_update=True)
             if current is None:
                 raise NotFound(f"occurrence {on} does not exist")
             old = current.occurrence

@@ -146,7 +146,7 @@ class JudgeResources:
         etag = data.get("etag") if isinstance(data, dict) else None
         attestor = self._parse_attestor(data, name)
         async with self._store.session() as s:
-            current = await s.get_document(project, ATTESTORS, attestor_id)
+            current = await s.get_document(project, ATTESTORS, attestor_id, for_update=True)
             if current is None:
                 raise NotFound(f"attestor {name} does not exist")
             _check_etag(etag, current, f"attestor {name}")
@@ -225,7 +225,7 @@ class JudgeResources:
         etag = data.get("etag") if isinstance(data, dict) else None
         policy = replace(parse_policy(data), name=name)
         async with self._store.session() as s:
-            current = await s.get_document(project, POLICIES, _POLICY_ID)
+            current = await s.get_document(project, POLICIES, _POLICY_ID, for_update=True)
             _check_etag(etag, current, name)
             missing = []
             for attestor in sorted(policy.referenced_attestors()):

@@ -127,7 +127,11 @@ class _MemorySession:
             self._set(self._s.notes, (r.project, r.note_id), _copy(r))
         return []
 
-    async def get_note(self, project: str, note_id: str) -> NoteRecord | None:
+    # for_update: writer sessions already run one at a time (the store's lock), so a
+    # read-modify-write in one of them is atomic without a row lock.
+    async def get_note(
+        self, project: str, note_id: str, *, for_update: bool = False
+    ) -> NoteRecord | None:
         r = self._s.notes.get((project, note_id))
         return None if r is None else _copy(r)
 
@@ -156,7 +160,9 @@ class _MemorySession:
                 raise RuntimeError(f"occurrence {r.occurrence_id} exists: IDs must be new")
             self._set(self._s.occurrences, (r.project, r.occurrence_id), _copy(r))
 
-    async def get_occurrence(self, project: str, occurrence_id: str) -> OccurrenceRecord | None:
+    async def get_occurrence(
+        self, project: str, occurrence_id: str, *, for_update: bool = False
+    ) -> OccurrenceRecord | None:
         r = self._s.occurrences.get((project, occurrence_id))
         return None if r is None else _copy(r)
 
@@ -188,7 +194,7 @@ class _MemorySession:
     # judge documents: records are frozen and hold plain JSON values, so no copies are needed
     # beyond the mapping itself.
     async def get_document(
-        self, project: str, collection: str, doc_id: str
+        self, project: str, collection: str, doc_id: str, *, for_update: bool = False
     ) -> DocumentRecord | None:
         record = self._s.documents.get((project, collection, doc_id))
         return None if record is None else replace(record, data=_plain(record.data))

@@ -133,7 +133,11 @@ class StoreSession(Protocol):
         """Insert all; if any ID is taken (stored already, or twice in ``records``), insert
         nothing and return the taken IDs."""
 
-    async def get_note(self, project: str, note_id: str) -> NoteRecord | None: ...
+    async def get_note(
+        self, project: str, note_id: str, *, for_update: bool = False
+    ) -> NoteRecord | None:
+        """``for_update``: lock the row until the session ends (read-modify-write)."""
+        ...
 
     async def get_notes(
         self, keys: Sequence[tuple[str, str]]
@@ -152,7 +156,11 @@ class StoreSession(Protocol):
         """Insert new occurrences. IDs are server-made UUIDs, unique across all projects
         (``list_note_occurrences`` pages by ID alone); an existing key is a bug."""
 
-    async def get_occurrence(self, project: str, occurrence_id: str) -> OccurrenceRecord | None: ...
+    async def get_occurrence(
+        self, project: str, occurrence_id: str, *, for_update: bool = False
+    ) -> OccurrenceRecord | None:
+        """``for_update``: lock the row until the session ends (read-modify-write)."""
+        ...
 
     async def replace_occurrence(self, record: OccurrenceRecord) -> None: ...
 
@@ -169,7 +177,7 @@ class StoreSession(Protocol):
 
     # judge documents (attestors, policies) ---------------------------------------------------
     async def get_document(
-        self, project: str, collection: str, doc_id: str
+        self, project: str, collection: str, doc_id: str, *, for_update: bool = False
     ) -> DocumentRecord | None: ...
 
     async def put_document(self, record: DocumentRecord) -> None:

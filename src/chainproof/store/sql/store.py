@@ -282,8 +282,19 @@ class _SqlSession:
             return taken
         return []
 
-    async def get_note(self, project: str, note_id: str) -> NoteRecord | None:
+    def _locked(self, stmt: sa.Select[Any], for_update: bool) -> sa.Select[Any]:
+        # PostgreSQL: a row lock held to the end of the transaction, so that concurrent
+        # read-modify-writes of one row take turns. SQLite: writer sessions hold the database
+        # write lock from BEGIN IMMEDIATE, which serialises them already.
+        if for_update and self._dialect is Dialect.POSTGRESQL:
+            return stmt.with_for_update()
+        return stmt
+
+    async def get_note(
+        self, project: str, note_id: str, *, for_update: bool = False
+    ) -> NoteRecord | None:
         stmt = _NOTE_SELECT.where(notes.c.project == project, notes.c.note_id == note_id)
+        stmt = self._locked(stmt, for_update)
         row = (await self._c.execute(stmt)).first()
         return None if row is None else _note(row)
 
@@ -327,10 +338,13 @@ class _SqlSession:
         # round trip, sqlite3 steps one prepared statement. This is the ingest hot path.
         await self._c.execute(occurrences.insert(), [_occurrence_row(r) for r in records])
 
-    async def get_occurrence(self, project: str, occurrence_id: str) -> OccurrenceRecord | None:
+    async def get_occurrence(
+        self, project: str, occurrence_id: str, *, for_update: bool = False
+    ) -> OccurrenceRecord | None:
         stmt = _OCCURRENCE_SELECT.where(
             occurrences.c.project == project, occurrences.c.occurrence_id == occurrence_id
         )
+        stmt = self._locked(stmt, for_update)
         row = (await self._c.execute(stmt)).first()
         return None if row is None else _occurrence(row)
 
@@ -381,13 +395,14 @@ class _SqlSession:
 
     # judge documents ---------------------------------------------------------------------
     async def get_document(
-        self, project: str, collection: str, doc_id: str
+        self, project: str, collection: str, doc_id: str, *, for_update: bool = False
     ) -> DocumentRecord | None:
         stmt = _DOCUMENT_SELECT.where(
             documents.c.project == project,
             documents.c.collection == collection,
             documents.c.doc_id == doc_id,
         )
+        stmt = self._locked(stmt, for_update)
         row = (await self._c.execute(stmt)).first()
         return None if row is None else _document(row)
 
