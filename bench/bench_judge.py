@@ -1,7 +1,7 @@
 """Benchmark: Judge.evaluate for a 3-image request needing 2 attestors and a vulnerability
 check, on the in-memory store and on SQLite, with the caches cold and warm.
 
-    .venv/bin/python bench/bench_judge.py
+    .venv/bin/python bench/bench_judge.py [--seconds 3]
 
 Cold: every decision reads the store and verifies every signature. Warm verification cache:
 the store is still read, signatures are not verified again. Warm judge cache: nothing changed
@@ -10,6 +10,7 @@ since the last decision, so neither the store nor the verifier is touched.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
@@ -98,7 +99,7 @@ async def rate(system: System, seconds: float, cold: bool) -> float:
     return count / (time.perf_counter() - began)
 
 
-async def main() -> None:
+async def main(seconds: float) -> None:
     print(f"{'store':<8} {'cache':<28} {'decisions/s':>12} {'ms each':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for store_name, base in (("memory", "memory://"), ("sqlite", f"sqlite:///{tmp}/j")):
@@ -116,11 +117,13 @@ async def main() -> None:
                 system.clock.now = datetime.now(UTC)
                 try:
                     await setup(system)
-                    r = await rate(system, 3.0, cold)
+                    r = await rate(system, seconds, cold)
                 finally:
                     await store.close()
                 print(f"{store_name:<8} {label:<28} {r:>12,.0f} {1000 / r:>8.3f}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per case")
+    asyncio.run(main(parser.parse_args().seconds))
