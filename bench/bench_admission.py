@@ -21,6 +21,11 @@ ReplicaSet, so generateName and no name, as the API server sends them):
     .venv/bin/python bench/bench_admission.py                  # 500/s for 20 s, plain HTTP
     .venv/bin/python bench/bench_admission.py --tls --rate 500 --duration 20
     .venv/bin/python bench/bench_admission.py --profile        # cProfile the server
+    .venv/bin/python bench/bench_admission.py --floor          # and the do-nothing floor
+
+With ``--floor``, the same load then goes to ``bench/floor_app.py`` (a do-nothing ASGI app that
+parses the review and answers allowed, under the same uvicorn settings) in the same run, and
+chainproof's p50/p99 print as ratios to the floor's.
 
 Target (issue 6): p99 ≤ 10 ms at 500 reviews/s with a warm cache, no errors, on 2 cores.
 """
@@ -69,6 +74,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(proc: subprocess.Popen[bytes], base: str, verify: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    with httpx.Client(verify=verify) as c:
+        while True:
+            try:
+                if c.get(f"{base}/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not start")
+            time.sleep(0.1)
+
+
+@contextmanager
+def floor_server(workdir: Path, tls: bool) -> Iterator[str]:
+    """The do-nothing app of floor_app.py, on the certificate chainproof was given."""
+    port = free_port()
+    cmd = [sys.executable, str(Path(__file__).with_name("floor_app.py")), "--port", str(port)]
+    if tls:
+        cmd += ["--cert", str(workdir / "tls.crt"), "--key", str(workdir / "tls.key")]
+    proc = subprocess.Popen(cmd)
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    verify: Any = ssl.create_default_context(cafile=str(workdir / "ca.crt")) if tls else False
+    try:
+        wait_ready(proc, base, verify, "the floor app")
+        yield base
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @contextmanager
 def server(workdir: Path, tls: bool, profile: Path | None) -> Iterator[tuple[str, Any]]:
     port = free_port()
@@ -94,17 +134,7 @@ def server(workdir: Path, tls: bool, profile: Path | None) -> Iterator[tuple[str
     proc = subprocess.Popen(cmd, env=env)
     base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        with httpx.Client(verify=verify) as c:
-            while True:
-                try:
-                    if c.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("chainproof serve did not start")
-                time.sleep(0.1)
+        wait_ready(proc, base, verify, "chainproof serve")
         yield base, verify
     finally:
         proc.send_signal(2)  # SIGINT: a clean shutdown, so cProfile writes its file
@@ -418,6 +448,34 @@ def report(title: str, result: Result) -> None:
     )
 
 
+def run_load(base: str, verify: Any, args: argparse.Namespace) -> tuple[Result, Result]:
+    """Warm-up, then the open loop and the closed loop; their results, each printed."""
+
+    async def warm() -> None:
+        [conn] = await connections(base, verify, 1)
+        for _ in range(args.warmup):
+            problem = await conn.post(review_body())
+            if problem:
+                raise SystemExit(f"warm-up review failed: {problem}")
+        await conn.close()
+
+    asyncio.run(warm())
+    opened = asyncio.run(open_loop(base, verify, args.rate, args.duration))
+    report(f"open loop: {args.rate:g}/s for {args.duration:g} s", opened)
+    closed = asyncio.run(closed_loop(base, verify, args.workers, args.closed_duration))
+    report(f"closed loop: {args.workers} workers for {args.closed_duration:g} s", closed)
+    return opened, closed
+
+
+def ratios(ours: tuple[Result, Result], floor: tuple[Result, Result]) -> None:
+    print("chainproof ÷ floor (same load, same run; the machine is shared: figures are noisy)")
+    for name, a, b in (("open loop", ours[0], floor[0]), ("closed loop", ours[1], floor[1])):
+        p50 = quantile(a.latencies, 0.5) / quantile(b.latencies, 0.5)
+        p99 = quantile(a.latencies, 0.99) / quantile(b.latencies, 0.99)
+        rate = (len(a.latencies) / a.elapsed) / (len(b.latencies) / b.elapsed)
+        print(f"  {name:<12} p50 {p50:.2f}×  p99 {p99:.2f}×  throughput {rate:.2f}×")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=500, help="open-loop reviews per second")
@@ -428,6 +486,9 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true", help="serve and call over HTTPS")
     parser.add_argument(
         "--profile", type=Path, default=None, help="write a cProfile of the server to this file"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also load the do-nothing app; print ratios to it"
     )
     args = parser.parse_args()
 
@@ -443,23 +504,12 @@ def main() -> None:
             f"{os.cpu_count()} CPUs"
         )
 
-        async def warm() -> None:
-            [conn] = await connections(base, verify, 1)
-            for _ in range(args.warmup):
-                problem = await conn.post(review_body())
-                if problem:
-                    raise SystemExit(f"warm-up review failed: {problem}")
-            await conn.close()
-
-        asyncio.run(warm())
-        report(
-            f"open loop: {args.rate:g}/s for {args.duration:g} s",
-            asyncio.run(open_loop(base, verify, args.rate, args.duration)),
-        )
-        report(
-            f"closed loop: {args.workers} workers for {args.closed_duration:g} s",
-            asyncio.run(closed_loop(base, verify, args.workers, args.closed_duration)),
-        )
+        ours = run_load(base, verify, args)
+        if args.floor:
+            with floor_server(Path(tmp), args.tls) as floor_base:
+                print(f"floor: do-nothing ASGI app at {floor_base}, same uvicorn settings")
+                floor = run_load(floor_base, verify, args)
+            ratios(ours, floor)
 
 
 if __name__ == "__main__":

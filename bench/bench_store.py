@@ -7,6 +7,12 @@ fresh database on 127.0.0.1:5432), sends N occurrences spread over M images in b
 
     .venv/bin/python bench/bench_store.py                      # 1,000,000 over 20,000 images
     .venv/bin/python bench/bench_store.py --occurrences 100000 --backend sqlite
+    .venv/bin/python bench/bench_store.py --occurrences 20000 --images 1000 --backend postgres
+
+The floor (PostgreSQL): the very rows chainproof wrote are read back with ``COPY … TO``, then
+written with one ``COPY … FROM STDIN`` from this process into a copy of the same table with
+the same indexes (``CREATE TABLE … (LIKE occurrences INCLUDING ALL)``), timed, in the same
+run; ingest prints as a ratio to it (1.0 would be COPY's speed). SQLite has no COPY: no floor.
 """
 
 from __future__ import annotations
@@ -123,6 +129,29 @@ async def ingest(base: str, total: int, images: int, concurrency: int) -> float:
         return total / (time.perf_counter() - began)
 
 
+def copy_floor(database_url: str) -> float:
+    """Rows per second of PostgreSQL COPY of the rows chainproof wrote, into a same-shaped table."""
+    with psycopg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://")) as conn:
+        conn.execute(
+            "CREATE TABLE occurrences_floor (LIKE occurrences INCLUDING ALL)"
+        )  # same columns, defaults, constraints and indexes; no foreign keys (there are none)
+        buffer = bytearray()
+        with conn.cursor().copy("COPY occurrences TO STDOUT (FORMAT binary)") as copy:
+            for chunk in copy:
+                buffer += chunk
+        rows = conn.execute("SELECT count(*) FROM occurrences").fetchone()
+        assert rows is not None
+        conn.commit()
+        began = time.perf_counter()
+        with conn.cursor().copy("COPY occurrences_floor FROM STDIN (FORMAT binary)") as copy:
+            copy.write(buffer)
+        conn.commit()
+        elapsed = time.perf_counter() - began
+        conn.execute("DROP TABLE occurrences_floor")
+        conn.commit()
+    return int(rows[0]) / elapsed
+
+
 def list_latency(base: str, images: int, samples: int) -> tuple[float, float, int]:
     rng = random.Random(7)
     timings: list[float] = []
@@ -165,8 +194,8 @@ def backend_url(name: str) -> Iterator[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--occurrences", type=int, default=1_000_000)
-    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--occurrences", type=int, default=1_000_000, help="how many to ingest")
+    ap.add_argument("--images", type=int, default=20_000, help="images they are spread over")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2, help="server processes (PostgreSQL)")
@@ -176,7 +205,7 @@ def main() -> None:
     print(f"{args.occurrences:,} occurrences over {args.images:,} images, batches of {BATCH:,}")
     print(
         f"{'backend':<10} {'workers':>7} {'ingest occ/s':>13} {'list p50 ms':>12} "
-        f"{'list p99 ms':>12} {'hits/list':>9}"
+        f"{'list p99 ms':>12} {'hits/list':>9} {'COPY rows/s':>12} {'× COPY':>7}"
     )
     for name in backends:
         # SQLite has one writer: a second server process only adds lock waits.
@@ -184,7 +213,11 @@ def main() -> None:
         with backend_url(name) as url, server(url, workers) as base:
             rate = asyncio.run(ingest(base, args.occurrences, args.images, args.concurrency))
             p50, p99, hits = list_latency(base, args.images, args.samples)
-        print(f"{name:<10} {workers:>7} {rate:>13,.0f} {p50:>12.2f} {p99:>12.2f} {hits:>9}")
+            floor = f"{'n/a':>12} {'':>7}"
+            if name == "postgres":
+                copy_rate = copy_floor(url)
+                floor = f"{copy_rate:>12,.0f} {rate / copy_rate:>7.2f}"
+        print(f"{name:<10} {workers:>7} {rate:>13,.0f} {p50:>12.2f} {p99:>12.2f} {hits:>9} {floor}")
         sys.stdout.flush()
 
 

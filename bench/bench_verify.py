@@ -3,12 +3,19 @@
 Run: ``.venv/bin/python bench/bench_verify.py [--seconds 1.0]``. Keys are made fresh: PGP keys
 with ``gpg`` in a temporary GNUPGHOME (skipped when gpg is missing), PKIX keys with
 chainproof's own signer. Prints figures only; nothing here asserts a speed.
+
+The floor: ``openssl speed -mr`` for the same algorithm, run as a subprocess in the same run
+(verifications per second of the bare primitive; for RSA, ``openssl speed`` verifies PKCS#1
+v1.5, whose cost is that of PSS to within the padding check). Each row prints its ratio to it:
+how many times the floor's time one verification takes in chainproof.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,9 +54,44 @@ def rate(fn: Callable[[], object], seconds: float) -> tuple[float, float]:
     return count / elapsed, 1000 * elapsed / count
 
 
-def gpg_key(home: Path, email: str, algo: str) -> tuple[GpgSigner, PgpPublicKey]:
-    import subprocess
+#: Which ``openssl speed`` algorithm is each row's floor.
+FLOOR_OF = {
+    "PGP ed25519 clearsigned": "ed25519",
+    "PGP ed25519 detached": "ed25519",
+    "PGP rsa3072 clearsigned": "rsa3072",
+    "PGP rsa3072 detached": "rsa3072",
+    "PKIX ECDSA_P256_SHA256": "ecdsap256",
+    "PKIX RSA_PSS_2048_SHA256": "rsa2048",
+    "PKIX ED25519": "ed25519",
+    "DSSE envelope (P-256)": "ecdsap256",
+}
 
+
+def openssl_floor(seconds: float) -> dict[str, float]:
+    """Verifications per second per algorithm, from ``openssl speed -mr``; {} without openssl."""
+    if shutil.which("openssl") is None:
+        print("openssl not found: no floor")
+        return {}
+    algorithms = sorted(set(FLOOR_OF.values()))
+    run = subprocess.run(
+        ["openssl", "speed", "-mr", "-seconds", str(max(1, round(seconds))), *algorithms],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    floor: dict[str, float] = {}
+    # Machine-readable lines: +F2:i:bits:sign/s:verify/s (RSA), +F4:… (ECDSA), +F6:i:bits:name:…
+    for line in run.stdout.splitlines():
+        if m := re.match(r"\+F2:\d+:(\d+):[\d.]+:([\d.]+)$", line):
+            floor[f"rsa{m[1]}"] = float(m[2])
+        elif m := re.match(r"\+F4:\d+:256:[\d.]+:([\d.]+)$", line):
+            floor["ecdsap256"] = float(m[1])
+        elif m := re.match(r"\+F6:\d+:\d+:Ed25519:[\d.]+:([\d.]+)$", line):
+            floor["ed25519"] = float(m[1])
+    return floor
+
+
+def gpg_key(home: Path, email: str, algo: str) -> tuple[GpgSigner, PgpPublicKey]:
     subprocess.run(
         ["gpg", "--batch", "--passphrase", "", "--quick-generate-key", f"Bench <{email}>", algo,
          "sign", "never"],
@@ -104,9 +146,15 @@ def main() -> None:
         ops, ms = rate(lambda: verify_envelope(envelope, keys, now=now), args.seconds)
         rows.append(("DSSE envelope (P-256)", ops, ms))
 
-        print(f"{'verification':40} {'per second':>12} {'ms each':>9}")
+        floor = openssl_floor(args.seconds)
+        print(
+            f"{'verification':40} {'per second':>12} {'ms each':>9} "
+            f"{'openssl floor ms':>17} {'× floor':>8}"
+        )
         for label, ops, ms in rows:
-            print(f"{label:40} {ops:12.0f} {ms:9.3f}")
+            base = floor.get(FLOOR_OF.get(label, ""))
+            tail = f" {1000 / base:17.3f} {base / ops:8.1f}" if base else ""
+            print(f"{label:40} {ops:12.0f} {ms:9.3f}{tail}")
 
         # One image carrying three attestations from three attestors, each verified in full
         # (signature, then payload against the trusted digest).
@@ -130,6 +178,14 @@ def main() -> None:
         ops, ms = rate(verify_image, args.seconds)
         kinds = " + ".join(kind for _, _, kind in trio)
         print(f"\none image, three attestations ({kinds}): {ms:.3f} ms ({ops:.0f} images/s)")
+        algos = ["ed25519"] if pgp_ed is not None else []
+        algos += ["rsa2048", "ecdsap256"]
+        if all(a in floor for a in algos):
+            floor_ms = sum(1000 / floor[a] for a in algos)
+            print(
+                f"  openssl floor for the same {len(algos)} verifications: {floor_ms:.3f} ms; "
+                f"ratio {ms / floor_ms:.1f}× the floor"
+            )
 
 
 if __name__ == "__main__":

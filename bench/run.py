@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 #: Quick arguments per benchmark; one not listed here runs with its own defaults.
 QUICK: dict[str, list[str]] = {
     "bench_admission": [
-        "--rate", "300", "--duration", "3", "--warmup", "200", "--closed-duration", "2",
+        "--floor", "--rate", "300", "--duration", "3", "--warmup", "200", "--closed-duration", "2",
     ],
     "bench_flood": [],
     "bench_grpc": ["--batches", "2", "--calls", "200", "--stores", "memory,sqlite"],
