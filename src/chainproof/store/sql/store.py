@@ -47,7 +47,7 @@ from chainproof.store.port import (
     OccurrenceRecord,
     StoreSession,
 )
-from chainproof.store.sql import migrate
+from chainproof.store.sql import bulk, migrate
 from chainproof.store.sql.filters import NOTE_COLUMNS, OCCURRENCE_COLUMNS, compile_filter
 from chainproof.store.sql.notify import PgChangeChannel
 from chainproof.store.sql.schema import (
@@ -114,6 +114,15 @@ def _occurrence_row(record: OccurrenceRecord) -> dict[str, Any]:
         "create_time": _time(record.occurrence, "create_time"),
         "update_time": _time(record.occurrence, "update_time"),
     }
+
+
+def _occurrence_document(record: OccurrenceRecord) -> str:
+    data = record.document if record.document is not None else to_json(record.occurrence)
+    return _dump_json(data)
+
+
+def _record_time(record: OccurrenceRecord, field: str) -> datetime | None:
+    return _time(record.occurrence, field)
 
 
 _NOTE_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind, notes.c.data)
@@ -334,8 +343,11 @@ class _SqlSession:
     async def insert_occurrences(self, records: Sequence[OccurrenceRecord]) -> None:
         if not records:
             return
-        # A list of parameter sets is one executemany: asyncpg pipelines it in a single
-        # round trip, sqlite3 steps one prepared statement. This is the ingest hot path.
+        if self._dialect is Dialect.POSTGRESQL:
+            # The ingest hot path: one COPY in this transaction (ADR 0131).
+            await bulk.copy_occurrences(self._c, records, _occurrence_document, _record_time)
+            return
+        # sqlite3 steps one prepared statement over the list of parameter sets.
         await self._c.execute(occurrences.insert(), [_occurrence_row(r) for r in records])
 
     async def get_occurrence(
