@@ -28,6 +28,9 @@ QUICK: dict[str, list[str]] = {
     "bench_grpc": ["--batches", "2", "--calls", "200", "--stores", "memory,sqlite"],
     "bench_judge": ["--seconds", "0.5"],
     "bench_policy": ["--seconds", "0.5"],
+    "bench_registry": ["--rate", "200", "--duration", "3", "--cold", "50"],
+    "bench_scan": ["--sboms", "50", "--packages", "100", "--advisories", "5000"],
+    "bench_scan_service": ["--images", "10", "--advisories", "500"],
     "bench_store": [
         "--occurrences", "10000", "--images", "500", "--samples", "200", "--backend", "both",
     ],
