@@ -1,1 +1,2 @@
-"""Adapters for evidence that lives outside the store (OCI registries), behind ports."""
+"""Adapters for the world outside the store (OCI registries, identity providers, Kubernetes),
+each behind a small interface that services depend on."""

@@ -1,0 +1,182 @@
+"""A real OIDC issuer on loopback for tests: its own signing keys, served over HTTPS with a
+discovery document and a JWKS, and a way to mint tokens (good and deliberately bad ones).
+
+It is a small HTTP server (the standard library's) rather than a fake of our code: chainproof
+fetches its documents over a real TLS connection exactly as it would from Dex or Keycloak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+
+def make_ca_and_server_cert(d: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA and a server certificate (SAN IP:host) signed by it: (ca, cert, key) paths."""
+    import ipaddress
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test issuer CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (d / "ca.pem", d / "server.pem", d / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@dataclass
+class LoopbackIssuer:
+    url: str
+    ca_file: Path
+    keys: dict[str, Any] = field(default_factory=dict)  # kid -> private key
+    requests: list[str] = field(default_factory=list)
+    #: The issuer named in the discovery document (tests may lie with it).
+    discovery_issuer: str | None = None
+
+    def add_key(self, kid: str, kind: str = "rsa") -> None:
+        self.keys[kid] = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if kind == "rsa"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+
+    def jwks(self) -> dict[str, Any]:
+        out = []
+        for kid, key in self.keys.items():
+            algo: Any = (
+                jwt.algorithms.RSAAlgorithm
+                if isinstance(key, rsa.RSAPrivateKey)
+                else jwt.algorithms.ECAlgorithm
+            )
+            jwk = json.loads(algo.to_jwk(key.public_key()))
+            jwk.update(kid=kid, use="sig")
+            out.append(jwk)
+        return {"keys": out}
+
+    def public_pem(self, kid: str) -> bytes:
+        return bytes(
+            self.keys[kid]
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def token(
+        self,
+        kid: str = "k1",
+        *,
+        now: dt.datetime | None = None,
+        lifetime: dt.timedelta = dt.timedelta(minutes=10),
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        now = now or dt.datetime.now(dt.UTC)
+        body: dict[str, Any] = {
+            "iss": self.url,
+            "aud": "chainproof",
+            "sub": "user-1",
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int((now + lifetime).timestamp()),
+        }
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        key = self.keys[kid]
+        alg = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+        return jwt.encode(body, key, algorithm=alg, headers={"kid": kid, **(headers or {})})
+
+
+@contextmanager
+def running_issuer(tmp: Path) -> Iterator[LoopbackIssuer]:
+    ca, cert, key = make_ca_and_server_cert(tmp)
+    state: dict[str, LoopbackIssuer] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            issuer = state["issuer"]
+            issuer.requests.append(self.path)
+            if self.path == "/.well-known/openid-configuration":
+                body: Any = {
+                    "issuer": issuer.discovery_issuer or issuer.url,
+                    "jwks_uri": issuer.url + "/keys",
+                    "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                }
+            elif self.path == "/keys":
+                body = issuer.jwks()
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    issuer = LoopbackIssuer(url=f"https://127.0.0.1:{server.server_address[1]}", ca_file=ca)
+    issuer.add_key("k1")
+    state["issuer"] = issuer
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

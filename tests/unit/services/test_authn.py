@@ -1,0 +1,111 @@
+"""The Authenticator: which credential wins, presented-but-bad never becomes anonymous, and
+verified tokens are cached until they expire (a fake verifier that implements our port)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import jwt as pyjwt
+import pytest
+
+from chainproof.errors import Unauthenticated
+from chainproof.iam import api_tokens
+from chainproof.iam.api_tokens import ApiToken
+from chainproof.iam.principals import Principal, anonymous
+from chainproof.services.authn import Authenticator, Credentials, local_admin
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+ISS = "https://issuer.example"
+
+
+class CountingVerifier:
+    def __init__(self, lifetime: dt.timedelta) -> None:
+        self.calls = 0
+        self.lifetime = lifetime
+
+    async def verify(self, token: str) -> Principal:
+        self.calls += 1
+        return Principal("user:a@x.io", via="oidc", expires_at=NOW + self.lifetime)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def jwt_for(iss: str) -> str:
+    return pyjwt.encode({"iss": iss, "sub": "x"}, "k" * 32, algorithm="HS256")
+
+
+def make(
+    verifier: CountingVerifier, clock: Clock, stored: dict[str, ApiToken] | None = None
+) -> Authenticator:
+    stored = stored or {}
+
+    async def find(h: str) -> ApiToken | None:
+        return stored.get(h)
+
+    return Authenticator(
+        issuers={ISS: verifier},
+        token_review=None,
+        find_api_token=find,
+        anonymous_principal=anonymous(),
+        clock=clock,
+    )
+
+
+async def test_verification_is_cached_until_the_token_expires() -> None:
+    v, clock = CountingVerifier(dt.timedelta(minutes=2)), Clock()
+    auth = make(v, clock)
+    token = jwt_for(ISS)
+    for _ in range(5):
+        assert (await auth.authenticate(Credentials(bearer=token))).member == "user:a@x.io"
+    assert v.calls == 1
+    clock.now = NOW + dt.timedelta(minutes=2)
+    await auth.authenticate(Credentials(bearer=token))
+    assert v.calls == 2
+
+
+async def test_untrusted_issuer_and_garbage_are_refused_not_anonymous() -> None:
+    auth = make(CountingVerifier(dt.timedelta(minutes=1)), Clock())
+    with pytest.raises(Unauthenticated, match="not trusted"):
+        await auth.authenticate(Credentials(bearer=jwt_for("https://evil.example")))
+    with pytest.raises(Unauthenticated, match="not a valid JWT"):
+        await auth.authenticate(Credentials(bearer="garbage"))
+    with pytest.raises(Unauthenticated, match="empty"):
+        await auth.authenticate(Credentials(bearer=""))
+    assert (await auth.authenticate(Credentials())).member == "anonymous"
+
+
+async def test_api_tokens_by_hash_with_a_short_cache() -> None:
+    secret = api_tokens.new_secret()
+    stored = {
+        api_tokens.hash_token(secret): ApiToken(
+            name="ci",
+            project="prod",
+            role="roles/containeranalysis.occurrences.editor",
+            token_hash=api_tokens.hash_token(secret),
+            created_at=NOW,
+            created_by="anonymous",
+        )
+    }
+    clock = Clock()
+    auth = make(CountingVerifier(dt.timedelta(minutes=1)), clock, stored)
+    p = await auth.authenticate(Credentials(bearer=secret))
+    assert p.member == "token:ci" and p.grants[0].project == "prod"
+    stored.clear()  # revoked on another replica
+    assert (await auth.authenticate(Credentials(bearer=secret))).member == "token:ci"
+    clock.now = NOW + dt.timedelta(seconds=11)  # past api_token_ttl
+    with pytest.raises(Unauthenticated, match="not known"):
+        await auth.authenticate(Credentials(bearer=secret))
+    with pytest.raises(Unauthenticated, match="malformed"):
+        await auth.authenticate(Credentials(bearer="cpt_x"))
+
+
+def test_local_admin_is_anonymous_with_admin_everywhere() -> None:
+    admin = local_admin()
+    assert not admin.authenticated
+    assert admin.grants[0].project == "*"
