@@ -32,7 +32,8 @@ async def empty_postgres_store(url: str) -> SqlStore:
     async with store.engine.begin() as connection:
         await connection.execute(
             sa.text(
-                "TRUNCATE projects, notes, occurrences, meta, documents, decisions, decision_images"
+                "TRUNCATE projects, notes, occurrences, meta, documents, decisions, decision_images, "
+                "iam_policies, api_tokens, audit_log"
             )
         )
     return store

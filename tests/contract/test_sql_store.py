@@ -33,10 +33,11 @@ from contract.store_samples import (
 )
 
 #: The newest migration; bump it with every new revision.
-HEAD = "0003"
+HEAD = "0004"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
-TABLES = SCRIBE_TABLES | JUDGE_TABLES
+ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}
+TABLES = SCRIBE_TABLES | JUDGE_TABLES | ACCESS_TABLES
 
 
 @pytest.fixture

@@ -168,3 +168,46 @@ decision_images = sa.Table(
     sa.Column("image", Key, primary_key=True),
     sa.Index("ix_decision_images_image", "image", "decision_id"),
 )
+
+# Who may do what (migration 0004): IAM policies per resource, API tokens (only the hash of
+# each secret), and the audit log of writes and denied writes.
+iam_policies = sa.Table(
+    "iam_policies",
+    metadata,
+    sa.Column("resource", Key, primary_key=True),
+    sa.Column("project", Key, nullable=False),
+    sa.Column("bindings", Document, nullable=False),
+    sa.Column("etag", sa.Text(), nullable=False),
+    sa.Column("update_time", Time, nullable=False),
+    sa.Index("ix_iam_policies_project", "project"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("name", Key, primary_key=True),
+    sa.Column("project", Key, nullable=False),
+    sa.Column("role", Key, nullable=False),
+    sa.Column("token_hash", Key, nullable=False, unique=True),
+    sa.Column("created_by", sa.Text(), nullable=False),
+    sa.Column("create_time", Time, nullable=False),
+    sa.Column("expire_time", Time, nullable=True),
+    sa.Column("revoke_time", Time, nullable=True),
+    sa.Index("ix_api_tokens_project", "project", "name"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("entry_id", Key, primary_key=True),
+    sa.Column("project", Key, nullable=False),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("principal", Key, nullable=False),
+    sa.Column("permission", Key, nullable=False),
+    sa.Column("resource", sa.Text(), nullable=False),
+    sa.Column("outcome", Key, nullable=False),
+    sa.Column("data", Document, nullable=False),
+    sa.Index("ix_audit_log_project", "project", "entry_id"),
+    sa.Index("ix_audit_log_principal", "project", "principal", "entry_id"),
+    sa.Index("ix_audit_log_permission", "project", "permission", "entry_id"),
+)

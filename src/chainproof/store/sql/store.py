@@ -209,6 +209,11 @@ class _SqlSession:
         self._c = connection
         self._dialect = dialect
 
+    @property
+    def connection(self) -> AsyncConnection:
+        """This session's connection, for repositories that keep their queries elsewhere."""
+        return self._c
+
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         if self._dialect is Dialect.POSTGRESQL:
             return postgresql.insert(table)
@@ -639,6 +644,14 @@ class SqlStore:
 
     def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreSession]:
         return self._session(readonly)
+
+    @asynccontextmanager
+    async def connection(self, *, readonly: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A session's connection, for repositories that keep their queries in modules of
+        their own (chainproof.store.sql.access); same queueing and transaction as a session."""
+        async with self._session(readonly) as session:
+            assert isinstance(session, _SqlSession)
+            yield session.connection
 
     @asynccontextmanager
     async def _session(self, readonly: bool) -> AsyncIterator[StoreSession]:
