@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from chainproof.api.rest.tls_identity import TlsIdentityProtocol
 from chainproof.bootstrap import build_app
 from chainproof.config import Settings, load_settings
 from chainproof.store.port import MetadataStore
@@ -53,6 +54,7 @@ def live_server(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        http=TlsIdentityProtocol if ssl and ssl.get("ssl_ca_certs") else "auto",
         **(ssl or {}),
     )
     server = uvicorn.Server(config)

@@ -22,6 +22,7 @@ from chainproof.api.rest.ops import Metrics
 from chainproof.config import Settings, VoucherSettings
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import InvalidArgument
+from chainproof.services.access import AccessControl
 from chainproof.services.admission import AdmissionService
 from chainproof.services.changes import ChangeFeed
 from chainproof.services.dashboard import Dashboard
@@ -59,6 +60,7 @@ class Container:
     scanner: ScanService
     vouching: Vouching
     dashboard: Dashboard
+    access: AccessControl
     metrics: Metrics = field(default_factory=Metrics)
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
     registry: RegistryReader | None = None
@@ -83,6 +85,7 @@ class Container:
             self.companions.clear()
             await self.scanner.drain()
             await self.admission.close()
+            await self.access.close()
             await self.judge.close()
             await self.changes.close()
             await self.decisions.close()
@@ -174,6 +177,9 @@ async def _token_secret(settings: Settings, store: MetadataStore) -> bytes:
 
 async def open_container(settings: Settings, store: MetadataStore | None = None) -> Container:
     """Open the store (running migrations) and wire the services on top of it."""
+    from chainproof.services.access_setup import check_listener
+
+    check_listener(settings)
     store = store if store is not None else _create_store(settings)
     await store.open()
     try:
@@ -216,6 +222,8 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
             await store.close()
             raise
         scanner.add_after_scan(AutoVoucher(vouching, grafeas, vouchers).image_changed)
+    from chainproof.services.access_setup import build_access_control
+
     return Container(
         settings=settings,
         store=store,
@@ -229,6 +237,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         dashboard=Dashboard(store),
         scanner=scanner,
         vouching=vouching,
+        access=build_access_control(settings, store),
     )
 
 

@@ -108,6 +108,57 @@ class ScanningSettings(BaseModel):
     vouchers: list[VoucherSettings] = []
 
 
+class OidcIssuerSettings(BaseModel):
+    """A trusted OIDC issuer (Dex, Keycloak, Google, GitHub Actions, a Kubernetes API server).
+
+    Keys come from the issuer's discovery document unless ``jwks_uri`` or ``jwks_file`` says
+    otherwise; ``ca_file`` verifies the issuer's TLS certificate (a cluster's CA, say).
+    ``kind: kubernetes`` reads ServiceAccount tokens (member ``serviceAccount:NS:NAME``).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    issuer: str
+    audiences: list[str] = Field(min_length=1)
+    kind: Literal["oidc", "kubernetes"] = "oidc"
+    jwks_uri: str | None = None
+    jwks_file: Path | None = None
+    ca_file: Path | None = None
+
+
+class TokenReviewSettings(BaseModel):
+    """Ask a Kubernetes API server (TokenReview) about bearer tokens no issuer claims."""
+
+    model_config = {"extra": "forbid"}
+
+    api_server: str
+    #: chainproof's own credential for the API server (a projected ServiceAccount token).
+    credential_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    ca_file: Path | None = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    audiences: list[str] = []
+
+
+class AuthSettings(BaseModel):
+    """Who may call chainproof. See docs/auth.md.
+
+    On a loopback-only listener an anonymous caller is a local administrator. On any other
+    address anonymous callers get only what IAM grants ``allUsers``, and the server refuses
+    to start with no way to authenticate anyone unless ``allow_anonymous`` is set.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    oidc_issuers: list[OidcIssuerSettings] = []
+    token_review: TokenReviewSettings | None = None
+    #: Members with roles/chainproof.admin on every project (e.g. ``user:ops@example.com``).
+    bootstrap_admins: list[str] = []
+    allow_anonymous: bool = False
+    #: How long a verified bearer token is reused (never past its expiry).
+    token_cache_seconds: float = Field(default=600, ge=0, le=86400)
+    #: How long IAM policies are reused; changes through this replica apply at once.
+    policy_cache_seconds: float = Field(default=5, ge=0, le=3600)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. See docs/configuration.md for the full list."""
 
@@ -132,6 +183,7 @@ class Settings(BaseSettings):
     admission: AdmissionSettings = AdmissionSettings()
     registry: RegistrySettings = RegistrySettings()
     scanning: ScanningSettings = ScanningSettings()
+    auth: AuthSettings = AuthSettings()
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""

@@ -54,6 +54,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mtls_server(pki: Path) -> Iterator[LiveServer]:
     with live_server(
         grpc_enabled=False,
+        # The client certificate's CN names the caller (cert:client); it administers.
+        auth={"bootstrap_admins": ["cert:client"]},
         ssl={
             "ssl_certfile": str(pki / "server.pem"),
             "ssl_keyfile": str(pki / "server.key"),

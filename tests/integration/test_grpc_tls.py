@@ -144,7 +144,9 @@ def _tls_server(pki: Pki, *, mutual: bool) -> Any:
     if mutual:
         tls["client_ca_file"] = str(pki.ca)
         uvicorn_ssl |= {"ssl_ca_certs": str(pki.ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-    return live_server(grpc_enabled=True, tls=tls, ssl=uvicorn_ssl)
+    # The client certificate's CN names the caller; make it an administrator.
+    auth = {"bootstrap_admins": ["cert:build-bot"]}
+    return live_server(grpc_enabled=True, tls=tls, ssl=uvicorn_ssl, auth=auth)
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.domain.workloads import (
@@ -45,6 +46,7 @@ from chainproof.domain.workloads import (
     workload_from_object,
 )
 from chainproof.errors import InvalidArgument
+from chainproof.iam import permissions as p
 from chainproof.services.admission import AdmissionService, ReviewResult
 
 ADMISSION_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -225,7 +227,11 @@ def _answer(uid: str, result: ReviewResult) -> dict[str, Any]:
     return response
 
 
-@router.post("/admission", openapi_extra=JSON_BODY)
+@router.post(
+    "/admission",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
+)
 async def admission_review(request: Request, admission: Admission) -> Response:
     review = _object(decode_json(await request.body()), "AdmissionReview")
     api_version = review.get("apiVersion")
@@ -297,7 +303,11 @@ async def admission_review(request: Request, admission: Admission) -> Response:
 # --------------------------------------------------------------------------- ImageReview
 
 
-@router.post("/imagepolicy", openapi_extra=JSON_BODY)
+@router.post(
+    "/imagepolicy",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
+)
 async def image_review(request: Request, admission: Admission) -> Response:
     review = _object(decode_json(await request.body()), "ImageReview")
     api_version = review.get("apiVersion", IMAGE_REVIEW_VERSION)

@@ -89,6 +89,7 @@ def serve(
 
     import uvicorn
 
+    from chainproof.api.rest.tls_identity import TlsIdentityProtocol
     from chainproof.bootstrap import build_app, configure_logging
     from chainproof.config import load_settings
 
@@ -125,6 +126,8 @@ def serve(
         ssl_keyfile=str(tls.key_file) if tls.key_file else None,
         ssl_ca_certs=str(tls.client_ca_file) if tls.client_ca_file else None,
         ssl_cert_reqs=2 if tls.client_ca_file else 0,  # ssl.CERT_REQUIRED for mutual TLS
+        # Mutual TLS: hand the verified client certificate to the app (who is calling).
+        http=TlsIdentityProtocol if tls.client_ca_file else "auto",
     )
 
 

@@ -17,6 +17,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chainproof.api.grpc.auth import AuthInterceptor
 from chainproof.api.grpc.descriptors import (
     GRAFEAS_METHODS,
     GRAFEAS_SERVICE,
@@ -126,7 +127,11 @@ async def start_grpc_server(container: Container) -> grpc.aio.Server:
         ("grpc.so_reuseport", 0),
     ]
     inner = grpc.aio.server(
-        options=options, interceptors=[GrpcMetricsInterceptor(container.metrics.registry)]
+        options=options,
+        interceptors=[
+            GrpcMetricsInterceptor(container.metrics.registry),
+            AuthInterceptor(container.access),
+        ],
     )
 
     inner.add_generic_rpc_handlers(

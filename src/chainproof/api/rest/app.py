@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
 from chainproof.api import mutate, webhook
-from chainproof.api.rest import errors, grafeas, judge, ops, scanning
+from chainproof.api.rest import access, auth, errors, grafeas, judge, ops, scanning
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.api.ui import routes as ui
 from chainproof.errors import ChainproofError
@@ -59,6 +59,8 @@ def create_app(
             "The judge: attestors, policies and admission decisions."
         ),
         lifespan=lifespan,
+        # Every route: who is calling, and refuse routes that declare no permission.
+        dependencies=[Depends(auth.authenticate)],
     )
     app.add_exception_handler(ChainproofError, errors.handle_chainproof_error)
     app.add_exception_handler(StarletteHTTPException, errors.handle_http_exception)
@@ -70,6 +72,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(judge.router)
     app.include_router(scanning.router)
+    app.include_router(access.router)
     app.include_router(grafeas.router)
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

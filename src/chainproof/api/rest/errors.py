@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from chainproof.errors import GRPC_CODE_NUMBERS, ChainproofError, Internal
+from chainproof.errors import GRPC_CODE_NUMBERS, ChainproofError, Internal, Unauthenticated
 
 log = structlog.get_logger("chainproof.api")
 
@@ -59,9 +59,15 @@ def error_body(http_status: int, grpc_status: str, message: str, details: tuple[
 
 
 def error_response(exc: ChainproofError) -> JSONResponse:
+    headers = None
+    if isinstance(exc, Unauthenticated):
+        # RFC 6750: how to authenticate. The reason stays in the body: a header value must
+        # not carry text we do not control.
+        headers = {"WWW-Authenticate": 'Bearer realm="chainproof"'}
     return JSONResponse(
         error_body(exc.http_status, exc.grpc_code, exc.message, exc.details),
         status_code=exc.http_status,
+        headers=headers,
     )
 
 

@@ -8,16 +8,22 @@ path, messages from the body, a call to GrafeasService, JSON out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from chainproof.api.rest.auth import collection as all_projects
+from chainproof.api.rest.auth import note as one_note
+from chainproof.api.rest.auth import public, require_attach, requires
 from chainproof.api.rest.body import decode_json, int_param
 from chainproof.domain.legacy import upgrade_note_json, upgrade_occurrence_json
 from chainproof.domain.masks import split_mask_string
 from chainproof.domain.messages import note_from_json, occurrence_from_json, to_json
+from chainproof.domain.names import parse_note_name
 from chainproof.errors import InvalidArgument
+from chainproof.iam import permissions as p
 from chainproof.services.grafeas import GrafeasService
 
 JSON_BODY: dict[str, Any] = {
@@ -70,11 +76,29 @@ async def _body_object(request: Request, what: str) -> dict[str, Any]:
 router = APIRouter()
 
 
+def _notes_of(occurrences: Iterable[Any]) -> list[tuple[str, str]]:
+    """The (project, note) each occurrence attaches to, for Grafeas' attachOccurrence rule.
+    An occurrence without a well-formed note name attaches to nothing here; the service
+    refuses it with the right message."""
+    found: list[tuple[str, str]] = []
+    for occ in occurrences:
+        try:
+            name = parse_note_name(occ.note_name)
+        except InvalidArgument:
+            continue
+        found.append((name.project, name.note_id))
+    return found
+
+
 def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
     r = APIRouter(prefix=prefix, tags=["grafeas"], include_in_schema=include_in_schema)
 
     # ------------------------------------------------------------------ notes
-    @r.post("/projects/{project}/notes:batchCreate", openapi_extra=JSON_BODY)
+    @r.post(
+        "/projects/{project}/notes:batchCreate",
+        openapi_extra=JSON_BODY,
+        dependencies=[requires(p.NOTES_CREATE)],
+    )
     async def batch_create_notes(project: str, request: Request, svc: Service) -> Response:
         body = await _body_object(request, "notes")
         raw_notes = body.get("notes")
@@ -89,7 +113,11 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         created = await svc.batch_create_notes(f"projects/{project}", notes)
         return json_response({"notes": [to_json(n) for n in created]})
 
-    @r.post("/projects/{project}/notes", openapi_extra=JSON_BODY)
+    @r.post(
+        "/projects/{project}/notes",
+        openapi_extra=JSON_BODY,
+        dependencies=[requires(p.NOTES_CREATE)],
+    )
     async def create_note(
         project: str,
         request: Request,
@@ -100,7 +128,7 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         created = await svc.create_note(f"projects/{project}", note_id, note)
         return json_response(to_json(created))
 
-    @r.get("/projects/{project}/notes")
+    @r.get("/projects/{project}/notes", dependencies=[requires(p.NOTES_LIST)])
     async def list_notes(
         project: str,
         svc: Service,
@@ -113,11 +141,15 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         )
         return json_response(_list_body("notes", page.items, page.next_page_token))
 
-    @r.get("/projects/{project}/notes/{note_id}")
+    @r.get("/projects/{project}/notes/{note_id}", dependencies=[requires(p.NOTES_GET, on=one_note)])
     async def get_note(project: str, note_id: str, svc: Service) -> Response:
         return json_response(to_json(await svc.get_note(f"projects/{project}/notes/{note_id}")))
 
-    @r.patch("/projects/{project}/notes/{note_id}", openapi_extra=JSON_BODY)
+    @r.patch(
+        "/projects/{project}/notes/{note_id}",
+        openapi_extra=JSON_BODY,
+        dependencies=[requires(p.NOTES_UPDATE, on=one_note)],
+    )
     async def update_note(
         project: str,
         note_id: str,
@@ -131,12 +163,17 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         updated = await svc.update_note(f"projects/{project}/notes/{note_id}", note, mask)
         return json_response(to_json(updated))
 
-    @r.delete("/projects/{project}/notes/{note_id}")
+    @r.delete(
+        "/projects/{project}/notes/{note_id}", dependencies=[requires(p.NOTES_DELETE, on=one_note)]
+    )
     async def delete_note(project: str, note_id: str, svc: Service) -> Response:
         await svc.delete_note(f"projects/{project}/notes/{note_id}")
         return json_response({})
 
-    @r.get("/projects/{project}/notes/{note_id}/occurrences")
+    @r.get(
+        "/projects/{project}/notes/{note_id}/occurrences",
+        dependencies=[requires(p.NOTES_LIST_OCCURRENCES, on=one_note)],
+    )
     async def list_note_occurrences(
         project: str,
         note_id: str,
@@ -154,7 +191,11 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         return json_response(_list_body("occurrences", page.items, page.next_page_token))
 
     # ------------------------------------------------------------------ occurrences
-    @r.post("/projects/{project}/occurrences:batchCreate", openapi_extra=JSON_BODY)
+    @r.post(
+        "/projects/{project}/occurrences:batchCreate",
+        openapi_extra=JSON_BODY,
+        dependencies=[requires(p.OCCURRENCES_CREATE)],
+    )
     async def batch_create_occurrences(project: str, request: Request, svc: Service) -> Response:
         body = await _body_object(request, "occurrences")
         raw = body.get("occurrences")
@@ -164,18 +205,24 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
             occurrence_from_json(upgrade_occurrence_json(o), f"occurrences[{i}]")
             for i, o in enumerate(raw)
         ]
+        await require_attach(request, _notes_of(occurrences))
         created = await svc.create_occurrence_records(f"projects/{project}", occurrences)
         rendered = [r.document or to_json(r.occurrence) for r in created]
         return json_response({"occurrences": rendered})
 
-    @r.post("/projects/{project}/occurrences", openapi_extra=JSON_BODY)
+    @r.post(
+        "/projects/{project}/occurrences",
+        openapi_extra=JSON_BODY,
+        dependencies=[requires(p.OCCURRENCES_CREATE)],
+    )
     async def create_occurrence(project: str, request: Request, svc: Service) -> Response:
         body = await _body_object(request, "an occurrence")
         occ = occurrence_from_json(upgrade_occurrence_json(body))
+        await require_attach(request, _notes_of([occ]))
         created = await svc.create_occurrence(f"projects/{project}", occ)
         return json_response(to_json(created))
 
-    @r.get("/projects/{project}/occurrences")
+    @r.get("/projects/{project}/occurrences", dependencies=[requires(p.OCCURRENCES_LIST)])
     async def list_occurrences(
         project: str,
         svc: Service,
@@ -188,12 +235,19 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         )
         return json_response(_list_body("occurrences", page.items, page.next_page_token))
 
-    @r.get("/projects/{project}/occurrences/{occurrence_id}")
+    @r.get(
+        "/projects/{project}/occurrences/{occurrence_id}",
+        dependencies=[requires(p.OCCURRENCES_GET)],
+    )
     async def get_occurrence(project: str, occurrence_id: str, svc: Service) -> Response:
         occ = await svc.get_occurrence(f"projects/{project}/occurrences/{occurrence_id}")
         return json_response(to_json(occ))
 
-    @r.patch("/projects/{project}/occurrences/{occurrence_id}", openapi_extra=JSON_BODY)
+    @r.patch(
+        "/projects/{project}/occurrences/{occurrence_id}",
+        openapi_extra=JSON_BODY,
+        dependencies=[requires(p.OCCURRENCES_UPDATE)],
+    )
     async def update_occurrence(
         project: str,
         occurrence_id: str,
@@ -204,17 +258,26 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         body = await _body_object(request, "an occurrence")
         mask = _mask(update_mask, body)
         occ = occurrence_from_json(upgrade_occurrence_json(body))
+        if not mask or {m.strip() for m in mask} & {"note_name", "noteName"}:
+            # Moving an occurrence to a note is attaching it there.
+            await require_attach(request, _notes_of([occ]))
         updated = await svc.update_occurrence(
             f"projects/{project}/occurrences/{occurrence_id}", occ, mask
         )
         return json_response(to_json(updated))
 
-    @r.delete("/projects/{project}/occurrences/{occurrence_id}")
+    @r.delete(
+        "/projects/{project}/occurrences/{occurrence_id}",
+        dependencies=[requires(p.OCCURRENCES_DELETE)],
+    )
     async def delete_occurrence(project: str, occurrence_id: str, svc: Service) -> Response:
         await svc.delete_occurrence(f"projects/{project}/occurrences/{occurrence_id}")
         return json_response({})
 
-    @r.get("/projects/{project}/occurrences/{occurrence_id}/notes")
+    @r.get(
+        "/projects/{project}/occurrences/{occurrence_id}/notes",
+        dependencies=[requires(p.OCCURRENCES_GET)],
+    )
     async def get_occurrence_note(project: str, occurrence_id: str, svc: Service) -> Response:
         note = await svc.get_occurrence_note(f"projects/{project}/occurrences/{occurrence_id}")
         return json_response(to_json(note))
@@ -234,10 +297,16 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
             slash_in_id,
             methods=["GET", "PATCH", "DELETE"],
             include_in_schema=False,
+            dependencies=[public("answers only that an ID may not contain '/'")],
         )
 
     # ------------------------------------------------------------------ projects
-    @r.post("/projects", openapi_extra=JSON_BODY, tags=["projects"])
+    @r.post(
+        "/projects",
+        openapi_extra=JSON_BODY,
+        tags=["projects"],
+        dependencies=[requires(p.PROJECTS_CREATE, on=all_projects)],
+    )
     async def create_project(request: Request, svc: Service) -> Response:
         body = await _body_object(request, "a project")
         name = body.get("name")
@@ -250,7 +319,9 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
             raise InvalidArgument('project name is required: {"name": "projects/{project_id}"}')
         return json_response({"name": await svc.create_project(name)})
 
-    @r.get("/projects", tags=["projects"])
+    @r.get(
+        "/projects", tags=["projects"], dependencies=[requires(p.PROJECTS_LIST, on=all_projects)]
+    )
     async def list_projects(
         svc: Service,
         filter_: Filter = "",
@@ -263,11 +334,11 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
             body["nextPageToken"] = page.next_page_token
         return json_response(body)
 
-    @r.get("/projects/{project}", tags=["projects"])
+    @r.get("/projects/{project}", tags=["projects"], dependencies=[requires(p.PROJECTS_GET)])
     async def get_project(project: str, svc: Service) -> Response:
         return json_response({"name": await svc.get_project(f"projects/{project}")})
 
-    @r.delete("/projects/{project}", tags=["projects"])
+    @r.delete("/projects/{project}", tags=["projects"], dependencies=[requires(p.PROJECTS_DELETE)])
     async def delete_project(project: str, svc: Service) -> Response:
         await svc.delete_project(f"projects/{project}")
         return json_response({})

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
 from chainproof.api.rest.grafeas import JSON_BODY, PageSize, PageToken, json_response
 from chainproof.domain.bounds import parse_time
 from chainproof.errors import InvalidArgument
+from chainproof.iam import permissions as p
 from chainproof.policy import AdmissionRequest
 from chainproof.services.judge import DecisionLog, Judge
 from chainproof.services.judge_resources import JudgeResources
@@ -49,7 +51,11 @@ async def _body(request: Request) -> Any:
     return data
 
 
-@router.post("/projects/{project}/attestors", openapi_extra=JSON_BODY)
+@router.post(
+    "/projects/{project}/attestors",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ATTESTORS_CREATE)],
+)
 async def create_attestor(
     project: str,
     request: Request,
@@ -60,7 +66,7 @@ async def create_attestor(
     return json_response(created)
 
 
-@router.get("/projects/{project}/attestors")
+@router.get("/projects/{project}/attestors", dependencies=[requires(p.ATTESTORS_LIST)])
 async def list_attestors(
     project: str, res: Resources, page_size: PageSize = None, page_token: PageToken = ""
 ) -> Response:
@@ -73,12 +79,16 @@ async def list_attestors(
     return json_response(body)
 
 
-@router.get("/projects/{project}/attestors/{attestor_id}")
+@router.get("/projects/{project}/attestors/{attestor_id}", dependencies=[requires(p.ATTESTORS_GET)])
 async def get_attestor(project: str, attestor_id: str, res: Resources) -> Response:
     return json_response(await res.get_attestor(f"projects/{project}/attestors/{attestor_id}"))
 
 
-@router.put("/projects/{project}/attestors/{attestor_id}", openapi_extra=JSON_BODY)
+@router.put(
+    "/projects/{project}/attestors/{attestor_id}",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ATTESTORS_UPDATE)],
+)
 async def update_attestor(
     project: str, attestor_id: str, request: Request, res: Resources
 ) -> Response:
@@ -88,18 +98,22 @@ async def update_attestor(
     return json_response(updated)
 
 
-@router.delete("/projects/{project}/attestors/{attestor_id}")
+@router.delete(
+    "/projects/{project}/attestors/{attestor_id}", dependencies=[requires(p.ATTESTORS_DELETE)]
+)
 async def delete_attestor(project: str, attestor_id: str, res: Resources) -> Response:
     await res.delete_attestor(f"projects/{project}/attestors/{attestor_id}")
     return json_response({})
 
 
-@router.get("/projects/{project}/policy")
+@router.get("/projects/{project}/policy", dependencies=[requires(p.POLICY_GET)])
 async def get_policy(project: str, res: Resources) -> Response:
     return json_response(await res.get_policy(f"projects/{project}"))
 
 
-@router.put("/projects/{project}/policy", openapi_extra=JSON_BODY)
+@router.put(
+    "/projects/{project}/policy", openapi_extra=JSON_BODY, dependencies=[requires(p.POLICY_UPDATE)]
+)
 async def put_policy(project: str, request: Request, res: Resources) -> Response:
     return json_response(await res.put_policy(f"projects/{project}", await _body(request)))
 
@@ -113,7 +127,11 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
-@router.post("/projects/{project}/policy:evaluate", openapi_extra=JSON_BODY)
+@router.post(
+    "/projects/{project}/policy:evaluate",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.POLICY_EVALUATE)],
+)
 async def evaluate_policy(project: str, request: Request, judge: JudgeDep) -> Response:
     """Judge a hypothetical deployment with the stored policy; nothing is recorded."""
     body = await _body(request)
@@ -140,7 +158,7 @@ async def evaluate_policy(project: str, request: Request, judge: JudgeDep) -> Re
     return json_response({**decision.to_dict(), "explanation": decision.explain()})
 
 
-@router.get("/projects/{project}/decisions")
+@router.get("/projects/{project}/decisions", dependencies=[requires(p.DECISIONS_LIST)])
 async def list_decisions(
     project: str,
     decisions: Decisions,

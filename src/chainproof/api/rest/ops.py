@@ -20,6 +20,9 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chainproof.api.rest.auth import collection, public, requires
+from chainproof.iam import permissions as p
+
 log = structlog.get_logger("chainproof.http")
 
 
@@ -77,12 +80,14 @@ class MetricsMiddleware:
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[public("liveness probe: says only that the process runs")])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", dependencies=[public("readiness probe: says only whether the store answers")]
+)
 async def readyz(request: Request) -> Response:
     try:
         await request.app.state.container.store.ping()
@@ -96,7 +101,7 @@ async def readyz(request: Request) -> Response:
     return Response('{"status":"ready"}', media_type="application/json")
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[requires(p.METRICS_GET, on=collection)])
 async def metrics(request: Request) -> Response:
     registry = request.app.state.container.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

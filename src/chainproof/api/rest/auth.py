@@ -1,0 +1,192 @@
+"""Authentication and authorization for REST routes: one FastAPI dependency per route.
+
+Every route declares what it needs in one line, beside its path::
+
+    @router.post("/projects/{project}/notes", dependencies=[requires(p.NOTES_CREATE)])
+
+``requires(permission, on=…)`` checks the permission on the resource the request names (the
+``{project}`` path parameter by default; ``on=note`` for ``{project}/notes/{note_id}``,
+``on=collection`` for no project, or any function of the request). ``public("why")`` marks
+the few routes that need no permission (health probes). The app-level dependency
+:func:`authenticate` runs first on every route: it turns the request's credentials into a
+principal and refuses any route that declares neither, so a route added without a
+declaration cannot ship open by accident.
+
+Missing or bad credentials answer 401 with ``WWW-Authenticate: Bearer`` (RFC 6750), an
+anonymous caller without the permission too (it should authenticate); an authenticated caller
+without it gets 403 naming the permission and the resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from cryptography import x509
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+
+from chainproof.errors import ChainproofError, PermissionDenied, Unauthenticated
+from chainproof.iam import permissions as perms
+from chainproof.iam.authorizer import Resource
+from chainproof.iam.principals import Principal
+from chainproof.services.access import AccessControl, Operation
+from chainproof.services.authn import Credentials
+
+ResourceOf = Callable[[Request], Resource]
+
+
+def project(request: Request) -> Resource:
+    return Resource(request.path_params["project"])
+
+
+def note(request: Request) -> Resource:
+    return Resource(request.path_params["project"], request.path_params["note_id"])
+
+
+def collection(request: Request) -> Resource:
+    return Resource()
+
+
+def admission_project(request: Request) -> Resource:
+    return Resource(request.app.state.container.settings.admission.project)
+
+
+def access_control(request: Request) -> AccessControl:
+    access: AccessControl = request.app.state.container.access
+    return access
+
+
+def principal_of(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def _operation(request: Request) -> Operation:
+    route = request.scope.get("route")
+    path = route.path if isinstance(route, APIRoute) else request.url.path
+    return Operation(method=f"{request.method} {path}", transport="rest")
+
+
+def _denied(principal: Principal, exc: PermissionDenied) -> ChainproofError:
+    if principal.authenticated:
+        return exc
+    return Unauthenticated(
+        f"authentication required: {exc.message}",
+    )
+
+
+class _Check:
+    """``requires(permission, on)``: one declared permission of one route."""
+
+    def __init__(self, permission: str, on: ResourceOf) -> None:
+        self.permission = perms.check_known(permission)
+        self.on = on
+
+    async def __call__(self, request: Request) -> AsyncIterator[None]:
+        access = access_control(request)
+        principal = principal_of(request)
+        operation = _operation(request)
+        try:
+            decision = await access.require(principal, self.permission, self.on(request), operation)
+        except PermissionDenied as exc:
+            raise _denied(principal, exc) from None
+        if self.permission not in perms.WRITES:
+            yield
+            return
+        code = "OK"
+        try:
+            yield
+        except ChainproofError as exc:
+            code = exc.grpc_code
+            raise
+        except Exception:
+            code = "INTERNAL"
+            raise
+        finally:
+            await access.record(principal, decision, operation, code)
+
+
+class _Public:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def __call__(self) -> None:
+        return None
+
+
+def requires(permission: str, *, on: ResourceOf = project) -> Any:
+    """The declaration of a route's permission (see the module docstring)."""
+    return Depends(_Check(permission, on))
+
+
+def public(reason: str) -> Any:
+    """A route anyone may call, and why (health probes): the exception, said out loud."""
+    return Depends(_Public(reason))
+
+
+def declaration(route: APIRoute) -> _Check | _Public | None:
+    for dep in route.dependant.dependencies:
+        if isinstance(dep.call, _Check | _Public):
+            return dep.call
+    return None
+
+
+def declared_permission(route: APIRoute) -> tuple[str, ResourceOf] | None:
+    """(permission, resource function) of a route, None for public or undeclared ones."""
+    d = declaration(route)
+    return (d.permission, d.on) if isinstance(d, _Check) else None
+
+
+def credentials(request: Request) -> Credentials:
+    header = request.headers.get("authorization")
+    bearer: str | None = None
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated(
+                "the Authorization header must be 'Bearer TOKEN' (an OIDC or Kubernetes token, "
+                "or a chainproof API token)"
+            )
+        bearer = value.strip()
+    return Credentials(bearer=bearer, certificate=client_certificate(request.scope))
+
+
+def client_certificate(scope: Any) -> x509.Certificate | None:
+    """The verified client certificate of a mutual-TLS connection (ASGI TLS extension)."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    if not chain:
+        return None
+    first = chain[0]
+    return x509.load_pem_x509_certificate(first.encode() if isinstance(first, str) else first)
+
+
+async def authenticate(request: Request) -> None:
+    """App-level dependency: every route's principal; routes without a declaration refused."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or declaration(route) is None:
+        raise PermissionDenied(
+            f"{request.method} {request.url.path} declares no permission, so it is refused; "
+            "this is a bug in chainproof (every route must declare one)"
+        )
+    request.state.principal = await access_control(request).authenticator.authenticate(
+        credentials(request)
+    )
+
+
+async def require_attach(request: Request, note_names: Iterable[tuple[str, str]]) -> None:
+    """Grafeas' rule: writing an occurrence also needs ``notes.attachOccurrence`` on the note
+    it attaches to, which may live in another project (the QA team's note)."""
+    access = access_control(request)
+    principal = principal_of(request)
+    operation = _operation(request)
+    for note_project, note_id in dict.fromkeys(note_names):
+        resource = Resource(note_project, note_id)
+        try:
+            decision = await access.require(
+                principal, perms.NOTES_ATTACH_OCCURRENCE, resource, operation
+            )
+        except PermissionDenied as exc:
+            raise _denied(principal, exc) from None
+        await access.record(principal, decision, operation, "OK")
