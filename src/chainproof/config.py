@@ -153,6 +153,10 @@ class AuthSettings(BaseModel):
     #: Members with roles/chainproof.admin on every project (e.g. ``user:ops@example.com``).
     bootstrap_admins: list[str] = []
     allow_anonymous: bool = False
+    #: What an anonymous caller is: ``auto`` makes it a local administrator when the server
+    #: listens on loopback only; ``none`` never does (set it when a reverse proxy on the same
+    #: machine forwards other people's requests to a loopback port).
+    anonymous: Literal["auto", "none"] = "auto"
     #: How long a verified bearer token is reused (never past its expiry).
     token_cache_seconds: float = Field(default=600, ge=0, le=86400)
     #: How long IAM policies are reused; changes through this replica apply at once.

@@ -16,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from chainproof.errors import ChainproofError, DeadlineExceeded, InvalidArgument, Unavailable
+from chainproof.errors import (
+    ChainproofError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    Unavailable,
+)
 
 app = typer.Typer(
     name="chainproof",
@@ -82,6 +88,14 @@ def serve(
             "is a stateless replica of the same database.",
         ),
     ] = 1,
+    allow_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--allow-anonymous",
+            help="Start on a non-loopback address even with no authentication configured; "
+            "anonymous callers then get only what IAM grants allUsers (see docs/auth.md)",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Start the server: the Grafeas v1 REST and gRPC APIs, operations endpoints, the judge."""
@@ -102,7 +116,12 @@ def serve(
             grpc_port=grpc_port,
             grpc_enabled=grpc,
         )
-    except InvalidArgument as exc:
+        if allow_anonymous:
+            settings.auth.allow_anonymous = True
+        from chainproof.services.access_setup import check_listener
+
+        check_listener(settings)  # says in one line why it will not start
+    except (InvalidArgument, FailedPrecondition) as exc:
         raise fail(exc) from None
     configure_logging(settings)
     tls = settings.tls

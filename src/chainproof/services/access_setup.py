@@ -66,7 +66,9 @@ def check_listener(settings: Settings) -> None:
 
 
 def anonymous_principal(settings: Settings) -> Principal:
-    return local_admin() if is_loopback(settings.host) else anonymous()
+    if settings.auth.anonymous == "auto" and is_loopback(settings.host):
+        return local_admin()
+    return anonymous()
 
 
 def build_access_control(settings: Settings, store: MetadataStore) -> AccessControl:

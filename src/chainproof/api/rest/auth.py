@@ -190,3 +190,18 @@ async def require_attach(request: Request, note_names: Iterable[tuple[str, str]]
         except PermissionDenied as exc:
             raise _denied(principal, exc) from None
         await access.record(principal, decision, operation, "OK")
+
+
+def route_table(app: Any) -> list[tuple[str, frozenset[str], APIRoute]]:
+    """Every API route of ``app`` as (full path, methods, route), through included routers
+    (FastAPI ≥ 0.160 keeps included routers lazily; older versions flatten them)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [(r.path, frozenset(r.methods), r) for r in app.routes if isinstance(r, APIRoute)]
+    table = []
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.original_route
+        if isinstance(route, APIRoute):
+            table.append((ctx.path, frozenset(ctx.methods or route.methods), route))
+    return table
