@@ -59,6 +59,8 @@ _ROLES: dict[str, frozenset[str]] = {
     # (which records that decision) and nothing else.
     "roles/chainproof.admissionCaller": frozenset({p.ADMISSION_REVIEW}),
     "roles/chainproof.decisionsViewer": frozenset({p.DECISIONS_LIST}),
+    # Issues API tokens for CI; a token never carries more than its creator holds.
+    "roles/chainproof.tokenCreator": frozenset({p.TOKENS_CREATE, p.TOKENS_LIST, p.TOKENS_REVOKE}),
     "roles/chainproof.auditViewer": frozenset({p.AUDIT_LOGS_LIST}),
     "roles/chainproof.metricsViewer": frozenset({p.METRICS_GET}),
     "roles/chainproof.viewer": frozenset(
