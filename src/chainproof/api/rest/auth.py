@@ -198,10 +198,13 @@ def route_table(app: Any) -> list[tuple[str, frozenset[str], APIRoute]]:
     try:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI: app.routes is already flat
-        return [(r.path, frozenset(r.methods), r) for r in app.routes if isinstance(r, APIRoute)]
-    table = []
+        return [
+            (r.path, frozenset(r.methods or ()), r) for r in app.routes if isinstance(r, APIRoute)
+        ]
+    table: list[tuple[str, frozenset[str], APIRoute]] = []
     for ctx in iter_route_contexts(app.routes):
         route = ctx.original_route
         if isinstance(route, APIRoute):
-            table.append((ctx.path, frozenset(ctx.methods or route.methods), route))
+            methods = frozenset(ctx.methods or route.methods or ())
+            table.append((ctx.path or route.path, methods, route))
     return table
