@@ -38,6 +38,7 @@ from chainproof.errors import (
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = "CHAINPROOF_SERVER"
+TOKEN_ENV = "CHAINPROOF_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 
 _BY_GRPC_STATUS: dict[str, type[ChainproofError]] = {
     cls.grpc_code: cls
@@ -82,6 +83,13 @@ class ServerOptions:
     client_cert: Path | None = None
     client_key: Path | None = None
     timeout: float = 30.0
+    #: A bearer token (OIDC, Kubernetes, or a chainproof API token); else $CHAINPROOF_TOKEN.
+    token: str | None = None
+
+    @property
+    def bearer(self) -> str | None:
+        value = self.token if self.token is not None else os.environ.get(TOKEN_ENV)
+        return value.strip() or None if value is not None else None
 
     @property
     def base_url(self) -> str:
@@ -131,6 +139,26 @@ def error_from_response(response: httpx.Response) -> ChainproofError:
     return cls(message, details=details)
 
 
+def _refuse_plaintext_token(base_url: str) -> None:
+    """A bearer token sent over plain HTTP beyond this machine is a token given away."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    if parts.scheme != "http":
+        return
+    host = parts.hostname or ""
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        raise InvalidArgument(
+            f"refusing to send a token to {host} over plain http://: anyone on the way could "
+            "read it; use an https:// server URL"
+        )
+
+
 class ChainproofClient:
     """REST calls to one chainproof server; use as a context manager."""
 
@@ -141,12 +169,17 @@ class ChainproofClient:
             verify = _tls_context(options)
         elif options.client_key is not None:
             raise InvalidArgument("--client-key needs --client-cert (the certificate it signs)")
+        headers = {"User-Agent": "chainproof-cli"}
+        bearer = options.bearer
+        if bearer is not None:
+            _refuse_plaintext_token(self.base_url)
+            headers["Authorization"] = f"Bearer {bearer}"
         self._http = httpx.Client(
             base_url=self.base_url,
             verify=verify,
             timeout=options.timeout,
             transport=transport,
-            headers={"User-Agent": "chainproof-cli"},
+            headers=headers,
         )
 
     def __enter__(self) -> ChainproofClient:

@@ -58,13 +58,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project ID, e.g. my-project.")]
 
 
+#: Set by the root ``--token`` option (``chainproof --token … COMMAND``); else $CHAINPROOF_TOKEN.
+_token: dict[str, str | None] = {"value": None}
+
+
+def set_token(token: str | None) -> None:
+    _token["value"] = token
+
+
 def client(
     server: str | None,
     ca_cert: Path | None,
     client_cert: Path | None,
     client_key: Path | None,
 ) -> ChainproofClient:
-    return ChainproofClient(ServerOptions(server, ca_cert, client_cert, client_key))
+    return ChainproofClient(
+        ServerOptions(server, ca_cert, client_cert, client_key, token=_token["value"])
+    )
 
 
 @contextmanager

@@ -150,6 +150,26 @@ def serve(
     )
 
 
+@app.callback()
+def root(
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="CHAINPROOF_TOKEN",
+            show_envvar=True,
+            help="Bearer token for the server: an OIDC or Kubernetes token, or a chainproof "
+            "API token (chainproof tokens create). Prefer the environment variable: a "
+            "command line is visible to other users of the machine.",
+        ),
+    ] = None,
+) -> None:
+    """Software supply chain security: the scribe (Grafeas v1 store) and the judge."""
+    from chainproof.cli.common import set_token
+
+    set_token(token)
+
+
 @app.command()
 def version() -> None:
     """Print the chainproof version."""
@@ -171,6 +191,7 @@ def _register_groups() -> None:
         return
     _registered = True
     from chainproof.cli import (
+        access,
         attestations,
         attestors,
         decisions,
@@ -191,6 +212,10 @@ def _register_groups() -> None:
     app.add_typer(scanning.advisories_app, name="advisories")
     app.add_typer(scanning.image_app, name="image")
     app.command("vouch")(scanning.vouch)
+    app.add_typer(access.tokens_app, name="tokens")
+    app.add_typer(access.iam_app, name="iam")
+    app.add_typer(access.auth_app, name="auth")
+    app.add_typer(access.audit_app, name="audit")
 
 
 def main() -> None:
