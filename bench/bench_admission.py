@@ -26,6 +26,14 @@ ReplicaSet, so generateName and no name, as the API server sends them):
 With ``--floor``, the same load then goes to ``bench/floor_app.py`` (a do-nothing ASGI app that
 parses the review and answers allowed, under the same uvicorn settings) in the same run, and
 chainproof's p50/p99 print as ratios to the floor's.
+    .venv/bin/python bench/bench_admission.py --compare-auth   # without, then with auth
+
+With ``--auth`` the server runs as on a public listener (``auth.anonymous: none``): an OIDC
+issuer (a JWKS file), a bootstrap administrator who sets the bench up, and the webhook's
+caller a JWT-authenticated principal granted ``roles/chainproof.admissionCaller`` on the
+project — so every review pays for authentication (cached until the token expires) and an
+IAM decision. ``--compare-auth`` measures both in one run and prints the p99 ratio (issue 10:
+within 10 %).
 
 Target (issue 6): p99 ≤ 10 ms at 500 reviews/s with a warm cache, no errors, on 2 cores.
 """
@@ -109,8 +117,43 @@ def floor_server(workdir: Path, tls: bool) -> Iterator[str]:
             proc.kill()
 
 
+ISSUER = "https://issuer.bench.invalid"
+ADMIN = "admin@bench.invalid"
+CALLER = "kube-apiserver@bench.invalid"
+
+
+@dataclass
+class Credentials:
+    """Tokens minted by the bench's own OIDC issuer (its key in a JWKS file)."""
+
+    jwks_file: Path
+    admin: str
+    caller: str
+
+
+def issue_tokens(workdir: Path) -> Credentials:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = orjson.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="bench", use="sig")
+    path = workdir / "jwks.json"
+    path.write_bytes(orjson.dumps({"keys": [jwk]}))
+    now = int(time.time())
+
+    def mint(email: str) -> str:
+        claims = {"iss": ISSUER, "aud": "chainproof", "sub": email, "email": email,
+                  "email_verified": True, "iat": now, "exp": now + 3600}  # fmt: skip
+        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": "bench"})
+
+    return Credentials(path, mint(ADMIN), mint(CALLER))
+
+
 @contextmanager
-def server(workdir: Path, tls: bool, profile: Path | None) -> Iterator[tuple[str, Any]]:
+def server(
+    workdir: Path, tls: bool, profile: Path | None, creds: Credentials | None = None
+) -> Iterator[tuple[str, Any]]:
     port = free_port()
     env = {
         **os.environ,
@@ -118,6 +161,12 @@ def server(workdir: Path, tls: bool, profile: Path | None) -> Iterator[tuple[str
         "CHAINPROOF_LOG_LEVEL": "warning",
         "CHAINPROOF_ADMISSION__PROJECT": PROJECT,
     }
+    if creds is not None:
+        env["CHAINPROOF_AUTH__ANONYMOUS"] = "none"
+        env["CHAINPROOF_AUTH__BOOTSTRAP_ADMINS"] = orjson.dumps([f"user:{ADMIN}"]).decode()
+        env["CHAINPROOF_AUTH__OIDC_ISSUERS"] = orjson.dumps(
+            [{"issuer": ISSUER, "audiences": ["chainproof"], "jwks_file": str(creds.jwks_file)}]
+        ).decode()
     verify: Any = False
     if tls:
         issued = issue_certificates("chainproof", "chainproof", extra_sans=("127.0.0.1",))
@@ -150,8 +199,12 @@ def ok(r: httpx.Response) -> Any:
     return r.json()
 
 
-def set_up(client: httpx.Client) -> None:
+def set_up(client: httpx.Client, creds: Credentials | None = None) -> None:
     p = PROJECT
+    if creds is not None:
+        client.headers["Authorization"] = f"Bearer {creds.admin}"
+        binding = {"role": "roles/chainproof.admissionCaller", "members": [f"user:{CALLER}"]}
+        ok(client.post(f"/v1/projects/{p}:setIamPolicy", json={"policy": {"bindings": [binding]}}))
     attestors = []
     for name in ("build", "qa"):
         ok(
@@ -318,7 +371,8 @@ class Connection:
     machine's two cores with the server, and httpx costs more CPU per request than the
     server's own work, which would measure the client instead of chainproof."""
 
-    def __init__(self, base: str, verify: Any) -> None:
+    def __init__(self, base: str, verify: Any, token: str | None = None) -> None:
+        self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
         url = httpx.URL(base)
         self.host, self.port = url.host, url.port or 443
         self.ssl = verify if url.scheme == "https" else None
@@ -336,7 +390,7 @@ class Connection:
         assert self.writer is not None
         head = (
             "POST /webhook/admission?timeout=10s HTTP/1.1\r\nHost: chainproof\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{self.auth}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         try:
             self.writer.write(head.encode() + body)
@@ -364,8 +418,12 @@ class Connection:
             self.writer.close()
 
 
+#: The webhook caller's bearer token (None: anonymous), set by main() for each server run.
+CALLER_TOKEN: list[str | None] = [None]
+
+
 async def connections(base: str, verify: Any, n: int) -> list[Connection]:
-    conns = [Connection(base, verify) for _ in range(n)]
+    conns = [Connection(base, verify, CALLER_TOKEN[0]) for _ in range(n)]
     await asyncio.gather(*(c.open() for c in conns))
     return conns
 
@@ -490,26 +548,46 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="also load the do-nothing app; print ratios to it"
     )
+    parser.add_argument("--auth", action="store_true", help="authenticate and authorize calls")
+    parser.add_argument(
+        "--compare-auth", action="store_true", help="run without, then with --auth; p99 ratio"
+    )
     args = parser.parse_args()
+    if args.compare_auth:
+        floor = run(args, auth=False)
+        with_auth = run(args, auth=True)
+        print(
+            f"p99 at {args.rate:g}/s: without auth {floor:.2f} ms, with auth {with_auth:.2f} ms, "
+            f"ratio {with_auth / floor:.2f} (target ≤ 1.10; the machine is shared: noisy)"
+        )
+        return
+    run(args, auth=args.auth)
 
+
+def run(args: argparse.Namespace, *, auth: bool) -> float:
+    """One server, set up, warmed, measured; returns the open loop's p99 in ms."""
     with (
         tempfile.TemporaryDirectory(prefix="chainproof-bench-") as tmp,
-        server(Path(tmp), args.tls, args.profile) as (base, verify),
     ):
-        with httpx.Client(base_url=base, verify=verify, timeout=30) as c:
-            set_up(c)
-        print(
-            f"chainproof admission bench: {base} (SQLite, {'TLS' if args.tls else 'plain'}), "
-            f"3-container pods, 2 attestors + vulnerability check per image, "
-            f"{os.cpu_count()} CPUs"
-        )
+        creds = issue_tokens(Path(tmp)) if auth else None
+        CALLER_TOKEN[0] = creds.caller if creds else None
+        with server(Path(tmp), args.tls, args.profile, creds) as (base, verify):
+            with httpx.Client(base_url=base, verify=verify, timeout=30) as c:
+                set_up(c, creds)
+            print(
+                f"chainproof admission bench: {base} (SQLite, {'TLS' if args.tls else 'plain'}, "
+                f"{'auth: OIDC caller + IAM' if auth else 'auth: loopback anonymous'}), "
+                f"3-container pods, 2 attestors + vulnerability check per image, "
+                f"{os.cpu_count()} CPUs"
+            )
 
-        ours = run_load(base, verify, args)
-        if args.floor:
-            with floor_server(Path(tmp), args.tls) as floor_base:
-                print(f"floor: do-nothing ASGI app at {floor_base}, same uvicorn settings")
-                floor = run_load(floor_base, verify, args)
-            ratios(ours, floor)
+            ours = run_load(base, verify, args)
+            if args.floor:
+                with floor_server(Path(tmp), args.tls) as floor_base:
+                    print(f"floor: do-nothing ASGI app at {floor_base}, same uvicorn settings")
+                    floor = run_load(floor_base, verify, args)
+                ratios(ours, floor)
+            return quantile([v * 1000 for v in ours[0].latencies], 0.99)
 
 
 if __name__ == "__main__":
