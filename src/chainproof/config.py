@@ -124,6 +124,9 @@ class OidcIssuerSettings(BaseModel):
     jwks_uri: str | None = None
     jwks_file: Path | None = None
     ca_file: Path | None = None
+    #: A token chainproof presents when fetching the discovery document and keys (a
+    #: Kubernetes API server serves them only to authenticated ServiceAccounts by default).
+    bearer_token_file: Path | None = None
 
 
 class TokenReviewSettings(BaseModel):
@@ -152,6 +155,11 @@ class AuthSettings(BaseModel):
     token_review: TokenReviewSettings | None = None
     #: Members with roles/chainproof.admin on every project (e.g. ``user:ops@example.com``).
     bootstrap_admins: list[str] = []
+    #: Members that may call the admission webhooks (roles/chainproof.admissionCaller on
+    #: admission.project): ``cert:kube-apiserver`` when the API server presents a client
+    #: certificate, ``allUsers`` when it cannot authenticate (the webhook then still records
+    #: nothing but the decision it was asked for).
+    admission_callers: list[str] = []
     allow_anonymous: bool = False
     #: What an anonymous caller is: ``auto`` makes it a local administrator when the server
     #: listens on loopback only; ``none`` never does (set it when a reverse proxy on the same

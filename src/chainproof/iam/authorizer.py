@@ -56,8 +56,14 @@ class AccessDecision:
 class Authorizer:
     """Decides; never loads. ``bootstrap_admins`` hold roles/chainproof.admin everywhere."""
 
-    def __init__(self, bootstrap_admins: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        bootstrap_admins: Iterable[str] = (),
+        static_bindings: Iterable[tuple[str, str, str]] = (),
+    ) -> None:
         self._admins = frozenset(bootstrap_admins)
+        #: (member, project, role) granted by settings (e.g. the admission callers).
+        self._static = tuple(static_bindings)
 
     def decide(
         self,
@@ -82,6 +88,13 @@ class Authorizer:
                 where = "every project" if grant.project == ANY_PROJECT else grant.project
                 return allow(f"{grant.role} on {where} (carried by the credential)")
         members = principal.members()
+        for member, project, role in self._static:
+            if (
+                member in members
+                and project == resource.project
+                and permission in permissions_of(role)
+            ):
+                return allow(f"{member} is granted {role} on projects/{project} (settings)")
         for name, policy in policies:
             by_member = policy.permissions_by_member
             for m in members:

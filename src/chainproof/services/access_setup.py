@@ -26,6 +26,8 @@ from chainproof.store.port import MetadataStore
 
 log = structlog.get_logger("chainproof.access")
 
+ADMISSION_CALLER = "roles/chainproof.admissionCaller"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -75,14 +77,20 @@ def build_access_control(settings: Settings, store: MetadataStore) -> AccessCont
     auth = settings.auth
     try:
         admins = [validate_member(m) for m in auth.bootstrap_admins]
+        callers = [validate_member(m) for m in auth.admission_callers]
     except InvalidArgument as exc:
-        raise InvalidArgument(f"auth.bootstrap_admins: {exc.message}") from exc
+        raise InvalidArgument(f"auth settings: {exc.message}") from exc
     oidc: dict[str, OidcIssuer] = {}
     try:
         for cfg in auth.oidc_issuers:
             oidc[cfg.issuer] = OidcIssuer(
                 IssuerConfig(issuer=cfg.issuer, audiences=tuple(cfg.audiences), kind=cfg.kind),
-                KeySource(jwks_uri=cfg.jwks_uri, jwks_file=cfg.jwks_file, ca_file=cfg.ca_file),
+                KeySource(
+                    jwks_uri=cfg.jwks_uri,
+                    jwks_file=cfg.jwks_file,
+                    ca_file=cfg.ca_file,
+                    bearer_token_file=cfg.bearer_token_file,
+                ),
                 clock=utc_now,
             )
         review: TokenReviewer | None = None
@@ -110,7 +118,10 @@ def build_access_control(settings: Settings, store: MetadataStore) -> AccessCont
     closers: list[OidcIssuer | TokenReviewer] = [*oidc.values(), *([review] if review else [])]
     return AccessControl(
         authenticator=authenticator,
-        authorizer=Authorizer(admins),
+        authorizer=Authorizer(
+            admins,
+            [(m, settings.admission.project, ADMISSION_CALLER) for m in callers],
+        ),
         repository=repository,
         clock=utc_now,
         policy_ttl=timedelta(seconds=auth.policy_cache_seconds),

@@ -48,6 +48,8 @@ class KeySource:
     jwks_uri: str | None = None
     jwks_file: Path | None = None
     ca_file: Path | None = None
+    #: Presented when fetching (re-read each time: projected tokens rotate).
+    bearer_token_file: Path | None = None
 
 
 def _require_https(url: str, what: str) -> None:

@@ -103,3 +103,11 @@ def test_roles_only_name_known_permissions_and_admin_has_all() -> None:
         p.NOTES_GET,
         p.NOTES_ATTACH_OCCURRENCE,
     }
+
+
+def test_static_bindings_from_settings_apply_to_their_project_only() -> None:
+    az = Authorizer(static_bindings=[("allUsers", "prod", "roles/chainproof.admissionCaller")])
+    assert az.decide(anonymous(), p.ADMISSION_REVIEW, Resource("prod")).allowed
+    # Only the review: the webhook's caller may write nothing else.
+    assert not az.decide(anonymous(), p.OCCURRENCES_CREATE, Resource("prod")).allowed
+    assert not az.decide(anonymous(), p.ADMISSION_REVIEW, Resource("staging")).allowed
