@@ -295,3 +295,24 @@ def test_a_token_cannot_carry_more_than_its_creator(
             json={"name": "peer", "role": "roles/chainproof.tokenCreator"},
         )
         assert peer.status_code == 200, peer.text
+
+
+def test_secrets_never_reach_the_logs(
+    server: LiveServer, issuer: LoopbackIssuer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    good = user_token(issuer, "stranger")
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    api = "cpt_" + "x" * 43
+    with httpx.Client(base_url=server.base_url) as http:
+        for token in (good, forged, api):
+            http.post(
+                "/v1/projects/logs/notes?noteId=n",
+                json={},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+    captured = capfd.readouterr()
+    text = captured.out + captured.err
+    assert "permission denied" in text  # the denial was logged ...
+    for token in (good, forged, api):
+        assert token not in text  # ... without the credential
+        assert token.split(".")[-1] not in text
