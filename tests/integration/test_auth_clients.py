@@ -316,3 +316,26 @@ def test_secrets_never_reach_the_logs(
     for token in (good, forged, api):
         assert token not in text  # ... without the credential
         assert token.split(".")[-1] not in text
+
+
+def test_a_recreated_note_does_not_inherit_the_deleted_notes_grants(
+    server: LiveServer, issuer: LoopbackIssuer
+) -> None:
+    binding = {
+        "role": "roles/containeranalysis.notes.attacher",
+        "members": ["user:old@example.com"],
+    }
+    with admin_http(server, issuer) as http:
+        assert (
+            http.post("/v1/projects/re/notes?noteId=n", json={"attestation": {}}).status_code == 200
+        )
+        r = http.post(
+            "/v1/projects/re/notes/n:setIamPolicy", json={"policy": {"bindings": [binding]}}
+        )
+        assert r.status_code == 200, r.text
+        assert http.delete("/v1/projects/re/notes/n").status_code == 200
+        assert (
+            http.post("/v1/projects/re/notes?noteId=n", json={"attestation": {}}).status_code == 200
+        )
+        again = http.post("/v1/projects/re/notes/n:getIamPolicy", json={}).json()
+        assert again.get("bindings", []) == []

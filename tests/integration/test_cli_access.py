@@ -85,6 +85,9 @@ def test_tokens_iam_and_audit_from_the_cli(server: LiveServer, tmp_path: Path) -
     assert ("chainproof.tokens.create", "granted") in perms
     assert ("chainproof.projects.setIamPolicy", "granted") in perms
     assert secret not in audit.stdout
+    # A granted write records how it ended: the stale-etag setIamPolicy failed.
+    codes = {e["code"] for e in entries if e["permission"] == "chainproof.projects.setIamPolicy"}
+    assert codes == {"OK", "FAILED_PRECONDITION"}
     only = cli(server, "audit", "list", "-p", "cli", "--permission", "chainproof.tokens.revoke",
                "--since", "1h", "--json")  # fmt: skip
     assert {e["permission"] for e in json.loads(only.stdout)["auditLogs"]} == {

@@ -180,6 +180,20 @@ class AccessControl:
             # loud, not fatal to the answer the caller already earned.
             log.exception("audit entry lost", permission=entry.permission, member=entry.principal)
 
+    async def finish(
+        self, principal: Principal, decision: AccessDecision, operation: Operation, code: str
+    ) -> None:
+        """An authorized operation ended with ``code``: audit it, and when it deleted a note,
+        delete the note's IAM policy too, so that a note re-created under the same name does
+        not inherit the grants of the one that was deleted."""
+        await self.record(principal, decision, operation, code)
+        if code == "OK" and decision.allowed and decision.permission == perms.NOTES_DELETE:
+            project = decision.resource.split("/")[1]
+            await self._repo.set_policy(
+                decision.resource, project, EMPTY_POLICY, None, self._clock()
+            )
+            self._policies.pop(decision.resource, None)
+
     # ------------------------------------------------------------------ IAM policies
     @staticmethod
     def iam_resource(project: str, note: str = "") -> Resource:

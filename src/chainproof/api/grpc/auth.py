@@ -182,7 +182,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unty
                         attach = await access.require(
                             principal, p.NOTES_ATTACH_OCCURRENCE, target, operation
                         )
-                        await access.record(principal, attach, operation, "OK")
+                        await access.record(principal, attach, operation, "AUTHORIZED")
                 except PermissionDenied as exc:
                     if principal.authenticated:
                         raise
@@ -194,12 +194,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unty
                 response = await inner(request, context)
             except BaseException:
                 status = context.code()
-                await access.record(
+                await access.finish(
                     principal, decision, operation, status.name if status else "UNKNOWN"
                 )
                 raise
             status = context.code()
-            await access.record(principal, decision, operation, status.name if status else "OK")
+            await access.finish(principal, decision, operation, status.name if status else "OK")
             return response
 
         return grpc.unary_unary_rpc_method_handler(

@@ -104,7 +104,7 @@ class _Check:
             code = "INTERNAL"
             raise
         finally:
-            await access.record(principal, decision, operation, code)
+            await access.finish(principal, decision, operation, code)
 
 
 class _Public:
@@ -189,7 +189,9 @@ async def require_attach(request: Request, note_names: Iterable[tuple[str, str]]
             )
         except PermissionDenied as exc:
             raise _denied(principal, exc) from None
-        await access.record(principal, decision, operation, "OK")
+        await access.record(
+            principal, decision, operation, "AUTHORIZED"
+        )  # before the write; the write itself is audited too
 
 
 def route_table(app: Any) -> list[tuple[str, frozenset[str], APIRoute]]:
