@@ -121,3 +121,44 @@ async def test_service_account_token_as_oidc(kube: KubeApiServer) -> None:
             await issuer.verify(sa_token(kube, "someone-else"))
     finally:
         await issuer.close()
+
+
+def test_service_account_calls_chainproof_through_both_routes(
+    kube: KubeApiServer, credential: Path
+) -> None:
+    from live import live_server
+
+    oidc = {
+        "issuer": kube.issuer,
+        "audiences": ["chainproof"],
+        "kind": "kubernetes",
+        "ca_file": str(kube.ca_file),
+    }
+    review = {
+        "api_server": kube.url,
+        "credential_file": str(credential),
+        "ca_file": str(kube.ca_file),
+    }
+    for auth in (
+        {"oidc_issuers": [oidc]},
+        {"token_review": {**review, "audiences": ["chainproof"]}},
+    ):
+        settings = {
+            "anonymous": "none",
+            "bootstrap_admins": ["serviceAccount:ci:builder"],
+            **auth,
+        }
+        with live_server(grpc_enabled=False, auth=settings) as server:
+            token = sa_token(kube, "chainproof")
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=server.base_url, headers=headers) as http:
+                me = http.get("/v1/auth:whoami").json()
+                assert me["member"] == "serviceAccount:ci:builder"
+                made = http.post("/v1/projects/k8s/notes?noteId=n", json={"attestation": {}})
+                assert made.status_code == 200, made.text
+                assert http.delete("/v1/projects/k8s/notes/n").status_code == 200
+            other = httpx.get(
+                f"{server.base_url}/v1/auth:whoami",
+                headers={"Authorization": f"Bearer {sa_token(kube, 'someone-else')}"},
+            )
+            assert other.status_code == 401
