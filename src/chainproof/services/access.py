@@ -354,7 +354,7 @@ def token_json(token: ApiToken) -> dict[str, Any]:
     return out
 
 
-def whoami_json(principal: Principal, tokens: Sequence[str] = ()) -> dict[str, Any]:
+def whoami_json(principal: Principal) -> dict[str, Any]:
     return {
         "member": principal.member,
         "authenticated": principal.authenticated,

@@ -69,11 +69,6 @@ class Authenticator:
         self._size = cache_size
         self._cache: OrderedDict[bytes, tuple[Principal, datetime]] = OrderedDict()
 
-    @property
-    def configured(self) -> bool:
-        """Whether any way to prove an identity besides API tokens is configured."""
-        return bool(self._issuers) or self._token_review is not None
-
     def forget(self) -> None:
         """Drop every cached verification (a token was revoked on this replica)."""
         self._cache.clear()

@@ -24,7 +24,7 @@ import httpx
 import orjson
 import structlog
 
-from chainproof.errors import Unauthenticated, Unavailable
+from chainproof.errors import Unavailable
 from chainproof.iam.jwt import (
     IssuerConfig,
     KeySet,
@@ -182,10 +182,3 @@ class OidcIssuer:
                 raise
             claims = verify_jwt(token, refreshed, self.config, self._clock())
         return principal_from_claims(claims, self.config)
-
-
-def describe(exc: Exception) -> str:
-    """A one-line reason for logs (never the token)."""
-    if isinstance(exc, Unauthenticated | Unavailable):
-        return exc.message
-    return type(exc).__name__
