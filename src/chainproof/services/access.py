@@ -13,7 +13,6 @@ one of them already, and writing both would double the writes on the admission p
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +36,30 @@ from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery
 log = structlog.get_logger("chainproof.access")
 
 MAX_AUDIT_PAGE = 1000
+#: Denied writes recorded per second at most (with a burst of DENIED_AUDIT_BURST).
+DENIED_AUDIT_RATE = 50.0
+DENIED_AUDIT_BURST = 500.0
+
+
+class TokenBucket:
+    """``take(now)`` is true while the bucket holds a token; it refills at ``rate``/s."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens = burst
+        self._at: datetime | None = None
+
+    def take(self, now: datetime) -> bool:
+        if self._at is not None:
+            elapsed = max((now - self._at).total_seconds(), 0.0)
+            self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
 DEFAULT_AUDIT_PAGE = 100
 
 
@@ -87,7 +110,8 @@ class AccessControl:
         self._clock = clock
         self._ttl = policy_ttl
         self._policies: dict[str, tuple[IamPolicy, datetime]] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._denials = TokenBucket(DENIED_AUDIT_RATE, DENIED_AUDIT_BURST)
+        self._dropped = 0
 
     async def close(self) -> None:
         for c in self._closers:
@@ -154,6 +178,17 @@ class AccessControl:
             return
         if decision.allowed and decision.permission == perms.ADMISSION_REVIEW:
             return  # the decision log holds these
+        if not decision.allowed and not self._denials.take(self._clock()):
+            # A flood of refused writes must not become a flood of database writes that
+            # slows everyone (admission included); the refusals themselves still happen.
+            self._dropped += 1
+            if self._dropped in (1, 10, 100) or self._dropped % 1000 == 0:
+                log.warning(
+                    "audit: denied writes arrive faster than the audit bound; not all are recorded",
+                    dropped=self._dropped,
+                    per_second=DENIED_AUDIT_RATE,
+                )
+            return
         project = (
             decision.resource.split("/")[1] if decision.resource.startswith("projects/") else ""
         )

@@ -8,7 +8,7 @@ import datetime as dt
 import jwt as pyjwt
 import pytest
 
-from chainproof.errors import Unauthenticated
+from chainproof.errors import PermissionDenied, Unauthenticated
 from chainproof.iam import api_tokens
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.principals import Principal, anonymous
@@ -109,3 +109,32 @@ def test_local_admin_is_anonymous_with_admin_everywhere() -> None:
     admin = local_admin()
     assert not admin.authenticated
     assert admin.grants[0].project == "*"
+
+
+async def test_denied_writes_are_audited_up_to_a_bound() -> None:
+    from chainproof.iam import permissions as p
+    from chainproof.iam.authorizer import Authorizer, Resource
+    from chainproof.services.access import DENIED_AUDIT_BURST, AccessControl, Operation
+    from chainproof.store.access import AuditQuery, MemoryAccessRepository
+
+    clock = Clock()
+    repo = MemoryAccessRepository()
+    access = AccessControl(
+        authenticator=make(CountingVerifier(dt.timedelta(minutes=1)), clock),
+        authorizer=Authorizer(),
+        repository=repo,
+        clock=clock,
+    )
+    op = Operation("POST /v1/projects/{project}/notes", "rest")
+    flood = int(DENIED_AUDIT_BURST) + 100
+    for _ in range(flood):
+        with pytest.raises(PermissionDenied):
+            await access.require(anonymous(), p.NOTES_CREATE, Resource("x"), op)
+    recorded = await repo.list_audit(AuditQuery(project="x", limit=1000))
+    assert len(recorded) == int(DENIED_AUDIT_BURST)
+    clock.now = NOW + dt.timedelta(seconds=1)  # refills at 50/s
+    for _ in range(60):
+        with pytest.raises(PermissionDenied):
+            await access.require(anonymous(), p.NOTES_CREATE, Resource("x"), op)
+    recorded = await repo.list_audit(AuditQuery(project="x", limit=1000))
+    assert len(recorded) == int(DENIED_AUDIT_BURST) + 50
