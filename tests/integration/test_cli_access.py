@@ -100,3 +100,14 @@ def test_token_is_not_sent_over_plain_http_to_another_machine() -> None:
         app, ["--token", "cpt_x", "auth", "whoami", "--server", "http://chainproof.example:8080"]
     )
     assert r.exit_code == 2 and "plain http" in r.stderr
+
+
+def test_serve_refuses_a_public_address_without_authentication(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        ["serve", "--host", "0.0.0.0", "--database-url", f"sqlite:///{tmp_path}/x.db"],  # noqa: S104
+    )
+    assert r.exit_code == 2
+    assert "refusing to listen on 0.0.0.0 with no authentication configured" in r.stderr
+    assert "--allow-anonymous" in r.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before touching anything
