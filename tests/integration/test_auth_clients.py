@@ -260,6 +260,11 @@ def test_api_token_lifecycle(server: LiveServer, issuer: LoopbackIssuer) -> None
         assert (
             http.post("/v1/projects/tok/notes?noteId=x", json={}, headers=reader).status_code == 403
         )
+        # Token names are global: binding one nobody holds yet would hand the role to whoever
+        # creates that name first, in any project, so it is refused.
+        ghost = {"role": "roles/chainproof.admin", "members": ["token:ghost"]}
+        squat = http.post("/v1/projects/tok:setIamPolicy", json={"policy": {"bindings": [ghost]}})
+        assert squat.status_code == 400 and "token:ghost" in squat.json()["message"]
         assert http.delete("/v1/projects/tok/tokens/reader").status_code == 200
         gone = http.get("/v1/projects/tok/notes", headers=reader)
         assert gone.status_code == 401 and "revoked" in gone.json()["message"]

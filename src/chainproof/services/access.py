@@ -244,6 +244,22 @@ class AccessControl:
     async def set_iam_policy(
         self, resource: Resource, policy: IamPolicy, etag: str | None
     ) -> IamPolicy:
+        named = {
+            m.removeprefix("token:")
+            for b in policy.bindings
+            for m in b.members
+            if m.startswith("token:")
+        }
+        if named:
+            existing = {t.name for t in await self._repo.list_tokens(None)}
+            missing = sorted(named - existing)
+            if missing:
+                # Token names are global: a binding to a name nobody holds yet would go to
+                # whoever, in any project, creates a token of that name first.
+                raise InvalidArgument(
+                    f"members token:{', token:'.join(missing)} name no API token; create the "
+                    "token first, then grant it roles"
+                )
         stored = await self._repo.set_policy(
             resource.name, resource.project, policy, etag, self._clock()
         )
