@@ -33,6 +33,7 @@ from chainproof.cli.common import (
     utc_now,
 )
 from chainproof.cli.decisions import parse_time
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 
 tokens_app = typer.Typer(
@@ -92,7 +93,7 @@ def _expiry(text: str) -> str:
     value = text.strip()
     if len(value) >= 2 and value[:-1].isdigit() and value[-1] in _AGE:
         moment = utc_now() + timedelta(**{_AGE[value[-1]]: int(value[:-1])})
-        return moment.isoformat().replace("+00:00", "Z")
+        return rfc3339(moment)
     raise InvalidArgument(f"--expires {text!r}: expected a lifetime such as 30d, 12h or 90m")
 
 

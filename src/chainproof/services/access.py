@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from chainproof.domain.names import validate_project_id, validate_resource_id
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument, NotFound, PermissionDenied
 from chainproof.iam import api_tokens
 from chainproof.iam import permissions as perms
@@ -377,7 +378,7 @@ class AccessControl:
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
     return {
         "name": f"projects/{entry.project}/auditLogs/{entry.entry_id}",
-        "time": entry.time.isoformat().replace("+00:00", "Z"),
+        "time": rfc3339(entry.time),
         "principal": entry.principal,
         "permission": entry.permission,
         "resource": entry.resource,
@@ -388,7 +389,7 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
 
 def token_json(token: ApiToken) -> dict[str, Any]:
     def t(v: datetime | None) -> str | None:
-        return v.isoformat().replace("+00:00", "Z") if v else None
+        return rfc3339(v) if v else None
 
     out: dict[str, Any] = {
         "name": token.name,
@@ -412,9 +413,5 @@ def whoami_json(principal: Principal) -> dict[str, Any]:
         "via": principal.via,
         "members": list(principal.members()),
         "grants": [{"project": g.project, "role": g.role} for g in principal.grants],
-        **(
-            {"expireTime": principal.expires_at.isoformat().replace("+00:00", "Z")}
-            if principal.expires_at
-            else {}
-        ),
+        **({"expireTime": rfc3339(principal.expires_at)} if principal.expires_at else {}),
     }
