@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.api.webhook import (
@@ -35,6 +36,7 @@ from chainproof.domain.image_patch import image_pointers, pin_patch
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.workloads import SUPPORTED_KINDS, pod_spec_path
 from chainproof.errors import ChainproofError, InvalidArgument
+from chainproof.iam import permissions as p
 from chainproof.sources.registry.client import Deadline
 
 router = APIRouter(prefix="/webhook", tags=["admission"])
@@ -47,7 +49,11 @@ def _review(api_version: str, response: dict[str, Any]) -> Response:
     )
 
 
-@router.post("/mutate", openapi_extra=JSON_BODY)
+@router.post(
+    "/mutate",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
+)
 async def mutate(request: Request) -> Response:
     container = request.app.state.container
     review = _object(decode_json(await request.body()), "AdmissionReview")
