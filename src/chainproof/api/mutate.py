@@ -36,7 +36,7 @@ from chainproof.domain.image_patch import image_pointers, pin_patch
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.workloads import SUPPORTED_KINDS, pod_spec_path
 from chainproof.errors import ChainproofError, InvalidArgument
-from chainproof.iam import permissions as p
+from chainproof.iam import permissions as perms
 from chainproof.sources.registry.client import Deadline
 
 router = APIRouter(prefix="/webhook", tags=["admission"])
@@ -52,7 +52,7 @@ def _review(api_version: str, response: dict[str, Any]) -> Response:
 @router.post(
     "/mutate",
     openapi_extra=JSON_BODY,
-    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
+    dependencies=[requires(perms.ADMISSION_REVIEW, on=admission_project)],
 )
 async def mutate(request: Request) -> Response:
     container = request.app.state.container
