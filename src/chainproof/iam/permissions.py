@@ -54,6 +54,10 @@ TOKENS_LIST: Final = "chainproof.tokens.list"
 TOKENS_REVOKE: Final = "chainproof.tokens.revoke"
 AUDIT_LOGS_LIST: Final = "chainproof.auditLogs.list"
 METRICS_GET: Final = "chainproof.metrics.get"
+#: OSV advisories: importing them (into the scanner's provider project) decides what every
+#: project's images are found vulnerable to; reading one lists affected images of all projects.
+ADVISORIES_IMPORT: Final = "chainproof.advisories.import"
+ADVISORIES_GET: Final = "chainproof.advisories.get"
 
 ALL: Final[frozenset[str]] = frozenset(
     value for key, value in dict(globals()).items() if key.isupper() and isinstance(value, str)
@@ -64,7 +68,16 @@ WRITES: Final[frozenset[str]] = frozenset(
     p
     for p in ALL
     if p.rsplit(".", 1)[1]
-    in {"create", "update", "delete", "attachOccurrence", "setIamPolicy", "revoke", "review"}
+    in {
+        "create",
+        "update",
+        "delete",
+        "attachOccurrence",
+        "setIamPolicy",
+        "revoke",
+        "review",
+        "import",
+    }
 )
 
 

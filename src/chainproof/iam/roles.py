@@ -63,6 +63,8 @@ _ROLES: dict[str, frozenset[str]] = {
     "roles/chainproof.tokenCreator": frozenset({p.TOKENS_CREATE, p.TOKENS_LIST, p.TOKENS_REVOKE}),
     "roles/chainproof.auditViewer": frozenset({p.AUDIT_LOGS_LIST}),
     "roles/chainproof.metricsViewer": frozenset({p.METRICS_GET}),
+    # Feeds OSV advisories to the scanner (granted on its provider project).
+    "roles/chainproof.advisoriesImporter": frozenset({p.ADVISORIES_IMPORT}),
     "roles/chainproof.viewer": frozenset(
         _NOTES_READ
         | _OCC_READ

@@ -8,12 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from chainproof.api.rest.auth import collection as all_projects
+from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
+from chainproof.iam import permissions as perms
+from chainproof.iam.authorizer import Resource
 from chainproof.policy.checks.vulnerabilities import resolved_by_vex
 from chainproof.services.scanning import ScanService
 from chainproof.services.vouching import Vouching, read_vouch_policy
@@ -40,7 +44,16 @@ ImageQuery = Annotated[str, Query(alias="image", description="registry/repo@sha2
 router = APIRouter(prefix="/v1", tags=["scanning"])
 
 
-@router.post("/advisories:import", openapi_extra=JSON_BODY)
+def provider_project(request: Request) -> Resource:
+    """The scanner's provider project, where advisories live as VULNERABILITY notes."""
+    return Resource(request.app.state.container.settings.scanning.provider_project)
+
+
+@router.post(
+    "/advisories:import",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(perms.ADVISORIES_IMPORT, on=provider_project)],
+)
 async def import_advisories(request: Request, scanner: Scanner) -> Response:
     """Import OSV records (``{"records": [...]}``); idempotent; re-matches affected images."""
     data = decode_json(await request.body())
@@ -70,7 +83,11 @@ async def import_advisories(request: Request, scanner: Scanner) -> Response:
     return json_response(report.as_dict())
 
 
-@router.get("/advisories/{advisory_id}")
+@router.get(
+    "/advisories/{advisory_id}",
+    # It lists affected images of every project, so it is checked on all projects.
+    dependencies=[requires(perms.ADVISORIES_GET, on=all_projects)],
+)
 async def get_advisory(advisory_id: str, scanner: Scanner) -> Response:
     """An advisory as imported, and the images chainproof found it in."""
     advisory = await scanner.get_advisory(advisory_id)
@@ -96,7 +113,7 @@ async def get_advisory(advisory_id: str, scanner: Scanner) -> Response:
     )
 
 
-@router.post("/projects/{project}/images:scan")
+@router.post("/projects/{project}/images:scan", dependencies=[requires(perms.OCCURRENCES_CREATE)])
 async def scan_image(project: str, image: ImageQuery, scanner: Scanner) -> Response:
     """Match one image's PACKAGE occurrences now."""
     validate_project_id(project, field="project")
@@ -117,7 +134,10 @@ async def scan_image(project: str, image: ImageQuery, scanner: Scanner) -> Respo
     )
 
 
-@router.get("/projects/{project}/images:vulnerabilities")
+@router.get(
+    "/projects/{project}/images:vulnerabilities",
+    dependencies=[requires(perms.OCCURRENCES_LIST)],
+)
 async def image_vulnerabilities(project: str, image: ImageQuery, request: Request) -> Response:
     """An image's findings in ``project``, by source (chainproof, or the note's project), with
     whether VEX resolves each."""
@@ -159,7 +179,11 @@ async def image_vulnerabilities(project: str, image: ImageQuery, request: Reques
     return json_response({"image": ref.canonical, "sources": by_source})
 
 
-@router.post("/projects/{project}/images:checkVulnerabilityPolicy", openapi_extra=JSON_BODY)
+@router.post(
+    "/projects/{project}/images:checkVulnerabilityPolicy",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(perms.POLICY_EVALUATE)],
+)
 async def check_vulnerability_policy(
     project: str, request: Request, vouching: VouchingDep
 ) -> Response:
