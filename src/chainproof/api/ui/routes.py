@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from chainproof.api.rest.auth import admission_project, public, requires
 from chainproof.api.ui.security import (
     CSRF_FIELD,
     Csrf,
@@ -28,6 +29,7 @@ from chainproof.api.ui.security import (
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import ChainproofError, InvalidArgument, NotFound
+from chainproof.iam import permissions as perms
 from chainproof.policy import AdmissionRequest
 from chainproof.services.dashboard import (
     SEVERITIES,
@@ -54,6 +56,12 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _may(permission: str) -> list[Any]:
+    """Pages are read and written in the admission project, under the API's permissions."""
+    return [requires(permission, on=admission_project)]
+
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,7 +147,11 @@ templates.globals["link"] = _link
 # --------------------------------------------------------------------------- overview
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get(
+    "/",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.OCCURRENCES_LIST),
+)
 async def overview(request: Request) -> Response:
     now = datetime.now(UTC)
     data = await _dashboard(request).overview(_project(request), now)
@@ -216,7 +228,11 @@ _SORTS = {
 }
 
 
-@router.get("/images", response_class=HTMLResponse)
+@router.get(
+    "/images",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.OCCURRENCES_LIST),
+)
 async def images(request: Request) -> Response:
     q = {k: v for k, v in request.query_params.items() if v}
     now = datetime.now(UTC)
@@ -248,7 +264,11 @@ async def images(request: Request) -> Response:
     )
 
 
-@router.get("/image", response_class=HTMLResponse)
+@router.get(
+    "/image",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.OCCURRENCES_LIST),
+)
 async def image(request: Request) -> Response:
     ref = request.query_params.get("ref", "")
     pkg = request.query_params.get("pkg", "").strip().lower()
@@ -318,7 +338,11 @@ def _time_param(value: str, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@router.get("/decisions", response_class=HTMLResponse)
+@router.get(
+    "/decisions",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.DECISIONS_LIST),
+)
 async def decisions(request: Request) -> Response:
     q = {k: v for k, v in request.query_params.items() if v}
     try:
@@ -342,7 +366,11 @@ async def decisions(request: Request) -> Response:
     )
 
 
-@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
+@router.get(
+    "/decisions/{decision_id}",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.DECISIONS_LIST),
+)
 async def decision(request: Request, decision_id: str) -> Response:
     try:
         record = await _dashboard(request).decision(_project(request), decision_id)
@@ -448,7 +476,11 @@ async def _policy_page(
     )
 
 
-@router.get("/policy", response_class=HTMLResponse)
+@router.get(
+    "/policy",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.POLICY_GET),
+)
 async def policy(request: Request) -> Response:
     return await _policy_page(request)
 
@@ -456,7 +488,11 @@ async def policy(request: Request) -> Response:
 _STRING_FIELDS = frozenset({"globalPolicyEvaluationMode", "description"})
 
 
-@router.post("/policy", response_class=HTMLResponse)
+@router.post(
+    "/policy",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.POLICY_UPDATE),
+)
 async def save_policy(request: Request) -> Response:
     form = {
         k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
@@ -503,7 +539,11 @@ async def save_policy(request: Request) -> Response:
 # --------------------------------------------------------------------------- impact
 
 
-@router.get("/impact", response_class=HTMLResponse)
+@router.get(
+    "/impact",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.OCCURRENCES_LIST),
+)
 async def impact(request: Request) -> Response:
     query = request.query_params.get("q", "")
     try:
@@ -524,7 +564,7 @@ _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/pla
 _static_files: dict[str, tuple[bytes, str]] = {}
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", dependencies=[public("committed static assets")])
 async def static(name: str) -> Response:
     # A fixed set of committed files, read once: no paths, no directory walking.
     if not _static_files:
