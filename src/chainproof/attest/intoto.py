@@ -134,7 +134,7 @@ def parse_statement(data: bytes) -> Statement:
     if not isinstance(doc, Mapping):
         raise InvalidArgument("in-toto statement must be a JSON object")
     kind = doc.get("_type")
-    if kind not in STATEMENT_TYPES:
+    if not isinstance(kind, str) or kind not in STATEMENT_TYPES:
         raise InvalidArgument(
             f"in-toto statement _type {kind!r} is not one of {', '.join(sorted(STATEMENT_TYPES))}"
         )

@@ -273,7 +273,7 @@ def add_sbom_reference(conv: Conversion, ctx: IngestContext, fmt: str, version: 
     occ["sbomReference"] = {
         "payloadType": "application/vnd.in-toto+json",
         "payload": {
-            "Type": "https://in-toto.io/Statement/v0.1",
+            "type": "https://in-toto.io/Statement/v0.1",
             "predicateType": "https://bcid.corp.google.com/reference/v0.1",
             "subject": [
                 {

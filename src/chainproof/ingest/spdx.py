@@ -72,10 +72,13 @@ def convert_document(doc: dict[str, Any], ctx: IngestContext, fmt: Format) -> Co
             continue
         version = text(p.get("versionInfo"))
         if not version:
-            if text(p.get("SPDXID")) in described and not purl and not cpe:
-                # The scanned thing itself (syft's directory or image root), not a package.
-                if text(p.get("primaryPackagePurpose")) in ("CONTAINER", "SOURCE", "FILE"):
-                    continue
+            # The scanned thing itself (syft's directory or image root) is not a package.
+            if text(p.get("SPDXID")) in described and text(p.get("primaryPackagePurpose")) in (
+                "CONTAINER",
+                "SOURCE",
+                "FILE",
+            ):
+                continue
             conv.warn(path, f"package {name!r} has no versionInfo; skipped")
             continue
         licenses = tuple(
