@@ -25,6 +25,8 @@ from typing import Any
 
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.errors import InvalidArgument
+from chainproof.ingest.model import VexScope
+from chainproof.ingest.vex import scope_applies
 from chainproof.policy.attestors import Attestor
 
 
@@ -134,15 +136,44 @@ class VulnerabilityFinding:
     #: Other ids of the same vulnerability (an OSV GHSA/GO record's CVE), so that VEX and
     #: policy lists written in CVE ids apply to findings filed under another id.
     aliases: tuple[str, ...] = ()
+    purl: str | None = None  # the affected package's canonical purl, when the scanner gave one
+
+
+def _cve_key(text: str) -> str:
+    return text.strip().rsplit("/", 1)[-1].upper()
 
 
 @dataclass(frozen=True, slots=True)
 class VexStatement:
+    """A VEX statement about one image's vulnerability, and what it speaks for.
+
+    - ``finding`` set: the assessment attached to that one VULNERABILITY occurrence; it
+      resolves that finding only, never the same CVE in another package.
+    - ``scopes`` set: the products (and subcomponents) a VEX document names; it resolves a
+      finding only where a scope applies (:func:`chainproof.ingest.vex.scope_applies`). An
+      empty tuple (products named, none identifiable) resolves nothing.
+    - neither: a statement about the image as a whole (a verified attestation whose subject is
+      this image and which names no products).
+    """
+
     cve: str
     status: VexStatus
     source: str  # the occurrence or document that said so
     justification: str = ""
     attestor: str | None = None
+    finding: str | None = None
+    scopes: tuple[VexScope, ...] | None = None
+
+    def resolves(self, finding: VulnerabilityFinding, image: ImageReference) -> bool:
+        """Whether this statement speaks for ``finding`` on ``image`` (status aside)."""
+        ids = {_cve_key(finding.cve), *(_cve_key(a) for a in finding.aliases)}
+        if _cve_key(self.cve) not in ids:
+            return False
+        if self.finding is not None:
+            return finding.occurrence == self.finding
+        if self.scopes is None:
+            return True
+        return any(scope_applies(s, image, finding.purl or "") for s in self.scopes)
 
 
 @dataclass(frozen=True, slots=True)

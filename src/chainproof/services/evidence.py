@@ -52,6 +52,9 @@ from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import ImageReference
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
+from chainproof.ingest.model import VexScope
+from chainproof.ingest.purls import purl_or_none
+from chainproof.ingest.vex import product_identity, product_names_image
 from chainproof.policy.attestors import Attestor, AttestorPublicKey
 from chainproof.policy.evidence import (
     UNSIGNED,
@@ -669,16 +672,19 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
         package=v.package_issue[0].affected_package if v.package_issue else None,
         occurrence=record.occurrence.name,
         aliases=_aliases(str(v.extra_details)),
+        purl=_finding_purl(v),
     )
     statement = None
     if v.HasField("vex_assessment"):
         state = _VEX_STATES.get(_enum_name(v.vex_assessment, "state"))
         if state is not None:
+            # An assessment attached to this occurrence speaks for this finding only.
             statement = VexStatement(
                 cve=cve,
                 status=state,
-                source=record.occurrence.name,
+                source=str(v.vex_assessment.note_name) or record.occurrence.name,
                 justification=str(v.vex_assessment.justification.details),
+                finding=record.occurrence.name,
             )
     return finding, statement
 
@@ -691,6 +697,18 @@ def _aliases(extra_details: str) -> tuple[str, ...]:
         if key.strip() == "aliases":
             return tuple(a.strip() for a in value.split(",") if a.strip())
     return ()
+
+
+def _finding_purl(v: Any) -> str | None:
+    """The affected package's purl: ingest writes it in extraDetails (``purl=…``) and, when the
+    scanner gave no CPE, as the package issue's affectedCpeUri."""
+    for part in str(v.extra_details).split(";"):
+        if part.startswith("purl=pkg:"):
+            return purl_or_none(part.removeprefix("purl="))
+    for issue in v.package_issue:
+        if str(issue.affected_cpe_uri).startswith("pkg:"):
+            return purl_or_none(str(issue.affected_cpe_uri))
+    return None
 
 
 #: DISCOVERY statuses of a scan that ran to the end (COMPLETE is FINISHED_SUCCESS's alias).
@@ -720,7 +738,8 @@ def _scan(record: OccurrenceRecord, analysis_kind: str | None) -> VulnerabilityS
 
 
 def _openvex(att: VerifiedAttestation, image: ImageReference) -> list[VexStatement]:
-    """VEX statements of a verified OpenVEX attestation that concern this image."""
+    """VEX statements of a verified OpenVEX attestation that concern this image, each with
+    the products and subcomponents it names (the judge applies them only there)."""
     if not (att.predicate_type or "").startswith(OPENVEX) or att.predicate is None:
         return []
     out: list[VexStatement] = []
@@ -731,8 +750,11 @@ def _openvex(att: VerifiedAttestation, image: ImageReference) -> list[VexStateme
         status = _VEX_STATES.get(str(st.get("status", "")).upper())
         vuln = st.get("vulnerability")
         cve = vuln.get("name") if isinstance(vuln, dict) else vuln
-        if status is None or not isinstance(cve, str) or not _names_image(st, image):
+        if status is None or not isinstance(cve, str):
             continue
+        scopes = _statement_scopes(st)
+        if scopes is not None and not any(_scope_about(s, image) for s in scopes):
+            continue  # a statement about other products never applies here
         out.append(
             VexStatement(
                 cve=cve,
@@ -740,21 +762,31 @@ def _openvex(att: VerifiedAttestation, image: ImageReference) -> list[VexStateme
                 source=att.occurrence,
                 justification=str(st.get("justification", "")),
                 attestor=att.attestor,
+                scopes=scopes,
             )
         )
     return out
 
 
-def _names_image(statement: Mapping[str, Any], image: ImageReference) -> bool:
-    # The statement is already bound to the image by the attestation's subject; products,
-    # when listed, must still name this digest, so a VEX about another image never applies.
+def _statement_scopes(statement: Mapping[str, Any]) -> tuple[VexScope, ...] | None:
+    """The scopes an OpenVEX statement names; None when it names no products (then the
+    attestation's subject, already checked to be this image, is the product)."""
     products = statement.get("products")
     if not products:
-        return True
-    digest = (image.digest or "").removeprefix("sha256:")
+        return None
+    scopes: list[VexScope] = []
     for product in products if isinstance(products, list) else []:
-        ident = product.get("@id", "") if isinstance(product, dict) else str(product)
-        hashes = product.get("identifiers", {}) if isinstance(product, dict) else {}
-        if digest and (digest in ident or digest in json.dumps(hashes)):
-            return True
-    return False
+        ident = product_identity(product)
+        if ident is None:
+            continue  # unidentifiable: it cannot be shown to be this image
+        subs = product.get("subcomponents") if isinstance(product, dict) else None
+        sub_ids = [product_identity(s) for s in subs] if isinstance(subs, list) else []
+        purls = tuple(s for s in sub_ids if s is not None and s.startswith("pkg:"))
+        if isinstance(subs, list) and subs and not purls:
+            continue  # every subcomponent unusable: do not widen to the whole product
+        scopes.append(VexScope(ident, purls))
+    return tuple(scopes)
+
+
+def _scope_about(scope: VexScope, image: ImageReference) -> bool:
+    return scope.product.startswith("pkg:") or product_names_image(scope.product, image)

@@ -20,7 +20,7 @@ from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader
 from chainproof.policy.checks.base import CheckContext, cve_id
 from chainproof.policy.checks.provenance import provenance_facts
-from chainproof.policy.checks.vulnerabilities import resolved_by_vex
+from chainproof.policy.checks.vulnerabilities import resolving_statement
 from chainproof.policy.decision import RequirementResult
 
 #: The variables an expression may use; their shapes are in docs/policy.md. They are dynamic
@@ -166,14 +166,13 @@ def _attestations(ctx: CheckContext) -> Any:
 
 
 def _vulnerabilities(ctx: CheckContext) -> Any:
-    resolved = resolved_by_vex(ctx.evidence)
     return [
         {
             "cve": cve_id(f.cve),
             "severity": f.severity.name,
             "fixAvailable": f.fix_available,
             "package": f.package or "",
-            "resolvedByVex": cve_id(f.cve) in resolved,
+            "resolvedByVex": resolving_statement(ctx.evidence, f, ctx.image) is not None,
         }
         for f in ctx.evidence.vulnerabilities
     ]

@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
+from chainproof.domain.images import ImageReference
 from chainproof.policy._fields import FieldReader
 from chainproof.policy.checks.base import CheckContext, cve_id
 from chainproof.policy.decision import RequirementResult
-from chainproof.policy.evidence import ImageEvidence, Severity, VexStatus, VulnerabilityFinding
+from chainproof.policy.evidence import (
+    ImageEvidence,
+    Severity,
+    VexStatement,
+    VexStatus,
+    VulnerabilityFinding,
+)
 
 
 class Threshold(StrEnum):
@@ -37,11 +44,18 @@ class Threshold(StrEnum):
         return severity <= Severity[self.value]
 
 
-def resolved_by_vex(evidence: ImageEvidence) -> set[str]:
-    """CVE ids the image's VEX statements say do not apply (not_affected or fixed)."""
-    return {
-        v.cve.upper() for v in evidence.vex if v.status in (VexStatus.NOT_AFFECTED, VexStatus.FIXED)
-    }
+def resolving_statement(
+    evidence: ImageEvidence, finding: VulnerabilityFinding, image: ImageReference
+) -> VexStatement | None:
+    """The not_affected/fixed VEX statement that resolves ``finding`` on ``image``, if any.
+
+    Scoped: a statement resolves only the finding, product and subcomponent it names (see
+    :class:`chainproof.policy.evidence.VexStatement`), never every finding with its CVE id.
+    """
+    for v in evidence.vex:
+        if v.status in (VexStatus.NOT_AFFECTED, VexStatus.FIXED) and v.resolves(finding, image):
+            return v
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +132,12 @@ class VulnerabilityCheck:
                 "proves nothing: scan the image and upload the result",
                 occurrences,
             )
-        resolved = resolved_by_vex(ctx.evidence)
         suppressed = allowed = 0
         violations: list[str] = []
         for finding in ctx.evidence.vulnerabilities:
             cve = cve_id(finding.cve)
             ids = {cve, *(cve_id(a) for a in finding.aliases)}
-            if ids & resolved:
+            if resolving_statement(ctx.evidence, finding, ctx.image) is not None:
                 suppressed += 1
                 continue
             if ids & self.blocked_cves:
