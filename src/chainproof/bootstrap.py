@@ -28,6 +28,7 @@ from chainproof.services.changes import ChangeFeed
 from chainproof.services.dashboard import Dashboard
 from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.grafeas import GrafeasService
+from chainproof.services.ingestion import IngestService
 from chainproof.services.judge import DecisionLog, Judge
 from chainproof.services.judge_resources import JudgeResources
 from chainproof.services.registry_evidence import RegistryEvidence
@@ -61,6 +62,7 @@ class Container:
     vouching: Vouching
     dashboard: Dashboard
     access: AccessControl
+    ingest: IngestService
     metrics: Metrics = field(default_factory=Metrics)
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
     registry: RegistryReader | None = None
@@ -238,6 +240,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         scanner=scanner,
         vouching=vouching,
         access=build_access_control(settings, store),
+        ingest=IngestService(store, changes=changes),
     )
 
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
 from chainproof.api import mutate, webhook
-from chainproof.api.rest import access, auth, errors, grafeas, judge, ops, scanning
+from chainproof.api.rest import access, auth, errors, grafeas, ingest, judge, ops, scanning
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.api.ui import routes as ui
 from chainproof.errors import ChainproofError
@@ -73,6 +73,7 @@ def create_app(
     app.include_router(judge.router)
     app.include_router(scanning.router)
     app.include_router(access.router)
+    app.include_router(ingest.router)
     app.include_router(grafeas.router)
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

@@ -1,0 +1,75 @@
+"""REST routes of ingestion: one way in for SBOMs, scan reports, VEX and provenance, the stored
+documents served back by digest, and the queries over the facts they became."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from chainproof.api.rest.grafeas import json_response
+from chainproof.services.ingestion import IngestService
+
+_MEDIA = {
+    "cyclonedx-xml": "application/vnd.cyclonedx+xml",
+    "spdx-tag-value": "text/spdx",
+}
+
+
+async def ingest_service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.container.ingest
+    return service
+
+
+Ingest = Annotated[IngestService, Depends(ingest_service)]
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the raw document (CycloneDX, SPDX, Trivy, Grype, OpenVEX, CSAF, "
+        "in-toto statement, DSSE envelope or .intoto.jsonl bundle)",
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post("/projects/{project}:ingest", openapi_extra=_RAW_BODY)
+async def ingest_document(
+    project: str,
+    request: Request,
+    service: Ingest,
+    resource_uri: Annotated[str, Query(alias="resourceUri")] = "",
+    fmt: Annotated[str, Query(alias="format")] = "",
+) -> Response:
+    result = await service.ingest(
+        f"projects/{project}", await request.body(), resource_uri=resource_uri, fmt=fmt
+    )
+    return json_response(result.to_dict())
+
+
+@router.get("/projects/{project}/documents/{digest}")
+async def get_document(project: str, digest: str, service: Ingest) -> Response:
+    fmt, content = await service.document(f"projects/{project}", digest)
+    return Response(content, media_type=_MEDIA.get(fmt, "application/json"))
+
+
+@router.get("/projects/{project}/images/packages")
+async def image_packages(project: str, service: Ingest, image: Annotated[str, Query()]) -> Response:
+    found = await service.packages(f"projects/{project}", image)
+    return json_response({"image": image, "packages": found})
+
+
+@router.get("/projects/{project}/images/vulnerabilities")
+async def image_vulnerabilities(
+    project: str, service: Ingest, image: Annotated[str, Query()]
+) -> Response:
+    found = await service.vulnerabilities(f"projects/{project}", image)
+    return json_response({"image": image, "vulnerabilities": found})
+
+
+@router.get("/projects/{project}/packages/images")
+async def package_images(project: str, service: Ingest, purl: Annotated[str, Query()]) -> Response:
+    found = await service.images_with(f"projects/{project}", purl)
+    return json_response({"purl": purl, "images": found})

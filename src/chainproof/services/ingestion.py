@@ -1,0 +1,520 @@
+"""Ingesting documents: convert (pure, :mod:`chainproof.ingest`), then store in one transaction.
+
+One call takes one raw document and:
+
+1. converts it; a document that cannot be read is refused whole (InvalidArgument, a 400);
+2. refuses nothing more for unusable items: they are skipped and named in ``warnings``;
+3. is idempotent: the same bytes about the same image in the same format change nothing;
+4. supersedes: a scan by the same scanner of the same image, newer than the one recorded,
+   deletes the older scan's DISCOVERY and VULNERABILITY occurrences (they would count twice);
+   an *older* scan arriving late is stored as a document but its findings are not;
+5. applies VEX both ways: a VEX document updates the ``vexAssessment`` of the stored findings
+   its scoped statements speak for, and a new scan's findings get the assessments of VEX
+   notes already stored;
+6. stores the raw document content-addressed (``sha256:…``), to be served back by digest.
+
+Everything of one call happens in one store session: all of it lands, or none.
+It also answers the queries over those facts: packages of an image, vulnerabilities after
+VEX, and the images containing a package.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chainproof.domain.filters import And, Compare, FilterColumn
+from chainproof.domain.images import ImageReference, parse_image_reference
+from chainproof.domain.kinds import derive_kind, note_problems, occurrence_problems
+from chainproof.domain.messages import (
+    NotePB,
+    note_from_json,
+    occurrence_from_json,
+    render_for_storage,
+    to_json,
+)
+from chainproof.domain.names import parse_project_name
+from chainproof.errors import InvalidArgument, NotFound
+from chainproof.ingest import Conversion, IngestContext, VexScope, convert, parse_format
+from chainproof.ingest.facts import purl_of_package
+from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
+from chainproof.ingest.vex import scope_applies
+from chainproof.services.changes import ChangeFeed
+from chainproof.services.grafeas import new_occurrence_id
+from chainproof.store.port import (
+    DocumentRecord,
+    MetadataStore,
+    NoteRecord,
+    OccurrenceRecord,
+    StoreSession,
+)
+
+DOCUMENTS = "ingest-documents"  # raw documents by digest
+INGESTS = "ingests"  # one record per (document, image, format): idempotency
+SCANS = "ingest-scans"  # the current scan per (scanner, image): supersession
+MAX_LISTED = 5000
+_SCAN_KINDS = frozenset({"DISCOVERY", "VULNERABILITY"})
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    format: str
+    resource_uri: str
+    document: str  # sha256:…
+    created: dict[str, int]
+    superseded: int
+    vex_applied: int
+    warnings: list[str]
+    unchanged: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "resourceUri": self.resource_uri,
+            "document": self.document,
+            "created": self.created,
+            "superseded": self.superseded,
+            "vexApplied": self.vex_applied,
+            "warnings": self.warnings,
+            **({"unchanged": True} if self.unchanged else {}),
+        }
+
+
+@dataclass(slots=True)
+class _Plan:
+    notes: list[NoteRecord] = field(default_factory=list)
+    occurrences: list[OccurrenceRecord] = field(default_factory=list)
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+class IngestService:
+    """Turns documents into stored Grafeas facts, and answers questions about them."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        clock: Callable[[], datetime] = _utc_now,
+        changes: ChangeFeed | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._changes = changes or ChangeFeed()
+
+    async def ingest(
+        self, parent: str, raw: bytes, *, resource_uri: str = "", fmt: str = ""
+    ) -> IngestResult:
+        project = parse_project_name(parent)
+        image = _image(resource_uri) if resource_uri else None
+        digest = _sha256(raw)
+        ctx = IngestContext(project, image, digest, f"/v1/projects/{project}/documents/{digest}")
+        conv = convert(raw, ctx, parse_format(fmt) if fmt else None)
+        subject = conv.subject
+        if subject is None or not subject.digest:
+            raise InvalidArgument(
+                "resourceUri is required: this document does not name the image (by digest) "
+                "its facts are about; pass resourceUri=registry/repository@sha256:…"
+            )
+        warnings = list(conv.warnings)
+        if conv.envelopes:
+            warnings.append(
+                "the DSSE envelope's signatures are not verified on ingest; its facts are "
+                "stored as unattested (upload the envelope as a DSSE_ATTESTATION occurrence "
+                "of an attestor's note for the judge to count it)"
+            )
+        ingest_id = _key(digest, subject.canonical, conv.format.value)
+        async with self._store.session() as s:
+            if await s.get_document(project, INGESTS, ingest_id) is not None:
+                return IngestResult(
+                    conv.format.value, subject.canonical, digest, {}, 0, 0, warnings, True
+                )
+            superseded, keep_findings = await self._supersede(s, project, subject, conv)
+            if not keep_findings:
+                warnings.append(
+                    f"a newer {conv.scan.scanner if conv.scan else ''} scan of "
+                    f"{subject.canonical} is already recorded: this older scan's findings "
+                    "were not stored"
+                )
+                conv.occurrences = [o for o in conv.occurrences if o["kind"] not in _SCAN_KINDS]
+            plan = await self._plan(s, project, conv)
+            applied = await self._apply_stored_vex(s, project, subject, plan)
+            applied += await self._apply_new_vex(s, project, subject, conv)
+            now = self._clock()
+            await s.insert_notes(plan.notes)
+            await s.insert_occurrences(plan.occurrences)
+            await s.add_project(project)
+            await s.put_document(
+                DocumentRecord(
+                    project,
+                    DOCUMENTS,
+                    digest,
+                    {
+                        "format": conv.format.value,
+                        "size": len(raw),
+                        "content": base64.b64encode(raw).decode(),
+                    },
+                    digest,
+                    now,
+                    now,
+                )
+            )
+            if conv.scan is not None and keep_findings:
+                await s.put_document(
+                    DocumentRecord(
+                        project,
+                        SCANS,
+                        _key(conv.scan.scanner, subject.canonical),
+                        {
+                            "scanner": conv.scan.scanner,
+                            "resource": subject.canonical,
+                            "scannedAt": conv.scan.scanned_at.isoformat()
+                            if conv.scan.scanned_at
+                            else "",
+                            "document": digest,
+                            "occurrences": [
+                                r.occurrence_id for r in plan.occurrences if r.kind in _SCAN_KINDS
+                            ],
+                        },
+                        digest,
+                        now,
+                        now,
+                    )
+                )
+            await s.put_document(
+                DocumentRecord(
+                    project,
+                    INGESTS,
+                    ingest_id,
+                    {
+                        "document": digest,
+                        "resource": subject.canonical,
+                        "format": conv.format.value,
+                        "occurrences": [r.occurrence_id for r in plan.occurrences],
+                    },
+                    digest,
+                    now,
+                    now,
+                )
+            )
+        created: dict[str, int] = {}
+        for r in plan.occurrences:
+            created[r.kind] = created.get(r.kind, 0) + 1
+        self._changes.resources_changed([subject.canonical])
+        return IngestResult(
+            conv.format.value, subject.canonical, digest, created, superseded, applied, warnings
+        )
+
+    async def _supersede(
+        self, s: StoreSession, project: str, subject: ImageReference, conv: Conversion
+    ) -> tuple[int, bool]:
+        if conv.scan is None:
+            return 0, True
+        prior = await s.get_document(project, SCANS, _key(conv.scan.scanner, subject.canonical))
+        if prior is None:
+            return 0, True
+        before = str(prior.data.get("scannedAt") or "")
+        new = conv.scan.scanned_at
+        if before and new is not None and new < datetime.fromisoformat(before):
+            return 0, False
+        removed = 0
+        for occurrence_id in prior.data.get("occurrences") or []:
+            if await s.delete_occurrence(project, str(occurrence_id)):
+                removed += 1
+        return removed, True
+
+    async def _plan(self, s: StoreSession, project: str, conv: Conversion) -> _Plan:
+        plan = _Plan()
+        now = self._clock()
+        existing = await s.get_notes([(project, note_id) for note_id in conv.notes])
+        kinds: dict[str, str] = {}
+        for note_id, data in conv.notes.items():
+            found = existing.get((project, note_id))
+            if found is not None:
+                kinds[note_id] = found.kind
+                continue
+            note = note_from_json(data, f"note {note_id}")
+            kind = derive_kind(note, oneof="type", what=f"note {note_id}")
+            problems = note_problems(note)
+            if problems:
+                raise InvalidArgument(f"note {note_id}: {'; '.join(problems)}")
+            created = NotePB()
+            created.CopyFrom(note)
+            created.name = f"projects/{project}/notes/{note_id}"
+            created.create_time.FromDatetime(now)
+            created.update_time.FromDatetime(now)
+            _set_kind(created, kind)
+            kinds[note_id] = kind
+            plan.notes.append(
+                NoteRecord(project, note_id, kind, created, render_for_storage(created, "note"))
+            )
+        for i, data in enumerate(conv.occurrences):
+            occ = occurrence_from_json(data, f"occurrences[{i}]")
+            kind = derive_kind(occ, oneof="details", what=f"occurrences[{i}]")
+            problems = occurrence_problems(occ)
+            if problems:
+                raise InvalidArgument(f"occurrences[{i}]: {'; '.join(problems)}")
+            note_id = occ.note_name.rsplit("/", 1)[1]
+            if kinds.get(note_id) != kind:
+                raise InvalidArgument(
+                    f"note projects/{project}/notes/{note_id} is kind {kinds.get(note_id)}, "
+                    f"not {kind}: it was created by someone else for another purpose"
+                )
+            occurrence_id = new_occurrence_id()
+            occ.name = f"projects/{project}/occurrences/{occurrence_id}"
+            occ.create_time.FromDatetime(now)
+            occ.update_time.FromDatetime(now)
+            _set_kind(occ, kind)
+            plan.occurrences.append(
+                OccurrenceRecord(
+                    project,
+                    occurrence_id,
+                    kind,
+                    project,
+                    note_id,
+                    conv.subject.canonical if conv.subject else "",
+                    occ,
+                    render_for_storage(occ, "occurrence"),
+                )
+            )
+        return plan
+
+    async def _apply_stored_vex(
+        self, s: StoreSession, project: str, subject: ImageReference, plan: _Plan
+    ) -> int:
+        findings = [r for r in plan.occurrences if r.kind == "VULNERABILITY"]
+        if not findings:
+            return 0
+        notes = await s.list_notes(
+            project, Compare(FilterColumn.KIND, "VULNERABILITY_ASSESSMENT"), None, MAX_LISTED
+        )
+        claims = [c for c in (_claim_of(n) for n in notes) if c is not None]
+        applied = 0
+        for i, record in enumerate(plan.occurrences):
+            if record.kind != "VULNERABILITY":
+                continue
+            for note_name, vid, state, justification, scope in claims:
+                if _assess(record.occurrence, subject, note_name, vid, state, justification, scope):
+                    plan.occurrences[i] = _rerendered(record)
+                    applied += 1
+                    break
+        return applied
+
+    async def _apply_new_vex(
+        self, s: StoreSession, project: str, subject: ImageReference, conv: Conversion
+    ) -> int:
+        if not conv.vex:
+            return 0
+        where = And(
+            (
+                Compare(FilterColumn.KIND, "VULNERABILITY"),
+                Compare(FilterColumn.RESOURCE, subject.canonical),
+            )
+        )
+        stored = await s.list_occurrences(project, where, None, MAX_LISTED)
+        applied = 0
+        for record in stored:
+            for claim in conv.vex:
+                note_name = f"projects/{project}/notes/{claim.note_id}"
+                if _assess(
+                    record.occurrence,
+                    subject,
+                    note_name,
+                    claim.vulnerability,
+                    claim.status,
+                    claim.justification,
+                    claim.scope,
+                ):
+                    record.occurrence.update_time.FromDatetime(self._clock())
+                    await s.replace_occurrence(_rerendered(record))
+                    applied += 1
+                    break
+        return applied
+
+    # ---------------------------------------------------------------- queries
+
+    async def document(self, parent: str, digest: str) -> tuple[str, bytes]:
+        project = parse_project_name(parent)
+        async with self._store.session(readonly=True) as s:
+            record = await s.get_document(project, DOCUMENTS, digest)
+        if record is None:
+            raise NotFound(f"no document {digest} was ingested into project {project}")
+        return str(record.data.get("format", "")), base64.b64decode(str(record.data["content"]))
+
+    async def packages(self, parent: str, image: str) -> list[dict[str, Any]]:
+        project = parse_project_name(parent)
+        ref = _image(image)
+        rows = await self._list(project, "PACKAGE", ref.canonical)
+        out = []
+        for r in rows:
+            details = to_json(r.occurrence).get("package", {})
+            out.append(
+                {
+                    "name": details.get("name", ""),
+                    "version": details.get("version", {}).get("fullName", ""),
+                    "purl": purl_of_package(details),
+                    "license": details.get("license", {}).get("expression", ""),
+                    "occurrence": r.occurrence.name,
+                }
+            )
+        return sorted(out, key=lambda p: (p["name"], p["version"]))
+
+    async def vulnerabilities(self, parent: str, image: str) -> list[dict[str, Any]]:
+        project = parse_project_name(parent)
+        ref = _image(image)
+        rows = await self._list(project, "VULNERABILITY", ref.canonical)
+        out = []
+        for r in rows:
+            v = to_json(r.occurrence).get("vulnerability", {})
+            issue = (v.get("packageIssue") or [{}])[0]
+            vex = v.get("vexAssessment") or {}
+            state = vex.get("state", "")
+            out.append(
+                {
+                    "vulnerability": r.note_id,
+                    "package": issue.get("affectedPackage", ""),
+                    "version": issue.get("affectedVersion", {}).get("fullName", ""),
+                    "fixedVersion": issue.get("fixedVersion", {}).get("fullName", ""),
+                    "severity": v.get("effectiveSeverity") or v.get("severity", ""),
+                    "fixAvailable": bool(v.get("fixAvailable")),
+                    "vex": state,
+                    "resolvedBy": vex.get("noteName", "")
+                    if state in ("NOT_AFFECTED", "FIXED")
+                    else "",
+                    "occurrence": r.occurrence.name,
+                }
+            )
+        return sorted(out, key=lambda f: (f["vulnerability"], f["package"]))
+
+    async def images_with(self, parent: str, purl: str) -> list[dict[str, str]]:
+        project = parse_project_name(parent)
+        try:
+            pattern = canonical_purl(purl)
+        except BadPurl as exc:
+            raise InvalidArgument(str(exc)) from None
+        rows = await self._list(project, "PACKAGE", None)
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        for r in rows:
+            details = to_json(r.occurrence).get("package", {})
+            found = purl_of_package(details)
+            if found and purl_matches(pattern, found):
+                out[(r.resource, found)] = {"image": r.resource, "purl": found}
+        return [out[k] for k in sorted(out)]
+
+    async def _list(self, project: str, kind: str, resource: str | None) -> list[OccurrenceRecord]:
+        where: Any = Compare(FilterColumn.KIND, kind)
+        if resource is not None:
+            where = And((where, Compare(FilterColumn.RESOURCE, resource)))
+        rows: list[OccurrenceRecord] = []
+        after: str | None = None
+        async with self._store.session(readonly=True) as s:
+            while True:
+                batch = await s.list_occurrences(project, where, after, 1000)
+                rows.extend(batch)
+                if len(batch) < 1000 or len(rows) >= 100_000:
+                    break
+                after = batch[-1].occurrence_id
+        return rows
+
+
+def _image(uri: str) -> ImageReference:
+    ref = parse_image_reference(uri)
+    if not ref.digest:
+        raise InvalidArgument(
+            f"resourceUri {uri!r} names no digest: facts are filed under "
+            "registry/repository@sha256:… so that a tag moving never moves them"
+        )
+    return ref
+
+
+def _set_kind(msg: Any, kind: str) -> None:
+    msg.kind = msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_name[kind].number
+
+
+def _rerendered(record: OccurrenceRecord) -> OccurrenceRecord:
+    return OccurrenceRecord(
+        record.project,
+        record.occurrence_id,
+        record.kind,
+        record.note_project,
+        record.note_id,
+        record.resource,
+        record.occurrence,
+        render_for_storage(record.occurrence, "occurrence"),
+    )
+
+
+def _claim_of(note: NoteRecord) -> tuple[str, str, str, str, VexScope] | None:
+    va = note.note.vulnerability_assessment
+    product = str(va.product.generic_uri)
+    if not product:
+        return None
+    subs = tuple(p for p in str(va.product.name).split("\n") if p.startswith("pkg:"))
+    state = (
+        va.assessment.DESCRIPTOR.fields_by_name["state"]
+        .enum_type.values_by_number[va.assessment.state]
+        .name
+    )
+    jt = va.assessment.justification
+    justification = (
+        jt.DESCRIPTOR.fields_by_name["justification_type"]
+        .enum_type.values_by_number[jt.justification_type]
+        .name
+    )
+    return (
+        f"projects/{note.project}/notes/{note.note_id}",
+        str(va.assessment.vulnerability_id),
+        state,
+        "" if justification == "JUSTIFICATION_TYPE_UNSPECIFIED" else justification,
+        VexScope(product, subs),
+    )
+
+
+def _finding_purl(v: Any) -> str:
+    for part in str(v.extra_details).split(";"):
+        if part.startswith("purl=pkg:"):
+            return purl_or_none(part.removeprefix("purl=")) or ""
+    return ""
+
+
+def _assess(
+    occ: Any,
+    subject: ImageReference,
+    note_name: str,
+    vulnerability: str,
+    state: str,
+    justification: str,
+    scope: VexScope,
+) -> bool:
+    """Set the occurrence's vexAssessment when the scoped statement speaks for it."""
+    advisory = occ.note_name.rsplit("/", 1)[1]
+    aliases = {advisory.upper()}
+    for part in str(occ.vulnerability.extra_details).split(";"):
+        if part.startswith("aliases="):
+            aliases |= {a.upper() for a in part.removeprefix("aliases=").split(",") if a}
+    if vulnerability.upper() not in aliases:
+        return False
+    if not scope_applies(scope, subject, _finding_purl(occ.vulnerability)):
+        return False
+    vex = occ.vulnerability.vex_assessment
+    vex.Clear()
+    vex.vulnerability_id = vulnerability
+    vex.note_name = note_name
+    vex.state = vex.DESCRIPTOR.fields_by_name["state"].enum_type.values_by_name[state].number
+    if justification:
+        enum = vex.justification.DESCRIPTOR.fields_by_name["justification_type"].enum_type
+        vex.justification.justification_type = enum.values_by_name[justification].number
+    return True
