@@ -205,14 +205,18 @@ class ChainproofClient:
         *,
         params: Mapping[str, str | int] | None = None,
         body: Any = None,
+        content: bytes | None = None,
     ) -> Any:
-        """Send one request; return the decoded JSON body, or raise the matching error."""
+        """Send one request; return the decoded JSON body, or raise the matching error.
+
+        ``body`` is sent as JSON; ``content`` (an uploaded document) as raw bytes."""
         try:
             response = self._http.request(
                 method,
                 path,
                 params={k: v for k, v in (params or {}).items() if v not in (None, "")},
                 json=body,
+                content=content,
             )
         except httpx.TimeoutException as exc:
             raise Unavailable(
@@ -330,6 +334,33 @@ class ChainproofClient:
             "POST", f"/v1/projects/{_seg(project)}/policy:evaluate", body=request
         )
         return result
+
+    def ingest(
+        self, project: str, document: bytes, *, resource_uri: str = "", fmt: str = ""
+    ) -> dict[str, Any]:
+        params = {"resourceUri": resource_uri, "format": fmt}
+        result: dict[str, Any] = self.request(
+            "POST", f"/v1/projects/{_seg(project)}:ingest", params=params, content=document
+        )
+        return result
+
+    def image_packages(self, project: str, image: str) -> list[dict[str, Any]]:
+        found = self.request(
+            "GET", f"/v1/projects/{_seg(project)}/images/packages", params={"image": image}
+        )
+        return list(found.get("packages", []))
+
+    def image_vulnerabilities(self, project: str, image: str) -> list[dict[str, Any]]:
+        found = self.request(
+            "GET", f"/v1/projects/{_seg(project)}/images/vulnerabilities", params={"image": image}
+        )
+        return list(found.get("vulnerabilities", []))
+
+    def package_images(self, project: str, purl: str) -> list[dict[str, Any]]:
+        found = self.request(
+            "GET", f"/v1/projects/{_seg(project)}/packages/images", params={"purl": purl}
+        )
+        return list(found.get("images", []))
 
     def list_decisions(
         self, project: str, params: Mapping[str, str | int], limit: int

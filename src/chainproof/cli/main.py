@@ -195,6 +195,7 @@ def _register_groups() -> None:
         attestations,
         attestors,
         decisions,
+        ingest,
         keys,
         policy,
         registry,
@@ -216,6 +217,9 @@ def _register_groups() -> None:
     app.add_typer(access.iam_app, name="iam")
     app.add_typer(access.auth_app, name="auth")
     app.add_typer(access.audit_app, name="audit")
+    app.registered_commands += ingest.ingest_app.registered_commands
+    scanning.image_app.registered_commands += ingest.image_app.registered_commands
+    app.add_typer(ingest.package_app, name="package")
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""``chainproof ingest`` and the image/package queries against a live server, on real files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chainproof.cli.main import _register_groups, app
+from live import LiveServer, live_server
+
+_register_groups()
+runner = CliRunner()
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
+IMAGE = "registry.example/team/alpine@sha256:" + "f" * 64
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    with live_server(grpc_enabled=False) as live:
+        yield live
+
+
+def cli(server: LiveServer, *args: str):
+    return runner.invoke(app, [*args, "--server", server.base_url])
+
+
+def test_ingest_many_files_then_query(server: LiveServer) -> None:
+    files = [
+        str(FIXTURES / "sbom/alpine-cyclonedx.json"),
+        str(FIXTURES / "scans/trivy/alpine-310.json"),
+        str(FIXTURES / "sbom/invalid-cyclonedx.json"),
+    ]
+    r = cli(server, "ingest", *files, "--image", IMAGE, "-p", "cli", "--json")
+    assert r.exit_code == 1  # one file refused
+    results = json.loads(r.stdout)
+    assert results[0]["created"]["PACKAGE"] == 14
+    assert results[1]["created"] == {"DISCOVERY": 1, "VULNERABILITY": 4}
+    assert "not a format chainproof knows" in results[2]["error"]
+
+    r = cli(server, "image", "packages", IMAGE, "-p", "cli", "--json")
+    assert r.exit_code == 0, r.output
+    assert "musl" in {p["name"] for p in json.loads(r.stdout)}
+    r = cli(server, "image", "vulns", IMAGE, "-p", "cli", "--json")
+    assert r.exit_code == 0, r.output
+    found = {(v["vulnerability"], v["package"]) for v in json.loads(r.stdout)}
+    assert ("CVE-2019-1549", "libssl1.1") in found and len(found) == 4
+    r = cli(server, "image", "vulns", IMAGE, "-p", "cli")
+    assert r.exit_code == 0 and "CVE-2019" in r.stdout
+    r = cli(server, "package", "images", "pkg:alpine/musl", "-p", "cli", "--json")
+    assert [i["image"] for i in json.loads(r.stdout)] == [IMAGE]
+
+    again = cli(server, "ingest", files[1], "--image", IMAGE, "-p", "cli")
+    assert again.exit_code == 0 and "(unchanged)" in again.stdout
+
+
+def test_single_refused_file_says_why(server: LiveServer) -> None:
+    r = cli(
+        server,
+        "ingest",
+        str(FIXTURES / "sbom/invalid-spdx.json"),
+        "--image",
+        IMAGE,
+        "-p",
+        "cli",
+        "--format",
+        "spdx-json",
+    )
+    assert r.exit_code != 0 and "spdxVersion" in r.output
