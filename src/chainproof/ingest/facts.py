@@ -229,8 +229,7 @@ def add_finding(conv: Conversion, ctx: IngestContext, f: FindingFact) -> None:
     if f.cvss_score:
         vuln["cvssScore"] = f.cvss_score
     if f.cvss_vector:
-        key = "cvssv3" if f.cvss_version == "3" else "cvssV2"
-        vuln[key] = {"baseScore": f.cvss_score} if f.cvss_score else {}
+        # The vector is kept in extraDetails; Grafeas' CVSS messages want it taken apart.
         vuln["cvssVersion"] = "CVSS_VERSION_3" if f.cvss_version == "3" else "CVSS_VERSION_2"
     if f.title:
         vuln["shortDescription"] = f.title[:1024]

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from google.protobuf import timestamp_pb2
+
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.kinds import derive_kind, note_problems, occurrence_problems
@@ -40,7 +43,7 @@ from chainproof.domain.messages import (
 from chainproof.domain.names import parse_project_name
 from chainproof.errors import InvalidArgument, NotFound
 from chainproof.ingest import Conversion, IngestContext, VexScope, convert, parse_format
-from chainproof.ingest.facts import purl_of_package
+from chainproof.ingest.facts import purl_of_package, rfc3339
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
 from chainproof.ingest.vex import scope_applies
 from chainproof.services.changes import ChangeFeed
@@ -239,6 +242,9 @@ class IngestService:
     async def _plan(self, s: StoreSession, project: str, conv: Conversion) -> _Plan:
         plan = _Plan()
         now = self._clock()
+        stamp = rfc3339(now)
+        pb_now = timestamp_pb2.Timestamp()
+        pb_now.FromDatetime(now)  # one instant for the whole document, converted once
         existing = await s.get_notes([(project, note_id) for note_id in conv.notes])
         kinds: dict[str, str] = {}
         for note_id, data in conv.notes.items():
@@ -254,15 +260,17 @@ class IngestService:
             created = NotePB()
             created.CopyFrom(note)
             created.name = f"projects/{project}/notes/{note_id}"
-            created.create_time.FromDatetime(now)
-            created.update_time.FromDatetime(now)
+            created.create_time.CopyFrom(pb_now)
+            created.update_time.CopyFrom(pb_now)
             _set_kind(created, kind)
             kinds[note_id] = kind
             plan.notes.append(
-                NoteRecord(project, note_id, kind, created, render_for_storage(created, "note"))
+                NoteRecord(
+                    project, note_id, kind, created, _stored_json(data, created.name, kind, stamp)
+                )
             )
         for i, data in enumerate(conv.occurrences):
-            occ = occurrence_from_json(data, f"occurrences[{i}]")
+            occ = _occurrence(data, f"occurrences[{i}]")
             kind = derive_kind(occ, oneof="details", what=f"occurrences[{i}]")
             problems = occurrence_problems(occ)
             if problems:
@@ -275,8 +283,8 @@ class IngestService:
                 )
             occurrence_id = new_occurrence_id()
             occ.name = f"projects/{project}/occurrences/{occurrence_id}"
-            occ.create_time.FromDatetime(now)
-            occ.update_time.FromDatetime(now)
+            occ.create_time.CopyFrom(pb_now)
+            occ.update_time.CopyFrom(pb_now)
             _set_kind(occ, kind)
             plan.occurrences.append(
                 OccurrenceRecord(
@@ -287,7 +295,9 @@ class IngestService:
                     note_id,
                     conv.subject.canonical if conv.subject else "",
                     occ,
-                    render_for_storage(occ, "occurrence"),
+                    # The converter's JSON is already the message's JSON mapping (it parsed);
+                    # storing it with the server-set fields skips a second rendering.
+                    _stored_json(data, occ.name, kind, stamp),
                 )
             )
         return plan
@@ -438,6 +448,27 @@ def _image(uri: str) -> ImageReference:
             "registry/repository@sha256:… so that a tag moving never moves them"
         )
     return ref
+
+
+def _stored_json(data: dict[str, Any], name: str, kind: str, stamp: str) -> dict[str, Any]:
+    stored = {**data, "name": name, "kind": kind, "createTime": stamp, "updateTime": stamp}
+    if b"\\u0000" in orjson.dumps(stored):
+        raise InvalidArgument(f"{name}: the document contains U+0000 (NUL), which cannot be stored")
+    return stored
+
+
+def _occurrence(data: dict[str, Any], what: str) -> Any:
+    """Parse a converter's occurrence; the float ``cvssScore`` is set directly, because the
+    fast JSON codec leaves float32 to the slow reference parser (ADR 0083)."""
+    vuln = data.get("vulnerability")
+    score = vuln.get("cvssScore") if isinstance(vuln, dict) else None
+    if score is None:
+        return occurrence_from_json(data, what)
+    assert isinstance(vuln, dict)
+    trimmed = {**data, "vulnerability": {k: v for k, v in vuln.items() if k != "cvssScore"}}
+    occ = occurrence_from_json(trimmed, what)
+    occ.vulnerability.cvss_score = float(score)
+    return occ
 
 
 def _set_kind(msg: Any, kind: str) -> None:
