@@ -212,6 +212,26 @@ class ProvenanceFact:
 
 
 @dataclass(frozen=True, slots=True)
+class SbomFact:
+    """An SBOM recorded for the image (an SBOM_REFERENCE occurrence, or a verified statement)."""
+
+    format: str  # "CycloneDX" or "SPDX"
+    version: str
+    occurrence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledPackage:
+    """A package the image contains, as a PACKAGE occurrence records it."""
+
+    name: str
+    version: str
+    purl: str = ""
+    license: str = ""  # an SPDX expression
+    occurrence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ImageEvidence:
     """Everything gathered for one image digest."""
 
@@ -222,6 +242,10 @@ class ImageEvidence:
     scans: tuple[VulnerabilityScan, ...] = ()
     provenance: tuple[ProvenanceFact, ...] = ()
     incomplete: tuple[IncompleteEvidence, ...] = ()
+    sboms: tuple[SbomFact, ...] = ()
+    packages: tuple[InstalledPackage, ...] = ()
+    #: More packages were recorded than were read: a package rule cannot clear the image.
+    packages_truncated: bool = False
 
     def scoped_to(self, attestors: frozenset[str]) -> ImageEvidence:
         """Only what ``attestors`` signed, plus the unsigned Grafeas facts: the evidence one
@@ -240,6 +264,10 @@ class ImageEvidence:
             incomplete=tuple(
                 i for i in self.incomplete if i.source == UNSIGNED or i.source in attestors
             ),
+            # SBOM references and packages are unsigned Grafeas facts: every rule sees them.
+            sboms=self.sboms,
+            packages=self.packages,
+            packages_truncated=self.packages_truncated,
         )
 
 

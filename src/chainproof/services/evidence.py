@@ -64,6 +64,8 @@ from chainproof.policy.evidence import (
     FailureReason,
     ImageEvidence,
     IncompleteEvidence,
+    InstalledPackage,
+    SbomFact,
     Severity,
     VerifiedAttestation,
     VexStatement,
@@ -269,6 +271,9 @@ class _ImageRead:
     incomplete: list[IncompleteEvidence] = field(default_factory=list)
     #: What the registry holds, for attestors whose evidence lives there.
     registry: RegistryRead | None = None
+    sboms: list[SbomFact] = field(default_factory=list)
+    packages: list[InstalledPackage] = field(default_factory=list)
+    packages_truncated: bool = False
 
 
 class EvidenceGatherer:
@@ -411,6 +416,9 @@ class EvidenceGatherer:
             for key, record in found.items():
                 if record.kind == "DISCOVERY":
                     read.analysis_kinds[key] = _enum_name(record.note.discovery, "analysis_kind")
+        read.sboms, read.packages, read.packages_truncated = await _inventory(
+            s, evidence_projects, on_image
+        )
         return read
 
     # ----------------------------------------------------------------- verifying (worker thread)
@@ -529,6 +537,9 @@ class EvidenceGatherer:
             vex=tuple(vex),
             scans=tuple(scans),
             incomplete=tuple(incomplete),
+            sboms=tuple(read.sboms),
+            packages=tuple(read.packages),
+            packages_truncated=read.packages_truncated,
         )
 
     def _registry_evidence(
@@ -640,6 +651,56 @@ def _occurrence_facts(attestor: str, record: OccurrenceRecord) -> list[str]:
         env = occ.dsse_attestation.envelope if occ.HasField("dsse_attestation") else occ.envelope
         contents = [bytes(env.payload)]
     return [content_fact(attestor, c) for c in contents if c]
+
+
+#: At most this many PACKAGE occurrences are read per image; beyond, package rules fail closed.
+MAX_PACKAGES = 20_000
+
+
+async def _inventory(
+    s: StoreSession, evidence_projects: Sequence[str], on_image: Compare
+) -> tuple[list[SbomFact], list[InstalledPackage], bool]:
+    """The image's SBOM references and packages (what SBOM and package rules look at)."""
+    sboms: list[SbomFact] = []
+    packages: list[InstalledPackage] = []
+    truncated = False
+    for project in dict.fromkeys(evidence_projects):
+        rows = await s.list_occurrences(
+            project, And((Compare(FilterColumn.KIND, "SBOM_REFERENCE"), on_image)), None, 100
+        )
+        for record in rows:
+            notes = await s.get_notes([(record.note_project, record.note_id)])
+            note = notes.get((record.note_project, record.note_id))
+            if note is not None:
+                ref = note.note.sbom_reference
+                sboms.append(SbomFact(str(ref.format_), str(ref.version), record.occurrence.name))
+        after: str | None = None
+        while True:
+            batch = await s.list_occurrences(
+                project, And((Compare(FilterColumn.KIND, "PACKAGE"), on_image)), after, 1000
+            )
+            for record in batch:
+                p = record.occurrence.package
+                purl = next(
+                    (str(loc.cpe_uri) for loc in p.location if str(loc.cpe_uri).startswith("pkg:")),
+                    "",
+                )
+                packages.append(
+                    InstalledPackage(
+                        str(p.name),
+                        str(p.version.full_name or p.version.name),
+                        purl,
+                        str(p.license_.expression),
+                        record.occurrence.name,
+                    )
+                )
+            if len(batch) < 1000:
+                break
+            if len(packages) >= MAX_PACKAGES:
+                truncated = True
+                break
+            after = batch[-1].occurrence_id
+    return sboms, packages, truncated
 
 
 def _statement_dict(statement: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as perms
 from chainproof.iam.authorizer import Resource
-from chainproof.policy.checks.vulnerabilities import resolved_by_vex
+from chainproof.policy.checks.vulnerabilities import resolving_statement
 from chainproof.services.scanning import ScanService
 from chainproof.services.vouching import Vouching, read_vouch_policy
 from chainproof.vuln.osv import parse_record
@@ -157,7 +157,13 @@ async def image_vulnerabilities(project: str, image: ImageQuery, request: Reques
             None,
             10_000,
         )
-    resolved = resolved_by_vex(await container.vouching.evidence(project, ref))
+    # Scoped: a finding is resolved only by a statement about its package on this image.
+    evidence = await container.vouching.evidence(project, ref)
+    resolved = {
+        f.occurrence
+        for f in evidence.vulnerabilities
+        if resolving_statement(evidence, f, ref) is not None
+    }
     provider = container.scanner.provider
     by_source: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -172,7 +178,7 @@ async def image_vulnerabilities(project: str, image: ImageQuery, request: Reques
                 "version": issue.affected_version.name if issue else "",
                 "fixedVersion": issue.fixed_version.name if issue else "",
                 "fixAvailable": bool(v.fix_available),
-                "vexResolved": r.note_id.upper() in resolved,
+                "vexResolved": r.occurrence.name in resolved,
                 "occurrence": r.occurrence.name,
             }
         )

@@ -17,10 +17,13 @@ from chainproof.policy._fields import FieldReader, Problems
 from chainproof.policy.checks.base import Check, CheckContext
 from chainproof.policy.checks.cel import CelCheck
 from chainproof.policy.checks.freshness import Freshness
+from chainproof.policy.checks.packages import PackageRules
 from chainproof.policy.checks.predicates import RequiredPredicates
+from chainproof.policy.checks.sbom import SbomCheck
 from chainproof.policy.checks.trusted_builders import TrustedBuilders
 from chainproof.policy.checks.trusted_repositories import TrustedRepositories
 from chainproof.policy.checks.trusted_sources import TrustedSources
+from chainproof.policy.checks.vex_statements import VexCheck
 from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck
 from chainproof.policy.decision import RequirementResult
 
@@ -33,6 +36,9 @@ CHECKS: tuple[type[Check], ...] = (
     TrustedBuilders,
     TrustedSources,
     TrustedRepositories,
+    SbomCheck,
+    VexCheck,
+    PackageRules,
     CelCheck,
 )
 
