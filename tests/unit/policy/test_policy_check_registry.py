@@ -18,6 +18,9 @@ EVERY_CHECK: dict[str, Any] = {
     "trustedBuilders": ["https://github.com/actions/runner/*"],
     "trustedSourceRepositories": ["github.com/acme/*"],
     "trustedRepositories": ["gcr.io/x/**"],
+    "sbom": {"formats": ["CycloneDX"]},
+    "vex": {"requireEveryFinding": True},
+    "packages": {"deniedPurls": ["pkg:npm/event-stream@3.3.6"], "deniedLicenses": ["AGPL-3.0"]},
     "cel": "size(attestations) > 0",
 }
 
@@ -57,6 +60,9 @@ def test_results_follow_registry_order() -> None:
         "trusted-builder",
         "trusted-source",
         "trusted-repository",
+        "sbom",
+        "vex",
+        "packages",
         "cel",
     ]
 
