@@ -278,7 +278,8 @@ def test_every_violation_is_collected_in_one_error() -> None:
             {"trustedRepositories": ["Bad Repo"]},
             "defaultAdmissionRule.chainproofChecks.trustedRepositories[0]:",
         ),
-        ({"sbom": True}, "defaultAdmissionRule.chainproofChecks.sbom: unknown field"),
+        ({"sbom": True}, "defaultAdmissionRule.chainproofChecks.sbom: expected an object"),
+        ({"sboms": True}, "defaultAdmissionRule.chainproofChecks.sboms: unknown field"),
     ],
 )
 def test_chainproof_check_errors_have_paths(checks: dict[str, Any], expected: str) -> None:
