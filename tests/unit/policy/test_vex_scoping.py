@@ -36,7 +36,12 @@ IMAGE = parse_image_reference(APP)
 
 def _finding(package: str, purl: str) -> VulnerabilityFinding:
     return VulnerabilityFinding(
-        "CVE-2024-9", Severity.CRITICAL, True, package, f"projects/p/occurrences/{package}", purl
+        "CVE-2024-9",
+        Severity.CRITICAL,
+        True,
+        package,
+        f"projects/p/occurrences/{package}",
+        purl=purl,
     )
 
 
