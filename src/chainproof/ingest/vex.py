@@ -111,3 +111,19 @@ def scope_applies(scope: VexScope, image: ImageReference, package_purl: str) -> 
     if not scope.subcomponents:
         return True
     return bool(package_purl) and any(purl_matches(s, package_purl) for s in scope.subcomponents)
+
+
+def purl_is_package(purl: str, package: str) -> bool:
+    """Whether the package ``purl`` names is ``package``, or was built from a source package of
+    that name (syft's ``upstream=glibc`` or ``upstream=bash@5.2.15-2`` qualifier): a statement
+    about a Debian source package speaks for the binary packages built from it."""
+    if not purl or not package:
+        return False
+    try:
+        parsed = _parse(purl)
+    except BadPurl:
+        return False
+    if parsed.name == package:
+        return True
+    qualifiers = parsed.qualifiers if isinstance(parsed.qualifiers, dict) else {}
+    return str(qualifiers.get("upstream", "")).split("@", 1)[0] == package

@@ -26,7 +26,7 @@ from typing import Any
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.errors import InvalidArgument
 from chainproof.ingest.model import VexScope
-from chainproof.ingest.vex import scope_applies
+from chainproof.ingest.vex import purl_is_package, scope_applies
 from chainproof.policy.attestors import Attestor
 
 
@@ -162,6 +162,7 @@ class VexStatement:
     justification: str = ""
     attestor: str | None = None
     finding: str | None = None
+    package: str | None = None  # the package of ``finding``
     scopes: tuple[VexScope, ...] | None = None
 
     def resolves(self, finding: VulnerabilityFinding, image: ImageReference) -> bool:
@@ -170,7 +171,15 @@ class VexStatement:
         if _cve_key(self.cve) not in ids:
             return False
         if self.finding is not None:
-            return finding.occurrence == self.finding
+            # The assessment on one finding speaks for that finding, and for another record of
+            # the same package on the image (another scanner's id for it), never for others.
+            if finding.occurrence == self.finding:
+                return True
+            if not self.package:
+                return False
+            return finding.package == self.package or purl_is_package(
+                finding.purl or "", self.package
+            )
         if self.scopes is None:
             return True
         return any(scope_applies(s, image, finding.purl or "") for s in self.scopes)

@@ -746,6 +746,7 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
                 source=str(v.vex_assessment.note_name) or record.occurrence.name,
                 justification=str(v.vex_assessment.justification.details),
                 finding=record.occurrence.name,
+                package=finding.package,
             )
     return finding, statement
 
