@@ -56,13 +56,15 @@ async def get_document(project: str, digest: str, service: Ingest) -> Response:
 
 
 @router.get("/projects/{project}/images/packages")
-async def image_packages(project: str, service: Ingest, image: Annotated[str, Query()]) -> Response:
+async def ingested_image_packages(
+    project: str, service: Ingest, image: Annotated[str, Query()]
+) -> Response:
     found = await service.packages(f"projects/{project}", image)
     return json_response({"image": image, "packages": found})
 
 
 @router.get("/projects/{project}/images/vulnerabilities")
-async def image_vulnerabilities(
+async def ingested_image_vulnerabilities(
     project: str, service: Ingest, image: Annotated[str, Query()]
 ) -> Response:
     found = await service.vulnerabilities(f"projects/{project}", image)
