@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from chainproof.api.rest.auth import requires
 from chainproof.api.rest.grafeas import json_response
+from chainproof.iam import permissions as perms
 from chainproof.services.ingestion import IngestService
 
 _MEDIA = {
@@ -35,7 +37,11 @@ _RAW_BODY = {
 }
 
 
-@router.post("/projects/{project}:ingest", openapi_extra=_RAW_BODY)
+@router.post(
+    "/projects/{project}:ingest",
+    openapi_extra=_RAW_BODY,
+    dependencies=[requires(perms.OCCURRENCES_CREATE)],
+)
 async def ingest_document(
     project: str,
     request: Request,
@@ -49,13 +55,15 @@ async def ingest_document(
     return json_response(result.to_dict())
 
 
-@router.get("/projects/{project}/documents/{digest}")
+@router.get(
+    "/projects/{project}/documents/{digest}", dependencies=[requires(perms.OCCURRENCES_GET)]
+)
 async def get_document(project: str, digest: str, service: Ingest) -> Response:
     fmt, content = await service.document(f"projects/{project}", digest)
     return Response(content, media_type=_MEDIA.get(fmt, "application/json"))
 
 
-@router.get("/projects/{project}/images/packages")
+@router.get("/projects/{project}/images/packages", dependencies=[requires(perms.OCCURRENCES_LIST)])
 async def ingested_image_packages(
     project: str, service: Ingest, image: Annotated[str, Query()]
 ) -> Response:
@@ -63,7 +71,9 @@ async def ingested_image_packages(
     return json_response({"image": image, "packages": found})
 
 
-@router.get("/projects/{project}/images/vulnerabilities")
+@router.get(
+    "/projects/{project}/images/vulnerabilities", dependencies=[requires(perms.OCCURRENCES_LIST)]
+)
 async def ingested_image_vulnerabilities(
     project: str, service: Ingest, image: Annotated[str, Query()]
 ) -> Response:
@@ -71,7 +81,7 @@ async def ingested_image_vulnerabilities(
     return json_response({"image": image, "vulnerabilities": found})
 
 
-@router.get("/projects/{project}/packages/images")
+@router.get("/projects/{project}/packages/images", dependencies=[requires(perms.OCCURRENCES_LIST)])
 async def package_images(project: str, service: Ingest, purl: Annotated[str, Query()]) -> Response:
     found = await service.images_with(f"projects/{project}", purl)
     return json_response({"purl": purl, "images": found})
