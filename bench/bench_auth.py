@@ -32,8 +32,8 @@ from chainproof.iam.authorizer import Authorizer, Resource
 from chainproof.iam.jwt import IssuerConfig, KeySet, principal_from_claims, verify_jwt
 from chainproof.iam.policy import IamPolicy
 from chainproof.iam.principals import anonymous
-from chainproof.services.access import AccessControl, Operation
-from chainproof.services.authn import Authenticator, Credentials
+from chainproof.services.access.authn import Authenticator, Credentials
+from chainproof.services.access.control import AccessControl, Operation
 from chainproof.store.access import MemoryAccessRepository
 
 ISS = "https://issuer.bench.invalid"

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from chainproof.domain.messages import note_from_json, occurrence_from_json  # noqa: E402
 from chainproof.domain.pagination import PageTokenCodec  # noqa: E402
-from chainproof.services.grafeas import GrafeasService  # noqa: E402
-from chainproof.services.ingestion import IngestService  # noqa: E402
+from chainproof.services.scribe.grafeas import GrafeasService  # noqa: E402
+from chainproof.services.scribe.ingestion import IngestService  # noqa: E402
 from chainproof.store.factory import create_store  # noqa: E402
 from chainproof.store.port import MetadataStore  # noqa: E402
 

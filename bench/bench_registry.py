@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 from chainproof.config import AdmissionSettings
 from chainproof.domain.workloads import ContainerImage, Workload
-from chainproof.services.admission import AdmissionService
-from chainproof.services.registry_evidence import RegistryEvidence
+from chainproof.services.judge.admission import AdmissionService
+from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.cache import RegistryCache
 from chainproof.sources.registry.client import RegistryClient
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost

@@ -29,7 +29,7 @@ from bench_scan import ECOSYSTEMS, _name, _purl, _record, _version
 
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.messages import note_from_json, occurrence_from_json
-from chainproof.services.scanning import ScanService
+from chainproof.services.scribe.scanning import ScanService
 from chainproof.store.factory import create_store
 from chainproof.vuln.osv import parse_record
 from unit.services.judge_fixtures import System

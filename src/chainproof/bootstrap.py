@@ -22,23 +22,23 @@ from chainproof.api.rest.ops import Metrics
 from chainproof.config import Settings, VoucherSettings
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import InvalidArgument
-from chainproof.services.access import AccessControl
-from chainproof.services.admission import AdmissionService
-from chainproof.services.changes import ChangeFeed
+from chainproof.services.access.control import AccessControl
 from chainproof.services.dashboard import Dashboard
-from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits
-from chainproof.services.grafeas import GrafeasService
-from chainproof.services.ingestion import IngestService
-from chainproof.services.judge import DecisionLog, Judge
-from chainproof.services.judge_resources import JudgeResources
-from chainproof.services.registry_evidence import RegistryEvidence
-from chainproof.services.scanning import ScanService
-from chainproof.services.vouching import (
+from chainproof.services.judge.admission import AdmissionService
+from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits
+from chainproof.services.judge.judging import DecisionLog, Judge
+from chainproof.services.judge.registry_evidence import RegistryEvidence
+from chainproof.services.judge.resources import JudgeResources
+from chainproof.services.judge.vouching import (
     AutoVoucher,
     ConfiguredVoucher,
     Vouching,
     read_vouch_policy,
 )
+from chainproof.services.scribe.changes import ChangeFeed
+from chainproof.services.scribe.grafeas import GrafeasService
+from chainproof.services.scribe.ingestion import IngestService
+from chainproof.services.scribe.scanning import ScanService
 from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
 from chainproof.sources.registry.reader import RegistryReader
 from chainproof.store.port import MetadataStore
@@ -179,7 +179,7 @@ async def _token_secret(settings: Settings, store: MetadataStore) -> bytes:
 
 async def open_container(settings: Settings, store: MetadataStore | None = None) -> Container:
     """Open the store (running migrations) and wire the services on top of it."""
-    from chainproof.services.access_setup import check_listener
+    from chainproof.services.access.setup import check_listener
 
     check_listener(settings)
     store = store if store is not None else _create_store(settings)
@@ -224,7 +224,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
             await store.close()
             raise
         scanner.add_after_scan(AutoVoucher(vouching, grafeas, vouchers).image_changed)
-    from chainproof.services.access_setup import build_access_control
+    from chainproof.services.access.setup import build_access_control
 
     return Container(
         settings=settings,

@@ -16,8 +16,8 @@ import pytest
 from chainproof.domain.messages import note_from_json
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import FailedPrecondition
-from chainproof.services.grafeas import GrafeasService
-from chainproof.services.judge_resources import JudgeResources
+from chainproof.services.judge.resources import JudgeResources
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore
 from contract.conftest import empty_postgres_store

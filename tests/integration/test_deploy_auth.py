@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from chainproof.config import load_settings
-from chainproof.services.access_setup import authentication_configured, check_listener
+from chainproof.services.access.setup import authentication_configured, check_listener
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

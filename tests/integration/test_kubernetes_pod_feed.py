@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from chainproof.domain.inventory import RunningContainer
-from chainproof.services.inventory import InventoryUpdater
+from chainproof.services.judge.inventory import InventoryUpdater
 from chainproof.sources.kubernetes.client import ClusterConnection, api_client
 from chainproof.sources.kubernetes.feed import KubernetesPodFeed
 from chainproof.store.memory_runtime import MemoryRuntimeStore

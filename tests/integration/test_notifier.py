@@ -12,7 +12,7 @@ from aiohttp import web
 from chainproof.domain import webhook_signature as ws
 from chainproof.domain.delivery import RetryPolicy
 from chainproof.domain.events import ChangeEvent, EventType
-from chainproof.services.notifier import Notifier
+from chainproof.services.judge.notifier import Notifier
 from chainproof.sinks.http_webhook import HttpWebhookSink
 from chainproof.sinks.port import Sink
 from chainproof.store.memory_runtime import MemoryRuntimeStore

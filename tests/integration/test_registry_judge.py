@@ -11,8 +11,8 @@ from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
 from chainproof.policy import AdmissionRequest, Outcome
 from chainproof.policy.attestors import parse_attestor
-from chainproof.services.admission import AdmissionService
-from chainproof.services.registry_evidence import RegistryEvidence
+from chainproof.services.judge.admission import AdmissionService
+from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.client import RegistryClient
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost
 from chainproof.sources.registry.errors import RegistryError

@@ -22,13 +22,13 @@ import realdebian
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.errors import FailedPrecondition
 from chainproof.policy import AdmissionRequest, Outcome
-from chainproof.services.scanning import ScanService
-from chainproof.services.vouching import (
+from chainproof.services.judge.vouching import (
     AutoVoucher,
     ConfiguredVoucher,
     Vouching,
     read_vouch_policy,
 )
+from chainproof.services.scribe.scanning import ScanService
 from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore
 from chainproof.store.sql import SqlStore

@@ -47,7 +47,7 @@ from chainproof.domain.workloads import (
 )
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
-from chainproof.services.admission import AdmissionService, ReviewResult
+from chainproof.services.judge.admission import AdmissionService, ReviewResult
 
 ADMISSION_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 IMAGE_REVIEW_VERSION = "imagepolicy.k8s.io/v1alpha1"

@@ -30,11 +30,11 @@ from chainproof.cli.common import (
     out,
     print_json,
     table,
-    utc_now,
 )
 from chainproof.cli.decisions import parse_time
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
+from chainproof.services.common import utc_now
 
 tokens_app = typer.Typer(
     help="API tokens for CI and robots (only a hash is stored).", no_args_is_help=True

@@ -51,7 +51,6 @@ from chainproof.cli.common import (
     pinned_image,
     print_json,
     read_text,
-    utc_now,
     warn,
 )
 from chainproof.cli.common import (
@@ -66,6 +65,7 @@ from chainproof.domain.messages import occurrence_from_json
 from chainproof.domain.names import parse_note_name, validate_project_id
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.policy.attestors import Attestor, parse_attestor
+from chainproof.services.common import utc_now
 
 app = typer.Typer(
     help="Create, upload, list and verify attestations (signed statements about an image digest).",

@@ -16,7 +16,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -173,7 +172,3 @@ def pinned_image(text: str) -> ImageReference:
             f"`skopeo inspect docker://{image.canonical}`"
         )
     return image
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

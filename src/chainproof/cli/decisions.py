@@ -21,7 +21,6 @@ from chainproof.cli.common import (
     note,
     out,
     print_json,
-    utc_now,
 )
 from chainproof.cli.common import (
     table as make_table,
@@ -30,6 +29,7 @@ from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
+from chainproof.services.common import utc_now
 
 app = typer.Typer(
     help="Read the decision log: every admission the judge allowed, denied or let through.",

@@ -118,7 +118,7 @@ def serve(
         )
         if allow_anonymous:
             settings.auth.allow_anonymous = True
-        from chainproof.services.access_setup import check_listener
+        from chainproof.services.access.setup import check_listener
 
         check_listener(settings)  # says in one line why it will not start
     except (InvalidArgument, FailedPrecondition) as exc:

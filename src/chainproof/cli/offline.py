@@ -32,10 +32,10 @@ from chainproof.policy.kritis import (
     GenericAttestationPolicy,
     ImageSecurityPolicy,
 )
-from chainproof.services.evidence import EvidenceGatherer
-from chainproof.services.grafeas import GrafeasService
-from chainproof.services.judge import Judge
-from chainproof.services.judge_resources import JudgeResources
+from chainproof.services.judge.evidence import EvidenceGatherer
+from chainproof.services.judge.judging import Judge
+from chainproof.services.judge.resources import JudgeResources
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
 
 KritisResource = ImageSecurityPolicy | GenericAttestationPolicy | AttestationAuthority

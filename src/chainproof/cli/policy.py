@@ -26,13 +26,13 @@ from chainproof.cli.common import (
     load_documents,
     note,
     print_json,
-    utc_now,
 )
 from chainproof.cli.main import EXIT_CHECK_FAILED, EXIT_USAGE
 from chainproof.cli.offline import OfflineInputs, evaluate_offline, is_kritis, split_grafeas_dump
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.policy import AdmissionRequest, parse_attestor, parse_kritis_resources, parse_policy
+from chainproof.services.common import utc_now
 
 app = typer.Typer(
     help="Validate, store, fetch and evaluate Binary Authorization policies (and Kritis files).",

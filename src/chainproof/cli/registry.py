@@ -26,12 +26,12 @@ from chainproof.cli.common import (
     errors,
     note,
     print_json,
-    utc_now,
     warn,
 )
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
 from chainproof.policy.attestors import parse_attestor
+from chainproof.services.common import utc_now
 
 app = typer.Typer(help="Evidence stored in OCI registries (cosign, Sigstore bundles).")
 
@@ -64,8 +64,8 @@ def sync(
     the attestor's keys is copied, and content the scribe already holds is not copied twice.
     """
     from chainproof.config import load_settings
-    from chainproof.services.evidence import attestor_keys
-    from chainproof.services.registry_sync import new_occurrences, registry_occurrences
+    from chainproof.services.judge.evidence import attestor_keys
+    from chainproof.services.scribe.registry_sync import new_occurrences, registry_occurrences
     from chainproof.sources.registry.client import Deadline
     from chainproof.sources.registry.factory import build_registry_reader
     from chainproof.sources.registry.port import RegistryArtifacts

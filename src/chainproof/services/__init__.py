@@ -1,0 +1,3 @@
+"""Use cases, grouped by the half of chainproof they serve: ``scribe/`` (the Grafeas store's
+semantics), ``judge/`` (policy, evidence, admission and what follows it) and ``access/`` (who
+may call what). ``common`` holds the few helpers both halves share."""

@@ -91,7 +91,7 @@ class PackageRow:
 
 def _purl_of(record: OccurrenceRecord) -> str:
     p = record.occurrence.package
-    # Grafeas v1 has no purl field. The ingestion contract (services/scanning.py) puts it in
+    # Grafeas v1 has no purl field. The ingestion contract (services/scribe/scanning.py) puts it in
     # a location's cpeUri, or the package's cpeUri; the note ID is a last resort.
     candidates = [str(loc.cpe_uri) for loc in p.location]
     candidates += [str(p.cpe_uri), record.note_id]

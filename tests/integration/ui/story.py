@@ -146,7 +146,7 @@ def ingest_trivy(client: httpx.Client, image: str) -> None:
                     "resourceUri": image,
                     "noteName": f"projects/scans/notes/{note_id}",
                     # Both places ingestion puts a purl: a location's cpeUri (the contract
-                    # in services/scanning.py) and the package's own cpeUri.
+                    # in services/scribe/scanning.py) and the package's own cpeUri.
                     "package": {
                         "name": p["name"],
                         "version": {"name": p["version"], "kind": "NORMAL"},

@@ -24,7 +24,7 @@ from chainproof.policy import (
     evaluate,
 )
 from chainproof.policy.evidence import VerifiedAttestation
-from chainproof.services.evidence import _openvex
+from chainproof.services.judge.evidence import _openvex
 from unit.policy.policy_factories import APP, NOW, evidence, policy, rule, signed
 
 SCAN = (VulnerabilityScan(NOW - timedelta(hours=1), "trivy", "projects/p/occurrences/scan"),)

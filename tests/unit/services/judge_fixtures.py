@@ -13,11 +13,11 @@ from chainproof.crypto.signing import PkixSigner, generate_pkix_key, sign_envelo
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.pagination import PageTokenCodec
-from chainproof.services.changes import ChangeFeed
-from chainproof.services.evidence import EvidenceGatherer
-from chainproof.services.grafeas import GrafeasService
-from chainproof.services.judge import DecisionLog, Judge
-from chainproof.services.judge_resources import JudgeResources
+from chainproof.services.judge.evidence import EvidenceGatherer
+from chainproof.services.judge.judging import DecisionLog, Judge
+from chainproof.services.judge.resources import JudgeResources
+from chainproof.services.scribe.changes import ChangeFeed
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

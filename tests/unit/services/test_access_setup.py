@@ -10,7 +10,7 @@ import pytest
 
 from chainproof.config import load_settings
 from chainproof.errors import FailedPrecondition
-from chainproof.services.access_setup import anonymous_principal, check_listener, is_loopback
+from chainproof.services.access.setup import anonymous_principal, check_listener, is_loopback
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,14 @@ from chainproof.policy import (
     RequirementResult,
     RuleSelection,
 )
-from chainproof.services.admission import (
+from chainproof.services.judge.admission import (
     BREAKGLASS_DISABLED_NOTE,
     DEPLOYMENT_NOTE_ID,
     AdmissionService,
     denial_message,
 )
-from chainproof.services.grafeas import GrafeasService
-from chainproof.services.judge import DecisionEntry
+from chainproof.services.judge.judging import DecisionEntry
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from chainproof.errors import PermissionDenied, Unauthenticated
 from chainproof.iam import api_tokens
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.principals import Principal, anonymous
-from chainproof.services.authn import Authenticator, Credentials, local_admin
+from chainproof.services.access.authn import Authenticator, Credentials, local_admin
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 ISS = "https://issuer.example"
@@ -114,7 +114,7 @@ def test_local_admin_is_anonymous_with_admin_everywhere() -> None:
 async def test_denied_writes_are_audited_up_to_a_bound() -> None:
     from chainproof.iam import permissions as p
     from chainproof.iam.authorizer import Authorizer, Resource
-    from chainproof.services.access import DENIED_AUDIT_BURST, AccessControl, Operation
+    from chainproof.services.access.control import DENIED_AUDIT_BURST, AccessControl, Operation
     from chainproof.store.access import AuditQuery, MemoryAccessRepository
 
     clock = Clock()

@@ -10,7 +10,7 @@ import pytest
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from chainproof.services.grafeas import GrafeasService
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
 
 D1 = "sha256:" + "1" * 64
@@ -272,7 +272,7 @@ def test_occurrence_ids_are_uuid7_and_time_ordered() -> None:
     import time
     import uuid
 
-    from chainproof.services.grafeas import new_occurrence_id
+    from chainproof.services.scribe.grafeas import new_occurrence_id
 
     first = new_occurrence_id()
     time.sleep(0.002)

@@ -18,8 +18,8 @@ from chainproof.errors import (
     Unavailable,
 )
 from chainproof.policy import AdmissionRequest, Outcome
-from chainproof.services.evidence import EvidenceGatherer
-from chainproof.services.judge import DecisionEntry, Judge
+from chainproof.services.judge.evidence import EvidenceGatherer
+from chainproof.services.judge.judging import DecisionEntry, Judge
 from chainproof.store.memory import MemoryStore
 from chainproof.store.port import DecisionQuery
 from unit.services.judge_fixtures import NOW, System

@@ -24,8 +24,8 @@ from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.workloads import ContainerImage, Workload
 from chainproof.errors import InvalidArgument
 from chainproof.policy import AdmissionRequest, Attestor, Outcome
-from chainproof.services.admission import AdmissionService
-from chainproof.services.evidence import EvidenceGatherer, EvidenceLimits, VerificationCache
+from chainproof.services.judge.admission import AdmissionService
+from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits, VerificationCache
 from chainproof.store.factory import create_store
 from chainproof.store.port import DocumentRecord, OccurrenceRecord
 from unit.services.judge_fixtures import NOW, Signer, System

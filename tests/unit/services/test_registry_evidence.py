@@ -11,7 +11,7 @@ import pytest
 from chainproof.attest.sigstore_bundle import load_trusted_root
 from chainproof.domain.messages import note_from_json
 from chainproof.policy import AdmissionRequest, Outcome
-from chainproof.services.registry_evidence import RegistryEvidence
+from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.errors import RegistryError
 from chainproof.sources.registry.port import RegistryArtifacts, RegistryBundle
 from unit.services.judge_fixtures import NOW as NOW_
@@ -123,7 +123,7 @@ async def test_registry_verification_is_paid_from_the_review_budget():
     from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
     from chainproof.domain.images import parse_image_reference
     from chainproof.policy.attestors import parse_attestor
-    from chainproof.services.registry_evidence import RegistryRead
+    from chainproof.services.judge.registry_evidence import RegistryRead
 
     two = bundled()[IMAGE]
     two = RegistryArtifacts(IMAGE, two.media_type, bundles=two.bundles * 2)

@@ -8,8 +8,8 @@ from chainproof.domain.image_patch import RESOLVED_ANNOTATION, image_pointers, p
 from chainproof.domain.workloads import workload_from_object
 from chainproof.policy import Outcome
 from chainproof.policy.decision import Decision
-from chainproof.services.admission import _tag_resolutions
-from chainproof.services.judge import DecisionEntry, decision_record
+from chainproof.services.judge.admission import _tag_resolutions
+from chainproof.services.judge.judging import DecisionEntry, decision_record
 from unit.services.judge_fixtures import NOW
 
 DIGEST = "sha256:" + "e" * 64

@@ -7,7 +7,7 @@ import yaml
 
 from chainproof.errors import InvalidArgument
 from chainproof.policy.checks.vulnerabilities import Threshold
-from chainproof.services.vouching import DEFAULT_MAX_SCAN_AGE_HOURS, read_vouch_policy
+from chainproof.services.judge.vouching import DEFAULT_MAX_SCAN_AGE_HOURS, read_vouch_policy
 
 
 def test_chainproof_form_and_its_default_freshness() -> None:

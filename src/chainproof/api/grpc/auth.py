@@ -35,8 +35,8 @@ from chainproof.domain.names import parse_note_name, parse_occurrence_name, pars
 from chainproof.errors import ChainproofError, InvalidArgument, PermissionDenied, Unauthenticated
 from chainproof.iam import permissions as p
 from chainproof.iam.authorizer import Resource
-from chainproof.services.access import AccessControl, Operation
-from chainproof.services.authn import Credentials
+from chainproof.services.access.authn import Credentials
+from chainproof.services.access.control import AccessControl, Operation
 
 ResourceOf = Callable[[Any], Resource]
 AttachOf = Callable[[Any], Iterable[str]]

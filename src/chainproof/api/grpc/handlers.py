@@ -32,7 +32,7 @@ from chainproof.errors import (
     Internal,
     InvalidArgument,
 )
-from chainproof.services.grafeas import GrafeasService
+from chainproof.services.scribe.grafeas import GrafeasService
 
 log = structlog.get_logger("chainproof.api.grpc")
 

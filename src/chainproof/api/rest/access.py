@@ -17,7 +17,7 @@ from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.iam.authorizer import Resource
 from chainproof.iam.policy import policy_from_json
-from chainproof.services.access import audit_json, token_json, whoami_json
+from chainproof.services.access.control import audit_json, token_json, whoami_json
 
 router = APIRouter(prefix="/v1", tags=["access"])
 

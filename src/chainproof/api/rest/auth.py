@@ -30,8 +30,8 @@ from chainproof.errors import ChainproofError, PermissionDenied, Unauthenticated
 from chainproof.iam import permissions as perms
 from chainproof.iam.authorizer import Resource
 from chainproof.iam.principals import Principal
-from chainproof.services.access import AccessControl, Operation
-from chainproof.services.authn import Credentials
+from chainproof.services.access.authn import Credentials
+from chainproof.services.access.control import AccessControl, Operation
 
 ResourceOf = Callable[[Request], Resource]
 

@@ -24,7 +24,7 @@ from chainproof.domain.messages import note_from_json, occurrence_from_json, to_
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
-from chainproof.services.grafeas import GrafeasService
+from chainproof.services.scribe.grafeas import GrafeasService
 
 JSON_BODY: dict[str, Any] = {
     "requestBody": {

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.grafeas import json_response
 from chainproof.iam import permissions as perms
-from chainproof.services.ingestion import IngestService
+from chainproof.services.scribe.ingestion import IngestService
 
 _MEDIA = {
     "cyclonedx-xml": "application/vnd.cyclonedx+xml",

@@ -15,8 +15,8 @@ from chainproof.domain.bounds import parse_time
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.policy import AdmissionRequest
-from chainproof.services.judge import DecisionLog, Judge
-from chainproof.services.judge_resources import JudgeResources
+from chainproof.services.judge.judging import DecisionLog, Judge
+from chainproof.services.judge.resources import JudgeResources
 from chainproof.store.port import DecisionQuery
 
 

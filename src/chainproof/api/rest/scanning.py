@@ -19,8 +19,8 @@ from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as perms
 from chainproof.iam.authorizer import Resource
 from chainproof.policy.checks.vulnerabilities import resolving_statement
-from chainproof.services.scanning import ScanService
-from chainproof.services.vouching import Vouching, read_vouch_policy
+from chainproof.services.judge.vouching import Vouching, read_vouch_policy
+from chainproof.services.scribe.scanning import ScanService
 from chainproof.vuln.osv import parse_record
 
 #: Records per import request; the CLI sends larger imports in chunks of this size.

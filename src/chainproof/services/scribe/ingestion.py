@@ -46,8 +46,8 @@ from chainproof.ingest import Conversion, IngestContext, VexScope, convert, pars
 from chainproof.ingest.facts import purl_of_package, rfc3339
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
 from chainproof.ingest.vex import scope_applies
-from chainproof.services.changes import ChangeFeed
-from chainproof.services.grafeas import new_occurrence_id
+from chainproof.services.scribe.changes import ChangeFeed
+from chainproof.services.scribe.grafeas import new_occurrence_id
 from chainproof.store.port import (
     DocumentRecord,
     MetadataStore,

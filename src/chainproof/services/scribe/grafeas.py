@@ -16,9 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -48,17 +46,13 @@ from chainproof.domain.names import (
 )
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from chainproof.services.changes import ChangeFeed
+from chainproof.services.common import Clock, Page, utc_now
+from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord
 
 MAX_BATCH = 1000
 
-Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_occurrence_id() -> str:
@@ -77,12 +71,6 @@ def new_occurrence_id() -> str:
 
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
 
 
 #: Output-only fields: set by the server, never by a request.

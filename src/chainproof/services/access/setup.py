@@ -8,7 +8,7 @@ caller may do given the address the server listens on.
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
@@ -17,8 +17,9 @@ from chainproof.errors import FailedPrecondition, InvalidArgument
 from chainproof.iam.authorizer import Authorizer
 from chainproof.iam.jwt import IssuerConfig
 from chainproof.iam.principals import Principal, anonymous, validate_member
-from chainproof.services.access import AccessControl
-from chainproof.services.authn import Authenticator, TokenVerifier, local_admin
+from chainproof.services.access.authn import Authenticator, TokenVerifier, local_admin
+from chainproof.services.access.control import AccessControl
+from chainproof.services.common import utc_now
 from chainproof.sources.oidc import KeySource, OidcIssuer
 from chainproof.sources.tokenreview import TokenReviewer
 from chainproof.store.factory import create_access_repository
@@ -27,10 +28,6 @@ from chainproof.store.port import MetadataStore
 log = structlog.get_logger("chainproof.access")
 
 ADMISSION_CALLER = "roles/chainproof.admissionCaller"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def is_loopback(host: str) -> bool:

@@ -34,7 +34,7 @@ from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
-from chainproof.services.grafeas import GrafeasService
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord
 from chainproof.vuln import grafeas as vg
 from chainproof.vuln.match import AdvisoryIndex, Finding, Key, MatchReport, Undecided

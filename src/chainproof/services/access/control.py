@@ -30,8 +30,8 @@ from chainproof.iam.authorizer import AccessDecision, Authorizer, Resource
 from chainproof.iam.policy import EMPTY_POLICY, IamPolicy
 from chainproof.iam.principals import Principal, validate_token_name
 from chainproof.iam.roles import permissions_of, validate_role
-from chainproof.services.authn import Authenticator
-from chainproof.services.grafeas import new_occurrence_id
+from chainproof.services.access.authn import Authenticator
+from chainproof.services.scribe.grafeas import new_occurrence_id
 from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery
 
 log = structlog.get_logger("chainproof.access")

@@ -47,8 +47,9 @@ from chainproof.policy import (
     RequirementResult,
     RuleSelection,
 )
-from chainproof.services.grafeas import Clock, GrafeasService, utc_now
-from chainproof.services.judge import DecisionEntry, DecisionLog, Judge
+from chainproof.services.common import Clock, utc_now
+from chainproof.services.judge.judging import DecisionEntry, DecisionLog, Judge
+from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
 from chainproof.sources.registry.errors import RegistryError
 

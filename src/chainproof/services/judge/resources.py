@@ -3,7 +3,7 @@
 Owns the rules around the documents: names, parsing (through :mod:`chainproof.policy`),
 etags for optimistic concurrency, and referential checks (an attestor's note must be an
 ATTESTATION note; a policy may only name attestors that exist; an attestor a policy uses
-cannot be deleted). Evaluation lives in :mod:`chainproof.services.judge`.
+cannot be deleted). Evaluation lives in :mod:`chainproof.services.judge.judging`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from chainproof.errors import (
 )
 from chainproof.policy.attestors import Attestor, AttestorPublicKey, parse_attestor
 from chainproof.policy.binauthz import Policy, parse_policy
-from chainproof.services.changes import ChangeFeed
-from chainproof.services.evidence import key_spec
-from chainproof.services.grafeas import Clock, Page, utc_now
+from chainproof.services.common import Clock, Page, utc_now
+from chainproof.services.judge.evidence import key_spec
+from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.store.port import DocumentRecord, MetadataStore, StoreSession
 
 ATTESTORS = "attestors"

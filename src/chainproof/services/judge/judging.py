@@ -35,10 +35,10 @@ from chainproof.policy import (
     RuleSelection,
     evaluate,
 )
-from chainproof.services.changes import ChangeFeed
-from chainproof.services.evidence import EvidenceGatherer, attestor_fingerprint
-from chainproof.services.grafeas import Clock, Page, utc_now
-from chainproof.services.judge_resources import JudgeResources
+from chainproof.services.common import Clock, Page, utc_now
+from chainproof.services.judge.evidence import EvidenceGatherer, attestor_fingerprint
+from chainproof.services.judge.resources import JudgeResources
+from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore
 
 log = structlog.get_logger("chainproof.judge")

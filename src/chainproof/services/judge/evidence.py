@@ -73,7 +73,7 @@ from chainproof.policy.evidence import (
     VulnerabilityFinding,
     VulnerabilityScan,
 )
-from chainproof.services.registry_evidence import RegistryEvidence, RegistryRead, content_fact
+from chainproof.services.judge.registry_evidence import RegistryEvidence, RegistryRead, content_fact
 from chainproof.sources.registry.client import REVIEW_DEADLINE
 from chainproof.store.port import MetadataStore, OccurrenceRecord, StoreSession
 

@@ -40,8 +40,8 @@ from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck
 from chainproof.policy.decision import RequirementResult
 from chainproof.policy.evidence import ImageEvidence
 from chainproof.policy.kritis import ImageSecurityPolicy, parse_kritis_resource
-from chainproof.services.evidence import EvidenceGatherer
-from chainproof.services.grafeas import GrafeasService
+from chainproof.services.judge.evidence import EvidenceGatherer
+from chainproof.services.scribe.grafeas import GrafeasService
 
 DEFAULT_MAX_SCAN_AGE_HOURS = 24.0
 
