@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from chainproof.domain.timestamps import parse_rfc3339
 
 __all__ = ["VULN_SCAN_PREDICATES", "ScanFinding", "ScanReport", "is_vuln_scan", "read_vuln_scan"]
 
@@ -55,10 +57,9 @@ def _time(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_rfc3339(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _severity(value: Any) -> str:

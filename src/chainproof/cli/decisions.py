@@ -27,7 +27,7 @@ from chainproof.cli.common import (
 )
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
-from chainproof.domain.timestamps import rfc3339
+from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.services.common import utc_now
 
@@ -49,14 +49,12 @@ def parse_time(text: str, option: str, now: datetime) -> datetime:
         moment = now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
     else:
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = parse_rfc3339(value)
         except ValueError:
             raise InvalidArgument(
                 f"{option} {text!r} is not a time: expected RFC 3339 such as "
                 "2026-11-22T10:00:00Z, or an age such as 30m, 2h, 7d"
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 
 

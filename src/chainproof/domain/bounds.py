@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import InvalidArgument
 
 #: Longest resource URI, note name or compared query value, in bytes of UTF-8.
@@ -104,7 +105,7 @@ def parse_time(text: str, field: str) -> datetime:
     """An RFC 3339 time (``2026-11-22T10:00:00Z``; no offset means UTC), range-checked."""
     check_text(text, field, max_bytes=64)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = parse_rfc3339(text)
     except ValueError:
         raise InvalidArgument(
             f"{field} {text!r} is not a time: expected RFC 3339, e.g. 2026-11-22T10:00:00Z"

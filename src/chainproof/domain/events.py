@@ -23,6 +23,7 @@ from cloudevents.core.bindings.http import to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 
 _PREFIX = "dev.chainproof."
@@ -84,11 +85,6 @@ class ChangeEvent:
 def occurrence_notice(name: str, kind: str, now: datetime) -> dict[str, Any]:
     """The body Container Analysis publishes for an occurrence change."""
     return {"name": name, "kind": kind, "notificationTime": rfc3339(now)}
-
-
-def rfc3339(when: datetime) -> str:
-    text = when.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 from chainproof.ingest.model import Conversion, IngestContext, ScanIdentity
 from chainproof.ingest.purls import note_id_for
 
@@ -49,25 +50,17 @@ def severity_from_score(score: float) -> str:
     return "MINIMAL"
 
 
-def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def parse_time(text: Any) -> datetime | None:
     """An RFC 3339 time (with or without fraction, Z or offset, nanoseconds trimmed)."""
     if not isinstance(text, str) or not text.strip():
         return None
-    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)", value)
-    if m is not None and m.group(2):
-        value = m.group(1) + m.group(2)[:7] + m.group(3)  # Python keeps 6 fractional digits
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = parse_rfc3339(text.strip())
     except ValueError:
         return None
     if parsed.year < 1971:
         return None  # "0001-01-01": a tool's zero value, not a time
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def advisory_note_id(advisory: str) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import InvalidArgument
 
 EventKind = Literal["introduced", "fixed", "last_affected", "limit"]
@@ -348,14 +349,14 @@ class _Reader:
         if text is None:
             return None
         try:
-            parsed = datetime.fromisoformat(text)
+            parsed = parse_rfc3339(text)
         except ValueError:
             self.problems.append(
                 f"{key}: {text!r} is not an RFC 3339 time (e.g. 2021-06-07T12:00:00Z)"
             )
             return None
         # OSV times are UTC ("Z"); a time without a zone is read as UTC rather than local time.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parsed.astimezone(UTC)
 
     def severities(
         self, obj: Mapping[str, Any], key: str, *, at: str | None = None

@@ -13,6 +13,7 @@ from chainproof.api.rest import auth
 from chainproof.api.rest.auth import access_control, principal_of, public, requires
 from chainproof.api.rest.body import decode_json, int_param
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
+from chainproof.domain.timestamps import MissingTimeZone, parse_rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.iam.authorizer import Resource
@@ -33,14 +34,13 @@ def _time(value: str | None, name: str) -> datetime | None:
     if value is None or value == "":
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value, assume_utc=False)
+    except MissingTimeZone:
+        raise InvalidArgument(f"{name} must carry a time zone (Z or ±hh:mm)") from None
     except ValueError as exc:
         raise InvalidArgument(
             f"{name} must be an RFC 3339 time such as 2026-12-01T12:00:00Z"
         ) from exc
-    if parsed.tzinfo is None:
-        raise InvalidArgument(f"{name} must carry a time zone (Z or ±hh:mm)")
-    return parsed
 
 
 async def _get(request: Request, resource: Resource) -> Response:

@@ -27,7 +27,7 @@ from chainproof.api.ui.security import (
     set_cookie,
 )
 from chainproof.domain.images import canonical_resource
-from chainproof.domain.timestamps import rfc3339
+from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 from chainproof.errors import ChainproofError, InvalidArgument, NotFound
 from chainproof.iam import permissions as perms
 from chainproof.policy import AdmissionRequest
@@ -330,12 +330,11 @@ def _time_param(value: str, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
         raise InvalidArgument(
             f"{name} {value!r} is not a time: expected e.g. 2026-11-22T10:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @router.get(

@@ -41,9 +41,10 @@ from chainproof.domain.messages import (
     to_json,
 )
 from chainproof.domain.names import parse_project_name
+from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 from chainproof.errors import InvalidArgument, NotFound
 from chainproof.ingest import Conversion, IngestContext, VexScope, convert, parse_format
-from chainproof.ingest.facts import purl_of_package, rfc3339
+from chainproof.ingest.facts import purl_of_package
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
 from chainproof.ingest.vex import scope_applies
 from chainproof.services.scribe.changes import ChangeFeed
@@ -231,7 +232,7 @@ class IngestService:
             return 0, True
         before = str(prior.data.get("scannedAt") or "")
         new = conv.scan.scanned_at
-        if before and new is not None and new < datetime.fromisoformat(before):
+        if before and new is not None and new < parse_rfc3339(before):
             return 0, False
         removed = 0
         for occurrence_id in prior.data.get("occurrences") or []:

@@ -33,6 +33,7 @@ from typing import Any
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import note_from_json, occurrence_from_json
+from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord
@@ -251,7 +252,7 @@ class ScanService:
             if current.data.get("digest") == digest:
                 report.unchanged += 1
                 return set()
-            stored_modified = datetime.fromisoformat(str(current.data["modified"]))
+            stored_modified = parse_rfc3339(str(current.data["modified"]))
             if advisory.modified < stored_modified:
                 report.older_ignored += 1
                 return set()
