@@ -36,7 +36,6 @@ from chainproof.attest.intoto import (
 )
 from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.attest.verify import AttestationVerification, verify_attestation
-from chainproof.cli.attestors import attestor_name
 from chainproof.cli.common import (
     CaCertOpt,
     ClientCertOpt,
@@ -62,7 +61,7 @@ from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
 from chainproof.crypto.signing import PkixSigner, sign_envelope
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
-from chainproof.domain.names import parse_note_name, validate_project_id
+from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.policy.attestors import Attestor, parse_attestor
 from chainproof.services.common import utc_now
@@ -472,8 +471,7 @@ def verify(
     """
     with errors():
         image = pinned_image(image_text)
-        project, attestor_id = attestor_name(attestor_ref)
-        full_name = f"projects/{project}/attestors/{attestor_id}"
+        full_name = str(parse_attestor_ref(attestor_ref, field="--attestor"))
         with client(server, ca_cert, client_cert, client_key) as api:
             attestor = parse_attestor(api.get_attestor(full_name))
             note_name = parse_note_name(

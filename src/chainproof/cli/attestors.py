@@ -27,7 +27,7 @@ from chainproof.cli.common import (
 )
 from chainproof.crypto.keys import KeySpec, load_public_key
 from chainproof.crypto.pkix import PkixPublicKey
-from chainproof.domain.names import parse_note_name, validate_project_id, validate_resource_id
+from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
 from chainproof.errors import InvalidArgument, NotFound
 
 app = typer.Typer(
@@ -43,18 +43,9 @@ NameArg = Annotated[
 ]
 
 
-def attestor_name(text: str) -> tuple[str, str]:
-    """(project, attestor id) from ``PROJECT/ID`` or ``projects/PROJECT/attestors/ID``."""
-    parts = text.strip().split("/")
-    if len(parts) == 4 and parts[0] == "projects" and parts[2] == "attestors":
-        project, attestor_id = parts[1], parts[3]
-    elif len(parts) == 2:
-        project, attestor_id = parts
-    else:
-        raise InvalidArgument(
-            f"attestor {text!r} is malformed: expected PROJECT/ID or projects/PROJECT/attestors/ID"
-        )
-    return validate_project_id(project), validate_resource_id(attestor_id, what="attestor ID")
+def _split(text: str) -> tuple[str, str]:
+    name = parse_attestor_ref(text)
+    return name.project, name.attestor_id
 
 
 def pgp_key_entry(path: Path) -> dict[str, Any]:
@@ -179,7 +170,7 @@ def create(
     --pkix-key qa.pub
     """
     with errors():
-        project, attestor_id = attestor_name(name)
+        project, attestor_id = _split(name)
         note_name = parse_note_name(note_ref.strip(), field="--note")
         pkix_paths = pkix_key or []
         algorithms = _paired(algorithm or [], len(pkix_paths), "--algorithm")
@@ -246,7 +237,7 @@ def get(
 ) -> None:
     """Show one attestor: its note and keys."""
     with errors():
-        project, attestor_id = attestor_name(name)
+        project, attestor_id = _split(name)
         with client(server, ca_cert, client_cert, client_key) as api:
             attestor = api.get_attestor(f"projects/{project}/attestors/{attestor_id}")
     if as_json:
@@ -299,7 +290,7 @@ def delete(
 ) -> None:
     """Delete an attestor (refused while the project's policy requires it)."""
     with errors():
-        project, attestor_id = attestor_name(name)
+        project, attestor_id = _split(name)
         full = f"projects/{project}/attestors/{attestor_id}"
         with client(server, ca_cert, client_cert, client_key) as api:
             api.delete_attestor(full)

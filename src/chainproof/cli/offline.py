@@ -22,11 +22,16 @@ from chainproof.domain.images import parse_image_reference
 from chainproof.domain.kinds import DETAILS_TO_KIND
 from chainproof.domain.legacy import upgrade_note_json, upgrade_occurrence_json
 from chainproof.domain.messages import note_from_json, occurrence_from_json
-from chainproof.domain.names import parse_note_name, parse_occurrence_name
+from chainproof.domain.names import (
+    is_attestor_name,
+    parse_attestor_name,
+    parse_note_name,
+    parse_occurrence_name,
+)
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import ChainproofError, InvalidArgument, NotFound
 from chainproof.policy import AdmissionRequest, Decision, evaluate_kritis
-from chainproof.policy.attestors import ATTESTOR_NAME, parse_attestor
+from chainproof.policy.attestors import parse_attestor
 from chainproof.policy.kritis import (
     AttestationAuthority,
     GenericAttestationPolicy,
@@ -138,7 +143,7 @@ async def _load(
     attestor_docs: list[tuple[str, str, dict[str, Any]]] = []
     for source, doc in inputs.attestors:
         attestor_ref = doc.get("name")
-        if not isinstance(attestor_ref, str) or not ATTESTOR_NAME.fullmatch(attestor_ref):
+        if not isinstance(attestor_ref, str) or not is_attestor_name(attestor_ref):
             raise InvalidArgument(
                 f"attestor {source} needs name: projects/PROJECT/attestors/ID (the name the "
                 "policy's requireAttestationsBy uses)"
@@ -164,9 +169,11 @@ async def _load(
             projects.append(project)
 
     for source, attestor_ref, doc in attestor_docs:
-        _, a_project, _, a_id = attestor_ref.split("/")
+        named = parse_attestor_name(attestor_ref)
         try:
-            await resources.create_attestor(f"projects/{a_project}", a_id, _without(doc, "name"))
+            await resources.create_attestor(
+                f"projects/{named.project}", named.attestor_id, _without(doc, "name")
+            )
         except ChainproofError as exc:
             raise InvalidArgument(
                 f"attestor {source}: {exc.message}", details=exc.details

@@ -29,7 +29,7 @@ from chainproof.cli.common import (
     warn,
 )
 from chainproof.domain.images import parse_image_reference
-from chainproof.domain.names import validate_project_id
+from chainproof.domain.names import parse_attestor_ref, validate_project_id
 from chainproof.policy.attestors import parse_attestor
 from chainproof.services.common import utc_now
 
@@ -75,7 +75,9 @@ def sync(
         settings = load_settings(config)
         image = parse_image_reference(reference)
         with client(server, ca_cert, client_cert, client_key) as api:
-            trusted = parse_attestor(api.get_attestor(attestor))
+            trusted = parse_attestor(
+                api.get_attestor(str(parse_attestor_ref(attestor, field="--attestor")))
+            )
             keys = attestor_keys(trusted)
 
             async def read() -> tuple[str, RegistryArtifacts]:

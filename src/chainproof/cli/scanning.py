@@ -40,7 +40,7 @@ from chainproof.cli.common import (
 from chainproof.cli.common import table as make_table
 from chainproof.crypto.signing import PkixSigner
 from chainproof.domain.images import parse_image_reference
-from chainproof.domain.names import validate_project_id
+from chainproof.domain.names import parse_attestor_ref, validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.vuln.osv import Advisory, parse_document
 
@@ -310,10 +310,8 @@ def vouch(
         ref = parse_image_reference(image_text)
         if ref.digest is None:
             raise InvalidArgument(f"--image {image_text!r} names no digest (…@sha256:<hex>)")
-        parts = attestor.strip().split("/")
-        if len(parts) != 4 or parts[0] != "projects" or parts[2] != "attestors":
-            raise InvalidArgument(f"--attestor {attestor!r}: expected projects/P/attestors/A")
-        evidence_project = project or parts[1]
+        attestor_name = parse_attestor_ref(attestor, field="--attestor")
+        evidence_project = project or attestor_name.project
         validate_project_id(evidence_project, field="--project")
         document = load_document(policy, "vulnerability policy")
         signer = PkixSigner.from_pem(read_text(key, "private key"), algorithm, key_id)
@@ -325,7 +323,7 @@ def vouch(
             )
             created: dict[str, Any] | None = None
             if result.get("passed"):
-                found = api.get_attestor(attestor.strip())
+                found = api.get_attestor(str(attestor_name))
                 note_name = str(found.get("userOwnedGrafeasNote", {}).get("noteReference", ""))
                 if not note_name:
                     raise InvalidArgument(f"attestor {attestor} has no note to sign under")

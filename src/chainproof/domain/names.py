@@ -1,7 +1,10 @@
 """Grafeas resource names: parsing and formatting, with errors that quote the expected form.
 
-Owns the grammar of ``projects/{project}``, ``projects/{project}/notes/{note}`` and
-``projects/{project}/occurrences/{occurrence}``. Does not know whether a resource exists.
+Owns the grammar of ``projects/{project}``, ``projects/{project}/notes/{note}``,
+``projects/{project}/occurrences/{occurrence}`` and ``projects/{project}/attestors/{attestor}``
+(plus the command line's ``PROJECT/ID`` shorthand for an attestor): every layer that reads one
+of these names reads it here, so a name the policy parser accepts is one the API can address.
+Does not know whether a resource exists.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ _RESOURCE_ID = re.compile(r"[A-Za-z0-9._~:@+-][A-Za-z0-9._~:@+=-]{0,254}")
 PROJECT_FORM = "projects/{project_id}"
 NOTE_FORM = "projects/{project_id}/notes/{note_id}"
 OCCURRENCE_FORM = "projects/{project_id}/occurrences/{occurrence_id}"
+ATTESTOR_FORM = "projects/{project_id}/attestors/{attestor_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,15 @@ class OccurrenceName:
 
     def __str__(self) -> str:
         return f"projects/{self.project}/occurrences/{self.occurrence_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AttestorName:
+    project: str
+    attestor_id: str
+
+    def __str__(self) -> str:
+        return f"projects/{self.project}/attestors/{self.attestor_id}"
 
 
 def _describe(value: str) -> str:
@@ -102,3 +115,48 @@ def parse_occurrence_name(name: str) -> OccurrenceName:
     return OccurrenceName(
         validate_project_id(parts[1]), validate_resource_id(parts[3], what="occurrence ID")
     )
+
+
+def parse_attestor_name(name: str, *, field: str = "attestor name") -> AttestorName:
+    """``projects/{project}/attestors/{id}``, as the API and policies write it."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "attestors":
+        raise InvalidArgument(
+            f"{field} {_describe(name)} is malformed: expected the form {ATTESTOR_FORM}"
+        )
+    return AttestorName(
+        validate_project_id(parts[1]), validate_resource_id(parts[3], what="attestor ID")
+    )
+
+
+def parse_attestor_ref(text: str, *, field: str = "attestor") -> AttestorName:
+    """An attestor as a person types it: ``PROJECT/ID`` or the full name (spaces trimmed)."""
+    value = text.strip()
+    parts = value.split("/")
+    if len(parts) == 2:
+        return AttestorName(
+            validate_project_id(parts[0]), validate_resource_id(parts[1], what="attestor ID")
+        )
+    if len(parts) == 4 and parts[0] == "projects" and parts[2] == "attestors":
+        return parse_attestor_name(value, field=field)
+    raise InvalidArgument(
+        f"{field} {_describe(text)} is malformed: expected PROJECT/ID or {ATTESTOR_FORM}"
+    )
+
+
+def is_attestor_name(text: str) -> bool:
+    """Whether ``text`` is a well-formed attestor name (for parsers that collect problems)."""
+    try:
+        parse_attestor_name(text)
+    except InvalidArgument:
+        return False
+    return True
+
+
+def is_note_name(text: str) -> bool:
+    """Whether ``text`` is a well-formed note name (for parsers that collect problems)."""
+    try:
+        parse_note_name(text)
+    except InvalidArgument:
+        return False
+    return True

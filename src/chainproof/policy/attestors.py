@@ -11,18 +11,15 @@ use; every violation is reported with its path in one InvalidArgument.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from chainproof.attest.sigstore_bundle import KeylessIdentity
+from chainproof.domain.names import is_attestor_name, is_note_name
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader, Problems
-
-ATTESTOR_NAME = re.compile(r"projects/[^/\s]+/attestors/[^/\s]+")
-NOTE_NAME = re.compile(r"projects/[^/\s]+/notes/[^/\s]+")
 
 
 class SignatureAlgorithm(StrEnum):
@@ -179,7 +176,7 @@ def read_attestor(problems: Problems, path: str, data: object) -> Attestor:
         except InvalidArgument as exc:
             problems.add(item_path, exc.message)
     children = r.boolean("requireSignedChildren", default=False)
-    if name and not ATTESTOR_NAME.fullmatch(name):
+    if name and not is_attestor_name(name):
         problems.add(r.at("name"), f"{name!r} is not of the form projects/PROJECT/attestors/ID")
     description = r.string("description")
     if not r.has("userOwnedGrafeasNote"):
@@ -193,7 +190,7 @@ def read_attestor(problems: Problems, path: str, data: object) -> Attestor:
         ("noteReference", "publicKeys", "delegationServiceAccountEmail"),
     )
     note = n.string("noteReference", required=True)
-    if note and not NOTE_NAME.fullmatch(note):
+    if note and not is_note_name(note):
         problems.add(
             n.at("noteReference"), f"{note!r} is not of the form projects/PROJECT/notes/ID"
         )

@@ -26,9 +26,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from chainproof.domain.names import is_attestor_name
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader, Problems, index
-from chainproof.policy.attestors import ATTESTOR_NAME
 from chainproof.policy.checks import ChainproofChecks, read_checks
 from chainproof.policy.patterns import ImageNamePattern, compile_image_pattern
 
@@ -279,7 +279,7 @@ def _read_rule(problems: Problems, path: str, data: object) -> AdmissionRule:
     )
     attestors = r.string_list("requireAttestationsBy")
     for i, name in enumerate(attestors):
-        if not ATTESTOR_NAME.fullmatch(name):
+        if not is_attestor_name(name):
             problems.add(
                 index(r.at("requireAttestationsBy"), i),
                 f"{name!r} is not of the form projects/PROJECT/attestors/ID",

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from chainproof.domain.names import is_attestor_name
 from chainproof.policy._fields import FieldReader, Problems, index
-from chainproof.policy.attestors import ATTESTOR_NAME
 from chainproof.policy.checks.attested_by import check_attested_by
 from chainproof.policy.checks.base import CheckContext
 from chainproof.policy.decision import RequirementResult
@@ -84,7 +84,7 @@ def _read_predicate(problems: Problems, path: str, data: object) -> PredicateReq
     if r.ok and not attestors:
         problems.add(r.at("attestors"), "must name at least one attestor")
     for i, name in enumerate(attestors):
-        if not ATTESTOR_NAME.fullmatch(name):
+        if not is_attestor_name(name):
             problems.add(
                 index(r.at("attestors"), i),
                 f"{name!r} is not of the form projects/PROJECT/attestors/ID",

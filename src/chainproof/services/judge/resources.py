@@ -17,9 +17,9 @@ from typing import Any
 from chainproof.crypto.keys import load_public_key
 from chainproof.domain.bounds import storable_json
 from chainproof.domain.names import (
+    parse_attestor_name,
     parse_note_name,
     parse_project_name,
-    validate_project_id,
     validate_resource_id,
 )
 from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
@@ -43,6 +43,12 @@ POLICIES = "policy"
 _POLICY_ID = "policy"
 
 
+def _attestor_key(name: str) -> tuple[str, str]:
+    """(project, attestor ID): where an attestor's document is stored."""
+    parsed = parse_attestor_name(name)
+    return parsed.project, parsed.attestor_id
+
+
 def content_etag(data: Mapping[str, Any]) -> str:
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()[:20]
@@ -54,15 +60,6 @@ def _check_etag(given: str | None, current: DocumentRecord | None, what: str) ->
             f"{what} has changed since it was read (etag {given!r} is stale): get it again, "
             "reapply your change and retry"
         )
-
-
-def parse_attestor_name(name: str) -> tuple[str, str]:
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "attestors":
-        raise InvalidArgument(
-            f"attestor name {name!r} is malformed: expected projects/{{project}}/attestors/{{id}}"
-        )
-    return validate_project_id(parts[1]), validate_resource_id(parts[3], what="attestor ID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +106,7 @@ class JudgeResources:
         return self._attestor_json(record)
 
     async def get_attestor(self, name: str) -> dict[str, Any]:
-        project, attestor_id = parse_attestor_name(name)
+        project, attestor_id = _attestor_key(name)
         async with self._store.session(readonly=True) as s:
             record = await s.get_document(project, ATTESTORS, attestor_id)
         if record is None:
@@ -142,7 +139,7 @@ class JudgeResources:
         return Page(items, next_token)
 
     async def update_attestor(self, name: str, data: Any) -> dict[str, Any]:
-        project, attestor_id = parse_attestor_name(name)
+        project, attestor_id = _attestor_key(name)
         etag = data.get("etag") if isinstance(data, dict) else None
         attestor = self._parse_attestor(data, name)
         async with self._store.session() as s:
@@ -157,7 +154,7 @@ class JudgeResources:
         return self._attestor_json(record)
 
     async def delete_attestor(self, name: str) -> None:
-        project, attestor_id = parse_attestor_name(name)
+        project, attestor_id = _attestor_key(name)
         async with self._store.session() as s:
             if await s.get_document(project, ATTESTORS, attestor_id) is None:
                 raise NotFound(f"attestor {name} does not exist")
@@ -229,7 +226,7 @@ class JudgeResources:
             _check_etag(etag, current, name)
             missing = []
             for attestor in sorted(policy.referenced_attestors()):
-                a_project, a_id = parse_attestor_name(attestor)
+                a_project, a_id = _attestor_key(attestor)
                 if await s.get_document(a_project, ATTESTORS, a_id) is None:
                     missing.append(attestor)
             if missing:
@@ -276,7 +273,7 @@ async def _read_attestors(
     unusable: dict[str, str] = {}
     for name in sorted(names):
         try:
-            project, attestor_id = parse_attestor_name(name)
+            project, attestor_id = _attestor_key(name)
         except InvalidArgument:
             continue  # a malformed name is an unknown attestor: the evaluator denies on it
         record = await s.get_document(project, ATTESTORS, attestor_id)
