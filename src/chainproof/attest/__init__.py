@@ -5,7 +5,9 @@ What lives here (pure: bytes and dataclasses in, results out; no storage, no clo
 * :mod:`~chainproof.attest.simple_signing`: simple signing JSON (Binary Authorization, atomic,
   cosign);
 * :mod:`~chainproof.attest.image_url`: the seed 000 payload, ``application/vnd.gcr.image.url.v1``;
-* :mod:`~chainproof.attest.intoto`: in-toto Statements v1/v0.1 and predicate type constants;
+* :mod:`~chainproof.attest.intoto`: in-toto Statements v1/v0.1;
+* :mod:`~chainproof.attest.predicates`: the one table of predicate types and their names
+  (policy aliases, command-line names, versioned families);
 * :mod:`~chainproof.attest.verify`: :func:`verify_attestation`, signature first, then the
   payload against the repository and digest the caller trusts;
 * :mod:`~chainproof.attest.grafeas`: extracting those plain values from grafeas.v1 Occurrences.
@@ -22,19 +24,21 @@ from chainproof.attest.image_url import (
     parse_image_url_payload,
 )
 from chainproof.attest.intoto import (
-    CYCLONEDX_BOM,
     INTOTO_PAYLOAD_TYPE,
-    OPENVEX,
-    SLSA_PROVENANCE_V02,
-    SLSA_PROVENANCE_V1,
-    SPDX_DOCUMENT,
     STATEMENT_V01,
     STATEMENT_V1,
-    VULN_SCAN_COSIGN,
     Statement,
     Subject,
     build_statement,
     parse_statement,
+)
+from chainproof.attest.predicates import (
+    CYCLONEDX_BOM,
+    OPENVEX,
+    SLSA_PROVENANCE_V02,
+    SLSA_PROVENANCE_V1,
+    SPDX_DOCUMENT,
+    VULN_SCAN_COSIGN,
     predicate_kind,
 )
 from chainproof.attest.simple_signing import (

@@ -1,9 +1,8 @@
 """in-toto Statements (v1 and v0.1) and the predicate types chainproof knows.
 
 This module owns :class:`Statement` and :class:`Subject`, :func:`parse_statement` (structure
-checked once, then trusted), :func:`build_statement` (a v1 statement about one image), the
-predicate type constants (SLSA provenance v1 and v0.2, CycloneDX, SPDX, cosign's vulnerability
-scan, OpenVEX) and :func:`predicate_kind`, which groups versioned URIs under one name.
+checked once, then trusted) and :func:`build_statement` (a v1 statement about one image). The
+predicate types and their names are :mod:`chainproof.attest.predicates`' (re-exported here).
 
 A statement names an image when one of its subjects carries the image's sha256 digest *and*
 names the image's repository: the same digest under another name does not count, so a
@@ -20,6 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chainproof.attest.predicates import (
+    CYCLONEDX_BOM,
+    OPENVEX,
+    SLSA_PROVENANCE_V02,
+    SLSA_PROVENANCE_V1,
+    SPDX_DOCUMENT,
+    VULN_SCAN_COSIGN,
+    predicate_kind,
+)
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.jsontext import parse_signed_json
 from chainproof.errors import InvalidArgument
@@ -28,7 +36,6 @@ __all__ = [
     "CYCLONEDX_BOM",
     "INTOTO_PAYLOAD_TYPE",
     "OPENVEX",
-    "PREDICATE_KINDS",
     "SLSA_PROVENANCE_V02",
     "SLSA_PROVENANCE_V1",
     "SPDX_DOCUMENT",
@@ -48,32 +55,7 @@ STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 STATEMENT_TYPES = frozenset({STATEMENT_V1, STATEMENT_V01})
 
-SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
-SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
-CYCLONEDX_BOM = "https://cyclonedx.org/bom"
-SPDX_DOCUMENT = "https://spdx.dev/Document"
-VULN_SCAN_COSIGN = "https://cosign.sigstore.dev/attestation/vuln/v1"
-OPENVEX = "https://openvex.dev/ns"
-
-#: Kind name → the predicate type URIs (and versioned prefixes, ending in "/") of that kind.
-PREDICATE_KINDS: dict[str, tuple[str, ...]] = {
-    "slsa-provenance": (SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02, "https://slsa.dev/provenance/"),
-    "cyclonedx": (CYCLONEDX_BOM, "https://cyclonedx.org/bom/"),
-    "spdx": (SPDX_DOCUMENT, "https://spdx.dev/Document/"),
-    "vulnerability-scan": (VULN_SCAN_COSIGN, "https://in-toto.io/attestation/vulns/"),
-    "openvex": (OPENVEX, "https://openvex.dev/ns/"),
-}
-
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-def predicate_kind(predicate_type: str) -> str | None:
-    """``slsa-provenance``, ``cyclonedx``, ``spdx``, ``vulnerability-scan``, ``openvex`` or None."""
-    for kind, uris in PREDICATE_KINDS.items():
-        for uri in uris:
-            if predicate_type == uri or (uri.endswith("/") and predicate_type.startswith(uri)):
-                return kind
-    return None
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chainproof.attest.predicates import predicate_kind
 from chainproof.domain.timestamps import parse_rfc3339
 
-__all__ = ["VULN_SCAN_PREDICATES", "ScanFinding", "ScanReport", "is_vuln_scan", "read_vuln_scan"]
+__all__ = ["ScanFinding", "ScanReport", "is_vuln_scan", "read_vuln_scan"]
 
-VULN_SCAN_PREDICATES = (
-    "https://cosign.sigstore.dev/attestation/vuln/",
-    "https://in-toto.io/attestation/vulns",
-)
 _SEVERITIES = {"MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 # Grype says "Negligible" where Grafeas says MINIMAL.
 _ALIASES = {"NEGLIGIBLE": "MINIMAL", "MODERATE": "MEDIUM", "IMPORTANT": "HIGH"}
@@ -50,7 +47,7 @@ class ScanReport:
 
 
 def is_vuln_scan(predicate_type: str | None) -> bool:
-    return bool(predicate_type) and str(predicate_type).startswith(VULN_SCAN_PREDICATES)
+    return predicate_kind(predicate_type or "") == "vulnerability-scan"
 
 
 def _time(text: Any) -> datetime | None:

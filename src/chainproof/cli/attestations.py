@@ -24,16 +24,8 @@ from rich.text import Text
 
 from chainproof.attest.grafeas import attestation_from_occurrence
 from chainproof.attest.image_url import build_image_url_payload
-from chainproof.attest.intoto import (
-    CYCLONEDX_BOM,
-    INTOTO_PAYLOAD_TYPE,
-    OPENVEX,
-    SLSA_PROVENANCE_V02,
-    SLSA_PROVENANCE_V1,
-    SPDX_DOCUMENT,
-    VULN_SCAN_COSIGN,
-    build_statement,
-)
+from chainproof.attest.intoto import INTOTO_PAYLOAD_TYPE, build_statement
+from chainproof.attest.predicates import cli_names, predicate_type_uri
 from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.cli.common import (
@@ -72,36 +64,6 @@ app = typer.Typer(
 )
 
 FORMATS = ("simple-signing", "image-url", "in-toto")
-
-#: Short names accepted by --predicate-type, besides any full URI.
-PREDICATE_ALIASES: dict[str, str] = {
-    "slsa-provenance": SLSA_PROVENANCE_V1,
-    "slsa-provenance-v1": SLSA_PROVENANCE_V1,
-    "slsa-provenance-v0.2": SLSA_PROVENANCE_V02,
-    "slsa": SLSA_PROVENANCE_V1,
-    "cyclonedx": CYCLONEDX_BOM,
-    "cyclonedx-sbom": CYCLONEDX_BOM,
-    "spdx": SPDX_DOCUMENT,
-    "spdx-sbom": SPDX_DOCUMENT,
-    "vulnerability-scan": VULN_SCAN_COSIGN,
-    "vuln": VULN_SCAN_COSIGN,
-    "openvex": OPENVEX,
-    "vex": OPENVEX,
-}
-
-
-def predicate_type_uri(text: str) -> str:
-    """A predicate type URI from a URI or one of :data:`PREDICATE_ALIASES` (any case, - or _)."""
-    value = text.strip()
-    if "://" in value:
-        return value
-    alias = value.lower().replace("_", "-")
-    if alias in PREDICATE_ALIASES:
-        return PREDICATE_ALIASES[alias]
-    raise InvalidArgument(
-        f"--predicate-type {text!r} is neither a URI nor a known name: use a URI such as "
-        f"{SLSA_PROVENANCE_V1} or one of " + ", ".join(sorted(PREDICATE_ALIASES))
-    )
 
 
 def resource_uri(image: ImageReference) -> str:
@@ -211,7 +173,7 @@ def create(
         str | None,
         typer.Option(
             "--predicate-type",
-            help="in-toto predicate type URI or alias: " + ", ".join(sorted(PREDICATE_ALIASES)),
+            help="in-toto predicate type URI or alias: " + ", ".join(sorted(cli_names())),
         ),
     ] = None,
     predicate: Annotated[

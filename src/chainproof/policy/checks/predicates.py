@@ -3,42 +3,30 @@ named attestor (SLSA provenance, a CycloneDX/SPDX SBOM, a vulnerability scan, or
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from chainproof.attest.predicates import POLICY_ALIASES, alias_accepts
 from chainproof.domain.names import is_attestor_name
 from chainproof.policy._fields import FieldReader, Problems, index
 from chainproof.policy.checks.attested_by import check_attested_by
 from chainproof.policy.checks.base import CheckContext
 from chainproof.policy.decision import RequirementResult
 
-# Aliases an author may write instead of a predicate type URI; each matches by prefix, so
-# versions (v0.2, v1, bom/v1.5, Document/v2.3) are all accepted.
-PREDICATE_ALIASES: Mapping[str, tuple[str, ...]] = {
-    "SLSA_PROVENANCE": ("https://slsa.dev/provenance/",),
-    "CYCLONEDX_SBOM": ("https://cyclonedx.org/bom",),
-    "SPDX_SBOM": ("https://spdx.dev/Document",),
-    "SBOM": ("https://cyclonedx.org/bom", "https://spdx.dev/Document"),
-    "VULNERABILITY_SCAN": (
-        "https://cosign.sigstore.dev/attestation/vuln/",
-        "https://in-toto.io/attestation/vulns",
-    ),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class PredicateRequirement:
-    predicate_type: str  # as written: an alias or a URI
+    predicate_type: str  # as written: an alias of attest.predicates.POLICY_ALIASES, or a URI
     attestors: tuple[str, ...]
 
     def accepts(self, predicate_type: str | None) -> bool:
+        """An alias accepts every version of its kinds; a URI only itself."""
         if predicate_type is None:
             return False
-        prefixes = PREDICATE_ALIASES.get(self.predicate_type)
-        if prefixes is None:
-            return predicate_type == self.predicate_type
-        return predicate_type.startswith(prefixes)
+        if self.predicate_type in POLICY_ALIASES:
+            return alias_accepts(self.predicate_type, predicate_type)
+        return predicate_type == self.predicate_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +63,10 @@ class RequiredPredicates:
 def _read_predicate(problems: Problems, path: str, data: object) -> PredicateRequirement:
     r = FieldReader(problems, path, data, ("predicateType", "attestors"))
     ptype = r.string("predicateType", required=True)
-    if ptype and ptype not in PREDICATE_ALIASES and "://" not in ptype:
+    if ptype and ptype not in POLICY_ALIASES and "://" not in ptype:
         problems.add(
             r.at("predicateType"),
-            f"{ptype!r} is neither a URI nor one of {', '.join(PREDICATE_ALIASES)}",
+            f"{ptype!r} is neither a URI nor one of {', '.join(POLICY_ALIASES)}",
         )
     attestors = r.string_list("attestors")
     if r.ok and not attestors:

@@ -11,15 +11,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from chainproof.attest.predicates import predicate_kind
 from chainproof.errors import InvalidArgument
 from chainproof.policy._fields import FieldReader, index
 from chainproof.policy.checks.base import CheckContext
-from chainproof.policy.checks.predicates import PREDICATE_ALIASES
 from chainproof.policy.decision import RequirementResult
 from chainproof.policy.evidence import ImageEvidence, ProvenanceFact, VerifiedAttestation
 from chainproof.policy.patterns import StringPattern, compile_string_pattern
-
-_SLSA_PREFIX = PREDICATE_ALIASES["SLSA_PROVENANCE"]
 
 
 def provenance_facts(evidence: ImageEvidence) -> tuple[ProvenanceFact, ...]:
@@ -29,7 +27,7 @@ def provenance_facts(evidence: ImageEvidence) -> tuple[ProvenanceFact, ...]:
     for att in evidence.attestations:
         if att.occurrence in known or att.predicate is None:
             continue
-        if not (att.predicate_type or "").startswith(_SLSA_PREFIX):
+        if predicate_kind(att.predicate_type or "") != "slsa-provenance":
             continue
         fact = _fact_from_slsa(att)
         if fact is not None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from chainproof.attest.intoto import predicate_kind
+from chainproof.attest.predicates import predicate_kind
 from chainproof.policy._fields import FieldReader
 from chainproof.policy.checks.base import CheckContext
 from chainproof.policy.decision import RequirementResult
