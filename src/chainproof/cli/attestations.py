@@ -49,13 +49,13 @@ from chainproof.cli.common import (
 )
 from chainproof.cli.main import EXIT_CHECK_FAILED
 from chainproof.crypto.gpg_signer import GpgSigner
-from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
+from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.signing import PkixSigner, sign_envelope
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
 from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
 from chainproof.errors import ChainproofError, InvalidArgument
-from chainproof.policy.attestors import Attestor, parse_attestor
+from chainproof.policy.attestors import parse_attestor
 from chainproof.services.common import utc_now
 
 app = typer.Typer(
@@ -363,29 +363,6 @@ def list_(
     out.print(table)
 
 
-def attestor_public_keys(attestor: Attestor) -> tuple[list[PublicKey], list[str]]:
-    """The attestor's verifying keys, and a sentence for each key that cannot be used."""
-    keys: list[PublicKey] = []
-    problems: list[str] = []
-    for k in attestor.public_keys:
-        if k.ascii_armored_pgp_public_key is not None:
-            spec = KeySpec("PGP", k.ascii_armored_pgp_public_key, key_id=k.id or None)
-        elif k.pkix_public_key is not None:
-            spec = KeySpec(
-                "PKIX",
-                k.pkix_public_key.public_key_pem,
-                key_id=k.id,
-                algorithm=k.pkix_public_key.signature_algorithm.value,
-            )
-        else:
-            continue
-        try:
-            keys.append(load_public_key(spec))
-        except ChainproofError as exc:
-            problems.append(f"key {k.id or '(no id)'} cannot be used: {exc.message}")
-    return keys, problems
-
-
 def verify_occurrence(
     image: ImageReference, occurrence: dict[str, Any], keys: list[PublicKey]
 ) -> AttestationVerification:
@@ -442,7 +419,8 @@ def verify(
             occurrences = api.list_note_occurrences(
                 str(note_name), f'resourceUrl="{image.canonical}"'
             )
-        keys, key_problems = attestor_public_keys(attestor)
+        keys, unusable = attestor.load_keys()
+        key_problems = [bad.describe() for bad in unusable]
     results = [(str(o.get("name", "")), verify_occurrence(image, o, keys)) for o in occurrences]
     verified = any(r.verified for _, r in results)
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,10 +26,10 @@ from chainproof.cli.common import (
 from chainproof.cli.common import (
     table as make_table,
 )
-from chainproof.crypto.keys import KeySpec, load_public_key
 from chainproof.crypto.pkix import PkixPublicKey
 from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
 from chainproof.errors import InvalidArgument, NotFound
+from chainproof.policy.attestors import AttestorPublicKey
 
 app = typer.Typer(
     help="Manage attestors: who may vouch for an image, and with which public keys.",
@@ -50,8 +51,11 @@ def _split(text: str) -> tuple[str, str]:
 
 def pgp_key_entry(path: Path) -> dict[str, Any]:
     armored = read_text(path, "PGP public key")
-    key = load_public_key(KeySpec("PGP", armored))
-    return {"id": key.key_id, "asciiArmoredPgpPublicKey": armored}
+    entry = AttestorPublicKey(id="", ascii_armored_pgp_public_key=armored)
+    key = entry.load()
+    assert key is not None  # the entry has material
+    # Binary Authorization names a PGP key by its fingerprint.
+    return replace(entry, id=key.key_id).to_dict()
 
 
 def pkix_key_entry(path: Path, algorithm: str | None, key_id: str | None) -> dict[str, Any]:

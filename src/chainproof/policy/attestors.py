@@ -2,8 +2,10 @@
 
 An attestor names a Grafeas note (``userOwnedGrafeasNote.noteReference``) and lists the public
 keys that may sign attestations for it. Several keys mean key rotation: an attestation verified
-under any listed key counts. Keys are stored here as *data only* — armoured PGP text or PKIX
-PEM with its algorithm name; turning them into verifiers is the job of :mod:`chainproof.crypto`.
+under any listed key counts. Keys are stored here as *data* — armoured PGP text or PKIX PEM with
+its algorithm name; :meth:`AttestorPublicKey.load` (and :meth:`Attestor.load_keys` for all of
+them) is the one place that data becomes a verifier of :mod:`chainproof.crypto`, for the judge,
+the attestor resources and the command line alike.
 
 Parsing follows the JSON that ``gcloud container binauthz attestors export`` and the REST API
 use; every violation is reported with its path in one InvalidArgument.
@@ -17,8 +19,9 @@ from enum import StrEnum
 from typing import Any
 
 from chainproof.attest.sigstore_bundle import KeylessIdentity
+from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
 from chainproof.domain.names import is_attestor_name, is_note_name
-from chainproof.errors import InvalidArgument
+from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.policy._fields import FieldReader, Problems
 
 
@@ -68,6 +71,24 @@ class AttestorPublicKey:
     def key_type(self) -> str:
         return "PGP" if self.ascii_armored_pgp_public_key is not None else "PKIX"
 
+    def key_spec(self) -> KeySpec | None:
+        """How :mod:`chainproof.crypto` loads this key; None for an entry with no material."""
+        if self.ascii_armored_pgp_public_key is not None:
+            return KeySpec("PGP", self.ascii_armored_pgp_public_key, key_id=self.id or None)
+        if self.pkix_public_key is not None:
+            return KeySpec(
+                "PKIX",
+                self.pkix_public_key.public_key_pem,
+                key_id=self.id,
+                algorithm=self.pkix_public_key.signature_algorithm.value,
+            )
+        return None
+
+    def load(self) -> PublicKey | None:
+        """The verifying key (None without material); InvalidArgument when it is unusable."""
+        spec = self.key_spec()
+        return load_public_key(spec) if spec is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.id:
@@ -100,6 +121,18 @@ class EvidenceSource(StrEnum):
         return self is not EvidenceSource.REGISTRY
 
 
+@dataclass(frozen=True, slots=True)
+class UnusableKey:
+    """One of an attestor's keys that cannot verify anything, and why."""
+
+    index: int
+    key: AttestorPublicKey
+    reason: str
+
+    def describe(self) -> str:
+        return f"key {self.key.id or '(no id)'} cannot be used: {self.reason}"
+
+
 #: The key id a keyless verification is recorded under: it names the trusted identity.
 KEYLESS_KEY_PREFIX = "keyless:"
 
@@ -115,6 +148,20 @@ class Attestor:
     keyless_identities: tuple[KeylessIdentity, ...] = ()
     #: For an image index: whether each per-platform manifest must carry evidence too.
     require_signed_children: bool = False
+
+    def load_keys(self) -> tuple[list[PublicKey], list[UnusableKey]]:
+        """Every verifying key, and each listed key that cannot be loaded with why."""
+        keys: list[PublicKey] = []
+        unusable: list[UnusableKey] = []
+        for i, entry in enumerate(self.public_keys):
+            try:
+                loaded = entry.load()
+            except ChainproofError as exc:
+                unusable.append(UnusableKey(i, entry, exc.message))
+                continue
+            if loaded is not None:
+                keys.append(loaded)
+        return keys, unusable
 
     @property
     def key_ids(self) -> frozenset[str]:

@@ -46,7 +46,7 @@ from chainproof.attest.grafeas import attestation_from_occurrence
 from chainproof.attest.intoto import OPENVEX
 from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.attest.vuln_scan import is_vuln_scan, read_vuln_scan
-from chainproof.crypto.keys import KeySpec, PublicKey, load_public_key
+from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
 from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import ImageReference
@@ -55,7 +55,7 @@ from chainproof.errors import ChainproofError
 from chainproof.ingest.model import VexScope
 from chainproof.ingest.purls import purl_or_none
 from chainproof.ingest.vex import product_identity, product_names_image
-from chainproof.policy.attestors import Attestor, AttestorPublicKey
+from chainproof.policy.attestors import Attestor
 from chainproof.policy.evidence import (
     UNSIGNED,
     AttestationKind,
@@ -97,34 +97,16 @@ def attestor_fingerprint(attestor: Attestor) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def key_spec(key: AttestorPublicKey) -> KeySpec | None:
-    """How crypto/ loads one of an attestor's keys (None for a key with no material)."""
-    if key.ascii_armored_pgp_public_key is not None:
-        return KeySpec("PGP", key.ascii_armored_pgp_public_key, key_id=key.id or None)
-    if key.pkix_public_key is not None:
-        return KeySpec(
-            "PKIX",
-            key.pkix_public_key.public_key_pem,
-            key_id=key.id,
-            algorithm=key.pkix_public_key.signature_algorithm.value,
-        )
-    return None
-
-
 def attestor_keys(attestor: Attestor) -> list[PublicKey]:
     """The attestor's verifying keys; a key that cannot be loaded is skipped (and logged).
 
     Keys are checked when an attestor is written, so a skip here means the key became
     unusable later (or the attestor came from a file)."""
-    keys: list[PublicKey] = []
-    for k in attestor.public_keys:
-        spec = key_spec(k)
-        if spec is None:
-            continue
-        try:
-            keys.append(load_public_key(spec))
-        except ChainproofError as exc:
-            log.warning("attestor key unusable", attestor=attestor.name, key=k.id, error=str(exc))
+    keys, unusable = attestor.load_keys()
+    for bad in unusable:
+        log.warning(
+            "attestor key unusable", attestor=attestor.name, key=bad.key.id, error=bad.reason
+        )
     return keys
 
 

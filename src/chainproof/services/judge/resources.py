@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chainproof.crypto.keys import load_public_key
 from chainproof.domain.bounds import storable_json
 from chainproof.domain.names import (
     parse_attestor_name,
@@ -34,7 +33,6 @@ from chainproof.errors import (
 from chainproof.policy.attestors import Attestor, AttestorPublicKey, parse_attestor
 from chainproof.policy.binauthz import Policy, parse_policy
 from chainproof.services.common import Clock, Page, utc_now
-from chainproof.services.judge.evidence import key_spec
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.store.port import DocumentRecord, MetadataStore, StoreSession
 
@@ -296,9 +294,8 @@ def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:
     problems: list[str] = []
     keys: list[AttestorPublicKey] = []
     for i, key in enumerate(attestor.public_keys):
-        spec = key_spec(key)
         try:
-            loaded = load_public_key(spec) if spec is not None else None
+            loaded = key.load()
         except ChainproofError as exc:
             problems.append(f"userOwnedGrafeasNote.publicKeys[{i}]: {exc.message}")
             continue
