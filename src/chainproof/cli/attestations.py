@@ -13,20 +13,16 @@ attestation, and the keys come from the attestor only.
 
 from __future__ import annotations
 
-import base64
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
+from chainproof.attest.create import FORMATS, PayloadFormat, attestation_occurrence
 from chainproof.attest.grafeas import attestation_from_occurrence
-from chainproof.attest.image_url import build_image_url_payload
-from chainproof.attest.intoto import INTOTO_PAYLOAD_TYPE, build_statement
 from chainproof.attest.predicates import cli_names, predicate_type_uri
-from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.cli.common import (
     CaCertOpt,
@@ -50,7 +46,7 @@ from chainproof.cli.common import (
 from chainproof.cli.main import EXIT_CHECK_FAILED
 from chainproof.crypto.gpg_signer import GpgSigner
 from chainproof.crypto.keys import PublicKey
-from chainproof.crypto.signing import PkixSigner, sign_envelope
+from chainproof.crypto.signing import PkixSigner
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
 from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
@@ -63,79 +59,20 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FORMATS = ("simple-signing", "image-url", "in-toto")
 
-
-def resource_uri(image: ImageReference) -> str:
-    # Binary Authorization writes image resources as https URLs; the server matches either way.
-    return f"https://{image.name}@{image.digest}"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class _GpgDsseSigner:
-    """GnuPG as a DSSE signer: a binary detached signature over the PAE bytes."""
-
-    gpg: GpgSigner
-    key_id: str
-
-    def sign(self, data: bytes) -> bytes:
-        return self.gpg.sign_detached(data, armor=False)
-
-
-def build_occurrence(
-    image: ImageReference,
-    fmt: str,
-    *,
-    pkix: PkixSigner | None,
-    gpg: GpgSigner | None,
-    predicate_type: str | None,
-    predicate: dict[str, Any] | None,
-    note_name: str | None,
-) -> dict[str, Any]:
-    """The Grafeas occurrence JSON of a new attestation for ``image``, signed."""
-    occurrence: dict[str, Any] = {"resourceUri": resource_uri(image)}
-    if note_name:
-        occurrence["noteName"] = note_name
-    if fmt == "in-toto":
-        if predicate_type is None or predicate is None:
-            raise InvalidArgument(
-                "--format in-toto needs --predicate-type TYPE and --predicate FILE.json"
-            )
-        statement = build_statement(image, predicate_type, predicate)
-        signer: PkixSigner | _GpgDsseSigner
-        if pkix is not None:
-            signer = pkix
-        else:
-            assert gpg is not None
-            signer = _GpgDsseSigner(gpg, gpg.fingerprint())
-        envelope = sign_envelope(statement, INTOTO_PAYLOAD_TYPE, [signer])
-        occurrence["dsseAttestation"] = {"envelope": envelope.to_json()}
-        return occurrence
-    if predicate_type is not None or predicate is not None:
+def _predicate_options(
+    fmt: PayloadFormat, predicate_type: str | None, predicate: dict[str, Any] | None
+) -> None:
+    """What --format says about --predicate-type and --predicate, in the CLI's words."""
+    if fmt is PayloadFormat.IN_TOTO and (predicate_type is None or predicate is None):
+        raise InvalidArgument(
+            "--format in-toto needs --predicate-type TYPE and --predicate FILE.json"
+        )
+    if fmt is not PayloadFormat.IN_TOTO and (predicate_type is not None or predicate is not None):
         raise InvalidArgument(
             "--predicate-type and --predicate belong to --format in-toto; "
-            f"--format {fmt} signs the image digest alone"
+            f"--format {fmt.value} signs the image digest alone"
         )
-    payload = (
-        build_simple_signing(image) if fmt == "simple-signing" else build_image_url_payload(image)
-    )
-    if pkix is not None:
-        signature, key_id = pkix.sign(payload), pkix.key_id
-    else:
-        assert gpg is not None
-        key_id = gpg.fingerprint()
-        # Binary Authorization verifies an inline-signed message for simple signing; the seed
-        # 000 walkthrough clearsigns the image URL so that the text stays readable.
-        signature = gpg.sign_inline(payload) if fmt == "simple-signing" else gpg.clearsign(payload)
-    occurrence["attestation"] = {
-        "serializedPayload": _b64(payload),
-        "signatures": [{"signature": _b64(signature), "publicKeyId": key_id}],
-    }
-    return occurrence
 
 
 @app.command("create")
@@ -207,9 +144,10 @@ def create(
     """
     with errors():
         image = pinned_image(image_text)
-        fmt = fmt.strip().lower()
-        if fmt not in FORMATS:
-            raise InvalidArgument(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+        chosen = fmt.strip().lower()
+        if chosen not in FORMATS:
+            raise InvalidArgument(f"--format {chosen!r} is not one of {', '.join(FORMATS)}")
+        payload_format = PayloadFormat(chosen)
         if (key is None) == (gpg_key is None):
             raise InvalidArgument(
                 "sign with exactly one of --key FILE.key (PKIX) or --gpg-key FINGERPRINT_OR_EMAIL"
@@ -222,16 +160,14 @@ def create(
         target_project = project or (note_name.split("/")[1] if note_name else None)
         if target_project is not None:
             validate_project_id(target_project, field="--project")
-        pkix = None
-        gpg = None
+        signer: PkixSigner | GpgSigner
         if key is not None:
-            pem = read_text(key, "private key")
-            pkix = PkixSigner.from_pem(pem, algorithm, key_id)
+            signer = PkixSigner.from_pem(read_text(key, "private key"), algorithm, key_id)
         else:
             assert gpg_key is not None
             if algorithm or key_id:
                 raise InvalidArgument("--algorithm and --key-id go with --key, not --gpg-key")
-            gpg = GpgSigner(gpg_key, str(gnupghome) if gnupghome else None)
+            signer = GpgSigner(gpg_key, str(gnupghome) if gnupghome else None)
         predicate_uri = predicate_type_uri(predicate_type) if predicate_type else None
         predicate_doc: dict[str, Any] | None = None
         if predicate is not None:
@@ -239,11 +175,11 @@ def create(
             if not isinstance(loaded, dict):
                 raise InvalidArgument(f"predicate {predicate} must hold a JSON object")
             predicate_doc = loaded
-        occurrence = build_occurrence(
+        _predicate_options(payload_format, predicate_uri, predicate_doc)
+        occurrence = attestation_occurrence(
             image,
-            fmt,
-            pkix=pkix,
-            gpg=gpg,
+            payload_format,
+            signer,
             predicate_type=predicate_uri,
             predicate=predicate_doc,
             note_name=note_name,

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chainproof.cli.attestations import build_occurrence
+from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.cli.common import (
     CaCertOpt,
     ClientCertOpt,
@@ -327,14 +327,8 @@ def vouch(
                 note_name = str(found.get("userOwnedGrafeasNote", {}).get("noteReference", ""))
                 if not note_name:
                     raise InvalidArgument(f"attestor {attestor} has no note to sign under")
-                occurrence = build_occurrence(
-                    ref,
-                    "simple-signing",
-                    pkix=signer,
-                    gpg=None,
-                    predicate_type=None,
-                    predicate=None,
-                    note_name=note_name,
+                occurrence = attestation_occurrence(
+                    ref, PayloadFormat.SIMPLE_SIGNING, signer, note_name=note_name
                 )
                 created = api.create_occurrence(evidence_project, occurrence)
     if as_json:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chainproof.attest.intoto import INTOTO_PAYLOAD_TYPE, build_statement
-from chainproof.attest.simple_signing import build_simple_signing
-from chainproof.crypto.signing import PkixSigner, generate_pkix_key, sign_envelope
+from chainproof.attest.create import PayloadFormat, attestation_occurrence
+from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.pagination import PageTokenCodec
@@ -99,48 +97,26 @@ class System:
     async def sign(self, signer: Signer, image: str, *, filed_under: str | None = None) -> Any:
         """A simple-signing attestation of ``image``, filed under ``filed_under`` (default:
         the same image) in project ``app``."""
-        payload = build_simple_signing(parse_image_reference(image))
-        return await self.grafeas.create_occurrence(
-            "projects/app",
-            occurrence_from_json(
-                {
-                    "resourceUri": filed_under or image,
-                    "noteName": signer.note,
-                    "attestation": {
-                        "serializedPayload": base64.b64encode(payload).decode(),
-                        "signatures": [
-                            {
-                                "signature": base64.b64encode(signer.signer.sign(payload)).decode(),
-                                "publicKeyId": signer.signer.key_id,
-                            }
-                        ],
-                    },
-                }
-            ),
+        signed = attestation_occurrence(
+            parse_image_reference(image),
+            PayloadFormat.SIMPLE_SIGNING,
+            signer.signer,
+            note_name=signer.note,
+            resource_uri=filed_under or image,
         )
+        return await self.grafeas.create_occurrence("projects/app", occurrence_from_json(signed))
 
     async def attest(self, signer: Signer, image: str, predicate_type: str, predicate: dict) -> Any:
-        statement = build_statement(parse_image_reference(image), predicate_type, predicate)
-        env = sign_envelope(statement, INTOTO_PAYLOAD_TYPE, [signer.signer])
-        return await self.grafeas.create_occurrence(
-            "projects/app",
-            occurrence_from_json(
-                {
-                    "resourceUri": image,
-                    "noteName": signer.note,
-                    "dsseAttestation": {
-                        "envelope": {
-                            "payload": base64.b64encode(env.payload).decode(),
-                            "payloadType": env.payload_type,
-                            "signatures": [
-                                {"sig": base64.b64encode(s.sig).decode(), "keyid": s.keyid}
-                                for s in env.signatures
-                            ],
-                        }
-                    },
-                }
-            ),
+        signed = attestation_occurrence(
+            parse_image_reference(image),
+            PayloadFormat.IN_TOTO,
+            signer.signer,
+            predicate_type=predicate_type,
+            predicate=predicate,
+            note_name=signer.note,
+            resource_uri=image,
         )
+        return await self.grafeas.create_occurrence("projects/app", occurrence_from_json(signed))
 
     async def policy(self, project: str, rule: dict[str, Any], **extra: Any) -> None:
         await self.resources.put_policy(

@@ -21,14 +21,13 @@ plug-in that implements the same two members).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chainproof.attest.simple_signing import build_simple_signing
+from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.crypto.signing import Signer
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
@@ -145,25 +144,15 @@ class Vouching:
         if not result.passed:
             return result
         ref = parse_image_reference(result.image)
-        payload = build_simple_signing(ref)
-        signature = signer.sign(payload)
+        signed = attestation_occurrence(
+            ref,
+            PayloadFormat.SIMPLE_SIGNING,
+            signer,
+            note_name=note_name,
+            resource_uri=ref.canonical,
+        )
         occurrence = await self._grafeas.create_occurrence(
-            f"projects/{project}",
-            occurrence_from_json(
-                {
-                    "resourceUri": ref.canonical,
-                    "noteName": note_name,
-                    "attestation": {
-                        "serializedPayload": base64.b64encode(payload).decode(),
-                        "signatures": [
-                            {
-                                "signature": base64.b64encode(signature).decode(),
-                                "publicKeyId": signer.key_id,
-                            }
-                        ],
-                    },
-                }
-            ),
+            f"projects/{project}", occurrence_from_json(signed)
         )
         result.occurrence = str(occurrence.name)
         return result
