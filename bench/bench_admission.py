@@ -64,7 +64,7 @@ import httpx
 import orjson
 
 from chainproof.attest.simple_signing import build_simple_signing
-from chainproof.cli.webhook import issue_certificates
+from chainproof.crypto.certificates import issue_certificates
 from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
 
@@ -169,7 +169,9 @@ def server(
         ).decode()
     verify: Any = False
     if tls:
-        issued = issue_certificates("chainproof", "chainproof", extra_sans=("127.0.0.1",))
+        issued = issue_certificates(
+            "chainproof", "chainproof", extra_sans=("127.0.0.1",), now=datetime.now(UTC)
+        )
         (workdir / "ca.crt").write_bytes(issued.ca_cert_pem)
         (workdir / "tls.crt").write_bytes(issued.cert_pem)
         (workdir / "tls.key").write_bytes(issued.key_pem)

@@ -1,19 +1,24 @@
 """The one error tree of chainproof.
 
 Every error the system raises on purpose is a :class:`ChainproofError`. Each leaf maps to exactly
-one gRPC status code and one HTTP status, and that mapping lives here and nowhere else::
+one gRPC status code, one HTTP status and one exit code of the command line, and that mapping
+lives here and nowhere else::
 
-    ChainproofError
-    ├── InvalidArgument      INVALID_ARGUMENT     400   the request itself is wrong
-    ├── FailedPrecondition   FAILED_PRECONDITION  400   the request is fine, the state is not
-    ├── NotFound             NOT_FOUND            404
-    ├── AlreadyExists        ALREADY_EXISTS       409
-    ├── PermissionDenied     PERMISSION_DENIED    403
-    ├── Unauthenticated      UNAUTHENTICATED      401
-    ├── PayloadTooLarge      RESOURCE_EXHAUSTED   413   a body or message over the size limit
-    ├── DeadlineExceeded     DEADLINE_EXCEEDED    504
-    ├── Unavailable          UNAVAILABLE          503   a dependency (the database) is down
-    └── Internal             INTERNAL             500   a bug; the message never leaks details
+    ChainproofError                               HTTP  exit
+    ├── InvalidArgument      INVALID_ARGUMENT     400   2    the request itself is wrong
+    ├── FailedPrecondition   FAILED_PRECONDITION  400   2    the request is fine, the state is not
+    ├── NotFound             NOT_FOUND            404   2
+    ├── AlreadyExists        ALREADY_EXISTS       409   2
+    ├── PermissionDenied     PERMISSION_DENIED    403   2
+    ├── Unauthenticated      UNAUTHENTICATED      401   2
+    ├── PayloadTooLarge      RESOURCE_EXHAUSTED   413   2    a body or message over the size limit
+    ├── DeadlineExceeded     DEADLINE_EXCEEDED    504   3
+    ├── Unavailable          UNAVAILABLE          503   3    a dependency (the database) is down
+    └── Internal             INTERNAL             500   2    a bug; the message never leaks details
+
+Exit 2 is "bad usage or bad input, the server's answers included", 3 "could not reach what
+was needed" (a script may retry it); 1 is no error but a check that failed (a denial, an
+attestation that does not verify), set by the commands themselves.
 
 Messages say what was wrong, what was expected and, where it helps, what to do. Entrypoints
 (REST, gRPC, CLI) only translate these; they never invent their own codes.
@@ -30,6 +35,8 @@ class ChainproofError(Exception):
 
     grpc_code: ClassVar[str] = "UNKNOWN"
     http_status: ClassVar[int] = 500
+    #: How ``chainproof`` ends when this error stops a command.
+    exit_code: ClassVar[int] = 2
 
     def __init__(self, message: str, *, details: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -81,11 +88,13 @@ class PayloadTooLarge(ChainproofError):
 class DeadlineExceeded(ChainproofError):
     grpc_code = "DEADLINE_EXCEEDED"
     http_status = 504
+    exit_code = 3
 
 
 class Unavailable(ChainproofError):
     grpc_code = "UNAVAILABLE"
     http_status = 503
+    exit_code = 3
 
 
 class Internal(ChainproofError):

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chainproof.cli.webhook import webhook_configuration
+from chainproof.domain.webhook_config import webhook_configuration
 from integration.test_webhook_support import admission_review, load_fixture, pod_spec, with_images
 from live import live_server
 

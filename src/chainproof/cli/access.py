@@ -10,28 +10,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ProjectOpt,
-    ServerOpt,
-    client,
-    errors,
-    load_documents,
-    note,
-    out,
-    print_json,
-    table,
-)
-from chainproof.cli.decisions import parse_time
+from chainproof.cli.client import ChainproofClient
+from chainproof.cli.inputs import lifetime, load_documents, moment
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.output import errors, note, out, print_json, table
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.services.common import utc_now
@@ -52,7 +39,6 @@ NoteOpt = Annotated[
 RoleOpt = Annotated[
     str, typer.Option("--role", "-r", help="e.g. roles/containeranalysis.occurrences.editor")
 ]
-_AGE = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def _iam_path(project: str, note_id: str | None) -> str:
@@ -61,17 +47,15 @@ def _iam_path(project: str, note_id: str | None) -> str:
 
 # ---------------------------------------------------------------------- tokens
 @tokens_app.command("create")
+@connected
 def tokens_create(
+    server: Server,
     name: Annotated[str, typer.Argument(help="Token name; its member is token:NAME.")],
     project: ProjectOpt,
     role: RoleOpt,
     expires: Annotated[
         str | None, typer.Option("--expires", help="Lifetime such as 30d or 12h (default: none).")
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create an API token with ROLE on PROJECT and print its secret, once."""
@@ -79,7 +63,7 @@ def tokens_create(
         body: dict[str, Any] = {"name": name, "role": role}
         if expires is not None:
             body["expireTime"] = _expiry(expires)
-        with client(server, ca_cert, client_cert, client_key) as c:
+        with server.client() as c:
             made = c.request("POST", f"/v1/projects/{project}/tokens", body=body)
     if json_out:
         print_json(made)
@@ -90,24 +74,18 @@ def tokens_create(
 
 
 def _expiry(text: str) -> str:
-    value = text.strip()
-    if len(value) >= 2 and value[:-1].isdigit() and value[-1] in _AGE:
-        moment = utc_now() + timedelta(**{_AGE[value[-1]]: int(value[:-1])})
-        return rfc3339(moment)
-    raise InvalidArgument(f"--expires {text!r}: expected a lifetime such as 30d, 12h or 90m")
+    return rfc3339(utc_now() + lifetime(text, "--expires"))
 
 
 @tokens_app.command("list")
+@connected
 def tokens_list(
+    server: Server,
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List the API tokens of PROJECT (never their secrets)."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         got = c.request("GET", f"/v1/projects/{project}/tokens")
     if json_out:
         print_json(got)
@@ -125,22 +103,20 @@ def tokens_list(
 
 
 @tokens_app.command("revoke")
+@connected
 def tokens_revoke(
+    server: Server,
     name: Annotated[str, typer.Argument(help="Token name.")],
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
 ) -> None:
     """Revoke an API token: it stops working at once on this server, within seconds on others."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         c.request("DELETE", f"/v1/projects/{project}/tokens/{name}")
     note(f"revoked token:{name}")
 
 
 # ---------------------------------------------------------------------- iam
-def _get_policy(c: Any, project: str, note_id: str | None) -> dict[str, Any]:
+def _get_policy(c: ChainproofClient, project: str, note_id: str | None) -> dict[str, Any]:
     got: dict[str, Any] = c.request("POST", _iam_path(project, note_id) + ":getIamPolicy", body={})
     return got
 
@@ -157,30 +133,26 @@ def _print_policy(policy: dict[str, Any], json_out: bool) -> None:
 
 
 @iam_app.command("get")
+@connected
 def iam_get(
+    server: Server,
     project: ProjectOpt,
     note_id: NoteOpt = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Print the IAM policy of a project (or of one of its notes)."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         policy = _get_policy(c, project, note_id)
     _print_policy(policy, json_out)
 
 
 @iam_app.command("set")
+@connected
 def iam_set(
+    server: Server,
     file: Annotated[Path, typer.Argument(help="YAML or JSON policy: {bindings, etag}.")],
     project: ProjectOpt,
     note_id: NoteOpt = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Replace the IAM policy with FILE. With the etag `iam get` printed, a policy someone else
@@ -189,7 +161,7 @@ def iam_set(
         docs = load_documents(file, "IAM policy")
         if len(docs) != 1 or not isinstance(docs[0], dict):
             raise InvalidArgument(f"{file} must hold one policy object: {{bindings, etag}}")
-        with client(server, ca_cert, client_cert, client_key) as c:
+        with server.client() as c:
             stored = c.request(
                 "POST", _iam_path(project, note_id) + ":setIamPolicy", body={"policy": docs[0]}
             )
@@ -202,10 +174,10 @@ def _edit_binding(
     role: str,
     member: str,
     add: bool,
-    options: tuple[Any, Any, Any, Any],
+    server: Server,
     json_out: bool,
 ) -> None:
-    with errors(), client(*options) as c:
+    with errors(), server.client() as c:
         policy = _get_policy(c, project, note_id)
         bindings = {b["role"]: list(b["members"]) for b in policy.get("bindings", [])}
         members = bindings.setdefault(role, [])
@@ -227,54 +199,44 @@ def _edit_binding(
 
 
 @iam_app.command("add-binding")
+@connected
 def iam_add_binding(
+    server: Server,
     project: ProjectOpt,
     role: RoleOpt,
     member: Annotated[
         str, typer.Option("--member", "-m", help="e.g. user:qa@example.com, token:ci")
     ],
     note_id: NoteOpt = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Grant ROLE to MEMBER on a project (or a note)."""
-    _edit_binding(
-        project, note_id, role, member, True, (server, ca_cert, client_cert, client_key), json_out
-    )
+    _edit_binding(project, note_id, role, member, True, server, json_out)
 
 
 @iam_app.command("remove-binding")
+@connected
 def iam_remove_binding(
+    server: Server,
     project: ProjectOpt,
     role: RoleOpt,
     member: Annotated[str, typer.Option("--member", "-m", help="The member to remove.")],
     note_id: NoteOpt = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Take ROLE away from MEMBER on a project (or a note)."""
-    _edit_binding(
-        project, note_id, role, member, False, (server, ca_cert, client_cert, client_key), json_out
-    )
+    _edit_binding(project, note_id, role, member, False, server, json_out)
 
 
 # ---------------------------------------------------------------------- auth, audit
 @auth_app.command("whoami")
+@connected
 def whoami(
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
+    server: Server,
     json_out: JsonOpt = False,
 ) -> None:
     """Print the member the server sees for your credentials, and how it verified them."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         me = c.request("GET", "/v1/auth:whoami")
     if json_out:
         print_json(me)
@@ -286,7 +248,9 @@ def whoami(
 
 
 @audit_app.command("list")
+@connected
 def audit_list(
+    server: Server,
     project: ProjectOpt,
     principal: Annotated[str | None, typer.Option("--principal", help="e.g. token:ci")] = None,
     permission: Annotated[
@@ -295,10 +259,6 @@ def audit_list(
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339 or an age: 2h, 7d")] = None,
     until: Annotated[str | None, typer.Option("--until", help="RFC 3339 or an age")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List audit entries of PROJECT, newest first."""
@@ -310,10 +270,10 @@ def audit_list(
         if permission:
             params["permission"] = permission
         if since:
-            params["since"] = parse_time(since, "--since", now).isoformat()
+            params["since"] = rfc3339(moment(since, "--since", now))
         if until:
-            params["until"] = parse_time(until, "--until", now).isoformat()
-        with client(server, ca_cert, client_cert, client_key) as c:
+            params["until"] = rfc3339(moment(until, "--until", now))
+        with server.client() as c:
             got = c.request("GET", f"/v1/projects/{project}/auditLogs", params=params)
     if json_out:
         print_json(got)

@@ -24,26 +24,10 @@ from chainproof.attest.create import FORMATS, PayloadFormat, attestation_occurre
 from chainproof.attest.grafeas import attestation_from_occurrence
 from chainproof.attest.predicates import cli_names, predicate_type_uri
 from chainproof.attest.verify import AttestationVerification, verify_attestation
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ServerOpt,
-    client,
-    errors,
-    load_document,
-    note,
-    out,
-    pinned_image,
-    print_json,
-    read_text,
-    warn,
-)
-from chainproof.cli.common import (
-    table as make_table,
-)
-from chainproof.cli.main import EXIT_CHECK_FAILED
+from chainproof.cli.inputs import load_document, pinned_image, read_text
+from chainproof.cli.options import JsonOpt, Server, connected
+from chainproof.cli.output import check_failed, errors, note, out, print_json, warn
+from chainproof.cli.output import table as make_table
 from chainproof.crypto.gpg_signer import GpgSigner
 from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.signing import PkixSigner
@@ -76,7 +60,9 @@ def _predicate_options(
 
 
 @app.command("create")
+@connected
 def create(
+    server: Server,
     image_text: Annotated[
         str, typer.Option("--image", help="The image to vouch for, REGISTRY/REPO@sha256:DIGEST.")
     ],
@@ -131,10 +117,6 @@ def create(
         str | None,
         typer.Option("--project", "-p", help="Project to upload into (default: the note's)."),
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign an image digest and write (or upload) the attestation occurrence.
@@ -192,7 +174,7 @@ def create(
         created: dict[str, Any] | None = None
         if upload:
             assert target_project is not None
-            with client(server, ca_cert, client_cert, client_key) as api:
+            with server.client() as api:
                 created = api.create_occurrence(target_project, occurrence)
     if created is not None:
         if as_json:
@@ -209,16 +191,14 @@ def create(
 
 
 @app.command("upload")
+@connected
 def upload_file(
+    server: Server,
     file: Annotated[Path, typer.Argument(help="Occurrence JSON (from `attestation create`).")],
     project: Annotated[
         str | None,
         typer.Option("--project", "-p", help="Project to upload into (default: the note's)."),
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Upload an occurrence JSON file as it is (POST /v1/projects/P/occurrences)."""
@@ -235,7 +215,7 @@ def upload_file(
                 )
             project = parse_note_name(note_name, field="noteName").project
         validate_project_id(project, field="--project")
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             created = api.create_occurrence(project, occurrence)
     if as_json:
         print_json(created)
@@ -256,7 +236,9 @@ def _key_hints(occurrence: dict[str, Any]) -> list[str]:
 
 
 @app.command("list")
+@connected
 def list_(
+    server: Server,
     image_text: Annotated[
         str, typer.Option("--image", help="The image whose attestations to list.")
     ],
@@ -264,10 +246,6 @@ def list_(
     note_ref: Annotated[
         str | None, typer.Option("--note", help="Only occurrences of this note.")
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the attestation occurrences of an image in a project (not verified)."""
@@ -279,7 +257,7 @@ def list_(
         )
         if note_ref:
             where += f' AND noteName="{parse_note_name(note_ref.strip(), field="--note")}"'
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             occurrences = api.list_occurrences(project, where)
     if as_json:
         print_json({"occurrences": occurrences})
@@ -324,7 +302,9 @@ def _result_json(name: str, result: AttestationVerification) -> dict[str, Any]:
 
 
 @app.command("verify")
+@connected
 def verify(
+    server: Server,
     image_text: Annotated[
         str, typer.Option("--image", help="The image to check, REGISTRY/REPO@sha256:DIGEST.")
     ],
@@ -334,10 +314,6 @@ def verify(
             "--attestor", help="The attestor whose keys must have signed: projects/P/attestors/ID."
         ),
     ],
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an image's attestations against an attestor's keys, here on this machine.
@@ -347,7 +323,7 @@ def verify(
     with errors():
         image = pinned_image(image_text)
         full_name = str(parse_attestor_ref(attestor_ref, field="--attestor"))
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             attestor = parse_attestor(api.get_attestor(full_name))
             note_name = parse_note_name(
                 attestor.note_reference, field="userOwnedGrafeasNote.noteReference"
@@ -396,4 +372,4 @@ def verify(
         )
         note(summary, style="bold green" if verified else "bold red")
     if not verified:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise check_failed()

@@ -9,23 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ProjectOpt,
-    ServerOpt,
-    client,
-    errors,
-    note,
-    out,
-    print_json,
-    read_text,
-)
-from chainproof.cli.common import (
-    table as make_table,
-)
+from chainproof.cli.inputs import read_text
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.output import errors, note, out, print_json
+from chainproof.cli.output import table as make_table
 from chainproof.crypto.pkix import PkixPublicKey
 from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
 from chainproof.errors import InvalidArgument, NotFound
@@ -109,7 +96,9 @@ def show_attestor(attestor: dict[str, Any]) -> None:
 
 
 @app.command("create")
+@connected
 def create(
+    server: Server,
     name: NameArg,
     note_ref: Annotated[
         str,
@@ -162,10 +151,6 @@ def create(
             help="Regular expression (full match) for the keyless signer's certificate SAN.",
         ),
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an attestor (and its ATTESTATION note when it does not exist yet).
@@ -205,7 +190,7 @@ def create(
             ]
         if description:
             body["description"] = description
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             note_created = False
             try:
                 api.get_note(str(note_name))
@@ -231,18 +216,16 @@ def create(
 
 
 @app.command("get")
+@connected
 def get(
+    server: Server,
     name: NameArg,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one attestor: its note and keys."""
     with errors():
         project, attestor_id = _split(name)
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             attestor = api.get_attestor(f"projects/{project}/attestors/{attestor_id}")
     if as_json:
         print_json(attestor)
@@ -251,18 +234,16 @@ def get(
 
 
 @app.command("list")
+@connected
 def list_(
+    server: Server,
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the attestors of a project."""
     with errors():
         validate_project_id(project, field="--project")
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             attestors = api.list_attestors(project)
     if as_json:
         print_json({"attestors": attestors})
@@ -284,19 +265,17 @@ def list_(
 
 
 @app.command("delete")
+@connected
 def delete(
+    server: Server,
     name: NameArg,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete an attestor (refused while the project's policy requires it)."""
     with errors():
         project, attestor_id = _split(name)
         full = f"projects/{project}/attestors/{attestor_id}"
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             api.delete_attestor(full)
     if as_json:
         print_json({"deleted": full})

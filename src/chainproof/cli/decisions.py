@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ProjectOpt,
-    ServerOpt,
-    client,
-    errors,
-    note,
-    out,
-    print_json,
-)
-from chainproof.cli.common import (
-    table as make_table,
-)
+from chainproof.cli.inputs import moment
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.output import errors, note, out, print_json
+from chainproof.cli.output import table as make_table
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
-from chainproof.domain.timestamps import parse_rfc3339, rfc3339
+from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.services.common import utc_now
 
@@ -37,25 +23,6 @@ app = typer.Typer(
 )
 
 OUTCOMES = ("allowed", "denied", "dry-run-would-deny", "breakglass", "error")
-_RELATIVE = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, option: str, now: datetime) -> datetime:
-    """The moment ``text`` names: RFC 3339 (``2026-11-22T10:00:00Z``) or an age (30m, 2h, 7d)."""
-    value = text.strip()
-    m = _RELATIVE.fullmatch(value)
-    if m:
-        moment = now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    else:
-        try:
-            moment = parse_rfc3339(value)
-        except ValueError:
-            raise InvalidArgument(
-                f"{option} {text!r} is not a time: expected RFC 3339 such as "
-                "2026-11-22T10:00:00Z, or an age such as 30m, 2h, 7d"
-            ) from None
-    return moment.astimezone(UTC)
 
 
 def _short(text: str, width: int = 120) -> str:
@@ -64,7 +31,9 @@ def _short(text: str, width: int = 120) -> str:
 
 
 @app.command("list")
+@connected
 def list_(
+    server: Server,
     project: ProjectOpt,
     image: Annotated[
         str | None, typer.Option("--image", help="Only decisions about this image.")
@@ -87,10 +56,6 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, help="At most this many decisions.")
     ] = 50,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List recorded admission decisions; the filters are applied by the server."""
@@ -107,8 +72,8 @@ def list_(
                 raise InvalidArgument(f"--outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
             params["outcome"] = chosen
         now = utc_now()
-        start = parse_time(since, "--since", now) if since else None
-        end = parse_time(until, "--until", now) if until else None
+        start = moment(since, "--since", now) if since else None
+        end = moment(until, "--until", now) if until else None
         if start is not None:
             params["since"] = rfc3339(start)
         if end is not None:
@@ -117,7 +82,7 @@ def list_(
             raise InvalidArgument(
                 f"--since {since} is after --until {until}: no decision can match"
             )
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             decisions = api.list_decisions(project, params, limit)
     if as_json:
         print_json({"decisions": decisions})

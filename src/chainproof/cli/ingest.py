@@ -9,21 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ProjectOpt,
-    ServerOpt,
-    client,
-    errors,
-    note,
-    out,
-    print_json,
-    table,
-    warn,
-)
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.output import check_failed, errors, note, out, print_json, table, warn
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.ingest import Format
 
@@ -36,7 +23,9 @@ package_app = typer.Typer(help="Where a package is.", no_args_is_help=True)
 
 
 @ingest_app.command("ingest")
+@connected
 def ingest(
+    server: Server,
     files: Annotated[list[Path], typer.Argument(help="Documents to ingest.", exists=True)],
     project: ProjectOpt,
     image: Annotated[
@@ -51,10 +40,6 @@ def ingest(
         str, typer.Option("--format", help=f"The documents' format when not detected: {_FORMATS}.")
     ] = "",
     as_json: JsonOpt = False,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
 ) -> None:
     """Ingest documents into PROJECT as Grafeas notes and occurrences.
 
@@ -63,7 +48,7 @@ def ingest(
     """
     results: list[dict[str, Any]] = []
     failures = 0
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -107,21 +92,19 @@ def ingest(
             for w in r.get("warnings", []):
                 warn(f"  {w}")
     if failures:
-        raise typer.Exit(1)
+        raise check_failed()
 
 
 @image_app.command("packages")
+@connected
 def image_packages(
+    server: Server,
     image: Annotated[str, typer.Argument(help="registry/repository@sha256:…")],
     project: ProjectOpt,
     as_json: JsonOpt = False,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
 ) -> None:
     """List the packages an image contains (from its ingested SBOMs and scans)."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         found = c.image_packages(project, image)
     if as_json:
         print_json(found)
@@ -133,17 +116,15 @@ def image_packages(
 
 
 @package_app.command("images")
+@connected
 def package_images(
+    server: Server,
     purl: Annotated[str, typer.Argument(help="pkg:type/namespace/name[@version]")],
     project: ProjectOpt,
     as_json: JsonOpt = False,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
 ) -> None:
     """List the images that contain a package (any version when PURL has none)."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as c:
+    with errors(), server.client() as c:
         found = c.package_images(project, purl)
     if as_json:
         print_json(found)

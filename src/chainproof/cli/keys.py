@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from chainproof.cli.common import JsonOpt, errors, note, print_json
+from chainproof.cli.options import JsonOpt
+from chainproof.cli.output import errors, note, print_json
 from chainproof.crypto.pkix import ALGORITHMS
 from chainproof.crypto.signing import DEFAULT_PKIX_ALGORITHM, generate_pkix_key
 from chainproof.errors import InvalidArgument

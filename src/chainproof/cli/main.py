@@ -1,28 +1,21 @@
-"""The ``chainproof`` command line.
+"""The ``chainproof`` command line: the root command, ``serve`` and ``version``, and the
+registration of the command groups (one module each, imported lazily).
 
-Library code raises :class:`chainproof.errors.ChainproofError` with its own explanation; only
-this layer turns errors into messages on stderr and exit codes:
-
-* 0 success; 1 a check failed (e.g. a verification or policy denial);
-* 2 bad usage or bad input; 3 the server or database could not be reached.
+Subcommands import nothing from here: what they share lives in :mod:`chainproof.cli.options`
+(option declarations, the server connection), :mod:`chainproof.cli.output` (printing, errors
+and exit codes) and :mod:`chainproof.cli.inputs` (files, images, times). Exit codes: 0 done,
+1 a check failed, 2 bad usage or input, 3 the server or database could not be reached.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from chainproof.errors import (
-    ChainproofError,
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    Unavailable,
-)
+from chainproof.cli.options import ConfigOpt, set_token
+from chainproof.cli.output import fail
+from chainproof.errors import FailedPrecondition, InvalidArgument
 
 app = typer.Typer(
     name="chainproof",
@@ -31,31 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
-
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Settings file (TOML, YAML or JSON); also $CHAINPROOF_CONFIG.",
-        exists=True,
-        dir_okay=False,
-    ),
-]
-
-
-def fail(exc: ChainproofError) -> typer.Exit:
-    """Print ``exc`` on stderr and return the exit that fits it (raise the result)."""
-    # The message is plain text: paths such as ``clusterAdmissionRules[prod]`` must not be
-    # read as rich markup.
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    if isinstance(exc, Unavailable | DeadlineExceeded):
-        return typer.Exit(EXIT_UNAVAILABLE)
-    return typer.Exit(EXIT_USAGE)
 
 
 @app.command()
@@ -96,7 +64,7 @@ def serve(
             "anonymous callers then get only what IAM grants allUsers (see docs/auth.md)",
         ),
     ] = False,
-    config: ConfigOption = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Start the server: the Grafeas v1 REST and gRPC APIs, operations endpoints, the judge."""
     import os
@@ -165,8 +133,6 @@ def root(
     ] = None,
 ) -> None:
     """Software supply chain security: the scribe (Grafeas v1 store) and the judge."""
-    from chainproof.cli.common import set_token
-
     set_token(token)
 
 

@@ -13,22 +13,10 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ProjectOpt,
-    ServerOpt,
-    client,
-    errors,
-    load_document,
-    load_documents,
-    note,
-    print_json,
-)
-from chainproof.cli.main import EXIT_CHECK_FAILED, EXIT_USAGE
+from chainproof.cli.inputs import load_document, load_documents
 from chainproof.cli.offline import OfflineInputs, evaluate_offline, is_kritis, split_grafeas_dump
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.output import EXIT_USAGE, check_failed, errors, note, print_json
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.policy import AdmissionRequest, parse_attestor, parse_kritis_resources, parse_policy
@@ -107,13 +95,11 @@ def validate(file: PolicyFileArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command("set")
+@connected
 def set_(
+    server: Server,
     file: PolicyFileArg,
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Store a project's policy (PUT /v1/projects/P/policy), checked here first."""
@@ -131,7 +117,7 @@ def set_(
             # The server names the policy after the project; a name from another export
             # would only be refused.
             doc = {k: v for k, v in doc.items() if k not in ("name", "updateTime")}
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             stored = api.put_policy(project, doc)
     if as_json:
         print_json(stored)
@@ -140,18 +126,16 @@ def set_(
 
 
 @app.command("get")
+@connected
 def get(
+    server: Server,
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a project's policy (YAML, or JSON with --json)."""
     with errors():
         validate_project_id(project, field="--project")
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             policy = api.get_policy(project)
     if as_json:
         print_json(policy)
@@ -188,7 +172,9 @@ def _offline_inputs(
 
 
 @app.command("evaluate")
+@connected
 def evaluate(
+    server: Server,
     images: Annotated[
         list[str],
         typer.Option("--image", "-i", help="Image to judge (repeatable), best REPO@sha256:…"),
@@ -231,10 +217,6 @@ def evaluate(
             "response (repeatable).",
         ),
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Would these images be admitted? Prints the judge's explanation.
@@ -277,7 +259,7 @@ def evaluate(
             ):
                 if value:
                     body[key] = value
-            with client(server, ca_cert, client_cert, client_key) as api:
+            with server.client() as api:
                 result = api.evaluate_policy(project, body)
     if as_json:
         print_json(result)
@@ -286,7 +268,7 @@ def evaluate(
         for i, line in enumerate(str(result.get("explanation", "")).splitlines()):
             note(line, style=("bold green" if allowed else "bold red") if i == 0 else "")
     if not result.get("allowed"):
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise check_failed()
 
 
 def _policy_project(path: Path) -> str | None:

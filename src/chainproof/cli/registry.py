@@ -16,18 +16,8 @@ from typing import Annotated
 
 import typer
 
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ServerOpt,
-    client,
-    errors,
-    note,
-    print_json,
-    warn,
-)
+from chainproof.cli.options import JsonOpt, Server, connected
+from chainproof.cli.output import errors, note, print_json, warn
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import parse_attestor_ref, validate_project_id
 from chainproof.policy.attestors import parse_attestor
@@ -37,7 +27,9 @@ app = typer.Typer(help="Evidence stored in OCI registries (cosign, Sigstore bund
 
 
 @app.command("sync")
+@connected
 def sync(
+    server: Server,
     reference: Annotated[str, typer.Argument(help="Image, by tag or digest: registry/repo:tag.")],
     attestor: Annotated[
         str, typer.Option("--attestor", help="projects/P/attestors/A whose keys must verify.")
@@ -52,10 +44,6 @@ def sync(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be recorded; write nothing.")
     ] = False,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record the verified registry evidence of REF in the scribe.
@@ -74,7 +62,7 @@ def sync(
         validate_project_id(project, field="--project")
         settings = load_settings(config)
         image = parse_image_reference(reference)
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             trusted = parse_attestor(
                 api.get_attestor(str(parse_attestor_ref(attestor, field="--attestor")))
             )

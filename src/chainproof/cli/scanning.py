@@ -22,22 +22,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chainproof.attest.create import PayloadFormat, attestation_occurrence
-from chainproof.cli.common import (
-    CaCertOpt,
-    ClientCertOpt,
-    ClientKeyOpt,
-    JsonOpt,
-    ProjectOpt,
-    ServerOpt,
-    client,
-    errors,
-    load_document,
-    note,
-    out,
-    print_json,
-    read_text,
-)
-from chainproof.cli.common import table as make_table
+from chainproof.cli.inputs import load_document, read_text
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.output import check_failed, errors, note, out, print_json
+from chainproof.cli.output import table as make_table
 from chainproof.crypto.signing import PkixSigner
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import parse_attestor_ref, validate_project_id
@@ -110,12 +98,10 @@ def load_advisories(path: Path) -> list[Advisory]:
 
 
 @advisories_app.command("import")
+@connected
 def import_(
+    server: Server,
     path: Annotated[Path, typer.Argument(help="An OSV record, a directory, or an osv.dev zip.")],
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import OSV advisories; re-importing is harmless, newer records replace older ones,
@@ -127,7 +113,7 @@ def import_(
         advisories = load_advisories(path)
         totals: dict[str, int] = {}
         with (
-            client(server, ca_cert, client_cert, client_key) as api,
+            server.client() as api,
             Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -174,16 +160,14 @@ def _chunks(advisories: list[Advisory]) -> Iterator[list[Advisory]]:
 
 
 @advisories_app.command("show")
+@connected
 def show(
+    server: Server,
     advisory_id: Annotated[str, typer.Argument(help="OSV id, e.g. GHSA-xxxx-xxxx-xxxx.")],
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show an imported advisory and the images chainproof found it in."""
-    with errors(), client(server, ca_cert, client_cert, client_key) as api:
+    with errors(), server.client() as api:
         data = api.request("GET", f"/v1/advisories/{advisory_id}")
     if as_json:
         print_json(data)
@@ -205,20 +189,18 @@ def show(
 
 
 @image_app.command("vulns")
+@connected
 def vulns(
+    server: Server,
     ref: Annotated[str, typer.Argument(help="registry/repository@sha256:…")],
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List an image's findings by source (chainproof, Trivy, Grype…), marking what VEX resolves."""
     with errors():
         validate_project_id(project, field="--project")
         image = parse_image_reference(ref).canonical
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             data = api.request(
                 "GET", f"/v1/projects/{project}/images:vulnerabilities", params={"image": image}
             )
@@ -245,20 +227,18 @@ def vulns(
 
 
 @image_app.command("scan")
+@connected
 def scan(
+    server: Server,
     ref: Annotated[str, typer.Argument(help="registry/repository@sha256:…")],
     project: ProjectOpt,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Match an image's SBOM packages against the advisories now."""
     with errors():
         validate_project_id(project, field="--project")
         image = parse_image_reference(ref).canonical
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             data = api.request(
                 "POST", f"/v1/projects/{project}/images:scan", params={"image": image}
             )
@@ -273,7 +253,9 @@ def scan(
         note(f"  undecided: {u['package']}: {u['reason']}", "yellow")
 
 
+@connected
 def vouch(
+    server: Server,
     image_text: Annotated[str, typer.Option("--image", help="registry/repository@sha256:…")],
     policy: Annotated[
         Path, typer.Option("--policy", help="Vulnerability policy, YAML or JSON.", exists=True)
@@ -292,10 +274,6 @@ def vouch(
     project: Annotated[
         str | None, typer.Option("--project", "-p", help="Project of the image's evidence.")
     ] = None,
-    server: ServerOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign "not vulnerable" for an image only if its findings pass the policy; else explain
@@ -304,8 +282,6 @@ def vouch(
     Example: chainproof vouch --image gcr.io/acme/app@sha256:… --policy vuln-policy.yaml
     --attestor projects/sec/attestors/not-vulnerable --key nv.key -p prod
     """
-    from chainproof.cli.main import EXIT_CHECK_FAILED
-
     with errors():
         ref = parse_image_reference(image_text)
         if ref.digest is None:
@@ -315,7 +291,7 @@ def vouch(
         validate_project_id(evidence_project, field="--project")
         document = load_document(policy, "vulnerability policy")
         signer = PkixSigner.from_pem(read_text(key, "private key"), algorithm, key_id)
-        with client(server, ca_cert, client_cert, client_key) as api:
+        with server.client() as api:
             result = api.request(
                 "POST",
                 f"/v1/projects/{evidence_project}/images:checkVulnerabilityPolicy",
@@ -341,4 +317,4 @@ def vouch(
             if not r.get("passed"):
                 note(f"  - {r.get('reason')}")
     if created is None:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise check_failed()
