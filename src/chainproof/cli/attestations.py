@@ -25,7 +25,7 @@ from chainproof.attest.grafeas import attestation_from_occurrence
 from chainproof.attest.predicates import cli_names, predicate_type_uri
 from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.cli.inputs import load_document, pinned_image, read_text
-from chainproof.cli.options import JsonOpt, Server, connected
+from chainproof.cli.options import JsonOpt, Server, connected, project_option
 from chainproof.cli.output import check_failed, errors, note, out, print_json, warn
 from chainproof.cli.output import table as make_table
 from chainproof.crypto.gpg_signer import GpgSigner
@@ -33,7 +33,7 @@ from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.signing import PkixSigner
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
-from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
+from chainproof.domain.names import parse_attestor_ref, parse_note_name
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.policy.attestors import parse_attestor
 from chainproof.services.common import utc_now
@@ -115,7 +115,7 @@ def create(
     ] = False,
     project: Annotated[
         str | None,
-        typer.Option("--project", "-p", help="Project to upload into (default: the note's)."),
+        project_option("Project to upload into (default: the note's)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -134,14 +134,13 @@ def create(
             raise InvalidArgument(
                 "sign with exactly one of --key FILE.key (PKIX) or --gpg-key FINGERPRINT_OR_EMAIL"
             )
-        note_name = str(parse_note_name(note_ref.strip(), field="--note")) if note_ref else None
+        parsed_note = parse_note_name(note_ref.strip(), field="--note") if note_ref else None
+        note_name = str(parsed_note) if parsed_note else None
         if upload and note_name is None:
             raise InvalidArgument(
                 "--upload needs --note projects/P/notes/N: an occurrence belongs to a note"
             )
-        target_project = project or (note_name.split("/")[1] if note_name else None)
-        if target_project is not None:
-            validate_project_id(target_project, field="--project")
+        target_project = project or (parsed_note.project if parsed_note else None)
         signer: PkixSigner | GpgSigner
         if key is not None:
             signer = PkixSigner.from_pem(read_text(key, "private key"), algorithm, key_id)
@@ -197,7 +196,7 @@ def upload_file(
     file: Annotated[Path, typer.Argument(help="Occurrence JSON (from `attestation create`).")],
     project: Annotated[
         str | None,
-        typer.Option("--project", "-p", help="Project to upload into (default: the note's)."),
+        project_option("Project to upload into (default: the note's)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -214,7 +213,6 @@ def upload_file(
                     "with --note"
                 )
             project = parse_note_name(note_name, field="noteName").project
-        validate_project_id(project, field="--project")
         with server.client() as api:
             created = api.create_occurrence(project, occurrence)
     if as_json:
@@ -242,7 +240,7 @@ def list_(
     image_text: Annotated[
         str, typer.Option("--image", help="The image whose attestations to list.")
     ],
-    project: Annotated[str, typer.Option("--project", "-p", help="Project holding them.")],
+    project: Annotated[str, project_option("Project holding them.")],
     note_ref: Annotated[
         str | None, typer.Option("--note", help="Only occurrences of this note.")
     ] = None,
@@ -251,7 +249,6 @@ def list_(
     """List the attestation occurrences of an image in a project (not verified)."""
     with errors():
         image = parse_image_reference(image_text)
-        validate_project_id(project, field="--project")
         where = (
             f'resourceUrl="{image.canonical}" AND (kind="ATTESTATION" OR kind="DSSE_ATTESTATION")'
         )

@@ -14,7 +14,7 @@ from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
 from chainproof.cli.output import errors, note, out, print_json
 from chainproof.cli.output import table as make_table
 from chainproof.crypto.pkix import PkixPublicKey
-from chainproof.domain.names import parse_attestor_ref, parse_note_name, validate_project_id
+from chainproof.domain.names import parse_attestor_ref, parse_note_name
 from chainproof.errors import InvalidArgument, NotFound
 from chainproof.policy.attestors import AttestorPublicKey
 
@@ -241,10 +241,8 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List the attestors of a project."""
-    with errors():
-        validate_project_id(project, field="--project")
-        with server.client() as api:
-            attestors = api.list_attestors(project)
+    with errors(), server.client() as api:
+        attestors = api.list_attestors(project)
     if as_json:
         print_json({"attestors": attestors})
         return

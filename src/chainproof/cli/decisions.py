@@ -12,7 +12,6 @@ from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
 from chainproof.cli.output import errors, note, out, print_json
 from chainproof.cli.output import table as make_table
 from chainproof.domain.images import parse_image_reference
-from chainproof.domain.names import validate_project_id
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.services.common import utc_now
@@ -60,7 +59,6 @@ def list_(
 ) -> None:
     """List recorded admission decisions; the filters are applied by the server."""
     with errors():
-        validate_project_id(project, field="--project")
         params: dict[str, str | int] = {}
         if image:
             params["image"] = parse_image_reference(image).canonical

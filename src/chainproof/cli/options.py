@@ -7,7 +7,8 @@
 * The bearer token is the root option (``chainproof --token … COMMAND``, else
   ``$CHAINPROOF_TOKEN``): :func:`set_token` records it for every :class:`Server`.
 * :data:`JsonOpt`, :data:`ProjectOpt`, :data:`ConfigOpt` and the other ``Annotated`` types are
-  the declarations commands reuse as they are.
+  the declarations commands reuse as they are; every ``--project`` (:func:`project_option`
+  when its help says more) is checked as a project ID once, here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from chainproof.cli.client import ChainproofClient, ServerOptions
+from chainproof.cli.output import fail
+from chainproof.domain.names import validate_project_id
+from chainproof.errors import InvalidArgument
 
 __all__ = [
     "ConfigOpt",
@@ -30,6 +34,7 @@ __all__ = [
     "ProjectOpt",
     "Server",
     "connected",
+    "project_option",
     "set_token",
 ]
 
@@ -57,7 +62,25 @@ ClientKeyOpt = Annotated[
     typer.Option("--client-key", help="PEM private key of --client-cert."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project ID, e.g. my-project.")]
+
+
+def _project_id(value: str | None) -> str | None:
+    # Checked here, for every command, before any request: a '/' in it would address
+    # another resource.
+    if value is None:
+        return None
+    try:
+        return validate_project_id(value, field="--project")
+    except InvalidArgument as exc:
+        raise fail(exc) from None
+
+
+def project_option(help_text: str) -> Any:
+    """``--project``/``-p`` with its own help, checked as a project ID when given."""
+    return typer.Option("--project", "-p", help=help_text, callback=_project_id)
+
+
+ProjectOpt = Annotated[str, project_option("Project ID, e.g. my-project.")]
 ImageArg = Annotated[str, typer.Argument(help="registry/repository@sha256:…")]
 ConfigOpt = Annotated[
     Path | None,

@@ -15,7 +15,7 @@ import yaml
 
 from chainproof.cli.inputs import load_document, load_documents
 from chainproof.cli.offline import OfflineInputs, evaluate_offline, is_kritis, split_grafeas_dump
-from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected, project_option
 from chainproof.cli.output import EXIT_USAGE, check_failed, errors, note, print_json
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
@@ -104,7 +104,6 @@ def set_(
 ) -> None:
     """Store a project's policy (PUT /v1/projects/P/policy), checked here first."""
     with errors():
-        validate_project_id(project, field="--project")
         doc = load_document(file, "policy file")
         if is_kritis([doc]):
             raise InvalidArgument(
@@ -133,10 +132,8 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a project's policy (YAML, or JSON with --json)."""
-    with errors():
-        validate_project_id(project, field="--project")
-        with server.client() as api:
-            policy = api.get_policy(project)
+    with errors(), server.client() as api:
+        policy = api.get_policy(project)
     if as_json:
         print_json(policy)
     else:
@@ -181,10 +178,8 @@ def evaluate(
     ],
     project: Annotated[
         str | None,
-        typer.Option(
-            "--project",
-            "-p",
-            help="Project whose policy applies (server); offline, the policy's project "
+        project_option(
+            "Project whose policy applies (server); offline, the policy's project "
             "(default: default).",
         ),
     ] = None,
@@ -250,7 +245,6 @@ def evaluate(
                     "--project is required to evaluate against a server (or give --policy FILE "
                     "to evaluate offline)"
                 )
-            validate_project_id(project, field="--project")
             body: dict[str, Any] = {"images": list(images)}
             for key, value in (
                 ("namespace", namespace),

@@ -16,10 +16,10 @@ from typing import Annotated
 
 import typer
 
-from chainproof.cli.options import JsonOpt, Server, connected
+from chainproof.cli.options import JsonOpt, Server, connected, project_option
 from chainproof.cli.output import errors, note, print_json, warn
 from chainproof.domain.images import parse_image_reference
-from chainproof.domain.names import parse_attestor_ref, validate_project_id
+from chainproof.domain.names import parse_attestor_ref
 from chainproof.policy.attestors import parse_attestor
 from chainproof.services.common import utc_now
 
@@ -34,9 +34,7 @@ def sync(
     attestor: Annotated[
         str, typer.Option("--attestor", help="projects/P/attestors/A whose keys must verify.")
     ],
-    project: Annotated[
-        str, typer.Option("--project", "-p", help="Project the occurrences go into.")
-    ],
+    project: Annotated[str, project_option("Project the occurrences go into.")],
     config: Annotated[
         Path | None,
         typer.Option("--config", help="Settings file with the registry section (hosts, TLS)."),
@@ -59,7 +57,6 @@ def sync(
     from chainproof.sources.registry.port import RegistryArtifacts
 
     with errors():
-        validate_project_id(project, field="--project")
         settings = load_settings(config)
         image = parse_image_reference(reference)
         with server.client() as api:

@@ -23,12 +23,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.cli.inputs import load_document, read_text
-from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected, project_option
 from chainproof.cli.output import check_failed, errors, note, out, print_json
 from chainproof.cli.output import table as make_table
 from chainproof.crypto.signing import PkixSigner
 from chainproof.domain.images import parse_image_reference
-from chainproof.domain.names import parse_attestor_ref, validate_project_id
+from chainproof.domain.names import parse_attestor_ref
 from chainproof.errors import InvalidArgument
 from chainproof.vuln.osv import Advisory, parse_document
 
@@ -198,7 +198,6 @@ def vulns(
 ) -> None:
     """List an image's findings by source (chainproof, Trivy, Grype…), marking what VEX resolves."""
     with errors():
-        validate_project_id(project, field="--project")
         image = parse_image_reference(ref).canonical
         with server.client() as api:
             data = api.request(
@@ -236,7 +235,6 @@ def scan(
 ) -> None:
     """Match an image's SBOM packages against the advisories now."""
     with errors():
-        validate_project_id(project, field="--project")
         image = parse_image_reference(ref).canonical
         with server.client() as api:
             data = api.request(
@@ -271,9 +269,7 @@ def vouch(
     algorithm: Annotated[
         str | None, typer.Option("--algorithm", help="Algorithm of --key (needed for RSA).")
     ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Project of the image's evidence.")
-    ] = None,
+    project: Annotated[str | None, project_option("Project of the image's evidence.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign "not vulnerable" for an image only if its findings pass the policy; else explain
@@ -288,7 +284,6 @@ def vouch(
             raise InvalidArgument(f"--image {image_text!r} names no digest (…@sha256:<hex>)")
         attestor_name = parse_attestor_ref(attestor, field="--attestor")
         evidence_project = project or attestor_name.project
-        validate_project_id(evidence_project, field="--project")
         document = load_document(policy, "vulnerability policy")
         signer = PkixSigner.from_pem(read_text(key, "private key"), algorithm, key_id)
         with server.client() as api:

@@ -114,3 +114,24 @@ def test_a_command_without_a_server_parameter_is_refused() -> None:
 
     with pytest.raises(TypeError, match="server: Server"):
         connected(no_server)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["attestor", "list"],
+        ["tokens", "list"],
+        ["audit", "list"],
+        ["image", "packages", "r.example/app@sha256:" + "a" * 64],
+        ["attestation", "upload", "occ.json"],
+    ],
+)
+def test_every_project_option_is_checked_before_any_request(command: list[str]) -> None:
+    from chainproof.cli.main import _register_groups
+    from chainproof.cli.main import app as root
+
+    _register_groups()
+    # Port 1 answers nobody: a request would end in exit 3 (unreachable), not 2.
+    result = CliRunner().invoke(root, [*command, "-p", "a/../b", "--server", "http://127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    assert "--project 'a/../b' is not a valid project ID" in result.output
