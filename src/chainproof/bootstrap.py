@@ -26,6 +26,7 @@ from chainproof.services.access.control import AccessControl
 from chainproof.services.dashboard import Dashboard
 from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits
+from chainproof.services.judge.findings import FindingsService
 from chainproof.services.judge.judging import DecisionLog, Judge
 from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.services.judge.resources import JudgeResources
@@ -63,6 +64,7 @@ class Container:
     dashboard: Dashboard
     access: AccessControl
     ingest: IngestService
+    findings: FindingsService
     metrics: Metrics = field(default_factory=Metrics)
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
     registry: RegistryReader | None = None
@@ -241,6 +243,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         vouching=vouching,
         access=build_access_control(settings, store),
         ingest=IngestService(store, changes=changes),
+        findings=FindingsService(store, vouching, settings.scanning.provider_project),
     )
 
 

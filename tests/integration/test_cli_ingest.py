@@ -12,6 +12,9 @@ from typer.testing import CliRunner
 from chainproof.cli.main import _register_groups, app
 from live import LiveServer, live_server
 
+from .test_ingest_api import IMAGE as BUSTER
+from .test_ingest_api import openvex
+
 _register_groups()
 runner = CliRunner()
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
@@ -69,3 +72,29 @@ def test_single_refused_file_says_why(server: LiveServer) -> None:
         "spdx-json",
     )
     assert r.exit_code != 0 and "spdxVersion" in r.output
+
+
+def test_image_vulns_shows_the_statement_that_resolves_each_finding(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    report = FIXTURES / "scans/trivy/debian-buster.json"
+    vex = tmp_path / "vex.json"
+    vex.write_bytes(openvex("pkg:deb/debian/libidn2-0"))
+    for document in (report, vex):
+        r = cli(server, "ingest", str(document), "--image", BUSTER, "-p", "vexed")
+        assert r.exit_code == 0, r.output
+    # Wide enough that no cell folds: each finding is one line of the table.
+    shown = runner.invoke(
+        app,
+        ["image", "vulns", BUSTER, "-p", "vexed", "--server", server.base_url],
+        env={"COLUMNS": "300"},
+    )
+    assert shown.exit_code == 0, shown.output
+    line = next(x for x in shown.stdout.splitlines() if "libidn2-0" in x)
+    assert "NOT_AFFECTED" in line and "projects/vexed/notes/vex-" in line
+    bash = next(x for x in shown.stdout.splitlines() if " bash " in x)
+    assert "vex-" not in bash
+    as_json = json.loads(cli(server, "image", "vulns", BUSTER, "-p", "vexed", "--json").stdout)
+    (findings,) = as_json["sources"].values()
+    resolved = {f["package"]: f["resolvedBy"] for f in findings}
+    assert resolved["bash"] == "" and resolved["libidn2-0"].startswith("projects/vexed/notes/vex-")

@@ -351,6 +351,7 @@ class ChainproofClient:
         return list(found.get("packages", []))
 
     def image_vulnerabilities(self, project: str, image: str) -> list[dict[str, Any]]:
+        """An image's findings, each with what VEX says and the statement resolving it."""
         found = self.request(
             "GET", f"/v1/projects/{_seg(project)}/images/vulnerabilities", params={"image": image}
         )

@@ -196,32 +196,34 @@ def vulns(
     project: ProjectOpt,
     as_json: JsonOpt = False,
 ) -> None:
-    """List an image's findings by source (chainproof, Trivy, Grype…), marking what VEX resolves."""
+    """List an image's findings by source (chainproof, Trivy, Grype…), with the VEX statement
+    that resolves each."""
     with errors():
         image = parse_image_reference(ref).canonical
         with server.client() as api:
-            data = api.request(
-                "GET", f"/v1/projects/{project}/images:vulnerabilities", params={"image": image}
-            )
+            findings = api.image_vulnerabilities(project, image)
+    sources: dict[str, list[dict[str, Any]]] = {}
+    for f in findings:
+        sources.setdefault(str(f.get("source", "")), []).append(f)
     if as_json:
-        print_json(data)
+        print_json({"image": image, "sources": sources})
         return
-    sources: dict[str, list[dict[str, Any]]] = data.get("sources", {})
     if not sources:
         note(f"no findings recorded for {image} in projects/{project}")
         return
-    for source, findings in sources.items():
-        t = make_table("id", "severity", "package", "version", "fixed in", "VEX")
-        for f in findings:
+    for source, found in sources.items():
+        t = make_table("id", "severity", "package", "version", "fixed in", "VEX", "resolved by")
+        for f in found:
             t.add_row(
                 f["id"],
                 f["severity"],
                 f["package"],
                 f["version"],
                 f["fixedVersion"] or "-",
-                "resolved" if f["vexResolved"] else "",
+                f["vex"],
+                f["resolvedBy"],
             )
-        note(f"{source}: {len(findings)} findings", "bold")
+        note(f"{source}: {len(found)} findings", "bold")
         out.print(t)
 
 

@@ -1,15 +1,19 @@
 """REST routes of ingestion: one way in for SBOMs, scan reports, VEX and provenance, the stored
-documents served back by digest, and the queries over the facts they became."""
+documents served back by digest, and the queries over the facts they became — among them an
+image's vulnerability findings, whoever found them, with the VEX statement that resolves each
+(``images/vulnerabilities``; ``images:vulnerabilities`` is its deprecated spelling, answering
+in its old shape, grouped by source)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.grafeas import json_response
 from chainproof.iam import permissions as perms
+from chainproof.services.judge.findings import Finding, FindingsService
 from chainproof.services.scribe.ingestion import IngestService
 
 _MEDIA = {
@@ -23,7 +27,14 @@ async def ingest_service(request: Request) -> IngestService:
     return service
 
 
+async def findings_service(request: Request) -> FindingsService:
+    service: FindingsService = request.app.state.container.findings
+    return service
+
+
 Ingest = Annotated[IngestService, Depends(ingest_service)]
+FindingsDep = Annotated[FindingsService, Depends(findings_service)]
+ImageQuery = Annotated[str, Query(alias="image", description="registry/repo@sha256:…")]
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -74,11 +85,46 @@ async def ingested_image_packages(
 @router.get(
     "/projects/{project}/images/vulnerabilities", dependencies=[requires(perms.OCCURRENCES_LIST)]
 )
-async def ingested_image_vulnerabilities(
-    project: str, service: Ingest, image: Annotated[str, Query()]
+async def image_vulnerabilities(project: str, findings: FindingsDep, image: ImageQuery) -> Response:
+    """An image's findings in ``project`` (the scanner's and ingested ones, each naming its
+    ``source``), with what VEX says of each and the statement that resolves it (``resolvedBy``),
+    read as the judge reads it."""
+    found = await findings.image_findings(project, image)
+    return json_response(
+        {"image": found.image, "vulnerabilities": [finding_json(f) for f in found.findings]}
+    )
+
+
+@router.get(
+    "/projects/{project}/images:vulnerabilities",
+    dependencies=[requires(perms.OCCURRENCES_LIST)],
+    deprecated=True,
+)
+async def image_vulnerabilities_by_source(
+    project: str, findings: FindingsDep, image: ImageQuery
 ) -> Response:
-    found = await service.vulnerabilities(f"projects/{project}", image)
-    return json_response({"image": image, "vulnerabilities": found})
+    """Deprecated: use ``images/vulnerabilities``. The same findings, grouped by ``source``."""
+    found = await findings.image_findings(project, image)
+    grouped = {s: [finding_json(f) for f in fs] for s, fs in found.by_source().items()}
+    return json_response({"image": found.image, "sources": grouped})
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.vulnerability,
+        # The name images/vulnerabilities first gave the id; kept for its clients.
+        "vulnerability": f.vulnerability,
+        "source": f.source,
+        "severity": f.severity,
+        "package": f.package,
+        "version": f.version,
+        "fixedVersion": f.fixed_version,
+        "fixAvailable": f.fix_available,
+        "vex": f.vex,
+        "vexResolved": f.resolved,
+        "resolvedBy": f.resolved_by,
+        "occurrence": f.occurrence,
+    }
 
 
 @router.get("/projects/{project}/packages/images", dependencies=[requires(perms.OCCURRENCES_LIST)])

@@ -1,10 +1,11 @@
 """REST routes of chainproof's scanner: importing OSV advisories, reading them with the images
-they affect, an image's findings by source, scanning an image now, and the vulnerability
-policy check the "not-vulnerable" attestor signs on. Each route only translates."""
+they affect, scanning an image now, and the vulnerability policy check the "not-vulnerable"
+attestor signs on. An image's findings are read through :mod:`chainproof.api.rest.ingest`'s
+``images/vulnerabilities``. Each route only translates."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -12,13 +13,11 @@ from chainproof.api.rest.auth import collection as all_projects
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
-from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as perms
 from chainproof.iam.authorizer import Resource
-from chainproof.policy.checks.vulnerabilities import resolving_statement
 from chainproof.services.judge.vouching import Vouching, read_vouch_policy
 from chainproof.services.scribe.scanning import ScanService
 from chainproof.vuln.osv import parse_record
@@ -134,57 +133,6 @@ async def scan_image(project: str, image: ImageQuery, scanner: Scanner) -> Respo
     )
 
 
-@router.get(
-    "/projects/{project}/images:vulnerabilities",
-    dependencies=[requires(perms.OCCURRENCES_LIST)],
-)
-async def image_vulnerabilities(project: str, image: ImageQuery, request: Request) -> Response:
-    """An image's findings in ``project``, by source (chainproof, or the note's project), with
-    whether VEX resolves each."""
-    validate_project_id(project, field="project")
-    container = request.app.state.container
-    ref = parse_image_reference(image)
-    store = container.store
-    async with store.session(readonly=True) as s:
-        rows = await s.list_occurrences(
-            project,
-            And(
-                (
-                    Compare(FilterColumn.KIND, "VULNERABILITY"),
-                    Compare(FilterColumn.RESOURCE, ref.canonical),
-                )
-            ),
-            None,
-            10_000,
-        )
-    # Scoped: a finding is resolved only by a statement about its package on this image.
-    evidence = await container.vouching.evidence(project, ref)
-    resolved = {
-        f.occurrence
-        for f in evidence.vulnerabilities
-        if resolving_statement(evidence, f, ref) is not None
-    }
-    provider = container.scanner.provider
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        v = r.occurrence.vulnerability
-        issue = v.package_issue[0] if v.package_issue else None
-        source = "chainproof" if r.note_project == provider else f"projects/{r.note_project}"
-        by_source.setdefault(source, []).append(
-            {
-                "id": r.note_id,
-                "severity": _severity_name(v),
-                "package": issue.affected_package if issue else "",
-                "version": issue.affected_version.name if issue else "",
-                "fixedVersion": issue.fixed_version.name if issue else "",
-                "fixAvailable": bool(v.fix_available),
-                "vexResolved": r.occurrence.name in resolved,
-                "occurrence": r.occurrence.name,
-            }
-        )
-    return json_response({"image": ref.canonical, "sources": by_source})
-
-
 @router.post(
     "/projects/{project}/images:checkVulnerabilityPolicy",
     openapi_extra=JSON_BODY,
@@ -202,10 +150,3 @@ async def check_vulnerability_policy(
     policy = read_vouch_policy(data.get("policy"))
     result = await vouching.check(project, data["image"], policy)
     return json_response(result.to_dict())
-
-
-def _severity_name(v: Any) -> str:
-    number = v.effective_severity or v.severity
-    enum = v.DESCRIPTOR.fields_by_name["severity"].enum_type
-    value = enum.values_by_number.get(number)
-    return str(value.name) if value is not None else "SEVERITY_UNSPECIFIED"

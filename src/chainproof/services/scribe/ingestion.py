@@ -383,33 +383,6 @@ class IngestService:
             )
         return sorted(out, key=lambda p: (p["name"], p["version"]))
 
-    async def vulnerabilities(self, parent: str, image: str) -> list[dict[str, Any]]:
-        project = parse_project_name(parent)
-        ref = _image(image)
-        rows = await self._list(project, "VULNERABILITY", ref.canonical)
-        out = []
-        for r in rows:
-            v = to_json(r.occurrence).get("vulnerability", {})
-            issue = (v.get("packageIssue") or [{}])[0]
-            vex = v.get("vexAssessment") or {}
-            state = vex.get("state", "")
-            out.append(
-                {
-                    "vulnerability": r.note_id,
-                    "package": issue.get("affectedPackage", ""),
-                    "version": issue.get("affectedVersion", {}).get("fullName", ""),
-                    "fixedVersion": issue.get("fixedVersion", {}).get("fullName", ""),
-                    "severity": v.get("effectiveSeverity") or v.get("severity", ""),
-                    "fixAvailable": bool(v.get("fixAvailable")),
-                    "vex": state,
-                    "resolvedBy": vex.get("noteName", "")
-                    if state in ("NOT_AFFECTED", "FIXED")
-                    else "",
-                    "occurrence": r.occurrence.name,
-                }
-            )
-        return sorted(out, key=lambda f: (f["vulnerability"], f["package"]))
-
     async def images_with(self, parent: str, purl: str) -> list[dict[str, str]]:
         project = parse_project_name(parent)
         try:
