@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from chainproof.attest.intoto import SLSA_PROVENANCE_V1
+from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.cli.main import _register_groups, app
 from chainproof.crypto.signing import PkixSigner
 from cosign_layout import attest_image, sign_image

@@ -11,7 +11,7 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry
 
-from chainproof.attest.intoto import SLSA_PROVENANCE_V1
+from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
 from chainproof.sources.registry.cache import RegistryCache

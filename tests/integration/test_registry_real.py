@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chainproof.attest.intoto import SLSA_PROVENANCE_V1
+from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.attest.sigstore_bundle import bundle_envelope
 from chainproof.attest.verify import verify_attestation
 from chainproof.crypto.keys import KeySpec, load_public_key

@@ -10,6 +10,7 @@ Does not know whether a resource exists.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chainproof.errors import InvalidArgument
@@ -97,36 +98,27 @@ def parse_project_name(name: str) -> str:
     return validate_project_id(parts[1])
 
 
-def parse_note_name(name: str, *, field: str = "note name") -> NoteName:
+def _child_name(name: str, collection: str, form: str, field: str, what: str) -> tuple[str, str]:
+    """(project, ID) of ``projects/{project}/{collection}/{id}``, each part checked."""
     parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "notes":
-        raise InvalidArgument(
-            f"{field} {_describe(name)} is malformed: expected the form {NOTE_FORM}"
-        )
-    return NoteName(validate_project_id(parts[1]), validate_resource_id(parts[3], what="note ID"))
+    if len(parts) != 4 or parts[0] != "projects" or parts[2] != collection:
+        raise InvalidArgument(f"{field} {_describe(name)} is malformed: expected the form {form}")
+    return validate_project_id(parts[1]), validate_resource_id(parts[3], what=what)
+
+
+def parse_note_name(name: str, *, field: str = "note name") -> NoteName:
+    return NoteName(*_child_name(name, "notes", NOTE_FORM, field, "note ID"))
 
 
 def parse_occurrence_name(name: str) -> OccurrenceName:
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "occurrences":
-        raise InvalidArgument(
-            f"occurrence name {_describe(name)} is malformed: expected the form {OCCURRENCE_FORM}"
-        )
     return OccurrenceName(
-        validate_project_id(parts[1]), validate_resource_id(parts[3], what="occurrence ID")
+        *_child_name(name, "occurrences", OCCURRENCE_FORM, "occurrence name", "occurrence ID")
     )
 
 
 def parse_attestor_name(name: str, *, field: str = "attestor name") -> AttestorName:
     """``projects/{project}/attestors/{id}``, as the API and policies write it."""
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "attestors":
-        raise InvalidArgument(
-            f"{field} {_describe(name)} is malformed: expected the form {ATTESTOR_FORM}"
-        )
-    return AttestorName(
-        validate_project_id(parts[1]), validate_resource_id(parts[3], what="attestor ID")
-    )
+    return AttestorName(*_child_name(name, "attestors", ATTESTOR_FORM, field, "attestor ID"))
 
 
 def parse_attestor_ref(text: str, *, field: str = "attestor") -> AttestorName:
@@ -134,29 +126,27 @@ def parse_attestor_ref(text: str, *, field: str = "attestor") -> AttestorName:
     value = text.strip()
     parts = value.split("/")
     if len(parts) == 2:
-        return AttestorName(
-            validate_project_id(parts[0]), validate_resource_id(parts[1], what="attestor ID")
+        value = f"projects/{parts[0]}/attestors/{parts[1]}"
+    elif len(parts) != 4 or parts[0] != "projects" or parts[2] != "attestors":
+        raise InvalidArgument(
+            f"{field} {_describe(text)} is malformed: expected PROJECT/ID or {ATTESTOR_FORM}"
         )
-    if len(parts) == 4 and parts[0] == "projects" and parts[2] == "attestors":
-        return parse_attestor_name(value, field=field)
-    raise InvalidArgument(
-        f"{field} {_describe(text)} is malformed: expected PROJECT/ID or {ATTESTOR_FORM}"
-    )
+    return parse_attestor_name(value, field=field)
+
+
+def _well_formed(parse: Callable[[str], object], text: str) -> bool:
+    try:
+        parse(text)
+    except InvalidArgument:
+        return False
+    return True
 
 
 def is_attestor_name(text: str) -> bool:
     """Whether ``text`` is a well-formed attestor name (for parsers that collect problems)."""
-    try:
-        parse_attestor_name(text)
-    except InvalidArgument:
-        return False
-    return True
+    return _well_formed(parse_attestor_name, text)
 
 
 def is_note_name(text: str) -> bool:
     """Whether ``text`` is a well-formed note name (for parsers that collect problems)."""
-    try:
-        parse_note_name(text)
-    except InvalidArgument:
-        return False
-    return True
+    return _well_formed(parse_note_name, text)

@@ -18,12 +18,8 @@ from typing import Any
 
 import orjson
 
-from chainproof.attest.intoto import (
-    INTOTO_PAYLOAD_TYPE,
-    Statement,
-    parse_statement,
-    predicate_kind,
-)
+from chainproof.attest.intoto import INTOTO_PAYLOAD_TYPE, Statement, parse_statement
+from chainproof.attest.predicates import predicate_kind
 from chainproof.crypto.dsse import DsseEnvelope
 from chainproof.domain.images import parse_image_reference
 from chainproof.errors import InvalidArgument

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainproof.attest.intoto import SLSA_PROVENANCE_V1, Statement
+from chainproof.attest.intoto import Statement
+from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.domain.images import ImageReference
 from chainproof.ingest.jsonload import items, obj, text
 from chainproof.ingest.model import Conversion, Format, IngestContext

@@ -151,17 +151,22 @@ class Attestor:
 
     def load_keys(self) -> tuple[list[PublicKey], list[UnusableKey]]:
         """Every verifying key, and each listed key that cannot be loaded with why."""
-        keys: list[PublicKey] = []
+        loaded, unusable = self.loaded_keys()
+        return [key for _, key in loaded if key is not None], unusable
+
+    def loaded_keys(
+        self,
+    ) -> tuple[list[tuple[AttestorPublicKey, PublicKey | None]], list[UnusableKey]]:
+        """Each listed key that loads, beside what it loaded to (None: no material), in order;
+        and each that does not, with why."""
+        loaded: list[tuple[AttestorPublicKey, PublicKey | None]] = []
         unusable: list[UnusableKey] = []
         for i, entry in enumerate(self.public_keys):
             try:
-                loaded = entry.load()
+                loaded.append((entry, entry.load()))
             except ChainproofError as exc:
                 unusable.append(UnusableKey(i, entry, exc.message))
-                continue
-            if loaded is not None:
-                keys.append(loaded)
-        return keys, unusable
+        return loaded, unusable
 
     @property
     def key_ids(self) -> frozenset[str]:

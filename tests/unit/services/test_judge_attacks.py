@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chainproof.attest.intoto import OPENVEX, VULN_SCAN_COSIGN
+from chainproof.attest.predicates import OPENVEX, VULN_SCAN_COSIGN
 from chainproof.config import AdmissionSettings
 from chainproof.crypto.keys import PublicKey, SignatureCheck
 from chainproof.domain.messages import note_from_json, occurrence_from_json

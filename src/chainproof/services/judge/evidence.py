@@ -43,7 +43,7 @@ from typing import Any
 import structlog
 
 from chainproof.attest.grafeas import attestation_from_occurrence
-from chainproof.attest.intoto import OPENVEX
+from chainproof.attest.predicates import OPENVEX
 from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.attest.vuln_scan import is_vuln_scan, read_vuln_scan
 from chainproof.crypto.keys import PublicKey

@@ -291,21 +291,19 @@ def _checked_keys(attestor: Attestor) -> tuple[AttestorPublicKey, ...]:
     """Load every key once, so a broken key is refused now rather than at admission time.
 
     A PGP key's ID becomes its fingerprint, as Binary Authorization does."""
-    problems: list[str] = []
+    loaded, unusable = attestor.loaded_keys()
+    if unusable:
+        raise InvalidArgument(
+            "the attestor has unusable public keys",
+            details=[f"userOwnedGrafeasNote.publicKeys[{u.index}]: {u.reason}" for u in unusable],
+        )
     keys: list[AttestorPublicKey] = []
-    for i, key in enumerate(attestor.public_keys):
-        try:
-            loaded = key.load()
-        except ChainproofError as exc:
-            problems.append(f"userOwnedGrafeasNote.publicKeys[{i}]: {exc.message}")
-            continue
-        if loaded is not None and key.ascii_armored_pgp_public_key is not None:
+    for key, public in loaded:
+        if public is not None and key.ascii_armored_pgp_public_key is not None:
             # As in Binary Authorization, a PGP key's ID is its fingerprint in upper-case hex,
             # whatever was given: a long key ID, a lower-case or 0x-prefixed fingerprint (all
             # name the key, and crypto/ has checked that they do) would otherwise never equal
             # the fingerprint a verification reports.
-            key = replace(key, id=loaded.key_id)
+            key = replace(key, id=public.key_id)
         keys.append(key)
-    if problems:
-        raise InvalidArgument("the attestor has unusable public keys", details=problems)
     return tuple(keys)
