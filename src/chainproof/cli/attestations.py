@@ -1,8 +1,9 @@
 """``chainproof attestation …``: sign an image digest, upload it, list and verify attestations.
 
-Creating: the payload is built for the digest given on the command line (simple signing JSON,
-the seed 000 image URL, or an in-toto Statement), signed with a PKIX key file or through
-GnuPG, and written as a Grafeas occurrence: ATTESTATION (``serializedPayload`` +
+Creating: this module reads the options, the key file or the GnuPG key and the predicate;
+:func:`chainproof.attest.create.attestation_occurrence` builds the payload for the digest
+given on the command line (simple signing JSON, the seed 000 image URL, or an in-toto
+Statement), signs it and shapes the Grafeas occurrence: ATTESTATION (``serializedPayload`` +
 ``signatures[{signature, publicKeyId}]``) or, for in-toto, DSSE_ATTESTATION (the envelope).
 
 Verifying happens here, on the client, through :mod:`chainproof.attest` and

@@ -4,7 +4,8 @@
   osv.dev publishes per ecosystem (``<ECOSYSTEM>/all.zip``: one ``<ID>.json`` per record);
   parsed here (all or nothing), sent to the server in chunks, with a progress bar;
 * ``advisories show ID``: the advisory and the images it was found in;
-* ``image vulns REF`` / ``image scan REF``: an image's findings by source / match it now;
+* ``image vulns REF`` / ``image scan REF``: an image's findings by source, each with the VEX
+  statement that resolves it / match it now;
 * ``vouch``: the "not-vulnerable" attestor — the server judges the image against the policy;
   only when it passes is the payload signed *here*, with the key file given, and uploaded.
   The key never leaves this process.
