@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected
+from chainproof.cli.options import ImageArg, JsonOpt, ProjectOpt, Server, connected
 from chainproof.cli.output import check_failed, errors, note, out, print_json, table, warn
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.ingest import Format
@@ -99,7 +99,7 @@ def ingest(
 @connected
 def image_packages(
     server: Server,
-    image: Annotated[str, typer.Argument(help="registry/repository@sha256:…")],
+    image: ImageArg,
     project: ProjectOpt,
     as_json: JsonOpt = False,
 ) -> None:

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.cli.inputs import load_document, read_text
-from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected, project_option
+from chainproof.cli.options import ImageArg, JsonOpt, ProjectOpt, Server, connected, project_option
 from chainproof.cli.output import check_failed, errors, note, out, print_json
 from chainproof.cli.output import table as make_table
 from chainproof.crypto.signing import PkixSigner
@@ -193,7 +193,7 @@ def show(
 @connected
 def vulns(
     server: Server,
-    ref: Annotated[str, typer.Argument(help="registry/repository@sha256:…")],
+    ref: ImageArg,
     project: ProjectOpt,
     as_json: JsonOpt = False,
 ) -> None:
@@ -232,7 +232,7 @@ def vulns(
 @connected
 def scan(
     server: Server,
-    ref: Annotated[str, typer.Argument(help="registry/repository@sha256:…")],
+    ref: ImageArg,
     project: ProjectOpt,
     as_json: JsonOpt = False,
 ) -> None:
