@@ -28,7 +28,7 @@ from chainproof.bootstrap import build_app
 from chainproof.config import load_settings
 from chainproof.domain.messages import occurrence_from_json
 from chainproof.policy import AdmissionRequest
-from chainproof.services.judge.judging import DecisionEntry
+from chainproof.services.judge.decision_log import DecisionEntry
 
 BATCH = 1000
 PROJECT = "production"

@@ -25,9 +25,11 @@ from chainproof.errors import InvalidArgument
 from chainproof.services.access.control import AccessControl
 from chainproof.services.dashboard import Dashboard
 from chainproof.services.judge.admission import AdmissionService
+from chainproof.services.judge.decision_log import DecisionLog
+from chainproof.services.judge.decision_spill import DecisionSpill
 from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.judge.findings import FindingsService
-from chainproof.services.judge.judging import DecisionLog, Judge
+from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.vouching import (
@@ -213,7 +215,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         changes=changes,
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
     )
-    decisions = DecisionLog(store, tokens)
+    decisions = _decision_log(settings, store, tokens)
     scanner = ScanService(store, grafeas, provider_project=settings.scanning.provider_project)
     if settings.scanning.scan_on_sbom:
         grafeas.add_listener(scanner.on_occurrences)
@@ -244,6 +246,22 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         access=build_access_control(settings, store),
         ingest=IngestService(store, changes=changes),
         findings=FindingsService(store, vouching, settings.scanning.provider_project),
+    )
+
+
+def _decision_log(settings: Settings, store: MetadataStore, tokens: PageTokenCodec) -> DecisionLog:
+    config = settings.decision_log
+    spill = (
+        DecisionSpill(config.spill_dir, max_bytes=config.max_spill_bytes)
+        if config.spill_dir is not None
+        else None
+    )
+    return DecisionLog(
+        store,
+        tokens,
+        max_queue=config.queue_size,
+        spill=spill,
+        retry_max_seconds=config.retry_max_seconds,
     )
 
 

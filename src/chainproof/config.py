@@ -54,6 +54,21 @@ class AdmissionSettings(BaseModel):
     max_signature_checks: int = Field(default=2_000, ge=1, le=1_000_000)
 
 
+class DecisionLogSettings(BaseModel):
+    """How the decision log keeps every record through database outages (docs/admission.md)."""
+
+    #: Records held in memory while the database is slow or down; past it they are spilled.
+    queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    #: Where records past the queue wait on disk until the database takes them (replayed by
+    #: this process, or by the next one to start with the same directory). None: not at all,
+    #: and records past the queue are lost (counted in chainproof_decision_log_lost_total).
+    spill_dir: Path | None = Path("data/decision-spill")
+    #: Bytes the spill files may take in all; past it records are lost (and counted).
+    max_spill_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    #: Seconds between two attempts to reach the database, at most (attempts never stop).
+    retry_max_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
 class RegistryHostSettings(BaseModel):
     """How to reach one OCI registry (``host`` as it appears in image references)."""
 
@@ -196,6 +211,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     scanning: ScanningSettings = ScanningSettings()
     auth: AuthSettings = AuthSettings()
+    decision_log: DecisionLogSettings = DecisionLogSettings()
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""

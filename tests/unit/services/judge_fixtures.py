@@ -11,8 +11,9 @@ from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.pagination import PageTokenCodec
+from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.evidence import EvidenceGatherer
-from chainproof.services.judge.judging import DecisionLog, Judge
+from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import GrafeasService

@@ -31,7 +31,7 @@ from chainproof.services.judge.admission import (
     AdmissionService,
     denial_message,
 )
-from chainproof.services.judge.judging import DecisionEntry
+from chainproof.services.judge.decision_log import DecisionEntry
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
 

@@ -18,8 +18,9 @@ from chainproof.errors import (
     Unavailable,
 )
 from chainproof.policy import AdmissionRequest, Outcome
+from chainproof.services.judge.decision_log import DecisionEntry
 from chainproof.services.judge.evidence import EvidenceGatherer
-from chainproof.services.judge.judging import DecisionEntry, Judge
+from chainproof.services.judge.judging import Judge
 from chainproof.store.memory import MemoryStore
 from chainproof.store.port import DecisionQuery
 from unit.services.judge_fixtures import NOW, System

@@ -9,7 +9,7 @@ from chainproof.domain.workloads import workload_from_object
 from chainproof.policy import Outcome
 from chainproof.policy.decision import Decision
 from chainproof.services.judge.admission import _tag_resolutions
-from chainproof.services.judge.judging import DecisionEntry, decision_record
+from chainproof.services.judge.decision_log import DecisionEntry, decision_record
 from unit.services.judge_fixtures import NOW
 
 DIGEST = "sha256:" + "e" * 64

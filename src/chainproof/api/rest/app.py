@@ -35,6 +35,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await open_container()
         container.metrics = metrics
+        container.decisions.metrics.register(metrics.registry)
         if container.registry is not None and container.registry.client.metrics is not None:
             container.registry.client.metrics.register(metrics.registry)
         app.state.container = container

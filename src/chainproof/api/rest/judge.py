@@ -15,7 +15,8 @@ from chainproof.domain.bounds import parse_time
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.policy import AdmissionRequest
-from chainproof.services.judge.judging import DecisionLog, Judge
+from chainproof.services.judge.decision_log import DecisionLog
+from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.store.port import DecisionQuery
 

@@ -48,7 +48,8 @@ from chainproof.policy import (
     RuleSelection,
 )
 from chainproof.services.common import Clock, utc_now
-from chainproof.services.judge.judging import DecisionEntry, DecisionLog, Judge
+from chainproof.services.judge.decision_log import DecisionEntry, DecisionLog
+from chainproof.services.judge.judging import Judge
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
 from chainproof.sources.registry.errors import RegistryError

@@ -1,5 +1,5 @@
 """Judging a deployment: load the project's policy and attestors, gather verified evidence for
-each image, and evaluate. Also the decision log.
+each image, and evaluate (the decision log is :mod:`chainproof.services.judge.decision_log`).
 
 The evaluation itself is pure (:func:`chainproof.policy.evaluate`); this module only fetches
 what it needs and passes the time in. A project without a policy denies every image: an
@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 
-from chainproof.domain.bounds import check_indexed_text, check_time
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.names import parse_project_name
-from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
-from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.policy import (
     AdmissionRequest,
@@ -35,11 +31,10 @@ from chainproof.policy import (
     RuleSelection,
     evaluate,
 )
-from chainproof.services.common import Clock, Page, utc_now
+from chainproof.services.common import Clock, utc_now
 from chainproof.services.judge.evidence import EvidenceGatherer, attestor_fingerprint
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore
 
 log = structlog.get_logger("chainproof.judge")
 T = TypeVar("T")
@@ -308,182 +303,3 @@ class Judge:
         for task in list(self._refreshing):
             task.cancel()
         await asyncio.gather(*self._refreshing, return_exceptions=True)
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionEntry:
-    """What the decision log keeps beside the decision itself."""
-
-    project: str
-    decision: Decision
-    request_uid: str = ""
-    cluster: str = ""
-    namespace: str = ""
-    workload: str = ""  # Kind/name
-    operation: str = ""
-    outcome: str = ""  # allowed, denied, dry-run-would-deny, breakglass, error
-    message: str = ""
-    breakglass: bool = False
-    #: The API server asked for a dry run: nothing was going to be created.
-    dry_run: bool = False
-    #: Tags the mutating webhook pinned to digests (container location → "tag -> pinned").
-    tag_resolutions: Mapping[str, str] = field(default_factory=dict)
-
-
-def new_decision_id(now: datetime) -> str:
-    # Time first so IDs sort chronologically; randomness after it so IDs never collide.
-    return f"{int(now.timestamp() * 1_000_000):016x}-{uuid.uuid4().hex[:16]}"
-
-
-def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
-    decision = entry.decision
-    images = tuple(dict.fromkeys(i.reference for i in decision.images if i.reference is not None))
-    data: dict[str, Any] = {
-        "requestUid": entry.request_uid,
-        "cluster": entry.cluster,
-        "namespace": entry.namespace,
-        "workload": entry.workload,
-        "operation": entry.operation,
-        "outcome": entry.outcome or decision.outcome.value,
-        "breakglass": entry.breakglass,
-        "dryRun": entry.dry_run,
-        "message": entry.message,
-        "decision": decision.to_dict(),
-    }
-    if entry.tag_resolutions:
-        data["tagResolutions"] = dict(entry.tag_resolutions)
-    return DecisionRecord(
-        decision_id=new_decision_id(now),
-        project=entry.project,
-        time=now,
-        outcome=entry.outcome or decision.outcome.value,
-        namespace=entry.namespace,
-        images=images,
-        data=data,
-    )
-
-
-class DecisionLog:
-    """Records decisions; writes happen in the background, in batches, off the review path.
-
-    A review must answer within its deadline even when the database is slow, so the log is a
-    bounded queue flushed by one task. Anything still queued is written on close. When the
-    queue is full, the record is written inline (slower, never lost).
-    """
-
-    def __init__(
-        self,
-        store: MetadataStore,
-        tokens: PageTokenCodec,
-        clock: Clock = utc_now,
-        max_queue: int = 10_000,
-    ) -> None:
-        self._store = store
-        self._tokens = tokens
-        self._clock = clock
-        # Entries wait with their time; records (and their JSON) are built by the writer, off
-        # the review path.
-        self._queue: asyncio.Queue[tuple[DecisionEntry, datetime]] = asyncio.Queue(max_queue)
-        self._task: asyncio.Task[None] | None = None
-        self.written = 0
-        self.write_attempts = 8
-        self.linger_seconds = 0.05
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def record(self, entry: DecisionEntry) -> None:
-        now = self._clock()
-        if self._task is None:
-            await self._write([decision_record(entry, now)])
-            return
-        try:
-            self._queue.put_nowait((entry, now))
-        except asyncio.QueueFull:
-            await self._write([decision_record(entry, now)])
-
-    async def flush(self) -> None:
-        """Wait until everything recorded so far is stored."""
-        await self._queue.join()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            if self.linger_seconds:
-                # One transaction per record costs a commit each; under load, wait a moment
-                # so that one commit carries many records.
-                await asyncio.sleep(self.linger_seconds)
-            while not self._queue.empty() and len(batch) < 500:
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._write_retrying([decision_record(e, t) for e, t in batch])
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _write_retrying(self, batch: Sequence[DecisionRecord]) -> None:
-        # A store outage must not cost the audit trail of the reviews made during it: retry
-        # with backoff (about 15 s in all) before giving up on the batch, loudly.
-        delay = 0.1
-        for attempt in range(self.write_attempts):
-            try:
-                await self._write(batch)
-                return
-            except Exception:  # keep going; a dead writer would lose everything after it
-                if attempt + 1 == self.write_attempts:
-                    log.exception("decision log write failed; decisions lost", decisions=len(batch))
-                    return
-                log.warning("decision log write failed; retrying", decisions=len(batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _write(self, records: Sequence[DecisionRecord]) -> None:
-        async with self._store.session() as s:
-            await s.insert_decisions(records)
-        self.written += len(records)
-
-    async def list(
-        self, query: DecisionQuery, size: int | None, token: str
-    ) -> Page[dict[str, Any]]:
-        parse_project_name(f"projects/{query.project}")
-        for param, value in (
-            ("image", query.image),
-            ("namespace", query.namespace),
-            ("outcome", query.outcome),
-        ):
-            if value is not None:
-                check_indexed_text(value, param)
-        for param, when in (("since", query.since), ("until", query.until)):
-            if when is not None:
-                check_time(when, param)
-        limit = page_size(size)
-        scope = ListScope(
-            "decisions",
-            query.project,
-            repr((query.image, query.namespace, query.outcome, query.since, query.until)),
-        )
-        after = self._tokens.decode(scope, token) if token else None
-        async with self._store.session(readonly=True) as s:
-            rows = await s.list_decisions(query, after, limit + 1)
-        items = [
-            {
-                "name": f"projects/{r.project}/decisions/{r.decision_id}",
-                "time": rfc3339(r.time),
-                "images": list(r.images),
-                **r.data,
-            }
-            for r in rows[:limit]
-        ]
-        token_out = (
-            self._tokens.encode(scope, rows[limit - 1].decision_id) if len(rows) > limit else ""
-        )
-        return Page(items, token_out)
