@@ -1,5 +1,9 @@
 """Page sizes and page tokens.
 
+A page holds at most ``pageSize`` items and at most :data:`MAX_PAGE_BYTES` of them encoded
+(:func:`bounded_count`): a page that would outgrow gRPC's 4 MiB message limit stops early and
+carries a next page token, so a client pages on and nothing is skipped.
+
 A page token is the position after the last item returned (keyset pagination), bound to the
 list it came from (what is listed, the parent, the filter). It is encrypted and authenticated
 with AES-GCM under a server secret, so it is opaque, cannot be forged or moved to another list,
@@ -14,16 +18,21 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chainproof.errors import InvalidArgument
+from chainproof.errors import InvalidArgument, PayloadTooLarge
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
+#: The items of one list page, encoded, stay within this: under the 4 MiB a gRPC client
+#: receives by default, with room for the response's envelope and its next page token.
+MAX_PAGE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 
@@ -38,6 +47,62 @@ def page_size(requested: int | None) -> int:
             f"up to {MAX_PAGE_SIZE}"
         )
     return min(requested, MAX_PAGE_SIZE)
+
+
+T = TypeVar("T")
+
+
+def bounded_count(
+    items: Sequence[T],
+    limit: int,
+    size_of: Callable[[T], int],
+    name_of: Callable[[T], str],
+    *,
+    budget: int = MAX_PAGE_BYTES,
+) -> int:
+    """How many of ``items`` (in order) fit a page: at most ``limit``, and ``size_of`` them
+    together at most ``budget`` bytes. The page stops before the item that would overflow;
+    the caller gives a next page token when fewer than ``len(items)`` fit.
+
+    A first item larger than the whole budget can never be listed: PayloadTooLarge names it,
+    rather than skipping it or answering with a message the client would refuse.
+    """
+    total = 0
+    for count, item in enumerate(items[:limit]):
+        size = size_of(item)
+        if total + size > budget:
+            if count == 0:
+                raise PayloadTooLarge(
+                    f"{name_of(item)} is {size:,} bytes encoded, more than one list page may "
+                    f"carry ({budget:,} bytes), so the list cannot go past it: read it on its "
+                    "own (get it by name), and list the others with a filter that leaves it out"
+                )
+            return count
+        total += size
+    return min(len(items), limit)
+
+
+#: Bytes one item takes in a list response.
+JsonSizer = Callable[[Any], int]
+
+
+def json_size(item: Any) -> int:
+    """Bytes ``item`` takes as one element of a JSON array (its comma included)."""
+    return len(orjson.dumps(item)) + 1
+
+
+def proto_size(message: Any) -> int:
+    """Bytes ``message`` takes as one element of a repeated field: tag, length, body."""
+    n: int = message.ByteSize()
+    return 1 + _varint_len(n) + n
+
+
+def _varint_len(n: int) -> int:
+    length = 1
+    while n >= 0x80:
+        n >>= 7
+        length += 1
+    return length
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,15 @@ import pytest
 
 from chainproof.domain.pagination import (
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE_BYTES,
     MAX_PAGE_SIZE,
     ListScope,
     PageTokenCodec,
+    bounded_count,
     page_size,
+    proto_size,
 )
-from chainproof.errors import InvalidArgument
+from chainproof.errors import InvalidArgument, PayloadTooLarge
 
 SCOPE = ListScope("occurrences", "projects/p", "kind='BUILD'")
 
@@ -53,3 +56,31 @@ def test_page_size_rules() -> None:
     assert page_size(5000) == MAX_PAGE_SIZE
     with pytest.raises(InvalidArgument, match="negative"):
         page_size(-1)
+
+
+# ---------------------------------------------------------------- pages bounded by bytes
+
+
+def test_a_page_stops_before_the_item_that_would_overflow_the_budget() -> None:
+    sizes = [40, 40, 30, 10]
+    assert bounded_count(sizes, 10, lambda n: n, str, budget=100) == 2
+    assert bounded_count(sizes, 10, lambda n: n, str, budget=110) == 3
+    assert bounded_count(sizes, 10, lambda n: n, str, budget=120) == 4
+    # The count bound still applies, and a page never returns more items than it was given.
+    assert bounded_count(sizes, 1, lambda n: n, str, budget=1000) == 1
+    assert bounded_count([], 10, lambda n: n, str) == 0
+
+
+def test_a_first_item_larger_than_the_page_is_an_error_naming_it() -> None:
+    with pytest.raises(PayloadTooLarge, match=r"item-7 is 200 bytes encoded, more than one list"):
+        bounded_count([200, 1], 10, lambda n: n, lambda n: "item-7", budget=100)
+
+
+def test_proto_size_counts_tag_length_and_body() -> None:
+    from google.protobuf import wrappers_pb2
+
+    small = wrappers_pb2.BytesValue(value=b"x" * 10)  # body 12 bytes: 1 + 1 + 12
+    large = wrappers_pb2.BytesValue(value=b"x" * 300)  # body 303 bytes: 1 + 2 + 303
+    assert proto_size(small) == 14
+    assert proto_size(large) == 306
+    assert MAX_PAGE_BYTES < 4 * 1024 * 1024

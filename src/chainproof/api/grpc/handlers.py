@@ -25,6 +25,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grafeas.grafeas_v1.types import grafeas as _g
 
 from chainproof.api.grpc.descriptors import EmptyPB, Schema, schema
+from chainproof.domain.pagination import proto_size
 from chainproof.errors import (
     GRPC_CODE_NUMBERS,
     ChainproofError,
@@ -233,11 +234,16 @@ class ProjectsRpcs:
         return self._m.project(name=await self._svc.get_project(req.name))
 
     async def ListProjects(self, req: Any) -> Any:
-        page = await self._svc.list_projects(req.filter, _size(req.page_size), req.page_token)
+        page = await self._svc.list_projects(
+            req.filter, _size(req.page_size), req.page_token, size_of=self._project_size
+        )
         return self._m.list_projects_response(
             projects=[self._m.project(name=n) for n in page.items],
             next_page_token=page.next_page_token,
         )
+
+    def _project_size(self, name: str) -> int:
+        return proto_size(self._m.project(name=name))
 
     async def DeleteProject(self, req: Any) -> Any:
         await self._svc.delete_project(req.name)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 from chainproof.api.rest import auth
 from chainproof.api.rest.auth import access_control, principal_of, public, requires
 from chainproof.api.rest.body import decode_json, int_param
-from chainproof.api.rest.grafeas import JSON_BODY, json_response
+from chainproof.api.rest.grafeas import JSON_BODY, EncodedItems, json_response
+from chainproof.domain.pagination import bounded_count
 from chainproof.domain.timestamps import MissingTimeZone, parse_rfc3339
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
@@ -192,10 +193,13 @@ async def list_audit_logs(
         before=page_token or None,
         page_size=size,
     )
-    body: dict[str, Any] = {"auditLogs": [audit_json(e) for e in entries]}
-    if entries and len(entries) == (size or 100):
-        body["nextPageToken"] = entries[-1].entry_id
-    return json_response(body)
+    # Bounded by bytes too: a page stops early, and the token resumes after its last entry.
+    encoded = EncodedItems(audit_json)
+    count = bounded_count(entries, len(entries), encoded, lambda e: f"audit entry {e.entry_id}")
+    token = ""
+    if count < len(entries) or (entries and len(entries) == (size or 100)):
+        token = entries[count - 1].entry_id
+    return encoded.response("auditLogs", count, token)
 
 
 @router.get("/auth:whoami", dependencies=[public("callers may learn who they are")])

@@ -8,7 +8,7 @@ path, messages from the body, a call to GrafeasService, JSON out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 import orjson
@@ -51,11 +51,25 @@ def json_response(data: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
 
 
-def _list_body(key: str, items: list[Any], token: str) -> dict[str, Any]:
-    body: dict[str, Any] = {key: [to_json(i) for i in items]}
-    if token:
-        body["nextPageToken"] = token
-    return body
+class EncodedItems:
+    """Encodes list items to JSON as the service sizes them, keeping the bytes so that the
+    response is made of the very encodings the page was bounded by (rendered once)."""
+
+    def __init__(self, render: Callable[[Any], Any] = to_json) -> None:
+        self._render = render
+        self.parts: list[bytes] = []
+
+    def __call__(self, item: Any) -> int:
+        part = orjson.dumps(self._render(item))
+        self.parts.append(part)
+        return len(part) + 1  # and its comma
+
+    def response(self, key: str, count: int, token: str) -> Response:
+        # The service sized items in order, and at most one past the page's end.
+        body = b"".join((b'{"', key.encode(), b'":[', b",".join(self.parts[:count]), b"]"))
+        if token:
+            body += b',"nextPageToken":' + orjson.dumps(token)
+        return Response(body + b"}", media_type="application/json")
 
 
 def _mask(update_mask: str | None, body: dict[str, Any]) -> list[str]:
@@ -136,10 +150,15 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         page_size: PageSize = None,
         page_token: PageToken = "",
     ) -> Response:
+        encoded = EncodedItems()
         page = await svc.list_notes(
-            f"projects/{project}", filter_, int_param(page_size, "pageSize"), page_token
+            f"projects/{project}",
+            filter_,
+            int_param(page_size, "pageSize"),
+            page_token,
+            size_of=encoded,
         )
-        return json_response(_list_body("notes", page.items, page.next_page_token))
+        return encoded.response("notes", len(page.items), page.next_page_token)
 
     @r.get("/projects/{project}/notes/{note_id}", dependencies=[requires(p.NOTES_GET, on=one_note)])
     async def get_note(project: str, note_id: str, svc: Service) -> Response:
@@ -182,13 +201,15 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         page_size: PageSize = None,
         page_token: PageToken = "",
     ) -> Response:
+        encoded = EncodedItems()
         page = await svc.list_note_occurrences(
             f"projects/{project}/notes/{note_id}",
             filter_,
             int_param(page_size, "pageSize"),
             page_token,
+            size_of=encoded,
         )
-        return json_response(_list_body("occurrences", page.items, page.next_page_token))
+        return encoded.response("occurrences", len(page.items), page.next_page_token)
 
     # ------------------------------------------------------------------ occurrences
     @r.post(
@@ -230,10 +251,15 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         page_size: PageSize = None,
         page_token: PageToken = "",
     ) -> Response:
+        encoded = EncodedItems()
         page = await svc.list_occurrences(
-            f"projects/{project}", filter_, int_param(page_size, "pageSize"), page_token
+            f"projects/{project}",
+            filter_,
+            int_param(page_size, "pageSize"),
+            page_token,
+            size_of=encoded,
         )
-        return json_response(_list_body("occurrences", page.items, page.next_page_token))
+        return encoded.response("occurrences", len(page.items), page.next_page_token)
 
     @r.get(
         "/projects/{project}/occurrences/{occurrence_id}",
@@ -328,11 +354,11 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         page_size: PageSize = None,
         page_token: PageToken = "",
     ) -> Response:
-        page = await svc.list_projects(filter_, int_param(page_size, "pageSize"), page_token)
-        body: dict[str, Any] = {"projects": [{"name": n} for n in page.items]}
-        if page.next_page_token:
-            body["nextPageToken"] = page.next_page_token
-        return json_response(body)
+        encoded = EncodedItems(lambda name: {"name": name})
+        page = await svc.list_projects(
+            filter_, int_param(page_size, "pageSize"), page_token, size_of=encoded
+        )
+        return encoded.response("projects", len(page.items), page.next_page_token)
 
     @r.get("/projects/{project}", tags=["projects"], dependencies=[requires(p.PROJECTS_GET)])
     async def get_project(project: str, svc: Service) -> Response:

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
-from chainproof.api.rest.grafeas import JSON_BODY, PageSize, PageToken, json_response
+from chainproof.api.rest.grafeas import (
+    JSON_BODY,
+    EncodedItems,
+    PageSize,
+    PageToken,
+    json_response,
+)
 from chainproof.domain.bounds import parse_time
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
@@ -71,13 +77,11 @@ async def create_attestor(
 async def list_attestors(
     project: str, res: Resources, page_size: PageSize = None, page_token: PageToken = ""
 ) -> Response:
+    encoded = EncodedItems(_same)
     page = await res.list_attestors(
-        f"projects/{project}", int_param(page_size, "pageSize"), page_token
+        f"projects/{project}", int_param(page_size, "pageSize"), page_token, size_of=encoded
     )
-    body: dict[str, Any] = {"attestors": page.items}
-    if page.next_page_token:
-        body["nextPageToken"] = page.next_page_token
-    return json_response(body)
+    return encoded.response("attestors", len(page.items), page.next_page_token)
 
 
 @router.get("/projects/{project}/attestors/{attestor_id}", dependencies=[requires(p.ATTESTORS_GET)])
@@ -173,6 +177,7 @@ async def list_decisions(
 ) -> Response:
     from chainproof.domain.images import canonical_resource
 
+    encoded = EncodedItems(_same)
     page = await decisions.list(
         DecisionQuery(
             project=project,
@@ -184,11 +189,13 @@ async def list_decisions(
         ),
         int_param(page_size, "pageSize"),
         page_token,
+        size_of=encoded,
     )
-    body: dict[str, Any] = {"decisions": page.items}
-    if page.next_page_token:
-        body["nextPageToken"] = page.next_page_token
-    return json_response(body)
+    return encoded.response("decisions", len(page.items), page.next_page_token)
+
+
+def _same(item: Any) -> Any:
+    return item
 
 
 def _time_param(value: str | None, name: str) -> datetime | None:

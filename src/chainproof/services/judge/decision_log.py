@@ -34,7 +34,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from chainproof.domain.bounds import check_indexed_text, check_time
 from chainproof.domain.jsonsafe import safe_text, storable
 from chainproof.domain.names import parse_project_name
-from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.domain.pagination import (
+    JsonSizer,
+    ListScope,
+    PageTokenCodec,
+    bounded_count,
+    json_size,
+    page_size,
+)
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import Unavailable
 from chainproof.policy import Decision
@@ -472,7 +479,12 @@ class DecisionLog:
     # ------------------------------------------------------------------ queries
 
     async def list(
-        self, query: DecisionQuery, size: int | None, token: str
+        self,
+        query: DecisionQuery,
+        size: int | None,
+        token: str,
+        *,
+        size_of: JsonSizer = json_size,
     ) -> Page[dict[str, Any]]:
         parse_project_name(f"projects/{query.project}")
         for param, value in (
@@ -501,9 +513,11 @@ class DecisionLog:
                 "images": list(r.images),
                 **r.data,
             }
-            for r in rows[:limit]
+            for r in rows
         ]
+        # Bounded by count and by bytes; the token resumes after the last item returned.
+        count = bounded_count(items, limit, size_of, lambda d: f"decision {d['name']}")
         token_out = (
-            self._tokens.encode(scope, rows[limit - 1].decision_id) if len(rows) > limit else ""
+            self._tokens.encode(scope, rows[count - 1].decision_id) if len(rows) > count else ""
         )
-        return Page(items, token_out)
+        return Page(items[:count], token_out)

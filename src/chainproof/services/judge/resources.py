@@ -21,7 +21,14 @@ from chainproof.domain.names import (
     parse_project_name,
     validate_resource_id,
 )
-from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.domain.pagination import (
+    JsonSizer,
+    ListScope,
+    PageTokenCodec,
+    bounded_count,
+    json_size,
+    page_size,
+)
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import (
     AlreadyExists,
@@ -125,16 +132,20 @@ class JudgeResources:
             attestors, unusable = await _read_attestors(s, policy.referenced_attestors())
             return JudgeConfig(policy, attestors, unusable)
 
-    async def list_attestors(self, parent: str, size: int | None, token: str) -> Page[Any]:
+    async def list_attestors(
+        self, parent: str, size: int | None, token: str, *, size_of: JsonSizer = json_size
+    ) -> Page[Any]:
         project = parse_project_name(parent)
         limit = page_size(size)
         scope = ListScope(ATTESTORS, parent, "")
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
             rows = await s.list_documents(project, ATTESTORS, after, limit + 1)
-        items = [self._attestor_json(r) for r in rows[:limit]]
-        next_token = self._tokens.encode(scope, rows[limit - 1].doc_id) if len(rows) > limit else ""
-        return Page(items, next_token)
+        items = [self._attestor_json(r) for r in rows]
+        # Bounded by count and by bytes; the token resumes after the last item returned.
+        count = bounded_count(items, limit, size_of, lambda a: f"attestor {a.get('name')}")
+        next_token = self._tokens.encode(scope, rows[count - 1].doc_id) if len(rows) > count else ""
+        return Page(items[:count], next_token)
 
     async def update_attestor(self, name: str, data: Any) -> dict[str, Any]:
         project, attestor_id = _attestor_key(name)

@@ -44,7 +44,13 @@ from chainproof.domain.names import (
     parse_project_name,
     validate_resource_id,
 )
-from chainproof.domain.pagination import ListScope, PageTokenCodec, page_size
+from chainproof.domain.pagination import (
+    ListScope,
+    PageTokenCodec,
+    bounded_count,
+    page_size,
+    proto_size,
+)
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.scribe.changes import ChangeFeed
@@ -71,6 +77,16 @@ def new_occurrence_id() -> str:
 
 
 T = TypeVar("T")
+#: Bytes one item takes in the transport's list response (the gRPC default: its wire size).
+Sizer = Callable[[Any], int]
+
+
+def _name_size(name: str) -> int:
+    return len(name.encode()) + 8  # a project message in the list, or a JSON object
+
+
+def _named(what: str) -> Callable[[Any], str]:
+    return lambda item: f"{what} {item.name}"
 
 
 #: Output-only fields: set by the server, never by a request.
@@ -126,7 +142,9 @@ class GrafeasService:
                 raise NotFound(f"project {name} does not exist")
         return name
 
-    async def list_projects(self, filter_text: str, size: int | None, token: str) -> Page[str]:
+    async def list_projects(
+        self, filter_text: str, size: int | None, token: str, *, size_of: Sizer = _name_size
+    ) -> Page[str]:
         if filter_text.strip():
             raise InvalidArgument("filter is not supported when listing projects: leave it empty")
         limit = page_size(size)
@@ -134,7 +152,8 @@ class GrafeasService:
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
             rows = await s.list_projects(after, limit + 1)
-        return self._page([f"projects/{p}" for p in rows], rows, limit, scope)
+        names = [f"projects/{p}" for p in rows]
+        return self._page(names, rows, limit, scope, size_of, lambda n: n)
 
     async def delete_project(self, name: str) -> None:
         project = parse_project_name(name)
@@ -158,7 +177,13 @@ class GrafeasService:
         return rec.note
 
     async def list_notes(
-        self, parent: str, filter_text: str, size: int | None, token: str
+        self,
+        parent: str,
+        filter_text: str,
+        size: int | None,
+        token: str,
+        *,
+        size_of: Sizer = proto_size,
     ) -> Page[Note]:
         project = parse_project_name(parent)
         where = flt.parse_filter(filter_text, flt.Target.NOTES)
@@ -167,7 +192,8 @@ class GrafeasService:
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
             rows = await s.list_notes(project, where, after, limit + 1)
-        return self._page([r.note for r in rows], [r.note_id for r in rows], limit, scope)
+        notes = [r.note for r in rows]
+        return self._page(notes, [r.note_id for r in rows], limit, scope, size_of, _named("note"))
 
     async def create_note(self, parent: str, note_id: str, note: Note) -> Note:
         project = parse_project_name(parent)
@@ -273,7 +299,13 @@ class GrafeasService:
         return rec.occurrence
 
     async def list_occurrences(
-        self, parent: str, filter_text: str, size: int | None, token: str
+        self,
+        parent: str,
+        filter_text: str,
+        size: int | None,
+        token: str,
+        *,
+        size_of: Sizer = proto_size,
     ) -> Page[Occurrence]:
         project = parse_project_name(parent)
         where = flt.parse_filter(filter_text, flt.Target.OCCURRENCES)
@@ -283,7 +315,12 @@ class GrafeasService:
         async with self._store.session(readonly=True) as s:
             rows = await s.list_occurrences(project, where, after, limit + 1)
         return self._page(
-            [r.occurrence for r in rows], [r.occurrence_id for r in rows], limit, scope
+            [r.occurrence for r in rows],
+            [r.occurrence_id for r in rows],
+            limit,
+            scope,
+            size_of,
+            _named("occurrence"),
         )
 
     async def create_occurrence(self, parent: str, occurrence: Occurrence) -> Occurrence:
@@ -438,7 +475,13 @@ class GrafeasService:
         return note.note
 
     async def list_note_occurrences(
-        self, name: str, filter_text: str, size: int | None, token: str
+        self,
+        name: str,
+        filter_text: str,
+        size: int | None,
+        token: str,
+        *,
+        size_of: Sizer = proto_size,
     ) -> Page[Occurrence]:
         nn = parse_note_name(name)
         where = flt.parse_filter(filter_text, flt.Target.OCCURRENCES)
@@ -450,7 +493,12 @@ class GrafeasService:
                 raise NotFound(f"note {nn} does not exist")
             rows = await s.list_note_occurrences(nn.project, nn.note_id, where, after, limit + 1)
         return self._page(
-            [r.occurrence for r in rows], [r.occurrence_id for r in rows], limit, scope
+            [r.occurrence for r in rows],
+            [r.occurrence_id for r in rows],
+            limit,
+            scope,
+            size_of,
+            _named("occurrence"),
         )
 
     # ---------------------------------------------------------------- helpers
@@ -467,9 +515,20 @@ class GrafeasService:
         _set_kind(draft, kind)
         return draft, kind, note_name
 
-    def _page(self, items: list[T], keys: list[str], limit: int, scope: ListScope) -> Page[T]:
-        if len(items) > limit:
-            return Page(items[:limit], self._tokens.encode(scope, keys[limit - 1]))
+    def _page(
+        self,
+        items: list[T],
+        keys: list[str],
+        limit: int,
+        scope: ListScope,
+        size_of: Callable[[T], int],
+        name_of: Callable[[T], str],
+    ) -> Page[T]:
+        # ``items`` holds one more than ``limit`` when there is more: the page ends at the
+        # count or at the byte budget, whichever comes first, and the token resumes there.
+        count = bounded_count(items, limit, size_of, name_of)
+        if len(items) > count:
+            return Page(items[:count], self._tokens.encode(scope, keys[count - 1]))
         return Page(items, "")
 
 
