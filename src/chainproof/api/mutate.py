@@ -24,14 +24,11 @@ from fastapi import APIRouter, Request, Response
 from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
-from chainproof.api.webhook import (
-    ADMISSION_VERSIONS,
-    _denial,
-    _object,
-    _requested_kind,
-    _string,
-    api_server_deadline,
-)
+from chainproof.api.webhook import _denial, api_server_deadline
+from chainproof.domain.admission_review import ADMISSION_VERSIONS
+from chainproof.domain.admission_review import as_object as _object
+from chainproof.domain.admission_review import requested_kind as _requested_kind
+from chainproof.domain.admission_review import string_field as _string
 from chainproof.domain.image_patch import image_pointers, pin_patch
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.workloads import SUPPORTED_KINDS, pod_spec_path

@@ -38,21 +38,19 @@ from fastapi import APIRouter, Depends, Request, Response
 from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
-from chainproof.domain.workloads import (
-    BREAKGLASS_ANNOTATIONS,
-    SUPPORTED_KINDS,
-    ContainerImage,
-    Workload,
-    workload_from_object,
+from chainproof.domain.admission_review import (
+    Admit,
+    Refuse,
+    as_object,
+    plan_review,
+    read_review,
 )
+from chainproof.domain.workloads import BREAKGLASS_ANNOTATIONS, ContainerImage, Workload
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.services.judge.admission import AdmissionService, ReviewResult
 
-ADMISSION_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 IMAGE_REVIEW_VERSION = "imagepolicy.k8s.io/v1alpha1"
-_JUDGED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
-_JUDGED_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
 
 #: Kubernetes truncates a warning above 256 characters and drops warnings beyond 4096 in all.
 WARNING_LIMIT = 256
@@ -123,79 +121,6 @@ def api_server_deadline(timeout: str | None) -> float | None:
 # --------------------------------------------------------------------------- AdmissionReview
 
 
-def _object(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidArgument(f"{what} must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _string(data: dict[str, Any], key: str, what: str, *, required: bool = True) -> str:
-    value = data.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise InvalidArgument(f"{what}.{key} must be a non-empty string")
-    return value
-
-
-_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
-_KINDS_FOLDED = {k.lower(): k for k in SUPPORTED_KINDS}
-
-
-def _requested_kind(req: dict[str, Any]) -> str:
-    """``request.kind.kind``: what the API server says the object is (the object has no say)."""
-    kind = req.get("kind")
-    if kind is None:
-        return ""
-    kind = _object(kind, "request.kind")
-    if not isinstance(kind.get("kind"), str) or not kind["kind"]:
-        return ""
-    value: str = kind["kind"]
-    return value
-
-
-def _not_understood(operation: str, kind: str, namespace: str, obj: Any) -> str | None:
-    """Why a review the API server would never send this way cannot be judged, or None."""
-    if operation not in _OPERATIONS:
-        return (
-            f"request.operation {operation[:40]!r} is not one of "
-            + ", ".join(sorted(_OPERATIONS))
-            + " (the values are case-sensitive)"
-        )
-    if operation not in _JUDGED_OPERATIONS:
-        return None
-    if not kind:
-        return "request.kind.kind is missing: the API server always says what the object is"
-    folded = _KINDS_FOLDED.get(kind.lower())
-    if folded is not None and folded != kind:
-        return f"request.kind.kind {kind[:40]!r} is not a kind Kubernetes spells: expected {folded}"
-    if kind not in SUPPORTED_KINDS:
-        return None
-    obj = _object(obj, "request.object")
-    own = obj.get("kind")
-    if own is not None and own != kind:
-        return (
-            f"request.object says kind {str(own)[:40]!r} but request.kind says {kind!r}: the "
-            "object is judged as what the API server says, and they must agree"
-        )
-    if not namespace:
-        # The object's own metadata.namespace is no substitute: rules depend on it.
-        return (
-            f"request.namespace is missing: every {kind} lives in a namespace, and the rules "
-            "that apply depend on it"
-        )
-    return None
-
-
-def _images_of(obj: Any, kind: str, namespace: str) -> list[str] | None:
-    try:
-        return sorted(
-            i.image for i in workload_from_object({**obj, "kind": kind}, namespace=namespace).images
-        )
-    except (InvalidArgument, TypeError):
-        return None
-
-
 def _review_response(api_version: str, response: dict[str, Any]) -> Response:
     return json_response(
         {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
@@ -233,71 +158,30 @@ def _answer(uid: str, result: ReviewResult) -> dict[str, Any]:
     dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
 )
 async def admission_review(request: Request, admission: Admission) -> Response:
-    review = _object(decode_json(await request.body()), "AdmissionReview")
-    api_version = review.get("apiVersion")
-    if review.get("kind") != "AdmissionReview" or api_version not in ADMISSION_VERSIONS:
-        raise InvalidArgument(
-            f"expected kind AdmissionReview with apiVersion {' or '.join(ADMISSION_VERSIONS)}, "
-            f"got kind {review.get('kind')!r} apiVersion {api_version!r}"
-        )
-    assert isinstance(api_version, str)
-    req = _object(review.get("request"), "AdmissionReview.request")
-    uid = _string(req, "uid", "request")
-    operation = _string(req, "operation", "request")
-    namespace = _string(req, "namespace", "request", required=False)
-    sub_resource = _string(req, "subResource", "request", required=False)
-    obj = req.get("object")
-    kind = _requested_kind(req)
-    dry_run = req.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        raise InvalidArgument(f"request.dryRun must be true or false, got {dry_run!r}")
-    problem = _not_understood(operation, kind, namespace, obj)
-    if problem is not None:
+    review = read_review(decode_json(await request.body()))
+    uid, version = review.uid, review.api_version
+    plan = plan_review(review)
+    if isinstance(plan, Admit):
+        return _review_response(version, {"uid": uid, "allowed": True})
+    if isinstance(plan, Refuse):
         result = await admission.refuse_unreadable(
-            kind or "object",
-            obj if isinstance(obj, dict) else {},
-            namespace,
-            problem,
+            plan.kind,
+            plan.obj,
+            review.namespace,
+            plan.reason,
             uid=uid,
-            operation=operation,
-            dry_run=dry_run,
+            operation=review.operation,
+            dry_run=review.dry_run,
         )
-        return _review_response(api_version, _denial(uid, 400, "BadRequest", result.message))
-
-    judged = (
-        operation in _JUDGED_OPERATIONS
-        and kind in SUPPORTED_KINDS
-        and sub_resource in _JUDGED_SUBRESOURCES
-    )
-    if not judged:
-        return _review_response(api_version, {"uid": uid, "allowed": True})
-    obj = _object(obj, "request.object")
-    meta = obj.get("metadata")
-    if operation == "UPDATE" and isinstance(meta, dict) and meta.get("deletionTimestamp"):
-        # Finalizers being removed from an object on its way out: nothing new will run —
-        # unless the update also changes the images, which is then judged like any other.
-        before = _images_of(req.get("oldObject"), kind, namespace)
-        if before is not None and before == _images_of(obj, kind, namespace):
-            return _review_response(api_version, {"uid": uid, "allowed": True})
-    if namespace and isinstance(meta, dict):
-        # The request's namespace is the one the object is created in (the API server
-        # refuses an object whose own metadata.namespace disagrees), so rules use it.
-        obj = {**obj, "metadata": {**meta, "namespace": namespace}}
-    try:
-        workload = workload_from_object({**obj, "kind": kind}, namespace=namespace)
-    except InvalidArgument as exc:
-        result = await admission.refuse_unreadable(
-            kind, obj, namespace, exc.message, uid=uid, operation=operation, dry_run=dry_run
-        )
-        return _review_response(api_version, _denial(uid, 400, "BadRequest", result.message))
+        return _review_response(version, _denial(uid, 400, "BadRequest", result.message))
     result = await admission.review(
-        workload,
+        plan.workload,
         uid=uid,
-        operation=operation,
-        dry_run=dry_run,
+        operation=review.operation,
+        dry_run=review.dry_run,
         deadline_seconds=api_server_deadline(request.query_params.get("timeout")),
     )
-    return _review_response(api_version, _answer(uid, result))
+    return _review_response(version, _answer(uid, result))
 
 
 # --------------------------------------------------------------------------- ImageReview
@@ -309,14 +193,14 @@ async def admission_review(request: Request, admission: Admission) -> Response:
     dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
 )
 async def image_review(request: Request, admission: Admission) -> Response:
-    review = _object(decode_json(await request.body()), "ImageReview")
+    review = as_object(decode_json(await request.body()), "ImageReview")
     api_version = review.get("apiVersion", IMAGE_REVIEW_VERSION)
     if review.get("kind") != "ImageReview" or api_version != IMAGE_REVIEW_VERSION:
         raise InvalidArgument(
             f"expected kind ImageReview with apiVersion {IMAGE_REVIEW_VERSION}, got kind "
             f"{review.get('kind')!r} apiVersion {api_version!r}"
         )
-    spec = _object(review.get("spec"), "ImageReview.spec")
+    spec = as_object(review.get("spec"), "ImageReview.spec")
     containers = spec.get("containers")
     if not isinstance(containers, list) or not containers:
         raise InvalidArgument("ImageReview.spec.containers must be a non-empty list")
