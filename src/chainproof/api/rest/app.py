@@ -17,7 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
 from chainproof.api import mutate, webhook
-from chainproof.api.rest import access, auth, errors, grafeas, ingest, judge, ops, scanning
+from chainproof.api.rest import (
+    access,
+    auth,
+    errors,
+    grafeas,
+    ingest,
+    judge,
+    openapi,
+    ops,
+    scanning,
+)
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.api.ui import routes as ui
 from chainproof.errors import ChainproofError
@@ -77,6 +87,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(grafeas.router)
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
+    openapi.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
     return app

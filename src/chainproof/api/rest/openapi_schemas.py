@@ -1,0 +1,456 @@
+"""JSON Schemas of the REST resources that are not Grafeas messages: the judge's (policy,
+attestors, decisions, evaluations), access control (IAM policies, tokens, audit logs), the
+scanner's and ingestion's reports, and the error body every route answers with.
+
+Owns the published shape of these resources; the Grafeas messages come from their protobuf
+descriptors (:mod:`chainproof.api.rest.proto_schema`). Objects stay open to fields added
+later (the server itself refuses unknown fields in requests, saying which); required fields
+are the ones every response carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PREFIX = "#/components/schemas/"
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": PREFIX + name}
+
+
+def _obj(
+    properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+_S = {"type": "string"}
+_TIME = {"type": "string", "format": "date-time"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_STRINGS = _array(_S)
+_NULLABLE_S = {"type": ["string", "null"]}
+
+
+def _list_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return _obj(
+        {
+            key: _array(item),
+            "nextPageToken": {
+                "type": "string",
+                "description": "absent or empty on the last page; a page may be short (it is "
+                "also bounded by bytes) while more follow",
+            },
+        }
+    )
+
+
+_FIELD_VIOLATIONS = _obj(
+    {
+        "@type": {"const": "type.googleapis.com/google.rpc.BadRequest"},
+        "fieldViolations": _array(_obj({"field": _S, "description": _S})),
+    },
+    ("@type",),
+)
+
+_ADMISSION_RULE = _obj(
+    {
+        "evaluationMode": {
+            "type": "string",
+            "enum": ["ALWAYS_ALLOW", "REQUIRE_ATTESTATION", "ALWAYS_DENY"],
+        },
+        "requireAttestationsBy": _STRINGS,
+        "enforcementMode": {
+            "type": "string",
+            "enum": ["ENFORCED_BLOCK_AND_AUDIT_LOG", "DRYRUN_AUDIT_LOG_ONLY"],
+        },
+        "chainproofChecks": {
+            "type": "object",
+            "description": "chainproof's own checks (docs/policy.md): vulnerabilities, "
+            "provenance, CEL, SBOM, VEX, packages",
+        },
+    },
+    ("evaluationMode", "enforcementMode"),
+)
+
+_RULES = {"type": "object", "additionalProperties": ref("AdmissionRule")}
+
+_POLICY_PROPERTIES = {
+    "name": _S,
+    "description": _S,
+    "globalPolicyEvaluationMode": {"type": "string", "enum": ["ENABLE", "DISABLE"]},
+    "admissionWhitelistPatterns": _array(_obj({"namePattern": _S}, ("namePattern",))),
+    "defaultAdmissionRule": ref("AdmissionRule"),
+    "clusterAdmissionRules": _RULES,
+    "kubernetesNamespaceAdmissionRules": _RULES,
+    "kubernetesServiceAccountAdmissionRules": _RULES,
+    "istioServiceIdentityAdmissionRules": _RULES,
+    "etag": {"type": "string", "description": "send the one read back to refuse stale writes"},
+}
+
+_PUBLIC_KEY = _obj(
+    {
+        "id": _S,
+        "comment": _S,
+        "asciiArmoredPgpPublicKey": _S,
+        "pkixPublicKey": _obj({"publicKeyPem": _S, "signatureAlgorithm": _S}),
+    }
+)
+
+_ATTESTOR_PROPERTIES = {
+    "name": _S,
+    "description": _S,
+    "userOwnedGrafeasNote": _obj(
+        {
+            "noteReference": _S,
+            "publicKeys": _array(ref("AttestorPublicKey")),
+            "delegationServiceAccountEmail": _S,
+        },
+        ("noteReference",),
+    ),
+    "evidenceSource": {"type": "string", "enum": ["SCRIBE", "REGISTRY", "BOTH"]},
+    "keylessIdentities": _array({"type": "object"}),
+    "requireSignedChildren": _BOOL,
+    "etag": _S,
+}
+
+_REQUIREMENT = _obj(
+    {
+        "kind": _S,
+        "name": _S,
+        "passed": _BOOL,
+        "reason": _S,
+        "occurrences": _STRINGS,
+        "keyIds": _STRINGS,
+    },
+    ("kind", "name", "passed", "reason"),
+)
+
+_IMAGE_DECISION = _obj(
+    {
+        "image": _S,
+        "reference": _NULLABLE_S,
+        "outcome": _S,
+        "rule": _obj(
+            {
+                "scope": _S,
+                "key": _NULLABLE_S,
+                "evaluationMode": _NULLABLE_S,
+                "enforcementMode": _NULLABLE_S,
+                "why": _S,
+                "evidenceFrom": _STRINGS,
+            }
+        ),
+        "requirements": _array(ref("Requirement")),
+    },
+    ("image", "outcome", "rule", "requirements"),
+)
+
+_DECISION_PROPERTIES = {
+    "outcome": _S,
+    "allowed": _BOOL,
+    "evaluatedAt": _S,
+    "policy": _S,
+    "policyEtag": _S,
+    "images": _array(ref("ImageDecision")),
+}
+
+_IAM_POLICY = _obj(
+    {
+        "version": _INT,
+        "bindings": _array(_obj({"role": _S, "members": _STRINGS}, ("role", "members"))),
+        "etag": _S,
+    }
+)
+
+_TOKEN = _obj(
+    {
+        "name": _S,
+        "project": _S,
+        "role": _S,
+        "member": _S,
+        "createdBy": _S,
+        "createTime": _NULLABLE_S,
+        "expireTime": _NULLABLE_S,
+        "revokeTime": _NULLABLE_S,
+    },
+    ("name", "project", "role", "member"),
+)
+
+_FINDING_ROW = _obj(
+    {
+        "id": _S,
+        "severity": _S,
+        "package": _S,
+        "version": _S,
+        "fixedVersion": _S,
+        "fixAvailable": _BOOL,
+        "vexResolved": _BOOL,
+        "occurrence": _S,
+    }
+)
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _obj(
+        {
+            "code": {"type": "integer", "description": "the gRPC code number (google.rpc.Code)"},
+            "message": _S,
+            "details": _array(ref("ErrorDetail")),
+            "error": _obj(
+                {
+                    "code": {"type": "integer", "description": "the HTTP status"},
+                    "message": _S,
+                    "status": {"type": "string", "description": "the gRPC code name"},
+                    "details": _array(ref("ErrorDetail")),
+                },
+                ("code", "message", "status", "details"),
+            ),
+        },
+        ("code", "message", "details", "error"),
+        description="Every error: the Grafeas gateway shape and the Google API shape at once.",
+    ),
+    "ErrorDetail": _FIELD_VIOLATIONS,
+    "Empty": {"type": "object", "additionalProperties": False},
+    "Project": _obj({"name": {"type": "string", "pattern": "^projects/[^/]+$"}}, ("name",)),
+    "ListProjectsResponse": _list_of("projects", ref("Project")),
+    "BatchCreateNotesRequest": _obj(
+        {"notes": {"type": "object", "additionalProperties": ref("grafeas.v1.Note")}},
+        ("notes",),
+        description="note ID → note, 1 to 1,000 of them, created in one transaction",
+    ),
+    "BatchCreateOccurrencesRequest": _obj(
+        {"occurrences": _array(ref("grafeas.v1.Occurrence"))},
+        ("occurrences",),
+        description="1 to 1,000 occurrences, created in one transaction",
+    ),
+    "AdmissionRule": _ADMISSION_RULE,
+    "Policy": _obj(_POLICY_PROPERTIES, ("defaultAdmissionRule",)),
+    "StoredPolicy": _obj(
+        {**_POLICY_PROPERTIES, "updateTime": _TIME},
+        ("name", "defaultAdmissionRule", "updateTime", "etag"),
+    ),
+    "AttestorPublicKey": _PUBLIC_KEY,
+    "Attestor": _obj(_ATTESTOR_PROPERTIES),
+    "StoredAttestor": _obj(
+        {**_ATTESTOR_PROPERTIES, "updateTime": _TIME}, ("name", "updateTime", "etag")
+    ),
+    "ListAttestorsResponse": _list_of("attestors", ref("StoredAttestor")),
+    "Requirement": _REQUIREMENT,
+    "ImageDecision": _IMAGE_DECISION,
+    "EvaluateRequest": _obj(
+        {
+            "images": {"type": "array", "items": _S, "minItems": 1},
+            "cluster": _S,
+            "namespace": _S,
+            "serviceAccount": _S,
+        },
+        ("images",),
+    ),
+    "Evaluation": _obj(
+        {**_DECISION_PROPERTIES, "explanation": _S},
+        ("outcome", "allowed", "evaluatedAt", "images", "explanation"),
+    ),
+    "DecisionRecord": _obj(
+        {
+            "name": _S,
+            "time": _TIME,
+            "images": _STRINGS,
+            "requestUid": _S,
+            "cluster": _S,
+            "namespace": _S,
+            "workload": _S,
+            "operation": _S,
+            "outcome": _S,
+            "breakglass": _BOOL,
+            "dryRun": _BOOL,
+            "message": _S,
+            "decision": _obj(_DECISION_PROPERTIES),
+            "tagResolutions": {"type": "object", "additionalProperties": _S},
+            "logDegraded": {
+                "type": "object",
+                "description": "present when a value could not be stored as it was "
+                "(docs/admission.md, decision log)",
+            },
+        },
+        ("name", "time", "images"),
+    ),
+    "ListDecisionsResponse": _list_of("decisions", ref("DecisionRecord")),
+    "IamPolicy": _IAM_POLICY,
+    "SetIamPolicyRequest": _obj({"policy": ref("IamPolicy"), "updateMask": _S}, ("policy",)),
+    "GetIamPolicyRequest": _obj({"options": {"type": "object"}}),
+    "TestIamPermissionsRequest": _obj({"permissions": _STRINGS}),
+    "TestIamPermissionsResponse": _obj({"permissions": _STRINGS}),
+    "ApiToken": _TOKEN,
+    "CreateTokenRequest": _obj({"name": _S, "role": _S, "expireTime": _TIME}, ("name", "role")),
+    "CreatedToken": {
+        "allOf": [ref("ApiToken"), _obj({"secret": _S}, ("secret",))],
+        "description": "the secret appears in this response only",
+    },
+    "ListTokensResponse": _obj({"tokens": _array(ref("ApiToken"))}, ("tokens",)),
+    "AuditLog": _obj(
+        {
+            "name": _S,
+            "time": _TIME,
+            "principal": _S,
+            "permission": _S,
+            "resource": _S,
+            "outcome": _S,
+        },
+        ("name", "time", "principal", "permission", "resource", "outcome"),
+    ),
+    "ListAuditLogsResponse": _list_of("auditLogs", ref("AuditLog")),
+    "Whoami": _obj(
+        {
+            "member": _S,
+            "authenticated": _BOOL,
+            "via": _S,
+            "members": _STRINGS,
+            "grants": _array(_obj({"project": _S, "role": _S})),
+            "expireTime": _TIME,
+        },
+        ("member", "authenticated", "members", "grants"),
+    ),
+    "ImportAdvisoriesRequest": _obj(
+        {"records": {"type": "array", "items": {"type": "object"}, "minItems": 1}},
+        ("records",),
+        description="OSV records (https://ossf.github.io/osv-schema/)",
+    ),
+    "ImportReport": _obj(
+        {
+            k: _INT
+            for k in (
+                "imported",
+                "replaced",
+                "unchanged",
+                "withdrawn",
+                "olderIgnored",
+                "imagesRematched",
+                "findingsOpened",
+                "findingsClosed",
+            )
+        }
+    ),
+    "Advisory": _obj(
+        {
+            "advisory": {"type": "object"},
+            "noteName": _S,
+            "affectedImages": _array(
+                _obj(
+                    {
+                        "project": _S,
+                        "resource": _S,
+                        "occurrence": _S,
+                        "package": _S,
+                        "version": _S,
+                        "fixedVersion": _S,
+                    }
+                )
+            ),
+        },
+        ("advisory", "noteName", "affectedImages"),
+    ),
+    "ScanReport": _obj(
+        {
+            "resource": _S,
+            "packages": _INT,
+            "findings": _INT,
+            "opened": _INT,
+            "closed": _INT,
+            "kept": _INT,
+            "undecided": _array(_obj({"package": _S, "advisory": _S, "reason": _S})),
+        },
+        ("resource", "packages", "findings"),
+    ),
+    "ImageVulnerabilities": _obj(
+        {"image": _S, "sources": {"type": "object", "additionalProperties": _array(_FINDING_ROW)}},
+        ("image", "sources"),
+    ),
+    "VulnerabilityPolicyCheckRequest": _obj(
+        {"image": _S, "policy": {"type": "object"}}, ("image", "policy")
+    ),
+    "VulnerabilityPolicyCheck": _obj(
+        {
+            "image": _S,
+            "passed": _BOOL,
+            "signed": _BOOL,
+            "occurrence": _NULLABLE_S,
+            "results": _array(ref("Requirement")),
+        },
+        ("image", "passed", "results"),
+    ),
+    "IngestResult": _obj(
+        {
+            "format": _S,
+            "resourceUri": _S,
+            "document": _S,
+            "created": {"type": "object"},
+            "superseded": {},
+            "vexApplied": {},
+            "warnings": _STRINGS,
+            "unchanged": _BOOL,
+        },
+        ("format", "resourceUri", "document"),
+    ),
+    "ImagePackages": _obj(
+        {"image": _S, "packages": _array({"type": "object"})}, ("image", "packages")
+    ),
+    "ImageFindings": _obj(
+        {"image": _S, "vulnerabilities": _array({"type": "object"})},
+        ("image", "vulnerabilities"),
+    ),
+    "PackageImages": _obj({"purl": _S, "images": _array({})}, ("purl", "images")),
+    "Health": _obj({"status": _S}, ("status",)),
+    "AdmissionReview": _obj(
+        {
+            "apiVersion": {
+                "type": "string",
+                "enum": ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"],
+            },
+            "kind": {"const": "AdmissionReview"},
+            "request": {"type": "object"},
+            "response": _obj(
+                {
+                    "uid": _S,
+                    "allowed": _BOOL,
+                    "status": _obj({"code": _INT, "reason": _S, "message": _S}),
+                    "warnings": _STRINGS,
+                    "auditAnnotations": {"type": "object", "additionalProperties": _S},
+                    "patchType": _S,
+                    "patch": _S,
+                },
+                ("uid", "allowed"),
+            ),
+        },
+        ("apiVersion", "kind"),
+    ),
+    "ImageReview": _obj(
+        {
+            "apiVersion": {"const": "imagepolicy.k8s.io/v1alpha1"},
+            "kind": {"const": "ImageReview"},
+            "spec": _obj(
+                {
+                    "containers": _array(_obj({"image": _S})),
+                    "annotations": {"type": "object", "additionalProperties": _S},
+                    "namespace": _S,
+                }
+            ),
+            "status": _obj(
+                {
+                    "allowed": _BOOL,
+                    "reason": _S,
+                    "auditAnnotations": {"type": "object", "additionalProperties": _S},
+                }
+            ),
+        },
+        ("apiVersion", "kind"),
+    ),
+}
