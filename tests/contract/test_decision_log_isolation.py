@@ -155,3 +155,17 @@ async def test_a_write_committed_but_unacknowledged_is_stored_once(store: Metada
     assert sorted(r.data["requestUid"] for r in rows) == [f"u{i}" for i in range(5)]
     assert not any("logDegraded" in r.data for r in rows)
     assert log.lost == 0
+
+
+class Down:
+    """A store that cannot be reached."""
+
+    def session(self, *, readonly: bool = False) -> Any:
+        raise Unavailable("the database is unavailable: connection refused")
+
+
+async def test_without_a_writer_a_failed_write_is_raised_and_counted() -> None:
+    log = DecisionLog(cast(MetadataStore, Down()), TOKENS)
+    with pytest.raises(Unavailable):
+        await log.record(entry("u"))
+    assert log.lost == 1

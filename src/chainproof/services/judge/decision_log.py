@@ -269,7 +269,11 @@ class DecisionLog:
         now = self._clock()
         if self._task is None:
             # No writer: store it now, and say so at once if the database is down.
-            await self._store_all([self._build(entry, now)], retry=False)
+            try:
+                await self._store_all([self._build(entry, now)], retry=False)
+            except Exception as exc:
+                self._count_lost(1, f"written inline and failed: {exc}")
+                raise
             return
         self._idle.clear()
         # The bound covers what the writer holds too: memory stays within max_queue records.
