@@ -186,18 +186,24 @@ _TOKEN = _obj(
     ("name", "project", "role", "member"),
 )
 
-_FINDING_ROW = _obj(
+_FINDING = _obj(
     {
         "id": _S,
+        "vulnerability": _S,
+        "source": _S,
         "severity": _S,
         "package": _S,
         "version": _S,
         "fixedVersion": _S,
         "fixAvailable": _BOOL,
+        "vex": {"description": "what VEX says of the finding, when anything"},
         "vexResolved": _BOOL,
+        "resolvedBy": {"description": "the VEX statement that resolves it, when one does"},
         "occurrence": _S,
-    }
+    },
+    ("id", "source", "occurrence"),
 )
+
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _obj(
@@ -370,9 +376,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("resource", "packages", "findings"),
     ),
+    "Finding": _FINDING,
     "ImageVulnerabilities": _obj(
-        {"image": _S, "sources": {"type": "object", "additionalProperties": _array(_FINDING_ROW)}},
+        {
+            "image": _S,
+            "sources": {"type": "object", "additionalProperties": _array(ref("Finding"))},
+        },
         ("image", "sources"),
+        description="deprecated: the findings of images/vulnerabilities, grouped by source",
     ),
     "VulnerabilityPolicyCheckRequest": _obj(
         {"image": _S, "policy": {"type": "object"}}, ("image", "policy")
@@ -404,7 +415,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"image": _S, "packages": _array({"type": "object"})}, ("image", "packages")
     ),
     "ImageFindings": _obj(
-        {"image": _S, "vulnerabilities": _array({"type": "object"})},
+        {"image": _S, "vulnerabilities": _array(ref("Finding"))},
         ("image", "vulnerabilities"),
     ),
     "PackageImages": _obj({"purl": _S, "images": _array({})}, ("purl", "images")),
