@@ -34,7 +34,8 @@ from chainproof.iam.policy import IamPolicy
 from chainproof.iam.principals import anonymous
 from chainproof.services.access.authn import Authenticator, Credentials
 from chainproof.services.access.control import AccessControl, Operation
-from chainproof.store.access import MemoryAccessRepository
+from chainproof.store.access import AccessStore
+from chainproof.store.memory import MemoryStore
 
 ISS = "https://issuer.bench.invalid"
 
@@ -68,7 +69,7 @@ async def main(seconds: float) -> None:
         async def verify(self, t: str) -> object:
             return principal_from_claims(verify_jwt(t, keys, cfg, now()), cfg)
 
-    repo = MemoryAccessRepository()
+    repo = AccessStore(MemoryStore())
     member = "user:caller@bench.invalid"
     policy = IamPolicy.of([("roles/chainproof.admissionCaller", [member])])
     await repo.set_policy("projects/bench", "bench", policy, None, now())

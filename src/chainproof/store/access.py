@@ -1,23 +1,30 @@
-"""The access repository: IAM policies, API tokens and the audit log, and its memory adapter.
+"""The access data: IAM policies, API tokens and the audit log, as one repository.
 
-One port (:class:`AccessRepository`) with an adapter per store: :class:`MemoryAccessRepository`
-here, the SQL one in :mod:`chainproof.store.sql.access`. Each method is one transaction.
+:class:`AccessRepository` works inside a unit of work (``uow.access``) like every other
+repository; its adapters live with the rest (store/memory.py, store/sql/access.py).
 ``set_policy`` is a compare-and-set on the etag, so two administrators editing the same
 policy cannot silently overwrite each other. Tokens are found by the hash of their secret;
-the secret itself is never given to the store.
+the secret itself is never given to the store. Token names are never reused.
+
+:class:`AccessStore` is the same repository for callers whose every call stands alone
+(authentication, authorization, the IAM and token APIs): each call is one unit of work.
 """
 
 from __future__ import annotations
 
-import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from chainproof.errors import AlreadyExists, FailedPrecondition
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
+from chainproof.store.rules import distinct
+
+if TYPE_CHECKING:
+    from chainproof.store.port import MetadataStore
 
 
 class EtagMismatch(FailedPrecondition):
@@ -50,41 +57,8 @@ class AuditQuery:
     limit: int = 100
 
 
-class AccessRepository(Protocol):
-    async def get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]: ...
-
-    async def set_policy(
-        self,
-        resource: str,
-        project: str,
-        policy: IamPolicy,
-        expected_etag: str | None,
-        now: datetime,
-    ) -> IamPolicy:
-        """Store ``policy`` if the current etag is ``expected_etag`` (None: unconditionally);
-        EtagMismatch otherwise. An empty policy removes the row."""
-        ...
-
-    async def insert_token(self, token: ApiToken) -> None:
-        """AlreadyExists when the name is taken (by a live or a revoked token)."""
-        ...
-
-    async def find_token(self, token_hash: str) -> ApiToken | None: ...
-
-    async def list_tokens(self, project: str | None) -> list[ApiToken]: ...
-
-    async def revoke_token(self, name: str, now: datetime) -> ApiToken | None:
-        """The token, revoked (at ``now`` unless it already was); None when unknown."""
-        ...
-
-    async def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
-
-    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
-        """Newest first, at most ``query.limit``."""
-        ...
-
-
 def matches(entry: AuditEntry, q: AuditQuery) -> bool:
+    """The definition of AuditQuery (``before`` included), for adapters that filter in code."""
     return (
         entry.project == q.project
         and (q.principal is None or entry.principal == q.principal)
@@ -109,15 +83,12 @@ def etag_mismatch_error(resource: str) -> EtagMismatch:
     )
 
 
-class MemoryAccessRepository:
-    def __init__(self) -> None:
-        self._policies: dict[str, IamPolicy] = {}
-        self._tokens: dict[str, ApiToken] = {}
-        self._audit: list[AuditEntry] = []
-        self._lock = asyncio.Lock()
-
+class AccessRepository(ABC):
     async def get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]:
-        return {r: self._policies[r] for r in resources if r in self._policies}
+        """The stored policies among ``resources``, by resource name."""
+        if not resources:
+            return {}
+        return await self._get_policies(distinct(resources))
 
     async def set_policy(
         self,
@@ -127,48 +98,118 @@ class MemoryAccessRepository:
         expected_etag: str | None,
         now: datetime,
     ) -> IamPolicy:
-        async with self._lock:
-            current = self._policies.get(resource, IamPolicy())
-            if expected_etag is not None and expected_etag != current.etag:
+        """Store ``policy`` if the current etag is ``expected_etag`` (None: unconditionally);
+        EtagMismatch otherwise. An empty policy removes the row."""
+        if expected_etag is not None:
+            current = (await self._get_policies([resource])).get(resource, IamPolicy())
+            if expected_etag != current.etag:
                 raise etag_mismatch_error(resource)
-            if policy.bindings:
-                self._policies[resource] = policy
-            else:
-                self._policies.pop(resource, None)
-            return policy
+        await self._write_policy(resource, project, policy, now)
+        return policy
 
     async def insert_token(self, token: ApiToken) -> None:
-        async with self._lock:
-            if token.name in self._tokens:
-                raise token_exists_error(token.name)
-            self._tokens[token.name] = token
+        """AlreadyExists when the name is taken (by a live or a revoked token)."""
+        if await self._token_named(token.name) is not None:
+            raise token_exists_error(token.name)
+        await self._insert_token(token)
 
-    async def find_token(self, token_hash: str) -> ApiToken | None:
-        for t in self._tokens.values():
-            if t.token_hash == token_hash:
-                return t
-        return None
+    @abstractmethod
+    async def find_token(self, token_hash: str) -> ApiToken | None: ...
 
+    @abstractmethod
     async def list_tokens(self, project: str | None) -> list[ApiToken]:
-        return sorted(
-            (t for t in self._tokens.values() if project is None or t.project == project),
-            key=lambda t: t.name,
-        )
+        """One project's tokens (every project's for None), by name."""
 
     async def revoke_token(self, name: str, now: datetime) -> ApiToken | None:
-        async with self._lock:
-            t = self._tokens.get(name)
-            if t is None:
-                return None
-            if t.revoked_at is None:
-                t = self._tokens[name] = replace(t, revoked_at=now)
-            return t
+        """The token, revoked (at ``now`` unless it already was); None when unknown."""
+        await self._revoke_if_live(name, now)
+        return await self._token_named(name)
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        self._audit.extend(entries)
+        if entries:
+            await self._append_audit(entries)
 
     async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
-        found = sorted(
-            (e for e in self._audit if matches(e, query)), key=lambda e: e.entry_id, reverse=True
-        )
-        return found[: query.limit]
+        """Newest first, at most ``query.limit``."""
+        if query.limit <= 0:
+            return []
+        return await self._list_audit(query)
+
+    # adapter hooks ---------------------------------------------------------------------------
+    @abstractmethod
+    async def _get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]:
+        """``resources`` is not empty and has no repeats."""
+
+    @abstractmethod
+    async def _write_policy(
+        self, resource: str, project: str, policy: IamPolicy, now: datetime
+    ) -> None:
+        """Replace the stored policy of ``resource``; remove it when ``policy`` has no
+        bindings."""
+
+    @abstractmethod
+    async def _token_named(self, name: str) -> ApiToken | None: ...
+
+    @abstractmethod
+    async def _insert_token(self, token: ApiToken) -> None:
+        """No token of that name was stored when checked; one inserted since (a concurrent
+        writer) raises AlreadyExists."""
+
+    @abstractmethod
+    async def _revoke_if_live(self, name: str, now: datetime) -> None:
+        """Set the revocation time of the token ``name`` to ``now`` if it has none."""
+
+    @abstractmethod
+    async def _append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """``entries`` is not empty."""
+
+    @abstractmethod
+    async def _list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """``query.limit`` is positive."""
+
+
+class AccessStore:
+    """The access repository of ``store`` with each call its own unit of work (reads in a
+    read-only one), for callers whose calls stand alone."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    async def get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]:
+        async with self._store.session(readonly=True) as uow:
+            return await uow.access.get_policies(resources)
+
+    async def set_policy(
+        self,
+        resource: str,
+        project: str,
+        policy: IamPolicy,
+        expected_etag: str | None,
+        now: datetime,
+    ) -> IamPolicy:
+        async with self._store.session() as uow:
+            return await uow.access.set_policy(resource, project, policy, expected_etag, now)
+
+    async def insert_token(self, token: ApiToken) -> None:
+        async with self._store.session() as uow:
+            await uow.access.insert_token(token)
+
+    async def find_token(self, token_hash: str) -> ApiToken | None:
+        async with self._store.session(readonly=True) as uow:
+            return await uow.access.find_token(token_hash)
+
+    async def list_tokens(self, project: str | None) -> list[ApiToken]:
+        async with self._store.session(readonly=True) as uow:
+            return await uow.access.list_tokens(project)
+
+    async def revoke_token(self, name: str, now: datetime) -> ApiToken | None:
+        async with self._store.session() as uow:
+            return await uow.access.revoke_token(name, now)
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        async with self._store.session() as uow:
+            await uow.access.append_audit(entries)
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        async with self._store.session(readonly=True) as uow:
+            return await uow.access.list_audit(query)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from chainproof.config import DEFAULT_SQLITE_URL
 from chainproof.errors import InvalidArgument
-from chainproof.store.access import AccessRepository, MemoryAccessRepository
+from chainproof.store.access import AccessStore
 from chainproof.store.memory import MemoryStore
 from chainproof.store.port import MetadataStore
 from chainproof.store.sql import SqlStore
@@ -32,10 +32,7 @@ def create_store(database_url: str) -> MetadataStore:
     return SqlStore.from_url(url)
 
 
-def create_access_repository(store: MetadataStore) -> AccessRepository:
-    """The access repository (IAM policies, API tokens, audit log) living in ``store``."""
-    if isinstance(store, SqlStore):
-        from chainproof.store.sql.access import SqlAccessRepository
-
-        return SqlAccessRepository(store)
-    return MemoryAccessRepository()
+def create_access_repository(store: MetadataStore) -> AccessStore:
+    """The access data (IAM policies, API tokens, audit log) living in ``store``, each call
+    its own unit of work."""
+    return AccessStore(store)

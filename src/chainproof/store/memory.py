@@ -1,8 +1,11 @@
-"""In-memory MetadataStore, for tests and for trying things out.
+"""In-memory MetadataStore, for tests and for trying things out: the reference adapter.
 
-Sessions run one at a time (a lock), and every change made in a session is undone in reverse
-order when the session fails, which gives the same all-or-nothing behaviour as the SQL stores.
-Messages are copied on the way in and out, so callers can never mutate stored state.
+Units of work run one at a time (a lock). Every change a unit of work makes is recorded in its
+undo log, which ``rollback`` (or a block that raises) replays in reverse and ``commit``
+forgets: the same all-or-nothing behaviour as the SQL stores. Every repository of a unit of
+work writes to the same log, which is what makes a write to several of them atomic; a new
+repository takes the state and the log and nothing else. Messages are copied on the way in
+and out, so callers can never mutate stored state.
 """
 
 from __future__ import annotations
@@ -11,19 +14,36 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from chainproof.domain.filters import Expr, evaluate
-from chainproof.store.port import (
+from chainproof.iam.api_tokens import ApiToken
+from chainproof.iam.policy import IamPolicy
+from chainproof.store._legacy import LegacySessionMethods
+from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery, matches
+from chainproof.store.judge import (
     DecisionQuery,
     DecisionRecord,
+    DecisionRepository,
     DocumentRecord,
+    DocumentRepository,
+)
+from chainproof.store.port import StoreSession
+from chainproof.store.rules import already_stored
+from chainproof.store.scribe import (
+    MetaRepository,
     NoteRecord,
+    NoteRepository,
     OccurrenceRecord,
-    StoreSession,
+    OccurrenceRepository,
+    ProjectRepository,
 )
 
 R = TypeVar("R", NoteRecord, OccurrenceRecord)
+
+#: A unit of work's undo log: one step per change, replayed last first.
+Undo = list[Callable[[], None]]
 
 
 def _copy(record: R) -> R:
@@ -52,6 +72,26 @@ class _State:
         self.meta: dict[str, str] = {}
         self.documents: dict[tuple[str, str, str], DocumentRecord] = {}
         self.decisions: dict[str, DecisionRecord] = {}
+        self.policies: dict[str, IamPolicy] = {}
+        self.tokens: dict[str, ApiToken] = {}
+        self.audit: list[AuditEntry] = []
+
+
+def _set(undo: Undo, table: dict[Any, Any], key: Any, value: Any) -> None:
+    """``table[key] = value`` (None: remove it), undoably."""
+    previous = table.get(key)
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+
+    def back() -> None:
+        if previous is None:
+            table.pop(key, None)
+        else:
+            table[key] = previous
+
+    undo.append(back)
 
 
 def _page(
@@ -62,126 +102,110 @@ def _page(
     return [_copy(r) for r in chosen[:limit]]
 
 
-class _MemorySession:
-    def __init__(self, state: _State) -> None:
-        self._s = state
-        self._undo: list[Callable[[], None]] = []
+class _Projects(ProjectRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
 
-    def rollback(self) -> None:
-        while self._undo:
-            self._undo.pop()()
-
-    def _set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        previous = table.get(key)
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
-
-        def undo() -> None:
-            if previous is None:
-                table.pop(key, None)
-            else:
-                table[key] = previous
-
-        self._undo.append(undo)
-
-    # projects
-    async def add_project(self, project: str) -> bool:
+    async def add(self, project: str) -> bool:
         if project in self._s.projects:
             return False
         self._s.projects.add(project)
         self._undo.append(lambda: self._s.projects.discard(project))
         return True
 
-    async def has_project(self, project: str) -> bool:
+    async def exists(self, project: str) -> bool:
         return project in self._s.projects
 
-    async def list_projects(self, after: str | None, limit: int) -> list[str]:
+    async def _page(self, after: str | None, limit: int) -> list[str]:
         return sorted(p for p in self._s.projects if after is None or p > after)[:limit]
 
-    async def remove_project(self, project: str) -> bool:
+    async def remove(self, project: str) -> bool:
         if project not in self._s.projects:
             return False
         self._s.projects.discard(project)
         self._undo.append(lambda: self._s.projects.add(project))
         return True
 
-    async def project_holds_data(self, project: str) -> bool:
+    async def holds_data(self, project: str) -> bool:
         return any(p == project for p, _ in self._s.notes) or any(
             p == project for p, _ in self._s.occurrences
         )
 
-    # notes
-    async def insert_notes(self, records: Sequence[NoteRecord]) -> list[str]:
-        seen: set[tuple[str, str]] = set()
-        taken: list[str] = []
-        for r in records:
-            key = (r.project, r.note_id)
-            if key in self._s.notes or key in seen:
-                taken.append(r.note_id)
-            seen.add(key)
+
+# for_update: writers run one at a time (the store's lock), so a read-modify-write in one
+# unit of work is atomic without a row lock.
+
+
+class _Notes(NoteRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
+
+    async def _insert_new(self, records: Sequence[NoteRecord]) -> list[str]:
+        taken = [r.note_id for r in records if (r.project, r.note_id) in self._s.notes]
         if taken:
             return taken
         for r in records:
-            self._set(self._s.notes, (r.project, r.note_id), _copy(r))
+            _set(self._undo, self._s.notes, (r.project, r.note_id), _copy(r))
         return []
 
-    # for_update: writer sessions already run one at a time (the store's lock), so a
-    # read-modify-write in one of them is atomic without a row lock.
-    async def get_note(
+    async def get(
         self, project: str, note_id: str, *, for_update: bool = False
     ) -> NoteRecord | None:
         r = self._s.notes.get((project, note_id))
         return None if r is None else _copy(r)
 
-    async def get_notes(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
-        return {k: _copy(self._s.notes[k]) for k in set(keys) if k in self._s.notes}
+    async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
+        return {k: _copy(self._s.notes[k]) for k in keys if k in self._s.notes}
 
-    async def replace_note(self, record: NoteRecord) -> None:
-        self._set(self._s.notes, (record.project, record.note_id), _copy(record))
+    async def replace(self, record: NoteRecord) -> None:
+        _set(self._undo, self._s.notes, (record.project, record.note_id), _copy(record))
 
-    async def delete_note(self, project: str, note_id: str) -> bool:
+    async def delete(self, project: str, note_id: str) -> bool:
         if (project, note_id) not in self._s.notes:
             return False
-        self._set(self._s.notes, (project, note_id), None)
+        _set(self._undo, self._s.notes, (project, note_id), None)
         return True
 
-    async def list_notes(
+    async def _page(
         self, project: str, where: Expr | None, after: str | None, limit: int
     ) -> list[NoteRecord]:
         rows = (r for (p, _), r in self._s.notes.items() if p == project)
         return _page(rows, lambda r: r.note_id, where, after, limit)
 
-    # occurrences
-    async def insert_occurrences(self, records: Sequence[OccurrenceRecord]) -> None:
+
+class _Occurrences(OccurrenceRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
+
+    async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
         for r in records:
             if (r.project, r.occurrence_id) in self._s.occurrences:
-                raise RuntimeError(f"occurrence {r.occurrence_id} exists: IDs must be new")
-            self._set(self._s.occurrences, (r.project, r.occurrence_id), _copy(r))
+                raise already_stored("occurrence", r.occurrence_id)
+            _set(self._undo, self._s.occurrences, (r.project, r.occurrence_id), _copy(r))
 
-    async def get_occurrence(
+    async def get(
         self, project: str, occurrence_id: str, *, for_update: bool = False
     ) -> OccurrenceRecord | None:
         r = self._s.occurrences.get((project, occurrence_id))
         return None if r is None else _copy(r)
 
-    async def replace_occurrence(self, record: OccurrenceRecord) -> None:
-        self._set(self._s.occurrences, (record.project, record.occurrence_id), _copy(record))
+    async def replace(self, record: OccurrenceRecord) -> None:
+        key = (record.project, record.occurrence_id)
+        _set(self._undo, self._s.occurrences, key, _copy(record))
 
-    async def delete_occurrence(self, project: str, occurrence_id: str) -> bool:
+    async def delete(self, project: str, occurrence_id: str) -> bool:
         if (project, occurrence_id) not in self._s.occurrences:
             return False
-        self._set(self._s.occurrences, (project, occurrence_id), None)
+        _set(self._undo, self._s.occurrences, (project, occurrence_id), None)
         return True
 
-    async def list_occurrences(
+    async def _page(
         self, project: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
         rows = (r for (p, _), r in self._s.occurrences.items() if p == project)
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
 
-    async def list_note_occurrences(
+    async def _page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
         rows = (
@@ -191,26 +215,43 @@ class _MemorySession:
         )
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
 
-    # judge documents: records are frozen and hold plain JSON values, so no copies are needed
-    # beyond the mapping itself.
-    async def get_document(
+
+class _Meta(MetaRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
+
+    async def get_or_set(self, key: str, value: str) -> str:
+        if key not in self._s.meta:
+            _set(self._undo, self._s.meta, key, value)
+        return self._s.meta[key]
+
+
+# Judge records are frozen and hold plain JSON values, so no copies are needed beyond the
+# mapping itself.
+
+
+class _Documents(DocumentRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
+
+    async def get(
         self, project: str, collection: str, doc_id: str, *, for_update: bool = False
     ) -> DocumentRecord | None:
         record = self._s.documents.get((project, collection, doc_id))
         return None if record is None else replace(record, data=_plain(record.data))
 
-    async def put_document(self, record: DocumentRecord) -> None:
+    async def put(self, record: DocumentRecord) -> None:
         key = (record.project, record.collection, record.doc_id)
-        self._set(self._s.documents, key, replace(record, data=_plain(record.data)))
+        _set(self._undo, self._s.documents, key, replace(record, data=_plain(record.data)))
 
-    async def delete_document(self, project: str, collection: str, doc_id: str) -> bool:
+    async def delete(self, project: str, collection: str, doc_id: str) -> bool:
         key = (project, collection, doc_id)
         if key not in self._s.documents:
             return False
-        self._set(self._s.documents, key, None)
+        _set(self._undo, self._s.documents, key, None)
         return True
 
-    async def list_documents(
+    async def _page(
         self, project: str, collection: str, after: str | None, limit: int
     ) -> list[DocumentRecord]:
         rows = sorted(
@@ -223,14 +264,19 @@ class _MemorySession:
         )
         return [replace(r, data=_plain(r.data)) for r in rows[:limit]]
 
-    async def insert_decisions(self, records: Sequence[DecisionRecord]) -> None:
+
+class _Decisions(DecisionRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
+
+    async def _insert_new(self, records: Sequence[DecisionRecord]) -> None:
         for record in records:
             if record.decision_id in self._s.decisions:
-                raise RuntimeError(f"decision {record.decision_id} exists: IDs must be new")
+                raise already_stored("decision", record.decision_id)
             stored = replace(record, data=_plain(record.data))
-            self._set(self._s.decisions, record.decision_id, stored)
+            _set(self._undo, self._s.decisions, record.decision_id, stored)
 
-    async def list_decisions(
+    async def _page(
         self, query: DecisionQuery, after: str | None, limit: int
     ) -> list[DecisionRecord]:
         def wanted(r: DecisionRecord) -> bool:
@@ -249,14 +295,76 @@ class _MemorySession:
         )
         return [replace(r, data=_plain(r.data)) for r in rows[:limit]]
 
-    def _forget_meta(self, key: str) -> None:
-        self._s.meta.pop(key, None)
 
-    async def get_or_set_meta(self, key: str, value: str) -> str:
-        if key not in self._s.meta:
-            self._s.meta[key] = value
-            self._undo.append(lambda: self._forget_meta(key))
-        return self._s.meta[key]
+class _Access(AccessRepository):
+    def __init__(self, state: _State, undo: Undo) -> None:
+        self._s, self._undo = state, undo
+
+    async def _get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]:
+        return {r: self._s.policies[r] for r in resources if r in self._s.policies}
+
+    async def _write_policy(
+        self, resource: str, project: str, policy: IamPolicy, now: datetime
+    ) -> None:
+        _set(self._undo, self._s.policies, resource, policy if policy.bindings else None)
+
+    async def _token_named(self, name: str) -> ApiToken | None:
+        return self._s.tokens.get(name)
+
+    async def _insert_token(self, token: ApiToken) -> None:
+        _set(self._undo, self._s.tokens, token.name, token)
+
+    async def find_token(self, token_hash: str) -> ApiToken | None:
+        for t in self._s.tokens.values():
+            if t.token_hash == token_hash:
+                return t
+        return None
+
+    async def list_tokens(self, project: str | None) -> list[ApiToken]:
+        return sorted(
+            (t for t in self._s.tokens.values() if project is None or t.project == project),
+            key=lambda t: t.name,
+        )
+
+    async def _revoke_if_live(self, name: str, now: datetime) -> None:
+        t = self._s.tokens.get(name)
+        if t is not None and t.revoked_at is None:
+            _set(self._undo, self._s.tokens, name, replace(t, revoked_at=now))
+
+    async def _append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        log, before = self._s.audit, len(self._s.audit)
+        log.extend(entries)
+        self._undo.append(lambda: log.__delitem__(slice(before, None)))
+
+    async def _list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        found = sorted(
+            (e for e in self._s.audit if matches(e, query)), key=lambda e: e.entry_id, reverse=True
+        )
+        return found[: query.limit]
+
+
+class _MemoryUnitOfWork(LegacySessionMethods):
+    """One unit of work on the shared state; its repositories write to one undo log."""
+
+    def __init__(self, state: _State) -> None:
+        self._undo: Undo = []
+        self.projects = _Projects(state, self._undo)
+        self.notes = _Notes(state, self._undo)
+        self.occurrences = _Occurrences(state, self._undo)
+        self.meta = _Meta(state, self._undo)
+        self.documents = _Documents(state, self._undo)
+        self.decisions = _Decisions(state, self._undo)
+        self.access = _Access(state, self._undo)
+
+    async def commit(self) -> None:
+        self._undo.clear()  # cleared in place: the repositories hold this very list
+
+    async def rollback(self) -> None:
+        self.undo_all()
+
+    def undo_all(self) -> None:
+        while self._undo:
+            self._undo.pop()()
 
 
 class MemoryStore:
@@ -281,9 +389,9 @@ class MemoryStore:
     @asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[StoreSession]:
         async with self._lock:
-            s = _MemorySession(self._state)
+            uow = _MemoryUnitOfWork(self._state)
             try:
-                yield s
+                yield uow
             except BaseException:
-                s.rollback()
+                uow.undo_all()
                 raise

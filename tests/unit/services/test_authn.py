@@ -115,10 +115,11 @@ async def test_denied_writes_are_audited_up_to_a_bound() -> None:
     from chainproof.iam import permissions as p
     from chainproof.iam.authorizer import Authorizer, Resource
     from chainproof.services.access.control import DENIED_AUDIT_BURST, AccessControl, Operation
-    from chainproof.store.access import AuditQuery, MemoryAccessRepository
+    from chainproof.store.access import AccessStore, AuditQuery
+    from chainproof.store.memory import MemoryStore
 
     clock = Clock()
-    repo = MemoryAccessRepository()
+    repo = AccessStore(MemoryStore())
     access = AccessControl(
         authenticator=make(CountingVerifier(dt.timedelta(minutes=1)), clock),
         authorizer=Authorizer(),

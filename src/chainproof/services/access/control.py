@@ -32,7 +32,7 @@ from chainproof.iam.principals import Principal, validate_token_name
 from chainproof.iam.roles import permissions_of, validate_role
 from chainproof.services.access.authn import Authenticator
 from chainproof.services.scribe.grafeas import new_occurrence_id
-from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery
+from chainproof.store.access import AccessStore, AuditEntry, AuditQuery
 
 log = structlog.get_logger("chainproof.access")
 
@@ -99,7 +99,7 @@ class AccessControl:
         *,
         authenticator: Authenticator,
         authorizer: Authorizer,
-        repository: AccessRepository,
+        repository: AccessStore,
         clock: Callable[[], datetime],
         policy_ttl: timedelta = timedelta(seconds=5),
         closers: Sequence[Closable] = (),

@@ -1,8 +1,8 @@
-"""The access repository on SQL (SQLite and PostgreSQL), in the SQL store's transactions.
+"""The access repository on SQL (SQLite and PostgreSQL), on the unit of work's connection.
 
-Every method runs in one session of :class:`~chainproof.store.sql.store.SqlStore`, so it takes
-its turn with the other writers of a SQLite file and is one transaction on PostgreSQL.
-Queries are SQLAlchemy Core expressions (parameterised), never formatted strings.
+The rules (etag compare-and-set, names never reused, revocation kept at its first time) are
+the base class's (store/access.py); the queries here only read and write rows. Queries are
+SQLAlchemy Core expressions (parameterised), never formatted strings.
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ from sqlalchemy.exc import IntegrityError
 
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
-from chainproof.store.access import (
-    AuditEntry,
-    AuditQuery,
-    etag_mismatch_error,
-    token_exists_error,
-)
+from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery, token_exists_error
 from chainproof.store.sql.schema import api_tokens, audit_log, iam_policies
-from chainproof.store.sql.store import SqlStore
+from chainproof.store.sql.tx import Row, SqlTx
 
 
 def _policy(bindings: Any) -> IamPolicy:
     return IamPolicy.of((b["role"], b["members"]) for b in bindings)
 
 
-def _token(row: Any) -> ApiToken:
+def _token(row: Row) -> ApiToken:
     return ApiToken(
         name=row.name,
         project=row.project,
@@ -43,120 +38,93 @@ def _token(row: Any) -> ApiToken:
     )
 
 
-class SqlAccessRepository:
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
+class SqlAccess(AccessRepository):
+    def __init__(self, tx: SqlTx) -> None:
+        self._c = tx.connection
 
-    async def get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]:
-        if not resources:
-            return {}
-        async with self._store.connection(readonly=True) as c:
-            rows = await c.execute(
-                sa.select(iam_policies.c.resource, iam_policies.c.bindings).where(
-                    iam_policies.c.resource.in_(list(resources))
+    async def _get_policies(self, resources: Sequence[str]) -> dict[str, IamPolicy]:
+        rows = await self._c.execute(
+            sa.select(iam_policies.c.resource, iam_policies.c.bindings).where(
+                iam_policies.c.resource.in_(list(resources))
+            )
+        )
+        return {r.resource: _policy(r.bindings) for r in rows}
+
+    async def _write_policy(
+        self, resource: str, project: str, policy: IamPolicy, now: datetime
+    ) -> None:
+        t = iam_policies
+        await self._c.execute(sa.delete(t).where(t.c.resource == resource))
+        if policy.bindings:
+            await self._c.execute(
+                sa.insert(t).values(
+                    resource=resource,
+                    project=project,
+                    bindings=policy.to_json()["bindings"],
+                    etag=policy.etag,
+                    update_time=now,
                 )
             )
-            return {r.resource: _policy(r.bindings) for r in rows}
 
-    async def set_policy(
-        self,
-        resource: str,
-        project: str,
-        policy: IamPolicy,
-        expected_etag: str | None,
-        now: datetime,
-    ) -> IamPolicy:
-        t = iam_policies
-        async with self._store.connection() as c:
-            row = (await c.execute(sa.select(t.c.bindings).where(t.c.resource == resource))).first()
-            current = _policy(row.bindings) if row is not None else IamPolicy()
-            if expected_etag is not None and expected_etag != current.etag:
-                raise etag_mismatch_error(resource)
-            await c.execute(sa.delete(t).where(t.c.resource == resource))
-            if policy.bindings:
-                await c.execute(
-                    sa.insert(t).values(
-                        resource=resource,
-                        project=project,
-                        bindings=policy.to_json()["bindings"],
-                        etag=policy.etag,
-                        update_time=now,
-                    )
-                )
-        return policy
+    async def _token_named(self, name: str) -> ApiToken | None:
+        row = (
+            await self._c.execute(sa.select(api_tokens).where(api_tokens.c.name == name))
+        ).first()
+        return _token(row) if row is not None else None
 
-    async def insert_token(self, token: ApiToken) -> None:
+    async def _insert_token(self, token: ApiToken) -> None:
         try:
-            async with self._store.connection() as c:
-                taken = (
-                    await c.execute(
-                        sa.select(api_tokens.c.name).where(api_tokens.c.name == token.name)
-                    )
-                ).first()
-                if taken is not None:
-                    raise token_exists_error(token.name)
-                await c.execute(
-                    sa.insert(api_tokens).values(
-                        name=token.name,
-                        project=token.project,
-                        role=token.role,
-                        token_hash=token.token_hash,
-                        created_by=token.created_by,
-                        create_time=token.created_at,
-                        expire_time=token.expires_at,
-                        revoke_time=token.revoked_at,
-                    )
+            await self._c.execute(
+                sa.insert(api_tokens).values(
+                    name=token.name,
+                    project=token.project,
+                    role=token.role,
+                    token_hash=token.token_hash,
+                    created_by=token.created_by,
+                    create_time=token.created_at,
+                    expire_time=token.expires_at,
+                    revoke_time=token.revoked_at,
                 )
+            )
         except IntegrityError as exc:  # a concurrent insert of the same name
             raise token_exists_error(token.name) from exc
 
     async def find_token(self, token_hash: str) -> ApiToken | None:
-        async with self._store.connection(readonly=True) as c:
-            row = (
-                await c.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash))
-            ).first()
-            return _token(row) if row is not None else None
+        stmt = sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash)
+        row = (await self._c.execute(stmt)).first()
+        return _token(row) if row is not None else None
 
     async def list_tokens(self, project: str | None) -> list[ApiToken]:
         q = sa.select(api_tokens).order_by(api_tokens.c.name)
         if project is not None:
             q = q.where(api_tokens.c.project == project)
-        async with self._store.connection(readonly=True) as c:
-            return [_token(r) for r in await c.execute(q)]
+        return [_token(r) for r in await self._c.execute(q)]
 
-    async def revoke_token(self, name: str, now: datetime) -> ApiToken | None:
+    async def _revoke_if_live(self, name: str, now: datetime) -> None:
         t = api_tokens
-        async with self._store.connection() as c:
-            await c.execute(
-                sa.update(t)
-                .where(t.c.name == name, t.c.revoke_time.is_(None))
-                .values(revoke_time=now)
-            )
-            row = (await c.execute(sa.select(t).where(t.c.name == name))).first()
-            return _token(row) if row is not None else None
+        await self._c.execute(
+            sa.update(t).where(t.c.name == name, t.c.revoke_time.is_(None)).values(revoke_time=now)
+        )
 
-    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        if not entries:
-            return
-        async with self._store.connection() as c:
-            await c.execute(
-                sa.insert(audit_log),
-                [
-                    {
-                        "entry_id": e.entry_id,
-                        "project": e.project,
-                        "time": e.time,
-                        "principal": e.principal,
-                        "permission": e.permission,
-                        "resource": e.resource,
-                        "outcome": e.outcome,
-                        "data": e.data,
-                    }
-                    for e in entries
-                ],
-            )
+    async def _append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        await self._c.execute(
+            sa.insert(audit_log),
+            [
+                {
+                    "entry_id": e.entry_id,
+                    "project": e.project,
+                    "time": e.time,
+                    "principal": e.principal,
+                    "permission": e.permission,
+                    "resource": e.resource,
+                    "outcome": e.outcome,
+                    "data": e.data,
+                }
+                for e in entries
+            ],
+        )
 
-    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+    async def _list_audit(self, query: AuditQuery) -> list[AuditEntry]:
         t = audit_log
         q = sa.select(t).where(t.c.project == query.project)
         if query.principal is not None:
@@ -170,17 +138,16 @@ class SqlAccessRepository:
         if query.before is not None:
             q = q.where(t.c.entry_id < query.before)
         q = q.order_by(t.c.entry_id.desc()).limit(query.limit)
-        async with self._store.connection(readonly=True) as c:
-            return [
-                AuditEntry(
-                    entry_id=r.entry_id,
-                    project=r.project,
-                    time=r.time,
-                    principal=r.principal,
-                    permission=r.permission,
-                    resource=r.resource,
-                    outcome=r.outcome,
-                    data=r.data,
-                )
-                for r in await c.execute(q)
-            ]
+        return [
+            AuditEntry(
+                entry_id=r.entry_id,
+                project=r.project,
+                time=r.time,
+                principal=r.principal,
+                permission=r.permission,
+                resource=r.resource,
+                outcome=r.outcome,
+                data=r.data,
+            )
+            for r in await self._c.execute(q)
+        ]

@@ -1,0 +1,121 @@
+"""The judge's data: its documents (attestors, policies, scanner state) and the decision log,
+one repository each.
+
+As in store/scribe.py, each repository is an abstract class whose public methods apply the
+shared rules (store/rules.py) and hand the rest to the adapters' hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chainproof.store.rules import require_distinct
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A judge resource stored whole as JSON: an attestor, a project's policy.
+
+    ``etag`` changes whenever the content changes; writers may require the etag they read
+    (optimistic concurrency), so two admins never silently overwrite each other.
+    """
+
+    project: str
+    collection: str
+    doc_id: str
+    data: Mapping[str, Any]
+    etag: str
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One admission decision, kept for audit and replay.
+
+    ``decision_id`` sorts in time order (it starts with the time), so keyset pagination over
+    it lists decisions chronologically.
+    """
+
+    decision_id: str
+    project: str
+    time: datetime
+    outcome: str
+    namespace: str
+    #: Canonical references of every image judged.
+    images: tuple[str, ...]
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionQuery:
+    project: str
+    image: str | None = None
+    namespace: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class DocumentRepository(ABC):
+    """Documents by ``(project, collection, doc_id)``, listed by ``doc_id``."""
+
+    @abstractmethod
+    async def get(
+        self, project: str, collection: str, doc_id: str, *, for_update: bool = False
+    ) -> DocumentRecord | None:
+        """``for_update``: lock the row until the transaction ends (read-modify-write)."""
+
+    @abstractmethod
+    async def put(self, record: DocumentRecord) -> None:
+        """Insert or replace (the service checks etags first, in the same unit of work)."""
+
+    @abstractmethod
+    async def delete(self, project: str, collection: str, doc_id: str) -> bool: ...
+
+    async def page(
+        self, project: str, collection: str, after: str | None, limit: int
+    ) -> list[DocumentRecord]:
+        if limit <= 0:
+            return []
+        return await self._page(project, collection, after, limit)
+
+    @abstractmethod
+    async def _page(
+        self, project: str, collection: str, after: str | None, limit: int
+    ) -> list[DocumentRecord]:
+        """``limit`` is positive."""
+
+
+class DecisionRepository(ABC):
+    async def insert(self, records: Sequence[DecisionRecord]) -> None:
+        """Insert new decisions. IDs are unique across projects: the same ID twice in
+        ``records`` raises DuplicateKey before anything is written; an ID already stored fails
+        the batch (DuplicateKey in memory, the database's IntegrityError on SQL)."""
+        if not records:
+            return
+        require_distinct(records, lambda r: r.decision_id, "decision")
+        await self._insert_new(records)
+
+    async def page(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[DecisionRecord]:
+        """Decisions matching every given criterion (``image`` is one canonical reference,
+        matching decisions that judged it; ``since`` inclusive, ``until`` exclusive)."""
+        if limit <= 0:
+            return []
+        return await self._page(query, after, limit)
+
+    @abstractmethod
+    async def _insert_new(self, records: Sequence[DecisionRecord]) -> None:
+        """``records`` is not empty and its IDs are distinct."""
+
+    @abstractmethod
+    async def _page(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[DecisionRecord]:
+        """``limit`` is positive."""

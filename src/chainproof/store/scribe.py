@@ -1,0 +1,216 @@
+"""The scribe's data: projects, notes, occurrences and server metadata, one repository each.
+
+Records carry the whole Grafeas message beside the indexed columns that queries use (kind,
+canonical resource, note project and ID). Services compute those columns with the domain
+rules; adapters only store and compare them, so every adapter matches images the same way.
+
+Lists use keyset pagination: ``after`` is the last key of the previous page (note ID or
+occurrence ID, compared as strings) and a page comes in ascending key order.
+
+Each repository is an abstract class: the public methods are what services call; where a
+shared rule applies (store/rules.py) the public method applies it and hands the rest to an
+``_adapter_hook`` the memory and SQL adapters implement. Repositories work inside the unit of
+work that hands them out and never commit on their own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chainproof.domain.filters import Expr, FilterColumn
+from chainproof.domain.messages import Note, Occurrence
+from chainproof.store.rules import distinct, repeats, require_distinct
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRecord:
+    project: str
+    note_id: str
+    kind: str
+    note: Note
+    #: ``note`` in protobuf's JSON mapping, when the caller has rendered it already (the
+    #: service does, once); adapters that store JSON use it instead of rendering again.
+    document: Mapping[str, Any] | None = None
+
+    def column(self, column: FilterColumn) -> str:
+        if column is FilterColumn.KIND:
+            return self.kind
+        if column is FilterColumn.NOTE_PROJECT:
+            return self.project
+        if column is FilterColumn.NOTE_ID:
+            return self.note_id
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceRecord:
+    project: str
+    occurrence_id: str
+    kind: str
+    note_project: str
+    note_id: str
+    #: The canonical identity of ``occurrence.resource_uri`` (see domain.images).
+    resource: str
+    occurrence: Occurrence
+    #: ``occurrence`` in protobuf's JSON mapping, when already rendered (see NoteRecord).
+    document: Mapping[str, Any] | None = None
+
+    def column(self, column: FilterColumn) -> str:
+        if column is FilterColumn.KIND:
+            return self.kind
+        if column is FilterColumn.RESOURCE:
+            return self.resource
+        if column is FilterColumn.NOTE_PROJECT:
+            return self.note_project
+        return self.note_id
+
+
+def _note_key(record: NoteRecord) -> tuple[str, str]:
+    return (record.project, record.note_id)
+
+
+class ProjectRepository(ABC):
+    """Project names, listed in code point order."""
+
+    @abstractmethod
+    async def add(self, project: str) -> bool:
+        """Record a project; False if it already existed."""
+
+    @abstractmethod
+    async def exists(self, project: str) -> bool: ...
+
+    async def page(self, after: str | None, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        return await self._page(after, limit)
+
+    @abstractmethod
+    async def remove(self, project: str) -> bool: ...
+
+    @abstractmethod
+    async def holds_data(self, project: str) -> bool:
+        """Whether any note or occurrence lives in the project."""
+
+    @abstractmethod
+    async def _page(self, after: str | None, limit: int) -> list[str]:
+        """``limit`` is positive."""
+
+
+class NoteRepository(ABC):
+    async def insert(self, records: Sequence[NoteRecord]) -> list[str]:
+        """Insert all; if any ID is taken (stored already, or twice in ``records``), insert
+        nothing and return the taken IDs."""
+        if not records:
+            return []
+        again = repeats(records, _note_key)
+        if again:
+            return [r.note_id for r in again]
+        return await self._insert_new(records)
+
+    @abstractmethod
+    async def get(
+        self, project: str, note_id: str, *, for_update: bool = False
+    ) -> NoteRecord | None:
+        """``for_update``: lock the row until the transaction ends (read-modify-write)."""
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
+        """The stored notes among ``keys`` (``(project, note_id)``), by key."""
+        if not keys:
+            return {}
+        return await self._get_many(distinct(keys))
+
+    @abstractmethod
+    async def replace(self, record: NoteRecord) -> None:
+        """Write ``record`` over the stored note (creating it if there is none)."""
+
+    @abstractmethod
+    async def delete(self, project: str, note_id: str) -> bool: ...
+
+    async def page(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[NoteRecord]:
+        if limit <= 0:
+            return []
+        return await self._page(project, where, after, limit)
+
+    @abstractmethod
+    async def _insert_new(self, records: Sequence[NoteRecord]) -> list[str]:
+        """``records`` is not empty and its keys are distinct: insert all, or, when any is
+        stored already, nothing, returning the stored ones' IDs in batch order."""
+
+    @abstractmethod
+    async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
+        """``keys`` is not empty and has no repeats."""
+
+    @abstractmethod
+    async def _page(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[NoteRecord]:
+        """``limit`` is positive."""
+
+
+class OccurrenceRepository(ABC):
+    async def insert(self, records: Sequence[OccurrenceRecord]) -> None:
+        """Insert new occurrences. IDs are server-made UUIDs, unique across all projects
+        (``page_of_note`` pages by ID alone): the same ID twice in ``records`` raises
+        DuplicateKey before anything is written, and an ID already stored fails the batch
+        (DuplicateKey in memory, the database's IntegrityError on SQL)."""
+        if not records:
+            return
+        require_distinct(records, lambda r: r.occurrence_id, "occurrence")
+        await self._insert_new(records)
+
+    @abstractmethod
+    async def get(
+        self, project: str, occurrence_id: str, *, for_update: bool = False
+    ) -> OccurrenceRecord | None:
+        """``for_update``: lock the row until the transaction ends (read-modify-write)."""
+
+    @abstractmethod
+    async def replace(self, record: OccurrenceRecord) -> None:
+        """Write ``record`` over the stored occurrence (creating it if there is none)."""
+
+    @abstractmethod
+    async def delete(self, project: str, occurrence_id: str) -> bool: ...
+
+    async def page(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        if limit <= 0:
+            return []
+        return await self._page(project, where, after, limit)
+
+    async def page_of_note(
+        self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        """Occurrences of one note, across every project."""
+        if limit <= 0:
+            return []
+        return await self._page_of_note(note_project, note_id, where, after, limit)
+
+    @abstractmethod
+    async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
+        """``records`` is not empty and its IDs are distinct."""
+
+    @abstractmethod
+    async def _page(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        """``limit`` is positive."""
+
+    @abstractmethod
+    async def _page_of_note(
+        self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        """``limit`` is positive."""
+
+
+class MetaRepository(ABC):
+    """Server metadata: small values the server makes once and keeps (signing secrets)."""
+
+    @abstractmethod
+    async def get_or_set(self, key: str, value: str) -> str:
+        """Return the stored value of ``key``, storing ``value`` first if there is none."""

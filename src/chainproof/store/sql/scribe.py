@@ -1,0 +1,299 @@
+"""The scribe's repositories on SQL: projects, notes, occurrences and server metadata.
+
+Queries are SQLAlchemy Core expressions on the tables of store/sql/schema.py, run on the unit
+of work's connection (store/sql/tx.py). Semantics follow the memory reference adapter; the
+shared rules (distinct keys, empty batches, non-positive limits) were applied before any
+method here is called (store/scribe.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from chainproof.domain.filters import Expr
+from chainproof.domain.messages import NotePB, OccurrencePB, from_stored_json, to_json
+from chainproof.store.scribe import (
+    MetaRepository,
+    NoteRecord,
+    NoteRepository,
+    OccurrenceRecord,
+    OccurrenceRepository,
+    ProjectRepository,
+)
+from chainproof.store.sql import bulk
+from chainproof.store.sql.filters import NOTE_COLUMNS, OCCURRENCE_COLUMNS, compile_filter
+from chainproof.store.sql.schema import meta, notes, occurrences, projects
+from chainproof.store.sql.tx import Row, SqlTx, dump_json
+
+#: Keys per ``(project, id) IN (…)`` query: well under both databases' parameter limits.
+_KEYS_PER_QUERY = 500
+
+
+def _time(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    stamp = getattr(message, field)
+    return _datetime(stamp.seconds, stamp.nanos)
+
+
+@functools.lru_cache(maxsize=1024)  # a batch shares one instant; convert it once
+def _datetime(seconds: int, nanos: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
+
+
+def _note_row(record: NoteRecord) -> dict[str, Any]:
+    return {
+        "project": record.project,
+        "note_id": record.note_id,
+        "kind": record.kind,
+        "data": record.document if record.document is not None else to_json(record.note),
+        "create_time": _time(record.note, "create_time"),
+        "update_time": _time(record.note, "update_time"),
+    }
+
+
+def _occurrence_row(record: OccurrenceRecord) -> dict[str, Any]:
+    return {
+        "project": record.project,
+        "occurrence_id": record.occurrence_id,
+        "kind": record.kind,
+        "note_project": record.note_project,
+        "note_id": record.note_id,
+        "resource": record.resource,
+        "data": (record.document if record.document is not None else to_json(record.occurrence)),
+        "create_time": _time(record.occurrence, "create_time"),
+        "update_time": _time(record.occurrence, "update_time"),
+    }
+
+
+def _occurrence_document(record: OccurrenceRecord) -> str:
+    data = record.document if record.document is not None else to_json(record.occurrence)
+    return dump_json(data)
+
+
+def _record_time(record: OccurrenceRecord, field: str) -> datetime | None:
+    return _time(record.occurrence, field)
+
+
+_NOTE_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind, notes.c.data)
+_OCCURRENCE_SELECT = sa.select(
+    occurrences.c.project,
+    occurrences.c.occurrence_id,
+    occurrences.c.kind,
+    occurrences.c.note_project,
+    occurrences.c.note_id,
+    occurrences.c.resource,
+    occurrences.c.data,
+)
+
+
+def _note(row: Row) -> NoteRecord:
+    return NoteRecord(
+        project=row.project,
+        note_id=row.note_id,
+        kind=row.kind,
+        note=from_stored_json(NotePB, row.data),
+    )
+
+
+def _occurrence(row: Row) -> OccurrenceRecord:
+    return OccurrenceRecord(
+        project=row.project,
+        occurrence_id=row.occurrence_id,
+        kind=row.kind,
+        note_project=row.note_project,
+        note_id=row.note_id,
+        resource=row.resource,
+        occurrence=from_stored_json(OccurrencePB, row.data),
+    )
+
+
+class SqlProjects(ProjectRepository):
+    def __init__(self, tx: SqlTx) -> None:
+        self._tx, self._c = tx, tx.connection
+
+    async def add(self, project: str) -> bool:
+        stmt = self._tx.insert(projects).values(name=project).on_conflict_do_nothing()
+        result = await self._c.execute(stmt)
+        return result.rowcount == 1
+
+    async def exists(self, project: str) -> bool:
+        stmt = sa.select(projects.c.name).where(projects.c.name == project)
+        return (await self._c.execute(stmt)).first() is not None
+
+    async def _page(self, after: str | None, limit: int) -> list[str]:
+        stmt = sa.select(projects.c.name).order_by(projects.c.name).limit(limit)
+        if after is not None:
+            stmt = stmt.where(projects.c.name > after)
+        return list((await self._c.execute(stmt)).scalars())
+
+    async def remove(self, project: str) -> bool:
+        result = await self._c.execute(projects.delete().where(projects.c.name == project))
+        return result.rowcount > 0
+
+    async def holds_data(self, project: str) -> bool:
+        stmt = sa.select(
+            sa.or_(
+                sa.exists().where(notes.c.project == project),
+                sa.exists().where(occurrences.c.project == project),
+            )
+        )
+        return bool((await self._c.execute(stmt)).scalar())
+
+
+class SqlNotes(NoteRepository):
+    def __init__(self, tx: SqlTx) -> None:
+        self._tx, self._c = tx, tx.connection
+
+    async def _stored(self, keys: Sequence[tuple[str, str]]) -> list[Row]:
+        rows: list[Row] = []
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            stmt = _NOTE_SELECT.where(sa.tuple_(notes.c.project, notes.c.note_id).in_(chunk))
+            rows.extend((await self._c.execute(stmt)).all())
+        return rows
+
+    async def _taken(self, records: Sequence[NoteRecord]) -> list[str]:
+        found = {
+            (row.project, row.note_id)
+            for row in await self._stored([(r.project, r.note_id) for r in records])
+        }
+        return [r.note_id for r in records if (r.project, r.note_id) in found]
+
+    async def _insert_new(self, records: Sequence[NoteRecord]) -> list[str]:
+        taken = await self._taken(records)
+        if taken:
+            return taken
+        # A concurrent unit of work may insert the same ID between our check and our insert
+        # (on PostgreSQL the insert then waits for it and fails on the primary key). The
+        # savepoint undoes our partial insert so the transaction stays usable, and a second
+        # check reports the IDs that were taken meanwhile. Other integrity failures re-raise.
+        try:
+            async with self._c.begin_nested():
+                await self._c.execute(notes.insert(), [_note_row(r) for r in records])
+        except IntegrityError:
+            taken = await self._taken(records)
+            if not taken:
+                raise
+            return taken
+        return []
+
+    async def get(
+        self, project: str, note_id: str, *, for_update: bool = False
+    ) -> NoteRecord | None:
+        stmt = _NOTE_SELECT.where(notes.c.project == project, notes.c.note_id == note_id)
+        row = (await self._c.execute(self._tx.locked(stmt, for_update))).first()
+        return None if row is None else _note(row)
+
+    async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
+        return {(row.project, row.note_id): _note(row) for row in await self._stored(keys)}
+
+    async def replace(self, record: NoteRecord) -> None:
+        # Upsert, as the reference adapter does: replacing a missing note creates it.
+        row = _note_row(record)
+        stmt = self._tx.insert(notes).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[notes.c.project, notes.c.note_id],
+            set_={name: stmt.excluded[name] for name in row if name not in ("project", "note_id")},
+        )
+        await self._c.execute(stmt)
+
+    async def delete(self, project: str, note_id: str) -> bool:
+        stmt = notes.delete().where(notes.c.project == project, notes.c.note_id == note_id)
+        return (await self._c.execute(stmt)).rowcount > 0
+
+    async def _page(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[NoteRecord]:
+        stmt = _NOTE_SELECT.where(notes.c.project == project)
+        if after is not None:
+            stmt = stmt.where(notes.c.note_id > after)
+        if where is not None:
+            stmt = stmt.where(compile_filter(where, NOTE_COLUMNS))
+        stmt = stmt.order_by(notes.c.note_id).limit(limit)
+        return [_note(row) for row in await self._c.execute(stmt)]
+
+
+class SqlOccurrences(OccurrenceRepository):
+    def __init__(self, tx: SqlTx) -> None:
+        self._tx, self._c = tx, tx.connection
+
+    async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
+        if self._tx.postgres:
+            # The ingest hot path: one COPY in this transaction (ADR 0131).
+            await bulk.copy_occurrences(self._c, records, _occurrence_document, _record_time)
+            return
+        # sqlite3 steps one prepared statement over the list of parameter sets.
+        await self._c.execute(occurrences.insert(), [_occurrence_row(r) for r in records])
+
+    async def get(
+        self, project: str, occurrence_id: str, *, for_update: bool = False
+    ) -> OccurrenceRecord | None:
+        stmt = _OCCURRENCE_SELECT.where(
+            occurrences.c.project == project, occurrences.c.occurrence_id == occurrence_id
+        )
+        row = (await self._c.execute(self._tx.locked(stmt, for_update))).first()
+        return None if row is None else _occurrence(row)
+
+    async def replace(self, record: OccurrenceRecord) -> None:
+        row = _occurrence_row(record)
+        stmt = self._tx.insert(occurrences).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[occurrences.c.project, occurrences.c.occurrence_id],
+            set_={
+                name: stmt.excluded[name]
+                for name in row
+                if name not in ("project", "occurrence_id")
+            },
+        )
+        await self._c.execute(stmt)
+
+    async def delete(self, project: str, occurrence_id: str) -> bool:
+        stmt = occurrences.delete().where(
+            occurrences.c.project == project, occurrences.c.occurrence_id == occurrence_id
+        )
+        return (await self._c.execute(stmt)).rowcount > 0
+
+    async def _select(
+        self, scope: sa.ColumnElement[bool], where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        stmt = _OCCURRENCE_SELECT.where(scope)
+        if after is not None:
+            stmt = stmt.where(occurrences.c.occurrence_id > after)
+        if where is not None:
+            stmt = stmt.where(compile_filter(where, OCCURRENCE_COLUMNS))
+        stmt = stmt.order_by(occurrences.c.occurrence_id).limit(limit)
+        return [_occurrence(row) for row in await self._c.execute(stmt)]
+
+    async def _page(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        return await self._select(occurrences.c.project == project, where, after, limit)
+
+    async def _page_of_note(
+        self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[OccurrenceRecord]:
+        scope = sa.and_(
+            occurrences.c.note_project == note_project, occurrences.c.note_id == note_id
+        )
+        return await self._select(scope, where, after, limit)
+
+
+class SqlMeta(MetaRepository):
+    def __init__(self, tx: SqlTx) -> None:
+        self._tx, self._c = tx, tx.connection
+
+    async def get_or_set(self, key: str, value: str) -> str:
+        # ON CONFLICT DO NOTHING, not check-then-insert: two replicas starting together must
+        # both end up with the value that won, not one of them with an error.
+        await self._c.execute(
+            self._tx.insert(meta).values(key=key, value=value).on_conflict_do_nothing()
+        )
+        stored = (await self._c.execute(sa.select(meta.c.value).where(meta.c.key == key))).scalar()
+        return value if stored is None else str(stored)
