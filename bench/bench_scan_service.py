@@ -88,7 +88,7 @@ async def run(images: int, advisories: int) -> None:
     t0 = time.perf_counter()
     for i in range(again.images_rematched):
         async with store.session(readonly=True) as s:
-            await s.list_occurrences(
+            await s.occurrences.page(
                 "prod",
                 And(
                     (

@@ -177,7 +177,7 @@ async def _token_secret(settings: Settings, store: MetadataStore) -> bytes:
         return settings.page_token_secret.get_secret_value().encode()
     # Shared through the database so every replica accepts every other replica's tokens.
     async with store.session() as s:
-        value = await s.get_or_set_meta(_TOKEN_SECRET_KEY, secrets.token_hex(32))
+        value = await s.meta.get_or_set(_TOKEN_SECRET_KEY, secrets.token_hex(32))
     return bytes.fromhex(value)
 
 

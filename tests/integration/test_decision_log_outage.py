@@ -60,7 +60,7 @@ class Rig:
 
     async def uids(self) -> Counter[str]:
         async with self.direct.session(readonly=True) as s:
-            rows = await s.list_decisions(DecisionQuery("p"), None, 10_000)
+            rows = await s.decisions.page(DecisionQuery("p"), None, 10_000)
         return Counter(r.data["requestUid"] for r in rows)
 
     async def wait_for_failed_attempts(self, more: int) -> None:

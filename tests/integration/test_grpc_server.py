@@ -216,7 +216,7 @@ def test_undecodable_bytes_are_refused_and_the_server_goes_on(channel: grpc.Chan
         client.get_note(name="projects/x/notes/y")
 
 
-class _SessionProxy:
+class _NotesProxy:
     def __init__(self, inner: Any, behaviour: str) -> None:
         self._inner = inner
         self._behaviour = behaviour
@@ -224,11 +224,20 @@ class _SessionProxy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def get_note(self, project: str, note_id: str) -> Any:
+    async def get(self, project: str, note_id: str) -> Any:
         if self._behaviour == "broken":
             raise RuntimeError("secret connection string leaked in a traceback")
         await asyncio.sleep(30)
         return None
+
+
+class _SessionProxy:
+    def __init__(self, inner: Any, behaviour: str) -> None:
+        self._inner = inner
+        self.notes = _NotesProxy(inner.notes, behaviour)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class _MisbehavingStore(MemoryStore):

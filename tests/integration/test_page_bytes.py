@@ -117,7 +117,7 @@ async def _write_decisions(database: Path) -> set[str]:
     ]
     try:
         async with store.session() as s:
-            await s.insert_decisions(records)
+            await s.decisions.insert(records)
     finally:
         await store.close()
     return {f"{P}/decisions/{r.decision_id}" for r in records}

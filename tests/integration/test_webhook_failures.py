@@ -19,7 +19,7 @@ import pytest
 
 from chainproof.errors import Unavailable
 from chainproof.store.memory import MemoryStore
-from chainproof.store.port import StoreSession
+from chainproof.store.port import UnitOfWork
 from integration.test_webhook_support import (
     GOOD,
     UNSIGNED,
@@ -45,7 +45,7 @@ class TroubledStore(MemoryStore):
         self.stall_seconds = 5.0
 
     @asynccontextmanager
-    async def session(self, *, readonly: bool = False) -> AsyncIterator[StoreSession]:
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
         if self.mode == "raise":
             raise Unavailable("the database is unreachable (connection refused)")
         if self.mode == "raise-internal":

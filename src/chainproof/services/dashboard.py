@@ -179,7 +179,7 @@ class Dashboard:
         after: str | None = None
         async with self._store.session(readonly=True) as s:
             while True:
-                page = await s.list_projects(after, _PAGE)
+                page = await s.projects.page(after, _PAGE)
                 out.extend(page)
                 if len(page) < _PAGE:
                     return out
@@ -195,7 +195,7 @@ class Dashboard:
                     left = self.max_occurrences - len(out)
                     if left <= 0:
                         return out, True
-                    page = await s.list_occurrences(project, where, after, min(_PAGE, left))
+                    page = await s.occurrences.page(project, where, after, min(_PAGE, left))
                     out.extend(page)
                     if len(page) < min(_PAGE, left):
                         break
@@ -211,7 +211,7 @@ class Dashboard:
         after: str | None = None
         async with self._store.session(readonly=True) as s:
             while True:
-                page = await s.list_decisions(query, after, _PAGE)
+                page = await s.decisions.page(query, after, _PAGE)
                 rows.extend(page)
                 if len(page) < _PAGE:
                     break

@@ -99,7 +99,7 @@ async def _discovery(
     system: System, status: str | None, *, kind: str = "VULNERABILITY", note: str = "scanner"
 ) -> None:
     async with system.store.session(readonly=True) as s:
-        existing = await s.get_note("prod", note)
+        existing = await s.notes.get("prod", note)
     if existing is None:
         await system.grafeas.create_note(
             "projects/prod", note, note_from_json({"discovery": {"analysisKind": kind}})
@@ -510,7 +510,7 @@ async def _stored_flood(system: System, signer: Signer, occurrences: int, each: 
             )
         )
     async with system.store.session() as s:
-        await s.insert_occurrences(rows)
+        await s.occurrences.insert(rows)
 
 
 class _CountingCache(VerificationCache):
@@ -635,9 +635,9 @@ async def test_item11_a_corrupted_attestor_fails_only_the_reviews_that_need_it(
     await system.sign(release, A)
     await system.sign(dev, A)
     async with system.store.session() as s:
-        stored = await s.get_document("sec", "attestors", "dev")
+        stored = await s.documents.get("sec", "attestors", "dev")
         assert stored is not None
-        await s.put_document(
+        await s.documents.put(
             DocumentRecord(
                 "sec",
                 "attestors",

@@ -134,11 +134,11 @@ async def test_attestors_stored_with_an_old_key_id_spelling_still_match(gpg: Any
     name = await _setup(system, gpg, None)
     fpr = gpg.fingerprint("release@example.com")
     async with system.store.session() as s:
-        stored = await s.get_document("sec", "attestors", "release")
+        stored = await s.documents.get("sec", "attestors", "release")
         assert stored is not None
         data = json.loads(json.dumps(stored.data))
         data["userOwnedGrafeasNote"]["publicKeys"][0]["id"] = fpr[-16:].lower()
-        await s.put_document(replace(stored, data=data))
+        await s.documents.put(replace(stored, data=data))
     system.changes.configuration_changed()
     assert (await system.resources.get_attestor(name))["userOwnedGrafeasNote"]["publicKeys"][0][
         "id"

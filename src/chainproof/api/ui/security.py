@@ -66,7 +66,7 @@ class Csrf:
     async def _key(self) -> bytes:
         if self._secret is None:
             async with self._store.session() as s:
-                value = await s.get_or_set_meta(_SECRET_KEY, secrets.token_hex(32))
+                value = await s.meta.get_or_set(_SECRET_KEY, secrets.token_hex(32))
             self._secret = bytes.fromhex(value)
         return self._secret
 

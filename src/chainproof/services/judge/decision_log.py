@@ -437,7 +437,7 @@ class DecisionLog:
         while True:
             try:
                 async with self._store.session(readonly=True) as s:
-                    rows = await s.list_decisions(query, None, 10_000)
+                    rows = await s.decisions.page(query, None, 10_000)
                 return any(r.decision_id == record.decision_id for r in rows)
             except Exception as exc:
                 if not _transient(exc):
@@ -455,7 +455,7 @@ class DecisionLog:
         while True:
             try:
                 async with self._store.session() as s:
-                    await s.insert_decisions(records)
+                    await s.decisions.insert(records)
             except Exception as exc:  # a dead writer would lose everything after it
                 if not _transient(exc):
                     raise _Rejected(exc) from exc
@@ -509,7 +509,7 @@ class DecisionLog:
         )
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
-            rows = await s.list_decisions(query, after, limit + 1)
+            rows = await s.decisions.page(query, after, limit + 1)
         items = [
             {
                 "name": f"projects/{r.project}/decisions/{r.decision_id}",

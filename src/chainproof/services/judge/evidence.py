@@ -75,7 +75,7 @@ from chainproof.policy.evidence import (
 )
 from chainproof.services.judge.registry_evidence import RegistryEvidence, RegistryRead, content_fact
 from chainproof.sources.registry.client import REVIEW_DEADLINE
-from chainproof.store.port import MetadataStore, OccurrenceRecord, StoreSession
+from chainproof.store.port import MetadataStore, OccurrenceRecord, UnitOfWork
 
 log = structlog.get_logger("chainproof.evidence")
 
@@ -333,7 +333,7 @@ class EvidenceGatherer:
 
     async def _read(
         self,
-        s: StoreSession,
+        s: UnitOfWork,
         image: ImageReference,
         attestors: Mapping[str, Attestor],
         evidence_projects: Sequence[str],
@@ -353,7 +353,9 @@ class EvidenceGatherer:
             def of_note(
                 after: str | None, limit: int, note: Any = note
             ) -> Awaitable[list[OccurrenceRecord]]:
-                return s.list_note_occurrences(note.project, note.note_id, on_image, after, limit)
+                return s.occurrences.page_of_note(
+                    note.project, note.note_id, on_image, after, limit
+                )
 
             rows, hit = await self._read_all(of_note)
             if hit:
@@ -378,7 +380,7 @@ class EvidenceGatherer:
             def of_project(
                 after: str | None, limit: int, project: str = project
             ) -> Awaitable[list[OccurrenceRecord]]:
-                return s.list_occurrences(project, where, after, limit)
+                return s.occurrences.page(project, where, after, limit)
 
             rows, hit = await self._read_all(of_project)
             if hit:
@@ -394,7 +396,7 @@ class EvidenceGatherer:
             read.scan_rows.extend(rows)
         notes = {(r.note_project, r.note_id) for r in read.scan_rows if r.kind == "DISCOVERY"}
         if notes:
-            found = await s.get_notes(sorted(notes))
+            found = await s.notes.get_many(sorted(notes))
             for key, record in found.items():
                 if record.kind == "DISCOVERY":
                     read.analysis_kinds[key] = _enum_name(record.note.discovery, "analysis_kind")
@@ -640,25 +642,25 @@ MAX_PACKAGES = 20_000
 
 
 async def _inventory(
-    s: StoreSession, evidence_projects: Sequence[str], on_image: Compare
+    s: UnitOfWork, evidence_projects: Sequence[str], on_image: Compare
 ) -> tuple[list[SbomFact], list[InstalledPackage], bool]:
     """The image's SBOM references and packages (what SBOM and package rules look at)."""
     sboms: list[SbomFact] = []
     packages: list[InstalledPackage] = []
     truncated = False
     for project in dict.fromkeys(evidence_projects):
-        rows = await s.list_occurrences(
+        rows = await s.occurrences.page(
             project, And((Compare(FilterColumn.KIND, "SBOM_REFERENCE"), on_image)), None, 100
         )
         for record in rows:
-            notes = await s.get_notes([(record.note_project, record.note_id)])
+            notes = await s.notes.get_many([(record.note_project, record.note_id)])
             note = notes.get((record.note_project, record.note_id))
             if note is not None:
                 ref = note.note.sbom_reference
                 sboms.append(SbomFact(str(ref.format_), str(ref.version), record.occurrence.name))
         after: str | None = None
         while True:
-            batch = await s.list_occurrences(
+            batch = await s.occurrences.page(
                 project, And((Compare(FilterColumn.KIND, "PACKAGE"), on_image)), after, 1000
             )
             for record in batch:

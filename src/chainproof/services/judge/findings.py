@@ -101,7 +101,7 @@ class FindingsService:
         after: str | None = None
         async with self._store.session(readonly=True) as s:
             while True:
-                batch = await s.list_occurrences(project, where, after, _PAGE)
+                batch = await s.occurrences.page(project, where, after, _PAGE)
                 rows.extend(batch)
                 if len(rows) > MAX_FINDINGS:
                     raise PayloadTooLarge(

@@ -41,7 +41,7 @@ from chainproof.policy.attestors import Attestor, AttestorPublicKey, parse_attes
 from chainproof.policy.binauthz import Policy, parse_policy
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.store.port import DocumentRecord, MetadataStore, StoreSession
+from chainproof.store.port import DocumentRecord, MetadataStore, UnitOfWork
 
 ATTESTORS = "attestors"
 POLICIES = "policy"
@@ -102,18 +102,18 @@ class JudgeResources:
         name = f"projects/{project}/attestors/{attestor_id}"
         attestor = self._parse_attestor(data, name)
         async with self._store.session() as s:
-            if await s.get_document(project, ATTESTORS, attestor_id) is not None:
+            if await s.documents.get(project, ATTESTORS, attestor_id) is not None:
                 raise AlreadyExists(f"attestor {name} already exists")
             await self._check_note(s, attestor)
             record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), None)
-            await s.put_document(record)
+            await s.documents.put(record)
         self._changes.configuration_changed()
         return self._attestor_json(record)
 
     async def get_attestor(self, name: str) -> dict[str, Any]:
         project, attestor_id = _attestor_key(name)
         async with self._store.session(readonly=True) as s:
-            record = await s.get_document(project, ATTESTORS, attestor_id)
+            record = await s.documents.get(project, ATTESTORS, attestor_id)
         if record is None:
             raise NotFound(f"attestor {name} does not exist")
         return self._attestor_json(record)
@@ -125,7 +125,7 @@ class JudgeResources:
         ``JudgeConfig.unusable`` with the reason, instead of failing the whole load: only the
         reviews whose rule names that attestor fail on it."""
         async with self._store.session(readonly=True) as s:
-            record = await s.get_document(project, POLICIES, _POLICY_ID)
+            record = await s.documents.get(project, POLICIES, _POLICY_ID)
             if record is None:
                 return JudgeConfig(None, {}, {})
             policy = parse_policy(record.data)
@@ -140,7 +140,7 @@ class JudgeResources:
         scope = ListScope(ATTESTORS, parent, "")
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
-            rows = await s.list_documents(project, ATTESTORS, after, limit + 1)
+            rows = await s.documents.page(project, ATTESTORS, after, limit + 1)
         items = [self._attestor_json(r) for r in rows]
         # Bounded by count and by bytes; the token resumes after the last item returned.
         count = bounded_count(items, limit, size_of, lambda a: f"attestor {a.get('name')}")
@@ -152,28 +152,28 @@ class JudgeResources:
         etag = data.get("etag") if isinstance(data, dict) else None
         attestor = self._parse_attestor(data, name)
         async with self._store.session() as s:
-            current = await s.get_document(project, ATTESTORS, attestor_id, for_update=True)
+            current = await s.documents.get(project, ATTESTORS, attestor_id, for_update=True)
             if current is None:
                 raise NotFound(f"attestor {name} does not exist")
             _check_etag(etag, current, f"attestor {name}")
             await self._check_note(s, attestor)
             record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), current)
-            await s.put_document(record)
+            await s.documents.put(record)
         self._changes.configuration_changed()
         return self._attestor_json(record)
 
     async def delete_attestor(self, name: str) -> None:
         project, attestor_id = _attestor_key(name)
         async with self._store.session() as s:
-            if await s.get_document(project, ATTESTORS, attestor_id) is None:
+            if await s.documents.get(project, ATTESTORS, attestor_id) is None:
                 raise NotFound(f"attestor {name} does not exist")
-            policy = await s.get_document(project, POLICIES, _POLICY_ID)
+            policy = await s.documents.get(project, POLICIES, _POLICY_ID)
             if policy is not None and name in parse_policy(policy.data).referenced_attestors():
                 raise FailedPrecondition(
                     f"attestor {name} is required by the policy of projects/{project}: remove it "
                     "from the policy first"
                 )
-            await s.delete_document(project, ATTESTORS, attestor_id)
+            await s.documents.delete(project, ATTESTORS, attestor_id)
         self._changes.configuration_changed()
 
     def _parse_attestor(self, data: Any, name: str) -> Attestor:
@@ -184,11 +184,11 @@ class JudgeResources:
         attestor = replace(parse_attestor(data), name=name)
         return replace(attestor, public_keys=_checked_keys(attestor))
 
-    async def _check_note(self, s: StoreSession, attestor: Attestor) -> None:
+    async def _check_note(self, s: UnitOfWork, attestor: Attestor) -> None:
         note_name = parse_note_name(
             attestor.note_reference, field="userOwnedGrafeasNote.noteReference"
         )
-        note = await s.get_note(note_name.project, note_name.note_id)
+        note = await s.notes.get(note_name.project, note_name.note_id)
         if note is None:
             raise FailedPrecondition(
                 f"userOwnedGrafeasNote.noteReference {note_name} does not exist: create the "
@@ -213,7 +213,7 @@ class JudgeResources:
     async def get_policy(self, parent: str) -> dict[str, Any]:
         project = parse_project_name(parent)
         async with self._store.session(readonly=True) as s:
-            record = await s.get_document(project, POLICIES, _POLICY_ID)
+            record = await s.documents.get(project, POLICIES, _POLICY_ID)
         if record is None:
             raise NotFound(
                 f"projects/{project} has no policy yet: PUT /v1/projects/{project}/policy "
@@ -231,12 +231,12 @@ class JudgeResources:
         etag = data.get("etag") if isinstance(data, dict) else None
         policy = replace(parse_policy(data), name=name)
         async with self._store.session() as s:
-            current = await s.get_document(project, POLICIES, _POLICY_ID, for_update=True)
+            current = await s.documents.get(project, POLICIES, _POLICY_ID, for_update=True)
             _check_etag(etag, current, name)
             missing = []
             for attestor in sorted(policy.referenced_attestors()):
                 a_project, a_id = _attestor_key(attestor)
-                if await s.get_document(a_project, ATTESTORS, a_id) is None:
+                if await s.documents.get(a_project, ATTESTORS, a_id) is None:
                     missing.append(attestor)
             if missing:
                 raise FailedPrecondition(
@@ -245,7 +245,7 @@ class JudgeResources:
                     + "; create them first (POST /v1/projects/{p}/attestors?attestorId=…)"
                 )
             record = self._record(project, POLICIES, _POLICY_ID, policy.to_dict(), current)
-            await s.put_document(record)
+            await s.documents.put(record)
         self._changes.configuration_changed()
         return self._policy_json(record)
 
@@ -276,7 +276,7 @@ class JudgeResources:
 
 
 async def _read_attestors(
-    s: StoreSession, names: frozenset[str]
+    s: UnitOfWork, names: frozenset[str]
 ) -> tuple[dict[str, Attestor], dict[str, str]]:
     found: dict[str, Attestor] = {}
     unusable: dict[str, str] = {}
@@ -285,7 +285,7 @@ async def _read_attestors(
             project, attestor_id = _attestor_key(name)
         except InvalidArgument:
             continue  # a malformed name is an unknown attestor: the evaluator denies on it
-        record = await s.get_document(project, ATTESTORS, attestor_id)
+        record = await s.documents.get(project, ATTESTORS, attestor_id)
         if record is None:
             continue
         try:

@@ -131,14 +131,14 @@ class GrafeasService:
     async def create_project(self, name: str) -> str:
         project = parse_project_name(name)
         async with self._store.session() as s:
-            if not await s.add_project(project):
+            if not await s.projects.add(project):
                 raise AlreadyExists(f"project {name} already exists")
         return name
 
     async def get_project(self, name: str) -> str:
         project = parse_project_name(name)
         async with self._store.session(readonly=True) as s:
-            if not await s.has_project(project):
+            if not await s.projects.exists(project):
                 raise NotFound(f"project {name} does not exist")
         return name
 
@@ -151,27 +151,27 @@ class GrafeasService:
         scope = ListScope("projects", "", "")
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
-            rows = await s.list_projects(after, limit + 1)
+            rows = await s.projects.page(after, limit + 1)
         names = [f"projects/{p}" for p in rows]
         return self._page(names, rows, limit, scope, size_of, lambda n: n)
 
     async def delete_project(self, name: str) -> None:
         project = parse_project_name(name)
         async with self._store.session() as s:
-            if not await s.has_project(project):
+            if not await s.projects.exists(project):
                 raise NotFound(f"project {name} does not exist")
-            if await s.project_holds_data(project):
+            if await s.projects.holds_data(project):
                 raise FailedPrecondition(
                     f"project {name} still holds notes or occurrences: delete them first"
                 )
-            await s.remove_project(project)
+            await s.projects.remove(project)
 
     # ---------------------------------------------------------------- notes
 
     async def get_note(self, name: str) -> Note:
         nn = parse_note_name(name)
         async with self._store.session(readonly=True) as s:
-            rec = await s.get_note(nn.project, nn.note_id)
+            rec = await s.notes.get(nn.project, nn.note_id)
         if rec is None:
             raise NotFound(f"note {nn} does not exist")
         return rec.note
@@ -191,7 +191,7 @@ class GrafeasService:
         scope = ListScope("notes", parent, flt.render(where))
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
-            rows = await s.list_notes(project, where, after, limit + 1)
+            rows = await s.notes.page(project, where, after, limit + 1)
         notes = [r.note for r in rows]
         return self._page(notes, [r.note_id for r in rows], limit, scope, size_of, _named("note"))
 
@@ -199,10 +199,10 @@ class GrafeasService:
         project = parse_project_name(parent)
         record = self._new_note(project, note_id, note, what="note")
         async with self._store.session() as s:
-            taken = await s.insert_notes([record])
+            taken = await s.notes.insert([record])
             if taken:
                 raise AlreadyExists(f"note projects/{project}/notes/{note_id} already exists")
-            await s.add_project(project)
+            await s.projects.add(project)
         return record.note
 
     async def batch_create_notes(self, parent: str, notes: Mapping[str, Note]) -> list[Note]:
@@ -220,20 +220,20 @@ class GrafeasService:
         if problems:
             _raise_batch(problems, failed, len(notes), "notes")
         async with self._store.session() as s:
-            taken = await s.insert_notes(records)
+            taken = await s.notes.insert(records)
             if taken:
                 raise AlreadyExists(
                     f"{len(taken)} of {len(records)} notes already exist; nothing was created",
                     details=[f"projects/{project}/notes/{t}" for t in taken],
                 )
-            await s.add_project(project)
+            await s.projects.add(project)
         return [r.note for r in records]
 
     async def update_note(self, name: str, note: Note, mask: Sequence[str]) -> Note:
         nn = parse_note_name(name)
         paths = parse_mask(mask, NotePB.DESCRIPTOR, what="a Note")
         async with self._store.session() as s:
-            current = await s.get_note(nn.project, nn.note_id, for_update=True)
+            current = await s.notes.get(nn.project, nn.note_id, for_update=True)
             if current is None:
                 raise NotFound(f"note {nn} does not exist")
             updated = NotePB()
@@ -256,14 +256,14 @@ class GrafeasService:
             updated.create_time.CopyFrom(current.note.create_time)
             updated.update_time.FromDatetime(self._clock())
             document = render_for_storage(updated, "note")
-            await s.replace_note(NoteRecord(nn.project, nn.note_id, kind, updated, document))
+            await s.notes.replace(NoteRecord(nn.project, nn.note_id, kind, updated, document))
         self._changes.configuration_changed()
         return updated
 
     async def delete_note(self, name: str) -> None:
         nn = parse_note_name(name)
         async with self._store.session() as s:
-            if not await s.delete_note(nn.project, nn.note_id):
+            if not await s.notes.delete(nn.project, nn.note_id):
                 raise NotFound(f"note {nn} does not exist")
         self._changes.configuration_changed()
 
@@ -293,7 +293,7 @@ class GrafeasService:
     async def get_occurrence(self, name: str) -> Occurrence:
         on = parse_occurrence_name(name)
         async with self._store.session(readonly=True) as s:
-            rec = await s.get_occurrence(on.project, on.occurrence_id)
+            rec = await s.occurrences.get(on.project, on.occurrence_id)
         if rec is None:
             raise NotFound(f"occurrence {on} does not exist")
         return rec.occurrence
@@ -313,7 +313,7 @@ class GrafeasService:
         scope = ListScope("occurrences", parent, flt.render(where))
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
-            rows = await s.list_occurrences(project, where, after, limit + 1)
+            rows = await s.occurrences.page(project, where, after, limit + 1)
         return self._page(
             [r.occurrence for r in rows],
             [r.occurrence_id for r in rows],
@@ -357,7 +357,7 @@ class GrafeasService:
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())  # one instant for the whole batch
         async with self._store.session() as s:
-            notes = await s.get_notes([(n.project, n.note_id) for *_, n in drafts])
+            notes = await s.notes.get_many([(n.project, n.note_id) for *_, n in drafts])
             records: list[OccurrenceRecord] = []
             for i, occ, kind, note_name in drafts:
                 what = "occurrence" if single else f"occurrences[{i}]"
@@ -398,8 +398,8 @@ class GrafeasService:
                 )
             if problems:
                 _raise_batch(problems, failed, len(occurrences), "occurrences")
-            await s.insert_occurrences(records)
-            await s.add_project(project)
+            await s.occurrences.insert(records)
+            await s.projects.add(project)
         self._announce(records)
         return records
 
@@ -409,7 +409,7 @@ class GrafeasService:
         on = parse_occurrence_name(name)
         paths = parse_mask(mask, OccurrencePB.DESCRIPTOR, what="an Occurrence")
         async with self._store.session() as s:
-            current = await s.get_occurrence(on.project, on.occurrence_id, for_update=True)
+            current = await s.occurrences.get(on.project, on.occurrence_id, for_update=True)
             if current is None:
                 raise NotFound(f"occurrence {on} does not exist")
             old = current.occurrence
@@ -437,7 +437,7 @@ class GrafeasService:
             _raise_problems(occurrence_problems(updated), "occurrence")
             _set_kind(updated, kind)
             updated.update_time.FromDatetime(self._clock())
-            await s.replace_occurrence(
+            await s.occurrences.replace(
                 OccurrenceRecord(
                     project=current.project,
                     occurrence_id=current.occurrence_id,
@@ -455,18 +455,18 @@ class GrafeasService:
     async def delete_occurrence(self, name: str) -> None:
         on = parse_occurrence_name(name)
         async with self._store.session() as s:
-            current = await s.get_occurrence(on.project, on.occurrence_id)
-            if current is None or not await s.delete_occurrence(on.project, on.occurrence_id):
+            current = await s.occurrences.get(on.project, on.occurrence_id)
+            if current is None or not await s.occurrences.delete(on.project, on.occurrence_id):
                 raise NotFound(f"occurrence {on} does not exist")
         self._announce([current])
 
     async def get_occurrence_note(self, name: str) -> Note:
         on = parse_occurrence_name(name)
         async with self._store.session(readonly=True) as s:
-            occ = await s.get_occurrence(on.project, on.occurrence_id)
+            occ = await s.occurrences.get(on.project, on.occurrence_id)
             if occ is None:
                 raise NotFound(f"occurrence {on} does not exist")
-            note = await s.get_note(occ.note_project, occ.note_id)
+            note = await s.notes.get(occ.note_project, occ.note_id)
         if note is None:
             raise NotFound(
                 f"note projects/{occ.note_project}/notes/{occ.note_id} of occurrence {on} "
@@ -489,9 +489,9 @@ class GrafeasService:
         scope = ListScope("note-occurrences", str(nn), flt.render(where))
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
-            if await s.get_note(nn.project, nn.note_id) is None:
+            if await s.notes.get(nn.project, nn.note_id) is None:
                 raise NotFound(f"note {nn} does not exist")
-            rows = await s.list_note_occurrences(nn.project, nn.note_id, where, after, limit + 1)
+            rows = await s.occurrences.page_of_note(nn.project, nn.note_id, where, after, limit + 1)
         return self._page(
             [r.occurrence for r in rows],
             [r.occurrence_id for r in rows],

@@ -54,7 +54,7 @@ from chainproof.store.port import (
     MetadataStore,
     NoteRecord,
     OccurrenceRecord,
-    StoreSession,
+    UnitOfWork,
 )
 
 DOCUMENTS = "ingest-documents"  # raw documents by digest
@@ -142,7 +142,7 @@ class IngestService:
             )
         ingest_id = _key(digest, subject.canonical, conv.format.value)
         async with self._store.session() as s:
-            if await s.get_document(project, INGESTS, ingest_id) is not None:
+            if await s.documents.get(project, INGESTS, ingest_id) is not None:
                 return IngestResult(
                     conv.format.value, subject.canonical, digest, {}, 0, 0, warnings, True
                 )
@@ -158,10 +158,10 @@ class IngestService:
             applied = await self._apply_stored_vex(s, project, subject, plan)
             applied += await self._apply_new_vex(s, project, subject, conv)
             now = self._clock()
-            await s.insert_notes(plan.notes)
-            await s.insert_occurrences(plan.occurrences)
-            await s.add_project(project)
-            await s.put_document(
+            await s.notes.insert(plan.notes)
+            await s.occurrences.insert(plan.occurrences)
+            await s.projects.add(project)
+            await s.documents.put(
                 DocumentRecord(
                     project,
                     DOCUMENTS,
@@ -177,7 +177,7 @@ class IngestService:
                 )
             )
             if conv.scan is not None and keep_findings:
-                await s.put_document(
+                await s.documents.put(
                     DocumentRecord(
                         project,
                         SCANS,
@@ -198,7 +198,7 @@ class IngestService:
                         now,
                     )
                 )
-            await s.put_document(
+            await s.documents.put(
                 DocumentRecord(
                     project,
                     INGESTS,
@@ -223,11 +223,11 @@ class IngestService:
         )
 
     async def _supersede(
-        self, s: StoreSession, project: str, subject: ImageReference, conv: Conversion
+        self, s: UnitOfWork, project: str, subject: ImageReference, conv: Conversion
     ) -> tuple[int, bool]:
         if conv.scan is None:
             return 0, True
-        prior = await s.get_document(project, SCANS, _key(conv.scan.scanner, subject.canonical))
+        prior = await s.documents.get(project, SCANS, _key(conv.scan.scanner, subject.canonical))
         if prior is None:
             return 0, True
         before = str(prior.data.get("scannedAt") or "")
@@ -236,17 +236,17 @@ class IngestService:
             return 0, False
         removed = 0
         for occurrence_id in prior.data.get("occurrences") or []:
-            if await s.delete_occurrence(project, str(occurrence_id)):
+            if await s.occurrences.delete(project, str(occurrence_id)):
                 removed += 1
         return removed, True
 
-    async def _plan(self, s: StoreSession, project: str, conv: Conversion) -> _Plan:
+    async def _plan(self, s: UnitOfWork, project: str, conv: Conversion) -> _Plan:
         plan = _Plan()
         now = self._clock()
         stamp = rfc3339(now)
         pb_now = timestamp_pb2.Timestamp()
         pb_now.FromDatetime(now)  # one instant for the whole document, converted once
-        existing = await s.get_notes([(project, note_id) for note_id in conv.notes])
+        existing = await s.notes.get_many([(project, note_id) for note_id in conv.notes])
         kinds: dict[str, str] = {}
         for note_id, data in conv.notes.items():
             found = existing.get((project, note_id))
@@ -304,12 +304,12 @@ class IngestService:
         return plan
 
     async def _apply_stored_vex(
-        self, s: StoreSession, project: str, subject: ImageReference, plan: _Plan
+        self, s: UnitOfWork, project: str, subject: ImageReference, plan: _Plan
     ) -> int:
         findings = [r for r in plan.occurrences if r.kind == "VULNERABILITY"]
         if not findings:
             return 0
-        notes = await s.list_notes(
+        notes = await s.notes.page(
             project, Compare(FilterColumn.KIND, "VULNERABILITY_ASSESSMENT"), None, MAX_LISTED
         )
         claims = [c for c in (_claim_of(n) for n in notes) if c is not None]
@@ -325,7 +325,7 @@ class IngestService:
         return applied
 
     async def _apply_new_vex(
-        self, s: StoreSession, project: str, subject: ImageReference, conv: Conversion
+        self, s: UnitOfWork, project: str, subject: ImageReference, conv: Conversion
     ) -> int:
         if not conv.vex:
             return 0
@@ -335,7 +335,7 @@ class IngestService:
                 Compare(FilterColumn.RESOURCE, subject.canonical),
             )
         )
-        stored = await s.list_occurrences(project, where, None, MAX_LISTED)
+        stored = await s.occurrences.page(project, where, None, MAX_LISTED)
         applied = 0
         for record in stored:
             for claim in conv.vex:
@@ -350,7 +350,7 @@ class IngestService:
                     claim.scope,
                 ):
                     record.occurrence.update_time.FromDatetime(self._clock())
-                    await s.replace_occurrence(_rerendered(record))
+                    await s.occurrences.replace(_rerendered(record))
                     applied += 1
                     break
         return applied
@@ -360,7 +360,7 @@ class IngestService:
     async def document(self, parent: str, digest: str) -> tuple[str, bytes]:
         project = parse_project_name(parent)
         async with self._store.session(readonly=True) as s:
-            record = await s.get_document(project, DOCUMENTS, digest)
+            record = await s.documents.get(project, DOCUMENTS, digest)
         if record is None:
             raise NotFound(f"no document {digest} was ingested into project {project}")
         return str(record.data.get("format", "")), base64.b64decode(str(record.data["content"]))
@@ -406,7 +406,7 @@ class IngestService:
         after: str | None = None
         async with self._store.session(readonly=True) as s:
             while True:
-                batch = await s.list_occurrences(project, where, after, 1000)
+                batch = await s.occurrences.page(project, where, after, 1000)
                 rows.extend(batch)
                 if len(batch) < 1000 or len(rows) >= 100_000:
                     break

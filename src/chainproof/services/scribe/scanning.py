@@ -177,7 +177,7 @@ class ScanService:
         after: str | None = None
         while True:
             async with self._store.session(readonly=True) as s:
-                rows = await s.list_documents(self.provider, COLLECTION, after, _PAGE)
+                rows = await s.documents.page(self.provider, COLLECTION, after, _PAGE)
             for row in rows:
                 self.index.put(parse_record(dict(row.data["record"]), source=row.doc_id))
             if len(rows) < _PAGE:
@@ -191,7 +191,7 @@ class ScanService:
             projects: list[str] = []
             after: str | None = None
             while True:
-                page = await s.list_projects(after, _PAGE)
+                page = await s.projects.page(after, _PAGE)
                 projects += page
                 if len(page) < _PAGE:
                     break
@@ -216,7 +216,7 @@ class ScanService:
         after: str | None = None
         while True:
             async with self._store.session(readonly=True) as s:
-                rows = await s.list_occurrences(project, where, after, _PAGE)
+                rows = await s.occurrences.page(project, where, after, _PAGE)
             out += rows
             if len(rows) < _PAGE:
                 return out
@@ -247,7 +247,7 @@ class ScanService:
     async def _import_one(self, advisory: Advisory, report: ImportReport) -> set[Key]:
         digest = _digest(advisory.raw)
         async with self._store.session(readonly=True) as s:
-            current = await s.get_document(self.provider, COLLECTION, advisory.id)
+            current = await s.documents.get(self.provider, COLLECTION, advisory.id)
         if current is not None:
             if current.data.get("digest") == digest:
                 report.unchanged += 1
@@ -272,7 +272,7 @@ class ScanService:
             update_time=now,
         )
         async with self._store.session() as s:
-            await s.put_document(record)
+            await s.documents.put(record)
         await self._put_note(advisory)
         if advisory.is_withdrawn:
             report.withdrawn += 1
@@ -304,7 +304,7 @@ class ScanService:
     async def get_advisory(self, advisory_id: str) -> Advisory:
         await self._ensure_loaded()
         async with self._store.session(readonly=True) as s:
-            doc = await s.get_document(self.provider, COLLECTION, advisory_id)
+            doc = await s.documents.get(self.provider, COLLECTION, advisory_id)
         if doc is None:
             raise NotFound(f"advisory {advisory_id} is not in the store; import it first")
         return parse_record(dict(doc.data["record"]), source=advisory_id)
@@ -315,7 +315,9 @@ class ScanService:
         after: str | None = None
         while True:
             async with self._store.session(readonly=True) as s:
-                rows = await s.list_note_occurrences(self.provider, advisory_id, None, after, _PAGE)
+                rows = await s.occurrences.page_of_note(
+                    self.provider, advisory_id, None, after, _PAGE
+                )
             out += rows
             if len(rows) < _PAGE:
                 return out
@@ -428,7 +430,7 @@ class ScanService:
         after: str | None = None
         while True:
             async with self._store.session(readonly=True) as s:
-                rows = await s.list_occurrences(project, where, after, _PAGE)
+                rows = await s.occurrences.page(project, where, after, _PAGE)
             out += [
                 r
                 for r in rows
