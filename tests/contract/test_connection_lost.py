@@ -27,7 +27,7 @@ async def _kill(store: SqlStore, pid: int) -> None:
 
 async def _session_killed(store: SqlStore, *, mid_statement: bool) -> None:
     async with store.session() as s:
-        c = s._c  # type: ignore[attr-defined]
+        c = s.connection  # type: ignore[attr-defined]
         pid = (await c.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
         if mid_statement:
             sleeping = asyncio.ensure_future(c.execute(sa.text("SELECT pg_sleep(30)")))
@@ -36,7 +36,7 @@ async def _session_killed(store: SqlStore, *, mid_statement: bool) -> None:
             await sleeping
         else:
             await _kill(store, pid)
-            await s.get_note("p", "n")
+            await s.notes.get("p", "n")
 
 
 @pytest.mark.parametrize("mid_statement", [True, False])
@@ -49,6 +49,6 @@ async def test_a_connection_killed_in_a_session_is_unavailable(
             await _session_killed(store, mid_statement=mid_statement)
         # The pool recovers: the next session works.
         async with store.session(readonly=True) as s:
-            assert await s.get_note("p", "n") is None
+            assert await s.notes.get("p", "n") is None
     finally:
         await store.close()

@@ -60,7 +60,7 @@ def entry(uid: str, message: Any = "") -> DecisionEntry:
 
 async def stored(store: MetadataStore) -> dict[str, dict[str, Any]]:
     async with store.session(readonly=True) as s:
-        rows = await s.list_decisions(DecisionQuery("p"), None, 1000)
+        rows = await s.decisions.page(DecisionQuery("p"), None, 1000)
     return {r.data["requestUid"]: dict(r.data) for r in rows}
 
 
@@ -151,7 +151,7 @@ async def test_a_write_committed_but_unacknowledged_is_stored_once(store: Metada
         await log.close()
     assert flaky.tripped
     async with store.session(readonly=True) as s:
-        rows = await s.list_decisions(DecisionQuery("p"), None, 1000)
+        rows = await s.decisions.page(DecisionQuery("p"), None, 1000)
     assert sorted(r.data["requestUid"] for r in rows) == [f"u{i}" for i in range(5)]
     assert not any("logDegraded" in r.data for r in rows)
     assert log.lost == 0

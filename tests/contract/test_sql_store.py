@@ -149,12 +149,12 @@ async def test_sqlite_in_memory_is_one_database_for_all_sessions() -> None:
 
         async def write(i: int) -> None:
             async with store.session() as s:
-                assert await s.insert_notes([note_record("p", f"n{i}")]) == []
+                assert await s.notes.insert([note_record("p", f"n{i}")]) == []
                 await asyncio.sleep(0)  # let the others try to interleave
 
         await asyncio.gather(*(write(i) for i in range(10)))
         async with store.session() as s:
-            assert len(await s.list_notes("p", None, None, 100)) == 10
+            assert len(await s.notes.page("p", None, None, 100)) == 10
     finally:
         await store.close()
 
@@ -168,13 +168,13 @@ async def test_sqlite_file_concurrent_writers_queue_instead_of_failing(tmp_path:
             async with store.session() as s:
                 # Read first, then write: the pattern that fails with SQLITE_BUSY under a
                 # deferred BEGIN when another connection writes in between.
-                assert await s.get_note("p", f"n{i}") is None
+                assert await s.notes.get("p", f"n{i}") is None
                 await asyncio.sleep(0.01)
-                assert await s.insert_notes([note_record("p", f"n{i}")]) == []
+                assert await s.notes.insert([note_record("p", f"n{i}")]) == []
 
         await asyncio.gather(*(write(i) for i in range(8)))
         async with store.session() as s:
-            assert len(await s.list_notes("p", None, None, 100)) == 8
+            assert len(await s.notes.page("p", None, None, 100)) == 8
     finally:
         await store.close()
 
@@ -185,8 +185,8 @@ async def test_repeated_id_within_one_batch_counts_as_taken(tmp_path: Path) -> N
     try:
         async with store.session() as s:
             batch = [note_record("p", "a"), note_record("p", "b"), note_record("p", "a")]
-            assert await s.insert_notes(batch) == ["a"]
-            assert await s.list_notes("p", None, None, 10) == []
+            assert await s.notes.insert(batch) == ["a"]
+            assert await s.notes.page("p", None, None, 10) == []
     finally:
         await store.close()
 
@@ -221,18 +221,18 @@ async def test_migrations_from_empty_down_to_base_and_up_again(fresh_sql_store: 
 
     await store.open()
     async with store.session() as s:
-        assert await s.insert_notes([note_record("p", "n")]) == []
+        assert await s.notes.insert([note_record("p", "n")]) == []
     async with store.session() as s:
-        assert await s.get_note("p", "n") is not None
+        assert await s.notes.get("p", "n") is not None
 
 
 async def test_judge_migration_down_and_up_keeps_the_scribe_data(fresh_sql_store: SqlStore) -> None:
     store = fresh_sql_store
     await store.open()
     async with store.session() as s:
-        assert await s.insert_notes([note_record("p", "n")]) == []
-        await s.put_document(document_record("p", "attestors", "a"))
-        await s.insert_decisions([decision_record("p", "d", images=(image("app"),))])
+        assert await s.notes.insert([note_record("p", "n")]) == []
+        await s.documents.put(document_record("p", "attestors", "a"))
+        await s.decisions.insert([decision_record("p", "d", images=(image("app"),))])
 
     await migrate.downgrade(store.engine, "0001")
     assert await migrate.current_revision(store.engine) == "0001"
@@ -246,10 +246,10 @@ async def test_judge_migration_down_and_up_keeps_the_scribe_data(fresh_sql_store
     async with store.engine.connect() as connection:
         assert await connection.run_sync(_schema_diff) == []
     async with store.session() as s:
-        assert await s.get_note("p", "n") is not None
+        assert await s.notes.get("p", "n") is not None
         # The judge tables came back empty.
-        assert await s.get_document("p", "attestors", "a") is None
-        assert await s.list_decisions(DecisionQuery("p"), None, 10) == []
+        assert await s.documents.get("p", "attestors", "a") is None
+        assert await s.decisions.page(DecisionQuery("p"), None, 10) == []
 
 
 # the judge's tables -----------------------------------------------------------------------
@@ -281,11 +281,11 @@ async def test_times_come_back_as_aware_utc(sql_store: SqlStore) -> None:
     east = T0.astimezone(PLUS_2)
     west = (T0 + timedelta(hours=1)).astimezone(MINUS_5)
     async with sql_store.session() as s:
-        await s.put_document(document_record("p", "attestors", "a", created=east, updated=west))
-        await s.insert_decisions([decision_record("p", "d", time=west)])
+        await s.documents.put(document_record("p", "attestors", "a", created=east, updated=west))
+        await s.decisions.insert([decision_record("p", "d", time=west)])
     async with sql_store.session() as s:
-        doc = await s.get_document("p", "attestors", "a")
-        [decision] = await s.list_decisions(DecisionQuery("p"), None, 10)
+        doc = await s.documents.get("p", "attestors", "a")
+        [decision] = await s.decisions.page(DecisionQuery("p"), None, 10)
     assert doc is not None
     assert _is_utc(doc.create_time)
     assert _is_utc(doc.update_time)
@@ -303,8 +303,8 @@ async def test_sqlite_stores_instants_as_fixed_width_utc_text(tmp_path: Path) ->
             # 23:30 at -05:00 is 04:30 the next day in UTC; 01:00 at +02:00 is 23:00 before.
             west = datetime(2024, 3, 10, 23, 30, tzinfo=MINUS_5)
             east = datetime(2024, 3, 11, 1, 0, 0, 5, tzinfo=PLUS_2)
-            await s.insert_decisions([decision_record("p", "west", time=west)])
-            await s.insert_decisions([decision_record("p", "east", time=east)])
+            await s.decisions.insert([decision_record("p", "west", time=west)])
+            await s.decisions.insert([decision_record("p", "east", time=east)])
         async with store.engine.connect() as connection:
             rows = await connection.execute(
                 sa.text("SELECT decision_id, typeof(time), time FROM decisions ORDER BY time")
@@ -322,14 +322,14 @@ async def test_naive_datetimes_are_refused(sql_store: SqlStore) -> None:
     naive = datetime(2024, 3, 10, 12, 0)
     with pytest.raises(sa.exc.StatementError) as caught:
         async with sql_store.session() as s:
-            await s.insert_decisions([decision_record("p", "d", time=naive)])
+            await s.decisions.insert([decision_record("p", "d", time=naive)])
     assert isinstance(caught.value.orig, ValueError)
     assert "naive datetime" in str(caught.value)
     with pytest.raises(sa.exc.StatementError):
         async with sql_store.session() as s:
-            await s.list_decisions(DecisionQuery("p", since=naive), None, 10)
+            await s.decisions.page(DecisionQuery("p", since=naive), None, 10)
     async with sql_store.session() as s:
-        assert await s.list_decisions(DecisionQuery("p"), None, 10) == []
+        assert await s.decisions.page(DecisionQuery("p"), None, 10) == []
 
 
 async def test_a_decision_id_is_inserted_once(sql_store: SqlStore) -> None:
@@ -337,19 +337,19 @@ async def test_a_decision_id_is_inserted_once(sql_store: SqlStore) -> None:
     # ID is a bug in the caller and fails instead of replacing the first record.
     first = decision_record("p", "d", images=(image("app"),))
     async with sql_store.session() as s:
-        await s.insert_decisions([first])
+        await s.decisions.insert([first])
     with pytest.raises(sa.exc.IntegrityError):
         async with sql_store.session() as s:
-            await s.insert_decisions([decision_record("other", "d", outcome="DENY")])
+            await s.decisions.insert([decision_record("other", "d", outcome="DENY")])
     async with sql_store.session() as s:
-        assert await s.list_decisions(DecisionQuery("p"), None, 10) == [first]
-        assert await s.list_decisions(DecisionQuery("other"), None, 10) == []
+        assert await s.decisions.page(DecisionQuery("p"), None, 10) == [first]
+        assert await s.decisions.page(DecisionQuery("other"), None, 10) == []
 
 
 async def test_deleting_a_decision_deletes_its_image_rows(sql_store: SqlStore) -> None:
     async with sql_store.session() as s:
-        await s.insert_decisions([decision_record("p", "d1", images=(image("a"), image("b")))])
-        await s.insert_decisions([decision_record("p", "d2", images=(image("a"), image("a")))])
+        await s.decisions.insert([decision_record("p", "d1", images=(image("a"), image("b")))])
+        await s.decisions.insert([decision_record("p", "d2", images=(image("a"), image("a")))])
     count = sa.text("SELECT decision_id, count(*) FROM decision_images GROUP BY decision_id")
     async with sql_store.engine.connect() as connection:
         # One row per distinct image of a decision.
@@ -391,7 +391,7 @@ async def test_concurrent_insert_of_the_same_note_reports_it_taken(pg_database_u
 
         async def first() -> list[str]:
             async with store.session() as s:
-                taken = await s.insert_notes([note_record("p", "race")])
+                taken = await s.notes.insert([note_record("p", "race")])
                 first_has_written.set()
                 await release_first.wait()
                 return taken
@@ -401,9 +401,9 @@ async def test_concurrent_insert_of_the_same_note_reports_it_taken(pg_database_u
             async with store.session() as s:
                 # The check cannot see the uncommitted row; the insert waits for it, fails on
                 # the primary key, and the savepoint turns that into "taken".
-                taken = await s.insert_notes([note_record("p", "other"), note_record("p", "race")])
+                taken = await s.notes.insert([note_record("p", "other"), note_record("p", "race")])
                 # The session is still usable afterwards.
-                assert await s.get_note("p", "race") is not None
+                assert await s.notes.get("p", "race") is not None
                 return taken
 
         winner = asyncio.create_task(first())
@@ -414,7 +414,7 @@ async def test_concurrent_insert_of_the_same_note_reports_it_taken(pg_database_u
         assert await winner == []
         assert await loser == ["race"]
         async with store.session() as s:
-            assert await s.get_note("p", "other") is None
+            assert await s.notes.get("p", "other") is None
     finally:
         await store.close()
 
@@ -460,7 +460,7 @@ def test_throwaway_server_starts_serves_and_cleans_up() -> None:
             await store.open()
             try:
                 async with store.session() as s:
-                    assert await s.add_project("p")
+                    assert await s.projects.add("p")
                 await store.ping()
             finally:
                 await store.close()

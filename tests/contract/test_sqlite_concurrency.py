@@ -21,12 +21,12 @@ async def test_many_writers_at_once_on_a_new_pool(tmp_path: Path) -> None:
         async def writer(i: int) -> None:
             async with store.session() as s:
                 note = note_from_json({"attestation": {}})
-                assert await s.insert_notes([NoteRecord("p", f"n{i}", "ATTESTATION", note)]) == []
+                assert await s.notes.insert([NoteRecord("p", f"n{i}", "ATTESTATION", note)]) == []
                 await asyncio.sleep(0.05)  # hold the write lock while others connect
 
         await asyncio.gather(*(writer(i) for i in range(32)))
         async with store.session() as s:
-            assert len(await s.list_notes("p", None, None, 100)) == 32
+            assert len(await s.notes.page("p", None, None, 100)) == 32
     finally:
         await store.close()
 
@@ -38,7 +38,7 @@ async def test_readers_do_not_wait_for_a_writer_and_see_committed_data_only(
     await store.open()
     try:
         async with store.session() as s:
-            await s.insert_notes(
+            await s.notes.insert(
                 [NoteRecord("p", "old", "ATTESTATION", note_from_json({"attestation": {}}))]
             )
         writer_inside = asyncio.Event()
@@ -46,7 +46,7 @@ async def test_readers_do_not_wait_for_a_writer_and_see_committed_data_only(
 
         async def writer() -> None:
             async with store.session() as s:
-                await s.insert_notes(
+                await s.notes.insert(
                     [NoteRecord("p", "new", "ATTESTATION", note_from_json({"attestation": {}}))]
                 )
                 writer_inside.set()
@@ -56,11 +56,11 @@ async def test_readers_do_not_wait_for_a_writer_and_see_committed_data_only(
         await writer_inside.wait()
         async with asyncio.timeout(5):  # would hang if readers queued behind the writer
             async with store.session(readonly=True) as s:
-                seen = [r.note_id for r in await s.list_notes("p", None, None, 10)]
+                seen = [r.note_id for r in await s.notes.page("p", None, None, 10)]
         assert seen == ["old"]
         release.set()
         await task
         async with store.session(readonly=True) as s:
-            assert [r.note_id for r in await s.list_notes("p", None, None, 10)] == ["new", "old"]
+            assert [r.note_id for r in await s.notes.page("p", None, None, 10)] == ["new", "old"]
     finally:
         await store.close()

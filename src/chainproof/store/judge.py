@@ -61,6 +61,10 @@ class DecisionQuery:
     until: datetime | None = None
 
 
+def _decision_id(record: DecisionRecord) -> str:
+    return record.decision_id
+
+
 class DocumentRepository(ABC):
     """Documents by ``(project, collection, doc_id)``, listed by ``doc_id``."""
 
@@ -98,7 +102,7 @@ class DecisionRepository(ABC):
         the batch (DuplicateKey in memory, the database's IntegrityError on SQL)."""
         if not records:
             return
-        require_distinct(records, lambda r: r.decision_id, "decision")
+        require_distinct(records, _decision_id, "decision", _decision_id)
         await self._insert_new(records)
 
     async def page(

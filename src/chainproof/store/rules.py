@@ -51,11 +51,13 @@ def repeats(items: Iterable[T], key: Callable[[T], K]) -> list[T]:
     return again
 
 
-def require_distinct(items: Sequence[T], key: Callable[[T], str], what: str) -> None:
-    """Raise DuplicateKey naming the first key that ``items`` repeat."""
+def require_distinct(
+    items: Sequence[T], key: Callable[[T], Hashable], what: str, name: Callable[[T], str]
+) -> None:
+    """Raise DuplicateKey naming (by ``name``) the first item whose key ``items`` repeat."""
     again = repeats(items, key)
     if again:
-        raise repeated_in_batch(what, key(again[0]))
+        raise repeated_in_batch(what, name(again[0]))
 
 
 def distinct(keys: Iterable[K]) -> list[K]:

@@ -72,6 +72,10 @@ def _note_key(record: NoteRecord) -> tuple[str, str]:
     return (record.project, record.note_id)
 
 
+def _occurrence_key(record: OccurrenceRecord) -> tuple[str, str]:
+    return (record.project, record.occurrence_id)
+
+
 class ProjectRepository(ABC):
     """Project names, listed in code point order."""
 
@@ -155,12 +159,12 @@ class NoteRepository(ABC):
 class OccurrenceRepository(ABC):
     async def insert(self, records: Sequence[OccurrenceRecord]) -> None:
         """Insert new occurrences. IDs are server-made UUIDs, unique across all projects
-        (``page_of_note`` pages by ID alone): the same ID twice in ``records`` raises
-        DuplicateKey before anything is written, and an ID already stored fails the batch
+        (``page_of_note`` pages by ID alone): the same key twice in ``records`` raises
+        DuplicateKey before anything is written, and a key already stored fails the batch
         (DuplicateKey in memory, the database's IntegrityError on SQL)."""
         if not records:
             return
-        require_distinct(records, lambda r: r.occurrence_id, "occurrence")
+        require_distinct(records, _occurrence_key, "occurrence", lambda r: r.occurrence_id)
         await self._insert_new(records)
 
     @abstractmethod

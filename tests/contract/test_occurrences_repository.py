@@ -1,0 +1,122 @@
+"""The occurrences repository (``uow.occurrences``), on memory, SQLite and PostgreSQL: exact
+round trips, replace and delete with the indexed columns, keyset pages by project and by
+note (across projects). Filters on both notes and occurrences: test_filters_contract.py."""
+
+from __future__ import annotations
+
+from chainproof.domain.filters import Compare, Expr, FilterColumn
+from chainproof.store.port import MetadataStore, OccurrenceRecord
+from contract.store_samples import image, occurrence_record
+
+P = "proj"
+
+
+def ids(records: list[OccurrenceRecord]) -> list[str]:
+    return [r.occurrence_id for r in records]
+
+
+async def add_occurrences(store: MetadataStore, records: list[OccurrenceRecord]) -> None:
+    async with store.session() as s:
+        await s.occurrences.insert(records)
+
+
+async def all_pages(
+    store: MetadataStore, where: Expr | None, page: int, *, note: tuple[str, str] | None = None
+) -> list[str]:
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        async with store.session() as s:
+            if note is None:
+                chunk = await s.occurrences.page(P, where, after, page)
+            else:
+                chunk = await s.occurrences.page_of_note(note[0], note[1], where, after, page)
+        assert len(chunk) <= page
+        seen.extend(ids(chunk))
+        if len(chunk) < page:
+            return seen
+        after = chunk[-1].occurrence_id
+
+
+async def test_occurrence_round_trip_is_exact(store: MetadataStore) -> None:
+    records = [
+        occurrence_record(P, "o1", kind="ATTESTATION"),
+        occurrence_record(P, "o2", kind="VULNERABILITY"),
+        occurrence_record(P, "o3", kind="DSSE_ATTESTATION"),
+    ]
+    await add_occurrences(store, records)
+    async with store.session() as s:
+        for r in records:
+            got = await s.occurrences.get(P, r.occurrence_id)
+            assert got == r
+            assert got is not None
+            assert got.occurrence.SerializeToString(
+                deterministic=True
+            ) == r.occurrence.SerializeToString(deterministic=True)
+        assert await s.occurrences.get(P, "missing") is None
+        assert await s.occurrences.get("other", "o1") is None
+
+
+async def test_replace_and_delete_occurrence(store: MetadataStore) -> None:
+    await add_occurrences(store, [occurrence_record(P, "o1"), occurrence_record(P, "o2")])
+    moved = occurrence_record(
+        P, "o1", resource=image("moved"), note=("np", "other-note"), kind="VULNERABILITY"
+    )
+    async with store.session() as s:
+        await s.occurrences.replace(moved)
+    async with store.session() as s:
+        assert await s.occurrences.get(P, "o1") == moved
+        # The indexed columns moved with the document.
+        where = Compare(FilterColumn.RESOURCE, image("moved"))
+        assert ids(await s.occurrences.page(P, where, None, 10)) == ["o1"]
+        assert ids(await s.occurrences.page_of_note("np", "other-note", None, None, 10)) == ["o1"]
+        assert await s.occurrences.delete(P, "o1") is True
+        assert await s.occurrences.delete(P, "o1") is False
+        assert await s.occurrences.delete("other", "o2") is False
+    async with store.session() as s:
+        assert ids(await s.occurrences.page(P, None, None, 10)) == ["o2"]
+
+
+async def test_keyset_pages_have_no_duplicates_and_no_gaps(store: MetadataStore) -> None:
+    records = [
+        occurrence_record(P, f"{i:04x}-occ", resource=image("app" if i % 3 else "db"))
+        for i in range(0, 230, 3)
+    ]
+    await add_occurrences(store, records)
+    await add_occurrences(store, [occurrence_record("other", "0000-occ")])
+    expected = sorted(ids(records))
+    for page in (1, 7, 20, len(records), 1000):
+        assert await all_pages(store, None, page) == expected
+    where = Compare(FilterColumn.RESOURCE, image("db"))
+    assert await all_pages(store, where, 4) == sorted(
+        r.occurrence_id for r in records if r.resource == image("db")
+    )
+    async with store.session() as s:
+        # ``after`` is exclusive and need not be an existing key.
+        assert ids(await s.occurrences.page(P, None, expected[3], 2)) == expected[4:6]
+        assert ids(await s.occurrences.page(P, None, expected[3] + "!", 1)) == expected[4:5]
+        assert await s.occurrences.page(P, None, expected[-1], 5) == []
+
+
+async def test_list_note_occurrences_spans_projects(store: MetadataStore) -> None:
+    note = ("shared-notes", "attestor")
+    records = [
+        occurrence_record(
+            f"team-{i % 4}", f"o{i:03d}", note=note, resource=image("app" if i % 2 else "web")
+        )
+        for i in range(30)
+    ]
+    records.append(occurrence_record("team-0", "o999", note=("shared-notes", "other")))
+    records.append(occurrence_record("team-0", "o998", note=("other-project", "attestor")))
+    await add_occurrences(store, records)
+    mine = sorted(r.occurrence_id for r in records if (r.note_project, r.note_id) == note)
+    assert await all_pages(store, None, 8, note=note) == mine
+    where = Compare(FilterColumn.RESOURCE, image("web"))
+    assert await all_pages(store, where, 3, note=note) == [
+        r.occurrence_id
+        for r in sorted(records, key=lambda r: r.occurrence_id)
+        if (r.note_project, r.note_id) == note and r.resource == image("web")
+    ]
+    async with store.session() as s:
+        got = await s.occurrences.page_of_note(*note, None, None, 100)
+        assert {r.project for r in got} == {"team-0", "team-1", "team-2", "team-3"}
