@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from chainproof.domain.filters import Expr, evaluate
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
-from chainproof.store._legacy import LegacySessionMethods
 from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery, matches
 from chainproof.store.judge import (
     DecisionQuery,
@@ -29,7 +28,7 @@ from chainproof.store.judge import (
     DocumentRecord,
     DocumentRepository,
 )
-from chainproof.store.port import StoreSession
+from chainproof.store.port import UnitOfWork
 from chainproof.store.rules import already_stored
 from chainproof.store.scribe import (
     MetaRepository,
@@ -343,7 +342,7 @@ class _Access(AccessRepository):
         return found[: query.limit]
 
 
-class _MemoryUnitOfWork(LegacySessionMethods):
+class _MemoryUnitOfWork:
     """One unit of work on the shared state; its repositories write to one undo log."""
 
     def __init__(self, state: _State) -> None:
@@ -387,7 +386,7 @@ class MemoryStore:
         return None  # one process: the in-process change feed is all there is
 
     @asynccontextmanager
-    async def session(self, *, readonly: bool = False) -> AsyncIterator[StoreSession]:
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
         async with self._lock:
             uow = _MemoryUnitOfWork(self._state)
             try:

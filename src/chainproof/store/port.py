@@ -28,7 +28,6 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from chainproof.store._legacy import LegacySessionMethods as StoreSession
 from chainproof.store.access import AccessRepository
 from chainproof.store.judge import (
     DecisionQuery,
@@ -63,7 +62,6 @@ __all__ = [
     "OccurrenceRecord",
     "OccurrenceRepository",
     "ProjectRepository",
-    "StoreSession",
     "UnitOfWork",
 ]
 
@@ -126,7 +124,7 @@ class MetadataStore(Protocol):
         """How replicas sharing this database hear about each other's writes; None when the
         store cannot be shared between processes that need it (memory, SQLite)."""
 
-    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreSession]:
+    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
         """One unit of work: its transaction begins on entry, commits when the block ends
         normally and rolls back when it raises. ``readonly`` promises no writes, so a backend
         may let it run beside writers (SQLite: a snapshot read instead of the write lock)."""

@@ -37,8 +37,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from chainproof.errors import Unavailable
-from chainproof.store._legacy import LegacySessionMethods
-from chainproof.store.port import ChangeChannel, StoreSession
+from chainproof.store.port import ChangeChannel, UnitOfWork
 from chainproof.store.sql import migrate
 from chainproof.store.sql.access import SqlAccess
 from chainproof.store.sql.judge import SqlDecisions, SqlDocuments
@@ -53,7 +52,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 10.0
 
 
-class SqlUnitOfWork(LegacySessionMethods):
+class SqlUnitOfWork:
     """One transaction on one connection, and the repositories working in it. The store
     begins it and ends it; ``commit``/``rollback`` end it early and begin the next."""
 
@@ -209,11 +208,11 @@ class SqlStore:
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from exc
 
-    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreSession]:
+    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
         return self._session(readonly)
 
     @asynccontextmanager
-    async def _session(self, readonly: bool) -> AsyncIterator[StoreSession]:
+    async def _session(self, readonly: bool) -> AsyncIterator[UnitOfWork]:
         # Read-only units of work on a file database skip the queue: WAL gives them a
         # snapshot. The in-memory database has one connection, so everyone queues there.
         queue = (
