@@ -29,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "bench_judge": ["--seconds", "0.5"],
     "bench_policy": ["--seconds", "0.5"],
     "bench_registry": ["--rate", "200", "--duration", "3", "--cold", "50"],
+    "bench_scale": ["--images", "200", "--samples", "100", "--reviews", "100"],
     "bench_scan": ["--sboms", "50", "--packages", "100", "--advisories", "5000"],
     "bench_scan_service": ["--images", "10", "--advisories", "500"],
     "bench_store": [
