@@ -23,7 +23,7 @@ Figures (all in this process, no HTTP):
 * **list**: ``GrafeasService.list_occurrences`` with ``resourceUrl="…"`` of a random image
   (filter parse, query, decode; pageSize 50, i.e. all of the image's occurrences). Floor: the
   bare indexed ``SELECT data FROM occurrences WHERE project = … AND resource = …`` on
-  psycopg, same images.
+  psycopg, interleaved with ours, on images drawn from its own random stream.
 * **cold admission**: ``Judge.evaluate`` of one random sampled image (REQUIRE_ATTESTATION by
   one attestor + a vulnerability check), judge cache off and verification cache cleared
   before each review: every review reads the store and verifies. Floor: the crypto alone,
@@ -178,32 +178,32 @@ def copy_images(pg: str, images: int, sampled: set[int]) -> tuple[int, float]:
 async def list_figures(
     system: System, pg: str, images: int, samples: int
 ) -> tuple[float, float, float, float, int]:
-    rng = random.Random(11)
-    picks = [f"https://{image(rng.randrange(images))}" for _ in range(samples + 50)]
+    """Our list and the bare SELECT, interleaved in time (both see the same load) and each on
+    images of its own random stream (neither finds the pages the other just read in cache)."""
+    ours_rng, floor_rng = random.Random(11), random.Random(12)
     ours: list[float] = []
-    hits = 0
-    for n, uri in enumerate(picks):
-        began = time.perf_counter()
-        page = await system.grafeas.list_occurrences(
-            "projects/prod", f'resourceUrl="{uri}"', PER_IMAGE, ""
-        )
-        took = time.perf_counter() - began
-        if n >= 50:
-            ours.append(took)
-            hits += len(page.items)
     floor: list[float] = []
+    hits = 0
+    sql = (
+        "SELECT data FROM occurrences WHERE project = %s AND resource = %s "
+        "ORDER BY occurrence_id LIMIT %s"
+    )
     with psycopg.connect(pg) as conn:
-        sql = (
-            "SELECT data FROM occurrences WHERE project = %s AND resource = %s "
-            "ORDER BY occurrence_id LIMIT %s"
-        )
-        for n, uri in enumerate(picks):
+        for n in range(samples + 50):
+            uri = f"https://{image(ours_rng.randrange(images))}"
             began = time.perf_counter()
-            found = conn.execute(
-                sql, ("prod", canonical_resource(uri), PER_IMAGE + 1), prepare=True
-            ).fetchall()
+            page = await system.grafeas.list_occurrences(
+                "projects/prod", f'resourceUrl="{uri}"', PER_IMAGE, ""
+            )
             took = time.perf_counter() - began
-            assert len(found) == PER_IMAGE, f"the floor found {len(found)} rows for {uri}"
+            if n >= 50:  # warm-up excluded
+                ours.append(took)
+                hits += len(page.items)
+            resource = canonical_resource(image(floor_rng.randrange(images)))
+            began = time.perf_counter()
+            found = conn.execute(sql, ("prod", resource, PER_IMAGE + 1), prepare=True).fetchall()
+            took = time.perf_counter() - began
+            assert len(found) == PER_IMAGE, f"the floor found {len(found)} rows for {resource}"
             if n >= 50:
                 floor.append(took)
     return (
