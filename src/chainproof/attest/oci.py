@@ -39,6 +39,7 @@ __all__ = [
     "cosign_tag",
     "parse_digest",
     "parse_manifest",
+    "platform_manifests",
     "sha256_digest",
 ]
 
@@ -214,3 +215,24 @@ def parse_manifest(data: bytes, announced: str | None = None) -> Manifest | Imag
         artifact_type=artifact_type,
         annotations=annotations,
     )
+
+
+#: How buildx marks the entries of an index that hold attestations, not a runnable image.
+_REFERENCE_TYPE = "vnd.docker.reference.type"
+
+
+def platform_manifests(index: ImageIndex | tuple[Descriptor, ...]) -> tuple[Descriptor, ...]:
+    """The runnable per-platform manifests an index lists: every entry but buildx's
+    attestation manifests, which are recognised only when they also carry no runnable
+    platform (``unknown/unknown`` or none), so an annotation alone cannot hide an image."""
+    entries = index.manifests if isinstance(index, ImageIndex) else index
+    out: list[Descriptor] = []
+    for entry in entries:
+        annotated = entry.annotations.get(_REFERENCE_TYPE) == "attestation-manifest"
+        unknown = entry.platform is None or (
+            entry.platform.os in ("", "unknown") and entry.platform.architecture in ("", "unknown")
+        )
+        if annotated and unknown:
+            continue
+        out.append(entry)
+    return tuple(out)

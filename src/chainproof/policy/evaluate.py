@@ -8,7 +8,9 @@ For each image of the request, in Binary Authorization's order:
 3. the rule is selected (service account, namespace, cluster, default) and applied:
    ALWAYS_ALLOW allows, ALWAYS_DENY denies, REQUIRE_ATTESTATION requires a digest, at least one
    requirement (an empty set denies: fail closed), a verified attestation by every attestor in
-   ``requireAttestationsBy`` and every ``chainproofChecks`` check;
+   ``requireAttestationsBy``, evidence by them on every platform manifest of an image index
+   when the rule (``imageIndex``) or an attestor asks for it, and every ``chainproofChecks``
+   check;
    the checks see only evidence signed by attestors the rule names (``requireAttestationsBy``
    and the attestors of its checks) and unsigned Grafeas facts — never evidence that only
    another rule's attestor signed — and the decision lists those attestors; evidence that
@@ -37,6 +39,7 @@ from chainproof.policy.binauthz import (
     select_rule,
 )
 from chainproof.policy.checks import CheckContext, check_attested_by
+from chainproof.policy.checks.image_index import every_platform_attestors, platform_requirements
 from chainproof.policy.decision import (
     Decision,
     ImageDecision,
@@ -80,6 +83,26 @@ def evaluate(
     # A request with no images runs no code (Kubernetes rejects such pods before we are asked),
     # so combining nothing yields ALLOWED.
     return Decision(images, Decision.combine(images), now, policy.name, policy.etag)
+
+
+def evidence_rule(
+    policy: Policy, request: AdmissionRequest, image: ImageReference
+) -> AdmissionRule | None:
+    """The rule that will count evidence for ``image`` in ``request``, or None when none will
+    (the image is allowlisted or under the system policy, or its rule does not require
+    attestations). The service asks this before gathering, so that it reads only what that
+    rule may count: an attestor only another rule names is never consulted for this image."""
+    if any(p.matches(image) for p in policy.admission_whitelist_patterns):
+        return None
+    if policy.system_policy_enabled and any(p.matches(image) for p in SYSTEM_POLICY):
+        return None
+    rule = select_rule(
+        policy,
+        cluster=request.cluster,
+        namespace=request.namespace,
+        service_account=request.service_account,
+    ).rule
+    return rule if rule.evaluation_mode is EvaluationMode.REQUIRE_ATTESTATION else None
 
 
 def _unparseable(text: str, exc: InvalidArgument) -> ImageDecision:
@@ -173,7 +196,7 @@ def judge_rule(
                 "or ask the policy owner for an allowlist entry or a specific rule",
             )
         ]
-    if not rule.require_attestations_by and rule.checks.empty:
+    if not rule.require_attestations_by and rule.checks.requires_nothing:
         return [
             RequirementResult(
                 "evaluation-mode",
@@ -196,6 +219,8 @@ def judge_rule(
     )
     results = _unusable(trusted, evidence) + incomplete_failures(image, scoped)
     results.extend(check_attested_by(ctx, name) for name in rule.require_attestations_by)
+    platforms = every_platform_attestors(trusted, rule.checks.every_platform, evidence.attestors)
+    results.extend(platform_requirements(image, scoped, platforms))
     results.extend(rule.checks.judge(ctx))
     return results
 

@@ -241,6 +241,22 @@ class InstalledPackage:
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformEvidence:
+    """One per-platform manifest of an image index, and the attestors whose evidence on it
+    verified (attestor → the occurrences or registry manifests that carried it)."""
+
+    digest: str
+    platform: str = ""  # "linux/arm64"; empty when the index does not say
+    attested_by: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attested_by", MappingProxyType(dict(self.attested_by)))
+
+    def describe(self) -> str:
+        return f"{self.digest} ({self.platform})" if self.platform else self.digest
+
+
+@dataclass(frozen=True, slots=True)
 class ImageEvidence:
     """Everything gathered for one image digest."""
 
@@ -255,6 +271,10 @@ class ImageEvidence:
     packages: tuple[InstalledPackage, ...] = ()
     #: More packages were recorded than were read: a package rule cannot clear the image.
     packages_truncated: bool = False
+    #: The per-platform manifests when the image is an index, each with who vouched for it;
+    #: ``()`` when it is a single manifest; None when nobody read which it is (no rule asked
+    #: for evidence on every platform).
+    platforms: tuple[PlatformEvidence, ...] | None = None
 
     def scoped_to(self, attestors: frozenset[str]) -> ImageEvidence:
         """Only what ``attestors`` signed, plus the unsigned Grafeas facts: the evidence one
@@ -277,6 +297,16 @@ class ImageEvidence:
             sboms=self.sboms,
             packages=self.packages,
             packages_truncated=self.packages_truncated,
+            platforms=None
+            if self.platforms is None
+            else tuple(
+                PlatformEvidence(
+                    p.digest,
+                    p.platform,
+                    {a: s for a, s in p.attested_by.items() if a in attestors},
+                )
+                for p in self.platforms
+            ),
         )
 
 

@@ -13,6 +13,7 @@ from unit.policy.policy_factories import APP, NOW, QA, evidence, policy, rule, s
 
 EVERY_CHECK: dict[str, Any] = {
     "requiredPredicates": [{"predicateType": "SBOM", "attestors": [QA]}],
+    "imageIndex": {"everyPlatform": True},
     "vulnerabilities": {"maximumFixableSeverity": "LOW", "maximumUnfixableSeverity": "HIGH"},
     "freshness": {"maximumScanAgeHours": 12},
     "trustedBuilders": ["https://github.com/actions/runner/*"],
@@ -54,6 +55,7 @@ def test_results_follow_registry_order() -> None:
     kinds = [r.kind for r in d.images[0].requirements]
     assert kinds == [
         "attestation",
+        "platforms",
         "predicate",
         "vulnerabilities",
         "freshness",

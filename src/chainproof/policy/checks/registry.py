@@ -17,6 +17,7 @@ from chainproof.policy._fields import FieldReader, Problems
 from chainproof.policy.checks.base import Check, CheckContext
 from chainproof.policy.checks.cel import CelCheck
 from chainproof.policy.checks.freshness import Freshness
+from chainproof.policy.checks.image_index import ImageIndexCheck
 from chainproof.policy.checks.packages import PackageRules
 from chainproof.policy.checks.predicates import RequiredPredicates
 from chainproof.policy.checks.sbom import SbomCheck
@@ -31,6 +32,7 @@ from chainproof.policy.decision import RequirementResult
 #: then what the evidence says, then the free-form CEL expression.
 CHECKS: tuple[type[Check], ...] = (
     RequiredPredicates,
+    ImageIndexCheck,
     VulnerabilityCheck,
     Freshness,
     TrustedBuilders,
@@ -70,6 +72,18 @@ class ChainproofChecks:
         """Attestors the checks name (the service fetches them before judging)."""
         predicates = self.get(RequiredPredicates)
         return predicates.attestors if predicates is not None else frozenset()
+
+    @property
+    def requires_nothing(self) -> bool:
+        """No check here requires anything of the image (``imageIndex`` only qualifies the
+        attestor requirements: alone, it requires nothing)."""
+        return all(isinstance(c, ImageIndexCheck) for c in self.checks)
+
+    @property
+    def every_platform(self) -> bool:
+        """Whether the rule wants evidence on every platform manifest of an image index."""
+        index = self.get(ImageIndexCheck)
+        return index is not None and index.every_platform
 
     def to_dict(self) -> dict[str, Any]:
         return {check.key: check.to_dict() for check in self.checks}
