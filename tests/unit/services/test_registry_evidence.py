@@ -123,7 +123,6 @@ async def test_registry_verification_is_paid_from_the_review_budget():
     from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
     from chainproof.domain.images import parse_image_reference
     from chainproof.policy.attestors import parse_attestor
-    from chainproof.services.judge.registry_evidence import RegistryRead
 
     two = bundled()[IMAGE]
     two = RegistryArtifacts(IMAGE, two.media_type, bundles=two.bundles * 2)
@@ -132,7 +131,7 @@ async def test_registry_verification_is_paid_from_the_review_budget():
     evidence = system.gatherer.registry
     image = parse_image_reference(IMAGE)
     names = {"projects/sec/attestors/ci": attestor}
-    found = evidence.verify(image, RegistryRead(two), names, {}, NOW_, VerificationBudget(2))
+    found = evidence.verify(image, two, names, {}, NOW_, VerificationBudget(2))
     assert len(found.verified) == 2
     with pytest.raises(BudgetExhausted):
-        evidence.verify(image, RegistryRead(two), names, {}, NOW_, VerificationBudget(1))
+        evidence.verify(image, two, names, {}, NOW_, VerificationBudget(1))

@@ -36,7 +36,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,6 +65,7 @@ from chainproof.policy.evidence import (
     ImageEvidence,
     IncompleteEvidence,
     InstalledPackage,
+    PlatformEvidence,
     SbomFact,
     Severity,
     VerifiedAttestation,
@@ -230,6 +231,38 @@ class EvidenceLimits:
     page_size: int = 500
 
 
+@dataclass(frozen=True, slots=True)
+class EvidenceNeeds:
+    """What the rule judging one image reads beyond the scribe, asked before gathering.
+
+    ``registry``: the registry-sourced attestors to consult (those the rule names; an
+    attestor only another rule names is never consulted for this image). ``every_platform``:
+    the attestors whose evidence each platform manifest of an image index must carry."""
+
+    registry: frozenset[str] = frozenset()
+    every_platform: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        """A cache key part: evidence gathered for other needs is other evidence."""
+        return f"registry={','.join(sorted(self.registry))};platforms=" + ",".join(
+            sorted(self.every_platform)
+        )
+
+
+def default_needs(attestors: Mapping[str, Attestor]) -> EvidenceNeeds:
+    """Needs when no rule is asked (Kritis, direct callers): every registry-sourced attestor,
+    and every platform for the attestors whose document sets ``requireSignedChildren``."""
+    return EvidenceNeeds(
+        frozenset(n for n, a in attestors.items() if a.evidence_source.reads_registry),
+        frozenset(
+            n
+            for n, a in attestors.items()
+            if a.require_signed_children and a.evidence_source.reads_registry
+        ),
+    )
+
+
 #: Verification is CPU-bound: it runs on these threads so that the event loop (other reviews,
 #: /healthz, the review's own deadline) keeps running meanwhile.
 _VERIFIERS: ThreadPoolExecutor | None = None
@@ -253,6 +286,10 @@ class _ImageRead:
     incomplete: list[IncompleteEvidence] = field(default_factory=list)
     #: What the registry holds, for attestors whose evidence lives there.
     registry: RegistryRead | None = None
+    needs: EvidenceNeeds = field(default_factory=EvidenceNeeds)
+    #: Scribe attestations about each platform manifest of an index (child canonical →
+    #: attestor → rows), for the attestors whose evidence each platform must carry.
+    child_attestations: dict[str, dict[str, list[OccurrenceRecord]]] = field(default_factory=dict)
     sboms: list[SbomFact] = field(default_factory=list)
     packages: list[InstalledPackage] = field(default_factory=list)
     packages_truncated: bool = False
@@ -280,23 +317,22 @@ class EvidenceGatherer:
         attestors: Mapping[str, Attestor],
         evidence_projects: Sequence[str],
         now: datetime,
+        *,
+        needs: Mapping[str, EvidenceNeeds] | None = None,
     ) -> Evidence:
+        """``needs``: per image (canonical), what its rule reads beyond the scribe; an image
+        missing from it needs nothing more. Without it, :func:`default_needs` applies."""
+        fallback = default_needs(attestors) if needs is None else EvidenceNeeds()
         reads: dict[str, _ImageRead] = {}
         async with self._store.session(readonly=True) as s:
             for image in dict.fromkeys(i for i in images if i.digest):
-                reads[image.canonical] = await self._read(s, image, attestors, evidence_projects)
-        if self.registry is not None:
-            # Registry I/O happens here, before the worker thread: concurrently for the
-            # images of the request, under the review's deadline. A RegistryError denies.
-            pinned = [i for i in dict.fromkeys(images) if i.canonical in reads]
-            deadline = REVIEW_DEADLINE.get()
-            found = await asyncio.gather(
-                *(self.registry.read(i, attestors, deadline) for i in pinned)
-            )
-            for image, registry_read in zip(pinned, found, strict=True):
-                reads[image.canonical].registry = registry_read
-        budget = VerificationBudget(self.limits.max_signature_checks)
+                read = await self._read(s, image, attestors, evidence_projects)
+                read.needs = (needs or {}).get(image.canonical, fallback)
+                reads[image.canonical] = read
         unique = [i for i in dict.fromkeys(images) if i.canonical in reads]
+        if self.registry is not None:
+            await self._read_registry(unique, reads, attestors)
+        budget = VerificationBudget(self.limits.max_signature_checks)
         if self._all_cached(unique, reads, attestors, now):
             # Nothing to verify: handing over to a thread would cost more than the work.
             per_image = self._verify_all(unique, reads, attestors, now, budget)
@@ -312,6 +348,54 @@ class EvidenceGatherer:
             budget.stop("the review ended before verification finished")
             raise
         return Evidence(images=per_image, attestors=dict(attestors))
+
+    async def _read_registry(
+        self,
+        images: Sequence[ImageReference],
+        reads: Mapping[str, _ImageRead],
+        attestors: Mapping[str, Attestor],
+    ) -> None:
+        """Registry I/O, before the worker thread: concurrently for the images of the
+        request, under the review's deadline, only for what each image's rule needs. A
+        RegistryError denies. Then the scribe's evidence on the platform manifests of the
+        indexes whose rule wants evidence on every platform."""
+        assert self.registry is not None
+        deadline = REVIEW_DEADLINE.get()
+
+        def chosen(names: frozenset[str]) -> dict[str, Attestor]:
+            return {n: attestors[n] for n in sorted(names) if n in attestors}
+
+        found = await asyncio.gather(
+            *(
+                self.registry.read(
+                    i,
+                    chosen(reads[i.canonical].needs.registry),
+                    deadline,
+                    every_platform=chosen(reads[i.canonical].needs.every_platform),
+                )
+                for i in images
+            )
+        )
+        wanted: list[tuple[_ImageRead, ImageReference, dict[str, Attestor]]] = []
+        for image, registry_read in zip(images, found, strict=True):
+            read = reads[image.canonical]
+            read.registry = registry_read
+            scribe_side = {
+                n: a
+                for n, a in chosen(read.needs.every_platform).items()
+                if a.evidence_source.reads_scribe
+            }
+            if registry_read is None or not registry_read.platforms or not scribe_side:
+                continue
+            for platform in registry_read.platforms:
+                wanted.append((read, replace(image, digest=platform.digest, tag=None), scribe_side))
+        if not wanted:
+            return
+        async with self._store.session(readonly=True) as s:
+            for read, child, scribe_side in wanted:
+                rows, incomplete = await self._read_attestations(s, child, scribe_side)
+                read.child_attestations[child.canonical] = rows
+                read.incomplete.extend(incomplete)
 
     # ----------------------------------------------------------------- reading
 
@@ -341,35 +425,8 @@ class EvidenceGatherer:
         read = _ImageRead()
         bound = self.limits.max_occurrences
         on_image = Compare(FilterColumn.RESOURCE, image.canonical)
-        for name, attestor in sorted(attestors.items()):
-            if not attestor.evidence_source.reads_scribe:
-                continue  # its evidence lives in the registry only
-            try:
-                note = parse_note_name(attestor.note_reference)
-            except ChainproofError as exc:
-                read.incomplete.append(IncompleteEvidence(name, f"attestor {name}: {exc.message}"))
-                continue
-
-            def of_note(
-                after: str | None, limit: int, note: Any = note
-            ) -> Awaitable[list[OccurrenceRecord]]:
-                return s.occurrences.page_of_note(
-                    note.project, note.note_id, on_image, after, limit
-                )
-
-            rows, hit = await self._read_all(of_note)
-            if hit:
-                read.incomplete.append(
-                    IncompleteEvidence(
-                        name,
-                        f"more than {bound} occurrences of {attestor.note_reference} are filed "
-                        f"about the image (the bound of {bound} per source was hit): delete the "
-                        "ones that are not attestations",
-                    )
-                )
-                continue
-            # Newest first: what a verification budget reaches first is the latest evidence.
-            read.attestations[name] = rows[::-1]
+        read.attestations, incomplete = await self._read_attestations(s, image, attestors)
+        read.incomplete.extend(incomplete)
 
         scan_kinds = Or(
             (Compare(FilterColumn.KIND, "VULNERABILITY"), Compare(FilterColumn.KIND, "DISCOVERY"))
@@ -405,6 +462,45 @@ class EvidenceGatherer:
         )
         return read
 
+    async def _read_attestations(
+        self, s: UnitOfWork, image: ImageReference, attestors: Mapping[str, Attestor]
+    ) -> tuple[dict[str, list[OccurrenceRecord]], list[IncompleteEvidence]]:
+        """Each scribe-sourced attestor's occurrences about ``image``, newest first."""
+        out: dict[str, list[OccurrenceRecord]] = {}
+        incomplete: list[IncompleteEvidence] = []
+        bound = self.limits.max_occurrences
+        on_image = Compare(FilterColumn.RESOURCE, image.canonical)
+        for name, attestor in sorted(attestors.items()):
+            if not attestor.evidence_source.reads_scribe:
+                continue  # its evidence lives in the registry only
+            try:
+                note = parse_note_name(attestor.note_reference)
+            except ChainproofError as exc:
+                incomplete.append(IncompleteEvidence(name, f"attestor {name}: {exc.message}"))
+                continue
+
+            def of_note(
+                after: str | None, limit: int, note: Any = note
+            ) -> Awaitable[list[OccurrenceRecord]]:
+                return s.occurrences.page_of_note(
+                    note.project, note.note_id, on_image, after, limit
+                )
+
+            rows, hit = await self._read_all(of_note)
+            if hit:
+                incomplete.append(
+                    IncompleteEvidence(
+                        name,
+                        f"more than {bound} occurrences of {attestor.note_reference} are filed "
+                        f"about {image.canonical} (the bound of {bound} per source was hit): "
+                        "delete the ones that are not attestations",
+                    )
+                )
+                continue
+            # Newest first: what a verification budget reaches first is the latest evidence.
+            out[name] = rows[::-1]
+        return out, incomplete
+
     # ----------------------------------------------------------------- verifying (worker thread)
 
     def _all_cached(
@@ -417,6 +513,8 @@ class EvidenceGatherer:
         for image in images:
             registry_read = reads[image.canonical].registry
             if registry_read is not None and not registry_read.empty:
+                return False
+            if reads[image.canonical].child_attestations:
                 return False
             for name, rows in reads[image.canonical].attestations.items():
                 fingerprint = attestor_fingerprint(attestors[name])
@@ -467,8 +565,14 @@ class EvidenceGatherer:
         try:
             self._registry_evidence(image, read, attestors, now, verified, failed, facts, budget)
         except BudgetExhausted as exc:
-            for name, attestor in sorted(attestors.items()):
-                if attestor.evidence_source.reads_registry:
+            for name in sorted(read.needs.registry):
+                incomplete.append(IncompleteEvidence(name, exc.reason))
+        platforms: tuple[PlatformEvidence, ...] | None = None
+        if read.registry is not None and read.registry.platforms is not None:
+            try:
+                platforms = self._platforms(image, read, attestors, now, budget)
+            except BudgetExhausted as exc:
+                for name in sorted(read.needs.every_platform):
                     incomplete.append(IncompleteEvidence(name, exc.reason))
 
         findings: list[VulnerabilityFinding] = []
@@ -524,7 +628,50 @@ class EvidenceGatherer:
             sboms=tuple(read.sboms),
             packages=tuple(read.packages),
             packages_truncated=read.packages_truncated,
+            platforms=platforms,
         )
+
+    def _platforms(
+        self,
+        image: ImageReference,
+        read: _ImageRead,
+        attestors: Mapping[str, Attestor],
+        now: datetime,
+        budget: VerificationBudget,
+    ) -> tuple[PlatformEvidence, ...]:
+        """Who vouched for each platform manifest of the index: scribe occurrences about its
+        digest and registry evidence beside it, each verified against that digest."""
+        assert read.registry is not None
+        assert read.registry.platforms is not None
+        names = {n: attestors[n] for n in sorted(read.needs.every_platform) if n in attestors}
+        registry_side = {n: a for n, a in names.items() if a.evidence_source.reads_registry}
+        keys = {n: self.cache.keys_for(a, attestor_fingerprint(a)) for n, a in names.items()}
+        children = {ref.digest: (ref, arts) for ref, arts in read.registry.children}
+        out: list[PlatformEvidence] = []
+        for platform in read.registry.platforms:
+            child = replace(image, digest=platform.digest, tag=None)
+            attested: dict[str, list[str]] = {}
+            rows_by_attestor = read.child_attestations.get(child.canonical, {})
+            for name, rows in rows_by_attestor.items():
+                attestor = names[name]
+                fingerprint = attestor_fingerprint(attestor)
+                for record in rows:
+                    outcome = self._verify(record, attestor, name, fingerprint, child, now, budget)
+                    if isinstance(outcome, VerifiedAttestation):
+                        attested.setdefault(name, []).append(outcome.occurrence)
+            found = children.get(platform.digest)
+            if found is not None and registry_side and self.registry is not None:
+                findings = self.registry.verify(child, found[1], registry_side, keys, now, budget)
+                for _, attestation in findings.verified:
+                    attested.setdefault(attestation.attestor, []).append(attestation.occurrence)
+            out.append(
+                PlatformEvidence(
+                    platform.digest,
+                    str(platform.platform) if platform.platform else "",
+                    {n: tuple(dict.fromkeys(v)) for n, v in attested.items()},
+                )
+            )
+        return tuple(out)
 
     def _registry_evidence(
         self,
@@ -539,11 +686,15 @@ class EvidenceGatherer:
     ) -> None:
         """Registry evidence, merged: a fact the scribe already holds counts once (as the
         occurrence). Scribe-only attestors never reach here (nothing was read for them)."""
-        if self.registry is None or read.registry is None:
+        if self.registry is None or read.registry is None or read.registry.artifacts is None:
             return
-        readers = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
+        readers = {
+            n: attestors[n]
+            for n in sorted(read.needs.registry)
+            if n in attestors and attestors[n].evidence_source.reads_registry
+        }
         keys = {n: self.cache.keys_for(a, attestor_fingerprint(a)) for n, a in readers.items()}
-        findings = self.registry.verify(image, read.registry, readers, keys, now, budget)
+        findings = self.registry.verify(image, read.registry.artifacts, readers, keys, now, budget)
         for fact, attestation in findings.verified:
             if fact in facts:
                 continue

@@ -31,8 +31,14 @@ from chainproof.policy import (
     RuleSelection,
     evaluate,
 )
+from chainproof.policy.checks.image_index import every_platform_attestors
+from chainproof.policy.evaluate import evidence_rule
 from chainproof.services.common import Clock, utc_now
-from chainproof.services.judge.evidence import EvidenceGatherer, attestor_fingerprint
+from chainproof.services.judge.evidence import (
+    EvidenceGatherer,
+    EvidenceNeeds,
+    attestor_fingerprint,
+)
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.scribe.changes import ChangeFeed
 
@@ -61,6 +67,29 @@ def _parse_all(texts: Sequence[str]) -> list[ImageReference]:
         with contextlib.suppress(InvalidArgument):
             parsed.append(parse_image_reference(text))
     return parsed
+
+
+def _needs(config: _Config, request: AdmissionRequest, image: ImageReference) -> EvidenceNeeds:
+    """What the rule judging ``image`` reads beyond the scribe: its registry-sourced
+    attestors, and whose evidence each platform of an index must carry. Nothing when no rule
+    counts evidence for the image (allowlisted, ALWAYS_ALLOW…): the registry is not asked."""
+    assert config.policy is not None
+    rule = evidence_rule(config.policy, request, image)
+    if rule is None:
+        return EvidenceNeeds()
+    trusted = [n for n in rule.trusted_attestors if n in config.attestors]
+    registry = frozenset(n for n in trusted if config.attestors[n].evidence_source.reads_registry)
+    platforms = every_platform_attestors(trusted, rule.checks.every_platform, config.attestors)
+    return EvidenceNeeds(registry, frozenset(platforms))
+
+
+def _evidence_key(
+    config: _Config,
+    projects: tuple[str, ...],
+    image: ImageReference,
+    needs: Mapping[str, EvidenceNeeds],
+) -> tuple[str, ...]:
+    return (config.fingerprint, *projects, image.canonical, needs[image.canonical].key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,19 +161,21 @@ class Judge:
         found: dict[str, ImageEvidence] = {}
         waiting: dict[str, asyncio.Future[Any]] = {}
         missing: list[ImageReference] = []
+        needs: dict[str, EvidenceNeeds] = {}
         for image in dict.fromkeys(i for i in _parse_all(request.images) if i.digest):
-            key = (config.fingerprint, *projects, image.canonical)
+            needs[image.canonical] = need = _needs(config, request, image)
+            key = (config.fingerprint, *projects, image.canonical, need.key)
             entry = self._usable_evidence(key, image, now)
             if entry is not None:
                 found[image.canonical] = entry.evidence
                 if entry.expires <= now:
-                    self._refresh_later(key, (image,), config, projects)
+                    self._refresh_later(key, (image,), config, projects, needs)
             elif key in self._inflight:
                 waiting[image.canonical] = self._inflight[key]
             else:
                 missing.append(image)
         if missing:
-            found.update(await self._gather_once(config, projects, missing, now))
+            found.update(await self._gather_once(config, projects, missing, now, needs))
         for canonical, future in waiting.items():
             found[canonical] = await asyncio.shield(future)
         evidence = Evidence(
@@ -212,14 +243,15 @@ class Judge:
         projects: tuple[str, ...],
         images: Sequence[ImageReference],
         now: datetime,
+        needs: Mapping[str, EvidenceNeeds],
     ) -> dict[str, ImageEvidence]:
         loop = asyncio.get_running_loop()
-        keys = {i.canonical: (config.fingerprint, *projects, i.canonical) for i in images}
+        keys = {i.canonical: _evidence_key(config, projects, i, needs) for i in images}
         futures = {c: loop.create_future() for c in keys}
         for canonical, key in keys.items():
             self._inflight[key] = futures[canonical]
         try:
-            result = await self._gather(config, projects, images, now)
+            result = await self._gather(config, projects, images, now, needs)
         except BaseException as exc:
             for future in futures.values():
                 future.set_exception(exc)
@@ -239,12 +271,14 @@ class Judge:
         projects: tuple[str, ...],
         images: Sequence[ImageReference],
         now: datetime,
+        needs: Mapping[str, EvidenceNeeds],
     ) -> dict[str, ImageEvidence]:
         # Versions are read before gathering: a write that races with the gathering makes the
         # new entry stale at once instead of hiding behind it.
         versions = {i.canonical: self._changes.resource_version(i.canonical) for i in images}
         generation = self._changes.generation
-        gathered = await self.gatherer.gather(images, config.attestors, projects, now)
+        wanted = {i.canonical: needs[i.canonical] for i in images}
+        gathered = await self.gatherer.gather(images, config.attestors, projects, now, needs=wanted)
         result = {i.canonical: gathered.for_image(i) for i in images}
         if self._ttl:
             if len(self._evidence) > 50_000:
@@ -255,7 +289,7 @@ class Judge:
                     # made it partial; the next review reads again (verified signatures stay in
                     # the verification cache, so repeated reviews get further each time).
                     continue
-                key = (config.fingerprint, *projects, image.canonical)
+                key = _evidence_key(config, projects, image, needs)
                 self._evidence[key] = _CachedEvidence(
                     generation, versions[image.canonical], now + self._ttl, result[image.canonical]
                 )
@@ -267,9 +301,10 @@ class Judge:
         images: Sequence[ImageReference],
         config: _Config,
         projects: tuple[str, ...],
+        needs: Mapping[str, EvidenceNeeds],
     ) -> None:
         if key not in self._inflight:
-            self._background(key, self._gather(config, projects, images, self._clock()))
+            self._background(key, self._gather(config, projects, images, self._clock(), needs))
 
     # ----------------------------------------------------------------- plumbing
 

@@ -15,8 +15,9 @@ cosign attestations and Sigstore bundles stored beside the image (through the
 Each result names its source — the registry manifest (``registry/repo@sha256:…`` of the
 ``.sig``/``.att``/referrer manifest) — and carries a *fact* fingerprint (the attestor and the
 digest of the signed content) so that the gatherer counts the same attestation once when the
-scribe holds it too. For an image index, an attestor with ``requireSignedChildren`` also needs
-evidence on every per-platform manifest. Registry failures propagate as
+scribe holds it too. For an image index whose rule wants evidence on every platform, the
+per-platform manifests are read too (the evaluator judges that requirement; see
+:mod:`chainproof.policy.checks.image_index`). Registry failures propagate as
 :class:`~chainproof.sources.registry.errors.RegistryError`: the review is denied naming the
 registry.
 """
@@ -32,6 +33,7 @@ from datetime import datetime
 from sigstore.models import TrustedRoot
 
 from chainproof.attest.intoto import Statement
+from chainproof.attest.oci import Descriptor, platform_manifests
 from chainproof.attest.sigstore_bundle import bundle_envelope, verify_keyless_bundle
 from chainproof.attest.verify import AttestationVerification, SignedAttestation, verify_attestation
 from chainproof.crypto.dsse import DsseEnvelope
@@ -47,6 +49,7 @@ from chainproof.policy.evidence import (
     VerifiedAttestation,
 )
 from chainproof.sources.registry.client import Deadline
+from chainproof.sources.registry.errors import RegistryError
 from chainproof.sources.registry.port import RegistryArtifacts, RegistryEvidenceSource
 
 __all__ = ["RegistryEvidence", "RegistryFindings", "RegistryRead", "content_fact"]
@@ -57,16 +60,23 @@ def content_fact(attestor: str, signed: bytes) -> str:
     return attestor + "|sha256:" + hashlib.sha256(signed).hexdigest()
 
 
+#: Per-platform manifests of one index read for evidence, at most; more is an error.
+MAX_PLATFORMS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryRead:
-    """What was read for one image: its artifacts, and its children's when required."""
+    """What was read for one image: its artifacts (None when only its platform list was
+    needed), the per-platform manifests when it is an index and a rule asked (None: not
+    asked), and those manifests' own artifacts when their evidence lives in the registry."""
 
-    artifacts: RegistryArtifacts
+    artifacts: RegistryArtifacts | None
+    platforms: tuple[Descriptor, ...] | None = None
     children: tuple[tuple[ImageReference, RegistryArtifacts], ...] = ()
 
     @property
     def empty(self) -> bool:
-        items = [self.artifacts, *(a for _, a in self.children)]
+        items = [*([self.artifacts] if self.artifacts else []), *(a for _, a in self.children)]
         return not any(a.signatures or a.attestations or a.bundles or a.problems for a in items)
 
 
@@ -112,61 +122,55 @@ class RegistryEvidence:
         image: ImageReference,
         attestors: Mapping[str, Attestor],
         deadline: Deadline | None = None,
+        *,
+        every_platform: Mapping[str, Attestor] | None = None,
     ) -> RegistryRead | None:
-        """The registry's artifacts for ``image`` (and its children when an attestor requires
-        them), or None when no attestor reads the registry. I/O only; RegistryError propagates."""
+        """The registry's artifacts for ``image`` for the registry-sourced ``attestors``, and,
+        when ``every_platform`` names attestors, the index's platform manifests (with their
+        artifacts for those whose evidence lives in the registry). None when nothing is
+        wanted from the registry. I/O only; RegistryError propagates."""
         wanted = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
-        if not wanted or image.digest is None:
+        every_platform = every_platform or {}
+        if (not wanted and not every_platform) or image.digest is None:
             return None
         deadline = deadline or Deadline(self.timeout_seconds)
-        artifacts = await self.source.artifacts(image, deadline)
+        artifacts = await self.source.artifacts(image, deadline) if wanted else None
+        if not every_platform:
+            return RegistryRead(artifacts)
+        if artifacts is not None:
+            platforms = platform_manifests(artifacts.children)
+        else:
+            platforms = await self.source.platforms(image, deadline)
+        if len(platforms) > MAX_PLATFORMS:
+            raise RegistryError(
+                image.registry,
+                f"the index {image.name}@{image.digest} lists {len(platforms)} platform "
+                f"manifests, more than the {MAX_PLATFORMS} chainproof reads evidence for",
+            )
         children: tuple[tuple[ImageReference, RegistryArtifacts], ...] = ()
-        if artifacts.children and any(a.require_signed_children for a in wanted.values()):
-            refs = [replace(image, digest=c.digest, tag=None) for c in artifacts.children]
+        if platforms and any(a.evidence_source.reads_registry for a in every_platform.values()):
+            refs = [replace(image, digest=p.digest, tag=None) for p in platforms]
             found = await asyncio.gather(*(self.source.artifacts(c, deadline) for c in refs))
             children = tuple(zip(refs, found, strict=True))
-        return RegistryRead(artifacts, children)
+        return RegistryRead(artifacts, platforms, children)
 
     def verify(
         self,
         image: ImageReference,
-        read: RegistryRead,
+        artifacts: RegistryArtifacts,
         attestors: Mapping[str, Attestor],
         keys: Mapping[str, Sequence[PublicKey]],
         now: datetime,
         budget: VerificationBudget | None = None,
     ) -> RegistryFindings:
-        """Verified and failed registry evidence of ``image`` (pure CPU: no I/O, any thread).
+        """Verified and failed registry evidence of ``image`` (pure CPU: no I/O, any thread),
+        for the registry-sourced ``attestors``; ``image`` may be a platform manifest of an
+        index, verified against its own digest.
 
         Every signature check, and every keyless bundle, is paid from ``budget``;
         :class:`~chainproof.crypto.verify.BudgetExhausted` propagates to the caller."""
         wanted = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
-        verified, failed = self._verify_all(image, read.artifacts, wanted, keys, now, budget)
-        for name, attestor in sorted(wanted.items()):
-            if not attestor.require_signed_children:
-                continue
-            for child, child_artifacts in read.children:
-                ok, bad = self._verify_all(
-                    child, child_artifacts, {name: attestor}, keys, now, budget
-                )
-                if ok:
-                    continue
-                # The index's evidence does not count for this attestor while a child is
-                # unsigned: say which one.
-                verified = [(f, v) for f, v in verified if v.attestor != name]
-                failed.append(
-                    FailedAttestation(
-                        occurrence=f"{child.name}@{child.digest}",
-                        reason=FailureReason.WRONG_DIGEST,
-                        attestor=name,
-                        detail=(
-                            f"the attestor requires every platform manifest of the index "
-                            f"{image.digest} to be signed, and {child.digest} is not"
-                        ),
-                    )
-                )
-                failed.extend(bad)
-                break
+        verified, failed = self._verify_all(image, artifacts, wanted, keys, now, budget)
         return RegistryFindings(tuple(verified), tuple(failed))
 
     def _verify_all(

@@ -78,3 +78,7 @@ class RegistryEvidenceSource(Protocol):
     async def artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
         """Signatures, attestations and bundles stored beside ``image`` (which has a digest)."""
         ...
+
+    async def platforms(self, image: ImageReference, deadline: Deadline) -> tuple[Descriptor, ...]:
+        """The per-platform manifests when ``image`` (by digest) is an index, else ``()``."""
+        ...

@@ -19,7 +19,14 @@ from __future__ import annotations
 import asyncio
 
 from chainproof.attest.cosign import attestation_layer, signature_layer
-from chainproof.attest.oci import Descriptor, ImageIndex, Manifest, cosign_tag, parse_manifest
+from chainproof.attest.oci import (
+    Descriptor,
+    ImageIndex,
+    Manifest,
+    cosign_tag,
+    parse_manifest,
+    platform_manifests,
+)
 from chainproof.attest.sigstore_bundle import BUNDLE_MEDIA_TYPES
 from chainproof.domain.images import ImageReference
 from chainproof.errors import InvalidArgument
@@ -211,6 +218,22 @@ class RegistryReader:
         except RegistryError as exc:
             self._count_error(exc.registry)
             raise
+
+    async def platforms(self, image: ImageReference, deadline: Deadline) -> tuple[Descriptor, ...]:
+        try:
+            parsed = await self._own(image, deadline)
+        except RegistryError as exc:
+            self._count_error(exc.registry)
+            raise
+        return platform_manifests(parsed) if isinstance(parsed, ImageIndex) else ()
+
+    async def _own(self, image: ImageReference, deadline: Deadline) -> Manifest | ImageIndex:
+        if image.digest is None:
+            raise InvalidArgument(f"image {image} has no digest: resolve its tag first")
+        own = await self._manifest(image, image.digest, deadline)
+        if own is None:
+            raise RegistryError(image.registry, f"{image.name}@{image.digest} does not exist")
+        return self._parse(image, own)
 
     async def _artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
         if image.digest is None:
