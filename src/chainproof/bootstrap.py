@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from chainproof.api.rest.app import create_app
 from chainproof.api.rest.ops import Metrics
 from chainproof.config import Settings, VoucherSettings
+from chainproof.domain.names import validate_project_id
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import InvalidArgument
 from chainproof.services.access.control import AccessControl
@@ -41,6 +42,7 @@ from chainproof.services.judge.vouching import (
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
+from chainproof.services.scribe.registry_recording import RegistryRecorder
 from chainproof.services.scribe.scanning import ScanService
 from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
 from chainproof.sources.registry.reader import RegistryReader
@@ -70,6 +72,8 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from registries.
     registry: RegistryReader | None = None
+    #: Records verified registry evidence in the scribe (registry.record_evidence).
+    registry_recorder: RegistryRecorder | None = None
     #: Started alongside the REST app; stopped, in reverse order, by close().
     companions: list[Companion] = field(default_factory=list)
 
@@ -91,6 +95,8 @@ class Container:
             self.companions.clear()
             await self.scanner.drain()
             await self.admission.close()
+            if self.registry_recorder is not None:
+                await self.registry_recorder.close()
             await self.access.close()
             await self.judge.close()
             await self.changes.close()
@@ -209,9 +215,23 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         max_occurrences=settings.admission.max_evidence_occurrences,
         max_signature_checks=settings.admission.max_signature_checks,
     )
+    recorder: RegistryRecorder | None = None
+    if settings.registry.record_evidence:
+        record_project = settings.registry.record_project or settings.admission.project
+        try:
+            validate_project_id(record_project, field="registry.record_project")
+        except BaseException:
+            await store.close()
+            raise
+        recorder = RegistryRecorder(grafeas, record_project)
     judge = Judge(
         resources,
-        EvidenceGatherer(store, limits=limits, registry=registry_evidence),
+        EvidenceGatherer(
+            store,
+            limits=limits,
+            registry=registry_evidence,
+            on_registry_facts=recorder.offer if recorder is not None else None,
+        ),
         changes=changes,
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
     )
@@ -240,6 +260,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         admission=AdmissionService(judge, decisions, grafeas, settings.admission),
         changes=changes,
         registry=registry,
+        registry_recorder=recorder,
         dashboard=Dashboard(store),
         scanner=scanner,
         vouching=vouching,

@@ -100,6 +100,11 @@ class RegistrySettings(BaseModel):
     max_blob_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     #: The mutating webhook pins tag-only images to the digest their tag points at now.
     resolve_tags: bool = False
+    #: Record registry evidence that verified in the scribe, the first time the judge reads
+    #: it (in the background; idempotent). See docs/registry.md.
+    record_evidence: bool = False
+    #: The project those occurrences go into (default: admission.project).
+    record_project: str | None = None
 
 
 class VoucherSettings(BaseModel):

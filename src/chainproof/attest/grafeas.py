@@ -8,11 +8,13 @@ ATTESTATION occurrence (``attestation.serialized_payload`` and
 :class:`~chainproof.crypto.dsse.DsseEnvelope`. It accepts the proto-plus wrapper
 (``grafeas.Occurrence``) or the raw protobuf (``grafeas.Occurrence.pb()``), and never touches
 storage; nothing it returns is trusted until :func:`~chainproof.attest.verify.verify_attestation`
-has checked it.
+has checked it. :func:`occurrence_json` goes the other way: the JSON of the occurrence that
+carries a signed attestation (for copying registry evidence into the scribe).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from chainproof.attest.verify import SignedAttestation
@@ -20,7 +22,7 @@ from chainproof.crypto.dsse import DsseEnvelope, DsseSignature
 from chainproof.crypto.verify import SignatureInput
 from chainproof.errors import InvalidArgument
 
-__all__ = ["attestation_from_occurrence", "envelope_from_message"]
+__all__ = ["attestation_from_occurrence", "envelope_from_message", "occurrence_json"]
 
 
 def _raw(message: Any) -> Any:
@@ -62,3 +64,37 @@ def attestation_from_occurrence(occurrence: Any) -> SignedAttestation | DsseEnve
         f"occurrence {raw.name or '(unnamed)'} is not an attestation: expected attestation, "
         "dsse_attestation.envelope or envelope"
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def occurrence_json(
+    resource: str, note: str, item: SignedAttestation | DsseEnvelope, key_id: str
+) -> dict[str, Any]:
+    """The occurrence (REST JSON) filing ``item`` about ``resource`` under ``note``: an
+    ATTESTATION occurrence for a simple-signing payload (each signature marked with the id of
+    the key that verified it), a DSSE_ATTESTATION occurrence for an envelope (as signed)."""
+    if isinstance(item, DsseEnvelope):
+        return {
+            "resourceUri": resource,
+            "noteName": note,
+            "dsseAttestation": {
+                "envelope": {
+                    "payload": _b64(item.payload),
+                    "payloadType": item.payload_type,
+                    "signatures": [{"sig": _b64(s.sig), "keyid": s.keyid} for s in item.signatures],
+                }
+            },
+        }
+    return {
+        "resourceUri": resource,
+        "noteName": note,
+        "attestation": {
+            "serializedPayload": _b64(item.serialized_payload),
+            "signatures": [
+                {"signature": _b64(s.signature), "publicKeyId": key_id} for s in item.signatures
+            ],
+        },
+    }

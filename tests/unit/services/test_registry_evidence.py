@@ -88,6 +88,17 @@ async def test_keyless_bundle_from_the_registry_admits_and_names_its_source():
     assert requirement.key_ids[0].startswith("keyless:william@yossarian.net")
 
 
+async def test_keyless_evidence_is_not_offered_for_recording_in_the_scribe():
+    # A Grafeas occurrence has no place for the certificate and the log proof: copying the
+    # bare envelope would store something no key of the attestor verifies.
+    system = await keyless_system("william@yossarian.net", MemorySource(bundled()))
+    offered: list = []
+    system.gatherer.on_registry_facts = offered.extend
+    decision = await system.judge.evaluate("app", AdmissionRequest(images=(IMAGE,)))
+    assert decision.outcome is Outcome.ALLOWED
+    assert offered == []
+
+
 async def test_keyless_bundle_from_someone_else_is_denied():
     system = await keyless_system("mallory@example.com", MemorySource(bundled()))
     decision = await system.judge.evaluate("app", AdmissionRequest(images=(IMAGE,)))

@@ -34,7 +34,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -75,6 +75,7 @@ from chainproof.policy.evidence import (
     VulnerabilityScan,
 )
 from chainproof.services.judge.registry_evidence import RegistryEvidence, RegistryRead, content_fact
+from chainproof.services.scribe.registry_recording import RegistryFact
 from chainproof.sources.registry.client import REVIEW_DEADLINE
 from chainproof.store.port import MetadataStore, OccurrenceRecord, UnitOfWork
 
@@ -290,6 +291,8 @@ class _ImageRead:
     #: Scribe attestations about each platform manifest of an index (child canonical →
     #: attestor → rows), for the attestors whose evidence each platform must carry.
     child_attestations: dict[str, dict[str, list[OccurrenceRecord]]] = field(default_factory=dict)
+    #: Registry-only facts that verified (filled by the verification thread), for the scribe.
+    recordable: list[RegistryFact] = field(default_factory=list)
     sboms: list[SbomFact] = field(default_factory=list)
     packages: list[InstalledPackage] = field(default_factory=list)
     packages_truncated: bool = False
@@ -305,11 +308,15 @@ class EvidenceGatherer:
         *,
         limits: EvidenceLimits | None = None,
         registry: RegistryEvidence | None = None,
+        on_registry_facts: Callable[[Sequence[RegistryFact]], None] | None = None,
     ) -> None:
         self._store = store
         self.cache = cache or VerificationCache()
         self.limits = limits or EvidenceLimits()
         self.registry = registry
+        #: Told, on the event loop, of the registry evidence that verified and that the scribe
+        #: does not hold (the recorder files it: registry.record_evidence). Must not block.
+        self.on_registry_facts = on_registry_facts
 
     async def gather(
         self,
@@ -347,7 +354,18 @@ class EvidenceGatherer:
             # Cancelled (the deadline came) or failed: the worker stops at its next check.
             budget.stop("the review ended before verification finished")
             raise
+        self._offer(reads.values())
         return Evidence(images=per_image, attestors=dict(attestors))
+
+    def _offer(self, reads: Iterable[_ImageRead]) -> None:
+        if self.on_registry_facts is None:
+            return
+        facts = [f for read in reads for f in read.recordable]
+        if facts:
+            try:
+                self.on_registry_facts(facts)
+            except Exception:  # recording is a side effect: it never decides a review
+                log.exception("offering registry evidence to the scribe failed")
 
     async def _read_registry(
         self,
@@ -662,8 +680,10 @@ class EvidenceGatherer:
             found = children.get(platform.digest)
             if found is not None and registry_side and self.registry is not None:
                 findings = self.registry.verify(child, found[1], registry_side, keys, now, budget)
-                for _, attestation in findings.verified:
+                for fact, attestation in findings.verified:
                     attested.setdefault(attestation.attestor, []).append(attestation.occurrence)
+                    if fact in findings.records:
+                        read.recordable.append(findings.records[fact])
             out.append(
                 PlatformEvidence(
                     platform.digest,
@@ -700,6 +720,8 @@ class EvidenceGatherer:
                 continue
             facts.add(fact)
             verified.append(attestation)
+            if fact in findings.records:
+                read.recordable.append(findings.records[fact])
         failed.extend(findings.failed)
 
     def _verify(

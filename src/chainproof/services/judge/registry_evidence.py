@@ -27,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sigstore.models import TrustedRoot
 
+from chainproof.attest.grafeas import occurrence_json
 from chainproof.attest.intoto import Statement
 from chainproof.attest.oci import Descriptor, platform_manifests
 from chainproof.attest.sigstore_bundle import bundle_envelope, verify_keyless_bundle
@@ -48,6 +49,7 @@ from chainproof.policy.evidence import (
     FailureReason,
     VerifiedAttestation,
 )
+from chainproof.services.scribe.registry_recording import RegistryFact
 from chainproof.sources.registry.client import Deadline
 from chainproof.sources.registry.errors import RegistryError
 from chainproof.sources.registry.port import RegistryArtifacts, RegistryEvidenceSource
@@ -84,6 +86,12 @@ class RegistryRead:
 class RegistryFindings:
     verified: tuple[tuple[str, VerifiedAttestation], ...]  # (fact, attestation)
     failed: tuple[FailedAttestation, ...]
+    #: fact → what the scribe would file for it (key-verified items; keyless bundles have no
+    #: Grafeas form and are absent).
+    records: Mapping[str, RegistryFact] = field(default_factory=dict)
+
+
+_Outcome = tuple[str, VerifiedAttestation, RegistryFact | None] | FailedAttestation | None
 
 
 def _kind(result: AttestationVerification) -> AttestationKind:
@@ -170,8 +178,20 @@ class RegistryEvidence:
         Every signature check, and every keyless bundle, is paid from ``budget``;
         :class:`~chainproof.crypto.verify.BudgetExhausted` propagates to the caller."""
         wanted = {n: a for n, a in attestors.items() if a.evidence_source.reads_registry}
-        verified, failed = self._verify_all(image, artifacts, wanted, keys, now, budget)
-        return RegistryFindings(tuple(verified), tuple(failed))
+        verified: list[tuple[str, VerifiedAttestation]] = []
+        failed: list[FailedAttestation] = []
+        records: dict[str, RegistryFact] = {}
+        for outcome in self._verify_all(image, artifacts, wanted, keys, now, budget):
+            if outcome is None:
+                continue
+            if isinstance(outcome, FailedAttestation):
+                failed.append(outcome)
+                continue
+            fact, attestation, record = outcome
+            verified.append((fact, attestation))
+            if record is not None:
+                records.setdefault(fact, record)
+        return RegistryFindings(tuple(verified), tuple(failed), records)
 
     def _verify_all(
         self,
@@ -181,67 +201,55 @@ class RegistryEvidence:
         keys: Mapping[str, Sequence[PublicKey]],
         now: datetime,
         budget: VerificationBudget | None,
-    ) -> tuple[list[tuple[str, VerifiedAttestation]], list[FailedAttestation]]:
-        verified: list[tuple[str, VerifiedAttestation]] = []
-        failed: list[FailedAttestation] = []
+    ) -> list[_Outcome]:
+        out: list[_Outcome] = []
         for name, attestor in sorted(attestors.items()):
             attestor_keys = keys.get(name, ())
             for source, problem in artifacts.problems:
-                failed.append(
-                    FailedAttestation(source, FailureReason.MALFORMED, name, detail=problem)
-                )
-            pieces: list[tuple[str, SignedAttestation | DsseEnvelope, bytes]] = []
+                out.append(FailedAttestation(source, FailureReason.MALFORMED, name, detail=problem))
+            pieces: list[tuple[str, str, SignedAttestation | DsseEnvelope, bytes]] = []
             for sig in artifacts.signatures:
-                pieces.append((sig.source, sig.attestation, sig.attestation.serialized_payload))
+                pieces.append(
+                    (sig.source, sig.layer, sig.attestation, sig.attestation.serialized_payload)
+                )
             for att in artifacts.attestations:
-                pieces.append((att.source, att.envelope, att.envelope.payload))
+                pieces.append((att.source, att.layer, att.envelope, att.envelope.payload))
             if attestor_keys:
-                for source, item, signed in pieces:
-                    outcome = self._keyed(
-                        image, name, source, item, signed, attestor_keys, now, budget
+                for source, layer, item, signed in pieces:
+                    where = (source, layer)
+                    out.append(
+                        self._keyed(
+                            image, name, attestor, where, item, signed, attestor_keys, now, budget
+                        )
                     )
-                    self._collect(outcome, verified, failed)
             for bundle in artifacts.bundles:
-                self._collect(
+                out.append(
                     self._bundle(
                         image,
                         name,
                         attestor,
-                        bundle.source,
+                        (bundle.source, bundle.layer),
                         bundle.data,
                         attestor_keys,
                         now,
                         budget,
-                    ),
-                    verified,
-                    failed,
+                    )
                 )
-        return verified, failed
-
-    @staticmethod
-    def _collect(
-        outcome: tuple[str, VerifiedAttestation] | FailedAttestation | None,
-        verified: list[tuple[str, VerifiedAttestation]],
-        failed: list[FailedAttestation],
-    ) -> None:
-        if outcome is None:
-            return
-        if isinstance(outcome, FailedAttestation):
-            failed.append(outcome)
-        else:
-            verified.append(outcome)
+        return out
 
     def _keyed(
         self,
         image: ImageReference,
         attestor: str,
-        source: str,
+        trusted: Attestor,
+        where: tuple[str, str],  # (source manifest, layer)
         item: SignedAttestation | DsseEnvelope,
         signed: bytes,
         keys: Sequence[PublicKey],
         now: datetime,
         budget: VerificationBudget | None = None,
-    ) -> tuple[str, VerifiedAttestation] | FailedAttestation:
+    ) -> tuple[str, VerifiedAttestation, RegistryFact | None] | FailedAttestation:
+        source, layer = where
         try:
             result = verify_attestation(image, item, keys, now=now, budget=budget)
         except ChainproofError as exc:
@@ -256,7 +264,18 @@ class RegistryEvidence:
             )
             return FailedAttestation(source, reason, attestor, detail="; ".join(result.reasons))
         statement = result.statement
-        return content_fact(attestor, signed), VerifiedAttestation(
+        record = RegistryFact(
+            resource=image.canonical,
+            attestor=attestor,
+            note=trusted.note_reference,
+            source=source,
+            layer=layer,
+            signed=signed,
+            occurrence=occurrence_json(
+                image.canonical, trusted.note_reference, item, result.key_ids[0]
+            ),
+        )
+        attestation = VerifiedAttestation(
             attestor=attestor,
             key_id=result.key_ids[0],
             occurrence=source,
@@ -265,18 +284,20 @@ class RegistryEvidence:
             statement=_statement_dict(result),
             predicate=statement.predicate if statement else None,
         )
+        return content_fact(attestor, signed), attestation, record
 
     def _bundle(
         self,
         image: ImageReference,
         name: str,
         attestor: Attestor,
-        source: str,
+        where: tuple[str, str],
         data: bytes,
         keys: Sequence[PublicKey],
         now: datetime,
         budget: VerificationBudget | None = None,
-    ) -> tuple[str, VerifiedAttestation] | FailedAttestation | None:
+    ) -> _Outcome:
+        source = where[0]
         if attestor.keyless_identities:
             if self.trusted_root is None:
                 return FailedAttestation(
@@ -297,7 +318,7 @@ class RegistryEvidence:
                 st = result.statement
                 assert result.identity is not None
                 matched = result.identity
-                return content_fact(name, data), VerifiedAttestation(
+                keyless = VerifiedAttestation(
                     attestor=name,
                     key_id=KEYLESS_KEY_PREFIX + matched.describe(),
                     occurrence=source,
@@ -306,6 +327,8 @@ class RegistryEvidence:
                     statement=_statement_json(st),
                     predicate=st.predicate if st else None,
                 )
+                # No record: a Grafeas occurrence cannot carry the certificate and log proof.
+                return content_fact(name, data), keyless, None
             if not keys:
                 reason = (
                     FailureReason.UNKNOWN_KEY
@@ -321,4 +344,6 @@ class RegistryEvidence:
             envelope = bundle_envelope(data)
         except ChainproofError as exc:
             return FailedAttestation(source, FailureReason.UNSUPPORTED, name, detail=exc.message)
-        return self._keyed(image, name, source, envelope, envelope.payload, keys, now, budget)
+        return self._keyed(
+            image, name, attestor, where, envelope, envelope.payload, keys, now, budget
+        )

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -54,11 +54,21 @@ from chainproof.domain.pagination import (
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord
+from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord, UnitOfWork
 
 MAX_BATCH = 1000
 
 IdFactory = Callable[[], str]
+
+
+class InsertGuard(Protocol):
+    """Runs inside the transaction of a create, for writers that must not duplicate facts
+    (copying registry evidence): it chooses which validated drafts to create, and writes what
+    it keeps about the created ones, atomically with them."""
+
+    async def keep(self, s: UnitOfWork, drafts: Sequence[Occurrence]) -> Sequence[bool]: ...
+
+    async def created(self, s: UnitOfWork, records: Sequence[OccurrenceRecord]) -> None: ...
 
 
 def new_occurrence_id() -> str:
@@ -333,10 +343,16 @@ class GrafeasService:
         return [r.occurrence for r in records]
 
     async def create_occurrence_records(
-        self, parent: str, occurrences: Sequence[Occurrence], *, single: bool = False
+        self,
+        parent: str,
+        occurrences: Sequence[Occurrence],
+        *,
+        single: bool = False,
+        guard: InsertGuard | None = None,
     ) -> list[OccurrenceRecord]:
         """Create occurrences and return their records, whose ``document`` is the JSON form
-        (entrypoints that answer in JSON reuse it instead of rendering again)."""
+        (entrypoints that answer in JSON reuse it instead of rendering again). ``guard``, when
+        given, may drop drafts first and record the created ones, in the same transaction."""
         project = parse_project_name(parent)
         if not single:
             _check_batch_size(len(occurrences), "occurrences")
@@ -357,6 +373,9 @@ class GrafeasService:
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())  # one instant for the whole batch
         async with self._store.session() as s:
+            if guard is not None:
+                kept = await guard.keep(s, [occ for _, occ, _, _ in drafts])
+                drafts = [d for d, keep in zip(drafts, kept, strict=True) if keep]
             notes = await s.notes.get_many([(n.project, n.note_id) for *_, n in drafts])
             records: list[OccurrenceRecord] = []
             for i, occ, kind, note_name in drafts:
@@ -398,8 +417,12 @@ class GrafeasService:
                 )
             if problems:
                 _raise_batch(problems, failed, len(occurrences), "occurrences")
+            if not records:  # the guard kept nothing: the facts are held already
+                return records
             await s.occurrences.insert(records)
             await s.projects.add(project)
+            if guard is not None:
+                await guard.created(s, records)
         self._announce(records)
         return records
 

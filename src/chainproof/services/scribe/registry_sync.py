@@ -11,46 +11,27 @@ twice writes nothing new — and the judge counts a fact found in both places on
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chainproof.attest.grafeas import occurrence_json
 from chainproof.attest.sigstore_bundle import bundle_envelope
 from chainproof.attest.verify import verify_attestation
-from chainproof.crypto.dsse import DsseEnvelope
 from chainproof.crypto.keys import PublicKey
 from chainproof.domain.images import ImageReference
 from chainproof.errors import ChainproofError
 from chainproof.policy.attestors import Attestor
 from chainproof.sources.registry.port import RegistryArtifacts
 
-__all__ = ["SyncPlan", "new_occurrences", "registry_occurrences"]
+__all__ = ["SyncPlan", "new_occurrences", "registry_occurrences", "signed_content"]
 
 
 @dataclass(frozen=True, slots=True)
 class SyncPlan:
     occurrences: tuple[dict[str, Any], ...]
     skipped: tuple[tuple[str, str], ...]  # (source, why it is not copied)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _dsse_occurrence(image: str, note: str, envelope: DsseEnvelope) -> dict[str, Any]:
-    return {
-        "resourceUri": image,
-        "noteName": note,
-        "dsseAttestation": {
-            "envelope": {
-                "payload": _b64(envelope.payload),
-                "payloadType": envelope.payload_type,
-                "signatures": [{"sig": _b64(s.sig), "keyid": s.keyid} for s in envelope.signatures],
-            }
-        },
-    }
 
 
 def registry_occurrences(
@@ -69,19 +50,7 @@ def registry_occurrences(
         if not result.verified:
             skipped.append((sig.source, "; ".join(result.reasons)))
             continue
-        out.append(
-            {
-                "resourceUri": resource,
-                "noteName": note,
-                "attestation": {
-                    "serializedPayload": _b64(sig.attestation.serialized_payload),
-                    "signatures": [
-                        {"signature": _b64(s.signature), "publicKeyId": result.key_ids[0]}
-                        for s in sig.attestation.signatures
-                    ],
-                },
-            }
-        )
+        out.append(occurrence_json(resource, note, sig.attestation, result.key_ids[0]))
     envelopes = [(a.source, a.envelope) for a in artifacts.attestations]
     for bundle in artifacts.bundles:
         try:
@@ -93,11 +62,13 @@ def registry_occurrences(
         if not result.verified:
             skipped.append((source, "; ".join(result.reasons)))
             continue
-        out.append(_dsse_occurrence(resource, note, envelope))
+        out.append(occurrence_json(resource, note, envelope, result.key_ids[0]))
     return SyncPlan(tuple(out), tuple(skipped))
 
 
-def _signed_content(occurrence: dict[str, Any]) -> str:
+def signed_content(occurrence: Mapping[str, Any]) -> str:
+    """The signed content an occurrence (REST JSON) carries, base64: what makes two copies of
+    one attestation the same fact."""
     if "attestation" in occurrence:
         return str(occurrence["attestation"].get("serializedPayload", ""))
     envelope = (occurrence.get("dsseAttestation") or {}).get("envelope") or {}
@@ -108,10 +79,10 @@ def new_occurrences(
     planned: Sequence[dict[str, Any]], existing: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The planned occurrences whose signed content no existing occurrence carries."""
-    held = {_signed_content(o) for o in existing}
+    held = {signed_content(o) for o in existing}
     out: list[dict[str, Any]] = []
     for occurrence in planned:
-        content = _signed_content(occurrence)
+        content = signed_content(occurrence)
         if content and content not in held:
             held.add(content)
             out.append(occurrence)
