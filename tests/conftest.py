@@ -68,3 +68,16 @@ def oci_registry() -> Iterator[oci_registry_support.OciRegistry]:
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture(scope="session")
+def oci_registry_auth() -> Iterator[oci_registry_support.OciRegistry]:
+    """Another docker-registry, asking for basic authentication (user alice)."""
+    problem = oci_registry_support.ensure_tools()
+    if problem is not None:
+        pytest.skip(problem)
+    registry = oci_registry_support.start_registry(credentials=("alice", "s3cret-pw"))
+    try:
+        yield registry
+    finally:
+        registry.stop()

@@ -65,9 +65,10 @@ def sha256(data: bytes) -> str:
 class Pusher:
     """Writes blobs and manifests to any registry over the distribution API (plain HTTP)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, auth: tuple[str, str] | None = None) -> None:
         self.host = host
-        self.http = httpx.Client(base_url=f"http://{host}", timeout=10)
+        self.auth = auth
+        self.http = httpx.Client(base_url=f"http://{host}", timeout=10, auth=auth)
 
     # -- the distribution API ------------------------------------------------------------
 
@@ -169,9 +170,11 @@ class OciRegistry(Pusher):
     host: str
     process: subprocess.Popen[bytes]
     workdir: Path
+    #: (user, password) when the registry asks for basic authentication (htpasswd).
+    credentials: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
-        Pusher.__init__(self, self.host)
+        Pusher.__init__(self, self.host, self.credentials)
 
     def stop(self) -> None:
         self.http.close()
@@ -212,6 +215,7 @@ class OciRegistry(Pusher):
                 "copy",
                 "--quiet",
                 "--dest-tls-verify=false",
+                *(["--dest-creds", ":".join(self.credentials)] if self.credentials else []),
                 f"oci:{oci}:{tag}",
                 f"docker://{self.host}/{repository}:{tag}",
             ],
@@ -221,15 +225,35 @@ class OciRegistry(Pusher):
         return self.head_digest(repository, tag)
 
 
-def start_registry() -> OciRegistry:
+def _htpasswd(user: str, password: str) -> str:
+    """An htpasswd line with a bcrypt hash (the only kind docker-registry accepts), made by
+    the C library's crypt(3) (libxcrypt knows bcrypt)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        # Cost 4, not crypt's 12: the registry checks the hash on every request, and tests
+        # make many (a test password, not a stored secret).
+        salt = crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)  # noqa: S324 (bcrypt, 2^4)
+        return f"{user}:{crypt.crypt(password, salt)}\n"
+
+
+def start_registry(credentials: tuple[str, str] | None = None) -> OciRegistry:
+    """A registry; with ``credentials`` it asks for basic authentication (htpasswd)."""
     workdir = Path(tempfile.mkdtemp(prefix="chainproof-registry-"))
     port = _free_port()
     config = workdir / "registry.yml"
+    auth = ""
+    if credentials is not None:
+        (workdir / "htpasswd").write_text(_htpasswd(*credentials))
+        auth = f"auth: {{htpasswd: {{realm: chainproof-test, path: {workdir / 'htpasswd'}}}}}\n"
     config.write_text(
         "version: 0.1\n"
         "log: {level: error}\n"
         f"storage: {{filesystem: {{rootdirectory: {workdir / 'data'}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n" + auth
     )
     process = subprocess.Popen(
         ["docker-registry", "serve", str(config)],
@@ -239,8 +263,8 @@ def start_registry() -> OciRegistry:
     host = f"127.0.0.1:{port}"
     for _ in range(100):
         try:
-            if httpx.get(f"http://{host}/v2/", timeout=1).status_code == 200:
-                return OciRegistry(host, process, workdir)
+            if httpx.get(f"http://{host}/v2/", timeout=1, auth=credentials).status_code == 200:
+                return OciRegistry(host, process, workdir, credentials)
         except httpx.HTTPError:
             pass
         if process.poll() is not None:

@@ -12,7 +12,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from fastapi import FastAPI
@@ -48,6 +48,9 @@ from chainproof.sources.registry.factory import build_registry_reader, load_conf
 from chainproof.sources.registry.reader import RegistryReader
 from chainproof.store.port import MetadataStore
 
+if TYPE_CHECKING:
+    from chainproof.sources.kubernetes.pull_secrets import ClusterPullSecrets
+
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
 
 
@@ -74,6 +77,8 @@ class Container:
     registry: RegistryReader | None = None
     #: Records verified registry evidence in the scribe (registry.record_evidence).
     registry_recorder: RegistryRecorder | None = None
+    #: Reads pods' imagePullSecrets from the cluster (registry.pull_secrets).
+    pull_secrets: ClusterPullSecrets | None = None
     #: Started alongside the REST app; stopped, in reverse order, by close().
     companions: list[Companion] = field(default_factory=list)
 
@@ -103,6 +108,8 @@ class Container:
             await self.decisions.close()
             if self.registry is not None:
                 await self.registry.client.aclose()
+            if self.pull_secrets is not None:
+                await self.pull_secrets.close()
             await self.store.close()
 
 
@@ -202,9 +209,10 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     changes = ChangeFeed()
     grafeas = GrafeasService(store, tokens, changes=changes)
     resources = JudgeResources(store, tokens, changes=changes)
+    pull_secrets = _pull_secrets(settings)
     try:
         trusted_root = load_configured_trusted_root(settings.registry)
-        registry = build_registry_reader(settings.registry, None)
+        registry = build_registry_reader(settings.registry, None, pull_secrets=pull_secrets)
     except BaseException:
         await store.close()
         raise
@@ -261,6 +269,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         changes=changes,
         registry=registry,
         registry_recorder=recorder,
+        pull_secrets=pull_secrets,
         dashboard=Dashboard(store),
         scanner=scanner,
         vouching=vouching,
@@ -284,6 +293,40 @@ def _decision_log(settings: Settings, store: MetadataStore, tokens: PageTokenCod
         spill=spill,
         retry_max_seconds=config.retry_max_seconds,
     )
+
+
+def _pull_secrets(settings: Settings) -> ClusterPullSecrets | None:
+    """The reader of pods' pull secrets, when registry.pull_secrets names a cluster. The API
+    client is made on first use (nothing connects at start)."""
+    access = settings.registry.pull_secrets
+    if access is None:
+        return None
+    from chainproof.sources.kubernetes.client import ClusterConnection, api_client
+    from chainproof.sources.kubernetes.pull_secrets import ClusterPullSecrets
+
+    async def make() -> Any:
+        token = None
+        if access.token_file is not None:
+            try:
+                token = access.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise InvalidArgument(
+                    f"registry.pull_secrets.token_file: cannot read {access.token_file}: "
+                    f"{exc.strerror}"
+                ) from exc
+        return await api_client(
+            ClusterConnection(
+                name="pull-secrets",
+                in_cluster=access.in_cluster,
+                kubeconfig=access.kubeconfig,
+                context=access.context,
+                url=access.url,
+                token=token,
+                ca_file=access.ca_file,
+            )
+        )
+
+    return ClusterPullSecrets(make)
 
 
 def _voucher(v: VoucherSettings) -> ConfiguredVoucher:

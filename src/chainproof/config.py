@@ -84,6 +84,20 @@ class RegistryHostSettings(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=5)
 
 
+class ClusterAccessSettings(BaseModel):
+    """How chainproof reaches a cluster's API server: in-cluster (the pod's ServiceAccount),
+    a kubeconfig (and context), or a URL with a bearer token file and CA."""
+
+    model_config = {"extra": "forbid"}
+
+    in_cluster: bool = False
+    kubeconfig: Path | None = None
+    context: str | None = None
+    url: str | None = None
+    token_file: Path | None = None
+    ca_file: Path | None = None
+
+
 class RegistrySettings(BaseModel):
     """Reading evidence from OCI registries (docs/registry.md)."""
 
@@ -105,6 +119,8 @@ class RegistrySettings(BaseModel):
     record_evidence: bool = False
     #: The project those occurrences go into (default: admission.project).
     record_project: str | None = None
+    #: Read each pod's imagePullSecrets (and its ServiceAccount's) from this cluster.
+    pull_secrets: ClusterAccessSettings | None = None
 
 
 class VoucherSettings(BaseModel):

@@ -31,9 +31,10 @@ from chainproof.domain.admission_review import requested_kind as _requested_kind
 from chainproof.domain.admission_review import string_field as _string
 from chainproof.domain.image_patch import image_pointers, pin_patch
 from chainproof.domain.images import parse_image_reference
-from chainproof.domain.workloads import SUPPORTED_KINDS, pod_spec_path
+from chainproof.domain.workloads import SUPPORTED_KINDS, pod_spec_path, workload_from_object
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.iam import permissions as perms
+from chainproof.sources.registry.auth import REVIEW_PULL_SECRETS, PullSecretScope
 from chainproof.sources.registry.client import Deadline
 
 router = APIRouter(prefix="/webhook", tags=["admission"])
@@ -78,6 +79,7 @@ async def mutate(request: Request) -> Response:
         return _review(api_version, allowed)
     obj = _object(obj, "request.object")
     try:
+        workload = workload_from_object(obj, namespace=str(req.get("namespace") or ""))
         pointers = image_pointers(obj, kind)
         tags = {}
         for p in pointers:
@@ -92,6 +94,10 @@ async def mutate(request: Request) -> Response:
     budget = api_server_deadline(request.query_params.get("timeout"))
     deadline = Deadline(min(budget or 10.0, container.settings.registry.timeout_seconds * 2))
     digests: dict[str, str] = {}
+    # Tags are resolved with the pod's own pull secrets, as the kubelet will pull them.
+    scope = REVIEW_PULL_SECRETS.set(
+        PullSecretScope(workload.namespace, workload.service_account, workload.image_pull_secrets)
+    )
     try:
         for text, ref in tags.items():
             digests[text] = await container.registry.resolve(ref, deadline)
@@ -101,6 +107,8 @@ async def mutate(request: Request) -> Response:
             "pin the image by digest or try again"
         )
         return _review(api_version, _denial(uid, 403, "Forbidden", message))
+    finally:
+        REVIEW_PULL_SECRETS.reset(scope)
     template_meta = _template_metadata_path(kind)
     meta = _dig(obj, template_meta)
     patch = pin_patch(

@@ -56,6 +56,8 @@ class Workload:
     service_account: str
     images: tuple[ContainerImage, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: The pod spec's ``imagePullSecrets`` names (the ServiceAccount's are read separately).
+    image_pull_secrets: tuple[str, ...] = ()
 
     @property
     def breakglass(self) -> bool:
@@ -180,4 +182,21 @@ def workload_from_object(obj: Any, *, namespace: str = "") -> Workload:
         service_account=str(sa),
         images=tuple(images),
         annotations=annotations,
+        image_pull_secrets=_pull_secrets(spec, ".".join(path)),
     )
+
+
+def _pull_secrets(spec: dict[str, Any], where: str) -> tuple[str, ...]:
+    raw = spec.get("imagePullSecrets") or []
+    if not isinstance(raw, list):
+        raise InvalidArgument(f"{where}.imagePullSecrets must be a list of {{name: …}}")
+    names: list[str] = []
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name):
+            raise InvalidArgument(
+                f"{where}.imagePullSecrets[{i}].name must be a Secret name (lowercase letters, "
+                "digits, '-' and '.')"
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))

@@ -75,3 +75,27 @@ def test_malformed_objects_are_refused(mutate, says: str) -> None:
     mutate(obj)
     with pytest.raises(InvalidArgument, match=says):
         workload_from_object(obj)
+
+
+def test_image_pull_secrets_are_read_from_the_pod_spec_or_template() -> None:
+    pod = {
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [{"name": "c", "image": "app"}],
+            "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}, {"name": "regcred"}],
+        },
+    }
+    assert workload_from_object(pod).image_pull_secrets == ("regcred", "other")
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"spec": pod["spec"]}},
+    }
+    assert workload_from_object(deployment).image_pull_secrets == ("regcred", "other")
+    del pod["spec"]["imagePullSecrets"]
+    assert workload_from_object(pod).image_pull_secrets == ()
+    for bad in ({"nom": "x"}, {"name": "../x"}, "regcred"):
+        pod["spec"]["imagePullSecrets"] = [bad]
+        with pytest.raises(InvalidArgument, match=r"imagePullSecrets\[0\]\.name"):
+            workload_from_object(pod)

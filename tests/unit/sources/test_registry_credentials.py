@@ -14,6 +14,7 @@ from chainproof.sources.registry.credentials import (
     Credential,
     parse_docker_config,
     parse_pull_secret,
+    read_docker_config,
 )
 
 
@@ -37,7 +38,7 @@ def test_docker_config_auth_and_hub_normalisation():
 
 
 def test_helper_only_entries_and_garbage_are_refused_with_reasons():
-    with pytest.raises(InvalidArgument, match="credential helpers"):
+    with pytest.raises(InvalidArgument, match="no credential helper"):
         parse_docker_config({"auths": {"gcr.io": {}}})
     with pytest.raises(InvalidArgument, match="user:password"):
         parse_docker_config({"auths": {"gcr.io": {"auth": b64("nocolon")}}})
@@ -72,3 +73,42 @@ def test_www_authenticate_and_retry_after_parsing():
     assert _retry_after("3", now) == 3.0
     assert _retry_after("Tue, 01 Dec 2026 12:00:10 GMT", now) == 10.0
     assert _retry_after("soon", now) is None
+
+
+def test_docker_config_with_helpers_follows_dockers_order():
+    config = read_docker_config(
+        {
+            "auths": {
+                "https://index.docker.io/v1/": {},  # docker login with credsStore: empty
+                "quay.io": {"auth": b64("robot:tok")},
+                "gcr.io": {},
+            },
+            "credHelpers": {
+                "gcr.io": "gcloud",
+                "https://123.dkr.ecr.eu-west-1.amazonaws.com": "ecr-login",
+            },
+            "credsStore": "pass",
+        }
+    )
+    assert config.helper_for("gcr.io") == "gcloud"
+    assert config.helper_for("123.dkr.ecr.eu-west-1.amazonaws.com") == "ecr-login"
+    assert config.helper_for("docker.io") == "pass"  # credsStore covers every other registry
+    assert config.auths == {"quay.io": Credential("robot", "tok")}
+    plain = read_docker_config({"auths": {"quay.io": {"auth": b64("robot:tok")}}})
+    assert plain.helper_for("quay.io") == "" and plain.auths["quay.io"].username == "robot"
+
+
+def test_helper_names_cannot_name_other_programs():
+    for bad in ("../../bin/sh", "pass word", "", "a/b"):
+        with pytest.raises(InvalidArgument, match="credential helper name"):
+            read_docker_config({"credHelpers": {"gcr.io": bad}})
+    with pytest.raises(InvalidArgument, match="credsStore"):
+        read_docker_config({"credsStore": "/usr/bin/evil"})
+    with pytest.raises(InvalidArgument, match="no credential helper"):
+        read_docker_config({"auths": {"gcr.io": {}}, "credHelpers": {"quay.io": "x"}})
+
+
+def test_credential_identity_never_shows_the_secret_and_tells_secrets_apart():
+    a, b = Credential("u", "one"), Credential("u", "two")
+    assert "one" not in a.identity and a.identity != b.identity
+    assert a.identity == Credential("u", "one").identity

@@ -51,6 +51,7 @@ from chainproof.services.common import Clock, utc_now
 from chainproof.services.judge.decision_log import DecisionEntry, DecisionLog
 from chainproof.services.judge.judging import Judge
 from chainproof.services.scribe.grafeas import GrafeasService
+from chainproof.sources.registry.auth import REVIEW_PULL_SECRETS, PullSecretScope
 from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
 from chainproof.sources.registry.errors import RegistryError
 
@@ -196,8 +197,13 @@ class AdmissionService:
         )
         started = time.monotonic()
         # Registry reads deep in evidence gathering stop with the review (the task made by
-        # wait_for copies this context).
+        # wait_for copies this context), and carry this pod's pull secrets.
         token = REVIEW_DEADLINE.set(Deadline(budget))
+        secrets = REVIEW_PULL_SECRETS.set(
+            PullSecretScope(
+                workload.namespace, workload.service_account, workload.image_pull_secrets
+            )
+        )
         try:
             decision = await asyncio.wait_for(
                 self._judge.evaluate(s.project, request), timeout=budget
@@ -212,6 +218,7 @@ class AdmissionService:
             return result
         finally:
             REVIEW_DEADLINE.reset(token)
+            REVIEW_PULL_SECRETS.reset(secrets)
 
         warnings: list[str] = []
         note = ""

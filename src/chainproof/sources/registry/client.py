@@ -35,7 +35,6 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
@@ -51,7 +50,10 @@ from chainproof.attest.oci import (
     parse_manifest,
 )
 from chainproof.errors import InvalidArgument
+from chainproof.sources.registry.auth import CredentialResolver
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost
+from chainproof.sources.registry.credentials import Credential
+from chainproof.sources.registry.deadline import REVIEW_DEADLINE, Deadline
 from chainproof.sources.registry.errors import RegistryError
 from chainproof.sources.registry.metrics import RegistryMetrics
 
@@ -59,27 +61,6 @@ __all__ = ["REVIEW_DEADLINE", "Deadline", "FetchedManifest", "Referrers", "Regis
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
-
-
-class Deadline:
-    """The time left for one review (monotonic clock); the deadline always wins."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self.at = clock() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - self._clock())
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
-
-#: The deadline of the review being judged, set by the admission service, so that registry reads
-#: deep in evidence gathering stop when the review must answer.
-REVIEW_DEADLINE: ContextVar[Deadline | None] = ContextVar(
-    "chainproof_review_deadline", default=None
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +112,17 @@ class RegistryClient:
         transport: httpx.AsyncBaseTransport | None = None,
         metrics: RegistryMetrics | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        credentials: CredentialResolver | None = None,
     ) -> None:
         self.config = config
         self._transport = transport
         self.metrics = metrics
         self._sleep = sleep
+        self.credentials = credentials or CredentialResolver()
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self._tokens: dict[tuple[str, str], str] = {}
+        #: (host, scope, credential identity) → token: a token earned with one pod's pull
+        #: secret is never sent on behalf of another credential (or of none).
+        self._tokens: dict[tuple[str, str, str], str] = {}
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -368,8 +353,8 @@ class RegistryClient:
             f"{response.status_code}",
         )
 
-    def _auth_header(self, host: RegistryHost, scope: str) -> dict[str, str]:
-        token = self._tokens.get((host.host, scope))
+    def _auth_header(self, host: RegistryHost, scope: str, identity: str) -> dict[str, str]:
+        token = self._tokens.get((host.host, scope, identity))
         if token is not None:
             if token.startswith("Basic "):
                 return {"Authorization": token}
@@ -388,6 +373,8 @@ class RegistryClient:
     ) -> httpx.Response:
         """One logical request: auth challenge, retries, redirects; a streaming response."""
         scope = f"repository:{repository}:pull"
+        credential = await self.credentials.credential(host, deadline)
+        identity = credential.identity if credential is not None else ""
         attempt = 0
         challenged = False
         url = host.base_url + path
@@ -398,14 +385,14 @@ class RegistryClient:
             same_host = urlsplit(url).netloc == host.endpoint
             request_headers = dict(headers)
             if same_host:
-                request_headers.update(self._auth_header(host, scope))
+                request_headers.update(self._auth_header(host, scope, identity))
             response = await self._once(host, method, url, request_headers, deadline)
             status = response.status_code
             if status == 401 and same_host and not challenged:
                 challenged = True
                 header = response.headers.get("WWW-Authenticate", "")
                 await response.aclose()
-                await self._authenticate(host, scope, header, deadline)
+                await self._authenticate(host, scope, header, deadline, credential)
                 continue
             if status in (301, 302, 303, 307, 308):
                 location = response.headers.get("Location", "")
@@ -482,17 +469,22 @@ class RegistryClient:
             self.metrics.latency.labels(host).observe(time.perf_counter() - started)
 
     async def _authenticate(
-        self, host: RegistryHost, scope: str, header: str, deadline: Deadline
+        self,
+        host: RegistryHost,
+        scope: str,
+        header: str,
+        deadline: Deadline,
+        credential: Credential | None,
     ) -> None:
         scheme, params = _challenge(header)
-        credential = host.credential
+        identity = credential.identity if credential is not None else ""
         if scheme == "basic":
             if credential is None or not credential.username:
                 raise RegistryError(
                     host.host, "asks for basic authentication and no credentials are configured"
                 )
             raw = f"{credential.username}:{credential.password}".encode()
-            self._tokens[(host.host, scope)] = "Basic " + base64.b64encode(raw).decode()
+            self._tokens[(host.host, scope, identity)] = "Basic " + base64.b64encode(raw).decode()
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryError(host.host, f"answered 401 with an unusable challenge {header!r}")
@@ -538,4 +530,6 @@ class RegistryClient:
             token = None
         if not isinstance(token, str) or not token:
             raise RegistryError(host.host, f"token response from {realm} carries no token")
-        self._tokens[(host.host, scope)] = token
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[(host.host, scope, identity)] = token

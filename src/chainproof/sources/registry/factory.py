@@ -10,14 +10,20 @@ from sigstore.models import TrustedRoot
 from chainproof.attest.sigstore_bundle import load_trusted_root
 from chainproof.config import RegistrySettings
 from chainproof.errors import InvalidArgument
+from chainproof.sources.registry.auth import CredentialResolver, PullSecretSource
 from chainproof.sources.registry.cache import RegistryCache
 from chainproof.sources.registry.client import RegistryClient
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost
-from chainproof.sources.registry.credentials import Credential, parse_docker_config
+from chainproof.sources.registry.credentials import Credential, DockerConfig, read_docker_config
 from chainproof.sources.registry.metrics import RegistryMetrics
 from chainproof.sources.registry.reader import RegistryReader
 
-__all__ = ["build_registry_reader", "load_configured_trusted_root", "registry_config"]
+__all__ = [
+    "build_registry_reader",
+    "docker_config",
+    "load_configured_trusted_root",
+    "registry_config",
+]
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -27,10 +33,14 @@ def _read(path: Path, what: str) -> bytes:
         raise InvalidArgument(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
+def docker_config(settings: RegistrySettings) -> DockerConfig:
+    if settings.docker_config_file is None:
+        return DockerConfig()
+    return read_docker_config(_read(settings.docker_config_file, "Docker config"))
+
+
 def registry_config(settings: RegistrySettings) -> RegistryConfig:
-    credentials: dict[str, Credential] = {}
-    if settings.docker_config_file is not None:
-        credentials = parse_docker_config(_read(settings.docker_config_file, "Docker config"))
+    credentials: dict[str, Credential] = dict(docker_config(settings).auths)
     hosts: dict[str, RegistryHost] = {}
     for h in settings.hosts:
         hosts[h.host] = RegistryHost(
@@ -56,10 +66,15 @@ def registry_config(settings: RegistrySettings) -> RegistryConfig:
 
 
 def build_registry_reader(
-    settings: RegistrySettings, collectors: CollectorRegistry | None
+    settings: RegistrySettings,
+    collectors: CollectorRegistry | None,
+    *,
+    pull_secrets: PullSecretSource | None = None,
 ) -> RegistryReader:
+    """``pull_secrets``: where pods' imagePullSecrets are read (None: not read)."""
     metrics = RegistryMetrics(collectors)
-    client = RegistryClient(registry_config(settings), metrics=metrics)
+    resolver = CredentialResolver(docker_config(settings), pull_secrets=pull_secrets)
+    client = RegistryClient(registry_config(settings), metrics=metrics, credentials=resolver)
 
     def counted(registry: str, kind: str, hit: bool) -> None:
         metrics.cache.labels(registry, kind, "hit" if hit else "miss").inc()

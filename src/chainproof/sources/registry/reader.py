@@ -54,6 +54,7 @@ class RegistryReader:
         if image.digest is not None:
             return image.digest
         tag = image.tag or "latest"
+        await self.client.credentials.review_credentials(image.registry, deadline)
 
         async def fetch() -> str | None:
             return await self.client.resolve_tag(image.registry, image.repository, tag, deadline)
@@ -214,6 +215,7 @@ class RegistryReader:
 
     async def artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
         try:
+            await self.client.credentials.review_credentials(image.registry, deadline)
             return await self._artifacts(image, deadline)
         except RegistryError as exc:
             self._count_error(exc.registry)
@@ -221,6 +223,7 @@ class RegistryReader:
 
     async def platforms(self, image: ImageReference, deadline: Deadline) -> tuple[Descriptor, ...]:
         try:
+            await self.client.credentials.review_credentials(image.registry, deadline)
             parsed = await self._own(image, deadline)
         except RegistryError as exc:
             self._count_error(exc.registry)
