@@ -332,3 +332,70 @@ async def test_bundle_referrer_whose_subject_is_another_image_is_reported(signer
         assert found.problems == (
             (f"{fake.host}/app@{referrer}", f"the referrer's subject is not {digest}"),
         )
+
+
+async def test_a_registry_with_the_referrers_api_is_believed_over_its_fallback_tag(signer):
+    # The fallback tag says something else than the API: while the registry's support is not
+    # known both are asked at once, and the API's answer is the one used; once known, the
+    # fallback tag is no longer asked at all.
+    with serve_fake(FakeRegistry(referrers_api=True)) as fake:
+        pusher = Pusher(fake.host)
+        digest = image_manifest(pusher, "app", "v1", "believed")
+        other = image_manifest(pusher, "app", "v2", "decoy")
+        bundle = key_bundle(pusher, "app", digest, signer, SLSA_PROVENANCE_V1, PROVENANCE)
+        referrer = attach_bundle(pusher, "app", digest, bundle, fallback_tag=False)
+        decoy = key_bundle(pusher, "app", other, signer, SLSA_PROVENANCE_V1, PROVENANCE)
+        attach_bundle(pusher, "app", other, decoy, fallback_tag=False)
+        descriptor = pusher.manifest_descriptor("app", other)
+        pusher.push_manifest(
+            "app",
+            digest.replace(":", "-"),
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [{**descriptor, "artifactType": "application/x-decoy"}],
+            },
+        )
+        client = client_for(fake)
+        try:
+            first = await client.referrers(fake.host, "app", digest, Deadline(5))
+            asked = [p for _, p, _ in fake.requests]
+            fake.requests.clear()
+            second = await client.referrers(fake.host, "app", other, Deadline(5))
+            asked_again = [p for _, p, _ in fake.requests]
+        finally:
+            await client.aclose()
+    assert [d.digest for d in first.descriptors] == [referrer]
+    assert not first.from_fallback_tag
+    assert any("/referrers/" in p for p in asked)
+    assert second.descriptors and not second.from_fallback_tag
+    assert not any(p.endswith(other.replace(":", "-")) for p in asked_again)
+
+
+async def test_a_registry_without_the_referrers_api_is_asked_for_the_fallback_tag_directly(
+    oci_registry, signer
+):
+    reg = oci_registry
+    one = reg.push_umoci_image("refmem/a", "v1", label="refmem-a")
+    two = reg.push_umoci_image("refmem/b", "v1", label="refmem-b")
+    bundle = key_bundle(reg, "refmem/b", two, signer, SLSA_PROVENANCE_V1, PROVENANCE)
+    referrer = attach_bundle(reg, "refmem/b", two, bundle, fallback_tag=True)
+    seen: list[str] = []
+
+    async def record(request):
+        seen.append(request.url.path)
+
+    config = RegistryConfig(hosts={reg.host: RegistryHost(host=reg.host, insecure=True)})
+    client = RegistryClient(config)
+    client._client(config.host(reg.host)).event_hooks["request"].append(record)
+    try:
+        first = await client.referrers(reg.host, "refmem/a", one, Deadline(5))
+        before = list(seen)
+        seen.clear()
+        second = await client.referrers(reg.host, "refmem/b", two, Deadline(5))
+    finally:
+        await client.aclose()
+    assert first.descriptors == () and first.from_fallback_tag
+    assert f"/v2/refmem/a/referrers/{one}" in before  # asked once, answered 404
+    assert seen == [f"/v2/refmem/b/manifests/{two.replace(':', '-')}"]
+    assert [d.digest for d in second.descriptors] == [referrer] and second.from_fallback_tag

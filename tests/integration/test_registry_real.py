@@ -7,6 +7,7 @@ attest/crypto, with the digest taken from the "request" (the test), never from t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -199,3 +200,45 @@ async def test_unreachable_registry_names_itself(signer):
             await RegistryReader(client).artifacts(image, deadline())
     finally:
         await client.aclose()
+
+
+async def test_connections_survive_not_found_answers(oci_registry):
+    # Unsigned images: their .sig, .att and referrers fallback tag all answer 404. Those
+    # answers are read to their end, so the connections go back to the pool: later images
+    # are read on the same connections, none opened anew.
+    import httpx
+
+    digests = [
+        oci_registry.push_umoci_image("demo/reuse", f"t{i}", label=f"reuse-{i}") for i in range(6)
+    ]
+    transport = httpx.AsyncHTTPTransport()
+    pool = transport._pool
+    opened: list[object] = []
+    create = pool.create_connection
+
+    def counted(origin):
+        opened.append(origin)
+        return create(origin)
+
+    pool.create_connection = counted
+    client = RegistryClient(config_for(oci_registry.host), transport=transport)
+    reader = RegistryReader(client, RegistryCache())
+
+    async def read(group):
+        await asyncio.gather(
+            *(
+                reader.artifacts(
+                    parse_image_reference(f"{oci_registry.host}/demo/reuse@{d}"), deadline()
+                )
+                for d in group
+            )
+        )
+
+    try:
+        await read(digests[:3])
+        warm = len(opened)
+        await read(digests[3:])
+    finally:
+        await client.aclose()
+    assert warm > 0
+    assert len(opened) == warm, f"{len(opened) - warm} connections opened anew"

@@ -60,6 +60,8 @@ from chainproof.sources.registry.metrics import RegistryMetrics
 __all__ = ["REVIEW_DEADLINE", "Deadline", "FetchedManifest", "Referrers", "RegistryClient"]
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
+#: Answers not read for their content are read to this size, to keep their connection.
+_DISCARD_BYTES = 64 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 
 
@@ -123,6 +125,8 @@ class RegistryClient:
         #: (host, scope, credential identity) → token: a token earned with one pod's pull
         #: secret is never sent on behalf of another credential (or of none).
         self._tokens: dict[tuple[str, str, str], str] = {}
+        #: host → (until when, whether it has the OCI 1.1 referrers API).
+        self._referrers_api: dict[str, tuple[float, bool]] = {}
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -209,28 +213,60 @@ class RegistryClient:
     async def referrers(
         self, registry: str, repository: str, digest: str, deadline: Deadline
     ) -> Referrers:
-        """Who refers to ``digest``: the referrers API, or else the ``sha256-<hex>`` tag index."""
+        """Who refers to ``digest``: the referrers API, or else the ``sha256-<hex>`` tag index.
+
+        Whether a registry has the API is remembered (``referrers_memory_seconds``): one that
+        answered 404 is asked for the fallback tag directly, which saves a round trip per
+        image. While it is not known, both are asked at once and the API's answer, when there
+        is one, is the one used."""
         host = self.config.host(registry)
         path = f"/v2/{repository}/referrers/{digest}"
         limit = self.config.max_manifest_bytes
-        response, body = await self._get(
-            host,
-            registry,
-            repository,
-            path,
-            {"Accept": "application/vnd.oci.image.index.v1+json"},
-            limit,
-            deadline,
-        )
+        known = self._referrers_api.get(host.host)
+        supported = known[1] if known is not None and known[0] > time.monotonic() else None
+
+        async def fallback() -> FetchedManifest | None:
+            return await self.manifest(registry, repository, cosign_tag(digest), deadline)
+
+        async def api() -> tuple[httpx.Response | None, bytes]:
+            return await self._get(
+                host,
+                registry,
+                repository,
+                path,
+                {"Accept": "application/vnd.oci.image.index.v1+json"},
+                limit,
+                deadline,
+            )
+
+        tagged: asyncio.Task[FetchedManifest | None] | None = None
+        if supported is False:
+            response, body = None, b""
+        else:
+            if supported is None:
+                tagged = asyncio.ensure_future(fallback())
+            try:
+                response, body = await api()
+            except BaseException:
+                if tagged is not None:
+                    tagged.cancel()
+                    await asyncio.gather(tagged, return_exceptions=True)
+                raise
+            self._remember_referrers_api(host.host, response is not None)
         from_tag = False
         if response is None:
-            fallback = await self.manifest(registry, repository, cosign_tag(digest), deadline)
-            if fallback is None:
+            found = await tagged if tagged is not None else await fallback()
+            if found is None:
                 return Referrers((), True)
-            body, from_tag = fallback.data, True
-        elif response.headers.get("content-type", "").split(";")[0].strip() not in (
-            INDEX_MEDIA_TYPES | {"application/json", ""}
-        ):
+            body, from_tag = found.data, True
+        else:
+            if tagged is not None:
+                # The API answered: what the fallback tag says does not count (nor its errors).
+                tagged.cancel()
+                await asyncio.gather(tagged, return_exceptions=True)
+        if response is not None and response.headers.get("content-type", "").split(";")[
+            0
+        ].strip() not in (INDEX_MEDIA_TYPES | {"application/json", ""}):
             raise RegistryError(
                 host.host,
                 f"referrers of {digest} came as {response.headers.get('content-type')!r}, "
@@ -251,6 +287,10 @@ class RegistryClient:
         return Referrers(index.manifests, from_tag)
 
     # -- machinery ----------------------------------------------------------------------
+
+    def _remember_referrers_api(self, host: str, supported: bool) -> None:
+        until = time.monotonic() + self.config.referrers_memory_seconds
+        self._referrers_api[host] = (until, supported)
 
     def _read_hosts(self, registry: str) -> list[RegistryHost]:
         upstream = self.config.host(registry)
@@ -312,12 +352,29 @@ class RegistryClient:
         response = await self._send(host, registry, repository, "GET", path, headers, deadline)
         try:
             if response.status_code == 404:
+                await self._discard(response, deadline)
                 return None, b""
             self._raise_for_status(host.host, response)
             body = await self._read_bounded(host.host, path, response, limit, deadline)
         finally:
             await response.aclose()
         return response, body
+
+    async def _discard(self, response: httpx.Response, deadline: Deadline) -> None:
+        """Read what is left of a small answer (a 404's error document, a 401's) so that its
+        connection goes back to the pool: closing it unread makes httpcore drop the
+        connection, and every "no .att here" then costs a new TCP connection."""
+        size = 0
+        try:
+            async with asyncio.timeout(max(min(0.2, deadline.remaining()), 0.001)):
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > _DISCARD_BYTES:
+                        break  # not small: let the connection go instead
+        except (TimeoutError, httpx.HTTPError):
+            pass
+        finally:
+            await response.aclose()
 
     async def _read_bounded(
         self, host: str, path: str, response: httpx.Response, limit: int, deadline: Deadline
@@ -391,18 +448,18 @@ class RegistryClient:
             if status == 401 and same_host and not challenged:
                 challenged = True
                 header = response.headers.get("WWW-Authenticate", "")
-                await response.aclose()
+                await self._discard(response, deadline)
                 await self._authenticate(host, scope, header, deadline, credential)
                 continue
             if status in (301, 302, 303, 307, 308):
                 location = response.headers.get("Location", "")
-                await response.aclose()
+                await self._discard(response, deadline)
                 url = self._redirect(host, url, location, redirects)
                 redirects += 1
                 continue
             if status in _RETRYABLE and attempt < host.max_retries:
                 wait = _retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
-                await response.aclose()
+                await self._discard(response, deadline)
                 if wait is None:
                     wait = min(
                         self.config.backoff_seconds * (2**attempt), self.config.max_backoff_seconds

@@ -57,6 +57,8 @@ class RegistryConfig:
     max_redirects: int = 3
     backoff_seconds: float = 0.05
     max_backoff_seconds: float = 2.0
+    #: How long a registry's answer to "do you have the referrers API?" is remembered.
+    referrers_memory_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hosts", MappingProxyType(dict(self.hosts)))

@@ -241,12 +241,12 @@ class RegistryReader:
     async def _artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
         if image.digest is None:
             raise InvalidArgument(f"image {image} has no digest: resolve its tag first")
-        own = await self._manifest(image, image.digest, deadline)
-        if own is None:
-            raise RegistryError(image.registry, f"{image.name}@{image.digest} does not exist")
-        parsed = self._parse(image, own)
         problems: list[tuple[str, str]] = []
-        signatures, attestations, bundles = await asyncio.gather(
+        # One round trip, not two: the image's own manifest is asked for with its .sig, .att
+        # and referrers (all named by the digest from the request); a missing or garbled
+        # manifest still fails the whole read.
+        parsed, signatures, attestations, bundles = await asyncio.gather(
+            self._own(image, deadline),
             self._signatures(image, deadline, problems),
             self._attestations(image, deadline, problems),
             self._bundles(image, deadline, problems),
