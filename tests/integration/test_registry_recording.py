@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from chainproof.attest.intoto import SLSA_PROVENANCE_V1
+from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.config import AdmissionSettings
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import to_json
