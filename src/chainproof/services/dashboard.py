@@ -354,6 +354,37 @@ def occurrence_json(record: OccurrenceRecord) -> dict[str, Any]:
     return dict(record.document) if record.document is not None else to_json(record.occurrence)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSbom:
+    """An SBOM ingestion stored, as an image's SBOM_REFERENCE occurrence points at it."""
+
+    project: str
+    digest: str  # sha256:<hex> of the document's bytes
+    format: str  # the SBOM_REFERENCE's mimeType: cyclonedx-json, spdx-tag-value, …
+
+
+_DIGEST_CHARS = frozenset("0123456789abcdef")
+
+
+def stored_sbom(record: OccurrenceRecord) -> StoredSbom | None:
+    """The stored document an SBOM_REFERENCE occurrence points at, or None when it points
+    elsewhere (a reference someone wrote by hand names no document chainproof holds)."""
+    predicate = (
+        (occurrence_json(record).get("sbomReference") or {}).get("payload", {}).get("predicate")
+    )
+    if not isinstance(predicate, dict):
+        return None
+    location = str(predicate.get("location") or "")
+    digest = str((predicate.get("digest") or {}).get("sha256") or "")
+    if len(digest) != 64 or not set(digest) <= _DIGEST_CHARS:
+        return None
+    # Only our own document route in the occurrence's own project: a location is data, and
+    # data does not choose which project's document the page links to.
+    if location != f"/v1/projects/{record.project}/documents/sha256:{digest}":
+        return None
+    return StoredSbom(record.project, f"sha256:{digest}", str(predicate.get("mimeType") or ""))
+
+
 def by_kind(records: Iterable[OccurrenceRecord]) -> dict[str, list[OccurrenceRecord]]:
     out: dict[str, list[OccurrenceRecord]] = {}
     for r in records:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -224,3 +226,54 @@ def test_static_files_and_unknown_names(client: TestClient) -> None:
     assert client.get("/static/htmx.min.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/../bootstrap.py").status_code == 404
     assert client.get("/static/nope.js").status_code == 404
+
+
+SBOM_FIXTURE = Path(__file__).parents[2] / "fixtures" / "ingest" / "sbom" / "small-spdx.json"
+
+
+def test_sbom_download_is_the_stored_document(client: TestClient) -> None:
+    raw = SBOM_FIXTURE.read_bytes()
+    ok(
+        client.post(
+            "/v1/projects/scans:ingest",
+            params={"resourceUri": IMAGE, "format": "spdx-json"},
+            content=raw,
+        )
+    )
+    page = client.get(f"/image?ref={IMAGE}").text
+    link = re.search(r'href="(/sbom/scans/sha256:[0-9a-f]{64})" download', page)
+    assert link, page.split('id="pkgs"', 1)[1][:2000]
+    r = client.get(link.group(1))
+    assert r.status_code == 200
+    assert r.content == raw  # byte for byte what was ingested
+    assert r.headers["content-type"] == "application/spdx+json"
+    assert r.headers["content-disposition"].startswith('attachment; filename="sbom-')
+    assert "sandbox" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert hashlib.sha256(raw).hexdigest() in link.group(1)
+
+
+def test_sbom_download_refuses_what_is_not_a_stored_sbom(client: TestClient) -> None:
+    assert client.get("/sbom/scans/sha256:" + "0" * 64).status_code == 404
+    assert client.get("/sbom/scans/md5:abc").status_code == 400
+    # A stored document that is not an SBOM (a VEX, a scan report) is not served here.
+    vex = json.dumps(
+        {
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": "https://example.com/vex/1",
+            "author": "qa",
+            "timestamp": "2026-11-01T00:00:00Z",
+            "version": 1,
+            "statements": [
+                {
+                    "vulnerability": {"name": "CVE-2020-0001"},
+                    "products": [{"@id": IMAGE}],
+                    "status": "not_affected",
+                    "justification": "vulnerable_code_not_present",
+                }
+            ],
+        }
+    ).encode()
+    ok(client.post("/v1/projects/scans:ingest", params={"resourceUri": IMAGE}, content=vex))
+    r = client.get(f"/sbom/scans/sha256:{hashlib.sha256(vex).hexdigest()}")
+    assert r.status_code == 404 and "not an SBOM" in r.text

@@ -43,6 +43,7 @@ from chainproof.services.dashboard import (
     note_name,
     occurrence_json,
     package_row,
+    stored_sbom,
 )
 from chainproof.store.port import DecisionQuery, DecisionRecord
 
@@ -308,6 +309,7 @@ async def image(request: Request) -> Response:
             (finding_of(r) for r in kinds.get("VULNERABILITY", [])),
             key=lambda f: (-SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 0, f.cve),
         ),
+        sboms=[x for x in map(stored_sbom, kinds.get("SBOM_REFERENCE", [])) if x is not None],
         others={k: v for k, v in kinds.items() if k not in _SHOWN_KINDS},
         note_name=note_name,
         attestation_keys=attestation_keys,
@@ -320,7 +322,57 @@ async def image(request: Request) -> Response:
     )
 
 
-_SHOWN_KINDS = frozenset({"ATTESTATION", "BUILD", "PACKAGE", "VULNERABILITY", "DISCOVERY"})
+_SHOWN_KINDS = frozenset(
+    {"ATTESTATION", "BUILD", "PACKAGE", "VULNERABILITY", "DISCOVERY", "SBOM_REFERENCE"}
+)
+
+
+# --------------------------------------------------------------------------- SBOM download
+
+
+#: The registered media type and a file name suffix of each SBOM format ingestion stores.
+SBOM_MEDIA = {
+    "cyclonedx-json": ("application/vnd.cyclonedx+json", ".cdx.json"),
+    "cyclonedx-xml": ("application/vnd.cyclonedx+xml", ".cdx.xml"),
+    "spdx-json": ("application/spdx+json", ".spdx.json"),
+    "spdx-tag-value": ("text/spdx; charset=utf-8", ".spdx"),
+}
+
+#: A downloaded document is data, never a page: nothing in it may run, even if opened inline.
+_DOWNLOAD_CSP = "default-src 'none'; sandbox"
+
+
+@router.get(
+    "/sbom/{project}/{digest}",
+    # The REST route's permission (GET /v1/projects/{project}/documents/{digest}), on the
+    # project the document was ingested into.
+    dependencies=[requires(perms.OCCURRENCES_GET)],
+)
+async def sbom(request: Request, project: str, digest: str) -> Response:
+    try:
+        if not digest.startswith("sha256:") or len(digest) != 71:
+            raise InvalidArgument(
+                f"{digest[:80]!r} is not a document digest: expected sha256:<64 hex>"
+            )
+        fmt, content = await _container(request).ingest.document(f"projects/{project}", digest)
+        if fmt not in SBOM_MEDIA:
+            raise NotFound(
+                f"document {digest} of project {project} is a {fmt or 'stored'} document, not an "
+                f"SBOM; it is served at /v1/projects/{project}/documents/{digest}"
+            )
+    except ChainproofError as exc:
+        return await _error(request, exc)
+    media, suffix = SBOM_MEDIA[fmt]
+    response = Response(content, media_type=media)
+    name = f"sbom-{digest.removeprefix('sha256:')[:16]}{suffix}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Content-Security-Policy"] = _DOWNLOAD_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # The bytes behind a digest never change, but who may read them can: keep it private
+    # and let the browser revalidate through the permission check.
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["ETag"] = f'"{digest}"'
+    return response
 
 
 # --------------------------------------------------------------------------- decisions
