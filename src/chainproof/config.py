@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chainproof.errors import InvalidArgument
@@ -177,6 +177,25 @@ class TokenReviewSettings(BaseModel):
     audiences: list[str] = []
 
 
+class SignInSettings(BaseModel):
+    """Sign-in to the web UI through an OIDC issuer (authorization-code flow with PKCE).
+
+    ``issuer`` must be one of ``auth.oidc_issuers`` and ``client_id`` one of its audiences:
+    the ID token the issuer returns is verified exactly as a bearer token on the API is.
+    A confidential client reads its secret from ``client_secret_file``; a public client
+    (PKCE alone) leaves it unset. ``redirect_uri`` defaults to this server's
+    ``/signin/callback`` as the browser addressed it; register that URI with the issuer.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret_file: Path | None = None
+    scopes: list[str] = ["openid", "email", "profile"]
+    redirect_uri: str | None = None
+
+
 class AuthSettings(BaseModel):
     """Who may call chainproof. See docs/auth.md.
 
@@ -205,6 +224,26 @@ class AuthSettings(BaseModel):
     token_cache_seconds: float = Field(default=600, ge=0, le=86400)
     #: How long IAM policies are reused; changes through this replica apply at once.
     policy_cache_seconds: float = Field(default=5, ge=0, le=3600)
+    #: OIDC sign-in for the web UI; unset, the sign-in page asks for a token.
+    sign_in: SignInSettings | None = None
+
+    @model_validator(mode="after")
+    def _sign_in_issuer_is_trusted(self) -> AuthSettings:
+        if self.sign_in is None:
+            return self
+        trusted = {i.issuer: i for i in self.oidc_issuers if i.kind == "oidc"}
+        issuer = trusted.get(self.sign_in.issuer)
+        if issuer is None:
+            raise ValueError(
+                f"auth.sign_in.issuer {self.sign_in.issuer!r} is not one of auth.oidc_issuers: "
+                "the ID tokens it returns could not be verified"
+            )
+        if self.sign_in.client_id not in issuer.audiences:
+            raise ValueError(
+                f"auth.sign_in.client_id {self.sign_in.client_id!r} is not an audience of "
+                f"issuer {issuer.issuer}: add it to that issuer's audiences"
+            )
+        return self
 
 
 class Settings(BaseSettings):

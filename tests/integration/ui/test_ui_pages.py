@@ -83,6 +83,13 @@ def test_every_page_renders_with_strict_headers(client: TestClient, path: str) -
     assert not re.search(r"<[a-z][^>]*\son[a-z]+=", r.text)
 
 
+def test_loopback_local_mode_needs_no_sign_in(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200  # no redirect to /signin
+    assert ">local mode<" in page.text
+    assert 'id="local-mode"' in client.get("/signin").text
+
+
 def test_hostile_names_are_escaped(client: TestClient) -> None:
     r = client.get(f"/image?ref={OTHER}")
     assert HOSTILE not in r.text

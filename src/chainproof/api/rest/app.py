@@ -30,6 +30,7 @@ from chainproof.api.rest import (
 )
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.api.ui import routes as ui
+from chainproof.api.ui import signin as ui_signin
 from chainproof.errors import ChainproofError
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(access.router)
     app.include_router(ingest.router)
     app.include_router(grafeas.router)
+    app.include_router(ui_signin.router)
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     openapi.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

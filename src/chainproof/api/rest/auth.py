@@ -162,17 +162,32 @@ def client_certificate(scope: Any) -> x509.Certificate | None:
     return x509.load_pem_x509_certificate(first.encode() if isinstance(first, str) else first)
 
 
+class BrowserRoute(APIRoute):
+    """A route of the web UI. Besides the Authorization header, a signed-in browser's session
+    (:meth:`session_bearer`) is a credential here, and only here: the API's routes never read
+    a cookie, so no other site can make a browser call them with its session."""
+
+    async def session_bearer(self, request: Request) -> str | None:
+        return None
+
+
 async def authenticate(request: Request) -> None:
     """App-level dependency: every route's principal; routes without a declaration refused."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or declaration(route) is None:
+    found = declaration(route) if isinstance(route, APIRoute) else None
+    if found is None:
         raise PermissionDenied(
             f"{request.method} {request.url.path} declares no permission, so it is refused; "
             "this is a bug in chainproof (every route must declare one)"
         )
-    request.state.principal = await access_control(request).authenticator.authenticate(
-        credentials(request)
-    )
+    given = credentials(request)
+    # Public UI routes (the sign-in pages) ignore the session: a stale one must not lock
+    # anyone out of signing in again.
+    if given.bearer is None and isinstance(route, BrowserRoute) and isinstance(found, _Check):
+        bearer = await route.session_bearer(request)
+        if bearer is not None:
+            given = Credentials(bearer=bearer, certificate=given.certificate)
+    request.state.principal = await access_control(request).authenticator.authenticate(given)
 
 
 async def require_attach(request: Request, note_names: Iterable[tuple[str, str]]) -> None:

@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from chainproof.api.rest.auth import admission_project, public, requires
+from chainproof.api.rest.auth import BrowserRoute, admission_project, public, requires
 from chainproof.api.ui.security import (
     CSRF_FIELD,
     Csrf,
@@ -26,9 +26,16 @@ from chainproof.api.ui.security import (
     new_cookie,
     set_cookie,
 )
+from chainproof.api.ui.session import SESSION_COOKIE, Sealer, clear_cookie, open_session
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.timestamps import parse_rfc3339, rfc3339
-from chainproof.errors import ChainproofError, InvalidArgument, NotFound
+from chainproof.errors import (
+    ChainproofError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from chainproof.iam import permissions as perms
 from chainproof.policy import AdmissionRequest
 from chainproof.services.dashboard import (
@@ -64,7 +71,32 @@ def _may(permission: str) -> list[Any]:
     return [requires(permission, on=admission_project)]
 
 
-router = APIRouter(include_in_schema=False)
+class UiRoute(BrowserRoute):
+    """A page: the signed-in session counts as a credential, and a refusal is a page too —
+    a browser that is not signed in is sent to sign in, one without the permission gets a
+    403 page naming it."""
+
+    async def session_bearer(self, request: Request) -> str | None:
+        session = await open_session(sealer(request), request, datetime.now(UTC))
+        request.state.ui_session = session
+        return session.bearer if session is not None else None
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+            except Unauthenticated as exc:
+                return await _unauthenticated(request, exc)
+            except PermissionDenied as exc:
+                return await _error(request, exc)
+            return response
+
+        return guarded
+
+
+router = APIRouter(include_in_schema=False, route_class=UiRoute)
 
 OUTCOMES = ("allowed", "denied", "dry-run-would-deny", "breakglass", "error")
 _PAGE_ROWS = 100
@@ -104,6 +136,37 @@ def _csrf(request: Request) -> Csrf:
     return csrf
 
 
+def sealer(request: Request) -> Sealer:
+    state = request.app.state
+    if not hasattr(state, "ui_sealer"):
+        state.ui_sealer = Sealer(_container(request).store)
+    found: Sealer = state.ui_sealer
+    return found
+
+
+def safe_next(value: str | None) -> str:
+    """A path on this server to return to after signing in; anything else is "/" (an open
+    redirect would let a link to our sign-in page send people anywhere)."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    return value
+
+
+async def _unauthenticated(request: Request, exc: Unauthenticated) -> Response:
+    had_session = SESSION_COOKIE in request.cookies
+    if request.method in ("GET", "HEAD"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        params = {"next": here, **({"ended": "1"} if had_session else {})}
+        response: Response = RedirectResponse(f"/signin?{urlencode(params)}", status_code=303)
+        apply_headers(response)
+    else:
+        response = await _error(request, exc)
+        response.headers["WWW-Authenticate"] = "Bearer"  # as the API's 401 (RFC 6750)
+    if had_session:
+        clear_cookie(response, request, SESSION_COOKIE)
+    return response
+
+
 def _project(request: Request) -> str:
     project: str = _container(request).settings.admission.project
     return project
@@ -122,6 +185,8 @@ async def _render(
         project=_project(request),
         csrf_field=CSRF_FIELD,
         csrf_token=await csrf.token_for(cookie),
+        viewer=getattr(request.state, "principal", None),
+        signed_in=getattr(request.state, "ui_session", None) is not None,
         **context,
     )
     response = HTMLResponse(body, status_code=status_code)
