@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from chainproof.api.ui.session import SESSION_COOKIE, SIGNIN_COOKIE
 from integration.ui.browser import CHROMIUM, FLAGS, ensure_browser
 from integration.ui.story import (
     ATTESTOR,
@@ -33,7 +34,9 @@ from integration.ui.story import (
     ok,
     seed,
 )
+from integration.ui.test_ui_signin import ADMIN, SBOM, sign_in_settings
 from live import live_server
+from oidc_issuer import running_issuer
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +182,68 @@ def test_seed_story_in_the_browser(browser: Any, tmp_path: Path) -> None:
         dark.close()
         context.close()
         assert violations == []
+
+
+def test_oidc_sign_in_sbom_download_and_sign_out_in_the_browser(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Not local mode: the browser is sent to sign in, signs in at the OIDC issuer (code flow
+    with PKCE), lands where it was going with its Strict session cookie, downloads the
+    image's SBOM byte for byte, and signs out."""
+    shots = _shots(tmp_path)
+    with running_issuer(tmp_path) as issuer:
+        issuer.login_claims = {"email": ADMIN, "email_verified": True}
+        with live_server(**sign_in_settings(issuer)) as srv:
+            admin = issuer.token(email=ADMIN, email_verified=True)
+            headers = {"Authorization": f"Bearer {admin}"}
+            with httpx.Client(base_url=srv.base_url, timeout=20, headers=headers) as api:
+                seed(api)
+                raw = SBOM.read_bytes()
+                ok(
+                    api.post(
+                        "/v1/projects/scans:ingest",
+                        params={"resourceUri": IMAGE, "format": "spdx-json"},
+                        content=raw,
+                    )
+                )
+            # The issuer's certificate is the test's own CA; chainproof itself verifies it.
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 900},
+                ignore_https_errors=True,
+                accept_downloads=True,
+            )
+            page = context.new_page()
+            violations: list[str] = []
+            page.on(
+                "console",
+                lambda m: (
+                    violations.append(m.text) if "Content Security Policy" in m.text else None
+                ),
+            )
+            target = f"{srv.base_url}/image?ref={quote(IMAGE)}"
+            page.goto(target)
+            page.wait_for_url("**/signin?next=*")
+            assert page.locator("#f-token").get_attribute("type") == "password"
+            page.screenshot(path=str(shots / "signin.png"), full_page=True)
+            page.click("#oidc-signin")
+            # Issuer, callback, then the page asked for, signed in.
+            page.wait_for_url(target)
+            assert f"user:{ADMIN}" in page.locator("#viewer").inner_text()
+            cookies = {c["name"]: c for c in context.cookies()}
+            assert cookies[SESSION_COOKIE]["httpOnly"] is True
+            assert cookies[SESSION_COOKIE]["sameSite"] == "Strict"
+            assert SIGNIN_COOKIE not in cookies
+            assert admin not in page.content()
+
+            with page.expect_download() as info:
+                page.click("#sboms a")
+            download = info.value
+            assert download.suggested_filename.endswith(".spdx.json")
+            assert Path(download.path()).read_bytes() == raw
+
+            page.click("#viewer button:has-text('Sign out')")
+            page.wait_for_url("**/signin")
+            page.goto(srv.base_url + "/")
+            page.wait_for_url("**/signin?next=*")
+            context.close()
+            assert violations == []
