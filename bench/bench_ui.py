@@ -24,6 +24,7 @@ import httpx
 import psycopg
 from starlette.responses import PlainTextResponse
 
+from chainproof.api.rest.auth import public
 from chainproof.bootstrap import build_app
 from chainproof.config import load_settings
 from chainproof.domain.messages import occurrence_from_json
@@ -146,7 +147,8 @@ async def run(args: argparse.Namespace) -> None:
     async def floor() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    app.add_api_route("/bench-floor", floor)
+    # Declared public like a health probe: the app refuses routes that declare nothing.
+    app.add_api_route("/bench-floor", floor, dependencies=[public("the benchmark's floor")])
     try:
         async with app.router.lifespan_context(app):
             t0 = time.perf_counter()

@@ -161,6 +161,18 @@ def test_seed_story_in_the_browser(browser: Any, tmp_path: Path) -> None:
             == "REQUIRE_ATTESTATION"
         )
 
+        # The rule editor: one rule, field by field; a check's problem lands at its box.
+        page.goto(srv.base_url + "/policy")
+        page.click("a.edit-rule")
+        page.wait_for_url("**/policy/rule?rule=default")
+        assert page.locator("#r-evaluationMode").input_value() == "REQUIRE_ATTESTATION"
+        page.fill("#r-check-freshness", '{"maximumScanAgeHours": -3}')
+        page.click("button:has-text('Save rule')")
+        page.wait_for_selector("#e-check-freshness")
+        assert "must be greater than 0" in page.inner_text("#e-check-freshness")
+        assert page.get_attribute("#r-check-freshness", "aria-invalid") == "true"
+        page.screenshot(path=str(shots / "policy-rule.png"), full_page=True)
+
         # Reverse impact.
         page.goto(srv.base_url + "/impact")
         page.fill("input[name=q]", "CVE-2019-1549")

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -39,7 +40,9 @@ PAGES = [
     "/decisions",
     "/decisions?outcome=denied&namespace=default",
     "/policy",
+    "/policy/rule?rule=default",
     "/impact?q=CVE-2019-1549",
+    "/signin",
 ]
 
 
@@ -284,3 +287,77 @@ def test_sbom_download_refuses_what_is_not_a_stored_sbom(client: TestClient) -> 
     ok(client.post("/v1/projects/scans:ingest", params={"resourceUri": IMAGE}, content=vex))
     r = client.get(f"/sbom/scans/sha256:{hashlib.sha256(vex).hexdigest()}")
     assert r.status_code == 404 and "not an SBOM" in r.text
+
+
+def test_rule_editor_shows_the_rule_field_by_field(client: TestClient) -> None:
+    page = client.get("/policy", params={}).text
+    assert 'href="/policy/rule?rule=default"' in page
+    r = client.get("/policy/rule", params={"rule": "default"})
+    assert r.status_code == 200
+    assert '<option value="REQUIRE_ATTESTATION" selected>' in r.text
+    assert f'value="{ATTESTOR}" checked' in r.text
+    assert 'id="r-check-freshness"' in r.text and 'id="r-check-vulnerabilities"' in r.text
+    bad = client.get("/policy/rule", params={"rule": "nowhere/x"})
+    assert bad.status_code == 400 and "expected default or GROUP/KEY" in bad.text
+
+
+def _rule_form(client: TestClient, **fields: Any) -> dict[str, Any]:
+    page = client.get("/policy/rule", params={"rule": fields.get("rule", "default")}).text
+    etag = re.search(r'name="etag" value="([^"]*)"', page)
+    assert etag
+    return {"csrf_token": csrf_token(page), "etag": etag.group(1), **fields}
+
+
+def test_rule_editor_errors_land_at_their_check(client: TestClient) -> None:
+    before = ok(client.get(f"/v1/projects/{POLICY_PROJECT}/policy"))
+    form = _rule_form(
+        client,
+        evaluationMode="REQUIRE_ATTESTATION",
+        enforcementMode="ENFORCED_BLOCK_AND_AUDIT_LOG",
+        requireAttestationsBy=[ATTESTOR],
+        **{
+            "check-freshness": '{"maximumScanAgeHours": -3}',
+            "check-vulnerabilities": "{oops",
+        },
+    )
+    r = client.post("/policy/rule", data=form)
+    assert r.status_code == 400
+    # Not JSON: caught before the parser, at its box.
+    assert "vulnerabilities: not JSON" in r.text.split('id="e-check-vulnerabilities"', 1)[1]
+    form["check-vulnerabilities"] = ""
+    r = client.post("/policy/rule", data=form)
+    assert r.status_code == 400
+    at_field = r.text.split('id="e-check-freshness"', 1)[1].split("</ul>", 1)[0]
+    assert "chainproofChecks.freshness.maximumScanAgeHours" in at_field
+    assert "must be greater than 0" in at_field
+    assert 'id="r-check-freshness"' in r.text and 'aria-invalid="true"' in r.text
+    # What was typed stays in the form.
+    assert "maximumScanAgeHours&#34;: -3" in r.text or "maximumScanAgeHours&quot;: -3" in r.text
+    # An attestor a rule may not name under ALWAYS_ALLOW: at the attestors field.
+    form.update({"evaluationMode": "ALWAYS_ALLOW", "check-freshness": ""})
+    r = client.post("/policy/rule", data=form)
+    assert r.status_code == 400
+    assert "only allowed with evaluationMode" in r.text.split('id="e-requireAttestationsBy"', 1)[1]
+    assert ok(client.get(f"/v1/projects/{POLICY_PROJECT}/policy"))["etag"] == before["etag"]
+
+
+def test_rule_editor_saves_a_new_namespace_rule(client: TestClient) -> None:
+    rule = "kubernetesNamespaceAdmissionRules/payments"
+    form = _rule_form(
+        client,
+        rule=rule,
+        evaluationMode="REQUIRE_ATTESTATION",
+        enforcementMode="ENFORCED_BLOCK_AND_AUDIT_LOG",
+        requireAttestationsBy=[ATTESTOR],
+        **{"check-freshness": '{"maximumScanAgeHours": 24}'},
+    )
+    assert client.post("/policy/rule", data={**form, "csrf_token": ""}).status_code == 403
+    r = client.post("/policy/rule", data=form)
+    assert r.status_code == 200 and "Saved." in r.text, r.text
+    saved = ok(client.get(f"/v1/projects/{POLICY_PROJECT}/policy"))
+    got = saved["kubernetesNamespaceAdmissionRules"]["payments"]
+    assert got["chainproofChecks"] == {"freshness": {"maximumScanAgeHours": 24}}
+    assert got["requireAttestationsBy"] == [ATTESTOR]
+    assert "defaultAdmissionRule" in saved  # the rest of the policy is kept
+    # The form's etag is stale now: saving it again is refused, not applied over.
+    assert client.post("/policy/rule", data=form).status_code == 400

@@ -29,6 +29,7 @@ from chainproof.api.rest import (
     scanning,
 )
 from chainproof.api.rest.body import BodyLimitMiddleware
+from chainproof.api.ui import policy_rule as ui_policy_rule
 from chainproof.api.ui import routes as ui
 from chainproof.api.ui import signin as ui_signin
 from chainproof.errors import ChainproofError
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(grafeas.router)
     app.include_router(ui_signin.router)
+    app.include_router(ui_policy_rule.router)
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     openapi.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
