@@ -185,10 +185,13 @@ class Dashboard:
                     return out
                 after = page[-1]
 
-    async def _occurrences(self, where: Expr | None = None) -> tuple[list[OccurrenceRecord], bool]:
-        """Occurrences of every project (matching ``where``), up to the bound."""
+    async def _occurrences(
+        self, where: Expr | None = None, projects: Sequence[str] | None = None
+    ) -> tuple[list[OccurrenceRecord], bool]:
+        """Occurrences of ``projects`` (every project when None) matching ``where``, up to
+        the bound."""
         out: list[OccurrenceRecord] = []
-        for project in await self.projects():
+        for project in await self.projects() if projects is None else projects:
             after: str | None = None
             async with self._store.session(readonly=True) as s:
                 while True:
@@ -240,8 +243,8 @@ class Dashboard:
 
     # ------------------------------------------------------------------ pages
 
-    async def catalogue(self, project: str) -> Catalogue:
-        records, partial = await self._occurrences()
+    async def catalogue(self, project: str, projects: Sequence[str] | None = None) -> Catalogue:
+        records, partial = await self._occurrences(projects=projects)
         images: dict[str, ImageSummary] = {}
         open_by_severity: Counter[str] = Counter()
         for r in records:
@@ -269,8 +272,10 @@ class Dashboard:
                     images[image].last_decision = d
         return Catalogue(images, open_by_severity, partial, len(records))
 
-    async def overview(self, project: str, now: datetime) -> Overview:
-        catalogue = await self.catalogue(project)
+    async def overview(
+        self, project: str, now: datetime, projects: Sequence[str] | None = None
+    ) -> Overview:
+        catalogue = await self.catalogue(project, projects)
         start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
         rows, partial = await self.decisions(
             DecisionQuery(project=project, since=start), self.max_decisions
@@ -288,14 +293,20 @@ class Dashboard:
                     breakglass += 1
         return Overview(catalogue, day, breakglass, hourly, partial)
 
-    async def image(self, text: str) -> tuple[str, list[OccurrenceRecord], bool]:
+    async def image(
+        self, text: str, projects: Sequence[str] | None = None
+    ) -> tuple[str, list[OccurrenceRecord], bool]:
         """The canonical resource of ``text`` and every occurrence about it."""
         resource = canonical_resource(text)
-        records, partial = await self._occurrences(Compare(FilterColumn.RESOURCE, resource))
+        records, partial = await self._occurrences(
+            Compare(FilterColumn.RESOURCE, resource), projects
+        )
         records.sort(key=lambda r: (r.kind, r.note_project, r.note_id, r.occurrence_id))
         return resource, records, partial
 
-    async def affected(self, query: str) -> tuple[list[tuple[str, str, str]], bool]:
+    async def affected(
+        self, query: str, projects: Sequence[str] | None = None
+    ) -> tuple[list[tuple[str, str, str]], bool]:
         """Images a vulnerability ID or a package (name, purl or purl prefix) affects:
         (image, kind, what matched).
 
@@ -306,11 +317,11 @@ class Dashboard:
         if not q:
             return [], False
         if _VULN_ID.match(q):
-            return await self._affected_by_id(q)
+            return await self._affected_by_id(q, projects)
         needle = q.lower()
         out: set[tuple[str, str, str]] = set()
         for kind in ("VULNERABILITY", "PACKAGE"):
-            records, partial = await self._occurrences(Compare(FilterColumn.KIND, kind))
+            records, partial = await self._occurrences(Compare(FilterColumn.KIND, kind), projects)
             for r in records:
                 if kind == "VULNERABILITY":
                     f = finding_of(r)
@@ -326,7 +337,9 @@ class Dashboard:
                 return sorted(out), True
         return sorted(out), False
 
-    async def _affected_by_id(self, vuln_id: str) -> tuple[list[tuple[str, str, str]], bool]:
+    async def _affected_by_id(
+        self, vuln_id: str, projects: Sequence[str] | None
+    ) -> tuple[list[tuple[str, str, str]], bool]:
         where = And(
             (
                 Compare(FilterColumn.KIND, "VULNERABILITY"),
@@ -338,7 +351,7 @@ class Dashboard:
                 ),
             )
         )
-        records, partial = await self._occurrences(where)
+        records, partial = await self._occurrences(where, projects)
         out = {(r.resource, r.kind, _finding_text(finding_of(r))) for r in records}
         return sorted(out), partial
 

@@ -154,6 +154,13 @@ def test_token_sign_in_gives_that_tokens_permissions(
     assert link
     assert browser.get(link.group(1)).status_code == 403
     assert admin_api.get(link.group(1)).status_code == 200
+    # Nor do the pages show that project's occurrences to it, as the API would not.
+    assert IMAGE not in browser.get("/images").text
+    assert IMAGE in admin_api.get("/images").text
+    detail = browser.get("/image", params={"ref": IMAGE}).text
+    assert "No stored SBOM" in detail and "libssl1.1" not in detail
+    assert "libssl1.1" in admin_view(admin_api)
+    assert "No image is affected" in browser.get("/impact", params={"q": "CVE-2019-1549"}).text
     # The session cookie is not a credential of the API: another site cannot use it there.
     assert browser.get(f"/v1/projects/{POLICY_PROJECT}/policy").status_code == 401
 

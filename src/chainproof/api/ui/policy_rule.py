@@ -23,11 +23,11 @@ from chainproof.api.ui.routes import (
     UiRoute,
     _container,
     _csrf,
-    _dashboard,
     _error,
     _may,
     _project,
     _render,
+    readable,
 )
 from chainproof.api.ui.security import CSRF_FIELD
 from chainproof.errors import ChainproofError, InvalidArgument, NotFound
@@ -150,7 +150,7 @@ async def _page(
         values = form_values(_rule_of(policy, group, key))
     container = _container(request)
     known: list[str] = []
-    for p in await _dashboard(request).projects():
+    for p in await readable(request, perms.ATTESTORS_LIST):
         page = await container.judge_resources.list_attestors(f"projects/{p}", 1000, "")
         known.extend(str(a.get("name", "")) for a in page.items)
     attestors = list(dict.fromkeys([*known, *values["requireAttestationsBy"]]))

@@ -167,6 +167,19 @@ async def _unauthenticated(request: Request, exc: Unauthenticated) -> Response:
     return response
 
 
+async def readable(request: Request, permission: str = perms.OCCURRENCES_LIST) -> list[str]:
+    """The projects whose data the caller may read with ``permission``: pages show only
+    those, as the API would answer only those (a viewer of one project sees nothing of
+    another's occurrences or attestors)."""
+    access = _container(request).access
+    principal = request.state.principal
+    out: list[str] = []
+    for p in await _dashboard(request).projects():
+        if await access.test_iam_permissions(principal, access.iam_resource(p), [permission]):
+            out.append(p)
+    return out
+
+
 def _project(request: Request) -> str:
     project: str = _container(request).settings.admission.project
     return project
@@ -220,7 +233,7 @@ templates.globals["link"] = _link
 )
 async def overview(request: Request) -> Response:
     now = datetime.now(UTC)
-    data = await _dashboard(request).overview(_project(request), now)
+    data = await _dashboard(request).overview(_project(request), now, await readable(request))
     peak = max((sum(c.values()) for _, c in data.hourly), default=0)
     return await _render(
         request,
@@ -303,7 +316,7 @@ async def images(request: Request) -> Response:
     q = {k: v for k, v in request.query_params.items() if v}
     now = datetime.now(UTC)
     try:
-        catalogue = await _dashboard(request).catalogue(_project(request))
+        catalogue = await _dashboard(request).catalogue(_project(request), await readable(request))
         config = await _container(request).judge_resources.load_config(_project(request))
         required = _required(config)
         rows = [s for s in catalogue.images.values() if _matches(s, required, q, now)]
@@ -342,7 +355,7 @@ async def image(request: Request) -> Response:
         return await _error(request, InvalidArgument("ref is required: /image?ref=IMAGE"))
     try:
         dashboard = _dashboard(request)
-        resource, records, partial = await dashboard.image(ref)
+        resource, records, partial = await dashboard.image(ref, await readable(request))
         project = _project(request)
         decisions, more = await dashboard.decisions(
             DecisionQuery(project=project, image=resource), 50
@@ -566,7 +579,7 @@ async def _policy_page(
         policy = None
     config = await container.judge_resources.load_config(project)
     attestors: list[dict[str, Any]] = []
-    for p in await _dashboard(request).projects():
+    for p in await readable(request, perms.ATTESTORS_LIST):
         page = await container.judge_resources.list_attestors(f"projects/{p}", 1000, "")
         attestors.extend(page.items)
     if values is None:
@@ -663,7 +676,7 @@ async def save_policy(request: Request) -> Response:
 async def impact(request: Request) -> Response:
     query = request.query_params.get("q", "")
     try:
-        rows, partial = await _dashboard(request).affected(query)
+        rows, partial = await _dashboard(request).affected(query, await readable(request))
     except ChainproofError as exc:
         return await _error(request, exc)
     return await _render(
