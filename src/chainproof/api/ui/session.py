@@ -57,7 +57,7 @@ class Sealer:
     async def _cipher(self) -> AESGCM:
         if self._aead is None:
             async with self._store.session() as s:
-                value = await s.get_or_set_meta(_KEY_NAME, secrets.token_hex(32))
+                value = await s.meta.get_or_set(_KEY_NAME, secrets.token_hex(32))
             self._aead = AESGCM(bytes.fromhex(value))
         return self._aead
 
