@@ -33,7 +33,8 @@ async def empty_postgres_store(url: str) -> SqlStore:
         await connection.execute(
             sa.text(
                 "TRUNCATE projects, notes, occurrences, meta, documents, decisions, decision_images, "
-                "iam_policies, api_tokens, audit_log"
+                "iam_policies, api_tokens, audit_log, inventory, inventory_checkpoints, outbox, "
+                "subscriptions, deliveries, violations"
             )
         )
     return store

@@ -33,11 +33,19 @@ from contract.store_samples import (
 )
 
 #: The newest migration; bump it with every new revision.
-HEAD = "0004"
+HEAD = "0005"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}
-TABLES = SCRIBE_TABLES | JUDGE_TABLES | ACCESS_TABLES
+RUNTIME_TABLES = {
+    "inventory",
+    "inventory_checkpoints",
+    "outbox",
+    "subscriptions",
+    "deliveries",
+    "violations",
+}
+TABLES = SCRIBE_TABLES | JUDGE_TABLES | ACCESS_TABLES | RUNTIME_TABLES
 
 
 @pytest.fixture

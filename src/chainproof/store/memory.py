@@ -28,6 +28,7 @@ from chainproof.store.judge import (
     DocumentRecord,
     DocumentRepository,
 )
+from chainproof.store.memory_runtime import MemoryRuntimeState, memory_repositories
 from chainproof.store.port import UnitOfWork
 from chainproof.store.rules import already_stored
 from chainproof.store.scribe import (
@@ -74,6 +75,7 @@ class _State:
         self.policies: dict[str, IamPolicy] = {}
         self.tokens: dict[str, ApiToken] = {}
         self.audit: list[AuditEntry] = []
+        self.runtime = MemoryRuntimeState()
 
 
 def _set(undo: Undo, table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -347,6 +349,12 @@ class _MemoryUnitOfWork:
 
     def __init__(self, state: _State) -> None:
         self._undo: Undo = []
+        runtime = memory_repositories(state.runtime, self._undo)
+        self.inventory = runtime.inventory
+        self.outbox = runtime.outbox
+        self.subscriptions = runtime.subscriptions
+        self.deliveries = runtime.deliveries
+        self.violations = runtime.violations
         self.projects = _Projects(state, self._undo)
         self.notes = _Notes(state, self._undo)
         self.occurrences = _Occurrences(state, self._undo)

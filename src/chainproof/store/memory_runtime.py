@@ -189,7 +189,7 @@ class _Deliveries:
             if line not in first:
                 first[line] = r
         due = [r for r in first.values() if r.next_attempt is None or r.next_attempt <= now]
-        due.sort(key=lambda r: r.sequence)
+        due.sort(key=lambda r: (r.sequence, r.project, r.subscription_id))
         return due[:limit]
 
     async def update(self, record: DeliveryRecord) -> None:

@@ -7,7 +7,9 @@ exposes one repository per kind of data, each working inside that transaction:
   (store/scribe.py);
 * ``uow.documents`` (attestors, policies, scanner state) and ``uow.decisions`` (the admission
   decision log): the judge's (store/judge.py);
-* ``uow.access``: IAM policies, API tokens and the audit log (store/access.py).
+* ``uow.access``: IAM policies, API tokens and the audit log (store/access.py);
+* ``uow.inventory``, ``uow.outbox``, ``uow.subscriptions``, ``uow.deliveries`` and
+  ``uow.violations``: what happens after admission (store/runtime_port.py).
 
 Everything written through a unit of work lands when the ``async with`` block ends normally
 and none of it when it raises, so writes to several repositories (an occurrence and the
@@ -37,6 +39,13 @@ from chainproof.store.judge import (
     DocumentRepository,
 )
 from chainproof.store.rules import DuplicateKey
+from chainproof.store.runtime_port import (
+    DeliveryRepository,
+    InventoryRepository,
+    OutboxRepository,
+    SubscriptionRepository,
+    ViolationRepository,
+)
 from chainproof.store.scribe import (
     MetaRepository,
     NoteRecord,
@@ -52,17 +61,22 @@ __all__ = [
     "DecisionQuery",
     "DecisionRecord",
     "DecisionRepository",
+    "DeliveryRepository",
     "DocumentRecord",
     "DocumentRepository",
     "DuplicateKey",
+    "InventoryRepository",
     "MetaRepository",
     "MetadataStore",
     "NoteRecord",
     "NoteRepository",
     "OccurrenceRecord",
     "OccurrenceRepository",
+    "OutboxRepository",
     "ProjectRepository",
+    "SubscriptionRepository",
     "UnitOfWork",
+    "ViolationRepository",
 ]
 
 
@@ -90,6 +104,23 @@ class UnitOfWork(Protocol):
 
     @property
     def access(self) -> AccessRepository: ...
+
+    # after admission (store/runtime_port.py): an outbox event appended here commits or
+    # rolls back with the change it announces.
+    @property
+    def inventory(self) -> InventoryRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionRepository: ...
+
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def violations(self) -> ViolationRepository: ...
 
     async def commit(self) -> None:
         """Make everything written so far durable and visible to others, and begin the next

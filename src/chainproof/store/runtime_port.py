@@ -1,22 +1,27 @@
 """Repositories for what happens after admission: inventory, outbox, subscriptions,
 deliveries, violations.
 
-Each repository lives inside a store session (one transaction), so an outbox event is
-written in the same transaction as the change it describes, and a violation with the event
-that announces it. Memory (store/memory_runtime.py) is the reference; SQL
-(store/sql/runtime.py) serves SQLite and PostgreSQL; tests/contract runs one suite on all.
+Each repository lives inside a unit of work (one transaction; ``uow.outbox`` and the
+others, store/port.py), so an outbox event is written in the same transaction as the change
+it describes, and a violation with the event that announces it. Memory
+(store/memory_runtime.py) is the reference; SQL (store/sql/runtime.py) serves SQLite and
+PostgreSQL; tests/contract runs one suite on all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chainproof.domain.events import ChangeEvent
 from chainproof.domain.inventory import InventoryChanges, RunningContainer
 from chainproof.policy.violations import Violation
+
+if TYPE_CHECKING:
+    from chainproof.store.port import MetadataStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +150,33 @@ class RuntimeRepositories:
     deliveries: DeliveryRepository
     violations: ViolationRepository
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RuntimeUnit(Protocol):
+    """What a service of the runtime side needs from a unit of work: these repositories,
+    in one transaction. A store's unit of work (store/port.py) has them beside the others;
+    ``RuntimeRepositories`` (MemoryRuntimeStore) has only them."""
+
+    @property
+    def inventory(self) -> InventoryRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionRepository: ...
+
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def violations(self) -> ViolationRepository: ...
+
+
+#: How runtime services open a transaction: ``store.session`` is one.
+RuntimeSessions = Callable[[], AbstractAsyncContextManager[RuntimeUnit]]
+
+
+def runtime_sessions(store: MetadataStore, *, readonly: bool = False) -> RuntimeSessions:
+    """Units of work of ``store`` for runtime services (``readonly``: promising no writes)."""
+    return lambda: store.session(readonly=readonly)

@@ -211,3 +211,140 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_principal", "project", "principal", "entry_id"),
     sa.Index("ix_audit_log_permission", "project", "permission", "entry_id"),
 )
+
+# What runs after admission (migration 0005): the workload inventory and each watched
+# cluster's resume point, the transactional outbox, subscriptions, their deliveries, and
+# continuous-validation violations. See store/runtime_port.py for the semantics.
+#: Surrogate keys that only grow: BIGSERIAL on PostgreSQL; on SQLite an INTEGER PRIMARY KEY
+#: (the rowid) of a table declared AUTOINCREMENT, so a number is never handed out twice.
+Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_OPEN = sa.text("until IS NULL")
+_PENDING = sa.text("status = 'pending'")
+
+inventory = sa.Table(
+    "inventory",
+    metadata,
+    sa.Column("row_id", Serial, primary_key=True, autoincrement=True),
+    sa.Column("cluster", Key, nullable=False),
+    sa.Column("namespace", Key, nullable=False),
+    sa.Column("pod", Key, nullable=False),
+    sa.Column("container", Key, nullable=False),
+    sa.Column("pod_uid", Key, nullable=False),
+    sa.Column("workload_kind", Key, nullable=False),
+    sa.Column("workload_name", Key, nullable=False),
+    sa.Column("service_account", Key, nullable=False),
+    sa.Column("image_spec", sa.Text(), nullable=False),
+    sa.Column("image_id", sa.Text(), nullable=False),
+    sa.Column("digest", Key, nullable=True),
+    sa.Column("image", Key, nullable=False),
+    sa.Column("since", Time, nullable=False),
+    sa.Column("until", Time, nullable=True),
+    sa.Column("source", Key, nullable=False),
+    sa.Index(
+        "uq_inventory_open",
+        "cluster",
+        "namespace",
+        "pod",
+        "container",
+        unique=True,
+        postgresql_where=_OPEN,
+        sqlite_where=_OPEN,
+    ),
+    sa.Index("ix_inventory_open_image", "image", postgresql_where=_OPEN, sqlite_where=_OPEN),
+    sa.Index("ix_inventory_since", "since"),
+    sqlite_autoincrement=True,
+)
+
+inventory_checkpoints = sa.Table(
+    "inventory_checkpoints",
+    metadata,
+    sa.Column("cluster", Key, primary_key=True),
+    sa.Column("resource_version", sa.Text(), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("sequence", Serial, primary_key=True, autoincrement=True),
+    sa.Column("event_id", Key, nullable=False, unique=True),
+    sa.Column("project", Key, nullable=False),
+    sa.Column("type", Key, nullable=False),
+    sa.Column("subject", sa.Text(), nullable=False),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("data", Document, nullable=False),
+    sa.Column("routed", sa.Boolean(), nullable=False),
+    sa.Index(
+        "ix_outbox_unrouted",
+        "sequence",
+        postgresql_where=sa.text("NOT routed"),
+        sqlite_where=sa.text("NOT routed"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("subscription_id", Key, primary_key=True),
+    sa.Column("kinds", Document, nullable=False),
+    sa.Column("types", Document, nullable=False),
+    sa.Column("sink", Document, nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("create_time", Time, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("subscription_id", Key, primary_key=True),
+    sa.Column("sequence", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("event_id", Key, nullable=False),
+    sa.Column("subject", Key, nullable=False),
+    sa.Column("status", Key, nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt", Time, nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=False),
+    sa.Column("done_time", Time, nullable=True),
+    # The line a delivery waits in (one subscription, one subject), pending ones only: what
+    # "first in line" looks up.
+    sa.Index(
+        "ix_deliveries_line",
+        "project",
+        "subscription_id",
+        "subject",
+        "sequence",
+        postgresql_where=_PENDING,
+        sqlite_where=_PENDING,
+    ),
+    sa.Index("ix_deliveries_due", "next_attempt", postgresql_where=_PENDING, sqlite_where=_PENDING),
+    sa.Index("ix_deliveries_status", "project", "subscription_id", "status", "sequence"),
+)
+
+violations = sa.Table(
+    "violations",
+    metadata,
+    sa.Column("violation_id", Key, primary_key=True),
+    sa.Column("project", Key, nullable=False),
+    sa.Column("cluster", Key, nullable=False),
+    sa.Column("namespace", Key, nullable=False),
+    sa.Column("pod", Key, nullable=False),
+    sa.Column("workload_kind", Key, nullable=False),
+    sa.Column("workload_name", Key, nullable=False),
+    sa.Column("images", Document, nullable=False),
+    sa.Column("explanation", sa.Text(), nullable=False),
+    sa.Column("cause", sa.Text(), nullable=False),
+    sa.Column("opened", Time, nullable=False),
+    sa.Column("closed", Time, nullable=True),
+    sa.Column("close_reason", sa.Text(), nullable=False),
+    sa.Index(
+        "ix_violations_open_pod",
+        "cluster",
+        "namespace",
+        "pod",
+        postgresql_where=sa.text("closed IS NULL"),
+        sqlite_where=sa.text("closed IS NULL"),
+    ),
+    sa.Index("ix_violations_project", "project", "opened"),
+)

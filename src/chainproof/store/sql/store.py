@@ -42,6 +42,13 @@ from chainproof.store.sql import migrate
 from chainproof.store.sql.access import SqlAccess
 from chainproof.store.sql.judge import SqlDecisions, SqlDocuments
 from chainproof.store.sql.notify import PgChangeChannel
+from chainproof.store.sql.runtime import (
+    SqlDeliveries,
+    SqlInventory,
+    SqlOutbox,
+    SqlSubscriptions,
+    SqlViolations,
+)
 from chainproof.store.sql.scribe import SqlMeta, SqlNotes, SqlOccurrences, SqlProjects
 from chainproof.store.sql.tx import SqlTx, dump_json
 from chainproof.store.sql.urls import DatabaseTarget, Dialect, parse_database_url
@@ -67,6 +74,11 @@ class SqlUnitOfWork:
         self.documents = SqlDocuments(tx)
         self.decisions = SqlDecisions(tx)
         self.access = SqlAccess(tx)
+        self.inventory = SqlInventory(tx)
+        self.outbox = SqlOutbox(tx)
+        self.subscriptions = SqlSubscriptions(tx)
+        self.deliveries = SqlDeliveries(tx)
+        self.violations = SqlViolations(tx)
 
     @property
     def connection(self) -> AsyncConnection:
