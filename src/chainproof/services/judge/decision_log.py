@@ -45,6 +45,7 @@ from chainproof.domain.pagination import (
 from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import Unavailable
 from chainproof.policy import Decision
+from chainproof.services import outbox
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.judge.decision_spill import DecisionSpill, encode_record
 from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore
@@ -456,6 +457,8 @@ class DecisionLog:
             try:
                 async with self._store.session() as s:
                     await s.decisions.insert(records)
+                    # decision.made for each, in the same transaction (the outbox).
+                    await outbox.append(s, outbox.decision_events(records))
             except Exception as exc:  # a dead writer would lose everything after it
                 if not _transient(exc):
                     raise _Rejected(exc) from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chainproof.domain.bounds import storable_json
+from chainproof.domain.events import EventType
 from chainproof.domain.names import (
     parse_attestor_name,
     parse_note_name,
@@ -39,6 +40,7 @@ from chainproof.errors import (
 )
 from chainproof.policy.attestors import Attestor, AttestorPublicKey, parse_attestor
 from chainproof.policy.binauthz import Policy, parse_policy
+from chainproof.services import outbox
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.store.port import DocumentRecord, MetadataStore, UnitOfWork
@@ -107,6 +109,7 @@ class JudgeResources:
             await self._check_note(s, attestor)
             record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), None)
             await s.documents.put(record)
+            await self._announce(s, EventType.ATTESTOR_CHANGED, project, name, "created")
         self._changes.configuration_changed()
         return self._attestor_json(record)
 
@@ -159,6 +162,7 @@ class JudgeResources:
             await self._check_note(s, attestor)
             record = self._record(project, ATTESTORS, attestor_id, attestor.to_dict(), current)
             await s.documents.put(record)
+            await self._announce(s, EventType.ATTESTOR_CHANGED, project, name, "updated")
         self._changes.configuration_changed()
         return self._attestor_json(record)
 
@@ -174,6 +178,7 @@ class JudgeResources:
                     "from the policy first"
                 )
             await s.documents.delete(project, ATTESTORS, attestor_id)
+            await self._announce(s, EventType.ATTESTOR_CHANGED, project, name, "deleted")
         self._changes.configuration_changed()
 
     def _parse_attestor(self, data: Any, name: str) -> Attestor:
@@ -246,6 +251,8 @@ class JudgeResources:
                 )
             record = self._record(project, POLICIES, _POLICY_ID, policy.to_dict(), current)
             await s.documents.put(record)
+            change = "created" if current is None else "updated"
+            await self._announce(s, EventType.POLICY_CHANGED, project, name, change)
         self._changes.configuration_changed()
         return self._policy_json(record)
 
@@ -253,6 +260,12 @@ class JudgeResources:
         return {**record.data, "updateTime": rfc3339(record.update_time), "etag": record.etag}
 
     # ----------------------------------------------------------------- helpers
+
+    async def _announce(
+        self, s: UnitOfWork, kind: EventType, project: str, name: str, change: str
+    ) -> None:
+        # In the unit of work that makes the change: the event commits with it (the outbox).
+        await outbox.append(s, [outbox.resource_event(kind, project, name, change, self._clock())])
 
     def _record(
         self,

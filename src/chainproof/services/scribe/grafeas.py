@@ -16,11 +16,13 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 
 from chainproof.domain import filters as flt
+from chainproof.domain.events import EventType
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.kinds import (
     derive_kind,
@@ -52,6 +54,7 @@ from chainproof.domain.pagination import (
     proto_size,
 )
 from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from chainproof.services import outbox
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord, UnitOfWork
@@ -213,6 +216,7 @@ class GrafeasService:
             if taken:
                 raise AlreadyExists(f"note projects/{project}/notes/{note_id} already exists")
             await s.projects.add(project)
+            await outbox.append(s, _note_events([record], self._clock()))
         return record.note
 
     async def batch_create_notes(self, parent: str, notes: Mapping[str, Note]) -> list[Note]:
@@ -237,6 +241,7 @@ class GrafeasService:
                     details=[f"projects/{project}/notes/{t}" for t in taken],
                 )
             await s.projects.add(project)
+            await outbox.append(s, _note_events(records, self._clock()))
         return [r.note for r in records]
 
     async def update_note(self, name: str, note: Note, mask: Sequence[str]) -> Note:
@@ -266,15 +271,19 @@ class GrafeasService:
             updated.create_time.CopyFrom(current.note.create_time)
             updated.update_time.FromDatetime(self._clock())
             document = render_for_storage(updated, "note")
-            await s.notes.replace(NoteRecord(nn.project, nn.note_id, kind, updated, document))
+            record = NoteRecord(nn.project, nn.note_id, kind, updated, document)
+            await s.notes.replace(record)
+            await outbox.append(s, _note_events([record], self._clock()))
         self._changes.configuration_changed()
         return updated
 
     async def delete_note(self, name: str) -> None:
         nn = parse_note_name(name)
         async with self._store.session() as s:
-            if not await s.notes.delete(nn.project, nn.note_id):
+            current = await s.notes.get(nn.project, nn.note_id)
+            if current is None or not await s.notes.delete(nn.project, nn.note_id):
                 raise NotFound(f"note {nn} does not exist")
+            await outbox.append(s, _note_events([current], self._clock()))
         self._changes.configuration_changed()
 
     def _new_note(self, project: str, note_id: str, note: Note, *, what: str) -> NoteRecord:
@@ -371,7 +380,8 @@ class GrafeasService:
         if problems:
             _raise_batch(problems, failed, len(occurrences), "occurrences")
         stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(self._clock())  # one instant for the whole batch
+        created_at = self._clock()
+        stamp.FromDatetime(created_at)  # one instant for the whole batch
         async with self._store.session() as s:
             if guard is not None:
                 kept = await guard.keep(s, [occ for _, occ, _, _ in drafts])
@@ -423,6 +433,10 @@ class GrafeasService:
             await s.projects.add(project)
             if guard is not None:
                 await guard.created(s, records)
+            await outbox.append(
+                s,
+                _occurrence_events(EventType.OCCURRENCE_CREATED, records, created_at),
+            )
         self._announce(records)
         return records
 
@@ -459,7 +473,8 @@ class GrafeasService:
                 )
             _raise_problems(occurrence_problems(updated), "occurrence")
             _set_kind(updated, kind)
-            updated.update_time.FromDatetime(self._clock())
+            now = self._clock()
+            updated.update_time.FromDatetime(now)
             await s.occurrences.replace(
                 OccurrenceRecord(
                     project=current.project,
@@ -472,6 +487,7 @@ class GrafeasService:
                     document=render_for_storage(updated, "occurrence"),
                 )
             )
+            await outbox.append(s, _occurrence_events(EventType.OCCURRENCE_UPDATED, [current], now))
         self._announce([current])
         return updated
 
@@ -481,6 +497,9 @@ class GrafeasService:
             current = await s.occurrences.get(on.project, on.occurrence_id)
             if current is None or not await s.occurrences.delete(on.project, on.occurrence_id):
                 raise NotFound(f"occurrence {on} does not exist")
+            await outbox.append(
+                s, _occurrence_events(EventType.OCCURRENCE_DELETED, [current], self._clock())
+            )
         self._announce([current])
 
     async def get_occurrence_note(self, name: str) -> Note:
@@ -553,6 +572,18 @@ class GrafeasService:
         if len(items) > count:
             return Page(items[:count], self._tokens.encode(scope, keys[count - 1]))
         return Page(items, "")
+
+
+def _note_events(records: Sequence[NoteRecord], now: datetime) -> list[Any]:
+    return outbox.note_events(((r.project, r.note_id, r.kind) for r in records), now)
+
+
+def _occurrence_events(
+    kind: EventType, records: Sequence[OccurrenceRecord], now: datetime
+) -> list[Any]:
+    return outbox.occurrence_events(
+        kind, ((r.project, r.occurrence_id, r.kind) for r in records), now
+    )
 
 
 def _set_kind(msg: Any, kind: str) -> None:

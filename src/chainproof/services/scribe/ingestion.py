@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from google.protobuf import timestamp_pb2
 
+from chainproof.domain.events import EventType
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.kinds import derive_kind, note_problems, occurrence_problems
@@ -47,6 +48,7 @@ from chainproof.ingest import Conversion, IngestContext, VexScope, convert, pars
 from chainproof.ingest.facts import purl_of_package
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
 from chainproof.ingest.vex import scope_applies
+from chainproof.services import outbox
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import new_occurrence_id
 from chainproof.store.port import (
@@ -161,6 +163,16 @@ class IngestService:
             await s.notes.insert(plan.notes)
             await s.occurrences.insert(plan.occurrences)
             await s.projects.add(project)
+            # What changed, announced in this same transaction (the outbox).
+            await outbox.append(
+                s,
+                outbox.note_events(((r.project, r.note_id, r.kind) for r in plan.notes), now)
+                + outbox.occurrence_events(
+                    EventType.OCCURRENCE_CREATED,
+                    ((r.project, r.occurrence_id, r.kind) for r in plan.occurrences),
+                    now,
+                ),
+            )
             await s.documents.put(
                 DocumentRecord(
                     project,
@@ -234,11 +246,16 @@ class IngestService:
         new = conv.scan.scanned_at
         if before and new is not None and new < parse_rfc3339(before):
             return 0, False
-        removed = 0
+        removed: list[tuple[str, str, str]] = []
         for occurrence_id in prior.data.get("occurrences") or []:
-            if await s.occurrences.delete(project, str(occurrence_id)):
-                removed += 1
-        return removed, True
+            # Read first: the deletion's event names the occurrence's kind.
+            current = await s.occurrences.get(project, str(occurrence_id))
+            if current is not None and await s.occurrences.delete(project, str(occurrence_id)):
+                removed.append((project, current.occurrence_id, current.kind))
+        await outbox.append(
+            s, outbox.occurrence_events(EventType.OCCURRENCE_DELETED, removed, self._clock())
+        )
+        return len(removed), True
 
     async def _plan(self, s: UnitOfWork, project: str, conv: Conversion) -> _Plan:
         plan = _Plan()
@@ -349,8 +366,17 @@ class IngestService:
                     claim.justification,
                     claim.scope,
                 ):
-                    record.occurrence.update_time.FromDatetime(self._clock())
+                    now = self._clock()
+                    record.occurrence.update_time.FromDatetime(now)
                     await s.occurrences.replace(_rerendered(record))
+                    await outbox.append(
+                        s,
+                        outbox.occurrence_events(
+                            EventType.OCCURRENCE_UPDATED,
+                            [(record.project, record.occurrence_id, record.kind)],
+                            now,
+                        ),
+                    )
                     applied += 1
                     break
         return applied
