@@ -49,6 +49,8 @@ from chainproof.sources.registry.reader import RegistryReader
 from chainproof.store.port import MetadataStore
 
 if TYPE_CHECKING:
+    from chainproof.services.judge.runtime_setup import Runtime
+    from chainproof.services.judge.subscriptions import SubscriptionService
     from chainproof.sources.kubernetes.pull_secrets import ClusterPullSecrets
 
 _TOKEN_SECRET_KEY = "page_token_secret"  # noqa: S105 - a key name, not a secret
@@ -79,6 +81,9 @@ class Container:
     registry_recorder: RegistryRecorder | None = None
     #: Reads pods' imagePullSecrets from the cluster (registry.pull_secrets).
     pull_secrets: ClusterPullSecrets | None = None
+    #: The inventory, the leader election and the leader's work (watchers, notifier).
+    runtime: Runtime | None = None
+    subscriptions: SubscriptionService | None = None
     #: Started alongside the REST app; stopped, in reverse order, by close().
     companions: list[Companion] = field(default_factory=list)
 
@@ -91,6 +96,10 @@ class Container:
             from chainproof.api.grpc.server import start_grpc_server
 
             self.companions.append(await start_grpc_server(self))
+        if self.runtime is not None:
+            self.runtime.register_metrics(self.metrics.registry)
+            self.runtime.worker.start()
+            self.companions.append(self.runtime.worker)
 
     async def close(self) -> None:
         try:
@@ -257,6 +266,8 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
             raise
         scanner.add_after_scan(AutoVoucher(vouching, grafeas, vouchers).image_changed)
     from chainproof.services.access.setup import build_access_control
+    from chainproof.services.judge.runtime_setup import build_runtime
+    from chainproof.services.judge.subscriptions import SubscriptionService
 
     return Container(
         settings=settings,
@@ -276,6 +287,8 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         access=build_access_control(settings, store),
         ingest=IngestService(store, changes=changes),
         findings=FindingsService(store, vouching, settings.scanning.provider_project),
+        runtime=build_runtime(settings, store),
+        subscriptions=SubscriptionService(store, settings.notifications),
     )
 
 

@@ -246,6 +246,89 @@ class AuthSettings(BaseModel):
         return self
 
 
+class ClusterSettings(BaseModel):
+    """One Kubernetes cluster whose pods the inventory follows (docs/runtime.md).
+
+    Exactly one way to connect: ``in_cluster`` (the pod's own ServiceAccount), a
+    ``kubeconfig`` (and optional ``context``), or a ``url`` with a ``token_file`` and
+    ``ca_file``. The name keys every inventory row of the cluster: choose it once.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    name: str
+    in_cluster: bool = False
+    kubeconfig: Path | None = None
+    context: str | None = None
+    url: str | None = None
+    #: A file holding the bearer token (re-read on every start; never the token itself).
+    token_file: Path | None = None
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ClusterSettings:
+        from chainproof.domain.inventory import validate_cluster_name
+
+        try:
+            validate_cluster_name(self.name)
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from None
+        ways = [self.in_cluster, self.kubeconfig is not None, self.url is not None]
+        if sum(ways) != 1:
+            raise ValueError(
+                f"cluster {self.name!r} needs exactly one way to connect: in_cluster: true, "
+                "a kubeconfig, or a url (with token_file and ca_file)"
+            )
+        return self
+
+
+class RuntimeSettings(BaseModel):
+    """What runs after admission: the clusters watched, and leadership between replicas."""
+
+    model_config = {"extra": "forbid"}
+
+    clusters: list[ClusterSettings] = []
+    #: How long one watch request lasts before the watcher asks again (the API server's
+    #: ``timeoutSeconds``).
+    watch_timeout_seconds: int = Field(default=240, ge=5, le=3600)
+    #: How often a follower tries to become the leader, and the leader checks it still is.
+    leader_check_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RuntimeSettings:
+        names = [c.name for c in self.clusters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"cluster names must be unique; given more than once: {twice}")
+        return self
+
+
+class NotificationSettings(BaseModel):
+    """Delivering outbox events to subscriptions (docs/runtime.md, "Notifications")."""
+
+    model_config = {"extra": "forbid"}
+
+    #: Run the notifier in this server (on the leader replica only).
+    enabled: bool = True
+    #: The CloudEvents ``source`` of every event; defaults to ``//chainproof/<host>:<port>``.
+    source: str = ""
+    #: How often the notifier looks for new events and due retries when idle.
+    poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    #: The NATS servers subscriptions with a ``nats`` subject publish to.
+    nats_servers: str = "nats://127.0.0.1:4222"
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: Accept webhook URLs with plain http:// to hosts other than loopback (a network you
+    #: trust); https:// otherwise.
+    allow_plain_http: bool = False
+    retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    retry_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
+    #: Attempts before an event goes to the subscription's dead-letter list.
+    max_attempts: int = Field(default=12, ge=1, le=1000)
+    #: A project may hold at most this many subscriptions (a bound: creating one more is
+    #: refused, saying so).
+    max_subscriptions_per_project: int = Field(default=100, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. See docs/configuration.md for the full list."""
 
@@ -272,6 +355,8 @@ class Settings(BaseSettings):
     scanning: ScanningSettings = ScanningSettings()
     auth: AuthSettings = AuthSettings()
     decision_log: DecisionLogSettings = DecisionLogSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""

@@ -166,6 +166,7 @@ def _register_groups() -> None:
         policy,
         registry,
         scanning,
+        subscriptions,
         webhook,
     )
 
@@ -183,6 +184,7 @@ def _register_groups() -> None:
     app.add_typer(access.iam_app, name="iam")
     app.add_typer(access.auth_app, name="auth")
     app.add_typer(access.audit_app, name="audit")
+    app.add_typer(subscriptions.app, name="subscriptions")
     app.registered_commands += ingest.ingest_app.registered_commands
     scanning.image_app.registered_commands += ingest.image_app.registered_commands
     app.add_typer(ingest.package_app, name="package")

@@ -41,6 +41,13 @@ def _key(secret: str) -> bytes:
     return key
 
 
+def check_secret(secret: str) -> str:
+    """``secret`` if it is a usable secret (``whsec_`` and at least 24 bytes of base64);
+    InvalidArgument saying what is wrong otherwise."""
+    _key(secret)
+    return secret
+
+
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     mac = hmac.new(_key(secret), signed, hashlib.sha256).digest()

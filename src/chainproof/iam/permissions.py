@@ -58,6 +58,12 @@ METRICS_GET: Final = "chainproof.metrics.get"
 #: project's images are found vulnerable to; reading one lists affected images of all projects.
 ADVISORIES_IMPORT: Final = "chainproof.advisories.import"
 ADVISORIES_GET: Final = "chainproof.advisories.get"
+#: Subscriptions to outbox events: creating one makes this server send the project's events
+#: to a URL or NATS subject of the creator's choosing.
+SUBSCRIPTIONS_CREATE: Final = "chainproof.subscriptions.create"
+SUBSCRIPTIONS_GET: Final = "chainproof.subscriptions.get"
+SUBSCRIPTIONS_LIST: Final = "chainproof.subscriptions.list"
+SUBSCRIPTIONS_DELETE: Final = "chainproof.subscriptions.delete"
 
 ALL: Final[frozenset[str]] = frozenset(
     value for key, value in dict(globals()).items() if key.isupper() and isinstance(value, str)

@@ -65,6 +65,16 @@ _ROLES: dict[str, frozenset[str]] = {
     "roles/chainproof.metricsViewer": frozenset({p.METRICS_GET}),
     # Feeds OSV advisories to the scanner (granted on its provider project).
     "roles/chainproof.advisoriesImporter": frozenset({p.ADVISORIES_IMPORT}),
+    # Manages where a project's events go (webhooks, NATS subjects) and reads dead letters.
+    "roles/chainproof.subscriptionsAdmin": frozenset(
+        {
+            p.SUBSCRIPTIONS_CREATE,
+            p.SUBSCRIPTIONS_GET,
+            p.SUBSCRIPTIONS_LIST,
+            p.SUBSCRIPTIONS_DELETE,
+        }
+    ),
+    "roles/chainproof.subscriptionsViewer": frozenset({p.SUBSCRIPTIONS_GET, p.SUBSCRIPTIONS_LIST}),
     "roles/chainproof.viewer": frozenset(
         _NOTES_READ
         | _OCC_READ

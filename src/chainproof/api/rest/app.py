@@ -27,6 +27,7 @@ from chainproof.api.rest import (
     openapi,
     ops,
     scanning,
+    subscriptions,
 )
 from chainproof.api.rest.body import BodyLimitMiddleware
 from chainproof.api.ui import policy_rule as ui_policy_rule
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(scanning.router)
     app.include_router(access.router)
     app.include_router(ingest.router)
+    app.include_router(subscriptions.router)
     app.include_router(grafeas.router)
     app.include_router(ui_signin.router)
     app.include_router(ui_policy_rule.router)

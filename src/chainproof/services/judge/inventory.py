@@ -11,14 +11,13 @@ newly running images).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from chainproof.domain.inventory import InventoryChanges, observe_pod, reconcile
 from chainproof.sources.kubernetes.port import ChangeType, ObservedPod
-from chainproof.store.runtime_port import RuntimeRepositories
+from chainproof.store.runtime_port import RuntimeSessions
 
-Sessions = Callable[[], AbstractAsyncContextManager[RuntimeRepositories]]
+Sessions = RuntimeSessions
 OnChanges = Callable[[str, InventoryChanges], Awaitable[None]]
 
 

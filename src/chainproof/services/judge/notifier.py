@@ -16,18 +16,20 @@ subscription by ``sink_for`` (an injected factory, so tests and the composition 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import random
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
 from chainproof.domain.delivery import RetryPolicy
-from chainproof.domain.events import SubscriptionFilter, structured_body
+from chainproof.domain.events import ChangeEvent, SubscriptionFilter, structured_body
 from chainproof.sinks.port import DeliveryFailed, OutgoingEvent, Sink
-from chainproof.store.runtime_port import DeliveryRecord, RuntimeRepositories, SubscriptionRecord
+from chainproof.store.runtime_port import DeliveryRecord, RuntimeSessions, SubscriptionRecord
 
-Sessions = Callable[[], AbstractAsyncContextManager[RuntimeRepositories]]
+Sessions = RuntimeSessions
 
 
 class Notifier:
@@ -41,6 +43,8 @@ class Notifier:
         retry: RetryPolicy | None = None,
         jitter: Callable[[], float] = random.random,
         batch: int = 200,
+        concurrency: int = 16,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._sink_for = sink_for
@@ -49,7 +53,10 @@ class Notifier:
         self._retry = retry or RetryPolicy()
         self._jitter = jitter
         self._batch = batch
-        self._sinks: dict[tuple[str, str], Sink] = {}
+        self._sinks: dict[tuple[str, str, str], Sink] = {}
+        self._concurrency = asyncio.Semaphore(concurrency)
+        #: Told "delivered", "retry" or "dead" after each attempt (metrics).
+        self._observe = observe
 
     async def route(self) -> int:
         """Route one batch; returns how many events it routed."""
@@ -81,18 +88,37 @@ class Notifier:
         return len(events)
 
     async def deliver_due(self) -> int:
-        """Attempt every delivery due now; returns how many succeeded."""
+        """Attempt every delivery due now; returns how many succeeded.
+
+        The deliveries of one batch go out concurrently (at most ``concurrency`` at once):
+        ``due`` holds at most one per subscription and subject, so order per subject is
+        kept, and one slow receiver does not hold up the others."""
         async with self._sessions() as repos:
             due = await repos.deliveries.due(self._clock(), self._batch)
             events = await repos.outbox.get([d.sequence for d in due])
             subs = {
                 (s.project, s.subscription_id): s for s in await repos.subscriptions.list_rows(None)
             }
-        delivered = 0
-        for d in due:
+        await self._forget_sinks(subs.values())
+        outcomes = await asyncio.gather(
+            *(self._attempt(d, subs, events) for d in due), return_exceptions=True
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
+        return sum(1 for o in outcomes if o is True)
+
+    async def _attempt(
+        self,
+        d: DeliveryRecord,
+        subs: dict[tuple[str, str], SubscriptionRecord],
+        events: dict[int, ChangeEvent],
+    ) -> bool:
+        async with self._concurrency:
             sub = subs.get((d.project, d.subscription_id))
             event = events.get(d.sequence)
             now = self._clock()
+            delivered = False
             if sub is None or event is None:
                 result = replace(
                     d, status="dead", last_error="subscription or event gone", done_time=now
@@ -109,7 +135,7 @@ class Notifier:
                     result = replace(
                         d, status="delivered", attempts=d.attempts + 1, done_time=now, last_error=""
                     )
-                    delivered += 1
+                    delivered = True
                 except DeliveryFailed as exc:
                     attempts = d.attempts + 1
                     again = (
@@ -124,17 +150,35 @@ class Notifier:
                         if again is None
                         else replace(d, attempts=attempts, next_attempt=again, last_error=str(exc))
                     )
+            # Recorded only after the sink answered: a crash before this line sends the
+            # event again after restart, with the same ID (at least once).
             async with self._sessions() as repos:
                 await repos.deliveries.update(result)
-        return delivered
+            if self._observe is not None:
+                self._observe(result.status if result.status != "pending" else "retry")
+            return delivered
 
     def _sink(self, sub: SubscriptionRecord) -> Sink:
-        key = (sub.project, sub.subscription_id)
+        key = _sink_key(sub)
         if key not in self._sinks:
             self._sinks[key] = self._sink_for(sub)
         return self._sinks[key]
 
+    async def _forget_sinks(self, current: Iterable[SubscriptionRecord]) -> None:
+        """Close the sinks of subscriptions deleted (or replaced) since they were made."""
+        keep = {_sink_key(s) for s in current}
+        for key in [k for k in self._sinks if k not in keep]:
+            with contextlib.suppress(Exception):
+                await self._sinks.pop(key).close()
+
     async def close(self) -> None:
         for sink in self._sinks.values():
-            await sink.close()
+            with contextlib.suppress(Exception):
+                await sink.close()
         self._sinks.clear()
+
+
+def _sink_key(sub: SubscriptionRecord) -> tuple[str, str, str]:
+    # The sink's settings are part of the key: a subscription deleted and made again under
+    # the same ID with another URL must not reuse the old one's connection.
+    return (sub.project, sub.subscription_id, json.dumps(sub.sink, sort_keys=True, default=str))
