@@ -269,6 +269,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
     from chainproof.services.judge.runtime_setup import build_runtime
     from chainproof.services.judge.subscriptions import SubscriptionService
 
+    runtime = build_runtime(settings, store)
     return Container(
         settings=settings,
         store=store,
@@ -276,7 +277,13 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         judge_resources=resources,
         judge=judge,
         decisions=decisions,
-        admission=AdmissionService(judge, decisions, grafeas, settings.admission),
+        admission=AdmissionService(
+            judge,
+            decisions,
+            grafeas,
+            settings.admission,
+            admitted_pods=runtime.admitted_pods(settings),
+        ),
         changes=changes,
         registry=registry,
         registry_recorder=recorder,
@@ -287,7 +294,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         access=build_access_control(settings, store),
         ingest=IngestService(store, changes=changes),
         findings=FindingsService(store, vouching, settings.scanning.provider_project),
-        runtime=build_runtime(settings, store),
+        runtime=runtime,
         subscriptions=SubscriptionService(store, settings.notifications),
     )
 

@@ -41,6 +41,7 @@ from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.domain.admission_review import (
     Admit,
     Refuse,
+    ReviewRequest,
     as_object,
     plan_review,
     read_review,
@@ -152,6 +153,18 @@ def _answer(uid: str, result: ReviewResult) -> dict[str, Any]:
     return response
 
 
+def _created_pod(review: ReviewRequest) -> dict[str, Any] | None:
+    """The Pod a CREATE request makes, in the request's namespace: once admitted, the
+    inventory knows it (``source=admission``) before any watcher sees it."""
+    if review.kind != "Pod" or review.operation != "CREATE" or not isinstance(review.obj, dict):
+        return None
+    meta = review.obj.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    namespace = review.namespace or meta.get("namespace") or "default"
+    return {**review.obj, "metadata": {**meta, "namespace": namespace}}
+
+
 @router.post(
     "/admission",
     openapi_extra=JSON_BODY,
@@ -180,6 +193,7 @@ async def admission_review(request: Request, admission: Admission) -> Response:
         operation=review.operation,
         dry_run=review.dry_run,
         deadline_seconds=api_server_deadline(request.query_params.get("timeout")),
+        pod=_created_pod(review),
     )
     return _review_response(version, _answer(uid, result))
 

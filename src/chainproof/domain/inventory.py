@@ -196,6 +196,22 @@ def canonical_running_image(image_spec: str, digest: str | None) -> str:
     return ref.canonical
 
 
+def observe_admitted_pod(
+    cluster: str, pod: Mapping[str, Any], now: datetime
+) -> list[RunningContainer]:
+    """Rows for a Pod the admission webhook admitted, before any watcher has seen it: the
+    owner is the pod's own controller (a watcher follows the chain up later). Nothing runs
+    yet, so ``digest`` is unknown; ``image`` is the spec's reference, pinned by digest when
+    the spec (or the mutating webhook) pinned it."""
+    meta = pod.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        return []  # no name yet (a mutating call, or generateName): nothing to key a row on
+    first = controller_of(meta)
+    workload = WorkloadRef(first.kind, first.name) if first else WorkloadRef("Pod", meta["name"])
+    rows = observe_pod(cluster, pod, workload, now)
+    return [replace(r, source="admission") for r in rows]
+
+
 def pod_is_running(pod: Mapping[str, Any]) -> bool:
     """Whether a pod can still run containers: it exists and has not finished."""
     status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
@@ -276,7 +292,9 @@ def reconcile(
 
     A container that runs a different pod UID or image than its open row is a new life: the
     old row closes and a new one opens, so ``since`` always means "this image, in this pod,
-    since". Anything else that changed (an imageID appearing) updates the row in place.
+    since". Anything else that changed (an imageID appearing) updates the row in place. A
+    pod UID not known yet (empty: the row came from an admission request made before the
+    API server assigned one) is not a different life.
     """
     current = {row.key: row for row in open_rows}
     seen = {row.key: row for row in observed}
@@ -287,13 +305,15 @@ def reconcile(
         old = current.get(key)
         if old is None:
             opened.append(row)
-        elif old.pod_uid != row.pod_uid or (
+        elif (old.pod_uid and row.pod_uid and old.pod_uid != row.pod_uid) or (
             old.digest is not None and row.digest is not None and old.digest != row.digest
         ):
             closed.append(replace(old, until=now))
             opened.append(row)
-        elif not old.same_facts(row):
-            changed.append(replace(row, since=old.since, source=row.source))
+        elif not old.same_facts(row) or old.source != row.source:
+            # Facts learnt (an imageID, the owner chain), or a row the admission webhook
+            # opened that a watcher now confirms: the same life, updated in place.
+            changed.append(replace(row, since=old.since))
     for key, old in current.items():
         if key not in seen:
             closed.append(replace(old, until=now))

@@ -135,3 +135,53 @@ def test_cluster_names() -> None:
     for bad in ("", "Prod", "-x", "a" * 64, "a/b"):
         with pytest.raises(InvalidArgument):
             validate_cluster_name(bad)
+
+
+def _admitted_pod(uid: str = "uid-1") -> dict:
+    return {
+        "metadata": {
+            "name": "web-1",
+            "namespace": "shop",
+            "uid": uid,
+            "ownerReferences": [
+                {"kind": "ReplicaSet", "name": "web-5d8f", "uid": "u-rs", "controller": True}
+            ],
+        },
+        "spec": {"containers": [{"name": "app", "image": f"registry.example/web@{D1}"}]},
+    }
+
+
+def test_an_admitted_pod_opens_rows_a_watcher_confirms_in_place() -> None:
+    from chainproof.domain.inventory import observe_admitted_pod
+
+    [admitted] = observe_admitted_pod("prod", _admitted_pod(), T0)
+    assert admitted.source == "admission" and admitted.digest is None
+    assert admitted.image == f"registry.example/web@{D1}"
+    assert (admitted.workload_kind, admitted.workload_name) == ("ReplicaSet", "web-5d8f")
+    # The watcher sees the same pod (owner chain followed up, the kubelet's imageID): the
+    # same life, so the row is updated in place, keeps its since and is now the watcher's.
+    later = T0 + timedelta(seconds=3)
+    pod = {
+        **_admitted_pod(),
+        "status": {"containerStatuses": [{"name": "app", "imageID": f"x@{D1}"}]},
+    }
+    [seen] = observe_pod("prod", pod, WorkloadRef("Deployment", "web"), later)
+    step = reconcile([admitted], [seen], later)
+    assert not step.opened and not step.closed
+    [row] = step.changed
+    assert (row.source, row.since, row.digest, row.workload_kind) == (
+        "watcher",
+        T0,
+        D1,
+        "Deployment",
+    )
+    # Same facts but told by the watcher: still an update, so the source is right.
+    bare = observe_pod("prod", _admitted_pod(), WorkloadRef("ReplicaSet", "web-5d8f"), later)
+    assert [r.source for r in reconcile([admitted], bare, later).changed] == ["watcher"]
+    # A row from a request made before the API server gave the pod a UID is the same life.
+    [no_uid] = observe_admitted_pod("prod", _admitted_pod(uid=""), T0)
+    assert not reconcile([no_uid], [seen], later).closed
+    # A pod with no name yet (generateName at mutation time) gives nothing to key a row on.
+    nameless = _admitted_pod()
+    nameless["metadata"] = {**nameless["metadata"], "name": ""}
+    assert observe_admitted_pod("prod", nameless, T0) == []

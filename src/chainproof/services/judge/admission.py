@@ -14,7 +14,9 @@ Owns what happens around the evaluation:
   policy would deny;
 * the decision log entry for every review, whatever the outcome;
 * a DEPLOYMENT occurrence for each admitted image (never for a denial, never when the API
-  server only asked for a dry run), so the scribe knows what runs where.
+  server only asked for a dry run), so the scribe knows what runs where;
+* an admitted Pod (same conditions) handed to the workload inventory (``admitted_pods``),
+  which knows it from then on, before any watcher sees it.
 
 Wire formats (AdmissionReview, ImageReview) and their size limits live in api.webhook.
 """
@@ -26,7 +28,7 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -157,12 +159,15 @@ class AdmissionService:
         grafeas: GrafeasService,
         settings: AdmissionSettings,
         clock: Clock = utc_now,
+        *,
+        admitted_pods: Callable[[Mapping[str, Any]], Awaitable[object]] | None = None,
     ) -> None:
         self._judge = judge
         self._decisions = decisions
         self._grafeas = grafeas
         self._settings = settings
         self._clock = clock
+        self._admitted_pods = admitted_pods
         self._background: set[asyncio.Task[None]] = set()
         self._deployment_note_ready = False
         self._recent_deployments: OrderedDict[tuple[str, str, str], float] = OrderedDict()
@@ -179,11 +184,13 @@ class AdmissionService:
         operation: str = "CREATE",
         dry_run: bool = False,
         deadline_seconds: float | None = None,
+        pod: Mapping[str, Any] | None = None,
     ) -> ReviewResult:
         """Judge ``workload``; never raises for a store or policy problem (see module doc).
 
         ``deadline_seconds`` may shorten (never lengthen) the configured deadline, e.g. to
-        stay within the API server's own timeout.
+        stay within the API server's own timeout. ``pod`` is the Pod object of a CREATE
+        request, for the inventory once admitted.
         """
         s = self._settings
         budget = s.deadline_seconds
@@ -238,7 +245,7 @@ class AdmissionService:
                 )
                 warnings += reasons[:_MAX_REASON_WARNINGS]
                 result = ReviewResult(True, Verdict.BREAKGLASS, "", tuple(warnings), decision)
-                await self._after(workload, uid, operation, result, dry_run)
+                await self._after(workload, uid, operation, result, dry_run, pod)
                 return result
             note = BREAKGLASS_DISABLED_NOTE
             warnings.append(note)
@@ -249,7 +256,7 @@ class AdmissionService:
         allowed = decision.allowed
         message = "" if allowed else denial_message(workload, decision, note)
         result = ReviewResult(allowed, decision.outcome.value, message, tuple(warnings), decision)
-        await self._after(workload, uid, operation, result, dry_run)
+        await self._after(workload, uid, operation, result, dry_run, pod)
         return result
 
     async def refuse_unreadable(
@@ -311,15 +318,32 @@ class AdmissionService:
         return ReviewResult(False, Verdict.ERROR, message, (), decision)
 
     async def _after(
-        self, workload: Workload, uid: str, operation: str, result: ReviewResult, dry_run: bool
+        self,
+        workload: Workload,
+        uid: str,
+        operation: str,
+        result: ReviewResult,
+        dry_run: bool,
+        pod: Mapping[str, Any] | None = None,
     ) -> None:
         await self._record(workload, uid, operation, result, dry_run)
         if result.allowed and not dry_run:
-            task = asyncio.get_running_loop().create_task(
-                self._record_deployments(workload, result.decision)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._record_deployments(workload, result.decision))
+            if pod is not None and self._admitted_pods is not None:
+                self._in_background(self._record_pod(pod, uid))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        # Off the review's path: the answer never waits for these writes.
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record_pod(self, pod: Mapping[str, Any], uid: str) -> None:
+        assert self._admitted_pods is not None
+        try:
+            await self._admitted_pods(pod)
+        except Exception:  # a watcher will still see the pod; the miss is only earlier news
+            log.warning("could not add the admitted pod to the inventory", uid=uid, exc_info=True)
 
     async def _record(
         self, workload: Workload, uid: str, operation: str, result: ReviewResult, dry_run: bool

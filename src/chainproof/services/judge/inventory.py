@@ -4,16 +4,24 @@ Turns each snapshot or watched change from a ``sources.kubernetes`` pod feed int
 rows (``domain.inventory.observe_pod`` and ``reconcile``) and stores them together with the
 resourceVersion to resume from, in one transaction, so a restarted watcher resumes exactly
 where the stored rows are. A snapshot (after a relist) closes every open row of the cluster
-it does not show. ``on_changes`` hears what changed (the re-judging worker uses it to judge
-newly running images).
+it does not show. The admission webhook opens rows too, for the pods it admits
+(``admitted``), so the inventory knows a pod before any watcher has seen it. ``on_changes``
+hears what changed (the re-judging worker uses it to judge newly running images).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from chainproof.domain.inventory import InventoryChanges, observe_pod, reconcile
+from chainproof.domain.inventory import (
+    InventoryChanges,
+    observe_admitted_pod,
+    observe_pod,
+    reconcile,
+)
 from chainproof.sources.kubernetes.port import ChangeType, ObservedPod
 from chainproof.store.runtime_port import RuntimeSessions
 
@@ -57,6 +65,39 @@ class InventoryUpdater:
             await repos.inventory.write(changes)
             await repos.inventory.set_checkpoint(cluster, resource_version)
         await self._tell(cluster, changes)
+
+    async def admitted(self, cluster: str, pod: Mapping[str, Any]) -> InventoryChanges:
+        """Open rows (``source=admission``) for a pod the webhook just admitted, unless the
+        pod is known already (a watcher was quicker): a watcher confirms or corrects them
+        when it sees the pod, and its relist closes them if the pod never came to be."""
+        now = self._clock()
+        observed = observe_admitted_pod(cluster, pod, now)
+        if not observed:
+            return InventoryChanges()
+        first = observed[0]
+        async with self._sessions() as repos:
+            if await repos.inventory.open_rows(cluster, first.namespace, first.pod):
+                return InventoryChanges()
+            changes = InventoryChanges(opened=tuple(observed))
+            await repos.inventory.write(changes)
+        await self._tell(cluster, changes)
+        return changes
+
+    async def expire_unconfirmed(self, cluster: str, older_than: datetime) -> int:
+        """Close admission rows no watcher confirmed since ``older_than`` (the pod was never
+        created: another webhook refused it, say); returns how many were closed."""
+        now = self._clock()
+        async with self._sessions() as repos:
+            stale = tuple(
+                replace(r, until=now)
+                for r in await repos.inventory.open_rows(cluster)
+                if r.source == "admission" and r.since < older_than
+            )
+            changes = InventoryChanges(closed=stale)
+            if stale:
+                await repos.inventory.write(changes)
+        await self._tell(cluster, changes)
+        return len(stale)
 
     async def checkpoint(self, cluster: str, resource_version: str) -> None:
         async with self._sessions() as repos:

@@ -10,15 +10,17 @@ subscription whose sink is ``{"internal": NAME}``, with their sink in ``internal
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from chainproof.config import Settings
 from chainproof.domain.delivery import RetryPolicy
-from chainproof.domain.inventory import InventoryChanges
+from chainproof.domain.inventory import InventoryChanges, validate_cluster_name
+from chainproof.errors import InvalidArgument
 from chainproof.services.common import utc_now
 from chainproof.services.judge.inventory import InventoryUpdater
 from chainproof.services.judge.leader import LeaderElection
@@ -27,6 +29,8 @@ from chainproof.services.judge.runtime_worker import ClusterWatcher, RuntimeWork
 from chainproof.sinks.port import DeliveryFailed, OutgoingEvent, Sink
 from chainproof.store.port import MetadataStore
 from chainproof.store.runtime_port import SubscriptionRecord, runtime_sessions
+
+log = structlog.get_logger("chainproof.runtime")
 
 InventoryListener = Callable[[str, InventoryChanges], Awaitable[None]]
 
@@ -78,9 +82,41 @@ class Runtime:
         if self._deliveries is not None:
             self._deliveries.labels(result).inc()
 
+    def admitted_pods(
+        self, settings: Settings
+    ) -> Callable[[Mapping[str, Any]], Awaitable[object]] | None:
+        """What the admission webhook calls with each Pod it admits: rows in the inventory
+        of the webhook's cluster (``admission.cluster``, or the one watched cluster when
+        there is exactly one), or None when that cluster has no usable name."""
+        cluster = admission_cluster(settings)
+        if cluster is None:
+            return None
+
+        async def admitted(pod: Mapping[str, Any]) -> object:
+            return await self.inventory.admitted(cluster, pod)
+
+        return admitted
+
     async def tell(self, cluster: str, changes: InventoryChanges) -> None:
         for listener in self.inventory_listeners:
             await listener(cluster, changes)
+
+
+def admission_cluster(settings: Settings) -> str | None:
+    """The inventory cluster of pods the admission webhook admits."""
+    name = settings.admission.cluster
+    if not name:
+        watched = settings.runtime.clusters
+        name = watched[0].name if len(watched) == 1 else "default"
+    try:
+        return validate_cluster_name(name)
+    except InvalidArgument:
+        log.warning(
+            "admission.cluster is not a valid inventory cluster name; admitted pods are not "
+            "added to the inventory (the watchers still see them)",
+            cluster=name,
+        )
+        return None
 
 
 def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:

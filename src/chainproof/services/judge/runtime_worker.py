@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
 
 from chainproof.config import ClusterSettings
+from chainproof.services.common import utc_now
 from chainproof.services.judge.inventory import InventoryUpdater
 from chainproof.services.judge.leader import LeaderElection
 from chainproof.services.judge.notifier import Notifier
@@ -46,6 +48,10 @@ class ClusterWatcher:
     cluster: ClusterSettings
     updater: InventoryUpdater
     watch_timeout_s: int = 240
+    #: Rows the admission webhook opened that no watch event confirmed within this long
+    #: are closed (the pod was never created), checked every ``expire_every_s``.
+    unconfirmed_after: timedelta = timedelta(minutes=10)
+    expire_every_s: float = 300.0
     #: The running feed (for tests and metrics): its counters say how often it listed.
     feed: object | None = field(default=None, repr=False)
 
@@ -67,9 +73,22 @@ class ClusterWatcher:
         try:
             feed = KubernetesPodFeed(c.name, api, watch_timeout_s=self.watch_timeout_s)
             self.feed = feed
-            await feed.run(await self.updater.resume_point(c.name), self.updater)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(feed.run(await self.updater.resume_point(c.name), self.updater))
+                group.create_task(self._expire_forever())
         finally:
             await api.close()
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.expire_every_s)
+            closed = await self.updater.expire_unconfirmed(
+                self.cluster.name, utc_now() - self.unconfirmed_after
+            )
+            if closed:
+                log.info(
+                    "closed admitted pods no watcher saw", cluster=self.cluster.name, rows=closed
+                )
 
 
 def _read_token(path: Path) -> str:
