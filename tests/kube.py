@@ -33,6 +33,8 @@ class KubeApiServer:
     token: str
     ca_file: Path
     issuer: str
+    #: etcd's client URL (start.sh puts etcd on the API server's port + 7000).
+    etcd: str = ""
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -83,8 +85,19 @@ def ensure_binary() -> Path:
 
 
 @contextmanager
-def running_kube_apiserver(scratch: Path) -> Iterator[KubeApiServer]:
+def running_kube_apiserver(
+    scratch: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[KubeApiServer]:
+    """``extra_args`` go to kube-apiserver after start.sh's own (through a wrapper script,
+    since start.sh takes none), e.g. ``("--watch-cache=false",)``."""
     binary = ensure_binary()
+    if extra_args:
+        wrapper = scratch / "kube-apiserver-wrapper"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec {shlex.quote(str(binary))} "$@" {shlex.join(extra_args)}\n'
+        )
+        wrapper.chmod(0o755)
+        binary = wrapper
     port = _pick_port()
     out = subprocess.run(
         ["bash", str(SCRIPTS / "start.sh"), str(scratch), str(port)],
@@ -103,6 +116,7 @@ def running_kube_apiserver(scratch: Path) -> Iterator[KubeApiServer]:
             token=values["KUBE_TOKEN"],
             ca_file=Path(values["KUBE_CA"]),
             issuer=values["KUBE_SA_ISSUER"],
+            etcd=f"http://127.0.0.1:{port + 7000}",
         )
     finally:
         for pid in pids:
