@@ -324,6 +324,8 @@ class NotificationSettings(BaseModel):
     retry_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
     #: Attempts before an event goes to the subscription's dead-letter list.
     max_attempts: int = Field(default=12, ge=1, le=1000)
+    #: Delivered events are forgotten this long after delivery (dead letters are kept).
+    retention_hours: float = Field(default=168.0, gt=0, le=24 * 3650)
     #: A project may hold at most this many subscriptions (a bound: creating one more is
     #: refused, saying so).
     max_subscriptions_per_project: int = Field(default=100, ge=1, le=10_000)

@@ -474,3 +474,42 @@ async def test_violations_put_open_for_list_and_count(store: MetadataStore) -> N
         shop = ViolationQuery("p", namespace="shop", open_only=False)
         assert [v.violation_id for v in await vs.list_rows(shop, 1)] == ["v2"]
         assert (await vs.count_open())[("p", "prod", "shop")] == 1
+
+
+async def test_pruning_forgets_delivered_and_keeps_pending_and_dead(store: MetadataStore) -> None:
+    async with store.session() as s:
+        await s.runtime.outbox.append(
+            [event(n, f"projects/p/occurrences/{n}") for n in (1, 2, 3, 4)]
+        )
+    async with store.session() as s:
+        seqs = [e.sequence for e in await s.runtime.outbox.unrouted(10)]
+        await s.runtime.outbox.mark_routed(seqs[:3])  # the fourth is not routed yet
+        await s.runtime.deliveries.add(
+            [
+                delivery(seqs[0], status="delivered", done_time=T0),
+                delivery(seqs[1], status="dead", done_time=T0),
+                delivery(seqs[2]),
+                delivery(
+                    seqs[0], sid="late", status="delivered", done_time=T0 + timedelta(hours=2)
+                ),
+            ]
+        )
+    cutoff = T0 + timedelta(hours=1)
+    after_all = T0 + timedelta(days=1)
+    async with store.session() as s:
+        assert await s.runtime.deliveries.prune(cutoff, 10) == 1  # only the old delivered one
+        # The first event is still wanted by nobody pending or dead: it goes; the second
+        # (a dead letter's) and third (pending) stay; the fourth was never routed.
+        assert await s.runtime.outbox.prune(after_all, 10) == 1
+    async with store.session() as s:
+        left = await s.runtime.outbox.get(seqs)
+        assert sorted(left) == seqs[1:]
+        assert [
+            d.subscription_id for d in await s.runtime.deliveries.list_rows("p", "late", None, 9)
+        ] == ["late"]
+        assert [
+            d.sequence for d in await s.runtime.deliveries.list_rows("p", "hook", None, 9)
+        ] == seqs[1:3]
+        assert await s.runtime.deliveries.prune(after_all, 0) == 0
+        assert await s.runtime.deliveries.prune(after_all, 10) == 1
+        assert await s.runtime.outbox.prune(after_all, 10) == 0

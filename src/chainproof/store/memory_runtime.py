@@ -144,6 +144,19 @@ class _Outbox:
     async def get(self, sequences: Sequence[int]) -> dict[int, ChangeEvent]:
         return {q: self._s.events[q] for q in sequences if q in self._s.events}
 
+    async def prune(self, before: datetime, limit: int) -> int:
+        held = {key[2] for key, d in self._s.deliveries.items() if d.status in ("pending", "dead")}
+        gone = [
+            q
+            for q in sorted(self._s.events)
+            if q in self._s.routed and q not in held and self._s.events[q].time < before
+        ][: max(limit, 0)]
+        for q in gone:
+            _put(self._undo, self._s.events, q, None)
+            self._s.routed.discard(q)
+            self._undo.append(lambda q=q: self._s.routed.add(q))  # type: ignore[misc]
+        return len(gone)
+
 
 class _Subscriptions:
     def __init__(self, s: MemoryRuntimeState, undo: Undo) -> None:
@@ -209,6 +222,16 @@ class _Deliveries:
             if p == project and sid == subscription_id and (status is None or r.status == status)
         ]
         return rows[:limit]
+
+    async def prune(self, before: datetime, limit: int) -> int:
+        gone = [
+            key
+            for key, d in sorted(self._s.deliveries.items(), key=lambda kv: kv[0][2])
+            if d.status == "delivered" and d.done_time is not None and d.done_time < before
+        ][: max(limit, 0)]
+        for key in gone:
+            _put(self._undo, self._s.deliveries, key, None)
+        return len(gone)
 
 
 class _Violations:

@@ -63,6 +63,10 @@ class OutboxRepository(Protocol):
 
     async def get(self, sequences: Sequence[int]) -> dict[int, ChangeEvent]: ...
 
+    async def prune(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` routed events older than ``before`` that no pending or
+        dead delivery refers to; returns how many went."""
+
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionRecord:
@@ -117,6 +121,10 @@ class DeliveryRepository(Protocol):
     async def list_rows(
         self, project: str, subscription_id: str, status: str | None, limit: int
     ) -> list[DeliveryRecord]: ...
+
+    async def prune(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` delivered deliveries done before ``before`` (dead ones stay:
+        they are the dead-letter list); returns how many went."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chainproof.domain.delivery import RetryPolicy
 from chainproof.domain.events import ChangeEvent, SubscriptionFilter, structured_body
@@ -107,6 +107,15 @@ class Notifier:
         if failures:
             raise failures[0]
         return sum(1 for o in outcomes if o is True)
+
+    async def prune(self, retention: timedelta, batch: int = 1000) -> int:
+        """Forget deliveries done, and events routed, longer than ``retention`` ago (one
+        batch of each, one transaction); dead letters and the events they need stay."""
+        before = self._clock() - retention
+        async with self._sessions() as repos:
+            gone = await repos.deliveries.prune(before, batch)
+            gone += await repos.outbox.prune(before, batch)
+        return gone
 
     async def _attempt(
         self,

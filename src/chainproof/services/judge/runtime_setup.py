@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -179,7 +180,10 @@ def build_runtime(settings: Settings, store: MetadataStore) -> Runtime:
             observe=runtime.delivery_attempted,
         )
         runtime.notifier = notifier
-        runtime.worker.add_task("notifier", lambda: notify_forever(notifier, n.poll_seconds))
+        retention = timedelta(hours=n.retention_hours)
+        runtime.worker.add_task(
+            "notifier", lambda: notify_forever(notifier, n.poll_seconds, retention)
+        )
     for cluster in settings.runtime.clusters:
         watcher = ClusterWatcher(cluster, updater, settings.runtime.watch_timeout_seconds)
         runtime.watchers.append(watcher)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,12 +30,24 @@ log = structlog.get_logger("chainproof.runtime")
 Work = Callable[[], Awaitable[None]]
 
 
-async def notify_forever(notifier: Notifier, poll_s: float) -> None:
-    """Route new outbox events and deliver what is due; rest ``poll_s`` when idle."""
+async def notify_forever(
+    notifier: Notifier,
+    poll_s: float,
+    retention: timedelta = timedelta(days=7),
+    prune_every_s: float = 600.0,
+) -> None:
+    """Route new outbox events and deliver what is due; rest ``poll_s`` when idle; every
+    ``prune_every_s``, forget what was delivered more than ``retention`` ago."""
+    pruned_at = time.monotonic()
     try:
         while True:
             routed = await notifier.route()
             delivered = await notifier.deliver_due()
+            # One batch per turn, between deliveries; again next turn while batches come full.
+            if time.monotonic() - pruned_at >= prune_every_s and not await notifier.prune(
+                retention
+            ):
+                pruned_at = time.monotonic()
             if not routed and not delivered:
                 await asyncio.sleep(poll_s)
     finally:

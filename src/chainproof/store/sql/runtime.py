@@ -254,6 +254,26 @@ class SqlOutbox:
                 outbox.update().where(outbox.c.sequence.in_(chunk)).values(routed=True)
             )
 
+    async def prune(self, before: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        held = (
+            sa.select(sa.literal(1))
+            .where(
+                deliveries.c.sequence == outbox.c.sequence,
+                deliveries.c.status.in_(("pending", "dead")),
+            )
+            .exists()
+        )
+        doomed = (
+            sa.select(outbox.c.sequence)
+            .where(outbox.c.routed, outbox.c.time < before, ~held)
+            .order_by(outbox.c.sequence)
+            .limit(limit)
+        )
+        result = await self._c.execute(outbox.delete().where(outbox.c.sequence.in_(doomed)))
+        return int(result.rowcount)
+
     async def get(self, sequences: Sequence[int]) -> dict[int, ChangeEvent]:
         found: dict[int, ChangeEvent] = {}
         for chunk in _chunks(list(dict.fromkeys(sequences))):
@@ -429,6 +449,19 @@ class SqlDeliveries:
             stmt = stmt.where(deliveries.c.status == status)
         stmt = stmt.order_by(deliveries.c.sequence).limit(limit)
         return [_delivery(row) for row in await self._c.execute(stmt)]
+
+    async def prune(self, before: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        key = sa.tuple_(deliveries.c.project, deliveries.c.subscription_id, deliveries.c.sequence)
+        done = (
+            sa.select(deliveries.c.project, deliveries.c.subscription_id, deliveries.c.sequence)
+            .where(deliveries.c.status == "delivered", deliveries.c.done_time < before)
+            .order_by(deliveries.c.sequence)
+            .limit(limit)
+        )
+        result = await self._c.execute(deliveries.delete().where(key.in_(done)))
+        return int(result.rowcount)
 
 
 # violations -------------------------------------------------------------------------------

@@ -320,6 +320,7 @@ deliveries = sa.Table(
     ),
     sa.Index("ix_deliveries_due", "next_attempt", postgresql_where=_PENDING, sqlite_where=_PENDING),
     sa.Index("ix_deliveries_status", "project", "subscription_id", "status", "sequence"),
+    sa.Index("ix_deliveries_sequence", "sequence"),
 )
 
 violations = sa.Table(

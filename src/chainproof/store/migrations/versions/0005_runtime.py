@@ -124,6 +124,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_deliveries_status", "deliveries", ["project", "subscription_id", "status", "sequence"]
     )
+    # Whether any delivery still needs an event (pruning the outbox asks by sequence alone).
+    op.create_index("ix_deliveries_sequence", "deliveries", ["sequence"])
     op.create_table(
         "violations",
         sa.Column("violation_id", _KEY, nullable=False),
