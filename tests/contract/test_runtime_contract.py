@@ -345,6 +345,18 @@ async def test_delivery_add_keeps_an_existing_one(store: MetadataStore) -> None:
     async with store.session() as s:
         got = await s.deliveries.list_rows("p", "hook", None, 10)
     assert got == [delivery(1, attempts=3, last_error="down"), delivery(2)]
+    async with store.session() as s:
+        await s.runtime.deliveries.update_many(
+            [delivery(2, status="delivered", attempts=1, done_time=T0), delivery(5)]
+        )
+        await s.runtime.deliveries.update_many([])
+    async with store.session() as s:
+        got = await s.runtime.deliveries.list_rows("p", "hook", None, 10)
+    assert got == [
+        delivery(1, attempts=3, last_error="down"),
+        delivery(2, status="delivered", attempts=1, done_time=T0),
+        delivery(5),
+    ]
 
 
 async def test_due_is_first_in_line_per_subscription_and_subject(store: MetadataStore) -> None:

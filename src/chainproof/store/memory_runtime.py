@@ -213,6 +213,10 @@ class _Deliveries:
             record,
         )
 
+    async def update_many(self, records: Sequence[DeliveryRecord]) -> None:
+        for record in records:
+            await self.update(record)
+
     async def list_rows(
         self, project: str, subscription_id: str, status: str | None, limit: int
     ) -> list[DeliveryRecord]:

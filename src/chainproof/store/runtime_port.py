@@ -116,7 +116,11 @@ class DeliveryRepository(Protocol):
         """Pending deliveries due by ``now`` and first in line for their subject: none of
         the same subscription and subject with a lower sequence is still pending."""
 
-    async def update(self, record: DeliveryRecord) -> None: ...
+    async def update(self, record: DeliveryRecord) -> None:
+        """Store the delivery as given (inserting it when missing)."""
+
+    async def update_many(self, records: Sequence[DeliveryRecord]) -> None:
+        """``update`` for each, in one statement where the database allows."""
 
     async def list_rows(
         self, project: str, subscription_id: str, status: str | None, limit: int

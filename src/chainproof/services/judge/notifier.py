@@ -92,7 +92,7 @@ class Notifier:
 
         The deliveries of one batch go out concurrently (at most ``concurrency`` at once):
         ``due`` holds at most one per subscription and subject, so order per subject is
-        kept, and one slow receiver does not hold up the others."""
+        kept, and one slow receiver delays only the recording of its batch."""
         async with self._sessions() as repos:
             due = await repos.deliveries.due(self._clock(), self._batch)
             events = await repos.outbox.get([d.sequence for d in due])
@@ -100,13 +100,16 @@ class Notifier:
                 (s.project, s.subscription_id): s for s in await repos.subscriptions.list_rows(None)
             }
         await self._forget_sinks(subs.values())
-        outcomes = await asyncio.gather(
-            *(self._attempt(d, subs, events) for d in due), return_exceptions=True
-        )
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
-            raise failures[0]
-        return sum(1 for o in outcomes if o is True)
+        results = await asyncio.gather(*(self._attempt(d, subs, events) for d in due))
+        # Recorded only after the sinks answered, all in one transaction: a crash before
+        # this sends those events again after restart, with the same IDs (at least once).
+        if results:
+            async with self._sessions() as repos:
+                await repos.deliveries.update_many(results)
+        if self._observe is not None:
+            for result in results:
+                self._observe(result.status if result.status != "pending" else "retry")
+        return sum(1 for r in results if r.status == "delivered")
 
     async def prune(self, retention: timedelta, batch: int = 1000) -> int:
         """Forget deliveries done, and events routed, longer than ``retention`` ago (one
@@ -122,50 +125,40 @@ class Notifier:
         d: DeliveryRecord,
         subs: dict[tuple[str, str], SubscriptionRecord],
         events: dict[int, ChangeEvent],
-    ) -> bool:
+    ) -> DeliveryRecord:
+        """One attempt; the delivery as it should be recorded afterwards."""
         async with self._concurrency:
             sub = subs.get((d.project, d.subscription_id))
             event = events.get(d.sequence)
             now = self._clock()
-            delivered = False
             if sub is None or event is None:
-                result = replace(
+                return replace(
                     d, status="dead", last_error="subscription or event gone", done_time=now
                 )
-            else:
-                out = OutgoingEvent(
-                    event.event_id,
-                    event.subject,
-                    event.type.value,
-                    structured_body(event, self._source),
-                )
-                try:
-                    await self._sink(sub).deliver(out)
-                    result = replace(
-                        d, status="delivered", attempts=d.attempts + 1, done_time=now, last_error=""
-                    )
-                    delivered = True
-                except DeliveryFailed as exc:
-                    attempts = d.attempts + 1
-                    again = (
-                        self._retry.next_attempt(attempts, now, self._jitter())
-                        if exc.retryable
-                        else None
-                    )
-                    result = (
-                        replace(
-                            d, status="dead", attempts=attempts, last_error=str(exc), done_time=now
-                        )
-                        if again is None
-                        else replace(d, attempts=attempts, next_attempt=again, last_error=str(exc))
-                    )
-            # Recorded only after the sink answered: a crash before this line sends the
-            # event again after restart, with the same ID (at least once).
-            async with self._sessions() as repos:
-                await repos.deliveries.update(result)
-            if self._observe is not None:
-                self._observe(result.status if result.status != "pending" else "retry")
-            return delivered
+            out = OutgoingEvent(
+                event.event_id,
+                event.subject,
+                event.type.value,
+                structured_body(event, self._source),
+            )
+            try:
+                await self._sink(sub).deliver(out)
+            except DeliveryFailed as exc:
+                return self._failed(d, str(exc), exc.retryable, now)
+            except Exception as exc:  # a sink's bug: retried like an outage, never lost
+                return self._failed(d, f"{type(exc).__name__}: {exc}", True, now)
+            return replace(
+                d, status="delivered", attempts=d.attempts + 1, done_time=now, last_error=""
+            )
+
+    def _failed(
+        self, d: DeliveryRecord, error: str, retryable: bool, now: datetime
+    ) -> DeliveryRecord:
+        attempts = d.attempts + 1
+        again = self._retry.next_attempt(attempts, now, self._jitter()) if retryable else None
+        if again is None:
+            return replace(d, status="dead", attempts=attempts, last_error=error, done_time=now)
+        return replace(d, attempts=attempts, next_attempt=again, last_error=error)
 
     def _sink(self, sub: SubscriptionRecord) -> Sink:
         key = _sink_key(sub)

@@ -389,6 +389,18 @@ def _delivery(row: _Row) -> DeliveryRecord:
 _KEY = ("project", "subscription_id", "sequence")
 
 
+def _delivery_upsert(dialect: str) -> Any:
+    # Built once per dialect (its compiled form is cached), run with many parameter sets.
+    stmt = _insert(deliveries, dialect)
+    return stmt.on_conflict_do_update(
+        index_elements=[deliveries.c[k] for k in _KEY],
+        set_={c.name: stmt.excluded[c.name] for c in deliveries.c if c.name not in _KEY},
+    )
+
+
+_DELIVERY_UPSERT = {d: _delivery_upsert(d) for d in ("postgresql", "sqlite")}
+
+
 class SqlDeliveries:
     def __init__(self, tx: SqlTx) -> None:
         self._c, self._dialect = tx.connection, tx.dialect.value
@@ -429,13 +441,13 @@ class SqlDeliveries:
         return [_delivery(row) for row in await self._c.execute(stmt)]
 
     async def update(self, record: DeliveryRecord) -> None:
-        row = _delivery_row(record)
-        stmt = _insert(deliveries, self._dialect).values(row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[deliveries.c[k] for k in _KEY],
-            set_={k: stmt.excluded[k] for k in row if k not in _KEY},
-        )
-        await self._c.execute(stmt)
+        await self.update_many([record])
+
+    async def update_many(self, records: Sequence[DeliveryRecord]) -> None:
+        if records:
+            await self._c.execute(
+                _DELIVERY_UPSERT[self._dialect], [_delivery_row(r) for r in records]
+            )
 
     async def list_rows(
         self, project: str, subscription_id: str, status: str | None, limit: int
