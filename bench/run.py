@@ -27,6 +27,7 @@ QUICK: dict[str, list[str]] = {
     "bench_flood": [],
     "bench_grpc": ["--batches", "2", "--calls", "200", "--stores", "memory,sqlite"],
     "bench_judge": ["--seconds", "0.5"],
+    "bench_outbox": ["--batches", "3", "--events", "300"],
     "bench_policy": ["--seconds", "0.5"],
     "bench_registry": ["--rate", "200", "--duration", "3", "--cold", "50"],
     "bench_scale": ["--images", "200", "--samples", "100", "--reviews", "100"],
