@@ -320,8 +320,12 @@ async def test_subscriptions_put_get_list_delete(store: MetadataStore) -> None:
         subs = s.subscriptions
         got = await subs.get("p", "a")
         assert got is not None and got.description == "changed"
+        await s.runtime.deliveries.add([delivery(7, sid="a"), delivery(8, sid="b")])
         assert await subs.delete("p", "a") is True
         assert await subs.delete("p", "a") is False
+        # Its deliveries went with it; another subscription's stay.
+        assert await s.runtime.deliveries.list_rows("p", "a", None, 10) == []
+        assert len(await s.runtime.deliveries.list_rows("p", "b", None, 10)) == 1
     async with store.session() as s:
         assert await s.subscriptions.list_rows(None) == [b, c]
 

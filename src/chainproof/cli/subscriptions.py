@@ -191,7 +191,7 @@ def delete(
     subscription_id: IdArg,
     project: ProjectOpt,
 ) -> None:
-    """Delete a subscription; events not yet delivered to it are dropped."""
+    """Delete a subscription with its delivery log; events not yet delivered are dropped."""
     with errors(), server.client() as c:
         c.request("DELETE", _path(project, subscription_id))
     note(f"deleted projects/{project}/subscriptions/{subscription_id}")

@@ -172,6 +172,8 @@ class _Subscriptions:
         if (project, subscription_id) not in self._s.subscriptions:
             return False
         _put(self._undo, self._s.subscriptions, (project, subscription_id), None)
+        for key in [k for k in self._s.deliveries if k[:2] == (project, subscription_id)]:
+            _put(self._undo, self._s.deliveries, key, None)
         return True
 
     async def list_rows(self, project: str | None) -> list[SubscriptionRecord]:

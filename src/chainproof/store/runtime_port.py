@@ -87,7 +87,9 @@ class SubscriptionRepository(Protocol):
 
     async def get(self, project: str, subscription_id: str) -> SubscriptionRecord | None: ...
 
-    async def delete(self, project: str, subscription_id: str) -> bool: ...
+    async def delete(self, project: str, subscription_id: str) -> bool:
+        """Delete the subscription and its deliveries (pending ones, dead letters, the
+        delivery log); False when it did not exist."""
 
     async def list_rows(self, project: str | None) -> list[SubscriptionRecord]:
         """One project's subscriptions, or every project's (None)."""

@@ -342,7 +342,14 @@ class SqlSubscriptions:
             subscriptions.c.project == project,
             subscriptions.c.subscription_id == subscription_id,
         )
-        return (await self._c.execute(stmt)).rowcount > 0
+        if (await self._c.execute(stmt)).rowcount == 0:
+            return False
+        await self._c.execute(
+            deliveries.delete().where(
+                deliveries.c.project == project, deliveries.c.subscription_id == subscription_id
+            )
+        )
+        return True
 
     async def list_rows(self, project: str | None) -> list[SubscriptionRecord]:
         stmt = sa.select(subscriptions).order_by(
