@@ -62,6 +62,13 @@ def _pick_port() -> int:
     pytest.fail("no free port for kube-apiserver between 16443 and 16600")
 
 
+def _lost_a_port(work: Path) -> bool:
+    logs = [work / "apiserver.log", work / "etcd.log"]
+    return any(
+        "address already in use" in log.read_text(errors="replace") for log in logs if log.exists()
+    )
+
+
 def ensure_binary() -> Path:
     if BINARY.exists():
         return BINARY
@@ -98,14 +105,20 @@ def running_kube_apiserver(
         )
         wrapper.chmod(0o755)
         binary = wrapper
-    port = _pick_port()
-    out = subprocess.run(
-        ["bash", str(SCRIPTS / "start.sh"), str(scratch), str(port)],
-        env={**os.environ, "KUBE_APISERVER": str(binary)},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    # The ports are free when picked, but other test runs on this machine may take them
+    # before etcd or the API server binds: such a start is tried again on other ports.
+    for attempt in range(3):
+        port = _pick_port()
+        work = scratch / f"attempt{attempt}"
+        out = subprocess.run(
+            ["bash", str(SCRIPTS / "start.sh"), str(work), str(port)],
+            env={**os.environ, "KUBE_APISERVER": str(binary)},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if out.returncode == 0 or not _lost_a_port(work):
+            break
     if out.returncode != 0:
         pytest.fail(f"kube-apiserver did not start: {out.stderr.strip()[-300:]}")
     values = dict(pair.split("=", 1) for pair in shlex.split(out.stdout.strip()))
