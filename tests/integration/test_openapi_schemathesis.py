@@ -58,7 +58,12 @@ PINNED: dict[str, str] = {"project": "p", "note_id": "qa", "attestor_id": "qa"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     database: Path = tmp_path_factory.mktemp("schemathesis") / "chainproof.db"
-    with live_server(grpc_enabled=False, database_url=f"sqlite:///{database}") as srv:
+    # No notifier: generated subscriptions name arbitrary URLs, which must not be called.
+    with live_server(
+        grpc_enabled=False,
+        database_url=f"sqlite:///{database}",
+        notifications={"enabled": False},
+    ) as srv:
         _seed(srv.base_url)
         yield srv
 
@@ -89,6 +94,11 @@ def _seed(base: str) -> None:
             }
         }
         http.put("/projects/p/policy", json=policy).raise_for_status()
+        subscription = {"kinds": ["occurrence"], "nats": {"subject": "chainproof.p"}}
+        http.post(
+            "/projects/p/subscriptions?subscriptionId=qa", json=subscription
+        ).raise_for_status()
+        PINNED["subscription_id"] = "qa"
 
 
 def _document() -> dict[str, Any]:
@@ -139,6 +149,7 @@ def _send(case: Any, server: LiveServer) -> None:
         ("/v1/projects/{project}/attestors", {}),
         ("/v1/projects/{project}/policy", {}),
         ("/v1/projects/{project}/occurrences", {}),
+        ("/v1/projects/{project}/subscriptions", {}),
     ],
 )
 def test_seeded_resources_answer_as_documented(

@@ -162,6 +162,18 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", _V1 + "/tokens"): Operation(ref("ListTokensResponse")),
     ("DELETE", _V1 + "/tokens/{name}"): Operation(ref("ApiToken"), errors=(404,)),
     ("GET", _V1 + "/auditLogs"): _list("ListAuditLogsResponse"),
+    # subscriptions
+    ("POST", _V1 + "/subscriptions"): Operation(
+        ref("Subscription"), ref("SubscriptionRequest"), (409, 413)
+    ),
+    ("GET", _V1 + "/subscriptions"): Operation(ref("ListSubscriptionsResponse")),
+    ("GET", _V1 + "/subscriptions/{subscription_id}"): Operation(
+        ref("Subscription"), errors=(404,)
+    ),
+    ("DELETE", _V1 + "/subscriptions/{subscription_id}"): Operation(ref("Empty"), errors=(404,)),
+    ("GET", _V1 + "/subscriptions/{subscription_id}/deliveries"): Operation(
+        ref("ListDeliveriesResponse"), errors=(404,)
+    ),
     ("GET", "/v1/auth:whoami"): Operation(ref("Whoami"), public=True),
     # ingestion
     ("POST", _V1 + ":ingest"): Operation(

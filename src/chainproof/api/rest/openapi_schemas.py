@@ -205,6 +205,17 @@ _FINDING = _obj(
 )
 
 
+_SUBSCRIPTION_FILTER = {
+    "description": _S,
+    "kinds": {
+        **_STRINGS,
+        "description": "resource kinds (occurrence, note, attestor, policy, "
+        "decision, violation, breakglass); empty: every kind",
+    },
+    "eventTypes": {**_STRINGS, "description": "event types (occurrence.created, …); empty: all"},
+}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _obj(
         {
@@ -314,6 +325,52 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ("name", "time", "principal", "permission", "resource", "outcome"),
     ),
     "ListAuditLogsResponse": _list_of("auditLogs", ref("AuditLog")),
+    "SubscriptionRequest": _obj(
+        {
+            **_SUBSCRIPTION_FILTER,
+            "http": _obj(
+                {
+                    "url": _S,
+                    "secret": {
+                        **_S,
+                        "description": "whsec_…; made by the server when "
+                        "absent, and then shown once, in the answer",
+                    },
+                },
+                ("url",),
+            ),
+            "nats": _obj({"subject": _S}, ("subject",)),
+        },
+        description="exactly one of http and nats",
+    ),
+    "Subscription": _obj(
+        {
+            "name": _S,
+            **_SUBSCRIPTION_FILTER,
+            "createTime": _TIME,
+            "http": _obj({"url": _S, "secret": {**_S, "description": "in a create's answer only"}}),
+            "nats": _obj({"subject": _S}),
+            "internal": _S,
+        },
+        ("name", "description", "kinds", "eventTypes", "createTime"),
+    ),
+    "ListSubscriptionsResponse": _obj(
+        {"subscriptions": _array(ref("Subscription"))}, ("subscriptions",)
+    ),
+    "Delivery": _obj(
+        {
+            "eventId": _S,
+            "sequence": _INT,
+            "subject": _S,
+            "state": {"enum": ["pending", "delivered", "dead"]},
+            "attempts": _INT,
+            "nextAttemptTime": _NULLABLE_TIME,
+            "lastError": _S,
+            "doneTime": _NULLABLE_TIME,
+        },
+        ("eventId", "sequence", "subject", "state", "attempts", "lastError"),
+    ),
+    "ListDeliveriesResponse": _obj({"deliveries": _array(ref("Delivery"))}, ("deliveries",)),
     "Whoami": _obj(
         {
             "member": _S,
