@@ -77,7 +77,7 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, within_s: floa
 
 async def _open(store: MetadataStore) -> dict[str, RunningContainer]:
     async with store.session(readonly=True) as s:
-        return {r.pod: r for r in await s.runtime.inventory.open_rows("prod")}
+        return {r.pod: r for r in await s.inventory.open_rows("prod")}
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -123,7 +123,7 @@ async def test_a_compacted_resource_version_is_410_and_the_relist_catches_up(
         await _stop(task)
         assert restarted.relists_on_gone == 1 and restarted.lists == 1
         async with store.session(readonly=True) as s:
-            rows = await s.runtime.inventory.list_rows(InventoryQuery(include_closed=True), 100)
+            rows = await s.inventory.list_rows(InventoryQuery(include_closed=True), 100)
         closed = [r for r in rows if r.pod == "doomed"]
         assert closed and all(r.until is not None for r in closed)
         assert int(await updater.resume_point("prod") or 0) > int(stored)

@@ -53,7 +53,7 @@ def rows(url: str) -> list[RunningContainer]:
         await store.open()
         try:
             async with store.session(readonly=True) as s:
-                return await s.runtime.inventory.list_rows(InventoryQuery(include_closed=True), 100)
+                return await s.inventory.list_rows(InventoryQuery(include_closed=True), 100)
         finally:
             await store.close()
 
@@ -66,7 +66,7 @@ def checkpoint(url: str, cluster: str) -> str | None:
         await store.open()
         try:
             async with store.session(readonly=True) as s:
-                return await s.runtime.inventory.get_checkpoint(cluster)
+                return await s.inventory.get_checkpoint(cluster)
         finally:
             await store.close()
 

@@ -1,6 +1,8 @@
 """In-memory runtime repositories: the reference semantics for the SQL ones.
 
-They share the memory store's undo log, so a session that raises leaves nothing behind.
+In a MemoryStore they are part of each unit of work (``uow.outbox``, …) and write to its undo
+log, so a unit of work that raises leaves nothing behind; MemoryRuntimeStore gives them on
+their own, for processes and tests that keep only the inventory.
 """
 
 from __future__ import annotations
