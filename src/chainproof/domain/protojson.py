@@ -19,6 +19,7 @@ import base64
 import binascii
 import functools
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -174,18 +175,26 @@ def _check_int(value: Any, bounds: tuple[int, int]) -> int:
 
 
 def _parse_timestamp(text: Any) -> tuple[int, int]:
-    if not isinstance(text, str) or len(text) < 20 or text[10] != "T":
+    if not isinstance(text, str):
         raise Unsupported
-    if not text.endswith("Z"):
-        raise Unsupported  # offsets: rare, json_format handles them
-    body = text[:-1]
-    main, _, frac = body.partition(".")
+    return _parse_timestamp_text(text)
+
+
+_TIMESTAMP_TEXT = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z")
+
+
+@functools.lru_cache(maxsize=4096)  # the rows of one batch share their create/update times
+def _parse_timestamp_text(text: str) -> tuple[int, int]:
+    # Only the canonical UTC spelling; offsets and anything odd go to json_format.
+    m = _TIMESTAMP_TEXT.fullmatch(text)
+    if m is None:
+        raise Unsupported
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     try:
-        when = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise Unsupported from None
-    if frac and (len(frac) > 9 or not frac.isdigit()):
-        raise Unsupported
+    frac = m.group(7)
     nanos = int(frac.ljust(9, "0")) if frac else 0
     return int(when.timestamp()), nanos
 

@@ -6,6 +6,11 @@ forgets: the same all-or-nothing behaviour as the SQL stores. Every repository o
 work writes to the same log, which is what makes a write to several of them atomic; a new
 repository takes the state and the log and nothing else. Messages are copied on the way in
 and out, so callers can never mutate stored state.
+
+Occurrences are indexed as the SQL stores index them — by project, by (project, resource) and
+by note — so a page filtered on a resource (or on a few, ``resource = a OR resource = b``)
+looks at those occurrences only, not at every occurrence stored (the scanner's re-match pages
+through the occurrences of hundreds of images at a time).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chainproof.domain.filters import Expr, evaluate
+from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or, evaluate
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
 from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery, matches
@@ -69,6 +74,10 @@ class _State:
         self.projects: set[str] = set()
         self.notes: dict[tuple[str, str], NoteRecord] = {}
         self.occurrences: dict[tuple[str, str], OccurrenceRecord] = {}
+        # Indexes of ``occurrences``, kept by _Occurrences._put alone.
+        self.by_project: dict[str, set[str]] = {}
+        self.by_resource: dict[tuple[str, str], set[str]] = {}
+        self.by_note: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.meta: dict[str, str] = {}
         self.documents: dict[tuple[str, str, str], DocumentRecord] = {}
         self.decisions: dict[str, DecisionRecord] = {}
@@ -76,6 +85,46 @@ class _State:
         self.tokens: dict[str, ApiToken] = {}
         self.audit: list[AuditEntry] = []
         self.runtime = MemoryRuntimeState()
+
+    def index(self, record: OccurrenceRecord, present: bool) -> None:
+        key = (record.project, record.occurrence_id)
+        entries: list[tuple[dict[Any, Any], Any, Any]] = [
+            (self.by_project, record.project, record.occurrence_id),
+            (self.by_resource, (record.project, record.resource), record.occurrence_id),
+            (self.by_note, (record.note_project, record.note_id), key),
+        ]
+        for table, bucket, member in entries:
+            if present:
+                table.setdefault(bucket, set()).add(member)
+            else:
+                found = table.get(bucket)
+                if found is not None:
+                    found.discard(member)
+                    if not found:
+                        del table[bucket]
+
+
+def _resources_required(where: Expr | None) -> set[str] | None:
+    """The resources a match must have one of, when ``where`` says (``resource = x``, an OR of
+    those, or either inside an AND); None when any resource may match."""
+    if isinstance(where, Compare):
+        if where.column is FilterColumn.RESOURCE and not where.negated:
+            return {where.value}
+        return None
+    if isinstance(where, Or) and where.items:
+        found: set[str] = set()
+        for item in where.items:
+            one = _resources_required(item)
+            if one is None:
+                return None
+            found |= one
+        return found
+    if isinstance(where, And):
+        for item in where.items:
+            one = _resources_required(item)
+            if one is not None:
+                return one
+    return None
 
 
 def _set(undo: Undo, table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -178,11 +227,32 @@ class _Occurrences(OccurrenceRepository):
     def __init__(self, state: _State, undo: Undo) -> None:
         self._s, self._undo = state, undo
 
+    def _put(self, key: tuple[str, str], record: OccurrenceRecord | None) -> None:
+        """Set (or with None, remove) one occurrence, its indexes, and the undo of both."""
+        state = self._s
+        previous = state.occurrences.get(key)
+        if previous is not None:
+            state.index(previous, False)
+            del state.occurrences[key]
+        if record is not None:
+            state.occurrences[key] = record
+            state.index(record, True)
+
+        def back() -> None:
+            current = state.occurrences.pop(key, None)
+            if current is not None:
+                state.index(current, False)
+            if previous is not None:
+                state.occurrences[key] = previous
+                state.index(previous, True)
+
+        self._undo.append(back)
+
     async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
         for r in records:
             if (r.project, r.occurrence_id) in self._s.occurrences:
                 raise already_stored("occurrence", r.occurrence_id)
-            _set(self._undo, self._s.occurrences, (r.project, r.occurrence_id), _copy(r))
+            self._put((r.project, r.occurrence_id), _copy(r))
 
     async def get(
         self, project: str, occurrence_id: str, *, for_update: bool = False
@@ -191,29 +261,33 @@ class _Occurrences(OccurrenceRepository):
         return None if r is None else _copy(r)
 
     async def replace(self, record: OccurrenceRecord) -> None:
-        key = (record.project, record.occurrence_id)
-        _set(self._undo, self._s.occurrences, key, _copy(record))
+        self._put((record.project, record.occurrence_id), _copy(record))
 
     async def delete(self, project: str, occurrence_id: str) -> bool:
         if (project, occurrence_id) not in self._s.occurrences:
             return False
-        _set(self._undo, self._s.occurrences, (project, occurrence_id), None)
+        self._put((project, occurrence_id), None)
         return True
+
+    async def _delete_many(self, project: str, occurrence_ids: Sequence[str]) -> list[str]:
+        return [i for i in occurrence_ids if await self.delete(project, i)]
 
     async def _page(
         self, project: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
-        rows = (r for (p, _), r in self._s.occurrences.items() if p == project)
+        resources = _resources_required(where)
+        if resources is None:
+            ids: Iterable[str] = self._s.by_project.get(project, ())
+        else:
+            ids = {i for r in resources for i in self._s.by_resource.get((project, r), ())}
+        rows = (self._s.occurrences[(project, i)] for i in ids)
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
 
     async def _page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
-        rows = (
-            r
-            for r in self._s.occurrences.values()
-            if r.note_project == note_project and r.note_id == note_id
-        )
+        keys = self._s.by_note.get((note_project, note_id), ())
+        rows = (self._s.occurrences[k] for k in keys)
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
 
 

@@ -180,6 +180,14 @@ class OccurrenceRepository(ABC):
     @abstractmethod
     async def delete(self, project: str, occurrence_id: str) -> bool: ...
 
+    async def delete_many(self, project: str, occurrence_ids: Sequence[str]) -> list[str]:
+        """Delete those of ``occurrence_ids`` that exist; return the IDs deleted (a
+        reconciliation's deletes in one statement per chunk, not one each)."""
+        unique = list(dict.fromkeys(occurrence_ids))
+        if not unique:
+            return []
+        return await self._delete_many(project, unique)
+
     async def page(
         self, project: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
@@ -198,6 +206,10 @@ class OccurrenceRepository(ABC):
     @abstractmethod
     async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
         """``records`` is not empty and its IDs are distinct."""
+
+    @abstractmethod
+    async def _delete_many(self, project: str, occurrence_ids: Sequence[str]) -> list[str]:
+        """``occurrence_ids`` is not empty and distinct."""
 
     @abstractmethod
     async def _page(

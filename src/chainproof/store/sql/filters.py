@@ -50,7 +50,30 @@ def compile_filter(expr: Expr, columns: Columns) -> ColumnElement[bool]:
         # The leading true()/false() keeps empty groups meaningful: all([]) and any([]).
         return sa.and_(sa.true(), *(compile_filter(e, columns) for e in expr.items))
     if isinstance(expr, Or):
+        # ``a = x OR a = y OR …`` as ``a IN (x, y, …)``: the same rows, one flat expression
+        # (SQLite refuses an OR tree deeper than 1,000) that the planner meets with an index.
+        same = {e.column for e in expr.items if isinstance(e, Compare) and not e.negated}
+        if (
+            len(expr.items) > 1
+            and len(same) == 1
+            and all(isinstance(e, Compare) and not e.negated for e in expr.items)
+        ):
+            column = columns.get(same.pop())
+            if column is not None:
+                return column.in_([e.value for e in expr.items if isinstance(e, Compare)])
         return sa.or_(sa.false(), *(compile_filter(e, columns) for e in expr.items))
     if isinstance(expr, Not):
         return sa.not_(compile_filter(expr.item, columns))
     raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def lists_values(expr: Expr | None) -> bool:
+    """Whether ``expr`` compares a column with a list of values (an ``OR`` compiled to
+    ``IN``), anywhere inside it."""
+    if isinstance(expr, Or):
+        return len(expr.items) > 1 or any(lists_values(e) for e in expr.items)
+    if isinstance(expr, And):
+        return any(lists_values(e) for e in expr.items)
+    if isinstance(expr, Not):
+        return lists_values(expr.item)
+    return False

@@ -27,7 +27,12 @@ from chainproof.store.scribe import (
     ProjectRepository,
 )
 from chainproof.store.sql import bulk
-from chainproof.store.sql.filters import NOTE_COLUMNS, OCCURRENCE_COLUMNS, compile_filter
+from chainproof.store.sql.filters import (
+    NOTE_COLUMNS,
+    OCCURRENCE_COLUMNS,
+    compile_filter,
+    lists_values,
+)
 from chainproof.store.sql.schema import meta, notes, occurrences, projects
 from chainproof.store.sql.tx import Row, SqlTx, dump_json
 
@@ -260,6 +265,18 @@ class SqlOccurrences(OccurrenceRepository):
         )
         return (await self._c.execute(stmt)).rowcount > 0
 
+    async def _delete_many(self, project: str, occurrence_ids: Sequence[str]) -> list[str]:
+        deleted: list[str] = []
+        for start in range(0, len(occurrence_ids), _KEYS_PER_QUERY):
+            chunk = list(occurrence_ids[start : start + _KEYS_PER_QUERY])
+            stmt = (
+                occurrences.delete()
+                .where(occurrences.c.project == project, occurrences.c.occurrence_id.in_(chunk))
+                .returning(occurrences.c.occurrence_id)
+            )
+            deleted += [row[0] for row in await self._c.execute(stmt)]
+        return deleted
+
     async def _select(
         self, scope: sa.ColumnElement[bool], where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
@@ -268,7 +285,14 @@ class SqlOccurrences(OccurrenceRepository):
             stmt = stmt.where(occurrences.c.occurrence_id > after)
         if where is not None:
             stmt = stmt.where(compile_filter(where, OCCURRENCE_COLUMNS))
-        stmt = stmt.order_by(occurrences.c.occurrence_id).limit(limit)
+        if not self._tx.postgres and lists_values(where):
+            # Without statistics SQLite walks the whole project in ID order to skip the sort,
+            # even when the filter lists a few resources or notes (the scanner's re-match:
+            # 1.2 s instead of 0.09 s on 300,000 occurrences). ``+occurrence_id`` orders the
+            # same but lets it pick the index the lists can use, and sort what it finds.
+            stmt = stmt.order_by(sa.text("+occurrence_id")).limit(limit)
+        else:
+            stmt = stmt.order_by(occurrences.c.occurrence_id).limit(limit)
         return [_occurrence(row) for row in await self._c.execute(stmt)]
 
     async def _page(
