@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -203,7 +203,7 @@ class ChainproofClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         body: Any = None,
         content: bytes | None = None,
     ) -> Any:
@@ -336,9 +336,19 @@ class ChainproofClient:
         return result
 
     def ingest(
-        self, project: str, document: bytes, *, resource_uri: str = "", fmt: str = ""
+        self,
+        project: str,
+        document: bytes,
+        *,
+        resource_uri: str = "",
+        fmt: str = "",
+        signatures: str = "",
+        attestors: Sequence[str] = (),
     ) -> dict[str, Any]:
-        params = {"resourceUri": resource_uri, "format": fmt}
+        params: dict[str, Any] = {"resourceUri": resource_uri, "format": fmt}
+        params["signatures"] = signatures
+        if attestors:
+            params["attestor"] = list(attestors)  # repeated: attestor=a&attestor=b
         result: dict[str, Any] = self.request(
             "POST", f"/v1/projects/{_seg(project)}:ingest", params=params, content=document
         )

@@ -39,6 +39,23 @@ def ingest(
     fmt: Annotated[
         str, typer.Option("--format", help=f"The documents' format when not detected: {_FORMATS}.")
     ] = "",
+    signatures: Annotated[
+        str,
+        typer.Option(
+            "--signatures",
+            help="required: refuse a document unless every DSSE envelope in it verifies under "
+            "an attestor (the default with --attestor); optional: store what no attestor "
+            "verifies as unattested, with a warning (the default otherwise).",
+        ),
+    ] = "",
+    attestors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attestor",
+            help="An attestor (projects/P/attestors/A) that may vouch for the documents; "
+            "repeat for several. Default: every attestor of the project.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest documents into PROJECT as Grafeas notes and occurrences.
@@ -65,7 +82,14 @@ def ingest(
                 except OSError as exc:
                     raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
                 try:
-                    result = c.ingest(project, raw, resource_uri=image, fmt=fmt)
+                    result = c.ingest(
+                        project,
+                        raw,
+                        resource_uri=image,
+                        fmt=fmt,
+                        signatures=signatures,
+                        attestors=attestors or (),
+                    )
                 except ChainproofError as exc:
                     if len(files) == 1:
                         raise
@@ -89,6 +113,9 @@ def ingest(
             if r.get("vexApplied"):
                 extra += f", VEX applied to {r['vexApplied']} findings"
             note(f"{r['file']}: {r['format']} about {r['resourceUri']}: created {created}{extra}")
+            for a in r.get("attestations", []):
+                facts = ", ".join(f"{n} {k}" for k, n in sorted(a["facts"].items())) or "no facts"
+                note(f"  envelope {a['envelope']} attested by {', '.join(a['attestors'])}: {facts}")
             for w in r.get("warnings", []):
                 warn(f"  {w}")
     if failures:

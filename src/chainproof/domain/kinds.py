@@ -250,9 +250,12 @@ _OCCURRENCE_CHECKS: dict[str, Check] = {
 }
 
 
-def note_problems(note: Any) -> list[str]:
-    """Violations of the required fields of a note's kind (empty when valid)."""
-    problems: list[str] = undefined_enums(note)
+def note_problems(note: Any, *, enums: bool = True) -> list[str]:
+    """Violations of the required fields of a note's kind (empty when valid).
+
+    ``enums=False`` skips the walk for undefined enum numbers, for a message parsed by
+    :func:`chainproof.domain.messages.strict_from_json`, which cannot hold one."""
+    problems: list[str] = undefined_enums(note) if enums else []
     details = note.WhichOneof("type")
     if details is None:
         return problems
@@ -260,19 +263,30 @@ def note_problems(note: Any) -> list[str]:
     return problems
 
 
-def occurrence_problems(occ: Any) -> list[str]:
-    """Violations of an occurrence's common and kind-specific required fields."""
-    problems: list[str] = undefined_enums(occ)
-    _need(occ.resource_uri.strip(), "resourceUri", problems, "the artifact this is about")
-    _need(occ.note_name, "noteName", problems, "projects/{project}/notes/{note}")
+def occurrence_problems(occ: Any, *, enums: bool = True, common: bool = True) -> list[str]:
+    """Violations of an occurrence's common and kind-specific required fields
+    (``enums=False``: see :func:`note_problems`; ``common=False`` leaves out
+    :func:`common_occurrence_problems`, for a caller that checks each distinct resource URI
+    and note name of a batch once)."""
+    problems: list[str] = undefined_enums(occ) if enums else []
+    if common:
+        problems += common_occurrence_problems(occ)
     if occ.HasField("envelope"):
         _bounded(occ.envelope.signatures, "envelope.signatures", problems)
+    details = occ.WhichOneof("details")
+    if details is not None:
+        _OCCURRENCE_CHECKS[details](getattr(occ, details), _camel(details), problems)
+    return problems
+
+
+def common_occurrence_problems(occ: Any) -> list[str]:
+    """Violations of the resource URI and note name every occurrence needs."""
+    problems: list[str] = []
+    _need(occ.resource_uri.strip(), "resourceUri", problems, "the artifact this is about")
+    _need(occ.note_name, "noteName", problems, "projects/{project}/notes/{note}")
     for field, value in (("resourceUri", occ.resource_uri), ("noteName", occ.note_name)):
         try:
             check_indexed_text(value, field)
         except InvalidArgument as exc:
             problems.append(exc.message)
-    details = occ.WhichOneof("details")
-    if details is not None:
-        _OCCURRENCE_CHECKS[details](getattr(occ, details), _camel(details), problems)
     return problems

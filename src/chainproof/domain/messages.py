@@ -48,6 +48,19 @@ def _parse(cls: Any, data: Any, what: str) -> Any:
     return msg
 
 
+def strict_from_json(cls: Any, data: Any) -> Any | None:
+    """``data`` parsed by the fast path alone, or None when it needs the reference parser.
+
+    The fast path accepts only declared enum values (by name or number), so a message it
+    parsed holds no undefined enum: callers may skip that check (the ingest hot path does)."""
+    msg = cls()
+    try:
+        protojson.parse_into(data, msg)
+    except (protojson.Unsupported, RecursionError):
+        return None
+    return msg
+
+
 def note_from_json(data: Any, what: str = "note") -> Note:
     return _parse(NotePB, data, what)
 

@@ -24,7 +24,7 @@ from chainproof.crypto.dsse import DsseEnvelope
 from chainproof.domain.images import parse_image_reference
 from chainproof.errors import InvalidArgument
 from chainproof.ingest import csaf, cyclonedx, grype, openvex, slsa, spdx, trivy
-from chainproof.ingest.jsonload import check_size, load_json
+from chainproof.ingest.jsonload import check_depth, check_size, load_json, need_object
 from chainproof.ingest.model import Conversion, DocumentError, Format, IngestContext
 
 MAX_ENVELOPES = 64
@@ -41,6 +41,19 @@ _CONVERTERS: dict[Format, Callable[[bytes, IngestContext], Conversion]] = {
 }
 
 
+#: Converters of an already parsed JSON document (detection parsed it: once is enough).
+_DOCUMENT_CONVERTERS: dict[Format, Callable[[dict[str, Any], IngestContext], Conversion]] = {
+    Format.CYCLONEDX_JSON: lambda doc, ctx: cyclonedx.convert_document(
+        doc, ctx, Format.CYCLONEDX_JSON
+    ),
+    Format.SPDX_JSON: lambda doc, ctx: spdx.convert_document(doc, ctx, Format.SPDX_JSON),
+    Format.TRIVY_JSON: trivy.convert_document,
+    Format.GRYPE_JSON: grype.convert_document,
+    Format.OPENVEX: openvex.convert_document,
+    Format.CSAF_VEX: csaf.convert_document,
+}
+
+
 def parse_format(name: str) -> Format:
     try:
         return Format(name.strip().lower())
@@ -52,12 +65,18 @@ def parse_format(name: str) -> Format:
 
 def detect_format(raw: bytes) -> Format:
     """The format of ``raw``, from its own markers; DocumentError when none fits."""
+    return _detect(raw)[0]
+
+
+def _detect(raw: bytes) -> tuple[Format, Any]:
+    """The format, and the document parsed as JSON when it is one (None otherwise), so that a
+    converter need not parse it a second time."""
     check_size("document", raw)
     head = raw.lstrip()[:512]
     if head.startswith(b"<"):
-        return Format.CYCLONEDX_XML
+        return Format.CYCLONEDX_XML, None
     if head.startswith((b"SPDXVersion:", b"#")) or b"\nSPDXVersion:" in raw[:4096]:
-        return Format.SPDX_TAG_VALUE
+        return Format.SPDX_TAG_VALUE, None
     first_line = raw.lstrip().split(b"\n", 1)[0]
     try:
         data: Any = orjson.loads(raw)
@@ -67,14 +86,14 @@ def detect_format(raw: bytes) -> Format:
         except orjson.JSONDecodeError:
             data = None
         if isinstance(data, dict) and "payloadType" in data:
-            return Format.DSSE_ENVELOPE  # an .intoto.jsonl bundle
+            return Format.DSSE_ENVELOPE, None  # an .intoto.jsonl bundle
         load_json("document", raw)  # raises with line and column
         raise DocumentError("document", "", "not a format chainproof knows") from None
     if isinstance(data, dict):
         if "payloadType" in data and "payload" in data:
-            return Format.DSSE_ENVELOPE
+            return Format.DSSE_ENVELOPE, None
         if isinstance(data.get("_type"), str) and "in-toto.io/Statement" in data["_type"]:
-            return Format.INTOTO_STATEMENT
+            return Format.INTOTO_STATEMENT, None
         for fmt, probe in (
             (Format.CYCLONEDX_JSON, cyclonedx.looks_like),
             (Format.SPDX_JSON, spdx.looks_like),
@@ -84,7 +103,7 @@ def detect_format(raw: bytes) -> Format:
             (Format.OPENVEX, openvex.looks_like),
         ):
             if probe(data):
-                return fmt
+                return fmt, data
     raise DocumentError(
         "document",
         "",
@@ -95,12 +114,17 @@ def detect_format(raw: bytes) -> Format:
 
 def convert(raw: bytes, ctx: IngestContext, fmt: Format | None = None) -> Conversion:
     """Convert one document; DocumentError (a 400) when it cannot be read as a whole."""
-    fmt = fmt or detect_format(raw)
+    parsed: Any = None
+    if fmt is None:
+        fmt, parsed = _detect(raw)
     if fmt in (Format.INTOTO_STATEMENT, Format.SLSA_PROVENANCE):
         return convert_statement(raw, ctx, fmt)
     if fmt is Format.DSSE_ENVELOPE:
         return convert_envelopes(raw, ctx)
     try:
+        if parsed is not None and fmt in _DOCUMENT_CONVERTERS:
+            check_depth(fmt.value, parsed)
+            return _DOCUMENT_CONVERTERS[fmt](need_object(fmt.value, parsed), ctx)
         return _CONVERTERS[fmt](raw, ctx)
     except RecursionError:
         raise DocumentError(fmt.value, "", "nested too deeply") from None
@@ -130,11 +154,35 @@ def convert_statement(raw: bytes, ctx: IngestContext, fmt: Format) -> Conversion
         return spdx.convert_document(pred, ctx, Format.SPDX_JSON)
     if kind == "openvex":
         return openvex.convert_document(pred, ctx)
+    if kind == "vulnerability-scan":
+        return _scan_predicate(statement.predicate_type, pred, ctx)
     raise DocumentError(
         "in-toto statement",
         "predicateType",
         f"{statement.predicate_type!r} is not a predicate ingest converts (SLSA provenance, "
-        "CycloneDX, SPDX, OpenVEX)",
+        "CycloneDX, SPDX, OpenVEX, cosign vulnerability scan)",
+    )
+
+
+def _scan_predicate(predicate_type: str, pred: dict[str, Any], ctx: IngestContext) -> Conversion:
+    """cosign's vulnerability predicate carries the scanner's own report in
+    ``scanner.result`` (``trivy --format cosign-vuln``, or Grype's JSON): that report is
+    converted as if it had been sent bare. in-toto's ``vulns`` predicate names no package per
+    finding, which a Grafeas finding needs, so it is refused with what to send instead."""
+    scanner = pred.get("scanner")
+    result = scanner.get("result") if isinstance(scanner, dict) else None
+    label = "vulnerability scan predicate"
+    if isinstance(result, dict):
+        if trivy.looks_like(result):
+            return trivy.convert_document(result, ctx)
+        if grype.looks_like(result):
+            return grype.convert_document(result, ctx)
+    raise DocumentError(
+        label,
+        "predicate.scanner.result",
+        f"{predicate_type!r}: expected a Trivy (SchemaVersion 2) or Grype report in "
+        "scanner.result; an in-toto vulns result list names no package per finding — ingest "
+        "the scanner's own report (trivy --format cosign-vuln, grype -o json)",
     )
 
 
@@ -204,7 +252,11 @@ def read_envelopes(raw: bytes) -> list[DsseEnvelope]:
 
 
 def convert_envelopes(raw: bytes, ctx: IngestContext) -> Conversion:
-    """Convert the statement in every envelope; the envelopes go along, unverified."""
+    """Convert the statement in every envelope; the envelopes go along, unverified.
+
+    Every envelope of a bundle must be about one image: the caller's, or else the one the
+    first envelope's statement names (a later statement about another image is refused, so
+    no fact is ever filed under an image it is not about)."""
     envelopes = read_envelopes(raw)
     merged: Conversion | None = None
     for n, env in enumerate(envelopes, start=1):
@@ -214,7 +266,11 @@ def convert_envelopes(raw: bytes, ctx: IngestContext) -> Conversion:
             raise DocumentError("DSSE envelope", f"envelope {n}", exc.message) from None
         if merged is None:
             merged = Conversion(Format.DSSE_ENVELOPE, conv.format_version, subject=conv.subject)
+            ctx = IngestContext(
+                ctx.project, conv.subject, ctx.document_digest, ctx.document_uri, ctx.attested_by
+            )
         merged.notes.update(conv.notes)
+        merged.origins.extend([n - 1] * len(conv.occurrences))
         merged.occurrences.extend(conv.occurrences)
         merged.warnings.extend(f"envelope {n}: {w}" for w in conv.warnings)
         merged.vex.extend(conv.vex)

@@ -50,7 +50,10 @@ def looks_like(data: Any) -> bool:
 
 
 def convert(raw: bytes, ctx: IngestContext) -> Conversion:
-    doc = need_object(FMT, load_json(FMT, raw))
+    return convert_document(need_object(FMT, load_json(FMT, raw)), ctx)
+
+
+def convert_document(doc: dict[str, Any], ctx: IngestContext) -> Conversion:
     document = obj(doc.get("document"))
     version = text(document.get("csaf_version"))
     if version != "2.0":

@@ -21,7 +21,10 @@ def looks_like(data: Any) -> bool:
 
 
 def convert(raw: bytes, ctx: IngestContext) -> Conversion:
-    doc = need_object(FMT, load_json(FMT, raw))
+    return convert_document(need_object(FMT, load_json(FMT, raw)), ctx)
+
+
+def convert_document(doc: dict[str, Any], ctx: IngestContext) -> Conversion:
     matches = doc.get("matches")
     if not isinstance(matches, list):
         raise DocumentError(FMT, "matches", "expected a list of matches")

@@ -39,9 +39,14 @@ def load_json(fmt: str, raw: bytes) -> Any:
         except RecursionError:
             raise DocumentError(fmt, "", f"nested deeper than {MAX_DEPTH} levels") from None
         raise DocumentError(fmt, "", "not valid UTF-8 JSON") from None
+    check_depth(fmt, data)
+    return data
+
+
+def check_depth(fmt: str, data: Any) -> None:
+    """DocumentError when ``data`` (parsed JSON) nests deeper than :data:`MAX_DEPTH`."""
     if _too_deep(data):
         raise DocumentError(fmt, "", f"nested deeper than {MAX_DEPTH} levels")
-    return data
 
 
 def _too_deep(data: Any) -> bool:

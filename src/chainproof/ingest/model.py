@@ -109,6 +109,9 @@ class Conversion:
     vex: list[VexClaim] = field(default_factory=list)
     subject: ImageReference | None = None  # the image the facts are about
     envelopes: list[Any] = field(default_factory=list)  # DSSE envelopes, still unverified
+    #: For an envelope or bundle: the index in :attr:`envelopes` each occurrence came from
+    #: (parallel to :attr:`occurrences`), so the service can tell whose signature it carries.
+    origins: list[int] = field(default_factory=list)
 
     def warn(self, where: str, why: str) -> None:
         self.warnings.append(f"{where}: {why}")

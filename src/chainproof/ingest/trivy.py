@@ -23,7 +23,10 @@ def looks_like(data: Any) -> bool:
 
 
 def convert(raw: bytes, ctx: IngestContext) -> Conversion:
-    doc = need_object(FMT, load_json(FMT, raw))
+    return convert_document(need_object(FMT, load_json(FMT, raw)), ctx)
+
+
+def convert_document(doc: dict[str, Any], ctx: IngestContext) -> Conversion:
     if doc.get("SchemaVersion") != 2:
         raise DocumentError(FMT, "SchemaVersion", f"expected 2, got {doc.get('SchemaVersion')!r}")
     results = doc.get("Results", [])

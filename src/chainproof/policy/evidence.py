@@ -222,22 +222,26 @@ class ProvenanceFact:
 
 @dataclass(frozen=True, slots=True)
 class SbomFact:
-    """An SBOM recorded for the image (an SBOM_REFERENCE occurrence, or a verified statement)."""
+    """An SBOM recorded for the image: an SBOM_REFERENCE occurrence (unsigned), or a verified
+    CycloneDX/SPDX statement (``attestor`` set)."""
 
     format: str  # "CycloneDX" or "SPDX"
     version: str
     occurrence: str | None = None
+    attestor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InstalledPackage:
-    """A package the image contains, as a PACKAGE occurrence records it."""
+    """A package the image contains: from a PACKAGE occurrence (unsigned), or read from a
+    verified SBOM statement (``attestor`` set; ``occurrence`` is the attestation)."""
 
     name: str
     version: str
     purl: str = ""
     license: str = ""  # an SPDX expression
     occurrence: str | None = None
+    attestor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +297,8 @@ class ImageEvidence:
             incomplete=tuple(
                 i for i in self.incomplete if i.source == UNSIGNED or i.source in attestors
             ),
-            # SBOM references and packages are unsigned Grafeas facts: every rule sees them.
-            sboms=self.sboms,
-            packages=self.packages,
+            sboms=tuple(s for s in self.sboms if ours(s.attestor)),
+            packages=tuple(p for p in self.packages if ours(p.attestor)),
             packages_truncated=self.packages_truncated,
             platforms=None
             if self.platforms is None
@@ -307,6 +310,29 @@ class ImageEvidence:
                 )
                 for p in self.platforms
             ),
+        )
+
+    def signed_by(self, attestors: frozenset[str]) -> ImageEvidence:
+        """Only what ``attestors`` signed — no unsigned Grafeas fact at all: the evidence of a
+        check that demands attested evidence (``attestedBy``). Applied on top of
+        :meth:`scoped_to`, so it never widens what a rule may count."""
+
+        def signed(who: str | None) -> bool:
+            return who is not None and who in attestors
+
+        return ImageEvidence(
+            attestations=tuple(a for a in self.attestations if a.attestor in attestors),
+            failed_attestations=tuple(f for f in self.failed_attestations if signed(f.attestor)),
+            vulnerabilities=tuple(v for v in self.vulnerabilities if signed(v.attestor)),
+            vex=tuple(v for v in self.vex if signed(v.attestor)),
+            scans=tuple(s for s in self.scans if signed(s.attestor)),
+            provenance=tuple(p for p in self.provenance if signed(p.attestor)),
+            incomplete=tuple(i for i in self.incomplete if i.source in attestors),
+            sboms=tuple(s for s in self.sboms if signed(s.attestor)),
+            packages=tuple(p for p in self.packages if signed(p.attestor)),
+            # Unsigned packages are not looked at, so their bound does not matter here; a
+            # signed SBOM too large to read is reported as incomplete evidence of its signer.
+            packages_truncated=False,
         )
 
 

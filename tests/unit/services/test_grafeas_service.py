@@ -280,3 +280,18 @@ def test_occurrence_ids_are_uuid7_and_time_ordered() -> None:
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in later)
     assert first < min(later)
     assert len(set(later)) == 100
+
+
+def test_batch_occurrence_ids_are_the_same_uuid7_spelling() -> None:
+    import time
+    import uuid
+
+    from chainproof.services.scribe.grafeas import new_occurrence_id, new_occurrence_ids
+
+    first = new_occurrence_id()
+    time.sleep(0.002)
+    batch = new_occurrence_ids(500)
+    for i in batch:
+        parsed = uuid.UUID(i)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == i
+    assert first < min(batch) and len(set(batch)) == 500

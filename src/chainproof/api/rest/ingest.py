@@ -59,9 +59,26 @@ async def ingest_document(
     service: Ingest,
     resource_uri: Annotated[str, Query(alias="resourceUri")] = "",
     fmt: Annotated[str, Query(alias="format")] = "",
+    signatures: Annotated[
+        str,
+        Query(
+            description="required: refuse unless every DSSE envelope verifies under an "
+            "attestor (default when attestor is given); optional: store what does not verify "
+            "as unattested"
+        ),
+    ] = "",
+    attestors: Annotated[
+        list[str] | None,
+        Query(alias="attestor", description="an attestor that may vouch (repeatable)"),
+    ] = None,
 ) -> Response:
     result = await service.ingest(
-        f"projects/{project}", await request.body(), resource_uri=resource_uri, fmt=fmt
+        f"projects/{project}",
+        await request.body(),
+        resource_uri=resource_uri,
+        fmt=fmt,
+        signatures=signatures,
+        attestors=attestors or (),
     )
     return json_response(result.to_dict())
 

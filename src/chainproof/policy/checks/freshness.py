@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Self
 
 from chainproof.domain.timestamps import CLOCK_SKEW
 from chainproof.policy._fields import FieldReader
+from chainproof.policy.checks.attested_evidence import KEY, read_attested_by, scoped, signed_phrase
 from chainproof.policy.checks.base import CheckContext
 from chainproof.policy.decision import RequirementResult
 
@@ -21,13 +22,17 @@ from chainproof.policy.decision import RequirementResult
 class Freshness:
     key: ClassVar[str] = "freshness"
     maximum_scan_age_hours: float
+    attested_by: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, checks: FieldReader) -> Self | None:
         if not checks.has(cls.key):
             return None
         f = FieldReader(
-            checks.problems, checks.at(cls.key), checks.raw(cls.key), ("maximumScanAgeHours",)
+            checks.problems,
+            checks.at(cls.key),
+            checks.raw(cls.key),
+            ("maximumScanAgeHours", KEY),
         )
         hours = f.number("maximumScanAgeHours", required=True)
         if hours is not None and hours <= 0:
@@ -35,19 +40,28 @@ class Freshness:
                 f.at("maximumScanAgeHours"), f"must be greater than 0, got {hours:g}"
             )
             hours = None
-        return None if hours is None else cls(hours)
+        attested_by = read_attested_by(f)
+        return None if hours is None else cls(hours, attested_by)
 
     def to_dict(self) -> Any:
         hours = self.maximum_scan_age_hours
-        return {"maximumScanAgeHours": int(hours) if hours.is_integer() else hours}
+        out: dict[str, Any] = {"maximumScanAgeHours": int(hours) if hours.is_integer() else hours}
+        if self.attested_by:
+            out[KEY] = list(self.attested_by)
+        return out
+
+    @property
+    def attestors(self) -> frozenset[str]:
+        return frozenset(self.attested_by)
 
     def judge(self, ctx: CheckContext) -> Sequence[RequirementResult]:
-        return [self._judge(ctx)]
+        return [self._judge(scoped(ctx, self.attested_by))]
 
     def _judge(self, ctx: CheckContext) -> RequirementResult:
         max_hours = self.maximum_scan_age_hours
         image = ctx.image.canonical
-        name = f"vulnerability scan at most {max_hours:g} h old"
+        signed = signed_phrase(self.attested_by)
+        name = f"vulnerability scan{signed} at most {max_hours:g} h old"
         scans = [s for s in ctx.evidence.scans if s.scanned_at <= ctx.now + CLOCK_SKEW]
         consulted = tuple(s.occurrence for s in ctx.evidence.scans if s.occurrence)
         if not scans:
@@ -57,8 +71,8 @@ class Freshness:
                 "freshness",
                 name,
                 False,
-                f"no vulnerability scan is recorded for {image}{why}: scan the image and upload "
-                "the result",
+                f"no vulnerability scan{signed} is recorded for {image}{why}: scan the image "
+                "and upload the result",
                 consulted,
             )
         newest = max(scans, key=lambda s: s.scanned_at)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Self
 
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches
 from chainproof.policy._fields import FieldReader
+from chainproof.policy.checks.attested_evidence import KEY, read_attested_by, scoped, signed_phrase
 from chainproof.policy.checks.base import CheckContext
 from chainproof.policy.decision import RequirementResult
 
@@ -28,6 +29,7 @@ class PackageRules:
     key: ClassVar[str] = "packages"
     denied_purls: tuple[str, ...] = ()
     denied_licenses: frozenset[str] = frozenset()
+    attested_by: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, checks: FieldReader) -> Self | None:
@@ -37,7 +39,7 @@ class PackageRules:
             checks.problems,
             checks.at(cls.key),
             checks.raw(cls.key),
-            ("deniedPurls", "deniedLicenses"),
+            ("deniedPurls", "deniedLicenses", KEY),
         )
         purls: list[str] = []
         for i, text in enumerate(f.string_list("deniedPurls")):
@@ -48,7 +50,7 @@ class PackageRules:
         licenses = frozenset(x.upper() for x in f.string_list("deniedLicenses"))
         if not purls and not licenses and f.ok:
             checks.problems.add(checks.at(cls.key), "must deny at least one purl or licence")
-        return cls(tuple(purls), licenses)
+        return cls(tuple(purls), licenses, read_attested_by(f))
 
     def to_dict(self) -> Any:
         out: dict[str, Any] = {}
@@ -56,12 +58,27 @@ class PackageRules:
             out["deniedPurls"] = list(self.denied_purls)
         if self.denied_licenses:
             out["deniedLicenses"] = sorted(self.denied_licenses)
+        if self.attested_by:
+            out[KEY] = list(self.attested_by)
         return out
 
+    @property
+    def attestors(self) -> frozenset[str]:
+        return frozenset(self.attested_by)
+
     def judge(self, ctx: CheckContext) -> Sequence[RequirementResult]:
-        name = "denied packages and licences"
+        ctx = scoped(ctx, self.attested_by)
+        signed = signed_phrase(self.attested_by)
+        name = (
+            f"denied packages and licences (packages{signed})"
+            if signed
+            else ("denied packages and licences")
+        )
         image = ctx.image.canonical
-        packages = ctx.evidence.packages
+        # The same package may be both recorded (a PACKAGE occurrence) and signed (read from
+        # an attested SBOM): judged, and counted, once.
+        unique = {(p.name, p.version, p.purl, p.license): p for p in ctx.evidence.packages}
+        packages = tuple(unique.values())
         consulted = tuple(p.occurrence for p in packages[:50] if p.occurrence)
         if ctx.evidence.packages_truncated:
             return [
@@ -80,8 +97,13 @@ class PackageRules:
                     "packages",
                     name,
                     False,
-                    f"no packages are recorded for {image}, so denied packages cannot be ruled "
-                    "out: ingest an SBOM of the image",
+                    f"no packages{signed} are recorded for {image}, so denied packages cannot "
+                    "be ruled out: "
+                    + (
+                        "ingest the SBOM signed by that attestor (chainproof ingest --attestor)"
+                        if signed
+                        else "ingest an SBOM of the image"
+                    ),
                 )
             ]
         violations: list[str] = []

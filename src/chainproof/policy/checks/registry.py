@@ -69,9 +69,12 @@ class ChainproofChecks:
 
     @property
     def attestors(self) -> frozenset[str]:
-        """Attestors the checks name (the service fetches them before judging)."""
-        predicates = self.get(RequiredPredicates)
-        return predicates.attestors if predicates is not None else frozenset()
+        """Attestors the checks name (the service fetches them before judging):
+        ``requiredPredicates`` and every check's ``attestedBy``."""
+        names: set[str] = set()
+        for check in self.checks:
+            names |= getattr(check, "attestors", frozenset())
+        return frozenset(names)
 
     @property
     def requires_nothing(self) -> bool:

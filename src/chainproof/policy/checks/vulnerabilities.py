@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Self
 
 from chainproof.domain.images import ImageReference
 from chainproof.policy._fields import FieldReader
+from chainproof.policy.checks.attested_evidence import KEY, read_attested_by, scoped, signed_phrase
 from chainproof.policy.checks.base import CheckContext, cve_id
 from chainproof.policy.decision import RequirementResult
 from chainproof.policy.evidence import (
@@ -67,6 +68,7 @@ class VulnerabilityCheck:
     blocked_cves: frozenset[str] = frozenset()
     # Without a scan, "no findings" means "never looked"; failing closed is the safe reading.
     require_scan: bool = True
+    attested_by: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, checks: FieldReader) -> Self | None:
@@ -83,6 +85,7 @@ class VulnerabilityCheck:
                 "allowedCves",
                 "blockedCves",
                 "requireScan",
+                KEY,
             ),
         )
         check = cls(
@@ -95,6 +98,7 @@ class VulnerabilityCheck:
             allowed_cves=frozenset(cve_id(c) for c in r.string_list("allowedCves")),
             blocked_cves=frozenset(cve_id(c) for c in r.string_list("blockedCves")),
             require_scan=r.boolean("requireScan", default=True),
+            attested_by=read_attested_by(r),
         )
         both = check.allowed_cves & check.blocked_cves
         if both:
@@ -112,14 +116,25 @@ class VulnerabilityCheck:
             out["blockedCves"] = sorted(self.blocked_cves)
         if not self.require_scan:
             out["requireScan"] = False
+        if self.attested_by:
+            out[KEY] = list(self.attested_by)
         return out
 
+    @property
+    def attestors(self) -> frozenset[str]:
+        return frozenset(self.attested_by)
+
     def judge(self, ctx: CheckContext) -> Sequence[RequirementResult]:
-        return [self._judge(ctx)]
+        return [self._judge(scoped(ctx, self.attested_by))]
 
     def _judge(self, ctx: CheckContext) -> RequirementResult:
         image = ctx.image.canonical
-        name = "vulnerability thresholds"
+        signed = signed_phrase(self.attested_by)
+        name = (
+            f"vulnerability thresholds (evidence{signed})"
+            if signed
+            else ("vulnerability thresholds")
+        )
         occurrences = tuple(
             f.occurrence for f in ctx.evidence.vulnerabilities if f.occurrence is not None
         )
@@ -128,8 +143,9 @@ class VulnerabilityCheck:
                 "vulnerabilities",
                 name,
                 False,
-                f"no vulnerability scan is recorded for {image}, so an empty list of findings "
-                "proves nothing: scan the image and upload the result",
+                f"no vulnerability scan{signed} is recorded for {image}, so an empty list of "
+                "findings proves nothing: scan the image and upload the result"
+                + (" signed by that attestor" if signed else ""),
                 occurrences,
             )
         suppressed = allowed = 0

@@ -21,36 +21,54 @@ VEX, and the images containing a package.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from google.protobuf import timestamp_pb2
 
+from chainproof.domain.bounds import storable_json
 from chainproof.domain.events import EventType
 from chainproof.domain.filters import And, Compare, FilterColumn
 from chainproof.domain.images import ImageReference, parse_image_reference
-from chainproof.domain.kinds import derive_kind, note_problems, occurrence_problems
+from chainproof.domain.kinds import (
+    common_occurrence_problems,
+    derive_kind,
+    note_problems,
+    occurrence_problems,
+)
 from chainproof.domain.messages import (
     NotePB,
+    OccurrencePB,
     note_from_json,
     occurrence_from_json,
     render_for_storage,
+    strict_from_json,
     to_json,
 )
-from chainproof.domain.names import parse_project_name
+from chainproof.domain.names import parse_attestor_name, parse_project_name
 from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 from chainproof.errors import InvalidArgument, NotFound
 from chainproof.ingest import Conversion, IngestContext, VexScope, convert, parse_format
 from chainproof.ingest.facts import purl_of_package
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
 from chainproof.ingest.vex import scope_applies
+from chainproof.policy.attestors import Attestor
 from chainproof.services import outbox
+from chainproof.services.scribe.bulk_gc import cyclic_gc_paused
 from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.services.scribe.grafeas import new_occurrence_id
+from chainproof.services.scribe.grafeas import new_occurrence_ids
+from chainproof.services.scribe.ingest_signatures import (
+    Attestations,
+    EnvelopeVerdict,
+    attestation_records,
+    candidate_attestors,
+    verify_envelopes,
+)
 from chainproof.store.port import (
     DocumentRecord,
     MetadataStore,
@@ -80,6 +98,7 @@ class IngestResult:
     vex_applied: int
     warnings: list[str]
     unchanged: bool = False
+    attestations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,8 +109,73 @@ class IngestResult:
             "superseded": self.superseded,
             "vexApplied": self.vex_applied,
             "warnings": self.warnings,
+            "attestations": self.attestations,
             **({"unchanged": True} if self.unchanged else {}),
         }
+
+
+REQUIRED = "required"
+OPTIONAL = "optional"
+
+
+def _signature_mode(signatures: str, attestors: Sequence[str]) -> str:
+    mode = signatures.strip().lower() or (REQUIRED if attestors else OPTIONAL)
+    if mode not in (REQUIRED, OPTIONAL):
+        raise InvalidArgument(
+            f"signatures={signatures!r} is not known: expected required (refuse what no "
+            "attestor verifies) or optional (store it as unattested)"
+        )
+    for name in attestors:
+        parse_attestor_name(name)
+    return mode
+
+
+def _drop_scan_findings(conv: Conversion) -> None:
+    keep = [i for i, o in enumerate(conv.occurrences) if o["kind"] not in _SCAN_KINDS]
+    if conv.origins:
+        conv.origins = [conv.origins[i] for i in keep]
+    conv.occurrences = [conv.occurrences[i] for i in keep]
+
+
+def _counts(records: Sequence[OccurrenceRecord]) -> dict[str, int]:
+    created: dict[str, int] = {}
+    for r in records:
+        created[r.kind] = created.get(r.kind, 0) + 1
+    return created
+
+
+def _attested_by(att: Attestations) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for vouched in att.vouched.values():
+        for attestor, occurrence in vouched.items():
+            out.setdefault(attestor, []).append(occurrence)
+    return out
+
+
+def _attestation_problems(att: Attestations, mode: str, warnings: list[str]) -> None:
+    if att.problems and mode == REQUIRED:
+        raise InvalidArgument(att.problems[0], details=att.problems)
+    warnings.extend(att.problems)
+
+
+def _attestation_summary(att: Attestations, conv: Conversion) -> list[dict[str, Any]]:
+    """Per verified envelope: who vouched, the attestation occurrences, and the converted
+    facts that came from it (by kind) — the facts a policy may count as attested."""
+    out = []
+    for index, vouched in sorted(att.vouched.items()):
+        facts: dict[str, int] = {}
+        for origin, occ in zip(conv.origins, conv.occurrences, strict=True):
+            if origin == index:
+                facts[occ["kind"]] = facts.get(occ["kind"], 0) + 1
+        out.append(
+            {
+                "envelope": index + 1,
+                "attestors": sorted(vouched),
+                "occurrences": sorted(set(vouched.values())),
+                "facts": facts,
+            }
+        )
+    return out
 
 
 @dataclass(slots=True)
@@ -120,9 +204,42 @@ class IngestService:
         self._store = store
         self._clock = clock
         self._changes = changes or ChangeFeed()
+        self._listeners: list[Callable[[Sequence[OccurrenceRecord]], None]] = []
+
+    def add_listener(self, listener: Callable[[Sequence[OccurrenceRecord]], None]) -> None:
+        """Be told of the occurrences each ingest stored (the scanner matches new SBOMs)."""
+        self._listeners.append(listener)
 
     async def ingest(
-        self, parent: str, raw: bytes, *, resource_uri: str = "", fmt: str = ""
+        self,
+        parent: str,
+        raw: bytes,
+        *,
+        resource_uri: str = "",
+        fmt: str = "",
+        signatures: str = "",
+        attestors: Sequence[str] = (),
+    ) -> IngestResult:
+        """Ingest one document (see the module docstring).
+
+        ``signatures``: ``required`` — the document must be a DSSE envelope or bundle, and
+        each envelope must verify under an attestor, or the document is refused whole (the
+        default when ``attestors`` are named); ``optional`` — envelopes that verify are
+        stored as attested, the others' facts as unattested, with a warning (the default
+        otherwise). ``attestors`` narrows who may vouch (default: every attestor of the
+        project)."""
+        mode = _signature_mode(signatures, attestors)
+        with cyclic_gc_paused():  # bounded, allocation-heavy work (services.bulk_gc)
+            return await self._ingest(parent, raw, resource_uri, fmt, mode, tuple(attestors))
+
+    async def _ingest(
+        self,
+        parent: str,
+        raw: bytes,
+        resource_uri: str,
+        fmt: str,
+        mode: str,
+        named: tuple[str, ...],
     ) -> IngestResult:
         project = parse_project_name(parent)
         image = _image(resource_uri) if resource_uri else None
@@ -136,17 +253,58 @@ class IngestService:
                 "its facts are about; pass resourceUri=registry/repository@sha256:…"
             )
         warnings = list(conv.warnings)
-        if conv.envelopes:
-            warnings.append(
-                "the DSSE envelope's signatures are not verified on ingest; its facts are "
-                "stored as unattested (upload the envelope as a DSSE_ATTESTATION occurrence "
-                "of an attestor's note for the judge to count it)"
-            )
+        verdicts, candidates = await self._verify(project, subject, conv, mode, named, warnings)
         ingest_id = _key(digest, subject.canonical, conv.format.value)
+        now = self._clock()
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(now)
         async with self._store.session() as s:
-            if await s.documents.get(project, INGESTS, ingest_id) is not None:
+            done = await s.documents.get(project, INGESTS, ingest_id)
+            if done is not None:
+                # The same document again: nothing new, except an attestor that vouches for
+                # it now and did not then (created since, or named this time).
+                recorded = dict(done.data.get("attestedBy") or {})
+                fresh = [
+                    EnvelopeVerdict(
+                        v.index, {a: k for a, k in v.verified.items() if a not in recorded}
+                    )
+                    for v in verdicts
+                ]
+                att = await attestation_records(
+                    s,
+                    project,
+                    subject,
+                    conv.envelopes,
+                    fresh,
+                    candidates,
+                    new_occurrence_ids(len(fresh) * max(len(candidates), 1)),
+                    stamp,
+                )
+                _attestation_problems(att, mode, warnings)
+                if att.records:
+                    await s.occurrences.insert(att.records)
+                    await outbox.append(
+                        s,
+                        outbox.occurrence_events(
+                            EventType.OCCURRENCE_CREATED,
+                            ((r.project, r.occurrence_id, r.kind) for r in att.records),
+                            now,
+                        ),
+                    )
+                    data = dict(done.data)
+                    data["attestedBy"] = recorded | _attested_by(att)
+                    await s.documents.put(replace(done, data=data, update_time=now))
+                    self._changes.resources_changed([subject.canonical])
                 return IngestResult(
-                    conv.format.value, subject.canonical, digest, {}, 0, 0, warnings, True
+                    conv.format.value,
+                    subject.canonical,
+                    digest,
+                    _counts(att.records),
+                    0,
+                    0,
+                    warnings,
+                    True,
+                    attestations=_attestation_summary(att, conv),
                 )
             superseded, keep_findings = await self._supersede(s, project, subject, conv)
             if not keep_findings:
@@ -155,11 +313,22 @@ class IngestService:
                     f"{subject.canonical} is already recorded: this older scan's findings "
                     "were not stored"
                 )
-                conv.occurrences = [o for o in conv.occurrences if o["kind"] not in _SCAN_KINDS]
+                _drop_scan_findings(conv)
             plan = await self._plan(s, project, conv)
+            att = await attestation_records(
+                s,
+                project,
+                subject,
+                conv.envelopes,
+                verdicts,
+                candidates,
+                new_occurrence_ids(len(verdicts) * max(len(candidates), 1)),
+                stamp,
+            )
+            _attestation_problems(att, mode, warnings)
+            plan.occurrences.extend(att.records)
             applied = await self._apply_stored_vex(s, project, subject, plan)
             applied += await self._apply_new_vex(s, project, subject, conv)
-            now = self._clock()
             await s.notes.insert(plan.notes)
             await s.occurrences.insert(plan.occurrences)
             await s.projects.add(project)
@@ -220,19 +389,73 @@ class IngestService:
                         "resource": subject.canonical,
                         "format": conv.format.value,
                         "occurrences": [r.occurrence_id for r in plan.occurrences],
+                        # The mark of signed input: who vouched, and the attestation each
+                        # vouching is filed as (the judge verifies those itself).
+                        "attestedBy": _attested_by(att),
                     },
                     digest,
                     now,
                     now,
                 )
             )
-        created: dict[str, int] = {}
-        for r in plan.occurrences:
-            created[r.kind] = created.get(r.kind, 0) + 1
         self._changes.resources_changed([subject.canonical])
+        for listener in self._listeners:
+            listener(plan.occurrences)
         return IngestResult(
-            conv.format.value, subject.canonical, digest, created, superseded, applied, warnings
+            conv.format.value,
+            subject.canonical,
+            digest,
+            _counts(plan.occurrences),
+            superseded,
+            applied,
+            warnings,
+            attestations=_attestation_summary(att, conv),
         )
+
+    async def _verify(
+        self,
+        project: str,
+        subject: ImageReference,
+        conv: Conversion,
+        mode: str,
+        named: tuple[str, ...],
+        warnings: list[str],
+    ) -> tuple[list[EnvelopeVerdict], dict[str, Attestor]]:
+        """Verify the document's envelopes; refuse (required) or warn (optional) for those no
+        attestor vouches for."""
+        if not conv.envelopes:
+            if mode == REQUIRED:
+                raise InvalidArgument(
+                    "signed ingest was asked for (signatures=required or attestor=…), but this "
+                    f"{conv.format.value} document is not signed: send the DSSE envelope or "
+                    ".intoto.jsonl bundle that carries it"
+                )
+            return [], {}
+        async with self._store.session(readonly=True) as s:
+            candidates = await candidate_attestors(s, project, named)
+        for name, why in sorted(candidates.unusable.items()):
+            if mode == REQUIRED and name in named:
+                raise InvalidArgument(f"attestor {name} cannot be used: {why}")
+            warnings.append(f"attestor {name} was not tried: {why}")
+        verdicts = await verify_envelopes(
+            conv.envelopes, subject, candidates.attestors, self._clock()
+        )
+        unverified = [v for v in verdicts if not v.verified]
+        if unverified and mode == REQUIRED:
+            first = unverified[0]
+            raise InvalidArgument(
+                f"envelope {first.index + 1} of {len(verdicts)} is not verified by any of "
+                f"{len(candidates.attestors)} attestors, and signed ingest was asked for: the "
+                "document is refused whole (send it with signatures=optional to store its "
+                "facts as unattested)",
+                details=first.reasons,
+            )
+        for v in unverified:
+            warnings.append(
+                f"envelope {v.index + 1} is not verified by any attestor, so its facts are "
+                f"stored as unattested: {'; '.join(v.reasons)}"
+            )
+        return verdicts, candidates.attestors
 
     async def _supersede(
         self, s: UnitOfWork, project: str, subject: ImageReference, conv: Conversion
@@ -258,11 +481,18 @@ class IngestService:
         return len(removed), True
 
     async def _plan(self, s: UnitOfWork, project: str, conv: Conversion) -> _Plan:
+        """Notes and occurrences as store records, validated; nothing is written here.
+
+        A converter's output has one shape per kind, so what is the same for every item is
+        checked once per document: the text of every item in one serialisation (NUL, lone
+        surrogates), each distinct resource URI and note name once, and the enum walk only for
+        the rare item the strict parser hands to the reference one (ADR 0085)."""
         plan = _Plan()
         now = self._clock()
         stamp = rfc3339(now)
         pb_now = timestamp_pb2.Timestamp()
         pb_now.FromDatetime(now)  # one instant for the whole document, converted once
+        _storable(conv)
         existing = await s.notes.get_many([(project, note_id) for note_id in conv.notes])
         kinds: dict[str, str] = {}
         for note_id, data in conv.notes.items():
@@ -270,40 +500,48 @@ class IngestService:
             if found is not None:
                 kinds[note_id] = found.kind
                 continue
-            note = note_from_json(data, f"note {note_id}")
-            kind = derive_kind(note, oneof="type", what=f"note {note_id}")
-            problems = note_problems(note)
+            what = f"note {note_id}"
+            note = strict_from_json(NotePB, data)
+            strict = note is not None
+            if note is None:
+                note = note_from_json(data, what)
+            kind = derive_kind(note, oneof="type", what=what)
+            problems = note_problems(note, enums=not strict)
             if problems:
-                raise InvalidArgument(f"note {note_id}: {'; '.join(problems)}")
-            created = NotePB()
-            created.CopyFrom(note)
-            created.name = f"projects/{project}/notes/{note_id}"
-            created.create_time.CopyFrom(pb_now)
-            created.update_time.CopyFrom(pb_now)
-            _set_kind(created, kind)
+                raise InvalidArgument(f"{what}: {'; '.join(problems)}")
+            note.name = f"projects/{project}/notes/{note_id}"
+            note.create_time.CopyFrom(pb_now)
+            note.update_time.CopyFrom(pb_now)
+            note.kind = _kind_number(kind)
             kinds[note_id] = kind
             plan.notes.append(
-                NoteRecord(
-                    project, note_id, kind, created, _stored_json(data, created.name, kind, stamp)
-                )
+                NoteRecord(project, note_id, kind, note, _stored_json(data, note.name, kind, stamp))
             )
+        checked: set[tuple[str, str]] = set()
+        ids = new_occurrence_ids(len(conv.occurrences))
+        resource = conv.subject.canonical if conv.subject else ""
         for i, data in enumerate(conv.occurrences):
-            occ = _occurrence(data, f"occurrences[{i}]")
-            kind = derive_kind(occ, oneof="details", what=f"occurrences[{i}]")
-            problems = occurrence_problems(occ)
+            what = f"occurrences[{i}]"
+            occ, strict = _occurrence(data, what)
+            kind = derive_kind(occ, oneof="details", what=what)
+            problems = occurrence_problems(occ, enums=not strict, common=False)
+            key = (occ.resource_uri, occ.note_name)
+            if key not in checked:
+                problems += common_occurrence_problems(occ)
+                checked.add(key)
             if problems:
-                raise InvalidArgument(f"occurrences[{i}]: {'; '.join(problems)}")
+                raise InvalidArgument(f"{what}: {'; '.join(problems)}")
             note_id = occ.note_name.rsplit("/", 1)[1]
             if kinds.get(note_id) != kind:
                 raise InvalidArgument(
                     f"note projects/{project}/notes/{note_id} is kind {kinds.get(note_id)}, "
                     f"not {kind}: it was created by someone else for another purpose"
                 )
-            occurrence_id = new_occurrence_id()
+            occurrence_id = ids[i]
             occ.name = f"projects/{project}/occurrences/{occurrence_id}"
             occ.create_time.CopyFrom(pb_now)
             occ.update_time.CopyFrom(pb_now)
-            _set_kind(occ, kind)
+            occ.kind = _kind_number(kind)
             plan.occurrences.append(
                 OccurrenceRecord(
                     project,
@@ -311,7 +549,7 @@ class IngestService:
                     kind,
                     project,
                     note_id,
-                    conv.subject.canonical if conv.subject else "",
+                    resource,
                     occ,
                     # The converter's JSON is already the message's JSON mapping (it parsed);
                     # storing it with the server-set fields skips a second rendering.
@@ -451,28 +689,45 @@ def _image(uri: str) -> ImageReference:
 
 
 def _stored_json(data: dict[str, Any], name: str, kind: str, stamp: str) -> dict[str, Any]:
-    stored = {**data, "name": name, "kind": kind, "createTime": stamp, "updateTime": stamp}
-    if b"\\u0000" in orjson.dumps(stored):
-        raise InvalidArgument(f"{name}: the document contains U+0000 (NUL), which cannot be stored")
-    return stored
+    return {**data, "name": name, "kind": kind, "createTime": stamp, "updateTime": stamp}
 
 
-def _occurrence(data: dict[str, Any], what: str) -> Any:
-    """Parse a converter's occurrence; the float ``cvssScore`` is set directly, because the
-    fast JSON codec leaves float32 to the slow reference parser (ADR 0083)."""
+def _storable(conv: Conversion) -> None:
+    """Refuse, naming the item, text no backend can store: one serialisation of the whole
+    conversion finds it; only then are the items looked at one by one."""
+    try:
+        raw = orjson.dumps([conv.notes, conv.occurrences])
+        if b"\\u0000" not in raw:
+            return
+    except orjson.JSONEncodeError:
+        pass
+    for note_id, data in conv.notes.items():
+        storable_json(data, f"note {note_id}")
+    for i, data in enumerate(conv.occurrences):
+        storable_json(data, f"occurrences[{i}]")
+
+
+def _occurrence(data: dict[str, Any], what: str) -> tuple[Any, bool]:
+    """Parse a converter's occurrence, and whether the strict fast parser did it. The float
+    ``cvssScore`` is set directly, because the fast JSON codec leaves float32 to the slow
+    reference parser (ADR 0083)."""
     vuln = data.get("vulnerability")
     score = vuln.get("cvssScore") if isinstance(vuln, dict) else None
-    if score is None:
-        return occurrence_from_json(data, what)
-    assert isinstance(vuln, dict)
-    trimmed = {**data, "vulnerability": {k: v for k, v in vuln.items() if k != "cvssScore"}}
-    occ = occurrence_from_json(trimmed, what)
-    occ.vulnerability.cvss_score = float(score)
-    return occ
+    if score is not None:
+        assert isinstance(vuln, dict)
+        data = {**data, "vulnerability": {k: v for k, v in vuln.items() if k != "cvssScore"}}
+    occ = strict_from_json(OccurrencePB, data)
+    strict = occ is not None
+    if occ is None:
+        occ = occurrence_from_json(data, what)
+    if score is not None:
+        occ.vulnerability.cvss_score = float(score)
+    return occ, strict
 
 
-def _set_kind(msg: Any, kind: str) -> None:
-    msg.kind = msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_name[kind].number
+@functools.cache
+def _kind_number(kind: str) -> int:
+    return int(NotePB.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_name[kind].number)
 
 
 def _rerendered(record: OccurrenceRecord) -> OccurrenceRecord:
