@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -41,6 +41,15 @@ class ChangeFeed:
         self._origin = uuid.uuid4().hex
         self._outbox: asyncio.Queue[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._observers: list[tuple[Callable[[list[str]], None], Callable[[], None]]] = []
+
+    def observe(
+        self, on_resources: Callable[[list[str]], None], on_gap: Callable[[], None]
+    ) -> None:
+        """Be told of the resources *other replicas* changed (the scanner re-reads those
+        images' packages), and, through ``on_gap``, when some changes may have gone unheard:
+        a lost notice, or one that named too many resources to list."""
+        self._observers.append((on_resources, on_gap))
 
     def resource_version(self, resource: str) -> int:
         return self._resources.get(resource, 0)
@@ -51,7 +60,7 @@ class ChangeFeed:
         if not changed:
             return
         if len(changed) > MAX_RESOURCES_PER_NOTICE:
-            self._send({"g": 1})
+            self._send({"g": 1, "all": 1})  # "all": resources changed, too many to name
         else:
             self._send({"r": changed})
 
@@ -117,9 +126,17 @@ class ChangeFeed:
             return
         if data.get("g"):
             self.generation += 1
+        if data.get("all"):
+            for _, on_gap in self._observers:
+                on_gap()
         resources = data.get("r")
         if isinstance(resources, list):
-            self._bump(r for r in resources if isinstance(r, str))
+            named = [r for r in resources if isinstance(r, str)]
+            self._bump(named)
+            for on_resources, _ in self._observers:
+                on_resources(named)
 
     def _missed(self) -> None:
         self.generation += 1
+        for _, on_gap in self._observers:
+            on_gap()
