@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from chainproof.api.rest.app import create_app
 from chainproof.api.rest.ops import Metrics
+from chainproof.attest.vouch_forms import read_forms
 from chainproof.config import Settings, VoucherSettings
 from chainproof.domain.names import validate_project_id
 from chainproof.domain.pagination import PageTokenCodec
@@ -253,9 +254,13 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         cache_ttl=timedelta(seconds=settings.admission.cache_ttl_seconds),
     )
     decisions = _decision_log(settings, store, tokens)
-    scanner = ScanService(store, grafeas, provider_project=settings.scanning.provider_project)
+    scanner = ScanService(
+        store, grafeas, provider_project=settings.scanning.provider_project, changes=changes
+    )
+    ingest = IngestService(store, changes=changes)
     if settings.scanning.scan_on_sbom:
         grafeas.add_listener(scanner.on_occurrences)
+        ingest.add_listener(scanner.on_occurrences)  # an ingested SBOM is matched at once
     # The attestor judges scribe evidence with the judge's bounds (a bound hit fails closed).
     vouching = Vouching(grafeas, EvidenceGatherer(store, limits=limits))
     if settings.scanning.vouchers:
@@ -292,7 +297,7 @@ async def open_container(settings: Settings, store: MetadataStore | None = None)
         scanner=scanner,
         vouching=vouching,
         access=build_access_control(settings, store),
-        ingest=IngestService(store, changes=changes),
+        ingest=ingest,
         findings=FindingsService(store, vouching, settings.scanning.provider_project),
         runtime=runtime,
         subscriptions=SubscriptionService(store, settings.notifications),
@@ -367,6 +372,7 @@ def _voucher(v: VoucherSettings) -> ConfiguredVoucher:
         note_name=str(parse_note_name(v.attestor_note, field="scanning.vouchers.attestor_note")),
         policy=policy,
         signer=PkixSigner.from_pem(pem, v.algorithm, v.key_id),
+        forms=read_forms(v.format),
     )
 
 

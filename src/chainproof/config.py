@@ -131,6 +131,8 @@ class VoucherSettings(BaseModel):
     key_file: Path  # a PEM private key; it stays in the server process
     key_id: str | None = None
     algorithm: str | None = None
+    #: simple-signing, in-toto-vulns (a signed vulns v0.1 statement of the scan), or both
+    format: str = "simple-signing"
 
 
 class ScanningSettings(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import realdebian
+from chainproof.attest.verify import verify_attestation
+from chainproof.attest.vuln_scan import VULNS_V01
 from chainproof.cli.main import _register_groups, app
+from chainproof.crypto.dsse import DsseEnvelope
+from chainproof.crypto.keys import KeySpec, load_public_key
+from chainproof.domain.images import parse_image_reference
 from live import LiveServer, live_server
 
 IMAGE = "gcr.io/acme/goapp@sha256:" + "c" * 64
@@ -151,6 +157,50 @@ def test_import_show_vulns_vouch_story(server: LiveServer, tmp_path: Path) -> No
     ).json()["occurrences"]
     assert len(attestations) == 1
     assert attestations[0]["noteName"] == "projects/sec/notes/not-vulnerable"
+
+    # The same attestor signs an in-toto statement with the vulns v0.1 predicate.
+    vulns = ok(cli(server, *vouch, "--format", "in-toto-vulns"))
+    assert "signed and uploaded" in vulns.stdout
+    [dsse] = http.get(
+        "/v1/projects/prod/occurrences", params={"filter": 'kind="DSSE_ATTESTATION"'}
+    ).json()["occurrences"]
+    envelope = DsseEnvelope.from_json(dsse["dsseAttestation"]["envelope"])
+    public = load_public_key(
+        KeySpec(
+            "PKIX",
+            (tmp_path / "nv.pub").read_text(),
+            key_id=key_id,
+            algorithm="ECDSA_P256_SHA256",
+        )
+    )
+    verified = verify_attestation(
+        parse_image_reference(IMAGE), envelope, [public], now=datetime.now(UTC)
+    )
+    assert verified.verified, verified.reasons
+    statement = verified.statement
+    assert statement is not None and statement.predicate_type == VULNS_V01
+    predicate = dict(statement.predicate or {})
+    assert predicate["scanner"]["result"] == []  # nothing left after the fix
+    assert predicate["metadata"]["scanFinishedOn"].endswith("Z")
+    # A judge policy that trusts the attestor's signed scan admits the image on it alone.
+    checks = {
+        "vulnerabilities": {
+            "maximumFixableSeverity": "BLOCK_ALL",
+            "attestedBy": ["projects/sec/attestors/not-vulnerable"],
+        },
+        "freshness": {
+            "maximumScanAgeHours": 24,
+            "attestedBy": ["projects/sec/attestors/not-vulnerable"],
+        },
+    }
+    rule = {
+        "evaluationMode": "REQUIRE_ATTESTATION",
+        "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+        "chainproofChecks": checks,
+    }
+    http.put("/v1/projects/prod/policy", json={"defaultAdmissionRule": rule}).raise_for_status()
+    decided = http.post("/v1/projects/prod/policy:evaluate", json={"images": [IMAGE]}).json()
+    assert decided["outcome"] == "allowed", decided["explanation"]
 
 
 def test_bad_input_is_refused_with_a_message(server: LiveServer, tmp_path: Path) -> None:

@@ -275,12 +275,15 @@ async def test_a_new_sbom_is_matched_at_once(
     assert page.items[0].note_name == "projects/osv/notes/chainproof-scanner"
 
 
+@pytest.mark.parametrize("forms", [("simple-signing",), ("simple-signing", "in-toto-vulns")])
 async def test_configured_attestor_signs_and_withdraws_as_evidence_changes(
     store: MetadataStore,
     debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+    forms: tuple[str, ...],
 ) -> None:
     """Inside the server: after every scan the configured attestor signs an image that passes
-    and withdraws its signature from one that no longer does."""
+    and withdraws its signature from one that no longer does; its in-toto vulns statement is
+    signed again at every passing scan (it dates the scan), never left twice."""
     fixed_sbom, fix, vulnerable_sbom = debian
     system = System(store=store)  # type: ignore[arg-type]
     scanner = ScanService(store, system.grafeas, clock=system.clock)
@@ -294,6 +297,7 @@ async def test_configured_attestor_signs_and_withdraws_as_evidence_changes(
                 attestor.note,
                 read_vouch_policy({"vulnerabilities": {"maximumFixableSeverity": "LOW"}}),
                 attestor.signer,
+                forms,
             )
         ],
     )
@@ -310,24 +314,30 @@ async def test_configured_attestor_signs_and_withdraws_as_evidence_changes(
         "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
     )
 
-    async def attestations() -> int:
-        page = await system.grafeas.list_occurrences("projects/prod", 'kind="ATTESTATION"', 10, "")
-        return len(page.items)
+    async def attestations(kind: str = "ATTESTATION") -> list[str]:
+        page = await system.grafeas.list_occurrences("projects/prod", f'kind="{kind}"', 10, "")
+        return [str(o.name) for o in page.items]
 
+    vulns = "in-toto-vulns" in forms
     await scanner.import_advisories([parse_record(_advisory(fix))])
     await _ingest(system, vulnerable_sbom)
     await scanner.scan_image("prod", IMAGE)
-    assert await attestations() == 0
+    assert await attestations() == [] and await attestations("DSSE_ATTESTATION") == []
     await _ingest(system, fixed_sbom)
     await scanner.scan_image("prod", IMAGE)
-    assert await attestations() == 1
+    assert len(await attestations()) == 1
+    first = await attestations("DSSE_ATTESTATION")
+    assert len(first) == (1 if vulns else 0)
     admitted = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
     assert admitted.outcome is Outcome.ALLOWED, admitted.explain()
+    system.clock.now += timedelta(minutes=5)
     await scanner.scan_image("prod", IMAGE)
-    assert await attestations() == 1  # still passing: not signed twice
+    assert len(await attestations()) == 1  # still passing: not signed twice
+    again = await attestations("DSSE_ATTESTATION")
+    assert len(again) == len(first) and (not vulns or again != first)  # the statement renewed
     await _ingest(system, vulnerable_sbom)
     await scanner.scan_image("prod", IMAGE)
-    assert await attestations() == 0
+    assert await attestations() == [] and await attestations("DSSE_ATTESTATION") == []
     denied = await system.judge.evaluate("prod", AdmissionRequest(images=(IMAGE,)))
     assert denied.outcome is Outcome.DENIED
 

@@ -15,15 +15,25 @@ predicate has already been verified against the attestor's keys and the image's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chainproof.attest.predicates import predicate_kind
-from chainproof.domain.timestamps import parse_rfc3339
+from chainproof.attest.predicates import VULN_SCAN_INTOTO, predicate_kind
+from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 
-__all__ = ["ScanFinding", "ScanReport", "is_vuln_scan", "read_vuln_scan"]
+__all__ = [
+    "VULNS_V01",
+    "ScanFinding",
+    "ScanReport",
+    "build_vulns_predicate",
+    "is_vuln_scan",
+    "read_vuln_scan",
+]
+
+#: in-toto's vulnerability predicate as chainproof writes it (``vouch --format in-toto-vulns``).
+VULNS_V01 = VULN_SCAN_INTOTO + "/v0.1"
 
 _SEVERITIES = {"MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 # Grype says "Negligible" where Grafeas says MINIMAL.
@@ -133,6 +143,10 @@ def _grype(report: Mapping[str, Any]) -> tuple[ScanFinding, ...] | None:
 def _intoto(results: list[Any]) -> tuple[ScanFinding, ...] | None:
     found: list[ScanFinding] = []
     for item in results:
+        # The spec's field list nests each finding under ``vulnerability``; its example (and
+        # most writers) put ``id`` and ``severity`` on the item itself. Both are read.
+        if isinstance(item, Mapping) and isinstance(item.get("vulnerability"), Mapping):
+            item = item["vulnerability"]
         if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
             return None
         ratings = item.get("severity") or []
@@ -144,10 +158,23 @@ def _intoto(results: list[Any]) -> tuple[ScanFinding, ...] | None:
         worst = max(severities, key=order.index)
         annotations = item.get("annotations") or []
         fix = any(
-            isinstance(a, Mapping) and (a.get("fixedInVersion") or a.get("fixed_in_version"))
+            isinstance(a, Mapping)
+            and (
+                a.get("fixedInVersion")
+                or a.get("fixed_in_version")
+                or str(a.get("fixAvailable", "")).lower() == "true"
+            )
             for a in annotations
         )
-        found.append(ScanFinding(item["id"], worst, fix))
+        package = next(
+            (
+                str(a["package"])
+                for a in annotations
+                if isinstance(a, Mapping) and isinstance(a.get("package"), str)
+            ),
+            None,
+        )
+        found.append(ScanFinding(item["id"], worst, fix, package))
     return tuple(found)
 
 
@@ -177,3 +204,43 @@ def read_vuln_scan(predicate: Mapping[str, Any]) -> ScanReport:
             ),
         )
     return ScanReport(finished, name, findings)
+
+
+def build_vulns_predicate(
+    *,
+    scanner_uri: str,
+    scanner_version: str,
+    scanned_at: datetime,
+    findings: Sequence[Mapping[str, Any]],
+    db_uri: str = "",
+) -> dict[str, Any]:
+    """An in-toto ``vulns`` v0.1 predicate for a scan finished at ``scanned_at``.
+
+    ``findings``: ``{"id", "severity" (a Grafeas severity name), "fixedVersion" or
+    "fixAvailable", "package"}`` each. Severities are given as method ``grafeas`` (the rating
+    chainproof judged by); a fix and the package go in ``annotations``. An empty list says
+    the scan found nothing."""
+    stamp = rfc3339(scanned_at)
+    result = []
+    for f in findings:
+        annotations: list[dict[str, str]] = []
+        if f.get("package"):
+            annotations.append({"package": str(f["package"])})
+        if f.get("fixedVersion"):
+            annotations.append({"fixedInVersion": str(f["fixedVersion"])})
+        elif f.get("fixAvailable"):
+            annotations.append({"fixAvailable": "true"})
+        result.append(
+            {
+                "id": str(f["id"]),
+                "severity": [{"method": "grafeas", "score": str(f.get("severity") or "")}],
+                **({"annotations": annotations} if annotations else {}),
+            }
+        )
+    scanner: dict[str, Any] = {
+        "uri": scanner_uri,
+        "version": scanner_version,
+        "db": {"uri": db_uri or scanner_uri, "lastUpdate": stamp},
+        "result": result,
+    }
+    return {"scanner": scanner, "metadata": {"scanStartedOn": stamp, "scanFinishedOn": stamp}}

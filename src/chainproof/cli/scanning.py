@@ -22,7 +22,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chainproof.attest.create import PayloadFormat, attestation_occurrence
+from chainproof.attest.create import binauthz_resource_uri
+from chainproof.attest.vouch_forms import attestation_body, read_forms
 from chainproof.cli.inputs import load_document, read_text
 from chainproof.cli.options import ImageArg, JsonOpt, ProjectOpt, Server, connected, project_option
 from chainproof.cli.output import check_failed, errors, note, out, print_json
@@ -273,6 +274,14 @@ def vouch(
         str | None, typer.Option("--algorithm", help="Algorithm of --key (needed for RSA).")
     ] = None,
     project: Annotated[str | None, project_option("Project of the image's evidence.")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="simple-signing (the image digest), in-toto-vulns (an in-toto statement with "
+            "the vulns v0.1 predicate: the scan and the findings left after VEX), or both.",
+        ),
+    ] = "simple-signing",
     as_json: JsonOpt = False,
 ) -> None:
     """Sign "not vulnerable" for an image only if its findings pass the policy; else explain
@@ -287,6 +296,7 @@ def vouch(
             raise InvalidArgument(f"--image {image_text!r} names no digest (…@sha256:<hex>)")
         attestor_name = parse_attestor_ref(attestor, field="--attestor")
         evidence_project = project or attestor_name.project
+        forms = read_forms(fmt)
         document = load_document(policy, "vulnerability policy")
         signer = PkixSigner.from_pem(read_text(key, "private key"), algorithm, key_id)
         with server.client() as api:
@@ -295,24 +305,32 @@ def vouch(
                 f"/v1/projects/{evidence_project}/images:checkVulnerabilityPolicy",
                 body={"image": ref.canonical, "policy": document},
             )
-            created: dict[str, Any] | None = None
+            created: list[dict[str, Any]] = []
             if result.get("passed"):
                 found = api.get_attestor(str(attestor_name))
                 note_name = str(found.get("userOwnedGrafeasNote", {}).get("noteReference", ""))
                 if not note_name:
                     raise InvalidArgument(f"attestor {attestor} has no note to sign under")
-                occurrence = attestation_occurrence(
-                    ref, PayloadFormat.SIMPLE_SIGNING, signer, note_name=note_name
-                )
-                created = api.create_occurrence(evidence_project, occurrence)
+                for form in forms:
+                    # Signed here: the key never leaves this process.
+                    occurrence = attestation_body(
+                        ref,
+                        form,
+                        note_name,
+                        signer,
+                        result.get("report") or {},
+                        resource_uri=binauthz_resource_uri(ref),
+                    )
+                    created.append(api.create_occurrence(evidence_project, occurrence))
     if as_json:
-        print_json({**result, "attestation": created})
-    elif created is not None:
-        note(f"{ref.canonical} passes; signed and uploaded {created.get('name', '')}", "green")
+        print_json({**result, "attestation": created[0] if created else None})
+    elif created:
+        names = ", ".join(str(c.get("name", "")) for c in created)
+        note(f"{ref.canonical} passes; signed and uploaded {names}", "green")
     else:
         note(f"{ref.canonical} does not pass the vulnerability policy; nothing was signed:", "red")
         for r in result.get("results", []):
             if not r.get("passed"):
                 note(f"  - {r.get('reason')}")
-    if created is None:
+    if not created:
         raise check_failed()

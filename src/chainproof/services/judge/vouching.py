@@ -3,8 +3,13 @@
 After Kritis' signer and seed 003: :meth:`Vouching.vouch` gathers the image's vulnerability
 evidence the way the judge does (VULNERABILITY and DISCOVERY occurrences, VEX applied),
 checks it against a chainproof-style vulnerability policy, and only when every check passes
-signs a simple-signing payload for the image's digest and uploads it as an ATTESTATION
-occurrence under the attestor's note. Otherwise nothing is signed and the result says why.
+signs and uploads, under the attestor's note, one or both of: a simple-signing payload for
+the image's digest (an ATTESTATION occurrence), and an in-toto statement with the ``vulns``
+v0.1 predicate (https://in-toto.io/attestation/vulns/v0.1) listing the findings that remain
+after VEX, the scanner and the scan time (a DSSE_ATTESTATION occurrence) — which a judge
+policy reads as a signed scan (``attestedBy`` the attestor). Otherwise nothing is signed and
+the result says why. The check's ``report`` carries what that predicate is built from, so a
+client that holds the key builds and signs the same statement.
 
 The policy is the ``vulnerabilities`` and ``freshness`` part of a rule's ``chainproofChecks``
 (see docs/policy.md)::
@@ -27,15 +32,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chainproof.attest.create import PayloadFormat, attestation_occurrence
+from chainproof.attest.vouch_forms import INTOTO_VULNS, SIMPLE_SIGNING, attestation_body
 from chainproof.crypto.signing import Signer
 from chainproof.domain.images import ImageReference, parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
+from chainproof.domain.timestamps import CLOCK_SKEW, rfc3339
 from chainproof.errors import InvalidArgument, NotFound
 from chainproof.policy._fields import Problems
 from chainproof.policy.checks import CheckContext, read_checks
 from chainproof.policy.checks.freshness import Freshness
-from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck
+from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck, resolving_statement
 from chainproof.policy.decision import RequirementResult
 from chainproof.policy.evidence import ImageEvidence
 from chainproof.policy.kritis import ImageSecurityPolicy, parse_kritis_resource
@@ -93,8 +99,11 @@ class VouchResult:
     image: str
     passed: bool
     results: list[RequirementResult] = field(default_factory=list)
-    #: The uploaded attestation, once signed.
+    #: The uploaded attestation, once signed (the first, when several forms were signed).
     occurrence: str | None = None
+    occurrences: list[str] = field(default_factory=list)
+    #: What the in-toto vulns predicate says: the newest scan and the findings after VEX.
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signed(self) -> bool:
@@ -110,7 +119,9 @@ class VouchResult:
             "passed": self.passed,
             "signed": self.signed,
             "occurrence": self.occurrence,
+            "occurrences": self.occurrences,
             "results": [r.to_dict() for r in self.results],
+            "report": self.report,
         }
 
 
@@ -138,23 +149,21 @@ class Vouching:
         signer: Signer,
         *,
         evidence_projects: tuple[str, ...] = (),
+        forms: tuple[str, ...] = (SIMPLE_SIGNING,),
     ) -> VouchResult:
-        """Sign ``image`` for the attestor note ``note_name`` only if its evidence passes."""
+        """Sign ``image`` for the attestor note ``note_name`` only if its evidence passes, in
+        each of ``forms`` (simple signing, the in-toto vulns statement, or both)."""
         result = await self.check(project, image, policy, evidence_projects=evidence_projects)
         if not result.passed:
             return result
         ref = parse_image_reference(result.image)
-        signed = attestation_occurrence(
-            ref,
-            PayloadFormat.SIMPLE_SIGNING,
-            signer,
-            note_name=note_name,
-            resource_uri=ref.canonical,
-        )
-        occurrence = await self._grafeas.create_occurrence(
-            f"projects/{project}", occurrence_from_json(signed)
-        )
-        result.occurrence = str(occurrence.name)
+        for form in forms:
+            body = attestation_body(ref, form, note_name, signer, result.report)
+            occurrence = await self._grafeas.create_occurrence(
+                f"projects/{project}", occurrence_from_json(body)
+            )
+            result.occurrences.append(str(occurrence.name))
+        result.occurrence = result.occurrences[0] if result.occurrences else None
         return result
 
     async def evidence(
@@ -190,25 +199,57 @@ class Vouching:
         ctx = CheckContext(image=ref, evidence=evidence, attestors={}, now=now, request={})
         results = [*policy.vulnerabilities.judge(ctx), *policy.freshness.judge(ctx)]
         return VouchResult(
-            image=ref.canonical, passed=all(r.passed for r in results), results=results
+            image=ref.canonical,
+            passed=all(r.passed for r in results),
+            results=results,
+            report=_report(ref, evidence, now),
         )
+
+
+def _report(ref: ImageReference, evidence: ImageEvidence, now: datetime) -> dict[str, Any]:
+    """The newest scan and the findings that remain after VEX (what a vulns predicate says)."""
+    scans = [s for s in evidence.scans if s.scanned_at <= now + CLOCK_SKEW]
+    newest = max(scans, key=lambda s: s.scanned_at) if scans else None
+    remaining = [
+        f for f in evidence.vulnerabilities if resolving_statement(evidence, f, ref) is None
+    ]
+    return {
+        "scan": {
+            "scanner": newest.scanner,
+            "scannedAt": rfc3339(newest.scanned_at),
+        }
+        if newest is not None
+        else None,
+        "findings": [
+            {
+                "id": f.cve,
+                "severity": f.severity.name,
+                "fixAvailable": f.fix_available,
+                "package": f.package or "",
+            }
+            for f in remaining
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class ConfiguredVoucher:
-    """An attestor the server signs for itself: its note, its policy and its key."""
+    """An attestor the server signs for itself: its note, its policy, its key, its forms."""
 
     note_name: str
     policy: VouchPolicy
     signer: Signer
+    forms: tuple[str, ...] = (SIMPLE_SIGNING,)
 
 
 class AutoVoucher:
     """Runs the configured attestors whenever an image's scan changes its evidence.
 
-    A passing image without a current attestation by the voucher's note is signed; an image
-    that no longer passes loses the attestation this voucher made (matched by note and key
-    id), so a finding that appears after signing also withdraws the signature.
+    A passing image without a current simple-signing attestation by the voucher's note and
+    key is signed; its in-toto vulns statement is replaced at every passing scan (it names the
+    scan time and findings, which a judge policy checks). An image that no longer passes
+    loses every attestation this voucher made, so a finding that appears after signing also
+    withdraws the signature.
     """
 
     def __init__(
@@ -223,29 +264,48 @@ class AutoVoucher:
         for voucher in self.vouchers:
             ours = await self._attestations(project, resource, voucher)
             check = await self._vouching.check(project, resource, voucher.policy)
-            if check.passed and not ours:
-                check = await self._vouching.vouch(
-                    project, resource, voucher.policy, voucher.note_name, voucher.signer
-                )
-            elif not check.passed:
-                for name in ours:
-                    with contextlib.suppress(NotFound):
-                        await self._grafeas.delete_occurrence(name)
+            if check.passed:
+                due = tuple(f for f in voucher.forms if f == INTOTO_VULNS or not ours[f])
+                stale = ours[INTOTO_VULNS] if INTOTO_VULNS in due else []
+                if due:
+                    check = await self._vouching.vouch(
+                        project,
+                        resource,
+                        voucher.policy,
+                        voucher.note_name,
+                        voucher.signer,
+                        forms=due,
+                    )
+                if not check.signed:
+                    stale = []  # nothing new was signed (it stopped passing meanwhile)
+            else:
+                stale = [name for names in ours.values() for name in names]
+            for name in stale:
+                with contextlib.suppress(NotFound):
+                    await self._grafeas.delete_occurrence(name)
             results.append(check)
         return results
 
     async def _attestations(
         self, project: str, resource: str, voucher: ConfiguredVoucher
-    ) -> list[str]:
-        page = await self._grafeas.list_occurrences(
-            f"projects/{project}",
-            f'kind="ATTESTATION" AND resourceUrl="{resource}"',
-            1000,
-            "",
-        )
-        return [
-            str(o.name)
-            for o in page.items
-            if o.note_name == voucher.note_name
-            and any(s.public_key_id == voucher.signer.key_id for s in o.attestation.signatures)
-        ]
+    ) -> dict[str, list[str]]:
+        """This voucher's attestations of ``resource``, by form (its note and key id)."""
+        found: dict[str, list[str]] = {SIMPLE_SIGNING: [], INTOTO_VULNS: []}
+        for kind, form in (("ATTESTATION", SIMPLE_SIGNING), ("DSSE_ATTESTATION", INTOTO_VULNS)):
+            page = await self._grafeas.list_occurrences(
+                f"projects/{project}",
+                f'kind="{kind}" AND resourceUrl="{resource}"',
+                1000,
+                "",
+            )
+            key = voucher.signer.key_id
+            for o in page.items:
+                if o.note_name != voucher.note_name:
+                    continue
+                if form == SIMPLE_SIGNING:
+                    mine = any(s.public_key_id == key for s in o.attestation.signatures)
+                else:
+                    mine = any(s.keyid == key for s in o.dsse_attestation.envelope.signatures)
+                if mine:
+                    found[form].append(str(o.name))
+        return found
