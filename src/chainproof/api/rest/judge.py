@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
+from chainproof.api.rest.deps import Decisions, JudgeDep, Resources
 from chainproof.api.rest.grafeas import (
     JSON_BODY,
     EncodedItems,
@@ -21,32 +22,7 @@ from chainproof.domain.bounds import parse_time
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.policy import AdmissionRequest
-from chainproof.services.judge.decision_log import DecisionLog
-from chainproof.services.judge.judging import Judge
-from chainproof.services.judge.resources import JudgeResources
 from chainproof.store.port import DecisionQuery
-
-
-async def judge_resources(request: Request) -> JudgeResources:
-    resources: JudgeResources = request.app.state.container.judge_resources
-    return resources
-
-
-Resources = Annotated[JudgeResources, Depends(judge_resources)]
-
-
-async def judge_service(request: Request) -> Judge:
-    judge: Judge = request.app.state.container.judge
-    return judge
-
-
-async def decision_log(request: Request) -> DecisionLog:
-    log: DecisionLog = request.app.state.container.decisions
-    return log
-
-
-JudgeDep = Annotated[Judge, Depends(judge_service)]
-Decisions = Annotated[DecisionLog, Depends(decision_log)]
 
 router = APIRouter(prefix="/v1", tags=["judge"])
 
