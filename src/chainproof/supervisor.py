@@ -159,6 +159,7 @@ class Supervisor:
             return_when=asyncio.FIRST_COMPLETED,
         )
         if worker.ready in done and worker.ready.result():
+            log.info("worker ready", worker=worker.index, pid=worker.process.pid)
             return
         if worker.ready in done or worker.exited in done:
             # The pipe closed without the byte: the worker is exiting; its code says why.
