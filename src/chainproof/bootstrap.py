@@ -46,6 +46,7 @@ from chainproof.services.judge.decision_spill import DecisionSpill
 from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.judge.findings import FindingsService
 from chainproof.services.judge.judging import Judge
+from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.runtime_setup import build_runtime
@@ -165,6 +166,7 @@ def build_services(
         grafeas=grafeas,
         judge_resources=resources,
         judge=judge,
+        kritis=KritisJudge(judge.gatherer, clock),
         decisions=decisions,
         admission=AdmissionService(
             judge,

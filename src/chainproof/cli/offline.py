@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 from chainproof.config import DecisionLogSettings, ScanningSettings, Settings
-from chainproof.domain.images import parse_image_reference
 from chainproof.domain.kinds import DETAILS_TO_KIND
 from chainproof.domain.legacy import upgrade_note_json, upgrade_occurrence_json
 from chainproof.domain.messages import note_from_json, occurrence_from_json
@@ -32,7 +31,7 @@ from chainproof.domain.names import (
 )
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import ChainproofError, InvalidArgument, NotFound
-from chainproof.policy import AdmissionRequest, Decision, evaluate_kritis
+from chainproof.policy import AdmissionRequest, Decision
 from chainproof.policy.attestors import parse_attestor
 from chainproof.policy.kritis import (
     AttestationAuthority,
@@ -224,21 +223,9 @@ async def _evaluate(inputs: OfflineInputs, request: AdmissionRequest, now: datet
             return await services.judge.evaluate(
                 inputs.project, request, evidence_projects=projects, now=now
             )
-        authorities = [r for r in inputs.kritis if isinstance(r, AttestationAuthority)]
-        policies = [
-            r
-            for r in inputs.kritis
-            if isinstance(r, ImageSecurityPolicy | GenericAttestationPolicy)
-        ]
-        images = []
-        for text in request.images:
-            try:
-                images.append(parse_image_reference(text))
-            except InvalidArgument:
-                continue  # the evaluator refuses it with a reason
-        attestors = {a.meta.name: a.as_attestor() for a in authorities}
-        evidence = await services.judge.gatherer.gather(images, attestors, projects, now)
-        return evaluate_kritis(policies, authorities, request, evidence, now)
+        return await services.kritis.evaluate(
+            inputs.kritis, request, evidence_projects=projects, now=now
+        )
     finally:
         await services.close()
 

@@ -23,6 +23,7 @@ from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.findings import FindingsService
 from chainproof.services.judge.judging import Judge
+from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.changes import ChangeFeed
@@ -52,6 +53,8 @@ class Services:
     grafeas: GrafeasService
     judge_resources: JudgeResources
     judge: Judge
+    #: Judges against Kritis resources given with the request, on the judge's evidence.
+    kritis: KritisJudge
     decisions: DecisionLog
     admission: AdmissionService
     scanner: ScanService

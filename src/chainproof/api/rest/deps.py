@@ -23,6 +23,7 @@ from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.findings import FindingsService
 from chainproof.services.judge.judging import Judge
+from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.subscriptions import SubscriptionService
 from chainproof.services.judge.vouching import Vouching
@@ -65,6 +66,10 @@ async def _judge_resources(s: AllServices) -> JudgeResources:
 
 async def _judge(s: AllServices) -> Judge:
     return s.judge
+
+
+async def _kritis(s: AllServices) -> KritisJudge:
+    return s.kritis
 
 
 async def _decisions(s: AllServices) -> DecisionLog:
@@ -111,6 +116,7 @@ async def _metrics(request: Request) -> CollectorRegistry:
 Grafeas = Annotated[GrafeasService, Depends(_grafeas)]
 Resources = Annotated[JudgeResources, Depends(_judge_resources)]
 JudgeDep = Annotated[Judge, Depends(_judge)]
+Kritis = Annotated[KritisJudge, Depends(_kritis)]
 Decisions = Annotated[DecisionLog, Depends(_decisions)]
 Admission = Annotated[AdmissionService, Depends(_admission)]
 Scanner = Annotated[ScanService, Depends(_scanner)]

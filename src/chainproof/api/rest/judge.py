@@ -1,5 +1,6 @@
-"""REST routes of the judge: attestors and policy (Binary Authorization's shape), policy
-evaluation of a hypothetical deployment, and the decision log."""
+"""REST routes of the judge: attestors and policy (Binary Authorization's shape), evaluation of
+a hypothetical deployment (against the stored policy, or against Kritis resources sent with
+the request), and the decision log."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
-from chainproof.api.rest.deps import Decisions, JudgeDep, Resources
+from chainproof.api.rest.deps import Decisions, JudgeDep, Kritis, Resources
 from chainproof.api.rest.grafeas import (
     JSON_BODY,
     EncodedItems,
@@ -19,9 +20,10 @@ from chainproof.api.rest.grafeas import (
     json_response,
 )
 from chainproof.domain.bounds import parse_time
+from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
-from chainproof.policy import AdmissionRequest
+from chainproof.policy import AdmissionRequest, Decision, parse_kritis_resources
 from chainproof.store.port import DecisionQuery
 
 router = APIRouter(prefix="/v1", tags=["judge"])
@@ -115,28 +117,62 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
 )
 async def evaluate_policy(project: str, request: Request, judge: JudgeDep) -> Response:
     """Judge a hypothetical deployment with the stored policy; nothing is recorded."""
-    body = await _body(request)
+    decision = await judge.evaluate(project, _deployment(await _body(request)))
+    return json_response(_decision_json(decision))
+
+
+_DEPLOYMENT_FIELDS = ("images", "cluster", "namespace", "serviceAccount")
+
+
+def _deployment(body: dict[str, Any], *, also: tuple[str, ...] = ()) -> AdmissionRequest:
+    """The hypothetical deployment of an evaluation body; ``also`` names the other fields the
+    route reads itself."""
     images = body.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) for i in images):
         raise InvalidArgument(
             'images must be a non-empty list of image references: {"images": ["gcr.io/…@sha256:…"]}'
         )
-    unknown = set(body) - {"images", "cluster", "namespace", "serviceAccount"}
+    unknown = set(body) - {*_DEPLOYMENT_FIELDS, *also}
     if unknown:
         raise InvalidArgument(
-            f"unknown fields {', '.join(sorted(unknown))}: expected images, cluster, "
-            "namespace, serviceAccount"
+            f"unknown fields {', '.join(sorted(unknown))}: expected "
+            + ", ".join((*_DEPLOYMENT_FIELDS, *also))
         )
-    decision = await judge.evaluate(
-        project,
-        AdmissionRequest(
-            images=tuple(images),
-            cluster=_optional_string(body, "cluster"),
-            namespace=_optional_string(body, "namespace"),
-            service_account=_optional_string(body, "serviceAccount"),
-        ),
+    return AdmissionRequest(
+        images=tuple(images),
+        cluster=_optional_string(body, "cluster"),
+        namespace=_optional_string(body, "namespace"),
+        service_account=_optional_string(body, "serviceAccount"),
     )
-    return json_response({**decision.to_dict(), "explanation": decision.explain()})
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {**decision.to_dict(), "explanation": decision.explain()}
+
+
+@router.post(
+    "/projects/{project}/kritis:evaluate",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.POLICY_EVALUATE)],
+)
+async def evaluate_kritis(project: str, request: Request, kritis: Kritis) -> Response:
+    """Judge a hypothetical deployment against the Kritis resources in the body (as the
+    offline ``chainproof policy evaluate --policy kritis.yaml`` does), on the evidence stored
+    in ``project``; nothing is stored or recorded."""
+    validate_project_id(project, field="project")
+    body = await _body(request)
+    deployment = _deployment(body, also=("resources",))
+    documents = body.get("resources")
+    if not isinstance(documents, list) or not documents:
+        raise InvalidArgument(
+            "resources must be a non-empty list of Kritis resources (ImageSecurityPolicy, "
+            "GenericAttestationPolicy, AttestationAuthority; apiVersion "
+            "kritis.grafeas.io/v1beta1)"
+        )
+    decision = await kritis.evaluate(
+        parse_kritis_resources(documents), deployment, evidence_projects=(project,)
+    )
+    return json_response(_decision_json(decision))
 
 
 @router.get("/projects/{project}/decisions", dependencies=[requires(p.DECISIONS_LIST)])
