@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainproof.bootstrap import serve
-from chainproof.config import Settings, load_settings
+from chainproof.config import Settings, TLSSettings, load_settings
 from chainproof.store.port import MetadataStore
 
 
@@ -33,12 +33,16 @@ class LiveServer:
     grpc_target: str
 
 
-def _tls_from_uvicorn_options(ssl: dict[str, Any]) -> dict[str, str]:
-    """The server's TLS settings for the uvicorn options older tests pass (``ssl=…``)."""
-    tls = {"cert_file": ssl["ssl_certfile"], "key_file": ssl["ssl_keyfile"]}
-    if ssl.get("ssl_ca_certs"):
-        tls["client_ca_file"] = ssl["ssl_ca_certs"]
-    return tls
+def _rest_tls(ssl: dict[str, Any] | None) -> TLSSettings:
+    """REST's TLS from the uvicorn options a test passes (``ssl=…``): REST is plain unless it
+    does, whatever ``tls=`` says for gRPC."""
+    if not ssl:
+        return TLSSettings()
+    return TLSSettings(
+        cert_file=ssl["ssl_certfile"],
+        key_file=ssl["ssl_keyfile"],
+        client_ca_file=ssl.get("ssl_ca_certs"),
+    )
 
 
 @contextmanager
@@ -53,8 +57,6 @@ def live_server(
     overrides.setdefault("grpc_port", free_port())
     overrides.setdefault("database_url", "memory://")
     overrides.setdefault("log_level", "warning")
-    if ssl:
-        overrides.setdefault("tls", _tls_from_uvicorn_options(ssl))
     settings = load_settings(**overrides)
     started = threading.Event()
     loop: asyncio.AbstractEventLoop | None = None
@@ -65,7 +67,9 @@ def live_server(
         nonlocal loop, stop
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        await serve(settings, store=store, stop=stop, on_started=started.set)
+        await serve(
+            settings, store=store, stop=stop, on_started=started.set, rest_tls=_rest_tls(ssl)
+        )
 
     def thread_main() -> None:
         try:
@@ -82,7 +86,7 @@ def live_server(
         raise RuntimeError("chainproof test server did not start") from (
             failure[0] if failure else None
         )
-    scheme = "https" if settings.tls.cert_file else "http"
+    scheme = "https" if ssl else "http"
     try:
         yield LiveServer(
             settings,

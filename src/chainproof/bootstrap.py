@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sigstore.models import TrustedRoot
 
-from chainproof.config import Settings, VoucherSettings
+from chainproof.config import Settings, TLSSettings, VoucherSettings
 from chainproof.domain.names import validate_project_id
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import InvalidArgument
@@ -298,7 +298,9 @@ async def running(services: Services) -> AsyncIterator[Services]:
 # --------------------------------------------------------------------------- serving
 
 
-def _rest_server(settings: Settings, app: ASGIApp, on_started: Callable[[], None]) -> Any:
+def _rest_server(
+    settings: Settings, tls: TLSSettings, app: ASGIApp, on_started: Callable[[], None]
+) -> Any:
     """uvicorn, minus its own signal handling: :func:`serve` owns signals and shutdown for
     every sibling at once (uvicorn would re-raise the signal after its own exit, killing the
     process before the other siblings stop)."""
@@ -314,15 +316,14 @@ def _rest_server(settings: Settings, app: ASGIApp, on_started: Callable[[], None
             if self.started:
                 on_started()
 
-    return RestServer(_uvicorn_config(settings, app))
+    return RestServer(_uvicorn_config(settings, tls, app))
 
 
-def _uvicorn_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
+def _uvicorn_config(settings: Settings, tls: TLSSettings, app: ASGIApp) -> uvicorn.Config:
     import uvicorn
 
     from chainproof.api.rest.tls_identity import TlsIdentityProtocol
 
-    tls = settings.tls
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -380,6 +381,7 @@ async def serve(
     grpc_reuse_port: bool = False,
     stop: asyncio.Event | None = None,
     on_started: Callable[[], None] | None = None,
+    rest_tls: TLSSettings | None = None,
 ) -> None:
     """Serve until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down once, in order.
 
@@ -388,7 +390,8 @@ async def serve(
     background workers. If any of them fails, the others stop too. Shutdown: both servers
     stop accepting and finish what is in flight (up to :data:`SHUTDOWN_GRACE_SECONDS`), then
     the services drain queued work (decision records) and close, the store last.
-    ``on_started`` is called once both servers listen.
+    ``on_started`` is called once both servers listen. ``rest_tls`` gives REST its own TLS
+    when it must differ from gRPC's (default: ``settings.tls`` for both).
     """
     # The servers are imported here, not at the top: the offline CLI only wires services.
     from chainproof.api.grpc.server import start_grpc_server
@@ -416,7 +419,12 @@ async def serve(
                 collectors=metrics.registry,
                 reuse_port=grpc_reuse_port,
             )
-        rest = _rest_server(settings, create_app(services, metrics), on_started or _nothing)
+        rest = _rest_server(
+            settings,
+            rest_tls if rest_tls is not None else settings.tls,
+            create_app(services, metrics),
+            on_started or _nothing,
+        )
         _keep_startup_objects()
         with _signals(stop, rest):
             async with asyncio.TaskGroup() as group:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.config import AdmissionSettings
 from chainproof.domain.images import parse_image_reference
@@ -43,7 +44,7 @@ async def _system(
 ) -> tuple[System, Signer, RegistryRecorder, RegistryClient]:
     system = System(cache_ttl=timedelta(seconds=60))
     signer = await system.attestor("sec", "qa")
-    doc = dict(await system.resources.get_attestor(signer.attestor))
+    doc = judge_document_json(await system.resources.get_attestor(signer.attestor))
     doc["evidenceSource"] = "BOTH"
     await system.resources.update_attestor(signer.attestor, doc)
     await system.policy("app", {**REQUIRE, "requireAttestationsBy": [signer.attestor]})
@@ -85,7 +86,9 @@ async def test_first_sight_records_what_verified_and_the_second_sight_nothing(oc
                 d.data["occurrence"]: d.data
                 for d in await s.documents.page("app", RECORDS, None, 100)
             }
-        attestor = parse_attestor(await system.resources.get_attestor(signer.attestor))
+        attestor = parse_attestor(
+            judge_document_json(await system.resources.get_attestor(signer.attestor))
+        )
         reader = system.gatherer.registry.source
         artifacts = await reader.artifacts(parse_image_reference(image), Deadline(10))
     finally:

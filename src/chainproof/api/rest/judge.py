@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from chainproof.api.render import judge_document_json
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
 from chainproof.api.rest.deps import Decisions, JudgeDep, Kritis, Resources
@@ -48,14 +49,14 @@ async def create_attestor(
     attestor_id: Annotated[str, Query(alias="attestorId")] = "",
 ) -> Response:
     created = await res.create_attestor(f"projects/{project}", attestor_id, await _body(request))
-    return json_response(created)
+    return json_response(judge_document_json(created))
 
 
 @router.get("/projects/{project}/attestors", dependencies=[requires(p.ATTESTORS_LIST)])
 async def list_attestors(
     project: str, res: Resources, page_size: PageSize = None, page_token: PageToken = ""
 ) -> Response:
-    encoded = EncodedItems(_same)
+    encoded = EncodedItems(judge_document_json)
     page = await res.list_attestors(
         f"projects/{project}", int_param(page_size, "pageSize"), page_token, size_of=encoded
     )
@@ -64,7 +65,8 @@ async def list_attestors(
 
 @router.get("/projects/{project}/attestors/{attestor_id}", dependencies=[requires(p.ATTESTORS_GET)])
 async def get_attestor(project: str, attestor_id: str, res: Resources) -> Response:
-    return json_response(await res.get_attestor(f"projects/{project}/attestors/{attestor_id}"))
+    found = await res.get_attestor(f"projects/{project}/attestors/{attestor_id}")
+    return json_response(judge_document_json(found))
 
 
 @router.put(
@@ -78,7 +80,7 @@ async def update_attestor(
     updated = await res.update_attestor(
         f"projects/{project}/attestors/{attestor_id}", await _body(request)
     )
-    return json_response(updated)
+    return json_response(judge_document_json(updated))
 
 
 @router.delete(
@@ -91,14 +93,15 @@ async def delete_attestor(project: str, attestor_id: str, res: Resources) -> Res
 
 @router.get("/projects/{project}/policy", dependencies=[requires(p.POLICY_GET)])
 async def get_policy(project: str, res: Resources) -> Response:
-    return json_response(await res.get_policy(f"projects/{project}"))
+    return json_response(judge_document_json(await res.get_policy(f"projects/{project}")))
 
 
 @router.put(
     "/projects/{project}/policy", openapi_extra=JSON_BODY, dependencies=[requires(p.POLICY_UPDATE)]
 )
 async def put_policy(project: str, request: Request, res: Resources) -> Response:
-    return json_response(await res.put_policy(f"projects/{project}", await _body(request)))
+    stored = await res.put_policy(f"projects/{project}", await _body(request))
+    return json_response(judge_document_json(stored))
 
 
 def _optional_string(body: dict[str, Any], key: str) -> str | None:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
+from chainproof.api.render import judge_document_json
 from chainproof.api.ui.routes import (
     UiRoute,
     _csrf,
@@ -120,12 +121,12 @@ def form_values(rule: dict[str, Any]) -> dict[str, Any]:
 
 async def _current(request: Request) -> dict[str, Any] | None:
     try:
-        policy: dict[str, Any] = await _services(request).judge_resources.get_policy(
+        stored = await _services(request).judge_resources.get_policy(
             f"projects/{_project(request)}"
         )
     except NotFound:
         return None
-    return policy
+    return judge_document_json(stored)
 
 
 def _rule_of(policy: dict[str, Any] | None, group: str, key: str | None) -> dict[str, Any]:
@@ -152,7 +153,7 @@ async def _page(
     known: list[str] = []
     for p in await readable(request, perms.ATTESTORS_LIST):
         page = await services.judge_resources.list_attestors(f"projects/{p}", 1000, "")
-        known.extend(str(a.get("name", "")) for a in page.items)
+        known.extend(a.name for a in page.items)
     attestors = list(dict.fromkeys([*known, *values["requireAttestationsBy"]]))
     return await _render(
         request,

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from chainproof.api.render import judge_document_json
 from chainproof.api.rest.auth import BrowserRoute, admission_project, public, requires
 from chainproof.api.rest.deps import services_of
 from chainproof.api.ui.security import (
@@ -578,14 +579,16 @@ async def _policy_page(
     project = _project(request)
     policy: dict[str, Any] | None
     try:
-        policy = await services.judge_resources.get_policy(f"projects/{project}")
+        policy = judge_document_json(
+            await services.judge_resources.get_policy(f"projects/{project}")
+        )
     except NotFound:
         policy = None
     config = await services.judge_resources.load_config(project)
     attestors: list[dict[str, Any]] = []
     for p in await readable(request, perms.ATTESTORS_LIST):
         page = await services.judge_resources.list_attestors(f"projects/{p}", 1000, "")
-        attestors.extend(page.items)
+        attestors.extend(judge_document_json(d) for d in page.items)
     if values is None:
         values = {
             name: json.dumps(policy[name], indent=2)
