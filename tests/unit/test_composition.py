@@ -31,6 +31,8 @@ WIRED = {
     "EvidenceGatherer",
     "ChangeFeed",
     "SubscriptionService",
+    "KritisJudge",
+    "FindingsService",
     "Services",
 }
 
