@@ -3,7 +3,6 @@ request on its stored evidence, exactly as the offline CLI judges them on files.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from chainproof.attest.simple_signing import build_simple_signing
+from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.bootstrap import build_app
 from chainproof.cli.offline import OfflineInputs, evaluate_offline, split_grafeas_dump
 from chainproof.config import load_settings
@@ -65,26 +64,17 @@ def signed() -> Iterator[tuple[TestClient, list[dict[str, Any]]]]:
     """A server holding the QA note and a QA attestation of SIGNED in project prod."""
     generated = generate_pkix_key()
     signer = PkixSigner.from_pem(generated.private_pem, key_id="k1")
-    payload = build_simple_signing(parse_image_reference(SIGNED))
     app = build_app(load_settings(grpc_enabled=False), MemoryStore())
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post("/v1/projects/sec/notes?noteId=qa", json={"attestation": {}}).is_success
-        r = client.post(
-            "/v1/projects/prod/occurrences",
-            json={
-                "resourceUri": SIGNED,
-                "noteName": "projects/sec/notes/qa",
-                "attestation": {
-                    "serializedPayload": base64.b64encode(payload).decode(),
-                    "signatures": [
-                        {
-                            "signature": base64.b64encode(signer.sign(payload)).decode(),
-                            "publicKeyId": "k1",
-                        }
-                    ],
-                },
-            },
+        attestation = attestation_occurrence(
+            parse_image_reference(SIGNED),
+            PayloadFormat.SIMPLE_SIGNING,
+            signer,
+            note_name="projects/sec/notes/qa",
+            resource_uri=SIGNED,
         )
+        r = client.post("/v1/projects/prod/occurrences", json=attestation)
         assert r.is_success, r.text
         yield client, _resources(generated.public_pem.decode())
 
