@@ -6,8 +6,9 @@ them on the app and reads them back.
 A handler names the use case it needs as a parameter (``grafeas: Grafeas``), so what it uses
 is in its signature, and tests can swap one with ``app.dependency_overrides``.
 
-The dependencies are ``async`` on purpose: FastAPI would run plain functions on a thread pool,
-a cost the admission path does not need.
+The dependencies are ``async`` on purpose (FastAPI would run plain functions on a thread
+pool), and each reads the request directly rather than through :data:`AllServices`: one
+dependency per handler on the admission path, not two.
 """
 
 from __future__ import annotations
@@ -56,56 +57,56 @@ async def _services(request: Request) -> Services:
 AllServices = Annotated[Services, Depends(_services)]
 
 
-async def _grafeas(s: AllServices) -> GrafeasService:
-    return s.grafeas
+async def _grafeas(request: Request) -> GrafeasService:
+    return services_of(request).grafeas
 
 
-async def _judge_resources(s: AllServices) -> JudgeResources:
-    return s.judge_resources
+async def _judge_resources(request: Request) -> JudgeResources:
+    return services_of(request).judge_resources
 
 
-async def _judge(s: AllServices) -> Judge:
-    return s.judge
+async def _judge(request: Request) -> Judge:
+    return services_of(request).judge
 
 
-async def _kritis(s: AllServices) -> KritisJudge:
-    return s.kritis
+async def _kritis(request: Request) -> KritisJudge:
+    return services_of(request).kritis
 
 
-async def _decisions(s: AllServices) -> DecisionLog:
-    return s.decisions
+async def _decisions(request: Request) -> DecisionLog:
+    return services_of(request).decisions
 
 
-async def _admission(s: AllServices) -> AdmissionService:
-    return s.admission
+async def _admission(request: Request) -> AdmissionService:
+    return services_of(request).admission
 
 
-async def _scanner(s: AllServices) -> ScanService:
-    return s.scanner
+async def _scanner(request: Request) -> ScanService:
+    return services_of(request).scanner
 
 
-async def _vouching(s: AllServices) -> Vouching:
-    return s.vouching
+async def _vouching(request: Request) -> Vouching:
+    return services_of(request).vouching
 
 
-async def _ingest(s: AllServices) -> IngestService:
-    return s.ingest
+async def _ingest(request: Request) -> IngestService:
+    return services_of(request).ingest
 
 
-async def _findings(s: AllServices) -> FindingsService:
-    return s.findings
+async def _findings(request: Request) -> FindingsService:
+    return services_of(request).findings
 
 
-async def _subscriptions(s: AllServices) -> SubscriptionService:
-    return s.subscriptions
+async def _subscriptions(request: Request) -> SubscriptionService:
+    return services_of(request).subscriptions
 
 
-async def _dashboard(s: AllServices) -> Dashboard:
-    return s.dashboard
+async def _dashboard(request: Request) -> Dashboard:
+    return services_of(request).dashboard
 
 
-async def _access(s: AllServices) -> AccessControl:
-    return s.access
+async def _access(request: Request) -> AccessControl:
+    return services_of(request).access
 
 
 async def _metrics(request: Request) -> CollectorRegistry:
