@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 import httpx
 
+from chainproof.api.render import judge_document_json
 from chainproof.config import AdmissionSettings
 from chainproof.domain.workloads import ContainerImage, Workload
 from chainproof.services.judge.admission import AdmissionService
@@ -72,7 +73,7 @@ def pod(images: list[str]) -> Workload:
 async def make_system(host: str, source: str, cache_ttl: float) -> tuple[System, object]:
     system = System(cache_ttl=timedelta(seconds=cache_ttl))
     signer = await system.attestor("sec", "qa")
-    doc = dict(await system.resources.get_attestor("projects/sec/attestors/qa"))
+    doc = judge_document_json(await system.resources.get_attestor("projects/sec/attestors/qa"))
     doc["evidenceSource"] = source
     await system.resources.update_attestor("projects/sec/attestors/qa", doc)
     await system.policy("app", {**REQUIRE, "requireAttestationsBy": ["projects/sec/attestors/qa"]})
@@ -173,10 +174,8 @@ async def main(rate: float, duration: float, cold: int, profile: str | None) -> 
         # Judge cache off, the same attestor (the signatures above), a new registry cache
         # for every review: each one is a first sight (the process's client and connections stay).
         cold_system, _ = await make_system(registry.host, "REGISTRY", 0.0)
-        doc = dict(await reg.resources.get_attestor("projects/sec/attestors/qa"))
-        doc["etag"] = (await cold_system.resources.get_attestor("projects/sec/attestors/qa"))[
-            "etag"
-        ]
+        doc = judge_document_json(await reg.resources.get_attestor("projects/sec/attestors/qa"))
+        doc["etag"] = (await cold_system.resources.get_attestor("projects/sec/attestors/qa")).etag
         await cold_system.resources.update_attestor("projects/sec/attestors/qa", doc)
         service = admission(cold_system)
         cold_reader = attach(cold_system, registry.host)  # one client, as in a server process

@@ -53,7 +53,8 @@ def server(database_url: str, workers: int) -> Iterator[str]:
         **os.environ,
         "CHAINPROOF_DATABASE_URL": database_url,
         "CHAINPROOF_PORT": str(port),
-        "CHAINPROOF_GRPC_ENABLED": "false",
+        # gRPC stays on (the default): every worker serves it on the shared port (ADR 0141).
+        "CHAINPROOF_GRPC_PORT": str(free_port()),
         "CHAINPROOF_LOG_LEVEL": "warning",
         "CHAINPROOF_PAGE_TOKEN_SECRET": "bench-secret-bench-secret-bench-secret",
     }

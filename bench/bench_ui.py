@@ -86,7 +86,7 @@ def occurrences(n_images: int, total: int) -> list[dict[str, Any]]:
 
 
 async def fill(app: Any, n_images: int, total: int) -> int:
-    c = app.state.container
+    c = app.state.services
     await c.grafeas.create_note("projects/sec", "qa", occurrence_note({"attestation": {}}))
     await c.grafeas.create_note(
         "projects/scans", "pkg", occurrence_note({"package": {"name": "lib"}})

@@ -1,5 +1,8 @@
 """A real chainproof server on loopback, in a background thread, for tests that need a socket
 (the official grafeas client, gRPC, webhook over HTTPS).
+
+It runs :func:`chainproof.bootstrap.serve`, the same composition as ``chainproof serve``: REST,
+gRPC (unless ``grpc_enabled=False``) and the background workers as siblings, one shutdown.
 """
 
 from __future__ import annotations
@@ -7,17 +10,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
-from chainproof.api.rest.tls_identity import TlsIdentityProtocol
-from chainproof.bootstrap import build_app
-from chainproof.config import Settings, load_settings
+from chainproof.bootstrap import serve
+from chainproof.config import Settings, TLSSettings, load_settings
 from chainproof.store.port import MetadataStore
 
 
@@ -34,6 +33,18 @@ class LiveServer:
     grpc_target: str
 
 
+def _rest_tls(ssl: dict[str, Any] | None) -> TLSSettings:
+    """REST's TLS from the uvicorn options a test passes (``ssl=…``): REST is plain unless it
+    does, whatever ``tls=`` says for gRPC."""
+    if not ssl:
+        return TLSSettings()
+    return TLSSettings(
+        cert_file=ssl["ssl_certfile"],
+        key_file=ssl["ssl_keyfile"],
+        client_ca_file=ssl.get("ssl_ca_certs"),
+    )
+
+
 @contextmanager
 def live_server(
     store: MetadataStore | None = None,
@@ -45,26 +56,36 @@ def live_server(
     overrides.setdefault("port", free_port())
     overrides.setdefault("grpc_port", free_port())
     overrides.setdefault("database_url", "memory://")
+    overrides.setdefault("log_level", "warning")
     settings = load_settings(**overrides)
-    app = build_app(settings, store)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        http=TlsIdentityProtocol if ssl and ssl.get("ssl_ca_certs") else "auto",
-        **(ssl or {}),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    started = threading.Event()
+    loop: asyncio.AbstractEventLoop | None = None
+    stop: asyncio.Event | None = None
+    failure: list[BaseException] = []
+
+    async def run() -> None:
+        nonlocal loop, stop
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        await serve(
+            settings, store=store, stop=stop, on_started=started.set, rest_tls=_rest_tls(ssl)
+        )
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported to the test below
+            failure.append(exc)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=thread_main, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("chainproof test server did not start")
-        time.sleep(0.02)
+    if not started.wait(timeout=30) or failure or not thread.is_alive():
+        thread.join(timeout=5)
+        raise RuntimeError("chainproof test server did not start") from (
+            failure[0] if failure else None
+        )
     scheme = "https" if ssl else "http"
     try:
         yield LiveServer(
@@ -73,5 +94,6 @@ def live_server(
             f"127.0.0.1:{settings.grpc_port}",
         )
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+        assert loop is not None and stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)

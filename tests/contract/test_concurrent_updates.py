@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.domain.messages import note_from_json
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import FailedPrecondition
@@ -75,7 +76,12 @@ async def test_concurrent_etag_checked_policy_puts_have_one_winner(
     async def put(i: int) -> bool:
         try:
             await res.put_policy(
-                PROJECT, {**policy, "description": f"writer {i}", "etag": first["etag"]}
+                PROJECT,
+                {
+                    **policy,
+                    "description": f"writer {i}",
+                    "etag": judge_document_json(first)["etag"],
+                },
             )
         except FailedPrecondition:
             return False

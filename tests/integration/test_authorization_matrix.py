@@ -21,6 +21,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from apps import unopened_app
 from chainproof.api.grpc.auth import RULES, request_types
 from chainproof.api.grpc.descriptors import (
     GRAFEAS_METHODS,
@@ -35,7 +36,6 @@ from chainproof.api.rest.auth import (
     declared_permission,
     route_table,
 )
-from chainproof.bootstrap import build_app
 from chainproof.config import load_settings
 from chainproof.iam import permissions as p
 from chainproof.iam.roles import ROLES
@@ -144,7 +144,7 @@ def concrete(path: str) -> str:
 
 def api_routes() -> list[tuple[str, frozenset[str], APIRoute]]:
     settings = load_settings(database_url="memory://", grpc_enabled=False)
-    return route_table(build_app(settings))
+    return route_table(unopened_app(settings))
 
 
 def test_every_route_declares_a_permission_or_is_public() -> None:

@@ -26,14 +26,26 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from chainproof.api.grpc.descriptors import GRAFEAS_METHODS, schema
 from chainproof.api.grpc.handlers import unary_handler
-from chainproof.api.grpc.server import start_grpc_server
-from chainproof.bootstrap import open_container
+from chainproof.api.grpc.server import GrafeasGrpcServer
+from chainproof.api.grpc.server import start_grpc_server as start_server
+from chainproof.api.rest.ops import Metrics
+from chainproof.bootstrap import Services, open_services
 from chainproof.config import load_settings
 from chainproof.errors import ChainproofError, NotFound
 from chainproof.store.memory import MemoryStore
 from live import LiveServer, free_port, live_server
 
 P = schema()
+
+
+async def start_grpc_server(services: Services) -> GrafeasGrpcServer:
+    """The gRPC server alone, given what it uses, as bootstrap.serve starts it."""
+    return await start_server(
+        services.grafeas,
+        services.access,
+        settings=services.settings,
+        collectors=Metrics().registry,
+    )
 
 
 def _projects_call(channel: grpc.Channel, rpc: str, response: Any) -> Any:
@@ -347,7 +359,7 @@ def test_every_error_leaf_has_a_grpc_status() -> None:
 
 async def test_health_turns_not_serving_when_the_server_stops() -> None:
     settings = load_settings(database_url="memory://", grpc_port=free_port())
-    container = await open_container(settings)
+    container = await open_services(settings)
     server = await start_grpc_server(container)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as ch:
@@ -371,7 +383,7 @@ async def test_a_taken_port_is_a_clear_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         settings = load_settings(database_url="memory://", grpc_port=port)
-        container = await open_container(settings)
+        container = await open_services(settings)
         try:
             with pytest.raises(
                 ChainproofError, match=f"cannot listen for gRPC on 127.0.0.1:{port}"
@@ -387,7 +399,7 @@ async def test_half_a_tls_configuration_is_refused(tmp_path: Any) -> None:
     settings = load_settings(
         database_url="memory://", grpc_port=free_port(), tls={"cert_file": str(cert)}
     )
-    container = await open_container(settings)
+    container = await open_services(settings)
     try:
         with pytest.raises(ChainproofError, match="must be set together"):
             await start_grpc_server(container)

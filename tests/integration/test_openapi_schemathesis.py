@@ -30,7 +30,7 @@ import schemathesis
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from chainproof.bootstrap import build_app
+from apps import unopened_app
 from chainproof.config import load_settings
 from live import LiveServer, live_server
 
@@ -104,7 +104,7 @@ def _seed(base: str) -> None:
 def _document() -> dict[str, Any]:
     # The document the server publishes, built from the same app code (no server needed to
     # collect one test per operation); the test itself calls the live server.
-    app = build_app(load_settings(database_url="memory://", grpc_enabled=False))
+    app = unopened_app(load_settings(database_url="memory://", grpc_enabled=False))
     document: dict[str, Any] = app.openapi()
     return document
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.config import AdmissionSettings, load_settings
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.workloads import ContainerImage, Workload
@@ -294,7 +295,7 @@ async def signed_image(oci_registry_auth):
     reg = oci_registry_auth
     system = System()
     signer = await system.attestor("sec", "qa")
-    doc = dict(await system.resources.get_attestor(signer.attestor))
+    doc = judge_document_json(await system.resources.get_attestor(signer.attestor))
     doc["evidenceSource"] = "REGISTRY"
     await system.resources.update_attestor(signer.attestor, doc)
     await system.policy(

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.attest.simple_signing import COSIGN_SIGNATURE_TYPE, build_simple_signing
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import occurrence_from_json
@@ -37,7 +38,7 @@ class CountingReader(RegistryReader):
 async def system_with_registry(host: str, source: str) -> tuple[System, object, RegistryClient]:
     system = System()
     signer = await system.attestor("sec", "qa")
-    body = await system.resources.get_attestor("projects/sec/attestors/qa")
+    body = judge_document_json(await system.resources.get_attestor("projects/sec/attestors/qa"))
     doc = dict(body)
     doc["evidenceSource"] = source
     await system.resources.update_attestor("projects/sec/attestors/qa", doc)
@@ -119,7 +120,11 @@ async def test_same_attestation_in_scribe_and_registry_counts_once(oci_registry)
         sign_image(oci_registry, "judge/both", digest, signer.signer)
         gathered = await system.gatherer.gather(
             [parse_image_reference(image)],
-            {signer.attestor: parse_attestor(await system.resources.get_attestor(signer.attestor))},
+            {
+                signer.attestor: parse_attestor(
+                    judge_document_json(await system.resources.get_attestor(signer.attestor))
+                )
+            },
             ["app"],
             system.clock(),
         )
@@ -185,7 +190,7 @@ async def test_multi_arch_index_and_signed_children(oci_registry):
         sign_image(oci_registry, "judge/multi", index, signer.signer)
         # The index's signature covers the index as deployed.
         lenient = await system.judge.evaluate("app", AdmissionRequest(images=(image,)))
-        doc = dict(await system.resources.get_attestor("projects/sec/attestors/qa"))
+        doc = judge_document_json(await system.resources.get_attestor("projects/sec/attestors/qa"))
         doc["requireSignedChildren"] = True
         await system.resources.update_attestor("projects/sec/attestors/qa", doc)
         strict = await system.judge.evaluate("app", AdmissionRequest(images=(image,)))

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.config import AdmissionSettings
 from chainproof.domain.images import parse_image_reference
@@ -43,7 +44,7 @@ async def _system(
 ) -> tuple[System, Signer, RegistryRecorder, RegistryClient]:
     system = System(cache_ttl=timedelta(seconds=60))
     signer = await system.attestor("sec", "qa")
-    doc = dict(await system.resources.get_attestor(signer.attestor))
+    doc = judge_document_json(await system.resources.get_attestor(signer.attestor))
     doc["evidenceSource"] = "BOTH"
     await system.resources.update_attestor(signer.attestor, doc)
     await system.policy("app", {**REQUIRE, "requireAttestationsBy": [signer.attestor]})
@@ -85,7 +86,9 @@ async def test_first_sight_records_what_verified_and_the_second_sight_nothing(oc
                 d.data["occurrence"]: d.data
                 for d in await s.documents.page("app", RECORDS, None, 100)
             }
-        attestor = parse_attestor(await system.resources.get_attestor(signer.attestor))
+        attestor = parse_attestor(
+            judge_document_json(await system.resources.get_attestor(signer.attestor))
+        )
         reader = system.gatherer.registry.source
         artifacts = await reader.artifacts(parse_image_reference(image), Deadline(10))
     finally:
@@ -206,7 +209,7 @@ async def test_a_stalled_store_never_holds_up_admission(oci_registry):
 
 @pytest.mark.postgres
 async def test_two_replicas_seeing_an_image_at_once_record_it_once(oci_registry, fresh_pg_url):
-    from chainproof.bootstrap import open_container
+    from chainproof.bootstrap import open_services
     from chainproof.config import load_settings
     from chainproof.crypto.signing import PkixSigner, generate_pkix_key
     from chainproof.domain.messages import note_from_json
@@ -222,8 +225,8 @@ async def test_two_replicas_seeing_an_image_at_once_record_it_once(oci_registry,
             "hosts": [{"host": oci_registry.host, "insecure": True}],
         },
     )
-    a = await open_container(settings)
-    b = await open_container(settings)
+    a = await open_services(settings)
+    b = await open_services(settings)
     try:
         key = generate_pkix_key("ECDSA_P256_SHA256")
         signer = PkixSigner.from_pem(key.private_pem, key_id="//example.com/keys/rep")
@@ -278,7 +281,7 @@ async def test_two_replicas_seeing_an_image_at_once_record_it_once(oci_registry,
 
 
 async def test_an_invalid_record_project_stops_the_server_at_start():
-    from chainproof.bootstrap import open_container
+    from chainproof.bootstrap import open_services
     from chainproof.config import load_settings
     from chainproof.errors import InvalidArgument
 
@@ -288,15 +291,15 @@ async def test_an_invalid_record_project_stops_the_server_at_start():
         registry={"record_evidence": True, "record_project": "Not a project!"},
     )
     with pytest.raises(InvalidArgument, match="registry.record_project"):
-        await open_container(settings)
+        await open_services(settings)
 
 
 async def test_the_setting_wires_a_recorder_into_the_judge():
-    from chainproof.bootstrap import open_container
+    from chainproof.bootstrap import open_services
     from chainproof.config import load_settings
 
-    off = await open_container(load_settings(database_url="memory://", grpc_enabled=False))
-    on = await open_container(
+    off = await open_services(load_settings(database_url="memory://", grpc_enabled=False))
+    on = await open_services(
         load_settings(
             database_url="memory://",
             grpc_enabled=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chainproof.api.render import judge_document_json
 from chainproof.policy import AdmissionRequest, Outcome
 from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.sources.registry.client import RegistryClient
@@ -42,7 +43,7 @@ class CountingReader(RegistryReader):
 
 async def _attestor(system: System, name: str, source: str) -> Signer:
     signer = await system.attestor("sec", name)
-    doc = dict(await system.resources.get_attestor(signer.attestor))
+    doc = judge_document_json(await system.resources.get_attestor(signer.attestor))
     doc["evidenceSource"] = source
     await system.resources.update_attestor(signer.attestor, doc)
     return signer

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import pytest
 
 from chainproof.attest.simple_signing import build_simple_signing
-from chainproof.bootstrap import Container, open_container
+from chainproof.bootstrap import Services, open_services, running
 from chainproof.config import load_settings
 from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
@@ -23,20 +24,15 @@ IMAGE = "gcr.io/acme/app@sha256:" + "e" * 64
 
 
 @pytest.fixture
-async def replicas(fresh_pg_url: str) -> AsyncIterator[tuple[Container, Container]]:
+async def replicas(fresh_pg_url: str) -> AsyncIterator[tuple[Services, Services]]:
     # An hour of TTL: anything seen within the test came through the channel.
     settings = load_settings(
         database_url=fresh_pg_url, grpc_enabled=False, admission={"cache_ttl_seconds": 3600}
     )
-    a = await open_container(settings)
-    b = await open_container(settings)
-    await a.start_companions()
-    await b.start_companions()
-    try:
+    async with AsyncExitStack() as replicas:
+        a = await replicas.enter_async_context(running(await open_services(settings)))
+        b = await replicas.enter_async_context(running(await open_services(settings)))
         yield a, b
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def eventually(check, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -49,7 +45,7 @@ async def eventually(check, seconds: float = 5.0) -> bool:  # type: ignore[no-un
 
 
 async def test_a_revocation_through_one_replica_reaches_the_other(
-    replicas: tuple[Container, Container],
+    replicas: tuple[Services, Services],
 ) -> None:
     a, b = replicas
     key = generate_pkix_key()
@@ -151,7 +147,7 @@ async def test_a_revocation_through_one_replica_reaches_the_other(
 
 
 async def test_without_the_channel_the_other_replica_would_still_serve_its_cache(
-    replicas: tuple[Container, Container],
+    replicas: tuple[Services, Services],
 ) -> None:
     """The control: with B's listener stopped, B keeps its cached answer (the TTL is an
     hour), so the test above really measures the channel."""

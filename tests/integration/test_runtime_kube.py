@@ -151,7 +151,7 @@ def test_admission_then_two_named_cluster_watchers(kube: KubeApiServer, tmp_path
         return got if ready else []
 
     with TestClient(build_app(settings)) as app:
-        runtime = app.app.state.container.runtime  # type: ignore[attr-defined]
+        runtime = app.app.state.services.runtime  # type: ignore[attr-defined]
         assert runtime.worker.task_names == ["notifier", "watcher prod", "watcher east"]
         got = wait_for(watched, "both watchers' lists")
         assert checkpoint(url, "prod") and checkpoint(url, "east")

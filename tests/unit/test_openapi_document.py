@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
+from apps import unopened_app
 from chainproof.api.rest.openapi import OPERATIONS
-from chainproof.bootstrap import build_app
 from chainproof.config import load_settings
 from chainproof.domain.messages import NotePB, OccurrencePB
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    app = build_app(load_settings(database_url="memory://", grpc_enabled=False))
+    app = unopened_app(load_settings(database_url="memory://", grpc_enabled=False))
     doc: dict[str, Any] = app.openapi()
     return doc
 

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request, Response
 
 from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
+from chainproof.api.rest.deps import AllServices
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.api.webhook import _denial, api_server_deadline
 from chainproof.domain.admission_review import ADMISSION_VERSIONS
@@ -52,8 +53,7 @@ def _review(api_version: str, response: dict[str, Any]) -> Response:
     openapi_extra=JSON_BODY,
     dependencies=[requires(perms.ADMISSION_REVIEW, on=admission_project)],
 )
-async def mutate(request: Request) -> Response:
-    container = request.app.state.container
+async def mutate(request: Request, services: AllServices) -> Response:
     review = _object(decode_json(await request.body()), "AdmissionReview")
     api_version = review.get("apiVersion")
     if review.get("kind") != "AdmissionReview" or api_version not in ADMISSION_VERSIONS:
@@ -69,12 +69,13 @@ async def mutate(request: Request) -> Response:
     obj = req.get("object")
     kind = _requested_kind(req)
     allowed = {"uid": uid, "allowed": True}
+    registry = services.registry
     if (
         operation not in _MUTATED_OPERATIONS
         or kind not in SUPPORTED_KINDS
         or sub_resource
-        or not container.settings.registry.resolve_tags
-        or container.registry is None
+        or not services.settings.registry.resolve_tags
+        or registry is None
     ):
         return _review(api_version, allowed)
     obj = _object(obj, "request.object")
@@ -92,7 +93,7 @@ async def mutate(request: Request) -> Response:
     if not tags:
         return _review(api_version, allowed)
     budget = api_server_deadline(request.query_params.get("timeout"))
-    deadline = Deadline(min(budget or 10.0, container.settings.registry.timeout_seconds * 2))
+    deadline = Deadline(min(budget or 10.0, services.settings.registry.timeout_seconds * 2))
     digests: dict[str, str] = {}
     # Tags are resolved with the pod's own pull secrets, as the kubelet will pull them.
     scope = REVIEW_PULL_SECRETS.set(
@@ -100,7 +101,7 @@ async def mutate(request: Request) -> Response:
     )
     try:
         for text, ref in tags.items():
-            digests[text] = await container.registry.resolve(ref, deadline)
+            digests[text] = await registry.resolve(ref, deadline)
     except ChainproofError as exc:
         message = (
             f"chainproof could not resolve the tag of {text} to a digest: {exc.message}; "

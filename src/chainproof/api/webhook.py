@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
+from chainproof.api.rest.deps import Admission
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.domain.admission_review import (
     Admit,
@@ -49,7 +50,7 @@ from chainproof.domain.admission_review import (
 from chainproof.domain.workloads import BREAKGLASS_ANNOTATIONS, ContainerImage, Workload
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
-from chainproof.services.judge.admission import AdmissionService, ReviewResult
+from chainproof.services.judge.admission import ReviewResult
 
 IMAGE_REVIEW_VERSION = "imagepolicy.k8s.io/v1alpha1"
 
@@ -64,12 +65,6 @@ _GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 
-async def admission_service(request: Request) -> AdmissionService:
-    service: AdmissionService = request.app.state.container.admission
-    return service
-
-
-Admission = Annotated[AdmissionService, Depends(admission_service)]
 router = APIRouter(prefix="/webhook", tags=["admission"])
 
 

@@ -15,7 +15,7 @@ import typer
 
 from chainproof.cli.options import ConfigOpt, set_token
 from chainproof.cli.output import fail
-from chainproof.errors import FailedPrecondition, InvalidArgument
+from chainproof.errors import ChainproofError, FailedPrecondition, InvalidArgument
 
 app = typer.Typer(
     name="chainproof",
@@ -52,8 +52,10 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Server processes sharing the port. Above 1, use PostgreSQL: every process "
-            "is a stateless replica of the same database.",
+            help="Server processes sharing the REST and gRPC ports. Above 1, prefer "
+            "PostgreSQL: every process is a stateless replica of the same database (on "
+            "SQLite they take turns writing, and see each other's changes within "
+            "admission.cache_ttl_seconds).",
         ),
     ] = 1,
     allow_anonymous: Annotated[
@@ -66,14 +68,15 @@ def serve(
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Start the server: the Grafeas v1 REST and gRPC APIs, operations endpoints, the judge."""
-    import os
+    """Start the server: the Grafeas v1 REST and gRPC APIs, operations endpoints, the judge.
 
-    import uvicorn
-
-    from chainproof.api.rest.tls_identity import TlsIdentityProtocol
-    from chainproof.bootstrap import build_app, configure_logging
+    With --workers N, N processes share the REST and gRPC ports (a supervisor starts, watches
+    and stops them); SIGTERM or Ctrl-C stops everything cleanly.
+    """
+    from chainproof.bootstrap import configure_logging, serve_in_this_process
     from chainproof.config import load_settings
+    from chainproof.services.access.setup import check_listener
+    from chainproof.supervisor import serve_with_workers
 
     try:
         settings = load_settings(
@@ -86,36 +89,19 @@ def serve(
         )
         if allow_anonymous:
             settings.auth.allow_anonymous = True
-        from chainproof.services.access.setup import check_listener
-
         check_listener(settings)  # says in one line why it will not start
     except (InvalidArgument, FailedPrecondition) as exc:
         raise fail(exc) from None
     configure_logging(settings)
-    tls = settings.tls
-    if workers > 1:
-        # Each worker process builds its own app from the environment; hand the resolved
-        # settings down that way.
-        os.environ.update(settings.to_environment())
-        target: object = "chainproof.bootstrap:app_from_environment"
-    else:
-        target = build_app(settings)
-    uvicorn.run(
-        target,  # type: ignore[arg-type]
-        factory=workers > 1,
-        workers=workers if workers > 1 else None,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # logging is configured above, in one structured format
-        access_log=False,
-        ssl_certfile=str(tls.cert_file) if tls.cert_file else None,
-        ssl_keyfile=str(tls.key_file) if tls.key_file else None,
-        ssl_ca_certs=str(tls.client_ca_file) if tls.client_ca_file else None,
-        ssl_cert_reqs=2 if tls.client_ca_file else 0,  # ssl.CERT_REQUIRED for mutual TLS
-        # Mutual TLS: hand the verified client certificate to the app (who is calling).
-        http=TlsIdentityProtocol if tls.client_ca_file else "auto",
-    )
+    try:
+        if workers > 1:
+            code = serve_with_workers(settings, workers)
+            if code:
+                raise typer.Exit(code)
+        else:
+            serve_in_this_process(settings)
+    except ChainproofError as exc:
+        raise fail(exc) from None
 
 
 @app.callback()

@@ -1,12 +1,13 @@
-"""Offline policy evaluation: the judge's own services on an in-memory store, no server.
+"""Offline policy evaluation: the server's own services on an in-memory store, no server.
 
-The files a user hands over (a policy or Kritis resources, attestors, and a JSON dump of
-Grafeas notes and occurrences) are loaded into a :class:`~chainproof.store.memory.MemoryStore`
-through the same services the server uses (:class:`GrafeasService` for notes and occurrences,
-:class:`JudgeResources` for attestors and the policy), and the decision comes from
-:class:`Judge` (Binary Authorization policies) or from the evidence gatherer plus
-:func:`~chainproof.policy.evaluate_kritis` (Kritis resources). Nothing is re-implemented here:
-only the loading order and the error messages that name the input file belong to this module.
+The services are wired by the composition root (:func:`chainproof.bootstrap.build_services`),
+as for the server: same change feed, same caches, same bounds. The files a user hands over
+(a policy or Kritis resources, attestors, and a JSON dump of Grafeas notes and occurrences)
+are loaded into a :class:`~chainproof.store.memory.MemoryStore` through them (the Grafeas
+service for notes and occurrences, the judge's resources for attestors and the policy), and
+the decision comes from the judge (:meth:`Judge.evaluate` for Binary Authorization policies,
+:meth:`Judge.evaluate_kritis` for Kritis resources). Nothing is re-implemented here: only the
+loading order and the error messages that name the input file belong to this module.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chainproof.domain.images import parse_image_reference
+from chainproof.config import DecisionLogSettings, ScanningSettings, Settings
 from chainproof.domain.kinds import DETAILS_TO_KIND
 from chainproof.domain.legacy import upgrade_note_json, upgrade_occurrence_json
 from chainproof.domain.messages import note_from_json, occurrence_from_json
@@ -30,15 +31,13 @@ from chainproof.domain.names import (
 )
 from chainproof.domain.pagination import PageTokenCodec
 from chainproof.errors import ChainproofError, InvalidArgument, NotFound
-from chainproof.policy import AdmissionRequest, Decision, evaluate_kritis
+from chainproof.policy import AdmissionRequest, Decision
 from chainproof.policy.attestors import parse_attestor
 from chainproof.policy.kritis import (
     AttestationAuthority,
     GenericAttestationPolicy,
     ImageSecurityPolicy,
 )
-from chainproof.services.judge.evidence import EvidenceGatherer
-from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
@@ -211,36 +210,36 @@ def _without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 async def _evaluate(inputs: OfflineInputs, request: AdmissionRequest, now: datetime) -> Decision:
+    from chainproof.bootstrap import build_services
+
     store = MemoryStore()
     await store.open()
+    services = build_services(
+        store, settings=offline_settings(), tokens=PageTokenCodec(secrets.token_bytes(32))
+    )
     try:
-        tokens = PageTokenCodec(secrets.token_bytes(32))
-        grafeas = GrafeasService(store, tokens)
-        resources = JudgeResources(store, tokens)
-        gatherer = EvidenceGatherer(store)
-        projects = await _load(inputs, grafeas, resources)
+        projects = await _load(inputs, services.grafeas, services.judge_resources)
         if inputs.policy is not None:
-            judge = Judge(resources, gatherer)
-            return await judge.evaluate(
+            return await services.judge.evaluate(
                 inputs.project, request, evidence_projects=projects, now=now
             )
-        authorities = [r for r in inputs.kritis if isinstance(r, AttestationAuthority)]
-        policies = [
-            r
-            for r in inputs.kritis
-            if isinstance(r, ImageSecurityPolicy | GenericAttestationPolicy)
-        ]
-        images = []
-        for text in request.images:
-            try:
-                images.append(parse_image_reference(text))
-            except InvalidArgument:
-                continue  # the evaluator refuses it with a reason
-        attestors = {a.meta.name: a.as_attestor() for a in authorities}
-        evidence = await gatherer.gather(images, attestors, projects, now)
-        return evaluate_kritis(policies, authorities, request, evidence, now)
+        return await services.kritis.evaluate(
+            inputs.kritis, request, evidence_projects=projects, now=now
+        )
     finally:
-        await store.close()
+        await services.close()
+
+
+def offline_settings() -> Settings:
+    """The server's defaults, read from nowhere (not the environment: the files given are
+    the whole input), except that nothing scans and nothing spills to disk. Offline there are
+    no advisories, so a scan of the files' SBOM packages would find nothing and could stand in
+    for a real scan; and no decision-log writer runs, so nothing may be left in a directory.
+    """
+    return Settings.model_construct(
+        scanning=ScanningSettings(scan_on_sbom=False),
+        decision_log=DecisionLogSettings(spill_dir=None),
+    )
 
 
 def evaluate_offline(inputs: OfflineInputs, request: AdmissionRequest, now: datetime) -> Decision:

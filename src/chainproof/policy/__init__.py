@@ -4,7 +4,8 @@ Owns: Binary Authorization policies and attestors (:mod:`.binauthz`, :mod:`.atte
 Kritis resources (:mod:`.kritis`), chainproof's evidence checks (:mod:`.checks`), the evidence
 records the evaluator reads (:mod:`.evidence`), and the explained :class:`Decision`
 (:mod:`.decision`). Leaves to others: fetching evidence and verifying signatures (services,
-crypto, attest), storing policies (store), and admission, breakglass and audit (api).
+crypto, attest), storing policies (store), and admission, breakglass and the decision log
+(services.judge.admission and services.judge.judging; api/ only translates the wire formats).
 """
 
 from chainproof.policy.attestors import Attestor, AttestorPublicKey, PkixPublicKey, parse_attestor

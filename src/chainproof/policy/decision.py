@@ -4,7 +4,9 @@ A :class:`Decision` is data. It says, for each image of a request, the rule that
 and why, every requirement with pass or fail, the occurrences and key IDs consulted, and for
 each failure one sentence a person can act on. :meth:`Decision.explain` renders that as text
 for the CLI and for admission responses; :meth:`Decision.to_dict` gives JSON for the REST API
-and the audit log. Recording, breakglass and the webhook's response format live elsewhere.
+and the audit log. Recording and breakglass live in the admission service
+(:mod:`chainproof.services.judge.admission`), the webhook's response format in
+:mod:`chainproof.api.webhook`.
 """
 
 from __future__ import annotations

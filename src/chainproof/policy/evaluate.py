@@ -19,7 +19,8 @@ For each image of the request, in Binary Authorization's order:
 
 The digest an attestation must name comes from the request; the service has already checked
 every attestation against it. No I/O, no clock: ``now`` is a parameter. Breakglass and
-recording are the webhook's concern.
+recording belong to the admission service (:mod:`chainproof.services.judge.admission`); the
+webhook in ``api/`` only reads and writes AdmissionReviews.
 """
 
 from __future__ import annotations

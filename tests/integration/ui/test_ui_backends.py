@@ -37,7 +37,7 @@ def test_images_and_impact_on_each_backend(client: TestClient) -> None:
 
 
 def test_a_hit_bound_says_the_figures_are_partial(client: TestClient) -> None:
-    dashboard = client.app.state.container.dashboard  # type: ignore[attr-defined]
+    dashboard = client.app.state.services.dashboard  # type: ignore[attr-defined]
     saved = dashboard.max_occurrences
     dashboard.max_occurrences = 3
     try:

@@ -7,16 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chainproof.attest.create import PayloadFormat, attestation_occurrence
+from chainproof.bootstrap import build_services
+from chainproof.cli.offline import offline_settings
 from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.domain.pagination import PageTokenCodec
-from chainproof.services.judge.decision_log import DecisionLog
-from chainproof.services.judge.evidence import EvidenceGatherer
-from chainproof.services.judge.judging import Judge
-from chainproof.services.judge.resources import JudgeResources
-from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.store.memory import MemoryStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -45,19 +41,25 @@ class System:
     clock: Clock = field(default_factory=Clock)
 
     def __post_init__(self) -> None:
-        tokens = PageTokenCodec(b"t" * 32)
-        self.changes = ChangeFeed()
-        self.grafeas = GrafeasService(self.store, tokens, self.clock, changes=self.changes)
-        self.resources = JudgeResources(self.store, tokens, self.clock, changes=self.changes)
-        self.gatherer = EvidenceGatherer(self.store)
-        self.judge = Judge(
-            self.resources,
-            self.gatherer,
-            self.clock,
-            changes=self.changes,
-            cache_ttl=self.cache_ttl,
+        # Wired by the composition root, as the server is: the offline settings (defaults,
+        # no scanning of SBOMs behind the tests' back), with this system's cache TTL.
+        settings = offline_settings()
+        settings = settings.model_copy(
+            update={
+                "admission": settings.admission.model_copy(
+                    update={"cache_ttl_seconds": self.cache_ttl.total_seconds()}
+                )
+            }
         )
-        self.decisions = DecisionLog(self.store, tokens, self.clock)
+        self.services = build_services(
+            self.store, settings=settings, tokens=PageTokenCodec(b"t" * 32), clock=self.clock
+        )
+        self.changes = self.services.changes
+        self.grafeas = self.services.grafeas
+        self.resources = self.services.judge_resources
+        self.judge = self.services.judge
+        self.gatherer = self.judge.gatherer
+        self.decisions = self.services.decisions
 
     def replica(self) -> System:
         """Another server process on the same database: its writes are not announced here."""

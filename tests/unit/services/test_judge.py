@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.errors import (
     AlreadyExists,
@@ -75,17 +76,19 @@ async def test_attestor_keys_are_checked_when_written(system: System) -> None:
 
 async def test_attestor_crud_with_etags(system: System) -> None:
     signer = await system.attestor("sec", "qa")
-    got = await system.resources.get_attestor(signer.attestor)
+    got = judge_document_json(await system.resources.get_attestor(signer.attestor))
     assert got["name"] == signer.attestor and got["etag"]
     with pytest.raises(AlreadyExists):
         await system.attestor("sec", "qa")
     stale = {**got, "description": "x", "etag": "stale"}
     with pytest.raises(FailedPrecondition, match="etag 'stale' is stale"):
         await system.resources.update_attestor(signer.attestor, stale)
-    updated = await system.resources.update_attestor(signer.attestor, {**got, "description": "QA"})
+    updated = judge_document_json(
+        await system.resources.update_attestor(signer.attestor, {**got, "description": "QA"})
+    )
     assert updated["description"] == "QA" and updated["etag"] != got["etag"]
     page = await system.resources.list_attestors("projects/sec", None, "")
-    assert [a["name"] for a in page.items] == [signer.attestor]
+    assert [a["name"] for a in map(judge_document_json, page.items)] == [signer.attestor]
 
 
 async def test_policy_refuses_unknown_attestors_and_protects_used_ones(system: System) -> None:
@@ -98,7 +101,7 @@ async def test_policy_refuses_unknown_attestors_and_protects_used_ones(system: S
     remote = await system.attestor("sec", "scan")
     rule = {**REQUIRE, "requireAttestationsBy": [local.attestor, remote.attestor]}
     await system.policy("prod", rule)
-    policy = await system.resources.get_policy("projects/prod")
+    policy = judge_document_json(await system.resources.get_policy("projects/prod"))
     assert policy["defaultAdmissionRule"]["requireAttestationsBy"] == [
         local.attestor,
         remote.attestor,
@@ -263,12 +266,12 @@ async def test_verification_cache_never_serves_changed_evidence(system: System) 
     occ = await system.sign(qa, A)
     assert (await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))).allowed
     other = await system.attestor("sec", "other")
-    current = await system.resources.get_attestor(qa.attestor)
+    current = judge_document_json(await system.resources.get_attestor(qa.attestor))
     rotated = {
         **current,
         "userOwnedGrafeasNote": {
             **current["userOwnedGrafeasNote"],
-            "publicKeys": (await system.resources.get_attestor(other.attestor))[
+            "publicKeys": judge_document_json(await system.resources.get_attestor(other.attestor))[
                 "userOwnedGrafeasNote"
             ]["publicKeys"],
         },

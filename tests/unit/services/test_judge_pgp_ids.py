@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
@@ -103,7 +104,7 @@ async def test_pgp_key_ids_people_write_are_normalised(gpg: Any, form: str) -> N
         "0x-long-key-id": "0x" + fpr[-16:].lower(),
     }[form]
     name = await _setup(system, gpg, given)
-    stored = await system.resources.get_attestor(name)
+    stored = judge_document_json(await system.resources.get_attestor(name))
     assert stored["userOwnedGrafeasNote"]["publicKeys"][0]["id"] == fpr
     payload = build_simple_signing(parse_image_reference(A))
     await _file(system, gpg.detach_sign("release@example.com", payload), given, payload)
@@ -140,9 +141,12 @@ async def test_attestors_stored_with_an_old_key_id_spelling_still_match(gpg: Any
         data["userOwnedGrafeasNote"]["publicKeys"][0]["id"] = fpr[-16:].lower()
         await s.documents.put(replace(stored, data=data))
     system.changes.configuration_changed()
-    assert (await system.resources.get_attestor(name))["userOwnedGrafeasNote"]["publicKeys"][0][
-        "id"
-    ] == fpr[-16:].lower()
+    assert (
+        judge_document_json(await system.resources.get_attestor(name))["userOwnedGrafeasNote"][
+            "publicKeys"
+        ][0]["id"]
+        == fpr[-16:].lower()
+    )
     payload = build_simple_signing(parse_image_reference(A))
     await _file(system, gpg.detach_sign("release@example.com", payload), fpr, payload)
     decision = await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))

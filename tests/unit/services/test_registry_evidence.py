@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chainproof.api.render import judge_document_json
 from chainproof.attest.sigstore_bundle import load_trusted_root
 from chainproof.domain.messages import note_from_json
 from chainproof.policy import AdmissionRequest, Outcome
@@ -138,7 +139,9 @@ async def test_registry_verification_is_paid_from_the_review_budget():
     two = bundled()[IMAGE]
     two = RegistryArtifacts(IMAGE, two.media_type, bundles=two.bundles * 2)
     system = await keyless_system("william@yossarian.net", MemorySource({IMAGE: two}))
-    attestor = parse_attestor(await system.resources.get_attestor("projects/sec/attestors/ci"))
+    attestor = parse_attestor(
+        judge_document_json(await system.resources.get_attestor("projects/sec/attestors/ci"))
+    )
     evidence = system.gatherer.registry
     image = parse_image_reference(IMAGE)
     names = {"projects/sec/attestors/ci": attestor}

@@ -1,21 +1,27 @@
-"""The ``grpc.aio`` server started beside the REST app (``Container.start_companions``).
+"""The ``grpc.aio`` server, run beside the REST app by :func:`chainproof.bootstrap.serve`.
 
 Owns: binding ``settings.host:settings.grpc_port`` (plain, TLS, or mutual TLS when a client CA
 is configured), the message size limits (``settings.max_body_bytes``, the same budget as a
 REST body), the generic handlers of both Grafeas services, the standard health service and
-server reflection. It does not own RPC semantics (:mod:`.handlers` and the services do).
+server reflection. It does not own RPC semantics (:mod:`.handlers` and the services do), nor
+when it starts and stops (the caller does).
+
+The port is bound exclusively unless the caller says otherwise: ``reuse_port=True`` is for
+the worker processes of one ``chainproof serve --workers N``, which share it (see
+docs/adr/0141-workers-share-ports.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from chainproof.api.grpc.auth import AuthInterceptor
 from chainproof.api.grpc.descriptors import (
@@ -27,11 +33,10 @@ from chainproof.api.grpc.descriptors import (
 )
 from chainproof.api.grpc.handlers import GrafeasRpcs, ProjectsRpcs, unary_handler
 from chainproof.api.grpc.metrics import GrpcMetricsInterceptor
-from chainproof.config import TLSSettings
+from chainproof.config import Settings, TLSSettings
 from chainproof.errors import InvalidArgument, Unavailable
-
-if TYPE_CHECKING:
-    from chainproof.bootstrap import Container
+from chainproof.services.access.control import AccessControl
+from chainproof.services.scribe.grafeas import GrafeasService
 
 log = structlog.get_logger("chainproof.api.grpc")
 
@@ -81,7 +86,7 @@ def server_credentials(tls: TLSSettings) -> Any | None:
 class GrafeasGrpcServer(grpc.aio.Server):  # type: ignore[misc]  # grpc ships no type hints
     """The aio server, plus a health flip to NOT_SERVING before it stops.
 
-    Delegates everything to the real server; the container only calls ``stop``.
+    Delegates everything to the real server; its owner only calls ``stop``.
     """
 
     def __init__(self, inner: Any, health_servicer: Any, port: int) -> None:
@@ -115,31 +120,34 @@ class GrafeasGrpcServer(grpc.aio.Server):  # type: ignore[misc]  # grpc ships no
         return bool(await self._inner.wait_for_termination(timeout))
 
 
-async def start_grpc_server(container: Container) -> grpc.aio.Server:
-    """Build, bind and start the gRPC server for ``container``; the caller stops it."""
-    settings = container.settings
+async def start_grpc_server(
+    grafeas: GrafeasService,
+    access: AccessControl,
+    *,
+    settings: Settings,
+    collectors: CollectorRegistry,
+    reuse_port: bool = False,
+) -> GrafeasGrpcServer:
+    """Build, bind and start the gRPC server for ``grafeas``, authenticating and authorizing
+    every call through ``access`` and counting it in ``collectors``; the caller stops it."""
     credentials = server_credentials(settings.tls)
     options = [
         ("grpc.max_receive_message_length", settings.max_body_bytes),
         ("grpc.max_send_message_length", settings.max_body_bytes),
         # gRPC sets SO_REUSEPORT by default on Linux, so a second server on a taken port would
-        # start "fine" and share traffic; a port conflict must be an error instead.
-        ("grpc.so_reuseport", 0),
+        # start "fine" and share traffic; a port conflict must be an error instead. Only the
+        # workers of one server share it, on purpose (their supervisor checked it was free).
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
     inner = grpc.aio.server(
         options=options,
-        interceptors=[
-            GrpcMetricsInterceptor(container.metrics.registry),
-            AuthInterceptor(container.access),
-        ],
+        interceptors=[GrpcMetricsInterceptor(collectors), AuthInterceptor(access)],
     )
 
     inner.add_generic_rpc_handlers(
         (
-            _generic_handler(GRAFEAS_SERVICE, GRAFEAS_METHODS, GrafeasRpcs(container.grafeas)),
-            _generic_handler(
-                PROJECTS_SERVICE, schema().projects_methods, ProjectsRpcs(container.grafeas)
-            ),
+            _generic_handler(GRAFEAS_SERVICE, GRAFEAS_METHODS, GrafeasRpcs(grafeas)),
+            _generic_handler(PROJECTS_SERVICE, schema().projects_methods, ProjectsRpcs(grafeas)),
         )
     )
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from chainproof.api.render import audit_json, token_json, whoami_json
 from chainproof.api.rest import auth
 from chainproof.api.rest.auth import access_control, principal_of, public, requires
 from chainproof.api.rest.body import decode_json, int_param
@@ -19,7 +20,6 @@ from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.iam.authorizer import Resource
 from chainproof.iam.policy import policy_from_json
-from chainproof.services.access.control import audit_json, token_json, whoami_json
 
 router = APIRouter(prefix="/v1", tags=["access"])
 

@@ -1,15 +1,12 @@
-"""The ASGI application: routes, error handlers and middleware around a built Container.
+"""The ASGI application: routes, error handlers and middleware around wired services.
 
-The app does not build anything itself; :mod:`chainproof.bootstrap` hands it a factory for the
-container, called once at start-up (lifespan) and closed at shutdown.
+The app builds nothing and opens nothing: it is handed the :class:`Services` (and the metrics
+registry the server shares with gRPC) and serves them until its server stops. Opening and
+closing them is the composition root's job (:func:`chainproof.bootstrap.serve`); handlers
+reach them through :mod:`chainproof.api.rest.deps`, which alone keeps them on the app.
 """
 
 from __future__ import annotations
-
-import gc
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +17,7 @@ from chainproof.api import mutate, webhook
 from chainproof.api.rest import (
     access,
     auth,
+    deps,
     errors,
     grafeas,
     ingest,
@@ -34,37 +32,11 @@ from chainproof.api.ui import policy_rule as ui_policy_rule
 from chainproof.api.ui import routes as ui
 from chainproof.api.ui import signin as ui_signin
 from chainproof.errors import ChainproofError
-
-if TYPE_CHECKING:
-    from chainproof.bootstrap import Container
+from chainproof.services.wiring import Services
 
 
-def create_app(
-    open_container: Callable[[], Awaitable[Container]], *, max_body_bytes: int
-) -> FastAPI:
-    metrics = ops.Metrics()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = await open_container()
-        container.metrics = metrics
-        container.decisions.metrics.register(metrics.registry)
-        if container.registry is not None and container.registry.client.metrics is not None:
-            container.registry.client.metrics.register(metrics.registry)
-        app.state.container = container
-        # Everything built so far (modules, settings, the wired services) lives as long as
-        # the process: move it out of the collector's sight, and collect the young
-        # generation less often, so that collection pauses stay out of request latency.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
-        try:
-            # Servers that share the container (gRPC) live and die with the REST app.
-            await container.start_companions()
-            yield
-        finally:
-            await container.close()
-
+def create_app(services: Services, metrics: ops.Metrics) -> FastAPI:
+    """The REST app (Grafeas, the judge, webhooks, the UI, probes) serving ``services``."""
     app = FastAPI(
         title="chainproof",
         version=__version__,
@@ -72,7 +44,6 @@ def create_app(
             "The scribe: a Grafeas v1 metadata API (notes and occurrences about artifacts). "
             "The judge: attestors, policies and admission decisions."
         ),
-        lifespan=lifespan,
         # Every route: who is calling, and refuse routes that declare no permission.
         dependencies=[Depends(auth.authenticate)],
     )
@@ -94,6 +65,7 @@ def create_app(
     app.include_router(ui_policy_rule.router)
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     openapi.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    deps.provide(app, services, metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
     return app

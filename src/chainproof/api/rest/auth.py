@@ -26,6 +26,7 @@ from cryptography import x509
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 
+from chainproof.api.rest.deps import services_of
 from chainproof.errors import ChainproofError, PermissionDenied, Unauthenticated
 from chainproof.iam import permissions as perms
 from chainproof.iam.authorizer import Resource
@@ -49,12 +50,11 @@ def collection(request: Request) -> Resource:
 
 
 def admission_project(request: Request) -> Resource:
-    return Resource(request.app.state.container.settings.admission.project)
+    return Resource(services_of(request).settings.admission.project)
 
 
 def access_control(request: Request) -> AccessControl:
-    access: AccessControl = request.app.state.container.access
-    return access
+    return services_of(request).access
 
 
 def principal_of(request: Request) -> Principal:

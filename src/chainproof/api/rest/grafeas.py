@@ -12,19 +12,19 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import collection as all_projects
 from chainproof.api.rest.auth import note as one_note
 from chainproof.api.rest.auth import public, require_attach, requires
 from chainproof.api.rest.body import decode_json, int_param
+from chainproof.api.rest.deps import Grafeas as Service
 from chainproof.domain.legacy import upgrade_note_json, upgrade_occurrence_json
 from chainproof.domain.masks import split_mask_string
 from chainproof.domain.messages import note_from_json, occurrence_from_json, to_json
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
-from chainproof.services.scribe.grafeas import GrafeasService
 
 JSON_BODY: dict[str, Any] = {
     "requestBody": {
@@ -37,14 +37,6 @@ Filter = Annotated[str, Query(alias="filter", description='e.g. kind="ATTESTATIO
 PageSize = Annotated[str | None, Query(alias="pageSize", description="default 20, max 1000")]
 PageToken = Annotated[str, Query(alias="pageToken")]
 UpdateMask = Annotated[str | None, Query(alias="updateMask", description="comma-separated")]
-
-
-async def grafeas_service(request: Request) -> GrafeasService:
-    service: GrafeasService = request.app.state.container.grafeas
-    return service
-
-
-Service = Annotated[GrafeasService, Depends(grafeas_service)]
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

@@ -8,32 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
+from chainproof.api.rest.deps import FindingsDep, Ingest
 from chainproof.api.rest.grafeas import json_response
 from chainproof.iam import permissions as perms
-from chainproof.services.judge.findings import Finding, FindingsService
-from chainproof.services.scribe.ingestion import IngestService
+from chainproof.services.judge.findings import Finding
 
 _MEDIA = {
     "cyclonedx-xml": "application/vnd.cyclonedx+xml",
     "spdx-tag-value": "text/spdx",
 }
 
-
-async def ingest_service(request: Request) -> IngestService:
-    service: IngestService = request.app.state.container.ingest
-    return service
-
-
-async def findings_service(request: Request) -> FindingsService:
-    service: FindingsService = request.app.state.container.findings
-    return service
-
-
-Ingest = Annotated[IngestService, Depends(ingest_service)]
-FindingsDep = Annotated[FindingsService, Depends(findings_service)]
 ImageQuery = Annotated[str, Query(alias="image", description="registry/repo@sha256:…")]
 
 router = APIRouter(prefix="/v1", tags=["ingest"])

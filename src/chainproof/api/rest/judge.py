@@ -1,15 +1,18 @@
-"""REST routes of the judge: attestors and policy (Binary Authorization's shape), policy
-evaluation of a hypothetical deployment, and the decision log."""
+"""REST routes of the judge: attestors and policy (Binary Authorization's shape), evaluation of
+a hypothetical deployment (against the stored policy, or against Kritis resources sent with
+the request), and the decision log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from chainproof.api.render import judge_document_json
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
+from chainproof.api.rest.deps import Decisions, JudgeDep, Kritis, Resources
 from chainproof.api.rest.grafeas import (
     JSON_BODY,
     EncodedItems,
@@ -18,35 +21,11 @@ from chainproof.api.rest.grafeas import (
     json_response,
 )
 from chainproof.domain.bounds import parse_time
+from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
-from chainproof.policy import AdmissionRequest
-from chainproof.services.judge.decision_log import DecisionLog
-from chainproof.services.judge.judging import Judge
-from chainproof.services.judge.resources import JudgeResources
+from chainproof.policy import AdmissionRequest, Decision, parse_kritis_resources
 from chainproof.store.port import DecisionQuery
-
-
-async def judge_resources(request: Request) -> JudgeResources:
-    resources: JudgeResources = request.app.state.container.judge_resources
-    return resources
-
-
-Resources = Annotated[JudgeResources, Depends(judge_resources)]
-
-
-async def judge_service(request: Request) -> Judge:
-    judge: Judge = request.app.state.container.judge
-    return judge
-
-
-async def decision_log(request: Request) -> DecisionLog:
-    log: DecisionLog = request.app.state.container.decisions
-    return log
-
-
-JudgeDep = Annotated[Judge, Depends(judge_service)]
-Decisions = Annotated[DecisionLog, Depends(decision_log)]
 
 router = APIRouter(prefix="/v1", tags=["judge"])
 
@@ -70,14 +49,14 @@ async def create_attestor(
     attestor_id: Annotated[str, Query(alias="attestorId")] = "",
 ) -> Response:
     created = await res.create_attestor(f"projects/{project}", attestor_id, await _body(request))
-    return json_response(created)
+    return json_response(judge_document_json(created))
 
 
 @router.get("/projects/{project}/attestors", dependencies=[requires(p.ATTESTORS_LIST)])
 async def list_attestors(
     project: str, res: Resources, page_size: PageSize = None, page_token: PageToken = ""
 ) -> Response:
-    encoded = EncodedItems(_same)
+    encoded = EncodedItems(judge_document_json)
     page = await res.list_attestors(
         f"projects/{project}", int_param(page_size, "pageSize"), page_token, size_of=encoded
     )
@@ -86,7 +65,8 @@ async def list_attestors(
 
 @router.get("/projects/{project}/attestors/{attestor_id}", dependencies=[requires(p.ATTESTORS_GET)])
 async def get_attestor(project: str, attestor_id: str, res: Resources) -> Response:
-    return json_response(await res.get_attestor(f"projects/{project}/attestors/{attestor_id}"))
+    found = await res.get_attestor(f"projects/{project}/attestors/{attestor_id}")
+    return json_response(judge_document_json(found))
 
 
 @router.put(
@@ -100,7 +80,7 @@ async def update_attestor(
     updated = await res.update_attestor(
         f"projects/{project}/attestors/{attestor_id}", await _body(request)
     )
-    return json_response(updated)
+    return json_response(judge_document_json(updated))
 
 
 @router.delete(
@@ -113,14 +93,15 @@ async def delete_attestor(project: str, attestor_id: str, res: Resources) -> Res
 
 @router.get("/projects/{project}/policy", dependencies=[requires(p.POLICY_GET)])
 async def get_policy(project: str, res: Resources) -> Response:
-    return json_response(await res.get_policy(f"projects/{project}"))
+    return json_response(judge_document_json(await res.get_policy(f"projects/{project}")))
 
 
 @router.put(
     "/projects/{project}/policy", openapi_extra=JSON_BODY, dependencies=[requires(p.POLICY_UPDATE)]
 )
 async def put_policy(project: str, request: Request, res: Resources) -> Response:
-    return json_response(await res.put_policy(f"projects/{project}", await _body(request)))
+    stored = await res.put_policy(f"projects/{project}", await _body(request))
+    return json_response(judge_document_json(stored))
 
 
 def _optional_string(body: dict[str, Any], key: str) -> str | None:
@@ -139,28 +120,62 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
 )
 async def evaluate_policy(project: str, request: Request, judge: JudgeDep) -> Response:
     """Judge a hypothetical deployment with the stored policy; nothing is recorded."""
-    body = await _body(request)
+    decision = await judge.evaluate(project, _deployment(await _body(request)))
+    return json_response(_decision_json(decision))
+
+
+_DEPLOYMENT_FIELDS = ("images", "cluster", "namespace", "serviceAccount")
+
+
+def _deployment(body: dict[str, Any], *, also: tuple[str, ...] = ()) -> AdmissionRequest:
+    """The hypothetical deployment of an evaluation body; ``also`` names the other fields the
+    route reads itself."""
     images = body.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) for i in images):
         raise InvalidArgument(
             'images must be a non-empty list of image references: {"images": ["gcr.io/…@sha256:…"]}'
         )
-    unknown = set(body) - {"images", "cluster", "namespace", "serviceAccount"}
+    unknown = set(body) - {*_DEPLOYMENT_FIELDS, *also}
     if unknown:
         raise InvalidArgument(
-            f"unknown fields {', '.join(sorted(unknown))}: expected images, cluster, "
-            "namespace, serviceAccount"
+            f"unknown fields {', '.join(sorted(unknown))}: expected "
+            + ", ".join((*_DEPLOYMENT_FIELDS, *also))
         )
-    decision = await judge.evaluate(
-        project,
-        AdmissionRequest(
-            images=tuple(images),
-            cluster=_optional_string(body, "cluster"),
-            namespace=_optional_string(body, "namespace"),
-            service_account=_optional_string(body, "serviceAccount"),
-        ),
+    return AdmissionRequest(
+        images=tuple(images),
+        cluster=_optional_string(body, "cluster"),
+        namespace=_optional_string(body, "namespace"),
+        service_account=_optional_string(body, "serviceAccount"),
     )
-    return json_response({**decision.to_dict(), "explanation": decision.explain()})
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {**decision.to_dict(), "explanation": decision.explain()}
+
+
+@router.post(
+    "/projects/{project}/kritis:evaluate",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.POLICY_EVALUATE)],
+)
+async def evaluate_kritis(project: str, request: Request, kritis: Kritis) -> Response:
+    """Judge a hypothetical deployment against the Kritis resources in the body (as the
+    offline ``chainproof policy evaluate --policy kritis.yaml`` does), on the evidence stored
+    in ``project``; nothing is stored or recorded."""
+    validate_project_id(project, field="project")
+    body = await _body(request)
+    deployment = _deployment(body, also=("resources",))
+    documents = body.get("resources")
+    if not isinstance(documents, list) or not documents:
+        raise InvalidArgument(
+            "resources must be a non-empty list of Kritis resources (ImageSecurityPolicy, "
+            "GenericAttestationPolicy, AttestationAuthority; apiVersion "
+            "kritis.grafeas.io/v1beta1)"
+        )
+    decision = await kritis.evaluate(
+        parse_kritis_resources(documents), deployment, evidence_projects=(project,)
+    )
+    return json_response(_decision_json(decision))
 
 
 @router.get("/projects/{project}/decisions", dependencies=[requires(p.DECISIONS_LIST)])

@@ -123,6 +123,9 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("POST", _V1 + "/policy:evaluate"): Operation(
         ref("Evaluation"), ref("EvaluateRequest"), (413,)
     ),
+    ("POST", _V1 + "/kritis:evaluate"): Operation(
+        ref("Evaluation"), ref("EvaluateKritisRequest"), (413,)
+    ),
     ("GET", _V1 + "/decisions"): _list("ListDecisionsResponse"),
     # scanning
     ("POST", "/v1/advisories:import"): Operation(

@@ -272,6 +272,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("images",),
     ),
+    "KritisResource": _obj(
+        {
+            "apiVersion": {"const": "kritis.grafeas.io/v1beta1"},
+            "kind": {
+                "enum": ["ImageSecurityPolicy", "GenericAttestationPolicy", "AttestationAuthority"]
+            },
+            "metadata": _obj({"name": _S, "namespace": _S}, ("name",)),
+            "spec": {"type": "object"},
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+        description="one Kritis resource as its Kubernetes YAML holds it, in JSON "
+        "(docs/policy.md#kritis-resources)",
+    ),
+    "EvaluateKritisRequest": _obj(
+        {
+            "images": {"type": "array", "items": _S, "minItems": 1},
+            "cluster": _S,
+            "namespace": _S,
+            "serviceAccount": _S,
+            "resources": {"type": "array", "items": ref("KritisResource"), "minItems": 1},
+        },
+        ("images", "resources"),
+    ),
     "Evaluation": _obj(
         {**_DECISION_PROPERTIES, "explanation": _S},
         ("outcome", "allowed", "evaluatedAt", "images", "explanation"),

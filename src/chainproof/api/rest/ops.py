@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -21,6 +21,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainproof.api.rest.auth import collection, public, requires
+from chainproof.api.rest.deps import AllServices, MetricsRegistry
 from chainproof.iam import permissions as p
 
 log = structlog.get_logger("chainproof.http")
@@ -88,9 +89,9 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz", dependencies=[public("readiness probe: says only whether the store answers")]
 )
-async def readyz(request: Request) -> Response:
+async def readyz(services: AllServices) -> Response:
     try:
-        await request.app.state.container.store.ping()
+        await services.store.ping()
     except Exception as exc:  # any failure means "not ready"; the reason goes to the log
         log.warning("not ready", error=str(exc))
         return Response(
@@ -102,6 +103,5 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", dependencies=[requires(p.METRICS_GET, on=collection)])
-async def metrics(request: Request) -> Response:
-    registry = request.app.state.container.metrics.registry
+async def metrics(registry: MetricsRegistry) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,37 +7,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import collection as all_projects
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json
+from chainproof.api.rest.deps import Scanner, VouchingDep, services_of
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as perms
 from chainproof.iam.authorizer import Resource
-from chainproof.services.judge.vouching import Vouching, read_vouch_policy
-from chainproof.services.scribe.scanning import ScanService
+from chainproof.services.judge.vouching import read_vouch_policy
 from chainproof.vuln.osv import parse_record
 
 #: Records per import request; the CLI sends larger imports in chunks of this size.
 MAX_RECORDS_PER_REQUEST = 5_000
 
 
-async def scan_service(request: Request) -> ScanService:
-    service: ScanService = request.app.state.container.scanner
-    return service
-
-
-async def vouching_service(request: Request) -> Vouching:
-    service: Vouching = request.app.state.container.vouching
-    return service
-
-
-Scanner = Annotated[ScanService, Depends(scan_service)]
-VouchingDep = Annotated[Vouching, Depends(vouching_service)]
 ImageQuery = Annotated[str, Query(alias="image", description="registry/repo@sha256:…")]
 
 router = APIRouter(prefix="/v1", tags=["scanning"])
@@ -45,7 +33,7 @@ router = APIRouter(prefix="/v1", tags=["scanning"])
 
 def provider_project(request: Request) -> Resource:
     """The scanner's provider project, where advisories live as VULNERABILITY notes."""
-    return Resource(request.app.state.container.settings.scanning.provider_project)
+    return Resource(services_of(request).settings.scanning.provider_project)
 
 
 @router.post(

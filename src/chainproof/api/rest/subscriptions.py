@@ -6,21 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
+from chainproof.api.rest.deps import Subscriptions as Service
 from chainproof.api.rest.grafeas import JSON_BODY, PageSize, json_response
 from chainproof.iam import permissions as p
-from chainproof.services.judge.subscriptions import SubscriptionService
-
-
-async def subscription_service(request: Request) -> SubscriptionService:
-    service: SubscriptionService = request.app.state.container.subscriptions
-    return service
-
-
-Service = Annotated[SubscriptionService, Depends(subscription_service)]
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
 

@@ -19,14 +19,15 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
+from chainproof.api.render import judge_document_json
 from chainproof.api.ui.routes import (
     UiRoute,
-    _container,
     _csrf,
     _error,
     _may,
     _project,
     _render,
+    _services,
     readable,
 )
 from chainproof.api.ui.security import CSRF_FIELD
@@ -120,12 +121,12 @@ def form_values(rule: dict[str, Any]) -> dict[str, Any]:
 
 async def _current(request: Request) -> dict[str, Any] | None:
     try:
-        policy: dict[str, Any] = await _container(request).judge_resources.get_policy(
+        stored = await _services(request).judge_resources.get_policy(
             f"projects/{_project(request)}"
         )
     except NotFound:
         return None
-    return policy
+    return judge_document_json(stored)
 
 
 def _rule_of(policy: dict[str, Any] | None, group: str, key: str | None) -> dict[str, Any]:
@@ -148,11 +149,11 @@ async def _page(
     policy = await _current(request)
     if values is None:
         values = form_values(_rule_of(policy, group, key))
-    container = _container(request)
+    services = _services(request)
     known: list[str] = []
     for p in await readable(request, perms.ATTESTORS_LIST):
-        page = await container.judge_resources.list_attestors(f"projects/{p}", 1000, "")
-        known.extend(str(a.get("name", "")) for a in page.items)
+        page = await services.judge_resources.list_attestors(f"projects/{p}", 1000, "")
+        known.extend(a.name for a in page.items)
     attestors = list(dict.fromkeys([*known, *values["requireAttestationsBy"]]))
     return await _render(
         request,
@@ -206,7 +207,7 @@ async def save_rule(request: Request) -> Response:
         for server_field in ("name", "updateTime"):
             document.pop(server_field, None)
         try:
-            await _container(request).judge_resources.put_policy(
+            await _services(request).judge_resources.put_policy(
                 f"projects/{_project(request)}", document
             )
         except ChainproofError as exc:

@@ -18,7 +18,9 @@ from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from chainproof.api.render import judge_document_json
 from chainproof.api.rest.auth import BrowserRoute, admission_project, public, requires
+from chainproof.api.rest.deps import services_of
 from chainproof.api.ui.security import (
     CSRF_FIELD,
     Csrf,
@@ -52,6 +54,7 @@ from chainproof.services.dashboard import (
     package_row,
     stored_sbom,
 )
+from chainproof.services.wiring import Services
 from chainproof.store.port import DecisionQuery, DecisionRecord
 
 _HERE = Path(__file__).parent
@@ -119,19 +122,21 @@ templates.filters["rfc3339"] = rfc3339
 templates.filters["pretty_json"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
 
 
-def _container(request: Request) -> Any:
-    return request.app.state.container
+def _services(request: Request) -> Services:
+    """The wired services, through the dependency module (the one reader of the app's state;
+    pages reach them from helpers shared by many routes, hence not from their signatures)."""
+    return services_of(request)
 
 
 def _dashboard(request: Request) -> Dashboard:
-    dashboard: Dashboard = _container(request).dashboard
+    dashboard: Dashboard = _services(request).dashboard
     return dashboard
 
 
 def _csrf(request: Request) -> Csrf:
     state = request.app.state
     if not hasattr(state, "ui_csrf"):
-        state.ui_csrf = Csrf(_container(request).store)
+        state.ui_csrf = Csrf(_services(request).store)
     csrf: Csrf = state.ui_csrf
     return csrf
 
@@ -139,7 +144,7 @@ def _csrf(request: Request) -> Csrf:
 def sealer(request: Request) -> Sealer:
     state = request.app.state
     if not hasattr(state, "ui_sealer"):
-        state.ui_sealer = Sealer(_container(request).store)
+        state.ui_sealer = Sealer(_services(request).store)
     found: Sealer = state.ui_sealer
     return found
 
@@ -171,7 +176,7 @@ async def readable(request: Request, permission: str = perms.OCCURRENCES_LIST) -
     """The projects whose data the caller may read with ``permission``: pages show only
     those, as the API would answer only those (a viewer of one project sees nothing of
     another's occurrences or attestors)."""
-    access = _container(request).access
+    access = _services(request).access
     principal = request.state.principal
     out: list[str] = []
     for p in await _dashboard(request).projects():
@@ -181,7 +186,7 @@ async def readable(request: Request, permission: str = perms.OCCURRENCES_LIST) -
 
 
 def _project(request: Request) -> str:
-    project: str = _container(request).settings.admission.project
+    project: str = _services(request).settings.admission.project
     return project
 
 
@@ -317,7 +322,7 @@ async def images(request: Request) -> Response:
     now = datetime.now(UTC)
     try:
         catalogue = await _dashboard(request).catalogue(_project(request), await readable(request))
-        config = await _container(request).judge_resources.load_config(_project(request))
+        config = await _services(request).judge_resources.load_config(_project(request))
         required = _required(config)
         rows = [s for s in catalogue.images.values() if _matches(s, required, q, now)]
         sort = q.get("sort", "image")
@@ -362,7 +367,7 @@ async def image(request: Request) -> Response:
         )
         verdict = None
         if "@" in resource:
-            verdict = await _container(request).judge.evaluate(
+            verdict = await _services(request).judge.evaluate(
                 project, AdmissionRequest(images=(resource,))
             )
     except ChainproofError as exc:
@@ -432,7 +437,7 @@ async def sbom(request: Request, project: str, digest: str) -> Response:
             raise InvalidArgument(
                 f"{digest[:80]!r} is not a document digest: expected sha256:<64 hex>"
             )
-        fmt, content = await _container(request).ingest.document(f"projects/{project}", digest)
+        fmt, content = await _services(request).ingest.document(f"projects/{project}", digest)
         if fmt not in SBOM_MEDIA:
             raise NotFound(
                 f"document {digest} of project {project} is a {fmt or 'stored'} document, not an "
@@ -570,18 +575,20 @@ async def _policy_page(
     message: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
-    container = _container(request)
+    services = _services(request)
     project = _project(request)
     policy: dict[str, Any] | None
     try:
-        policy = await container.judge_resources.get_policy(f"projects/{project}")
+        policy = judge_document_json(
+            await services.judge_resources.get_policy(f"projects/{project}")
+        )
     except NotFound:
         policy = None
-    config = await container.judge_resources.load_config(project)
+    config = await services.judge_resources.load_config(project)
     attestors: list[dict[str, Any]] = []
     for p in await readable(request, perms.ATTESTORS_LIST):
-        page = await container.judge_resources.list_attestors(f"projects/{p}", 1000, "")
-        attestors.extend(page.items)
+        page = await services.judge_resources.list_attestors(f"projects/{p}", 1000, "")
+        attestors.extend(judge_document_json(d) for d in page.items)
     if values is None:
         values = {
             name: json.dumps(policy[name], indent=2)
@@ -650,7 +657,7 @@ async def save_policy(request: Request) -> Response:
         document["etag"] = form["etag"]
     if not errors:
         try:
-            await _container(request).judge_resources.put_policy(
+            await _services(request).judge_resources.put_policy(
                 f"projects/{_project(request)}", document
             )
         except ChainproofError as exc:

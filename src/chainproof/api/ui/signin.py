@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from chainproof.api.rest.auth import public
-from chainproof.api.ui.routes import UiRoute, _container, _csrf, _error, _render, safe_next, sealer
+from chainproof.api.ui.routes import UiRoute, _csrf, _error, _render, _services, safe_next, sealer
 from chainproof.api.ui.security import CSRF_FIELD, apply_headers
 from chainproof.api.ui.session import (
     MAX_COOKIE_CHARS,
@@ -46,7 +46,7 @@ _OPEN = "signing in is how a person gets a credential"
 
 
 def _settings(request: Request) -> SignInSettings | None:
-    found: SignInSettings | None = _container(request).settings.auth.sign_in
+    found: SignInSettings | None = _services(request).settings.auth.sign_in
     return found
 
 
@@ -54,7 +54,7 @@ def _login(request: Request, config: SignInSettings) -> OidcLogin:
     state = request.app.state
     if not hasattr(state, "ui_oidc_login"):
         issuer = next(
-            i for i in _container(request).settings.auth.oidc_issuers if i.issuer == config.issuer
+            i for i in _services(request).settings.auth.oidc_issuers if i.issuer == config.issuer
         )
         state.ui_oidc_login = OidcLogin(
             config.issuer,
@@ -77,7 +77,7 @@ async def _page(
     request: Request, *, next_path: str, error: str = "", status_code: int = 200
 ) -> Response:
     config = _settings(request)
-    anonymous = _container(request).access.authenticator.anonymous
+    anonymous = _services(request).access.authenticator.anonymous
     return await _render(
         request,
         "signin.html",
@@ -92,7 +92,7 @@ async def _page(
 
 
 async def _verified(request: Request, bearer: str) -> Principal:
-    authenticator: Authenticator = _container(request).access.authenticator
+    authenticator: Authenticator = _services(request).access.authenticator
     principal = await authenticator.authenticate(Credentials(bearer=bearer))
     if not principal.authenticated:
         raise Unauthenticated("that credential names nobody")

@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from chainproof.domain.names import validate_project_id, validate_resource_id
-from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument, NotFound, PermissionDenied
 from chainproof.iam import api_tokens
 from chainproof.iam import permissions as perms
@@ -373,45 +372,3 @@ class AccessControl:
                 limit=size,
             )
         )
-
-
-def audit_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "name": f"projects/{entry.project}/auditLogs/{entry.entry_id}",
-        "time": rfc3339(entry.time),
-        "principal": entry.principal,
-        "permission": entry.permission,
-        "resource": entry.resource,
-        "outcome": entry.outcome,
-        **entry.data,
-    }
-
-
-def token_json(token: ApiToken) -> dict[str, Any]:
-    def t(v: datetime | None) -> str | None:
-        return rfc3339(v) if v else None
-
-    out: dict[str, Any] = {
-        "name": token.name,
-        "project": token.project,
-        "role": token.role,
-        "member": f"token:{token.name}",
-        "createdBy": token.created_by,
-        "createTime": t(token.created_at),
-    }
-    if token.expires_at:
-        out["expireTime"] = t(token.expires_at)
-    if token.revoked_at:
-        out["revokeTime"] = t(token.revoked_at)
-    return out
-
-
-def whoami_json(principal: Principal) -> dict[str, Any]:
-    return {
-        "member": principal.member,
-        "authenticated": principal.authenticated,
-        "via": principal.via,
-        "members": list(principal.members()),
-        "grants": [{"project": g.project, "role": g.role} for g in principal.grants],
-        **({"expireTime": rfc3339(principal.expires_at)} if principal.expires_at else {}),
-    }

@@ -261,10 +261,23 @@ class DecisionLog:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
+        """Start the writer as a task of its own (see :meth:`run` for a caller's task group)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-            if self._spill is not None and self._spill.waiting():
-                self._idle.clear()  # replay what an earlier run left
+            self._replay_pending()
+
+    async def run(self) -> None:
+        """Be the writer until :meth:`close`: a worker for the caller's task group (the
+        server runs it beside REST and gRPC). Until it runs, records are written inline."""
+        if self._task is not None:
+            raise RuntimeError("the decision log writer is already running")
+        self._task = asyncio.current_task()
+        self._replay_pending()
+        await self._run()
+
+    def _replay_pending(self) -> None:
+        if self._spill is not None and self._spill.waiting():
+            self._idle.clear()  # replay what an earlier run left
 
     async def record(self, entry: DecisionEntry) -> None:
         now = self._clock()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from chainproof.domain.bounds import storable_json
@@ -23,14 +24,12 @@ from chainproof.domain.names import (
     validate_resource_id,
 )
 from chainproof.domain.pagination import (
-    JsonSizer,
     ListScope,
     PageTokenCodec,
     bounded_count,
     json_size,
     page_size,
 )
-from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import (
     AlreadyExists,
     ChainproofError,
@@ -70,6 +69,32 @@ def _check_etag(given: str | None, current: DocumentRecord | None, what: str) ->
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeDocument:
+    """An attestor or a policy as stored: its name, the document in Binary Authorization's
+    shape (as parsed and normalised: PGP key IDs are fingerprints), its etag and when it last
+    changed. Entrypoints render it (:func:`chainproof.api.render.judge_document_json`)."""
+
+    name: str
+    data: Mapping[str, Any]
+    etag: str
+    update_time: datetime
+
+
+def _document(name: str, record: DocumentRecord) -> JudgeDocument:
+    return JudgeDocument(name, record.data, record.etag, record.update_time)
+
+
+#: What rendering adds to a document (``,"updateTime":"…","etag":"…"``), at most.
+_STAMP_BYTES = 80
+
+
+def document_size(doc: JudgeDocument) -> int:
+    """Bytes ``doc`` takes as one element of a JSON array once rendered, at most: for callers
+    that bound a page without rendering it (the REST route measures its own encoding)."""
+    return json_size(doc.data) + _STAMP_BYTES
+
+
+@dataclass(frozen=True, slots=True)
 class JudgeConfig:
     """What a project's reviews are judged by: its policy (None: no policy), the attestors the
     policy names, and those among them whose stored documents cannot be read, with why."""
@@ -96,7 +121,7 @@ class JudgeResources:
 
     # ----------------------------------------------------------------- attestors
 
-    async def create_attestor(self, parent: str, attestor_id: str, data: Any) -> dict[str, Any]:
+    async def create_attestor(self, parent: str, attestor_id: str, data: Any) -> JudgeDocument:
         project = parse_project_name(parent)
         if not attestor_id:
             raise InvalidArgument("attestorId is required: the client chooses attestor IDs")
@@ -111,15 +136,15 @@ class JudgeResources:
             await s.documents.put(record)
             await self._announce(s, EventType.ATTESTOR_CHANGED, project, name, "created")
         self._changes.configuration_changed()
-        return self._attestor_json(record)
+        return _document(name, record)
 
-    async def get_attestor(self, name: str) -> dict[str, Any]:
+    async def get_attestor(self, name: str) -> JudgeDocument:
         project, attestor_id = _attestor_key(name)
         async with self._store.session(readonly=True) as s:
             record = await s.documents.get(project, ATTESTORS, attestor_id)
         if record is None:
             raise NotFound(f"attestor {name} does not exist")
-        return self._attestor_json(record)
+        return _document(name, record)
 
     async def load_config(self, project: str) -> JudgeConfig:
         """A project's policy and the attestors it names, read in one session.
@@ -136,21 +161,31 @@ class JudgeResources:
             return JudgeConfig(policy, attestors, unusable)
 
     async def list_attestors(
-        self, parent: str, size: int | None, token: str, *, size_of: JsonSizer = json_size
-    ) -> Page[Any]:
+        self,
+        parent: str,
+        size: int | None,
+        token: str,
+        *,
+        size_of: Callable[[JudgeDocument], int] | None = None,
+    ) -> Page[JudgeDocument]:
+        """One page of a project's attestors, bounded by count and by ``size_of`` (the bytes
+        each takes in the answer: entrypoints pass their own encoder, so the bound is exact;
+        by default, :func:`document_size`)."""
         project = parse_project_name(parent)
         limit = page_size(size)
         scope = ListScope(ATTESTORS, parent, "")
         after = self._tokens.decode(scope, token) if token else None
         async with self._store.session(readonly=True) as s:
             rows = await s.documents.page(project, ATTESTORS, after, limit + 1)
-        items = [self._attestor_json(r) for r in rows]
+        items = [_document(f"projects/{project}/attestors/{r.doc_id}", r) for r in rows]
         # Bounded by count and by bytes; the token resumes after the last item returned.
-        count = bounded_count(items, limit, size_of, lambda a: f"attestor {a.get('name')}")
+        count = bounded_count(
+            items, limit, size_of or document_size, lambda a: f"attestor {a.name}"
+        )
         next_token = self._tokens.encode(scope, rows[count - 1].doc_id) if len(rows) > count else ""
         return Page(items[:count], next_token)
 
-    async def update_attestor(self, name: str, data: Any) -> dict[str, Any]:
+    async def update_attestor(self, name: str, data: Any) -> JudgeDocument:
         project, attestor_id = _attestor_key(name)
         etag = data.get("etag") if isinstance(data, dict) else None
         attestor = self._parse_attestor(data, name)
@@ -164,7 +199,7 @@ class JudgeResources:
             await s.documents.put(record)
             await self._announce(s, EventType.ATTESTOR_CHANGED, project, name, "updated")
         self._changes.configuration_changed()
-        return self._attestor_json(record)
+        return _document(name, record)
 
     async def delete_attestor(self, name: str) -> None:
         project, attestor_id = _attestor_key(name)
@@ -206,16 +241,9 @@ class JudgeResources:
                 "attestor needs an ATTESTATION note"
             )
 
-    def _attestor_json(self, record: DocumentRecord) -> dict[str, Any]:
-        return {
-            **record.data,
-            "updateTime": rfc3339(record.update_time),
-            "etag": record.etag,
-        }
-
     # ----------------------------------------------------------------- policy
 
-    async def get_policy(self, parent: str) -> dict[str, Any]:
+    async def get_policy(self, parent: str) -> JudgeDocument:
         project = parse_project_name(parent)
         async with self._store.session(readonly=True) as s:
             record = await s.documents.get(project, POLICIES, _POLICY_ID)
@@ -224,9 +252,9 @@ class JudgeResources:
                 f"projects/{project} has no policy yet: PUT /v1/projects/{project}/policy "
                 "(until then every admission in this project is denied)"
             )
-        return self._policy_json(record)
+        return _document(f"projects/{project}/policy", record)
 
-    async def put_policy(self, parent: str, data: Any) -> dict[str, Any]:
+    async def put_policy(self, parent: str, data: Any) -> JudgeDocument:
         project = parse_project_name(parent)
         name = f"projects/{project}/policy"
         if isinstance(data, dict) and data.get("name") not in (None, "", name):
@@ -254,10 +282,7 @@ class JudgeResources:
             change = "created" if current is None else "updated"
             await self._announce(s, EventType.POLICY_CHANGED, project, name, change)
         self._changes.configuration_changed()
-        return self._policy_json(record)
-
-    def _policy_json(self, record: DocumentRecord) -> dict[str, Any]:
-        return {**record.data, "updateTime": rfc3339(record.update_time), "etag": record.etag}
+        return _document(name, record)
 
     # ----------------------------------------------------------------- helpers
 

@@ -129,6 +129,14 @@ class RuntimeWorker:
         if self._runner is None and self._tasks:
             self._runner = asyncio.get_running_loop().create_task(self.election.run(self._lead))
 
+    async def run(self) -> None:
+        """Be the worker until :meth:`stop`: a coroutine for the caller's task group (the
+        server runs it beside REST and gRPC)."""
+        if self._runner is not None:
+            raise RuntimeError("the runtime worker is already running")
+        self._runner = asyncio.current_task()
+        await self.election.run(self._lead)
+
     async def stop(self, grace: float | None = None) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:

@@ -79,16 +79,21 @@ class ChangeFeed:
 
     # ----------------------------------------------------------------- between replicas
 
-    def attach(self, channel: ChangeChannel) -> None:
-        """Publish local changes on ``channel`` and apply other replicas' (needs a loop)."""
+    async def run(self, channel: ChangeChannel) -> None:
+        """Publish local changes on ``channel`` and apply other replicas' until :meth:`close`
+        (a worker for the caller's task group)."""
         if self._outbox is not None:
-            return
+            raise RuntimeError("the change feed is already attached to a channel")
+        task = asyncio.current_task()
+        assert task is not None
         self._outbox = asyncio.Queue(maxsize=10_000)
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(channel.listen(self._receive, self._missed)),
-            loop.create_task(self._publish_forever(channel)),
-        ]
+        self._tasks = [task]
+        try:
+            await asyncio.gather(
+                channel.listen(self._receive, self._missed), self._publish_forever(channel)
+            )
+        finally:
+            self._outbox = None
 
     async def close(self) -> None:
         for task in self._tasks:
