@@ -117,13 +117,18 @@ class Hub:
         return Channel()
 
 
+#: Running change feeds, referenced so the event loop does not drop their tasks.
+_FEEDS: set[asyncio.Task[None]] = set()
+
+
 async def replicas(store: MetadataStore) -> tuple[System, System, ScanService, ScanService]:
     """Two servers on one database, their change feeds connected as in production."""
     system = System(store=store)  # type: ignore[arg-type]
     other = system.replica()
     hub = Hub()
     for feed in (system.changes, other.changes):
-        feed.attach(store.change_channel() or hub.channel())
+        # The feed is a worker the host runs; ChangeFeed.close() cancels it.
+        _FEEDS.add(asyncio.create_task(feed.run(store.change_channel() or hub.channel())))
     a = ScanService(store, system.grafeas, clock=system.clock, changes=system.changes)
     b = ScanService(store, other.grafeas, clock=system.clock, changes=other.changes)
     await asyncio.sleep(0.05)  # the listeners are up
