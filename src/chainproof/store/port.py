@@ -43,6 +43,7 @@ from chainproof.store.runtime_port import (
     DeliveryRepository,
     InventoryRepository,
     OutboxRepository,
+    RuntimeUnit,
     SubscriptionRepository,
     ViolationRepository,
 )
@@ -80,9 +81,11 @@ __all__ = [
 ]
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(RuntimeUnit, Protocol):
     """One transaction and the repositories that work inside it. Repositories raise only on
-    infrastructure failure and on the shared rules; "not found" is None."""
+    infrastructure failure and on the shared rules; "not found" is None. The runtime
+    repositories come from :class:`RuntimeUnit` (store/runtime_port.py): an outbox event
+    appended here commits or rolls back with the change it announces."""
 
     @property
     def projects(self) -> ProjectRepository: ...
@@ -104,23 +107,6 @@ class UnitOfWork(Protocol):
 
     @property
     def access(self) -> AccessRepository: ...
-
-    # after admission (store/runtime_port.py): an outbox event appended here commits or
-    # rolls back with the change it announces.
-    @property
-    def inventory(self) -> InventoryRepository: ...
-
-    @property
-    def outbox(self) -> OutboxRepository: ...
-
-    @property
-    def subscriptions(self) -> SubscriptionRepository: ...
-
-    @property
-    def deliveries(self) -> DeliveryRepository: ...
-
-    @property
-    def violations(self) -> ViolationRepository: ...
 
     async def commit(self) -> None:
         """Make everything written so far durable and visible to others, and begin the next

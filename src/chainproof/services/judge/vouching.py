@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from chainproof.attest.vouch_forms import INTOTO_VULNS, SIMPLE_SIGNING, attestation_body
@@ -45,6 +45,7 @@ from chainproof.policy.checks.vulnerabilities import VulnerabilityCheck, resolvi
 from chainproof.policy.decision import RequirementResult
 from chainproof.policy.evidence import ImageEvidence
 from chainproof.policy.kritis import ImageSecurityPolicy, parse_kritis_resource
+from chainproof.services.common import utc_now
 from chainproof.services.judge.evidence import EvidenceGatherer
 from chainproof.services.scribe.grafeas import GrafeasService
 
@@ -125,16 +126,12 @@ class VouchResult:
         }
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Vouching:
     def __init__(
         self,
         grafeas: GrafeasService,
         gatherer: EvidenceGatherer,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._grafeas = grafeas
         self._gatherer = gatherer

@@ -25,7 +25,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -59,6 +59,7 @@ from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_
 from chainproof.ingest.vex import scope_applies
 from chainproof.policy.attestors import Attestor
 from chainproof.services import outbox
+from chainproof.services.common import utc_now
 from chainproof.services.scribe.bulk_gc import cyclic_gc_paused
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import new_occurrence_ids
@@ -82,10 +83,6 @@ INGESTS = "ingests"  # one record per (document, image, format): idempotency
 SCANS = "ingest-scans"  # the current scan per (scanner, image): supersession
 MAX_LISTED = 5000
 _SCAN_KINDS = frozenset({"DISCOVERY", "VULNERABILITY"})
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +195,7 @@ class IngestService:
     def __init__(
         self,
         store: MetadataStore,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store

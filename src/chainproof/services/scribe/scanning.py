@@ -38,7 +38,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -48,6 +48,7 @@ from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import OccurrencePB, note_from_json, occurrence_from_json
 from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
+from chainproof.services.common import utc_now
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import MAX_BATCH, GrafeasService
 from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord, UnitOfWork
@@ -70,10 +71,6 @@ REMATCH_BATCH = 200
 #: Values listed in one filter at most (advisory IDs, package notes); beyond, read and sift.
 _MAX_LISTED = 500
 _PAGE = 1_000
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _log_id(generation: int) -> str:
@@ -151,7 +148,7 @@ class ScanService:
         grafeas: GrafeasService,
         *,
         provider_project: str = "osv",
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store
