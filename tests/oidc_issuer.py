@@ -34,10 +34,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
-def make_ca_and_server_cert(d: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
-    """A CA and a server certificate (SAN IP:host) signed by it: (ca, cert, key) paths."""
+def _san(host: str) -> x509.GeneralName:
     import ipaddress
 
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def make_ca_and_server_cert(d: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA and a server certificate (SAN IP:host, or DNS:host for a name) signed by it:
+    (ca, cert, key) paths."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test issuer CA")])
@@ -62,7 +70,7 @@ def make_ca_and_server_cert(d: Path, host: str = "127.0.0.1") -> tuple[Path, Pat
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            x509.SubjectAlternativeName([_san(host)]),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())

@@ -15,9 +15,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chainproof.domain.destinations import (
+    DEFAULT_DENIED_NETWORKS,
+    DestinationPolicy,
+    parse_networks,
+)
 from chainproof.errors import InvalidArgument
 
 DEFAULT_SQLITE_URL = "sqlite:///./data/chainproof.db"
@@ -322,6 +335,11 @@ class NotificationSettings(BaseModel):
     #: Accept webhook URLs with plain http:// to hosts other than loopback (a network you
     #: trust); https:// otherwise.
     allow_plain_http: bool = False
+    #: Webhook deliveries never go to an address in these networks (checked on every
+    #: address the URL's host resolves to, at each delivery): see domain/destinations.py.
+    denied_networks: list[str] = Field(default_factory=lambda: list(DEFAULT_DENIED_NETWORKS))
+    #: When set, webhook deliveries go only to addresses in these networks.
+    allowed_networks: list[str] = Field(default_factory=list)
     retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
     retry_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
     #: Attempts before an event goes to the subscription's dead-letter list.
@@ -331,6 +349,18 @@ class NotificationSettings(BaseModel):
     #: A project may hold at most this many subscriptions (a bound: creating one more is
     #: refused, saying so).
     max_subscriptions_per_project: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("denied_networks", "allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            parse_networks(value, f"notifications.{info.field_name}")
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    def destination_policy(self) -> DestinationPolicy:
+        return DestinationPolicy.from_settings(self.denied_networks, self.allowed_networks)
 
 
 class Settings(BaseSettings):

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import nats
 import pytest
 from aiohttp import web
@@ -16,10 +19,12 @@ from cloudevents.core.bindings.http import HTTPMessage, from_structured
 from cloudevents.core.formats.json import JSONFormat
 
 from chainproof.domain import webhook_signature as ws
+from chainproof.domain.destinations import DEFAULT_DENIED_NETWORKS, DestinationPolicy
 from chainproof.domain.events import ChangeEvent, EventType, occurrence_notice, structured_body
 from chainproof.sinks.http_webhook import HttpWebhookSink
 from chainproof.sinks.nats_jetstream import NatsJetStreamSink
 from chainproof.sinks.port import DeliveryFailed, OutgoingEvent
+from oidc_issuer import make_ca_and_server_cert
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -118,3 +123,96 @@ async def test_nats_sink_publishes_once_per_event_id() -> None:
         await lost.deliver(_outgoing())
     await lost.close()
     await asyncio.sleep(0)
+
+
+async def _receiver(
+    seen: list[dict[str, str]], ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append({"host": request.headers["Host"], "path": request.path_qs})
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+    return runner, port
+
+
+async def test_a_name_that_resolves_into_a_denied_network_is_refused_unsent() -> None:
+    """The SSRF attack: a subscription whose host name points at an address the operator
+    denied (here loopback stands in for 169.254.169.254). Nothing reaches the receiver and
+    the failure is final (dead letter), naming the address and the setting."""
+    seen: list[dict[str, str]] = []
+    runner, port = await _receiver(seen)
+    policy = DestinationPolicy.from_settings(["127.0.0.0/8", "::1/128"])
+    sink = HttpWebhookSink(
+        f"http://localhost:{port}/hook", ws.new_secret(), timeout_s=5, destinations=policy
+    )
+    try:
+        with pytest.raises(DeliveryFailed) as refused:
+            await sink.deliver(_outgoing())
+        assert not refused.value.retryable
+        assert "127.0.0.1" in str(refused.value) or "::1" in str(refused.value)
+        assert "notifications.denied_networks" in str(refused.value)
+        assert seen == []
+        # An allow-list that leaves loopback out refuses it too, saying which list.
+        only_ten = HttpWebhookSink(
+            f"http://127.0.0.1:{port}/hook",
+            ws.new_secret(),
+            destinations=DestinationPolicy.from_settings([], ["10.0.0.0/8"]),
+        )
+        with pytest.raises(DeliveryFailed, match="allowed_networks"):
+            await only_ten.deliver(_outgoing())
+        await only_ten.close()
+        assert seen == []
+    finally:
+        await sink.close()
+        await runner.cleanup()
+
+
+async def test_delivery_connects_to_the_checked_address_and_keeps_the_name_for_tls(
+    tmp_path: Path,
+) -> None:
+    """The sink connects to the address it checked, not to whatever a second lookup would
+    answer; the receiver still sees its own name in Host, and TLS still verifies the
+    certificate against the name (SNI), so pinning the address weakens nothing."""
+    ca, cert, key = make_ca_and_server_cert(tmp_path, "localhost")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    seen: list[dict[str, str]] = []
+    runner, port = await _receiver(seen, server_tls)
+    trusting = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca)))
+    sink = HttpWebhookSink(
+        f"https://localhost:{port}/hook?team=a",
+        ws.new_secret(),
+        client=trusting,
+        destinations=DestinationPolicy.from_settings(list(DEFAULT_DENIED_NETWORKS)),
+    )
+    try:
+        await sink.deliver(_outgoing())
+        assert seen == [{"host": f"localhost:{port}", "path": "/hook?team=a"}]
+        # A certificate for another name fails verification: SNI and the check use the
+        # URL's name, never the address connected to.
+        other = tmp_path / "other"
+        other.mkdir()
+        ca2, cert2, key2 = make_ca_and_server_cert(other, "hooks.example")
+        wrong_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        wrong_tls.load_cert_chain(cert2, key2)
+        runner2, port2 = await _receiver(seen, wrong_tls)
+        fooled = HttpWebhookSink(
+            f"https://localhost:{port2}/hook",
+            ws.new_secret(),
+            client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca2))),
+        )
+        with pytest.raises(DeliveryFailed, match="SSL|certificate"):
+            await fooled.deliver(_outgoing())
+        await runner2.cleanup()
+        assert len(seen) == 1
+    finally:
+        await sink.close()
+        await trusting.aclose()
+        await runner.cleanup()

@@ -121,6 +121,11 @@ def test_the_per_project_bound_is_refused_with_a_reason(client: TestClient) -> N
         ("s", {"http": {"url": "/relative"}}, "not an absolute"),
         ("s", {"http": {"url": "https://u:pw@hooks.example/"}}, "user name or password"),
         ("s", {"http": {"url": "http://hooks.example/"}}, "plain http"),
+        # Server-side request forgery: the cloud metadata service, however it is spelled.
+        ("s", {"http": {"url": "https://169.254.169.254/latest/"}}, "169.254.0.0/16"),
+        ("s", {"http": {"url": "https://[::ffff:169.254.169.254]/"}}, "169.254.0.0/16"),
+        ("s", {"http": {"url": "https://[fd00:ec2::254]/"}}, "fd00:ec2::254"),
+        ("s", {"http": {"url": "https://0.0.0.0:8080/"}}, "0.0.0.0/8"),
         ("s", {"http": {"url": "https://a/", "secret": "hunter2"}}, "whsec_"),
         ("s", {"http": {"url": "https://a/", "secret": "whsec_AAAA"}}, "24 random bytes"),
         ("s", {"http": {"url": "https://a/", "token": "x"}}, "http must be"),

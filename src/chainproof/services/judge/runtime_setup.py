@@ -122,6 +122,7 @@ def admission_cluster(settings: Settings) -> str | None:
 
 def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:
     n = settings.notifications
+    destinations = n.destination_policy()
 
     def sink_for(sub: SubscriptionRecord) -> Sink:
         spec: Any = sub.sink
@@ -130,7 +131,10 @@ def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[...,
 
             http = spec["http"]
             return HttpWebhookSink(
-                str(http["url"]), str(http["secret"]), timeout_s=n.http_timeout_seconds
+                str(http["url"]),
+                str(http["secret"]),
+                timeout_s=n.http_timeout_seconds,
+                destinations=destinations,
             )
         if "nats" in spec:
             from chainproof.sinks.nats_jetstream import NatsJetStreamSink

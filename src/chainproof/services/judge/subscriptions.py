@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from chainproof.config import NotificationSettings
 from chainproof.domain import webhook_signature
+from chainproof.domain.destinations import DestinationPolicy, literal_address
 from chainproof.domain.events import EventType, SubscriptionFilter
 from chainproof.domain.names import parse_project_name, validate_resource_id
 from chainproof.domain.timestamps import rfc3339
@@ -61,7 +62,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _http_sink(spec: Any, allow_plain_http: bool) -> tuple[dict[str, str], str | None]:
+def _http_sink(
+    spec: Any, allow_plain_http: bool, destinations: DestinationPolicy
+) -> tuple[dict[str, str], str | None]:
     """The stored sink and the secret to show once (None when the caller chose it)."""
     if not isinstance(spec, dict) or set(spec) - {"url", "secret"}:
         raise InvalidArgument('http must be {"url": "https://…", "secret": "whsec_…"}')
@@ -87,6 +90,11 @@ def _http_sink(spec: Any, allow_plain_http: bool) -> tuple[dict[str, str], str |
             "Use https://, or a loopback receiver; set notifications.allow_plain_http to "
             "accept plain http on a network you trust"
         )
+    literal = literal_address(parts.hostname)
+    why = destinations.refusal(literal) if literal is not None else None
+    if why is not None:
+        # Names are checked again on every delivery, on what they resolve to then.
+        raise InvalidArgument(f"http.url {url!r} may not be a delivery target: {why}")
     secret = spec.get("secret")
     shown: str | None = None
     if secret is None or secret == "":
@@ -173,6 +181,7 @@ class SubscriptionService:
     ) -> None:
         self._store = store
         self._settings = settings
+        self._destinations = settings.destination_policy()
         self._clock = clock
 
     def _read(
@@ -215,7 +224,9 @@ class SubscriptionService:
             )
         shown: str | None = None
         if sinks == ["http"]:
-            http, shown = _http_sink(body["http"], self._settings.allow_plain_http)
+            http, shown = _http_sink(
+                body["http"], self._settings.allow_plain_http, self._destinations
+            )
             sink: dict[str, Any] = {"http": http}
         else:
             sink = {"nats": _nats_sink(body["nats"])}
