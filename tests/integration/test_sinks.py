@@ -11,7 +11,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import nats
 import pytest
 from aiohttp import web
@@ -185,11 +184,10 @@ async def test_delivery_connects_to_the_checked_address_and_keeps_the_name_for_t
     server_tls.load_cert_chain(cert, key)
     seen: list[dict[str, str]] = []
     runner, port = await _receiver(seen, server_tls)
-    trusting = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca)))
     sink = HttpWebhookSink(
         f"https://localhost:{port}/hook?team=a",
         ws.new_secret(),
-        client=trusting,
+        verify=ssl.create_default_context(cafile=str(ca)),
         destinations=DestinationPolicy.from_settings(list(DEFAULT_DENIED_NETWORKS)),
     )
     try:
@@ -206,13 +204,13 @@ async def test_delivery_connects_to_the_checked_address_and_keeps_the_name_for_t
         fooled = HttpWebhookSink(
             f"https://localhost:{port2}/hook",
             ws.new_secret(),
-            client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca2))),
+            verify=ssl.create_default_context(cafile=str(ca2)),
         )
         with pytest.raises(DeliveryFailed, match="SSL|certificate"):
             await fooled.deliver(_outgoing())
+        await fooled.close()
         await runner2.cleanup()
         assert len(seen) == 1
     finally:
         await sink.close()
-        await trusting.aclose()
         await runner.cleanup()
