@@ -193,7 +193,9 @@ def build_services(
         registry_recorder=recorder,
         pull_secrets=pull_secrets,
         runtime=runtime,
-        subscriptions=SubscriptionService(store, settings.notifications, clock),
+        subscriptions=SubscriptionService(
+            store, settings.notifications, clock, settings.outbound.destination_policy()
+        ),
     )
 
 

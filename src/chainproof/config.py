@@ -318,6 +318,31 @@ class RuntimeSettings(BaseModel):
         return self
 
 
+class OutboundSettings(BaseModel):
+    """Where outgoing HTTP to hosts chosen by others (subscription URLs, registry hosts in
+    pod specs, token realms) may go: domain/destinations.py, docs/configuration.md."""
+
+    model_config = {"extra": "forbid"}
+
+    #: Never to an address in these networks (every address a host resolves to, at each
+    #: request).
+    denied_networks: list[str] = Field(default_factory=lambda: list(DEFAULT_DENIED_NETWORKS))
+    #: When set, only to addresses in these networks.
+    allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("denied_networks", "allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            parse_networks(value, f"outbound.{info.field_name}")
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    def destination_policy(self) -> DestinationPolicy:
+        return DestinationPolicy.from_settings(self.denied_networks, self.allowed_networks)
+
+
 class NotificationSettings(BaseModel):
     """Delivering outbox events to subscriptions (docs/runtime.md, "Notifications")."""
 
@@ -335,11 +360,6 @@ class NotificationSettings(BaseModel):
     #: Accept webhook URLs with plain http:// to hosts other than loopback (a network you
     #: trust); https:// otherwise.
     allow_plain_http: bool = False
-    #: Webhook deliveries never go to an address in these networks (checked on every
-    #: address the URL's host resolves to, at each delivery): see domain/destinations.py.
-    denied_networks: list[str] = Field(default_factory=lambda: list(DEFAULT_DENIED_NETWORKS))
-    #: When set, webhook deliveries go only to addresses in these networks.
-    allowed_networks: list[str] = Field(default_factory=list)
     retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
     retry_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
     #: Attempts before an event goes to the subscription's dead-letter list.
@@ -349,18 +369,6 @@ class NotificationSettings(BaseModel):
     #: A project may hold at most this many subscriptions (a bound: creating one more is
     #: refused, saying so).
     max_subscriptions_per_project: int = Field(default=100, ge=1, le=10_000)
-
-    @field_validator("denied_networks", "allowed_networks")
-    @classmethod
-    def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        try:
-            parse_networks(value, f"notifications.{info.field_name}")
-        except InvalidArgument as exc:
-            raise ValueError(str(exc)) from exc
-        return value
-
-    def destination_policy(self) -> DestinationPolicy:
-        return DestinationPolicy.from_settings(self.denied_networks, self.allowed_networks)
 
 
 class Settings(BaseSettings):
@@ -391,6 +399,7 @@ class Settings(BaseSettings):
     decision_log: DecisionLogSettings = DecisionLogSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     notifications: NotificationSettings = NotificationSettings()
+    outbound: OutboundSettings = OutboundSettings()
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``CHAINPROOF_…`` variables (for worker processes)."""

@@ -156,7 +156,7 @@ async def test_a_name_that_resolves_into_a_denied_network_is_refused_unsent() ->
             await sink.deliver(_outgoing())
         assert not refused.value.retryable
         assert "127.0.0.1" in str(refused.value) or "::1" in str(refused.value)
-        assert "notifications.denied_networks" in str(refused.value)
+        assert "outbound.denied_networks" in str(refused.value)
         assert seen == []
         # An allow-list that leaves loopback out refuses it too, saying which list.
         only_ten = HttpWebhookSink(

@@ -72,8 +72,8 @@ class DestinationPolicy:
     @classmethod
     def from_settings(cls, denied: Sequence[str], allowed: Sequence[str] = ()) -> DestinationPolicy:
         return cls(
-            parse_networks(denied, "notifications.denied_networks"),
-            parse_networks(allowed, "notifications.allowed_networks"),
+            parse_networks(denied, "outbound.denied_networks"),
+            parse_networks(allowed, "outbound.allowed_networks"),
         )
 
     def refusal(self, address: IPAddress) -> str | None:
@@ -81,12 +81,12 @@ class DestinationPolicy:
         plain = _plain(address)
         for net in self.denied:
             if plain.version == net.version and plain in net:
-                return f"{plain} is in the denied network {net} (notifications.denied_networks)"
+                return f"{plain} is in the denied network {net} (outbound.denied_networks)"
         if self.allowed and not any(
             plain.version == net.version and plain in net for net in self.allowed
         ):
             return (
-                f"{plain} is outside every network of notifications.allowed_networks "
+                f"{plain} is outside every network of outbound.allowed_networks "
                 f"({', '.join(str(n) for n in self.allowed)})"
             )
         return None

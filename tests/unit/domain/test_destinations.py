@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from chainproof.config import NotificationSettings
+from chainproof.config import OutboundSettings
 from chainproof.domain.destinations import (
     DEFAULT_DENIED_NETWORKS,
     DestinationPolicy,
@@ -36,7 +36,7 @@ def test_metadata_link_local_and_unspecified_addresses_are_refused_by_default(
     address: str,
 ) -> None:
     why = DEFAULT.refusal(ipaddress.ip_address(address))
-    assert why is not None and "notifications.denied_networks" in why
+    assert why is not None and "outbound.denied_networks" in why
 
 
 @pytest.mark.parametrize("address", ["203.0.113.7", "10.1.2.3", "127.0.0.1", "::1", "fd12::5"])
@@ -60,11 +60,11 @@ def test_a_host_is_refused_when_any_of_its_addresses_is() -> None:
 
 
 def test_bad_networks_are_refused_naming_the_setting() -> None:
-    with pytest.raises(InvalidArgument, match=r"notifications.allowed_networks: '10.0.0.0/33'"):
-        parse_networks(["10.0.0.0/33"], "notifications.allowed_networks")
+    with pytest.raises(InvalidArgument, match=r"outbound.allowed_networks: '10.0.0.0/33'"):
+        parse_networks(["10.0.0.0/33"], "outbound.allowed_networks")
     with pytest.raises(ValueError, match="denied_networks"):
-        NotificationSettings(denied_networks=["not-a-network"])
-    assert NotificationSettings().denied_networks == list(DEFAULT_DENIED_NETWORKS)
+        OutboundSettings(denied_networks=["not-a-network"])
+    assert OutboundSettings().denied_networks == list(DEFAULT_DENIED_NETWORKS)
 
 
 def test_literal_addresses_are_recognised_with_or_without_brackets() -> None:

@@ -122,7 +122,7 @@ def admission_cluster(settings: Settings) -> str | None:
 
 def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:
     n = settings.notifications
-    destinations = n.destination_policy()
+    destinations = settings.outbound.destination_policy()
 
     def sink_for(sub: SubscriptionRecord) -> Sink:
         spec: Any = sub.sink

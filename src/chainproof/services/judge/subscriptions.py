@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from chainproof.config import NotificationSettings
+from chainproof.config import NotificationSettings, OutboundSettings
 from chainproof.domain import webhook_signature
 from chainproof.domain.destinations import DestinationPolicy, literal_address
 from chainproof.domain.events import EventType, SubscriptionFilter
@@ -178,10 +178,11 @@ class SubscriptionService:
         store: MetadataStore,
         settings: NotificationSettings,
         clock: Callable[[], datetime] = utc_now,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
-        self._destinations = settings.destination_policy()
+        self._destinations = destinations or OutboundSettings().destination_policy()
         self._clock = clock
 
     def _read(
