@@ -62,6 +62,7 @@ from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
 from chainproof.services.scribe.registry_recording import RegistryRecorder
+from chainproof.services.scribe.registry_sources import RegistrySources
 from chainproof.services.scribe.scanning import ScanService
 from chainproof.services.wiring import Services
 from chainproof.sources.registry.factory import build_registry_reader, load_configured_trusted_root
@@ -196,6 +197,7 @@ def build_services(
         subscriptions=SubscriptionService(
             store, settings.notifications, clock, settings.outbound.destination_policy()
         ),
+        registry_sources=RegistrySources(store),
     )
 
 

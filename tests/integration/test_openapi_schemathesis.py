@@ -145,6 +145,7 @@ def _send(case: Any, server: LiveServer) -> None:
         ("/v1/projects/{project}/images:vulnerabilities", {"image": IMAGE}),
         ("/v1/projects/{project}/images/packages", {"image": IMAGE}),
         ("/v1/projects/{project}/packages/images", {"purl": "pkg:deb/debian/openssl@3.0"}),
+        ("/v1/projects/{project}/registryEvidence", {"image": IMAGE}),
         ("/v1/projects/{project}/decisions", {}),
         ("/v1/projects/{project}/attestors", {}),
         ("/v1/projects/{project}/policy", {}),

@@ -207,8 +207,16 @@ def _make(c: httpx.Client, path: str, body: dict) -> None:
     assert r.status_code in (201, 409), r.text
 
 
-def _docker_secret(name: str, host: str, user: str, password: str) -> dict:
-    config = {"auths": {host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}
+def _auth(user: str, password: str) -> dict:
+    return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _docker_secret(name: str, host: str, user: str, password: str, **more: dict) -> dict:
+    return _secret_of(name, {host: _auth(user, password), **more})
+
+
+def _secret_of(name: str, auths: dict) -> dict:
+    config = {"auths": auths}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -232,6 +240,21 @@ def cluster(kube: KubeApiServer, oci_registry_auth) -> KubeApiServer:
         base = f"/api/v1/namespaces/{NS}"
         _make(c, f"{base}/secrets", _docker_secret("regcred", host, user, password))
         _make(c, f"{base}/secrets", _docker_secret("stale", host, user, "old-password"))
+        # Path-scoped keys: team-a's good credential, a wrong one for the rest of the host.
+        _make(
+            c,
+            f"{base}/secrets",
+            _docker_secret(
+                "teams", host, user, "wrong", **{f"{host}/team-a": _auth(user, password)}
+            ),
+        )
+        _make(
+            c,
+            f"{base}/secrets",
+            _secret_of("only-a", {f"https://{host}/v2/team-a/": _auth(user, password)}),
+        )
+        wildcard = host.rsplit(".", 1)[0] + ".*" + host[host.index(":") :]  # 127.0.0.*:PORT
+        _make(c, f"{base}/secrets", _secret_of("wild", {wildcard: _auth(user, password)}))
         _make(
             c,
             f"{base}/secrets",
@@ -342,6 +365,49 @@ async def test_pull_secrets_of_the_pod_and_its_service_account(
     assert not none.allowed and "no credentials" in none.message
 
 
+async def _signed(reg, system, signer, repository: str) -> str:
+    digest = reg.push_umoci_image(repository, "v1", label=repository)
+    sign_image(reg, repository, digest, signer.signer)
+    return f"{reg.host}/{repository}@{digest}"
+
+
+async def test_pull_secret_keys_are_scoped_by_path_as_the_kubelet_scopes_them(
+    cluster, oci_registry_auth, signed_image
+):
+    """A secret with ``host/team-a`` (good) and ``host`` (wrong): team-a's images get team-a's
+    credential, team-b's get the host's — never team-a's — and the registry refuses that one."""
+    system, signer, _image = signed_image
+    reg = oci_registry_auth
+    team_a = await _signed(reg, system, signer, "team-a/app")
+    team_b = await _signed(reg, system, signer, "team-b/app")
+    lookalike = await _signed(reg, system, signer, "team-ab/app")
+    secrets = _pull_secrets(cluster)
+    judged = {}
+    try:
+        for label, image, names in (
+            ("a", team_a, ("teams",)),
+            ("b", team_b, ("teams",)),
+            ("b-only-a", team_b, ("only-a",)),
+            ("ab-only-a", lookalike, ("only-a",)),
+            ("a-only-a", team_a, ("only-a",)),
+            ("wild", team_b, ("wild",)),
+        ):
+            judged[label] = await _judge_pod(
+                reg, secrets, (system, signer), _pod(image, "plain", names)
+            )
+    finally:
+        await secrets.close()
+    assert judged["a"].allowed, judged["a"].message
+    assert not judged["b"].allowed  # the host-wide key's wrong password, not team-a's
+    assert f"registry {reg.host}" in judged["b"].message
+    assert "no credentials" not in judged["b"].message
+    # A secret only for team-a: team-b's and team-ab's pulls go anonymous, and are refused.
+    assert not judged["b-only-a"].allowed and "no credentials" in judged["b-only-a"].message
+    assert not judged["ab-only-a"].allowed and "no credentials" in judged["ab-only-a"].message
+    assert judged["a-only-a"].allowed, judged["a-only-a"].message
+    assert judged["wild"].allowed, judged["wild"].message  # 127.0.0.*:PORT covers the host
+
+
 @pytest.mark.parametrize(
     ("account", "names", "reason"),
     [
@@ -436,8 +502,8 @@ async def test_secrets_are_read_once_per_review_and_only_when_a_registry_is_aske
         try:
             resolver = CredentialResolver(pull_secrets=secrets)
             host = RegistryHost(host=oci_registry_auth.host, insecure=True)
-            first = await resolver.credential(host, Deadline(10))
-            second = await resolver.credential(host, Deadline(10))
+            first = await resolver.credential(host, "cred/pod", Deadline(10))
+            second = await resolver.credential(host, "cred/pod", Deadline(10))
         finally:
             REVIEW_PULL_SECRETS.reset(token)
         reads = secrets.reads
@@ -459,7 +525,9 @@ async def test_secrets_are_read_once_per_review_and_only_when_a_registry_is_aske
     finally:
         await secrets.close()
     assert first is not None and first == second and first.username == "alice"
-    assert reads == 2  # the ServiceAccount and the secret, once
+    # The secret, once; the ServiceAccount is not read: the pod names its own secrets (the API
+    # server gives a pod its ServiceAccount's only when it names none).
+    assert reads == 1
     assert result.allowed, result.message
     assert secrets.reads == reads
 

@@ -25,6 +25,7 @@ from chainproof.services.judge.evidence import attestor_keys
 from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.registry_recording import RECORDS, RegistryRecorder
+from chainproof.services.scribe.registry_sources import RegistrySources
 from chainproof.services.scribe.registry_sync import new_occurrences, registry_occurrences
 from chainproof.sources.registry.client import Deadline, RegistryClient
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost
@@ -86,6 +87,8 @@ async def test_first_sight_records_what_verified_and_the_second_sight_nothing(oc
                 d.data["occurrence"]: d.data
                 for d in await s.documents.page("app", RECORDS, None, 100)
             }
+        served = await RegistrySources(system.store).of_image("projects/app", image)
+        one = await RegistrySources(system.store).get("projects/app", filed[0].name.rsplit("/")[-1])
         attestor = parse_attestor(
             judge_document_json(await system.resources.get_attestor(signer.attestor))
         )
@@ -112,6 +115,12 @@ async def test_first_sight_records_what_verified_and_the_second_sight_nothing(oc
         f"{oci_registry.host}/rec/app@{att}",
     }
     assert all(d["attestor"] == signer.attestor and d["layer"] for d in sources.values())
+    # The same documents as the API serves them (GET …/registryEvidence[/{occurrence_id}]).
+    assert sorted(d["occurrence"] for d in served) == sorted(o.name for o in filed)
+    assert one == {
+        "name": f"projects/app/registryEvidence/{filed[0].name.rsplit('/')[-1]}",
+        **sources[filed[0].name],
+    }
     # `chainproof registry sync` after recording finds nothing new to copy.
     plan = registry_occurrences(
         parse_image_reference(image), artifacts, attestor, attestor_keys(attestor), system.clock()

@@ -30,6 +30,7 @@ from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
 from chainproof.services.scribe.registry_recording import RegistryRecorder
+from chainproof.services.scribe.registry_sources import RegistrySources
 from chainproof.services.scribe.scanning import ScanService
 from chainproof.sources.registry.reader import RegistryReader
 from chainproof.store.port import MetadataStore
@@ -66,6 +67,8 @@ class Services:
     findings: FindingsService
     #: Notification subscriptions (the outbox's subscribers) and their delivery logs.
     subscriptions: SubscriptionService
+    #: Where recorded registry evidence came from (the registry-evidence documents).
+    registry_sources: RegistrySources
     #: The inventory, the leader election and the leader's work (watchers, notifier).
     runtime: Runtime
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from

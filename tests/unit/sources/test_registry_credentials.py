@@ -31,10 +31,12 @@ def test_docker_config_auth_and_hub_normalisation():
         }
     }
     creds = parse_docker_config(json.dumps(config))
-    assert creds["docker.io"] == Credential("me", "pw")
-    assert creds["ghcr.io"] == Credential("u", "p")
-    assert creds["registry.example:5000"].identity_token == "refresh"
-    assert "pw" not in repr(creds["docker.io"])
+    assert creds.first("docker.io", "library/nginx") == Credential("me", "pw")
+    assert creds.first("ghcr.io", "o/r") == Credential("u", "p")
+    hit = creds.first("registry.example:5000", "a/b")
+    assert hit is not None and hit.identity_token == "refresh"
+    assert creds.first("registry.example", "a/b") is None  # the port is part of the key
+    assert "pw" not in repr(creds) and "pw" not in repr(creds.entries)
 
 
 def test_helper_only_entries_and_garbage_are_refused_with_reasons():
@@ -49,12 +51,12 @@ def test_helper_only_entries_and_garbage_are_refused_with_reasons():
 def test_pull_secret_of_both_types():
     config = json.dumps({"auths": {"quay.io": {"auth": b64("robot:tok")}}})
     secret = {"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": b64(config)}}
-    assert parse_pull_secret(secret)["quay.io"] == Credential("robot", "tok")
+    assert parse_pull_secret(secret).first("quay.io", "o/app") == Credential("robot", "tok")
     legacy = {
         "type": "kubernetes.io/dockercfg",
         "data": {".dockercfg": b64(json.dumps({"quay.io": {"auth": b64("a:b")}}))},
     }
-    assert parse_pull_secret(legacy)["quay.io"] == Credential("a", "b")
+    assert parse_pull_secret(legacy).first("quay.io", "o/app") == Credential("a", "b")
     with pytest.raises(InvalidArgument, match="type"):
         parse_pull_secret({"type": "Opaque", "data": {}})
 
@@ -93,9 +95,12 @@ def test_docker_config_with_helpers_follows_dockers_order():
     assert config.helper_for("gcr.io") == "gcloud"
     assert config.helper_for("123.dkr.ecr.eu-west-1.amazonaws.com") == "ecr-login"
     assert config.helper_for("docker.io") == "pass"  # credsStore covers every other registry
-    assert config.auths == {"quay.io": Credential("robot", "tok")}
+    assert [(e.key, e.credential) for e in config.auths.entries] == [
+        ("quay.io", Credential("robot", "tok"))
+    ]
     plain = read_docker_config({"auths": {"quay.io": {"auth": b64("robot:tok")}}})
-    assert plain.helper_for("quay.io") == "" and plain.auths["quay.io"].username == "robot"
+    assert plain.helper_for("quay.io") == ""
+    assert plain.auths.lookup("quay.io", "o/app") == (Credential("robot", "tok"),)
 
 
 def test_helper_names_cannot_name_other_programs():

@@ -30,6 +30,7 @@ from chainproof.services.judge.subscriptions import SubscriptionService
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
+from chainproof.services.scribe.registry_sources import RegistrySources
 from chainproof.services.scribe.scanning import ScanService
 from chainproof.services.wiring import Services
 
@@ -93,6 +94,10 @@ async def _ingest(request: Request) -> IngestService:
     return services_of(request).ingest
 
 
+async def _registry_sources(request: Request) -> RegistrySources:
+    return services_of(request).registry_sources
+
+
 async def _findings(request: Request) -> FindingsService:
     return services_of(request).findings
 
@@ -123,6 +128,7 @@ Admission = Annotated[AdmissionService, Depends(_admission)]
 Scanner = Annotated[ScanService, Depends(_scanner)]
 VouchingDep = Annotated[Vouching, Depends(_vouching)]
 Ingest = Annotated[IngestService, Depends(_ingest)]
+RegistrySourcesDep = Annotated[RegistrySources, Depends(_registry_sources)]
 FindingsDep = Annotated[FindingsService, Depends(_findings)]
 Subscriptions = Annotated[SubscriptionService, Depends(_subscriptions)]
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]

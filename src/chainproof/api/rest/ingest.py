@@ -1,8 +1,10 @@
 """REST routes of ingestion: one way in for SBOMs, scan reports, VEX and provenance, the stored
-documents served back by digest, and the queries over the facts they became — among them an
-image's vulnerability findings, whoever found them, with the VEX statement that resolves each
-(``images/vulnerabilities``; ``images:vulnerabilities`` is its deprecated spelling, answering
-in its old shape, grouped by source)."""
+documents served back by digest, the sources of registry evidence recorded in the scribe
+(``registryEvidence``: by occurrence, or every one about an image digest), and the queries
+over the facts they became — among them an image's vulnerability findings, whoever found them,
+with the VEX statement that resolves each (``images/vulnerabilities``;
+``images:vulnerabilities`` is its deprecated spelling, answering in its old shape, grouped by
+source)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from chainproof.api.rest.auth import requires
-from chainproof.api.rest.deps import FindingsDep, Ingest
+from chainproof.api.rest.deps import FindingsDep, Ingest, RegistrySourcesDep
 from chainproof.api.rest.grafeas import json_response
 from chainproof.iam import permissions as perms
 from chainproof.services.judge.findings import Finding
@@ -76,6 +78,27 @@ async def ingest_document(
 async def get_document(project: str, digest: str, service: Ingest) -> Response:
     fmt, content = await service.document(f"projects/{project}", digest)
     return Response(content, media_type=_MEDIA.get(fmt, "application/json"))
+
+
+@router.get(
+    "/projects/{project}/registryEvidence/{occurrence_id}",
+    dependencies=[requires(perms.OCCURRENCES_GET)],
+)
+async def get_registry_source(
+    project: str, occurrence_id: str, sources: RegistrySourcesDep
+) -> Response:
+    """Where occurrence ``occurrence_id`` was read when it was recorded from a registry: the
+    registry manifest (``source``) and layer, and the attestor that verified it."""
+    return json_response(await sources.get(f"projects/{project}", occurrence_id))
+
+
+@router.get("/projects/{project}/registryEvidence", dependencies=[requires(perms.OCCURRENCES_LIST)])
+async def list_registry_sources(
+    project: str, sources: RegistrySourcesDep, image: ImageQuery = ""
+) -> Response:
+    """The sources of every occurrence recorded from a registry about ``image`` (by digest)."""
+    found = await sources.of_image(f"projects/{project}", image)
+    return json_response({"image": image, "registryEvidence": found})
 
 
 @router.get("/projects/{project}/images/packages", dependencies=[requires(perms.OCCURRENCES_LIST)])

@@ -191,6 +191,10 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", _V1 + "/images/packages"): Operation(ref("ImagePackages")),
     ("GET", _V1 + "/images/vulnerabilities"): Operation(ref("ImageFindings")),
     ("GET", _V1 + "/packages/images"): Operation(ref("PackageImages")),
+    ("GET", _V1 + "/registryEvidence"): Operation(ref("ImageRegistrySources")),
+    ("GET", _V1 + "/registryEvidence/{occurrence_id}"): Operation(
+        ref("RegistrySource"), errors=(404,)
+    ),
 }
 
 #: The Grafeas messages published, with every message they use.

@@ -499,6 +499,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ("image", "vulnerabilities"),
     ),
     "PackageImages": _obj({"purl": _S, "images": _array({})}, ("purl", "images")),
+    "RegistrySource": _obj(
+        {
+            "name": {**_S, "description": "projects/{project}/registryEvidence/{occurrence_id}"},
+            "occurrence": {**_S, "description": "the occurrence recorded"},
+            "resource": {**_S, "description": "the image, registry/repo@sha256:…"},
+            "attestor": {**_S, "description": "the attestor whose key verified it"},
+            "source": {
+                **_S,
+                "description": "the .sig, .att or referrer manifest it was read from, "
+                "registry/repo@sha256:…",
+            },
+            "layer": {**_S, "description": "the digest of the layer that carried it"},
+            "recordedAt": _TIME,
+        },
+        ("name", "occurrence", "resource", "attestor", "source", "layer", "recordedAt"),
+    ),
+    "ImageRegistrySources": _obj(
+        {"image": _S, "registryEvidence": _array(ref("RegistrySource"))},
+        ("image", "registryEvidence"),
+    ),
     "Health": _obj({"status": _S}, ("status",)),
     "AdmissionReview": _obj(
         {

@@ -3,10 +3,13 @@ ServiceAccount's, as the kubelet uses them.
 
 This module owns :class:`ClusterPullSecrets`, the
 :class:`~chainproof.sources.registry.auth.PullSecretSource` over the Kubernetes API: for a
-namespace, a ServiceAccount and the secret names a pod lists, it reads the ServiceAccount (for
-its ``imagePullSecrets``) and each secret, pod's first, and merges their
-``kubernetes.io/dockerconfigjson`` (or legacy ``dockercfg``) credentials, the first secret
-naming a registry winning. Reads are cached ``ttl`` seconds per object; failures are not.
+namespace, a ServiceAccount and the secret names a pod lists, it reads each secret the pod
+names — or, when it names none, the ServiceAccount and the secrets it lists, as the API
+server's ServiceAccount admission fills a pod's ``imagePullSecrets`` only when the pod has
+none — and merges their ``kubernetes.io/dockerconfigjson`` (or legacy ``dockercfg``)
+credentials into one :class:`~chainproof.sources.registry.credentials.Keyring`, as the kubelet
+does (the most specific key wins; among equal keys, the first secret). Reads are cached
+``ttl`` seconds per object; failures are not.
 
 Fail closed: a secret or ServiceAccount that is missing, forbidden to chainproof (it needs
 ``get`` on ``secrets`` and ``serviceaccounts``), of another type or garbled raises
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
@@ -26,7 +29,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from chainproof.errors import InvalidArgument
 from chainproof.sources.registry.auth import PullSecretError
-from chainproof.sources.registry.credentials import Credential, parse_pull_secret
+from chainproof.sources.registry.credentials import Keyring, parse_pull_secret
 from chainproof.sources.registry.deadline import Deadline
 
 __all__ = ["ClusterPullSecrets"]
@@ -62,7 +65,7 @@ class ClusterPullSecrets:
 
     async def credentials(
         self, namespace: str, service_account: str, names: Sequence[str], deadline: Deadline
-    ) -> Mapping[str, Credential]:
+    ) -> Keyring:
         try:
             async with asyncio.timeout(max(deadline.remaining(), 0.001)):
                 return await self._credentials(namespace, service_account, names)
@@ -73,24 +76,21 @@ class ClusterPullSecrets:
 
     async def _credentials(
         self, namespace: str, service_account: str, names: Sequence[str]
-    ) -> Mapping[str, Credential]:
-        account = await self._get("serviceaccount", namespace, service_account)
+    ) -> Keyring:
         listed = [n for n in names if n]
-        listed += [
-            ref.name for ref in (account.image_pull_secrets or []) if getattr(ref, "name", None)
-        ]
+        if not listed:
+            account = await self._get("serviceaccount", namespace, service_account)
+            listed = [
+                ref.name for ref in (account.image_pull_secrets or []) if getattr(ref, "name", None)
+            ]
         listed = list(dict.fromkeys(listed))
         if len(listed) > _MAX_SECRETS:
             raise PullSecretError(
                 f"{len(listed)} pull secrets are named, more than the {_MAX_SECRETS} read"
             )
-        merged: dict[str, Credential] = {}
-        for name in listed:
-            for host, credential in (await self._secret(namespace, name)).items():
-                merged.setdefault(host, credential)
-        return merged
+        return Keyring.union([await self._secret(namespace, name) for name in listed])
 
-    async def _secret(self, namespace: str, name: str) -> Mapping[str, Credential]:
+    async def _secret(self, namespace: str, name: str) -> Keyring:
         secret = await self._get("secret", namespace, name)
         try:
             return parse_pull_secret({"type": secret.type, "data": secret.data or {}})

@@ -430,7 +430,7 @@ class RegistryClient:
     ) -> httpx.Response:
         """One logical request: auth challenge, retries, redirects; a streaming response."""
         scope = f"repository:{repository}:pull"
-        credential = await self.credentials.credential(host, deadline)
+        credential = await self.credentials.credential(host, repository, deadline)
         identity = credential.identity if credential is not None else ""
         attempt = 0
         challenged = False

@@ -14,7 +14,7 @@ from chainproof.sources.registry.auth import CredentialResolver, PullSecretSourc
 from chainproof.sources.registry.cache import RegistryCache
 from chainproof.sources.registry.client import RegistryClient
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost
-from chainproof.sources.registry.credentials import Credential, DockerConfig, read_docker_config
+from chainproof.sources.registry.credentials import DockerConfig, read_docker_config
 from chainproof.sources.registry.metrics import RegistryMetrics
 from chainproof.sources.registry.reader import RegistryReader
 
@@ -40,7 +40,6 @@ def docker_config(settings: RegistrySettings) -> DockerConfig:
 
 
 def registry_config(settings: RegistrySettings) -> RegistryConfig:
-    credentials: dict[str, Credential] = dict(docker_config(settings).auths)
     hosts: dict[str, RegistryHost] = {}
     for h in settings.hosts:
         hosts[h.host] = RegistryHost(
@@ -49,14 +48,11 @@ def registry_config(settings: RegistrySettings) -> RegistryConfig:
             ca_file=str(h.ca_file) if h.ca_file else None,
             client_cert=str(h.client_cert_file) if h.client_cert_file else None,
             client_key=str(h.client_key_file) if h.client_key_file else None,
-            credential=credentials.get(h.host),
             mirrors=tuple(h.mirrors),
             redirect_hosts=tuple(h.redirect_hosts),
             timeout_seconds=h.timeout_seconds,
             max_retries=h.max_retries,
         )
-    for host, credential in credentials.items():
-        hosts.setdefault(host, RegistryHost(host=host, credential=credential))
     return RegistryConfig(
         hosts=hosts,
         default=RegistryHost(host="*", timeout_seconds=settings.timeout_seconds),
