@@ -240,10 +240,13 @@ def _htpasswd(user: str, password: str) -> str:
         return f"{user}:{crypt.crypt(password, salt)}\n"
 
 
-def start_registry(credentials: tuple[str, str] | None = None) -> OciRegistry:
-    """A registry; with ``credentials`` it asks for basic authentication (htpasswd)."""
+def start_registry(
+    credentials: tuple[str, str] | None = None, port: int | None = None
+) -> OciRegistry:
+    """A registry; with ``credentials`` it asks for basic authentication (htpasswd); on
+    ``port`` when given (benchmarks keep to their own ports), else a free one."""
     workdir = Path(tempfile.mkdtemp(prefix="chainproof-registry-"))
-    port = _free_port()
+    port = port or _free_port()
     config = workdir / "registry.yml"
     auth = ""
     if credentials is not None:

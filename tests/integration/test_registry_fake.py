@@ -399,3 +399,29 @@ async def test_a_registry_without_the_referrers_api_is_asked_for_the_fallback_ta
     assert f"/v2/refmem/a/referrers/{one}" in before  # asked once, answered 404
     assert seen == [f"/v2/refmem/b/manifests/{two.replace(':', '-')}"]
     assert [d.digest for d in second.descriptors] == [referrer] and second.from_fallback_tag
+
+
+async def test_the_images_own_manifest_is_asked_only_when_its_platforms_matter(signer):
+    with serve_fake(FakeRegistry(referrers_api=True)) as fake:
+        pusher = Pusher(fake.host)
+        digest = image_manifest(pusher, "app", "v1", "own")
+        sig = sign_image(pusher, "app", digest, signer)
+        client = client_for(fake)
+        image = parse_image_reference(f"{fake.host}/app@{digest}")
+        try:
+            fake.requests.clear()
+            lean = await RegistryReader(client).artifacts(image, Deadline(5), index=False)
+            lean_paths = [path for _method, path, _headers in fake.requests]
+            fake.requests.clear()
+            whole = await RegistryReader(client).artifacts(image, Deadline(5))
+            whole_paths = [path for _method, path, _headers in fake.requests]
+        finally:
+            await client.aclose()
+    own = f"/v2/app/manifests/{digest}"
+    assert own not in lean_paths and own in whole_paths
+    # The evidence is the same either way: it names the digest from the request.
+    assert [s.source for s in lean.signatures] == [s.source for s in whole.signatures]
+    assert [s.source for s in lean.signatures] == [f"{fake.host}/app@{sig}"]
+    assert (
+        lean.media_type == "" and whole.media_type == "application/vnd.oci.image.manifest.v1+json"
+    )

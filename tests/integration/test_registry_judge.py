@@ -30,7 +30,7 @@ REQUIRE = {
 class CountingReader(RegistryReader):
     calls = 0
 
-    async def artifacts(self, image, deadline):
+    async def artifacts(self, image, deadline, *, index=True):
         CountingReader.calls += 1
         return await super().artifacts(image, deadline)
 

@@ -32,7 +32,7 @@ class CountingReader(RegistryReader):
         super().__init__(client)
         self.asked: list[str] = []
 
-    async def artifacts(self, image, deadline):
+    async def artifacts(self, image, deadline, *, index=True):
         self.asked.append(image.canonical)
         return await super().artifacts(image, deadline)
 

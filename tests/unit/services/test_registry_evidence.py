@@ -39,7 +39,7 @@ class MemorySource:
     async def resolve(self, image, deadline):
         raise NotImplementedError
 
-    async def artifacts(self, image, deadline):
+    async def artifacts(self, image, deadline, *, index=True):
         self.calls += 1
         if self.fail is not None:
             raise self.fail

@@ -142,7 +142,13 @@ class RegistryEvidence:
         if (not wanted and not every_platform) or image.digest is None:
             return None
         deadline = deadline or Deadline(self.timeout_seconds)
-        artifacts = await self.source.artifacts(image, deadline) if wanted else None
+        # The image's own manifest is read only when its platforms matter (a rule wanting
+        # evidence on every platform): the evidence names the digest from the request anyway.
+        artifacts = (
+            await self.source.artifacts(image, deadline, index=bool(every_platform))
+            if wanted
+            else None
+        )
         if not every_platform:
             return RegistryRead(artifacts)
         if artifacts is not None:

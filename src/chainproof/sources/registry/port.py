@@ -57,7 +57,8 @@ class RegistryBundle:
 class RegistryArtifacts:
     """What the registry holds about one image digest (the digest from the request).
 
-    ``children`` are the per-platform manifests when the image is an index; ``problems`` are
+    ``children`` are the per-platform manifests when the image is an index (``media_type`` and
+    ``children`` are empty when the image's own manifest was not asked for); ``problems`` are
     pieces of evidence that could not be read (an unreadable layer), reported, not dropped.
     """
 
@@ -75,8 +76,13 @@ class RegistryEvidenceSource(Protocol):
         """The digest ``image``'s tag points at now; RegistryError when it cannot say."""
         ...
 
-    async def artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
-        """Signatures, attestations and bundles stored beside ``image`` (which has a digest)."""
+    async def artifacts(
+        self, image: ImageReference, deadline: Deadline, *, index: bool = True
+    ) -> RegistryArtifacts:
+        """Signatures, attestations and bundles stored beside ``image`` (which has a digest).
+        ``index``: also read the image's own manifest (``media_type``, ``children``); without
+        it those are empty and the image's existence is not checked (the evidence names the
+        digest from the request either way)."""
         ...
 
     async def platforms(self, image: ImageReference, deadline: Deadline) -> tuple[Descriptor, ...]:

@@ -213,10 +213,12 @@ class RegistryReader:
         if self.client.metrics is not None:
             self.client.metrics.errors.labels(registry).inc()
 
-    async def artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
+    async def artifacts(
+        self, image: ImageReference, deadline: Deadline, *, index: bool = True
+    ) -> RegistryArtifacts:
         try:
             await self.client.credentials.review_credentials(image.registry, deadline)
-            return await self._artifacts(image, deadline)
+            return await self._artifacts(image, deadline, index)
         except RegistryError as exc:
             self._count_error(exc.registry)
             raise
@@ -238,25 +240,31 @@ class RegistryReader:
             raise RegistryError(image.registry, f"{image.name}@{image.digest} does not exist")
         return self._parse(image, own)
 
-    async def _artifacts(self, image: ImageReference, deadline: Deadline) -> RegistryArtifacts:
+    async def _artifacts(
+        self, image: ImageReference, deadline: Deadline, index: bool
+    ) -> RegistryArtifacts:
         if image.digest is None:
             raise InvalidArgument(f"image {image} has no digest: resolve its tag first")
         problems: list[tuple[str, str]] = []
-        # One round trip, not two: the image's own manifest is asked for with its .sig, .att
-        # and referrers (all named by the digest from the request); a missing or garbled
-        # manifest still fails the whole read.
+        # One round trip, not two: the image's own manifest (when it is wanted) is asked for
+        # with its .sig, .att and referrers (all named by the digest from the request); a
+        # missing or garbled manifest still fails the whole read.
         parsed, signatures, attestations, bundles = await asyncio.gather(
-            self._own(image, deadline),
+            self._own(image, deadline) if index else _nothing(),
             self._signatures(image, deadline, problems),
             self._attestations(image, deadline, problems),
             self._bundles(image, deadline, problems),
         )
         return RegistryArtifacts(
             image=image.canonical,
-            media_type=parsed.media_type,
+            media_type=parsed.media_type if parsed is not None else "",
             children=parsed.manifests if isinstance(parsed, ImageIndex) else (),
             signatures=signatures,
             attestations=attestations,
             bundles=bundles,
             problems=tuple(problems),
         )
+
+
+async def _nothing() -> None:
+    return None
