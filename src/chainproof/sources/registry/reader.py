@@ -4,8 +4,10 @@ This module owns :class:`RegistryReader`, the HTTP implementation of
 :class:`~chainproof.sources.registry.port.RegistryEvidenceSource`. For an image digest it
 reads, concurrently and through :class:`~chainproof.sources.registry.cache.RegistryCache`:
 
-* the image's own manifest (so a registry that serves other bytes for the digest is caught,
-  and an index's children are known);
+* the image's own manifest, unless the caller says its platforms do not matter
+  (``index=False``: the judge asks for it only for rules wanting evidence on every platform);
+  read, it catches a registry serving other bytes for the digest and lists an index's
+  children;
 * the ``sha256-<hex>.sig`` and ``sha256-<hex>.att`` manifests and their layers (at most
   ``max_layers`` each; more is an error, never a silent prefix);
 * the referrers whose artifact type is a Sigstore bundle, and their bundle layers.
