@@ -42,7 +42,9 @@ from chainproof.store.scribe import (
     NoteRepository,
     OccurrenceRecord,
     OccurrenceRepository,
+    OccurrenceSlice,
     ProjectRepository,
+    SlicesRead,
 )
 
 R = TypeVar("R", NoteRecord, OccurrenceRecord)
@@ -289,6 +291,33 @@ class _Occurrences(OccurrenceRepository):
         keys = self._s.by_note.get((note_project, note_id), ())
         rows = (self._s.occurrences[k] for k in keys)
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
+
+    async def _read_slices(self, slices: Sequence[OccurrenceSlice]) -> SlicesRead:
+        state = self._s
+        answers: list[list[OccurrenceRecord]] = []
+        notes: dict[tuple[str, str], NoteRecord] = {}
+        for s in slices:
+            if s.note is not None:
+                found: Iterable[OccurrenceRecord] = (
+                    r
+                    for r in (state.occurrences[k] for k in state.by_note.get(s.note, ()))
+                    if r.resource == s.resource
+                )
+            else:
+                assert s.project is not None
+                project = s.project
+                ids = state.by_resource.get((project, s.resource), ())
+                found = (state.occurrences[(project, i)] for i in ids)
+            chosen = sorted(
+                (r for r in found if not s.kinds or r.kind in s.kinds),
+                key=lambda r: r.occurrence_id,
+            )[: s.limit]
+            answers.append([_copy(r) for r in chosen])
+            for r in chosen:
+                key = (r.note_project, r.note_id)
+                if r.kind in s.with_notes and key in state.notes and key not in notes:
+                    notes[key] = _copy(state.notes[key])
+        return SlicesRead(tuple(answers), notes)
 
 
 class _Meta(MetaRepository):

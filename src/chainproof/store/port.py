@@ -53,7 +53,9 @@ from chainproof.store.scribe import (
     NoteRepository,
     OccurrenceRecord,
     OccurrenceRepository,
+    OccurrenceSlice,
     ProjectRepository,
+    SlicesRead,
 )
 
 __all__ = [
@@ -73,8 +75,10 @@ __all__ = [
     "NoteRepository",
     "OccurrenceRecord",
     "OccurrenceRepository",
+    "OccurrenceSlice",
     "OutboxRepository",
     "ProjectRepository",
+    "SlicesRead",
     "SubscriptionRepository",
     "UnitOfWork",
     "ViolationRepository",

@@ -68,6 +68,38 @@ class OccurrenceRecord:
         return self.note_id
 
 
+@dataclass(frozen=True, slots=True)
+class OccurrenceSlice:
+    """One part of a batched read (:meth:`OccurrenceRepository.read_slices`): the occurrences
+    about one canonical ``resource``, either filed under one ``note`` (``(project, note ID)``,
+    in every project, as ``page_of_note`` reads) or stored in one ``project``; of the given
+    ``kinds`` (empty: every kind); in ascending ID order, at most ``limit`` of them.
+
+    Rows whose kind is among ``with_notes`` come with the note they are filed under (the
+    judge reads a scan's analysis kind and an SBOM reference's format from it)."""
+
+    resource: str
+    limit: int
+    note: tuple[str, str] | None = None
+    project: str | None = None
+    kinds: tuple[str, ...] = ()
+    with_notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.note is None) == (self.project is None):
+            raise ValueError("an occurrence slice is scoped by a note or by a project, not both")
+
+
+@dataclass(frozen=True, slots=True)
+class SlicesRead:
+    """What :meth:`OccurrenceRepository.read_slices` found: ``rows[i]`` answers slice ``i``;
+    ``notes`` holds the notes asked for with ``with_notes``, by ``(project, note ID)`` (a note
+    that does not exist is absent)."""
+
+    rows: tuple[list[OccurrenceRecord], ...]
+    notes: Mapping[tuple[str, str], NoteRecord]
+
+
 def _note_key(record: NoteRecord) -> tuple[str, str]:
     return (record.project, record.note_id)
 
@@ -203,9 +235,27 @@ class OccurrenceRepository(ABC):
             return []
         return await self._page_of_note(note_project, note_id, where, after, limit)
 
+    async def read_slices(self, slices: Sequence[OccurrenceSlice]) -> SlicesRead:
+        """Every slice at once: the judge's read of all the evidence one review needs (every
+        image, every attestor's note and every evidence project) in one round trip to the
+        database, each slice bounded by its own limit (a slice that comes back full is how
+        the caller sees that a bound was hit)."""
+        wanted = [(i, s) for i, s in enumerate(slices) if s.limit > 0]
+        rows: list[list[OccurrenceRecord]] = [[] for _ in slices]
+        if not wanted:
+            return SlicesRead(tuple(rows), {})
+        found = await self._read_slices([s for _, s in wanted])
+        for (i, _), got in zip(wanted, found.rows, strict=True):
+            rows[i] = got
+        return SlicesRead(tuple(rows), found.notes)
+
     @abstractmethod
     async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
         """``records`` is not empty and its IDs are distinct."""
+
+    @abstractmethod
+    async def _read_slices(self, slices: Sequence[OccurrenceSlice]) -> SlicesRead:
+        """``slices`` is not empty and every limit is positive; one answer per slice."""
 
     @abstractmethod
     async def _delete_many(self, project: str, occurrence_ids: Sequence[str]) -> list[str]:

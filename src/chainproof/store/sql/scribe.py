@@ -24,7 +24,9 @@ from chainproof.store.scribe import (
     NoteRepository,
     OccurrenceRecord,
     OccurrenceRepository,
+    OccurrenceSlice,
     ProjectRepository,
+    SlicesRead,
 )
 from chainproof.store.sql import bulk
 from chainproof.store.sql.filters import (
@@ -38,6 +40,9 @@ from chainproof.store.sql.tx import Row, SqlTx, dump_json
 
 #: Keys per ``(project, id) IN (…)`` query: well under both databases' parameter limits.
 _KEYS_PER_QUERY = 500
+#: Slices per statement of ``read_slices``: each is one arm of a UNION ALL with at most a few
+#: parameters, well under SQLite's 500 compound arms and both databases' parameter limits.
+_SLICES_PER_QUERY = 100
 
 
 def _time(message: Any, field: str) -> datetime | None:
@@ -117,6 +122,81 @@ def _occurrence(row: Row) -> OccurrenceRecord:
         resource=row.resource,
         occurrence=from_stored_json(OccurrencePB, row.data),
     )
+
+
+#: The shape of one slice, which decides its SQL: (by note?, kinds listed, kinds with notes).
+_SliceShape = tuple[bool, int, int]
+
+
+@functools.lru_cache(maxsize=256)
+def _slices_statement(shapes: tuple[_SliceShape, ...], sqlite: bool) -> sa.CompoundSelect:
+    """The UNION ALL that reads slices of these shapes, built once per shape and dialect (the
+    values are bound parameters: ``r{i}`` resource, ``p{i}``/``q{i}`` project or note, ``k{i}_{j}``
+    kinds, ``w{i}_{j}`` kinds that come with their note, ``l{i}`` limit).
+
+    Each arm is its own index range scan, ordered by ID and cut at its limit in the database,
+    so a resource flooded with occurrences costs at most its limit, never a scan of them all.
+    On SQLite the kind is compared as ``+kind``, which no index serves: without statistics
+    its planner would otherwise pick ``(project, kind, occurrence_id)`` for a single kind and
+    walk every PACKAGE of the project in ID order to skip a sort of a few rows."""
+    arms = []
+    for i, (by_note, kinds, with_notes) in enumerate(shapes):
+        o = occurrences.alias(f"o{i}")
+        source: sa.FromClause = o
+        # Rows without a note carry typed NULLs (PostgreSQL types each column of the union).
+        note_kind: sa.ColumnElement[Any] = sa.cast(sa.null(), notes.c.kind.type)
+        note_data: sa.ColumnElement[Any] = sa.cast(sa.null(), notes.c.data.type)
+        if with_notes:
+            n = notes.alias(f"n{i}")
+            on = sa.and_(
+                n.c.project == o.c.note_project,
+                n.c.note_id == o.c.note_id,
+                o.c.kind.in_([sa.bindparam(f"w{i}_{j}") for j in range(with_notes)]),
+            )
+            source, note_kind, note_data = o.outerjoin(n, on), n.c.kind, n.c.data
+        scope = (
+            sa.and_(o.c.note_project == sa.bindparam(f"p{i}"), o.c.note_id == sa.bindparam(f"q{i}"))
+            if by_note
+            else o.c.project == sa.bindparam(f"p{i}")
+        )
+        arm = (
+            sa.select(
+                sa.literal_column(str(i), sa.Integer).label("slice"),
+                o.c.project,
+                o.c.occurrence_id,
+                o.c.kind,
+                o.c.note_project,
+                o.c.note_id,
+                o.c.resource,
+                o.c.data,
+                note_kind.label("nkind"),
+                note_data.label("ndata"),
+            )
+            .select_from(source)
+            .where(scope, o.c.resource == sa.bindparam(f"r{i}"))
+            .order_by(o.c.occurrence_id)
+            .limit(sa.bindparam(f"l{i}", type_=sa.Integer))
+        )
+        if kinds:
+            # SQLite: ``+kind`` keeps the planner off the (project, kind) index (see above).
+            kind: sa.ColumnElement[str] = (
+                sa.literal_column(f"+o{i}.kind", sa.Text) if sqlite else o.c.kind
+            )
+            arm = arm.where(kind.in_([sa.bindparam(f"k{i}_{j}") for j in range(kinds)]))
+        # A subquery per arm: an arm's ORDER BY and LIMIT must not apply to the whole union.
+        arms.append(sa.select(arm.subquery(f"s{i}")))
+    return sa.union_all(*arms)
+
+
+def _slice_parameters(i: int, s: OccurrenceSlice) -> dict[str, Any]:
+    values: dict[str, Any] = {f"r{i}": s.resource, f"l{i}": s.limit}
+    if s.note is not None:
+        values[f"p{i}"], values[f"q{i}"] = s.note
+    else:
+        values[f"p{i}"] = s.project
+    values.update({f"k{i}_{j}": kind for j, kind in enumerate(s.kinds)})
+    values.update({f"w{i}_{j}": kind for j, kind in enumerate(s.with_notes)})
+    return values
 
 
 class SqlProjects(ProjectRepository):
@@ -307,6 +387,31 @@ class SqlOccurrences(OccurrenceRepository):
             occurrences.c.note_project == note_project, occurrences.c.note_id == note_id
         )
         return await self._select(scope, where, after, limit)
+
+    async def _read_slices(self, slices: Sequence[OccurrenceSlice]) -> SlicesRead:
+        answers: list[list[OccurrenceRecord]] = [[] for _ in slices]
+        notes_found: dict[tuple[str, str], NoteRecord] = {}
+        for start in range(0, len(slices), _SLICES_PER_QUERY):
+            chunk = slices[start : start + _SLICES_PER_QUERY]
+            shapes = tuple((s.note is not None, len(s.kinds), len(s.with_notes)) for s in chunk)
+            stmt = _slices_statement(shapes, not self._tx.postgres)
+            values: dict[str, Any] = {}
+            for i, s in enumerate(chunk):
+                values.update(_slice_parameters(i, s))
+            for row in await self._c.execute(stmt, values):
+                answers[start + row.slice].append(_occurrence(row))
+                key = (row.note_project, row.note_id)
+                if row.ndata is not None and key not in notes_found:
+                    notes_found[key] = NoteRecord(
+                        project=row.note_project,
+                        note_id=row.note_id,
+                        kind=row.nkind,
+                        note=from_stored_json(NotePB, row.ndata),
+                    )
+        for rows in answers:
+            # The union's order is the database's to choose; each slice's is by ID.
+            rows.sort(key=lambda r: r.occurrence_id)
+        return SlicesRead(tuple(answers), notes_found)
 
 
 class SqlMeta(MetaRepository):
