@@ -1,17 +1,19 @@
-"""How many SQL statements a cold review costs on SQLite (issue 17 item 4's baseline).
+"""How many SQL statements a first sight costs on SQLite (issue 17 item 4).
 
-A cold review (no judge cache, verification cache cleared) reads the policy and attestors,
-then the evidence of every image. The counts are pinned as upper bounds so that a change
-adding round trips per image or per attestor fails here; the work of item 4 (one batched read
-per review) lowers them and should lower these bounds with it.
+A review of images the judge has not seen (no cached evidence, verification cache cleared)
+reads the evidence of every image, every attestor and every evidence project in one batched
+statement (``occurrences.read_slices``), in one read-only transaction; with the judge cache
+off it also reads the policy and its attestors first. The counts are exact, so that a change
+adding a round trip per image, per attestor or per project fails here.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from chainproof.domain.messages import note_from_json, occurrence_from_json
@@ -68,19 +70,25 @@ async def _setup(system: System, images: tuple[str, ...]) -> None:
         )
 
 
-async def _cold_review_statements(tmp_path: Path, count: int) -> tuple[int, int]:
-    """(statements, transactions) of one cold review of ``count`` images."""
+async def _cold_review_statements(
+    tmp_path: Path, count: int, *, config_cached: bool = True, url: str = ""
+) -> tuple[int, int]:
+    """(statements, transactions) of one first sight of ``count`` images; ``config_cached``:
+    the judge cache is on and holds the policy and attestors (as a serving judge does).
+    ``url``: another (empty) database than a new SQLite file."""
     images = tuple(f"gcr.io/acme/svc{i}@sha256:{i:064x}" for i in range(count))
-    store = SqlStore.from_url(f"sqlite:///{tmp_path}/first-sight-{count}.db")
+    store = SqlStore.from_url(url or f"sqlite:///{tmp_path}/first-sight-{count}-{config_cached}.db")
     await store.open()
     try:
-        system = System(store=store)  # type: ignore[arg-type]
+        ttl = timedelta(minutes=5) if config_cached else timedelta(0)
+        system = System(store=store, cache_ttl=ttl)  # type: ignore[arg-type]
         system.clock.now = datetime.now(UTC)
         await _setup(system, images)
         request = AdmissionRequest(images=images, namespace="web")
         first = await system.judge.evaluate("prod", request)
         assert first.allowed, first.explain()
         system.gatherer.cache.clear()
+        system.judge._evidence.clear()  # the images are new to it; the config is not
         seen = {"statements": 0, "transactions": 0}
 
         def statement(*_: Any) -> None:
@@ -103,19 +111,29 @@ async def _cold_review_statements(tmp_path: Path, count: int) -> tuple[int, int]
         await store.close()
 
 
-async def test_a_cold_three_image_review_stays_within_its_statement_budget(
-    tmp_path: Path,
-) -> None:
+async def test_a_first_sight_of_three_images_is_one_statement(tmp_path: Path) -> None:
     statements, transactions = await _cold_review_statements(tmp_path, 3)
-    print(f"cold 3-image review: {statements} statements in {transactions} transactions")
-    assert statements <= 23
-    assert transactions <= 2
+    print(f"first sight of 3 images: {statements} statements in {transactions} transactions")
+    # BEGIN (a read-only WAL snapshot) and the batched read.
+    assert (statements, transactions) == (2, 1)
 
 
-async def test_statements_per_extra_image_are_bounded(tmp_path: Path) -> None:
+async def test_without_the_judge_cache_the_config_adds_its_own_reads(tmp_path: Path) -> None:
+    statements, transactions = await _cold_review_statements(tmp_path, 3, config_cached=False)
+    # BEGIN, the policy, its two attestors; BEGIN, the batched read.
+    assert (statements, transactions) == (6, 2)
+
+
+async def test_an_extra_image_costs_no_statement(tmp_path: Path) -> None:
     one, _ = await _cold_review_statements(tmp_path, 1)
-    print(f"cold 1-image review: {one} statements")
     three, _ = await _cold_review_statements(tmp_path, 3)
-    # Today every image costs its own reads (one per attestor, one per evidence project and
-    # the inventory: 6 on SQLite); a batched read per review would make this 0.
-    assert three - one <= 2 * 6
+    assert one == three == 2
+
+
+@pytest.mark.postgres
+async def test_a_first_sight_on_postgresql_is_one_statement(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    statements, transactions = await _cold_review_statements(tmp_path, 3, url=fresh_pg_url)
+    print(f"first sight of 3 images on PostgreSQL: {statements} statements in {transactions}")
+    assert (statements, transactions) == (1, 1)  # asyncpg begins without a statement

@@ -34,7 +34,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -48,7 +48,6 @@ from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.attest.vuln_scan import is_vuln_scan, read_vuln_scan
 from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
-from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import ImageReference
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
@@ -78,7 +77,7 @@ from chainproof.policy.evidence import (
 from chainproof.services.judge.registry_evidence import RegistryEvidence, RegistryRead, content_fact
 from chainproof.services.scribe.registry_recording import RegistryFact
 from chainproof.sources.registry.client import REVIEW_DEADLINE
-from chainproof.store.port import MetadataStore, OccurrenceRecord, UnitOfWork
+from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord, OccurrenceSlice
 
 log = structlog.get_logger("chainproof.evidence")
 
@@ -252,11 +251,10 @@ class EvidenceLimits:
     evidence it concerns *incomplete*: rules that count it fail closed, saying which bound."""
 
     #: Occurrences read per image and source (one attestor's note; the scan results of one
-    #: evidence project). Everything up to it is read, page by page.
+    #: evidence project). Everything up to it is read, in the review's one batched read.
     max_occurrences: int = 10_000
     #: Signature checks (one signature against one key) per request.
     max_signature_checks: int = 2_000
-    page_size: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +299,33 @@ def _verifiers() -> ThreadPoolExecutor:
     if _VERIFIERS is None:
         _VERIFIERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chainproof-verify")
     return _VERIFIERS
+
+
+#: Where the answer to one slice of a batched read goes (its rows; the notes the read joined).
+_Landing = Callable[[list[OccurrenceRecord], Mapping[tuple[str, str], NoteRecord]], None]
+
+
+class _Batch:
+    """The slices of one batched read (``occurrences.read_slices``) and where each answer
+    lands: a review plans everything it needs, then reads it in one round trip."""
+
+    def __init__(self) -> None:
+        self.slices: list[OccurrenceSlice] = []
+        self._landings: list[_Landing] = []
+
+    def add(self, part: OccurrenceSlice, land: _Landing) -> None:
+        self.slices.append(part)
+        self._landings.append(land)
+
+    async def run(self, store: MetadataStore) -> None:
+        """Read every slice in one read-only unit of work (nothing: no unit of work), then
+        land each answer in the order the slices were added."""
+        if not self.slices:
+            return
+        async with store.session(readonly=True) as s:
+            found = await s.occurrences.read_slices(self.slices)
+        for land, rows in zip(self._landings, found.rows, strict=True):
+            land(rows, found.notes)
 
 
 @dataclass
@@ -360,11 +385,16 @@ class EvidenceGatherer:
         missing from it needs nothing more. Without it, :func:`default_needs` applies."""
         fallback = default_needs(attestors) if needs is None else EvidenceNeeds()
         reads: dict[str, _ImageRead] = {}
-        async with self._store.session(readonly=True) as s:
-            for image in dict.fromkeys(i for i in images if i.digest):
-                read = await self._read(s, image, attestors, evidence_projects)
-                read.needs = (needs or {}).get(image.canonical, fallback)
-                reads[image.canonical] = read
+        batch = _Batch()
+        for image in dict.fromkeys(i for i in images if i.digest):
+            read = _ImageRead(needs=(needs or {}).get(image.canonical, fallback))
+            self._plan(batch, read, image, attestors, evidence_projects)
+            reads[image.canonical] = read
+        # One round trip for every image, attestor and evidence project of the request.
+        await batch.run(self._store)
+        for read in reads.values():
+            if len(read.packages) > MAX_PACKAGES:
+                read.packages, read.packages_truncated = read.packages[:MAX_PACKAGES], True
         unique = [i for i in dict.fromkeys(images) if i.canonical in reads]
         if self.registry is not None:
             await self._read_registry(unique, reads, attestors)
@@ -436,87 +466,99 @@ class EvidenceGatherer:
                 continue
             for platform in registry_read.platforms:
                 wanted.append((read, replace(image, digest=platform.digest, tag=None), scribe_side))
-        if not wanted:
-            return
-        async with self._store.session(readonly=True) as s:
-            for read, child, scribe_side in wanted:
-                rows, incomplete = await self._read_attestations(s, child, scribe_side)
-                read.child_attestations[child.canonical] = rows
-                read.incomplete.extend(incomplete)
+        batch = _Batch()
+        for read, child, scribe_side in wanted:
+            rows = read.child_attestations.setdefault(child.canonical, {})
+            self._plan_attestations(batch, child, scribe_side, rows, read.incomplete)
+        await batch.run(self._store)
 
     # ----------------------------------------------------------------- reading
 
-    async def _read_all(
-        self, fetch: Callable[[str | None, int], Awaitable[list[OccurrenceRecord]]]
-    ) -> tuple[list[OccurrenceRecord], bool]:
-        """Every row, page by page, up to the bound; and whether the bound was hit."""
-        rows: list[OccurrenceRecord] = []
-        after: str | None = None
-        bound, page = self.limits.max_occurrences, self.limits.page_size
-        while True:
-            batch = await fetch(after, page)
-            rows.extend(batch)
-            if len(rows) > bound:
-                return rows[:bound], True
-            if len(batch) < page:
-                return rows, False
-            after = batch[-1].occurrence_id
-
-    async def _read(
+    def _plan(
         self,
-        s: UnitOfWork,
+        batch: _Batch,
+        read: _ImageRead,
         image: ImageReference,
         attestors: Mapping[str, Attestor],
         evidence_projects: Sequence[str],
-    ) -> _ImageRead:
-        read = _ImageRead()
+    ) -> None:
+        """Add to ``batch`` what ``image`` needs read: each scribe-sourced attestor's
+        occurrences about it, and in each evidence project its scan results, SBOM references
+        and packages."""
+        self._plan_attestations(batch, image, attestors, read.attestations, read.incomplete)
         bound = self.limits.max_occurrences
-        on_image = Compare(FilterColumn.RESOURCE, image.canonical)
-        read.attestations, incomplete = await self._read_attestations(s, image, attestors)
-        read.incomplete.extend(incomplete)
-
-        scan_kinds = Or(
-            (Compare(FilterColumn.KIND, "VULNERABILITY"), Compare(FilterColumn.KIND, "DISCOVERY"))
-        )
-        where = And((scan_kinds, on_image))
         for project in dict.fromkeys(evidence_projects):
 
-            def of_project(
-                after: str | None, limit: int, project: str = project
-            ) -> Awaitable[list[OccurrenceRecord]]:
-                return s.occurrences.page(project, where, after, limit)
-
-            rows, hit = await self._read_all(of_project)
-            if hit:
-                read.incomplete.append(
-                    IncompleteEvidence(
-                        UNSIGNED,
-                        f"more than {bound} vulnerability and discovery occurrences about the "
-                        f"image are stored in projects/{project} (the bound of {bound} per "
-                        "source was hit), so some findings would go unseen",
+            def scans(
+                rows: list[OccurrenceRecord],
+                notes: Mapping[tuple[str, str], NoteRecord],
+                project: str = project,
+            ) -> None:
+                if len(rows) > bound:
+                    read.incomplete.append(
+                        IncompleteEvidence(
+                            UNSIGNED,
+                            f"more than {bound} vulnerability and discovery occurrences about "
+                            f"the image are stored in projects/{project} (the bound of {bound} "
+                            "per source was hit), so some findings would go unseen",
+                        )
                     )
-                )
-                continue
-            read.scan_rows.extend(rows)
-        notes = {(r.note_project, r.note_id) for r in read.scan_rows if r.kind == "DISCOVERY"}
-        if notes:
-            found = await s.notes.get_many(sorted(notes))
-            for key, record in found.items():
-                if record.kind == "DISCOVERY":
-                    read.analysis_kinds[key] = _enum_name(record.note.discovery, "analysis_kind")
-        read.sboms, read.packages, read.packages_truncated = await _inventory(
-            s, evidence_projects, on_image
-        )
-        return read
+                    return
+                read.scan_rows.extend(rows)
+                for r in rows:
+                    note = notes.get((r.note_project, r.note_id))
+                    if r.kind == "DISCOVERY" and note is not None and note.kind == "DISCOVERY":
+                        kind = _enum_name(note.note.discovery, "analysis_kind")
+                        read.analysis_kinds[(r.note_project, r.note_id)] = kind
 
-    async def _read_attestations(
-        self, s: UnitOfWork, image: ImageReference, attestors: Mapping[str, Attestor]
-    ) -> tuple[dict[str, list[OccurrenceRecord]], list[IncompleteEvidence]]:
-        """Each scribe-sourced attestor's occurrences about ``image``, newest first."""
-        out: dict[str, list[OccurrenceRecord]] = {}
-        incomplete: list[IncompleteEvidence] = []
+            def sbom_references(
+                rows: list[OccurrenceRecord], notes: Mapping[tuple[str, str], NoteRecord]
+            ) -> None:
+                for r in rows:
+                    note = notes.get((r.note_project, r.note_id))
+                    if note is not None:
+                        ref = note.note.sbom_reference
+                        read.sboms.append(
+                            SbomFact(str(ref.format_), str(ref.version), r.occurrence.name)
+                        )
+
+            def packages(rows: list[OccurrenceRecord], _: object) -> None:
+                read.packages.extend(_package(r) for r in rows)
+
+            resource = image.canonical
+            batch.add(
+                OccurrenceSlice(
+                    resource, bound + 1, project=project, kinds=_SCAN_KINDS, with_notes=_DISCOVERY
+                ),
+                scans,
+            )
+            batch.add(
+                OccurrenceSlice(
+                    resource,
+                    MAX_SBOM_REFERENCES,
+                    project=project,
+                    kinds=_SBOM_REFERENCE,
+                    with_notes=_SBOM_REFERENCE,
+                ),
+                sbom_references,
+            )
+            # One more than the judge reads: a full slice is how truncation shows.
+            batch.add(
+                OccurrenceSlice(resource, MAX_PACKAGES + 1, project=project, kinds=_PACKAGE),
+                packages,
+            )
+
+    def _plan_attestations(
+        self,
+        batch: _Batch,
+        image: ImageReference,
+        attestors: Mapping[str, Attestor],
+        out: dict[str, list[OccurrenceRecord]],
+        incomplete: list[IncompleteEvidence],
+    ) -> None:
+        """Add to ``batch`` each scribe-sourced attestor's occurrences about ``image`` (filed
+        under its note, in any project), to land in ``out[attestor]`` newest first."""
         bound = self.limits.max_occurrences
-        on_image = Compare(FilterColumn.RESOURCE, image.canonical)
         for name, attestor in sorted(attestors.items()):
             if not attestor.evidence_source.reads_scribe:
                 continue  # its evidence lives in the registry only
@@ -526,27 +568,28 @@ class EvidenceGatherer:
                 incomplete.append(IncompleteEvidence(name, f"attestor {name}: {exc.message}"))
                 continue
 
-            def of_note(
-                after: str | None, limit: int, note: Any = note
-            ) -> Awaitable[list[OccurrenceRecord]]:
-                return s.occurrences.page_of_note(
-                    note.project, note.note_id, on_image, after, limit
-                )
-
-            rows, hit = await self._read_all(of_note)
-            if hit:
-                incomplete.append(
-                    IncompleteEvidence(
-                        name,
-                        f"more than {bound} occurrences of {attestor.note_reference} are filed "
-                        f"about {image.canonical} (the bound of {bound} per source was hit): "
-                        "delete the ones that are not attestations",
+            def land(
+                rows: list[OccurrenceRecord],
+                _: object,
+                name: str = name,
+                attestor: Attestor = attestor,
+            ) -> None:
+                if len(rows) > bound:
+                    incomplete.append(
+                        IncompleteEvidence(
+                            name,
+                            f"more than {bound} occurrences of {attestor.note_reference} are "
+                            f"filed about {image.canonical} (the bound of {bound} per source "
+                            "was hit): delete the ones that are not attestations",
+                        )
                     )
-                )
-                continue
-            # Newest first: what a verification budget reaches first is the latest evidence.
-            out[name] = rows[::-1]
-        return out, incomplete
+                    return
+                # Newest first: what a verification budget reaches first is the latest evidence.
+                out[name] = rows[::-1]
+
+            batch.add(
+                OccurrenceSlice(image.canonical, bound + 1, note=(note.project, note.note_id)), land
+            )
 
     # ----------------------------------------------------------------- verifying (worker thread)
 
@@ -896,52 +939,24 @@ def _occurrence_facts(attestor: str, record: OccurrenceRecord) -> list[str]:
 
 #: At most this many PACKAGE occurrences are read per image; beyond, package rules fail closed.
 MAX_PACKAGES = 20_000
+#: SBOM references read per image and evidence project.
+MAX_SBOM_REFERENCES = 100
+_SCAN_KINDS = ("VULNERABILITY", "DISCOVERY")
+_DISCOVERY = ("DISCOVERY",)
+_SBOM_REFERENCE = ("SBOM_REFERENCE",)
+_PACKAGE = ("PACKAGE",)
 
 
-async def _inventory(
-    s: UnitOfWork, evidence_projects: Sequence[str], on_image: Compare
-) -> tuple[list[SbomFact], list[InstalledPackage], bool]:
-    """The image's SBOM references and packages (what SBOM and package rules look at)."""
-    sboms: list[SbomFact] = []
-    packages: list[InstalledPackage] = []
-    truncated = False
-    for project in dict.fromkeys(evidence_projects):
-        rows = await s.occurrences.page(
-            project, And((Compare(FilterColumn.KIND, "SBOM_REFERENCE"), on_image)), None, 100
-        )
-        for record in rows:
-            notes = await s.notes.get_many([(record.note_project, record.note_id)])
-            note = notes.get((record.note_project, record.note_id))
-            if note is not None:
-                ref = note.note.sbom_reference
-                sboms.append(SbomFact(str(ref.format_), str(ref.version), record.occurrence.name))
-        after: str | None = None
-        while True:
-            batch = await s.occurrences.page(
-                project, And((Compare(FilterColumn.KIND, "PACKAGE"), on_image)), after, 1000
-            )
-            for record in batch:
-                p = record.occurrence.package
-                purl = next(
-                    (str(loc.cpe_uri) for loc in p.location if str(loc.cpe_uri).startswith("pkg:")),
-                    "",
-                )
-                packages.append(
-                    InstalledPackage(
-                        str(p.name),
-                        str(p.version.full_name or p.version.name),
-                        purl,
-                        str(p.license_.expression),
-                        record.occurrence.name,
-                    )
-                )
-            if len(batch) < 1000:
-                break
-            if len(packages) >= MAX_PACKAGES:
-                truncated = True
-                break
-            after = batch[-1].occurrence_id
-    return sboms, packages, truncated
+def _package(record: OccurrenceRecord) -> InstalledPackage:
+    p = record.occurrence.package
+    purl = next((str(loc.cpe_uri) for loc in p.location if str(loc.cpe_uri).startswith("pkg:")), "")
+    return InstalledPackage(
+        str(p.name),
+        str(p.version.full_name or p.version.name),
+        purl,
+        str(p.license_.expression),
+        record.occurrence.name,
+    )
 
 
 def _statement_dict(statement: Any) -> dict[str, Any]:

@@ -129,7 +129,7 @@ _SliceShape = tuple[bool, int, int]
 
 
 @functools.lru_cache(maxsize=256)
-def _slices_statement(shapes: tuple[_SliceShape, ...], sqlite: bool) -> sa.CompoundSelect:
+def _slices_statement(shapes: tuple[_SliceShape, ...], sqlite: bool) -> sa.CompoundSelect[Any]:
     """The UNION ALL that reads slices of these shapes, built once per shape and dialect (the
     values are bound parameters: ``r{i}`` resource, ``p{i}``/``q{i}`` project or note, ``k{i}_{j}``
     kinds, ``w{i}_{j}`` kinds that come with their note, ``l{i}`` limit).
