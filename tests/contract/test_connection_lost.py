@@ -52,3 +52,61 @@ async def test_a_connection_killed_in_a_session_is_unavailable(
             assert await s.notes.get("p", "n") is None
     finally:
         await store.close()
+
+
+async def _backend_pid(store: SqlStore) -> int:
+    async with store.session(readonly=True) as s:
+        c = s.connection  # type: ignore[attr-defined]
+        pid: int = (await c.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        return pid
+
+
+async def test_an_idle_pooled_connection_that_died_is_replaced_before_use(
+    pg_database_url: str,
+) -> None:
+    """A connection idle in the pool past ``ping_after_idle_s`` is pinged on checkout; the
+    one whose backend is gone (a restarted server) is replaced, and the session works."""
+    store = SqlStore.from_url(pg_database_url, pool_size=1, ping_after_idle_s=0.05)
+    await store.open()
+    try:
+        pid = await _backend_pid(store)
+        killer = SqlStore.from_url(pg_database_url)  # not through the pool under test
+        try:
+            await _kill(killer, pid)
+        finally:
+            await killer.close()
+        await asyncio.sleep(0.2)
+        assert await _backend_pid(store) != pid  # a new connection, not an error
+    finally:
+        await store.close()
+
+
+async def test_a_connection_used_a_moment_ago_is_not_pinged(pg_database_url: str) -> None:
+    """Busy sessions (the admission webhook's) do not pay a ping's round trip each."""
+    store = SqlStore.from_url(pg_database_url, pool_size=1, ping_after_idle_s=60)
+    await store.open()
+    sent: list[str] = []
+    try:
+        await _backend_pid(store)
+        sa.event.listen(
+            store.engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2])
+        )
+        await _backend_pid(store)
+        assert sent == ["SELECT pg_backend_pid()"]
+    finally:
+        await store.close()
+
+
+async def test_a_readonly_session_opens_no_transaction(pg_database_url: str) -> None:
+    """At READ COMMITTED a transaction would only add BEGIN and COMMIT round trips."""
+    store = SqlStore.from_url(pg_database_url)
+    await store.open()
+    try:
+        for readonly in (True, False):
+            async with store.session(readonly=readonly) as s:
+                c = s.connection  # type: ignore[attr-defined]
+                await c.execute(sa.text("SELECT 1"))
+                raw = (await c.get_raw_connection()).driver_connection
+                assert raw.is_in_transaction() is (not readonly)
+    finally:
+        await store.close()

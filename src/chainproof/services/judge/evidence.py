@@ -169,6 +169,12 @@ class VerificationCache:
             self._entries.clear()
             self._keys.clear()
 
+    def forget_results(self) -> None:
+        """Drop every verification result but keep the attestors' loaded keys: what a judge
+        that has its config but has never seen the images holds (a first sight)."""
+        with self._lock:
+            self._entries.clear()
+
 
 def _time(msg: Any, field: str) -> datetime | None:
     if not msg.HasField(field):

@@ -14,13 +14,20 @@ Where the two databases differ, the difference is spelled out here and nowhere e
   writers queue for up to ``busy_timeout``. WAL lets readers go on meanwhile.
 * An in-memory SQLite database lives in one connection (StaticPool), so units of work on it
   take turns behind an asyncio lock instead of interleaving on that connection.
-* PostgreSQL pools connections and pings them before use, so a restarted server does not fail
-  the first request of every pooled connection.
+* PostgreSQL pools connections and pings one before use when it has been idle for a while
+  (``PING_AFTER_IDLE_S``), so a restarted server does not fail the first request of every
+  pooled connection, while a busy server (the admission webhook) does not pay a round trip
+  per unit of work for it. A connection that dies while in use is a 503 (Unavailable).
+* PostgreSQL runs read-only units of work without BEGIN and COMMIT (autocommit). At READ
+  COMMITTED, the isolation every unit of work here runs at, each statement sees its own
+  snapshot inside a transaction too, so the transaction adds two round trips and nothing
+  else; SQLite keeps its BEGIN, which there holds one WAL snapshot for the whole session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from typing import Any
@@ -57,6 +64,9 @@ from chainproof.store.sql.urls import DatabaseTarget, Dialect, parse_database_ur
 SQLITE_BUSY_TIMEOUT_MS = 5000
 #: How long connecting to PostgreSQL may take before the store reports it unavailable.
 POSTGRES_CONNECT_TIMEOUT_S = 10.0
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed
+#: out (and replaced when the ping fails); one used more recently is handed out as it is.
+PING_AFTER_IDLE_S = 1.0
 
 
 class SqlUnitOfWork:
@@ -117,9 +127,15 @@ _READONLY = "chainproof_readonly"
 class SqlStore:
     """A MetadataStore on SQLite or PostgreSQL, chosen by the URL."""
 
-    def __init__(self, target: DatabaseTarget, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        target: DatabaseTarget,
+        *,
+        pool_size: int = 10,
+        ping_after_idle_s: float = PING_AFTER_IDLE_S,
+    ) -> None:
         self._target = target
-        self._engine = self._create_engine(target, pool_size)
+        self._engine = self._create_engine(target, pool_size, ping_after_idle_s)
         # SQLite sessions take turns through a FIFO lock. An in-memory database has a single
         # connection; a file database takes its write lock at BEGIN IMMEDIATE anyway, and
         # SQLite's own busy handler polls, so under several busy writers one can lose every
@@ -129,8 +145,14 @@ class SqlStore:
         self._turns: asyncio.Lock | None = asyncio.Lock() if sqlite else None
 
     @classmethod
-    def from_url(cls, database_url: str, *, pool_size: int = 10) -> SqlStore:
-        return cls(parse_database_url(database_url), pool_size=pool_size)
+    def from_url(
+        cls, database_url: str, *, pool_size: int = 10, ping_after_idle_s: float = PING_AFTER_IDLE_S
+    ) -> SqlStore:
+        return cls(
+            parse_database_url(database_url),
+            pool_size=pool_size,
+            ping_after_idle_s=ping_after_idle_s,
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -142,16 +164,17 @@ class SqlStore:
         return self._target
 
     @staticmethod
-    def _create_engine(target: DatabaseTarget, pool_size: int) -> AsyncEngine:
+    def _create_engine(target: DatabaseTarget, pool_size: int, ping_after: float) -> AsyncEngine:
         if target.dialect is Dialect.POSTGRESQL:
-            return create_async_engine(
+            pg = create_async_engine(
                 target.url,
                 json_serializer=dump_json,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 connect_args={"timeout": POSTGRES_CONNECT_TIMEOUT_S},
             )
+            _ping_when_idle(pg, ping_after)
+            return pg
         if target.in_memory:
             engine = create_async_engine(
                 target.url, json_serializer=dump_json, poolclass=StaticPool
@@ -234,7 +257,9 @@ class SqlStore:
         async with turns:
             try:
                 connection = await self._engine.connect()
-                if readonly:
+                if readonly and self._target.dialect is Dialect.POSTGRESQL:
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                elif readonly:
                     await connection.execution_options(**{_READONLY: True})
             except (DBAPIError, OSError, TimeoutError) as exc:
                 raise self._unavailable(exc) from exc
@@ -263,6 +288,31 @@ class SqlStore:
                     raise
             finally:
                 await connection.close()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:
+    """Ping a pooled connection on checkout only when it sat in the pool for over ``idle``
+    seconds (SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per unit of
+    work). A failed ping raises DisconnectionError, on which the pool drops the connection
+    and hands out another (a new one, if need be)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi: Any, record: Any) -> None:
+        record.info["chainproof_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("chainproof_idle_since")
+        if since is None or time.monotonic() - since <= idle:
+            return  # new, or used a moment ago
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"a pooled connection is gone: {exc}") from exc
+        finally:
+            with suppress(Exception):
+                cursor.close()
 
 
 def _connection_lost(exc: BaseException) -> bool:
