@@ -1,8 +1,9 @@
 """Benchmark: admission reviews on loopback, open loop at a fixed rate, then closed loop.
 
-Starts ``chainproof serve`` in its own process (SQLite in a temporary directory, no gRPC,
-optionally TLS with a certificate from ``chainproof webhook certs``' code), and sets up over
-REST what a production judge would see:
+Starts ``chainproof serve`` in its own process (``--workers N``: N processes sharing the
+ports; gRPC on unless ``--no-grpc``; SQLite in a temporary directory, or with ``--postgres`` a
+throwaway database on 127.0.0.1:5432; optionally TLS with a certificate from ``chainproof
+webhook certs``' code), and sets up over REST what a production judge would see:
 
 * two attestors (PKIX ECDSA P-256 keys) and a policy requiring both, plus a vulnerability
   check (nothing fixable above HIGH, nothing unfixable above CRITICAL, a scan required);
@@ -22,10 +23,11 @@ ReplicaSet, so generateName and no name, as the API server sends them):
     .venv/bin/python bench/bench_admission.py --tls --rate 500 --duration 20
     .venv/bin/python bench/bench_admission.py --profile        # cProfile the server
     .venv/bin/python bench/bench_admission.py --floor          # and the do-nothing floor
+    .venv/bin/python bench/bench_admission.py --floor --workers 2 --rate 2000 --postgres
 
 With ``--floor``, the same load then goes to ``bench/floor_app.py`` (a do-nothing ASGI app that
 parses the review and answers allowed, under the same uvicorn settings) in the same run, and
-chainproof's p50/p99 print as ratios to the floor's.
+chainproof's p50/p99 print as ratios to the floor's; ``--workers`` applies to both.
     .venv/bin/python bench/bench_admission.py --compare-auth   # without, then with auth
 
 With ``--auth`` the server runs as on a public listener (``auth.anonymous: none``): an OIDC
@@ -54,7 +56,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,10 +78,23 @@ IMAGES = tuple(
 FINDINGS = {"CVE-2024-0001": "LOW", "CVE-2024-0002": "MEDIUM", "CVE-2024-0003": "HIGH"}
 
 
+#: Ports are taken from here up (``--port-base``); 0: any free port the kernel gives.
+PORT_BASE = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on loopback now: the next free one from ``--port-base``, or any."""
+    start = PORT_BASE[0]
+    for port in range(start, start + 100) if start else [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if start:
+                PORT_BASE[0] = port + 1
+            return int(s.getsockname()[1])
+    raise SystemExit(f"no free port in {start}–{start + 99}")
 
 
 def wait_ready(proc: subprocess.Popen[bytes], base: str, verify: Any, what: str) -> None:
@@ -97,13 +112,32 @@ def wait_ready(proc: subprocess.Popen[bytes], base: str, verify: Any, what: str)
 
 
 @contextmanager
-def floor_server(workdir: Path, tls: bool) -> Iterator[str]:
-    """The do-nothing app of floor_app.py, on the certificate chainproof was given."""
+def postgres_database() -> Iterator[str]:
+    """A throwaway database on 127.0.0.1:5432, dropped afterwards."""
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"chainproof_bench_admission_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def floor_server(workdir: Path, tls: bool, workers: int = 1) -> Iterator[str]:
+    """The do-nothing app of floor_app.py, on the certificate chainproof was given, in as many
+    processes as chainproof's."""
     port = free_port()
     cmd = [sys.executable, str(Path(__file__).with_name("floor_app.py")), "--port", str(port)]
+    cmd += ["--workers", str(workers)]
     if tls:
         cmd += ["--cert", str(workdir / "tls.crt"), "--key", str(workdir / "tls.key")]
     proc = subprocess.Popen(cmd)
+    SERVING[0] = proc.pid
     base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     verify: Any = ssl.create_default_context(cafile=str(workdir / "ca.crt")) if tls else False
     try:
@@ -152,12 +186,19 @@ def issue_tokens(workdir: Path) -> Credentials:
 
 @contextmanager
 def server(
-    workdir: Path, tls: bool, profile: Path | None, creds: Credentials | None = None
+    workdir: Path,
+    tls: bool,
+    profile: Path | None,
+    creds: Credentials | None = None,
+    *,
+    workers: int = 1,
+    grpc: bool = True,
+    database_url: str | None = None,
 ) -> Iterator[tuple[str, Any]]:
     port = free_port()
     env = {
         **os.environ,
-        "CHAINPROOF_DATABASE_URL": f"sqlite:///{workdir / 'chainproof.db'}",
+        "CHAINPROOF_DATABASE_URL": database_url or f"sqlite:///{workdir / 'chainproof.db'}",
         "CHAINPROOF_LOG_LEVEL": "warning",
         "CHAINPROOF_ADMISSION__PROJECT": PROJECT,
     }
@@ -179,10 +220,16 @@ def server(
         env["CHAINPROOF_TLS__KEY_FILE"] = str(workdir / "tls.key")
         verify = ssl.create_default_context(cafile=str(workdir / "ca.crt"))
     chainproof = shutil.which("chainproof", path=str(Path(sys.executable).parent)) or "chainproof"
-    cmd = [chainproof, "serve", "--port", str(port), "--no-grpc"]
-    if profile is not None:
+    cmd = [chainproof, "serve", "--port", str(port), "--workers", str(workers)]
+    cmd += ["--grpc", "--grpc-port", str(free_port())] if grpc else ["--no-grpc"]
+    if profile is not None and profile.suffix in (".txt", ".html"):
+        # pyinstrument: sampled wall time, with the time spent awaiting shown where it is.
+        renderer = "text" if profile.suffix == ".txt" else "html"
+        cmd = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o", str(profile), *cmd]
+    elif profile is not None:
         cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), *cmd]
     proc = subprocess.Popen(cmd, env=env)
+    SERVING[0] = proc.pid
     base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         wait_ready(proc, base, verify, "chainproof serve")
@@ -366,6 +413,28 @@ class Result:
     errors: int
     elapsed: float
     first_error: str = ""
+    #: CPU seconds the server's processes (every worker, the supervisor) spent meanwhile.
+    server_cpu: float = 0.0
+
+
+#: The process (and its children) serving the current run, for its CPU time.
+SERVING = [0]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and all its descendants, from /proc (0 without)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 class Connection:
@@ -506,6 +575,10 @@ def report(title: str, result: Result) -> None:
         f"  errors       {result.errors}"
         + (f" (first: {result.first_error})" if result.errors else "")
     )
+    if result.latencies:
+        print(
+            f"  server CPU   {result.server_cpu * 1000 / len(result.latencies):.3f} ms per review"
+        )
 
 
 def run_load(base: str, verify: Any, args: argparse.Namespace) -> tuple[Result, Result]:
@@ -520,10 +593,14 @@ def run_load(base: str, verify: Any, args: argparse.Namespace) -> tuple[Result, 
         await conn.close()
 
     asyncio.run(warm())
+    before = tree_cpu_seconds(SERVING[0])
     opened = asyncio.run(open_loop(base, verify, args.rate, args.duration))
+    opened.server_cpu = tree_cpu_seconds(SERVING[0]) - before
     report(f"open loop: {args.rate:g}/s for {args.duration:g} s", opened)
-    closed = asyncio.run(closed_loop(base, verify, args.workers, args.closed_duration))
-    report(f"closed loop: {args.workers} workers for {args.closed_duration:g} s", closed)
+    before = tree_cpu_seconds(SERVING[0])
+    closed = asyncio.run(closed_loop(base, verify, args.concurrency, args.closed_duration))
+    closed.server_cpu = tree_cpu_seconds(SERVING[0]) - before
+    report(f"closed loop: {args.concurrency} connections for {args.closed_duration:g} s", closed)
     return opened, closed
 
 
@@ -533,7 +610,13 @@ def ratios(ours: tuple[Result, Result], floor: tuple[Result, Result]) -> None:
         p50 = quantile(a.latencies, 0.5) / quantile(b.latencies, 0.5)
         p99 = quantile(a.latencies, 0.99) / quantile(b.latencies, 0.99)
         rate = (len(a.latencies) / a.elapsed) / (len(b.latencies) / b.elapsed)
-        print(f"  {name:<12} p50 {p50:.2f}×  p99 {p99:.2f}×  throughput {rate:.2f}×")
+        cpu = (a.server_cpu / max(1, len(a.latencies))) / max(
+            1e-9, b.server_cpu / max(1, len(b.latencies))
+        )
+        print(
+            f"  {name:<12} p50 {p50:.2f}×  p99 {p99:.2f}×  throughput {rate:.2f}×  "
+            f"server CPU per review {cpu:.2f}×"
+        )
 
 
 def main() -> None:
@@ -541,11 +624,25 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500, help="open-loop reviews per second")
     parser.add_argument("--duration", type=float, default=20, help="open-loop seconds")
     parser.add_argument("--warmup", type=int, default=500, help="reviews before measuring")
-    parser.add_argument("--workers", type=int, default=16, help="closed-loop concurrency")
+    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (chainproof and the floor)"
+    )
+    parser.add_argument("--no-grpc", action="store_true", help="serve REST only")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a throwaway PostgreSQL database, not SQLite"
+    )
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="take ports from here up (default: any free)"
+    )
     parser.add_argument("--closed-duration", type=float, default=10, help="closed-loop seconds")
     parser.add_argument("--tls", action="store_true", help="serve and call over HTTPS")
     parser.add_argument(
-        "--profile", type=Path, default=None, help="write a cProfile of the server to this file"
+        "--profile",
+        type=Path,
+        default=None,
+        help="profile the server (one worker) into this file: pyinstrument for .txt/.html, "
+        "else cProfile",
     )
     parser.add_argument(
         "--floor", action="store_true", help="also load the do-nothing app; print ratios to it"
@@ -556,6 +653,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs per side with --compare-auth")
     args = parser.parse_args()
+    PORT_BASE[0] = args.port_base
     if args.compare_auth:
         # Interleaved (without, with, without, with, …) so that a burst of load from the
         # machine's other users, or the first run's cold disk, does not land on one side only;
@@ -583,14 +681,27 @@ def run(args: argparse.Namespace, *, auth: bool) -> float:
     """One server, set up, warmed, measured; returns the open loop's p99 in ms."""
     with (
         tempfile.TemporaryDirectory(prefix="chainproof-bench-") as tmp,
+        ExitStack() as stack,
     ):
         creds = issue_tokens(Path(tmp)) if auth else None
         CALLER_TOKEN[0] = creds.caller if creds else None
-        with server(Path(tmp), args.tls, args.profile, creds) as (base, verify):
+        database = stack.enter_context(postgres_database()) if args.postgres else None
+        with server(
+            Path(tmp),
+            args.tls,
+            args.profile,
+            creds,
+            workers=args.workers,
+            grpc=not args.no_grpc,
+            database_url=database,
+        ) as (base, verify):
             with httpx.Client(base_url=base, verify=verify, timeout=30) as c:
                 set_up(c, creds)
             print(
-                f"chainproof admission bench: {base} (SQLite, {'TLS' if args.tls else 'plain'}, "
+                f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+                f"chainproof admission bench: {base} "
+                f"({'PostgreSQL' if database else 'SQLite'}, {args.workers} worker(s), "
+                f"gRPC {'off' if args.no_grpc else 'on'}, {'TLS' if args.tls else 'plain'}, "
                 f"{'auth: OIDC caller + IAM' if auth else 'auth: loopback anonymous'}), "
                 f"3-container pods, 2 attestors + vulnerability check per image, "
                 f"{os.cpu_count()} CPUs"
@@ -598,10 +709,14 @@ def run(args: argparse.Namespace, *, auth: bool) -> float:
 
             ours = run_load(base, verify, args)
             if args.floor:
-                with floor_server(Path(tmp), args.tls) as floor_base:
-                    print(f"floor: do-nothing ASGI app at {floor_base}, same uvicorn settings")
+                with floor_server(Path(tmp), args.tls, args.workers) as floor_base:
+                    print(
+                        f"floor: do-nothing ASGI app at {floor_base}, same uvicorn settings, "
+                        f"{args.workers} worker(s)"
+                    )
                     floor = run_load(floor_base, verify, args)
                 ratios(ours, floor)
+            print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             return quantile([v * 1000 for v in ours[0].latencies], 0.99)
 
 

@@ -3,12 +3,13 @@
 log config of uvicorn's own, TLS when given). ``bench_admission.py --floor`` starts it in its
 own process and sends it the same load as chainproof, in the same run.
 
-    .venv/bin/python bench/floor_app.py --port 8123 [--cert tls.crt --key tls.key]
+    .venv/bin/python bench/floor_app.py --port 8123 [--cert tls.crt --key tls.key] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -60,9 +61,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert", default=None)
     parser.add_argument("--key", default=None)
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     args = parser.parse_args()
     uvicorn.run(
-        app,
+        "floor_app:app" if args.workers > 1 else app,
+        app_dir=str(Path(__file__).parent),
+        workers=args.workers,
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

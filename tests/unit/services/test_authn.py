@@ -139,3 +139,64 @@ async def test_denied_writes_are_audited_up_to_a_bound() -> None:
             await access.require(anonymous(), p.NOTES_CREATE, Resource("x"), op)
     recorded = await repo.list_audit(AuditQuery(project="x", limit=1000))
     assert len(recorded) == int(DENIED_AUDIT_BURST) + 50
+
+
+class _SlowPolicies:
+    """An AccessStore whose policy reads take a while and are counted."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.reads = 0
+        self.release = __import__("asyncio").Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def get_policies(self, resources: list[str]) -> object:
+        self.reads += 1
+        found = await self.inner.get_policies(resources)  # type: ignore[attr-defined]
+        await self.release.wait()  # what was read, returned late
+        return found
+
+
+async def test_concurrent_misses_of_an_iam_policy_read_the_store_once() -> None:
+    """When the cached policy expires every review in flight misses it together; one read
+    answers them all (issue 17: a burst of reads in front of every review)."""
+    import asyncio
+
+    from chainproof.iam import permissions as p
+    from chainproof.iam.authorizer import Authorizer, Resource
+    from chainproof.iam.policy import IamPolicy
+    from chainproof.services.access.control import AccessControl
+    from chainproof.store.access import AccessStore
+    from chainproof.store.memory import MemoryStore
+
+    clock = Clock()
+    repo = _SlowPolicies(AccessStore(MemoryStore()))
+    access = AccessControl(
+        authenticator=make(CountingVerifier(dt.timedelta(minutes=1)), clock),
+        authorizer=Authorizer(),
+        repository=repo,  # type: ignore[arg-type]
+        clock=clock,
+    )
+    resource = Resource("shop")
+    viewer = IamPolicy.of([("roles/chainproof.viewer", ["allUsers"])])
+    await repo.inner.set_policy(resource.name, "shop", viewer, None, clock())
+    waiting = [
+        asyncio.ensure_future(access.decide(anonymous(), p.NOTES_GET, resource)) for _ in range(16)
+    ]
+    await asyncio.sleep(0.01)
+    repo.release.set()
+    decisions = await asyncio.gather(*waiting)
+    assert repo.reads == 1
+    assert all(d.allowed for d in decisions)
+
+    # A policy set while a read is under way is not overwritten by what that read found.
+    repo.release.clear()
+    clock.now += dt.timedelta(minutes=1)  # the cached copy expired
+    stale = asyncio.ensure_future(access.decide(anonymous(), p.NOTES_GET, resource))
+    await asyncio.sleep(0.01)
+    repo.release.set()
+    await access.set_iam_policy(resource, IamPolicy(), None)  # revoke allUsers
+    await stale
+    assert not (await access.decide(anonymous(), p.NOTES_GET, resource)).allowed

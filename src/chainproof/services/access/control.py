@@ -13,6 +13,7 @@ one of them already, and writing both would double the writes on the admission p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -110,6 +111,11 @@ class AccessControl:
         self._clock = clock
         self._ttl = policy_ttl
         self._policies: dict[str, tuple[IamPolicy, datetime]] = {}
+        #: Reads of policies under way: concurrent misses for the same names share one.
+        self._loading: dict[tuple[str, ...], asyncio.Future[dict[str, IamPolicy]]] = {}
+        #: Bumped whenever a cached policy is dropped: a read that began before does not
+        #: put what it read back into the cache.
+        self._version = 0
         self._denials = TokenBucket(DENIED_AUDIT_RATE, DENIED_AUDIT_BURST)
         self._dropped = 0
 
@@ -132,12 +138,38 @@ class AccessControl:
             else:
                 missing.append(n)
         if missing:
-            loaded = await self._repo.get_policies(missing)
+            loaded = await self._load(tuple(missing), now)
             for n in missing:
-                policy = loaded.get(n, EMPTY_POLICY)
-                self._policies[n] = (policy, now + self._ttl)
-                out[n] = policy
+                out[n] = loaded.get(n, EMPTY_POLICY)
         return [(n, out[n]) for n in names]
+
+    async def _load(self, names: tuple[str, ...], now: datetime) -> dict[str, IamPolicy]:
+        """Read ``names``' policies once however many requests miss them together (when the
+        cached copy expires every in-flight request misses at once: each reading the store
+        again put a burst of reads in front of them all)."""
+        pending = self._loading.get(names)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, IamPolicy]] = asyncio.get_running_loop().create_future()
+        self._loading[names] = future
+        version = self._version
+        try:
+            loaded = await self._repo.get_policies(list(names))
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        finally:
+            self._loading.pop(names, None)
+        if version == self._version:
+            for n in names:
+                self._policies[n] = (loaded.get(n, EMPTY_POLICY), now + self._ttl)
+        future.set_result(loaded)
+        return loaded
+
+    def _forget(self, name: str) -> None:
+        self._version += 1
+        self._policies.pop(name, None)
 
     async def decide(
         self, principal: Principal, permission: str, resource: Resource
@@ -227,7 +259,7 @@ class AccessControl:
             await self._repo.set_policy(
                 decision.resource, project, EMPTY_POLICY, None, self._clock()
             )
-            self._policies.pop(decision.resource, None)
+            self._forget(decision.resource)
 
     # ------------------------------------------------------------------ IAM policies
     @staticmethod
@@ -263,7 +295,7 @@ class AccessControl:
         stored = await self._repo.set_policy(
             resource.name, resource.project, policy, etag, self._clock()
         )
-        self._policies.pop(resource.name, None)
+        self._forget(resource.name)
         return stored
 
     async def test_iam_permissions(
