@@ -1,7 +1,8 @@
 """Gathering what is known about an image, verified, in the form the policy evaluator reads.
 
-For each image digest of a request, this module reads from the store — *all* of it, page by
-page, up to :class:`EvidenceLimits` — :
+For each image digest of a request, this module reads from the store — *all* of it, up to
+:class:`EvidenceLimits`, for every image of the request in one batched read
+(``occurrences.read_slices``, ADR 0132) — :
 
 * the occurrences filed under each attestor's note for that image, and verifies each one
   (newest first) through :mod:`chainproof.attest` against the attestor's keys and the digest
