@@ -54,6 +54,8 @@ class FakeRegistry:
     tampered: set[str] = field(default_factory=set)
     #: Blob reads redirect to this base URL.
     redirect_blobs_to: str | None = None
+    #: Where the 401 challenge sends clients for tokens (default: this registry).
+    realm: str | None = None
     host: str = ""
     blobs: dict[str, bytes] = field(default_factory=dict)
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
@@ -84,7 +86,7 @@ class FakeRegistry:
         repo = request.path_params.get("name", "")
         if header == f"Bearer token-for-repository:{repo}:pull":
             return None
-        realm = f"http://{self.host}/token"
+        realm = self.realm or f"http://{self.host}/token"
         return Response(
             status_code=401,
             headers={

@@ -257,6 +257,7 @@ async def open_services(
             settings.registry,
             metrics.registry if metrics is not None else None,
             pull_secrets=pull_secrets,
+            destinations=settings.outbound.destination_policy(),
         )
         services = build_services(
             store,

@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
+from collections.abc import Callable
 
 import httpx
 
 from chainproof.domain.destinations import DestinationPolicy, IPAddress, literal_address
+
+_MAX_REMEMBERED = 4096
 
 
 class DestinationRefused(httpx.TransportError):
@@ -46,16 +50,50 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     :class:`DestinationRefused` (an ``httpx.TransportError``) naming host, address and
     setting; a name that does not resolve raises ``httpx.ConnectError``."""
 
-    def __init__(self, policy: DestinationPolicy, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(
+        self,
+        policy: DestinationPolicy,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        resolve_ttl_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``resolve_ttl_s``: how long a name's checked addresses are reused (0: resolve
+        at every request). Reuse keeps the pinning: requests still go to addresses that
+        were checked, only the lookup is saved."""
         self._policy = policy
         self._inner = inner
+        self._ttl = resolve_ttl_s
+        self._clock = clock
+        self._resolved: dict[tuple[str, int], tuple[float, list[IPAddress]]] = {}
+
+    async def _addresses(self, host: str, port: int) -> list[IPAddress]:
+        if self._ttl <= 0:
+            return await resolve(host, port)
+        now = self._clock()
+        known = self._resolved.get((host, port))
+        if known is not None and known[0] > now:
+            return known[1]
+        addresses = await resolve(host, port)
+        if len(self._resolved) >= _MAX_REMEMBERED:
+            self._resolved.clear()  # a bound, not a cache policy: names are few
+        self._resolved[(host, port)] = (now + self._ttl, addresses)
+        return addresses
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         host = url.host
         port = url.port or (443 if url.scheme == "https" else 80)
+        # The lookup counts against the request's connect timeout, as the library's own
+        # lookup would: a slow resolver must not outlast a review's deadline.
+        limit = (request.extensions.get("timeout") or {}).get("connect")
         try:
-            addresses = await resolve(host, port)
+            async with asyncio.timeout(limit):
+                addresses = await self._addresses(host, port)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(
+                f"resolving {host!r} took longer than {limit}s", request=request
+            ) from exc
         except OSError as exc:
             raise httpx.ConnectError(f"cannot resolve {host!r}: {exc}", request=request) from exc
         if not addresses:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from chainproof.attest.predicates import SLSA_PROVENANCE_V1
 from chainproof.crypto.signing import PkixSigner, generate_pkix_key
+from chainproof.domain.destinations import DestinationPolicy
 from chainproof.domain.images import parse_image_reference
 from chainproof.sources.registry.cache import RegistryCache
 from chainproof.sources.registry.client import Deadline, RegistryClient
@@ -425,3 +426,44 @@ async def test_the_images_own_manifest_is_asked_only_when_its_platforms_matter(s
     assert (
         lean.media_type == "" and whole.media_type == "application/vnd.oci.image.manifest.v1+json"
     )
+
+
+async def test_registry_hosts_and_token_realms_outside_the_destination_policy_are_refused():
+    """Server-side request forgery through the registry path: whoever writes a pod spec
+    picks the registry host, and the registry picks the token realm. A host that resolves
+    into a denied network is refused before any request (the review then denies, naming
+    it), and so is a realm a registry points at such an address; nothing is sent there."""
+    with serve_fake(FakeRegistry(token_auth=True)) as fake:
+        fake.token_auth = False
+        digest = image_manifest(Pusher(fake.host), "team/app", "v1", "ssrf")
+        fake.token_auth = True
+        port = fake.host.rsplit(":", 1)[1]
+        # The same registry reached by a name (localhost) that resolves into a denied range.
+        by_name = f"localhost:{port}"
+        denied = DestinationPolicy.from_settings(["127.0.0.0/8", "::1/128"])
+        config = RegistryConfig(
+            hosts={by_name: RegistryHost(host=by_name, insecure=True)}, destinations=denied
+        )
+        client = RegistryClient(config, sleep=Sleeps())
+        before = len(fake.requests)
+        try:
+            with pytest.raises(RegistryError, match="denied network 127.0.0.0/8"):
+                await client.manifest(by_name, "team/app", digest, Deadline(5))
+        finally:
+            await client.aclose()
+        assert len(fake.requests) == before
+        # The registry itself is allowed, but it sends clients for tokens to an address in
+        # a denied network (127.0.0.2 stands in for the metadata service).
+        fake.realm = f"http://127.0.0.2:{port}/token"
+        only_realm = DestinationPolicy.from_settings(["127.0.0.2/32"])
+        config = RegistryConfig(
+            hosts={fake.host: RegistryHost(host=fake.host, insecure=True)},
+            destinations=only_realm,
+        )
+        client = RegistryClient(config, sleep=Sleeps())
+        try:
+            with pytest.raises(RegistryError, match=r"127\.0\.0\.2"):
+                await client.manifest(fake.host, "team/app", digest, Deadline(5))
+        finally:
+            await client.aclose()
+        assert fake.token_requests == []

@@ -49,3 +49,36 @@ async def test_a_refused_destination_never_reaches_the_inner_transport(url: str)
 async def test_a_name_that_does_not_resolve_is_a_connect_error() -> None:
     with pytest.raises(httpx.ConnectError, match="cannot resolve"):
         await _send(OPEN, "https://no-such-host.invalid/")
+
+
+async def test_checked_addresses_are_reused_for_their_ttl_and_then_looked_up_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ipaddress
+
+    from chainproof import outbound
+
+    lookups: list[str] = []
+    answers = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("169.254.169.254")]
+
+    async def fake_resolve(host: str, port: int) -> list[outbound.IPAddress]:
+        lookups.append(host)
+        return [answers[len(lookups) - 1]]
+
+    monkeypatch.setattr(outbound, "resolve", fake_resolve)
+    now = [0.0]
+    transport = GuardedTransport(
+        DestinationPolicy.from_settings(["169.254.0.0/16"]),
+        httpx.MockTransport(lambda request: httpx.Response(204)),
+        resolve_ttl_s=30,
+        clock=lambda: now[0],
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://registry.example/v2/")
+        await client.get("http://registry.example/v2/")
+        assert lookups == ["registry.example"]
+        # After the TTL the name is resolved again and its new (rebound) answer is checked.
+        now[0] = 31
+        with pytest.raises(DestinationRefused, match="169.254.169.254"):
+            await client.get("http://registry.example/v2/")
+    assert lookups == ["registry.example", "registry.example"]

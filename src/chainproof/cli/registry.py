@@ -66,7 +66,11 @@ def sync(
             keys = attestor_keys(trusted)
 
             async def read() -> tuple[str, RegistryArtifacts]:
-                reader = build_registry_reader(settings.registry, None)
+                reader = build_registry_reader(
+                    settings.registry,
+                    None,
+                    destinations=settings.outbound.destination_policy(),
+                )
                 try:
                     deadline = Deadline(max(settings.registry.timeout_seconds, 10.0))
                     digest = await reader.resolve(image, deadline)

@@ -50,6 +50,7 @@ from chainproof.attest.oci import (
     parse_manifest,
 )
 from chainproof.errors import InvalidArgument
+from chainproof.outbound import GuardedTransport
 from chainproof.sources.registry.auth import CredentialResolver
 from chainproof.sources.registry.config import RegistryConfig, RegistryHost
 from chainproof.sources.registry.credentials import Credential
@@ -329,9 +330,14 @@ class RegistryClient:
                 if host.client_cert:
                     context.load_cert_chain(host.client_cert, host.client_key)
                 verify = context
+            inner = self._transport or httpx.AsyncHTTPTransport(verify=verify)
+            guarded = GuardedTransport(
+                self.config.destinations,
+                inner,
+                resolve_ttl_s=self.config.resolve_ttl_seconds,
+            )
             client = httpx.AsyncClient(
-                transport=self._transport,
-                verify=verify,
+                transport=guarded,
                 follow_redirects=False,
                 trust_env=False,
             )

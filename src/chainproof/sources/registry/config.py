@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from chainproof.domain.destinations import DestinationPolicy
 from chainproof.sources.registry.credentials import Credential
 
 __all__ = ["RegistryConfig", "RegistryHost"]
@@ -59,6 +60,11 @@ class RegistryConfig:
     max_backoff_seconds: float = 2.0
     #: How long a registry's answer to "do you have the referrers API?" is remembered.
     referrers_memory_seconds: float = 600.0
+    #: Where requests may go (registry hosts come from pod specs, token realms from the
+    #: registries): every address a host resolves to is checked (outbound.py).
+    destinations: DestinationPolicy = field(default_factory=lambda: DestinationPolicy(()))
+    #: How long a host's checked addresses are reused before it is resolved again.
+    resolve_ttl_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hosts", MappingProxyType(dict(self.hosts)))

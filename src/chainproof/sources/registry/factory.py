@@ -9,6 +9,7 @@ from sigstore.models import TrustedRoot
 
 from chainproof.attest.sigstore_bundle import load_trusted_root
 from chainproof.config import RegistrySettings
+from chainproof.domain.destinations import DestinationPolicy
 from chainproof.errors import InvalidArgument
 from chainproof.sources.registry.auth import CredentialResolver, PullSecretSource
 from chainproof.sources.registry.cache import RegistryCache
@@ -39,7 +40,9 @@ def docker_config(settings: RegistrySettings) -> DockerConfig:
     return read_docker_config(_read(settings.docker_config_file, "Docker config"))
 
 
-def registry_config(settings: RegistrySettings) -> RegistryConfig:
+def registry_config(
+    settings: RegistrySettings, destinations: DestinationPolicy | None = None
+) -> RegistryConfig:
     hosts: dict[str, RegistryHost] = {}
     for h in settings.hosts:
         hosts[h.host] = RegistryHost(
@@ -58,6 +61,7 @@ def registry_config(settings: RegistrySettings) -> RegistryConfig:
         default=RegistryHost(host="*", timeout_seconds=settings.timeout_seconds),
         max_manifest_bytes=settings.max_manifest_bytes,
         max_blob_bytes=settings.max_blob_bytes,
+        destinations=destinations or DestinationPolicy(()),
     )
 
 
@@ -66,11 +70,15 @@ def build_registry_reader(
     collectors: CollectorRegistry | None,
     *,
     pull_secrets: PullSecretSource | None = None,
+    destinations: DestinationPolicy | None = None,
 ) -> RegistryReader:
-    """``pull_secrets``: where pods' imagePullSecrets are read (None: not read)."""
+    """``pull_secrets``: where pods' imagePullSecrets are read (None: not read);
+    ``destinations``: where requests may go (settings.outbound; None: anywhere)."""
     metrics = RegistryMetrics(collectors)
     resolver = CredentialResolver(docker_config(settings), pull_secrets=pull_secrets)
-    client = RegistryClient(registry_config(settings), metrics=metrics, credentials=resolver)
+    client = RegistryClient(
+        registry_config(settings, destinations), metrics=metrics, credentials=resolver
+    )
 
     def counted(registry: str, kind: str, hit: bool) -> None:
         metrics.cache.labels(registry, kind, "hit" if hit else "miss").inc()
