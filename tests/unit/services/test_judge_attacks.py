@@ -392,6 +392,53 @@ async def test_item4_a_bound_that_is_hit_fails_closed_with_a_message() -> None:
     assert "more than 100" in reasons and "vulnerability" in reasons
 
 
+async def _sbom_references(system: System, count: int) -> None:
+    await system.grafeas.create_note(
+        "projects/prod",
+        "sbom-spdx",
+        note_from_json({"sbomReference": {"format": "SPDX", "version": "2.3"}}),
+    )
+    ref = {"payloadType": "application/vnd.in-toto+json", "payload": {"predicate": {}}}
+    await system.grafeas.batch_create_occurrences(
+        "projects/prod",
+        [
+            occurrence_from_json(
+                {
+                    "resourceUri": A,
+                    "noteName": "projects/prod/notes/sbom-spdx",
+                    "sbomReference": ref,
+                }
+            )
+            for _ in range(count)
+        ],
+    )
+
+
+@pytest.mark.parametrize(("count", "complete"), [(100, True), (101, False)])
+async def test_item4_sbom_references_past_their_bound_fail_closed(
+    system: System, count: int, complete: bool
+) -> None:
+    """The judge reads at most 100 SBOM references per source; past that it must say so
+    and deny, not decide the SBOM check on the first hundred."""
+    release = await system.attestor("sec", "release")
+    await system.policy(
+        "prod",
+        {
+            **REQUIRE,
+            "requireAttestationsBy": [release.attestor],
+            "chainproofChecks": {"sbom": {"formats": ["SPDX"]}},
+        },
+    )
+    await system.sign(release, A)
+    await _sbom_references(system, count)
+    decision = await system.judge.evaluate("prod", AdmissionRequest(images=(A,)))
+    if complete:
+        assert decision.outcome is Outcome.ALLOWED, decision.explain()
+    else:
+        assert decision.outcome is Outcome.DENIED, decision.explain()
+        assert "more than 100 SBOM references" in " ".join(decision.denial_reasons())
+
+
 # ----------------------------------------------------------------- item 5: signed findings
 
 

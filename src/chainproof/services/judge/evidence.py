@@ -519,8 +519,22 @@ class EvidenceGatherer:
                         read.analysis_kinds[(r.note_project, r.note_id)] = kind
 
             def sbom_references(
-                rows: list[OccurrenceRecord], notes: Mapping[tuple[str, str], NoteRecord]
+                rows: list[OccurrenceRecord],
+                notes: Mapping[tuple[str, str], NoteRecord],
+                project: str = project,
             ) -> None:
+                if len(rows) > MAX_SBOM_REFERENCES:
+                    # A prefix of the references could miss the one a check looks for.
+                    read.incomplete.append(
+                        IncompleteEvidence(
+                            UNSIGNED,
+                            f"more than {MAX_SBOM_REFERENCES} SBOM references about the image "
+                            f"are stored in projects/{project} (the bound of "
+                            f"{MAX_SBOM_REFERENCES} per source was hit), so an SBOM check "
+                            "would decide on some of them only",
+                        )
+                    )
+                    return
                 for r in rows:
                     note = notes.get((r.note_project, r.note_id))
                     if note is not None:
@@ -542,7 +556,7 @@ class EvidenceGatherer:
             batch.add(
                 OccurrenceSlice(
                     resource,
-                    MAX_SBOM_REFERENCES,
+                    MAX_SBOM_REFERENCES + 1,
                     project=project,
                     kinds=_SBOM_REFERENCE,
                     with_notes=_SBOM_REFERENCE,
