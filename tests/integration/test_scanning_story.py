@@ -53,7 +53,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await c.execute(
                 sa.text(
                     "TRUNCATE projects, notes, occurrences, meta, documents, decisions, "
-                    "decision_images"
+                    "decision_images, image_facts, impact_terms, image_summaries, "
+                    "image_attestations, image_decisions"
                 )
             )
     try:

@@ -34,6 +34,7 @@ from chainproof.store.judge import (
     DocumentRepository,
 )
 from chainproof.store.memory_runtime import MemoryRuntimeState, memory_repositories
+from chainproof.store.memory_summaries import MemoryImageSummaries, MemorySummaryState
 from chainproof.store.port import UnitOfWork
 from chainproof.store.rules import already_stored
 from chainproof.store.scribe import (
@@ -87,6 +88,7 @@ class _State:
         self.tokens: dict[str, ApiToken] = {}
         self.audit: list[AuditEntry] = []
         self.runtime = MemoryRuntimeState()
+        self.summaries = MemorySummaryState()
 
     def index(self, record: OccurrenceRecord, present: bool) -> None:
         key = (record.project, record.occurrence_id)
@@ -226,8 +228,11 @@ class _Notes(NoteRepository):
 
 
 class _Occurrences(OccurrenceRepository):
-    def __init__(self, state: _State, undo: Undo) -> None:
+    """Every write also keeps the image summaries of the same unit of work (ADR 0122)."""
+
+    def __init__(self, state: _State, undo: Undo, summaries: MemoryImageSummaries) -> None:
         self._s, self._undo = state, undo
+        self._summaries = summaries
 
     def _put(self, key: tuple[str, str], record: OccurrenceRecord | None) -> None:
         """Set (or with None, remove) one occurrence, its indexes, and the undo of both."""
@@ -239,6 +244,7 @@ class _Occurrences(OccurrenceRepository):
         if record is not None:
             state.occurrences[key] = record
             state.index(record, True)
+        self._summaries.occurrence_changed(previous, record)
 
         def back() -> None:
             current = state.occurrences.pop(key, None)
@@ -370,8 +376,9 @@ class _Documents(DocumentRepository):
 
 
 class _Decisions(DecisionRepository):
-    def __init__(self, state: _State, undo: Undo) -> None:
+    def __init__(self, state: _State, undo: Undo, summaries: MemoryImageSummaries) -> None:
         self._s, self._undo = state, undo
+        self._summaries = summaries
 
     async def _insert_new(self, records: Sequence[DecisionRecord]) -> None:
         for record in records:
@@ -379,6 +386,7 @@ class _Decisions(DecisionRepository):
                 raise already_stored("decision", record.decision_id)
             stored = replace(record, data=_plain(record.data))
             _set(self._undo, self._s.decisions, record.decision_id, stored)
+        self._summaries.decisions_written(records)
 
     async def _page(
         self, query: DecisionQuery, after: str | None, limit: int
@@ -460,13 +468,15 @@ class _MemoryUnitOfWork:
         self.violations = runtime.violations
         self.projects = _Projects(state, self._undo)
         self.notes = _Notes(state, self._undo)
-        self.occurrences = _Occurrences(state, self._undo)
+        self.image_summaries = MemoryImageSummaries(state.summaries, self._undo)
+        self.occurrences = _Occurrences(state, self._undo, self.image_summaries)
         self.meta = _Meta(state, self._undo)
         self.documents = _Documents(state, self._undo)
-        self.decisions = _Decisions(state, self._undo)
+        self.decisions = _Decisions(state, self._undo, self.image_summaries)
         self.access = _Access(state, self._undo)
 
     async def commit(self) -> None:
+        await self.image_summaries.flush()
         self._undo.clear()  # cleared in place: the repositories hold this very list
 
     async def rollback(self) -> None:
@@ -475,6 +485,7 @@ class _MemoryUnitOfWork:
     def undo_all(self) -> None:
         while self._undo:
             self._undo.pop()()
+        self.image_summaries.discard()
 
 
 class MemoryStore:
@@ -502,6 +513,7 @@ class MemoryStore:
             uow = _MemoryUnitOfWork(self._state)
             try:
                 yield uow
+                await uow.image_summaries.flush()
             except BaseException:
                 uow.undo_all()
                 raise

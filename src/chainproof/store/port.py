@@ -8,6 +8,8 @@ exposes one repository per kind of data, each working inside that transaction:
 * ``uow.documents`` (attestors, policies, scanner state) and ``uow.decisions`` (the admission
   decision log): the judge's (store/judge.py);
 * ``uow.access``: IAM policies, API tokens and the audit log (store/access.py);
+* ``uow.image_summaries``: the per-image summaries the dashboard reads, kept by the
+  occurrence and decision writes of the same unit of work (store/summaries.py, ADR 0122);
 * ``uow.inventory``, ``uow.outbox``, ``uow.subscriptions``, ``uow.deliveries`` and
   ``uow.violations``: what happens after admission (store/runtime_port.py).
 
@@ -57,6 +59,7 @@ from chainproof.store.scribe import (
     ProjectRepository,
     SlicesRead,
 )
+from chainproof.store.summaries import ImageSummaryRepository
 
 __all__ = [
     "AccessRepository",
@@ -68,6 +71,7 @@ __all__ = [
     "DocumentRecord",
     "DocumentRepository",
     "DuplicateKey",
+    "ImageSummaryRepository",
     "InventoryRepository",
     "MetaRepository",
     "MetadataStore",
@@ -111,6 +115,9 @@ class UnitOfWork(RuntimeUnit, Protocol):
 
     @property
     def access(self) -> AccessRepository: ...
+
+    @property
+    def image_summaries(self) -> ImageSummaryRepository: ...
 
     async def commit(self) -> None:
         """Make everything written so far durable and visible to others, and begin the next

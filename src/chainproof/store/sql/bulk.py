@@ -34,7 +34,6 @@ OCCURRENCE_COLUMNS = (
     "create_time",
     "update_time",
 )
-_STATEMENT = "COPY occurrences (" + ", ".join(OCCURRENCE_COLUMNS) + ") FROM STDIN (FORMAT binary)"
 
 
 async def copy_occurrences(
@@ -62,17 +61,32 @@ async def copy_occurrences(
         )
         for r in records
     ]
+    await copy_rows(connection, "occurrences", OCCURRENCE_COLUMNS, rows)
+
+
+async def copy_rows(
+    connection: AsyncConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Write ``rows`` (tuples in ``columns`` order) into ``table`` with one COPY in
+    ``connection``'s transaction, raising SQLAlchemy's errors as ``copy_occurrences`` does."""
+    if not rows:
+        return
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
     if not driver.is_in_transaction():
         # SQLAlchemy's asyncpg adapter opens the transaction at the first statement; COPY on
         # the driver would otherwise run (and commit) outside it.
         await connection.execute(sa.text("SELECT 1"))
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
     try:
-        await driver.copy_records_to_table("occurrences", records=rows, columns=OCCURRENCE_COLUMNS)
+        await driver.copy_records_to_table(table, records=rows, columns=list(columns))
     except asyncpg.UniqueViolationError as exc:
-        raise IntegrityError(_STATEMENT, None, exc) from exc
+        raise IntegrityError(statement, None, exc) from exc
     except asyncpg.PostgresError as exc:
-        raise DBAPIError(_STATEMENT, None, exc) from exc
-    except (asyncpg.InterfaceError, OSError) as exc:  # the connection is gone
-        raise DBAPIError(_STATEMENT, None, exc, connection_invalidated=True) from exc
+        raise DBAPIError(statement, None, exc) from exc
+    except (asyncpg.InterfaceError, OSError) as exc:
+        # the connection is gone
+        raise DBAPIError(statement, None, exc, connection_invalidated=True) from exc

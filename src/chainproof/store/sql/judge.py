@@ -19,6 +19,7 @@ from chainproof.store.judge import (
     DocumentRepository,
 )
 from chainproof.store.sql.schema import decision_images, decisions, documents
+from chainproof.store.sql.summaries import SqlImageSummaries
 from chainproof.store.sql.tx import Row, SqlTx
 
 _DOCUMENT_SELECT = sa.select(
@@ -120,8 +121,11 @@ class SqlDocuments(DocumentRepository):
 
 
 class SqlDecisions(DecisionRepository):
-    def __init__(self, tx: SqlTx) -> None:
+    """Writes also keep each image's newest decision for the image summaries (ADR 0122)."""
+
+    def __init__(self, tx: SqlTx, summaries: SqlImageSummaries) -> None:
         self._tx, self._c = tx, tx.connection
+        self._summaries = summaries
 
     async def _insert_new(self, records: Sequence[DecisionRecord]) -> None:
         # decision_id is the primary key on its own: an ID stored already fails with
@@ -149,6 +153,7 @@ class SqlDecisions(DecisionRepository):
         ]
         if images:
             await self._c.execute(decision_images.insert(), images)
+        await self._summaries.decisions_written(records)
 
     async def _page(
         self, query: DecisionQuery, after: str | None, limit: int

@@ -349,3 +349,72 @@ violations = sa.Table(
     ),
     sa.Index("ix_violations_project", "project", "opened"),
 )
+
+# Per-image summaries kept on write (migration 0012, ADR 0122; store/summaries.py). Each
+# occurrence with a resource has one ``image_facts`` row (what it adds to its image's summary)
+# and its ``impact_terms`` (what reverse impact finds it by); ``image_summaries`` and
+# ``image_attestations`` hold each image's summary per scope (a project, or "*" for every
+# project), recomputed from the facts before the writing transaction commits;
+# ``image_decisions`` the newest decision of each project's log about each image.
+image_facts = sa.Table(
+    "image_facts",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("occurrence_id", Key, primary_key=True),
+    sa.Column("resource", Key, nullable=False),
+    sa.Column("attestation_note", Key, nullable=False),
+    sa.Column("open_rank", sa.SmallInteger(), nullable=False),
+    sa.Column("scan_time", Time, nullable=True),
+    sa.Index("ix_image_facts_resource", "resource", "project"),
+)
+
+impact_terms = sa.Table(
+    "impact_terms",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("occurrence_id", Key, primary_key=True),
+    sa.Column("field", Key, primary_key=True),
+    sa.Column("term", Key, primary_key=True),
+    sa.Column("resource", Key, nullable=False),
+    sa.Column("kind", Key, nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Index("ix_impact_terms_term", "field", "term", "resource"),
+)
+
+image_summaries = sa.Table(
+    "image_summaries",
+    metadata,
+    sa.Column("scope", Key, primary_key=True),
+    sa.Column("resource", Key, primary_key=True),
+    sa.Column("occurrences", sa.Integer(), nullable=False),
+    sa.Column("open_unspecified", sa.Integer(), nullable=False),
+    sa.Column("open_minimal", sa.Integer(), nullable=False),
+    sa.Column("open_low", sa.Integer(), nullable=False),
+    sa.Column("open_medium", sa.Integer(), nullable=False),
+    sa.Column("open_high", sa.Integer(), nullable=False),
+    sa.Column("open_critical", sa.Integer(), nullable=False),
+    sa.Column("worst_open", sa.SmallInteger(), nullable=False),
+    sa.Column("last_scan", Time, nullable=False),
+    sa.Index("ix_image_summaries_worst", "scope", "worst_open", "resource"),
+    sa.Index("ix_image_summaries_scan", "scope", "last_scan", "resource"),
+    sa.Index("ix_image_summaries_count", "scope", "occurrences", "resource"),
+)
+
+image_attestations = sa.Table(
+    "image_attestations",
+    metadata,
+    sa.Column("scope", Key, primary_key=True),
+    sa.Column("resource", Key, primary_key=True),
+    sa.Column("note", Key, primary_key=True),
+    sa.Index("ix_image_attestations_note", "scope", "note", "resource"),
+)
+
+image_decisions = sa.Table(
+    "image_decisions",
+    metadata,
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("image", Key, primary_key=True),
+    sa.Column("decision_id", Key, nullable=False),
+    sa.Column("outcome", Key, nullable=False),
+    sa.Index("ix_image_decisions_outcome", "project", "outcome", "image"),
+)

@@ -36,6 +36,7 @@ from chainproof.store.sql.filters import (
     lists_values,
 )
 from chainproof.store.sql.schema import meta, notes, occurrences, projects
+from chainproof.store.sql.summaries import SqlImageSummaries
 from chainproof.store.sql.tx import Row, SqlTx, dump_json
 
 #: Keys per ``(project, id) IN (…)`` query: well under both databases' parameter limits.
@@ -306,16 +307,20 @@ class SqlNotes(NoteRepository):
 
 
 class SqlOccurrences(OccurrenceRepository):
-    def __init__(self, tx: SqlTx) -> None:
+    """Every write also keeps the image summaries of the same unit of work (ADR 0122)."""
+
+    def __init__(self, tx: SqlTx, summaries: SqlImageSummaries) -> None:
         self._tx, self._c = tx, tx.connection
+        self._summaries = summaries
 
     async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
         if self._tx.postgres:
             # The ingest hot path: one COPY in this transaction (ADR 0131).
             await bulk.copy_occurrences(self._c, records, _occurrence_document, _record_time)
-            return
-        # sqlite3 steps one prepared statement over the list of parameter sets.
-        await self._c.execute(occurrences.insert(), [_occurrence_row(r) for r in records])
+        else:
+            # sqlite3 steps one prepared statement over the list of parameter sets.
+            await self._c.execute(occurrences.insert(), [_occurrence_row(r) for r in records])
+        await self._summaries.written(records)
 
     async def get(
         self, project: str, occurrence_id: str, *, for_update: bool = False
@@ -338,12 +343,17 @@ class SqlOccurrences(OccurrenceRepository):
             },
         )
         await self._c.execute(stmt)
+        await self._summaries.removed(record.project, [record.occurrence_id])
+        await self._summaries.written([record])
 
     async def delete(self, project: str, occurrence_id: str) -> bool:
         stmt = occurrences.delete().where(
             occurrences.c.project == project, occurrences.c.occurrence_id == occurrence_id
         )
-        return (await self._c.execute(stmt)).rowcount > 0
+        deleted = (await self._c.execute(stmt)).rowcount > 0
+        if deleted:
+            await self._summaries.removed(project, [occurrence_id])
+        return deleted
 
     async def _delete_many(self, project: str, occurrence_ids: Sequence[str]) -> list[str]:
         deleted: list[str] = []
@@ -355,6 +365,7 @@ class SqlOccurrences(OccurrenceRepository):
                 .returning(occurrences.c.occurrence_id)
             )
             deleted += [row[0] for row in await self._c.execute(stmt)]
+        await self._summaries.removed(project, deleted)
         return deleted
 
     async def _select(

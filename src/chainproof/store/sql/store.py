@@ -57,6 +57,7 @@ from chainproof.store.sql.runtime import (
     SqlViolations,
 )
 from chainproof.store.sql.scribe import SqlMeta, SqlNotes, SqlOccurrences, SqlProjects
+from chainproof.store.sql.summaries import SqlImageSummaries
 from chainproof.store.sql.tx import SqlTx, dump_json
 from chainproof.store.sql.urls import DatabaseTarget, Dialect, parse_database_url
 
@@ -79,10 +80,11 @@ class SqlUnitOfWork:
         tx = SqlTx(connection, dialect)
         self.projects = SqlProjects(tx)
         self.notes = SqlNotes(tx)
-        self.occurrences = SqlOccurrences(tx)
+        self.image_summaries = SqlImageSummaries(tx)
+        self.occurrences = SqlOccurrences(tx, self.image_summaries)
         self.meta = SqlMeta(tx)
         self.documents = SqlDocuments(tx)
-        self.decisions = SqlDecisions(tx)
+        self.decisions = SqlDecisions(tx, self.image_summaries)
         self.access = SqlAccess(tx)
         self.inventory = SqlInventory(tx)
         self.outbox = SqlOutbox(tx)
@@ -113,11 +115,20 @@ class SqlUnitOfWork:
                 raise RuntimeError("this unit of work has no open transaction to commit")
             return
         if commit:
+            # The summaries of the images this transaction wrote, recomputed inside it.
+            try:
+                await self.image_summaries.flush()
+            except BaseException:
+                if transaction.is_active:
+                    await transaction.rollback()
+                raise
             # Never skipped, even for a transaction SQLAlchemy no longer thinks active: a
             # commit that cannot happen must fail loudly, not pass for one that did.
             await transaction.commit()
-        elif transaction.is_active:
-            await transaction.rollback()
+        else:
+            self.image_summaries.discard()
+            if transaction.is_active:
+                await transaction.rollback()
 
 
 #: Execution option marking a connection's transaction as read-only.

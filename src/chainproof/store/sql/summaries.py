@@ -1,0 +1,451 @@
+"""Per-image summaries on SQL (store/summaries.py; ADR 0122).
+
+Writes: each occurrence written adds its ``image_facts`` row and its ``impact_terms``
+(PostgreSQL: COPY, as the occurrences themselves); a delete removes them and returns the
+resource. The images touched are remembered, and ``flush`` (run by the unit of work before
+it commits) recomputes their summaries from the facts with set-based statements: delete the
+images' summary rows, then ``INSERT … SELECT … GROUP BY`` per project and for every project
+together. On PostgreSQL, writers of one image take turns for the recompute (a transaction
+advisory lock per image, taken in one sorted pass), so each recompute reads the facts of
+every transaction that recomputed the image before it; SQLite's writers take turns already.
+
+The same statements, without the image list, rebuild everything: :func:`backfill` (migration
+0012) computes the facts of every stored occurrence and then the summaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from chainproof.domain.image_summary import SEVERITIES, ImageSummary, facts_of
+from chainproof.domain.messages import Occurrence, OccurrencePB, from_stored_json
+from chainproof.store.judge import DecisionRecord
+from chainproof.store.scribe import OccurrenceRecord
+from chainproof.store.sql import bulk
+from chainproof.store.sql.schema import (
+    Time,
+    image_attestations,
+    image_decisions,
+    image_facts,
+    image_summaries,
+    impact_terms,
+    occurrences,
+)
+from chainproof.store.sql.tx import SqlTx
+from chainproof.store.summaries import (
+    ALL_PROJECTS,
+    NEVER,
+    TOP,
+    After,
+    ImageDecision,
+    ImageSummaryRepository,
+    ImpactRow,
+    SummaryQuery,
+    SummaryRow,
+    SummaryTotals,
+)
+
+#: Images per statement: well under both databases' parameter limits.
+_CHUNK = 500
+#: The first key of this store's advisory locks (the two-key space, apart from the leader's).
+_LOCK_SPACE = 0x5C0122
+OPEN_COLUMNS = tuple(f"open_{s.removeprefix('SEVERITY_').lower()}" for s in SEVERITIES)
+FACT_COLUMNS = (
+    "project",
+    "occurrence_id",
+    "resource",
+    "attestation_note",
+    "open_rank",
+    "scan_time",
+)
+TERM_COLUMNS = ("project", "occurrence_id", "field", "term", "resource", "kind", "detail")
+
+_S = image_summaries
+_A = image_attestations
+_F = image_facts
+_T = impact_terms
+_D = image_decisions
+
+
+def rows_of(
+    project: str,
+    occurrence_id: str,
+    kind: str,
+    note_project: str,
+    note_id: str,
+    resource: str,
+    occurrence: Occurrence,
+) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+    """The ``image_facts`` row and the ``impact_terms`` rows of one occurrence (none for an
+    occurrence without a resource: it describes no image)."""
+    if not resource:
+        return None, []
+    f = facts_of(kind, note_project, note_id, occurrence)
+    fact = (project, occurrence_id, resource, f.attestation_note, f.open_rank, f.scan_time)
+    terms = [(project, occurrence_id, t.field, t.term, resource, t.kind, t.detail) for t in f.terms]
+    return fact, terms
+
+
+def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
+    """The statements that make the summaries of ``resources`` (None: of every image) what
+    their facts say."""
+    where_f = _F.c.resource.in_(resources) if resources is not None else sa.true()
+    open_sums = [
+        sa.func.sum(sa.case((_F.c.open_rank == rank, 1), else_=0))
+        for rank in range(len(SEVERITIES))
+    ]
+    aggregates = [
+        sa.func.count(),
+        *open_sums,
+        sa.func.max(_F.c.open_rank),
+        sa.func.coalesce(sa.func.max(_F.c.scan_time), sa.literal(NEVER, Time)),
+    ]
+    columns = ["scope", "resource", "occurrences", *OPEN_COLUMNS, "worst_open", "last_scan"]
+    per_project = (
+        sa.select(_F.c.project, _F.c.resource, *aggregates)
+        .where(where_f)
+        .group_by(_F.c.project, _F.c.resource)
+    )
+    every = (
+        sa.select(sa.literal(ALL_PROJECTS, _S.c.scope.type), _F.c.resource, *aggregates)
+        .where(where_f)
+        .group_by(_F.c.resource)
+    )
+    noted = sa.and_(where_f, _F.c.attestation_note != "")
+    notes_per_project = (
+        sa.select(_F.c.project, _F.c.resource, _F.c.attestation_note).where(noted).distinct()
+    )
+    notes_every = (
+        sa.select(sa.literal(ALL_PROJECTS, _A.c.scope.type), _F.c.resource, _F.c.attestation_note)
+        .where(noted)
+        .distinct()
+    )
+    where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
+    where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
+    return [
+        _S.delete().where(where_s),
+        _A.delete().where(where_a),
+        _S.insert().from_select(columns, per_project),
+        _S.insert().from_select(columns, every),
+        _A.insert().from_select(["scope", "resource", "note"], notes_per_project),
+        _A.insert().from_select(["scope", "resource", "note"], notes_every),
+    ]
+
+
+def _lock_key(resource: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(resource.encode(), digest_size=4).digest(), "big", signed=True
+    )
+
+
+def _decision_rows(records: Sequence[DecisionRecord]) -> list[dict[str, str]]:
+    newest: dict[tuple[str, str], DecisionRecord] = {}
+    for r in records:
+        for image in r.images:
+            key = (r.project, image)
+            if key not in newest or newest[key].decision_id < r.decision_id:
+                newest[key] = r
+    return [
+        {"project": p, "image": i, "decision_id": r.decision_id, "outcome": r.outcome}
+        for (p, i), r in sorted(newest.items())
+    ]
+
+
+class SqlImageSummaries(ImageSummaryRepository):
+    def __init__(self, tx: SqlTx) -> None:
+        self._tx, self._c = tx, tx.connection
+        self._touched: set[str] = set()
+
+    # ------------------------------------------------------------------ writes (the store's)
+
+    async def written(self, records: Sequence[OccurrenceRecord]) -> None:
+        """Occurrences were inserted (or replaced, after :meth:`removed`)."""
+        facts: list[tuple[Any, ...]] = []
+        terms: list[tuple[Any, ...]] = []
+        for r in records:
+            fact, its_terms = rows_of(
+                r.project, r.occurrence_id, r.kind, r.note_project, r.note_id, r.resource,
+                r.occurrence,
+            )  # fmt: skip
+            if fact is not None:
+                facts.append(fact)
+                terms.extend(its_terms)
+                self._touched.add(r.resource)
+        if self._tx.postgres:
+            await bulk.copy_rows(self._c, "image_facts", FACT_COLUMNS, facts)
+            await bulk.copy_rows(self._c, "impact_terms", TERM_COLUMNS, terms)
+            return
+        if facts:
+            await self._c.execute(
+                _F.insert(), [dict(zip(FACT_COLUMNS, f, strict=True)) for f in facts]
+            )
+        if terms:
+            await self._c.execute(
+                _T.insert(), [dict(zip(TERM_COLUMNS, t, strict=True)) for t in terms]
+            )
+
+    async def removed(self, project: str, occurrence_ids: Sequence[str]) -> None:
+        """Occurrences were deleted (or are about to be replaced)."""
+        for start in range(0, len(occurrence_ids), _CHUNK):
+            chunk = list(occurrence_ids[start : start + _CHUNK])
+            stmt = (
+                _F.delete()
+                .where(_F.c.project == project, _F.c.occurrence_id.in_(chunk))
+                .returning(_F.c.resource)
+            )
+            self._touched.update(row[0] for row in await self._c.execute(stmt))
+            await self._c.execute(
+                _T.delete().where(_T.c.project == project, _T.c.occurrence_id.in_(chunk))
+            )
+
+    async def decisions_written(self, records: Sequence[DecisionRecord]) -> None:
+        rows = _decision_rows(records)
+        if not rows:
+            return
+        stmt = self._tx.insert(_D)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_D.c.project, _D.c.image],
+            set_={"decision_id": stmt.excluded.decision_id, "outcome": stmt.excluded.outcome},
+            where=_D.c.decision_id < stmt.excluded.decision_id,
+        )
+        await self._c.execute(stmt, rows)
+
+    def discard(self) -> None:
+        """The transaction rolled back: what it touched is as it was."""
+        self._touched.clear()
+
+    async def flush(self) -> None:
+        if not self._touched:
+            return
+        resources, self._touched = sorted(self._touched), set()
+        if self._tx.postgres:
+            await self._c.execute(
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(:space, k) FROM "
+                    "(SELECT DISTINCT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS s"
+                ),
+                {"space": _LOCK_SPACE, "keys": [_lock_key(r) for r in resources]},
+            )
+        for start in range(0, len(resources), _CHUNK):
+            for stmt in _recompute(resources[start : start + _CHUNK]):
+                await self._c.execute(stmt)
+
+    # ------------------------------------------------------------------ reads
+
+    def _source(self, projects: tuple[str, ...] | None) -> sa.Subquery:
+        opens = [_S.c[name] for name in OPEN_COLUMNS]
+        if projects is None or len(projects) == 1:
+            scope = ALL_PROJECTS if projects is None else projects[0]
+            return (
+                sa.select(_S.c.resource, _S.c.occurrences, *opens, _S.c.worst_open, _S.c.last_scan)
+                .where(_S.c.scope == scope)
+                .subquery("src")
+            )
+        sums = [sa.func.sum(c).label(c.name) for c in opens]
+        worst = sa.case(
+            *[(sa.func.sum(opens[rank]) > 0, rank) for rank in range(len(opens) - 1, -1, -1)],
+            else_=-1,
+        )
+        return (
+            sa.select(
+                _S.c.resource,
+                sa.func.sum(_S.c.occurrences).label("occurrences"),
+                *sums,
+                worst.label("worst_open"),
+                sa.func.max(_S.c.last_scan).label("last_scan"),
+            )
+            .where(_S.c.scope.in_(projects))
+            .group_by(_S.c.resource)
+            .subquery("src")
+        )
+
+    def _select(self, query: SummaryQuery) -> tuple[sa.Select[Any], sa.Subquery, Any]:
+        src = self._source(query.projects)
+        scopes = (ALL_PROJECTS,) if query.projects is None else query.projects
+        joined = src.outerjoin(
+            _D, sa.and_(_D.c.project == query.decision_project, _D.c.image == src.c.resource)
+        )
+        stmt = sa.select(src, _D.c.decision_id, _D.c.outcome).select_from(joined)
+        if query.image:
+            stmt = stmt.where(
+                sa.func.lower(src.c.resource).contains(query.image.lower(), autoescape=True)
+            )
+        if query.decision == "none":
+            stmt = stmt.where(_D.c.decision_id.is_(None))
+        elif query.decision:
+            stmt = stmt.where(_D.c.outcome == query.decision)
+        for note, wanted in ((query.present, True), (query.missing, False)):
+            if note:
+                has = sa.exists().where(
+                    _A.c.scope.in_(scopes), _A.c.resource == src.c.resource, _A.c.note == note
+                )
+                stmt = stmt.where(has if wanted else ~has)
+        if query.severity:
+            rank = -1 if query.severity == "NONE" else SEVERITIES.index(query.severity)
+            stmt = stmt.where(src.c.worst_open == rank)
+        if query.scanned_since is not None:
+            stmt = stmt.where(src.c.last_scan >= query.scanned_since)
+        if query.not_scanned_since is not None:
+            stmt = stmt.where(src.c.last_scan < query.not_scanned_since)
+        key: Any = {
+            "decision": sa.func.coalesce(_D.c.outcome, ""),
+            "severity": src.c.worst_open,
+            "scan": src.c.last_scan,
+            "occurrences": src.c.occurrences,
+        }.get(query.sort)
+        return stmt, src, key
+
+    async def _page(self, query: SummaryQuery, after: After | None, limit: int) -> list[SummaryRow]:
+        stmt, src, key = self._select(query)
+        desc = query.descending
+        if after is not None:
+            value, resource = after
+            if key is None:
+                stmt = stmt.where(src.c.resource < resource if desc else src.c.resource > resource)
+            else:
+                mine = sa.tuple_(key, src.c.resource)
+                theirs = sa.tuple_(
+                    sa.bindparam(None, value, type_=key.type), sa.bindparam(None, resource)
+                )
+                stmt = stmt.where(mine < theirs if desc else mine > theirs)
+        order = [src.c.resource] if key is None else [key, src.c.resource]
+        stmt = stmt.order_by(*[c.desc() if desc else c.asc() for c in order]).limit(limit)
+        found = (await self._c.execute(stmt)).all()
+        notes = await self._notes(query.projects, [row.resource for row in found])
+        out: list[SummaryRow] = []
+        for row in found:
+            summary = ImageSummary(
+                resource=row.resource,
+                occurrences=int(row.occurrences),
+                attestation_notes=tuple(sorted(notes.get(row.resource, ()))),
+                open_counts=tuple(int(row._mapping[c]) for c in OPEN_COLUMNS),
+                last_scan=None if row.last_scan <= NEVER else row.last_scan,
+            )
+            decision = (
+                None
+                if row.decision_id is None
+                else ImageDecision(
+                    query.decision_project, row.resource, row.decision_id, row.outcome
+                )
+            )
+            out.append(SummaryRow(summary, decision))
+        return out
+
+    async def _notes(
+        self, projects: tuple[str, ...] | None, resources: Sequence[str]
+    ) -> dict[str, set[str]]:
+        if not resources:
+            return {}
+        scopes = (ALL_PROJECTS,) if projects is None else projects
+        stmt = sa.select(_A.c.resource, _A.c.note).where(
+            _A.c.scope.in_(scopes), _A.c.resource.in_(list(resources))
+        )
+        out: dict[str, set[str]] = {}
+        for row in await self._c.execute(stmt):
+            out.setdefault(row.resource, set()).add(row.note)
+        return out
+
+    async def _count(self, query: SummaryQuery) -> int:
+        stmt, _, _ = self._select(query)
+        total = await self._c.execute(sa.select(sa.func.count()).select_from(stmt.subquery()))
+        return int(total.scalar() or 0)
+
+    async def _totals(self, projects: tuple[str, ...] | None) -> SummaryTotals:
+        opens = [sa.func.coalesce(sa.func.sum(_S.c[c]), 0) for c in OPEN_COLUMNS]
+        if projects is None:
+            images: Any = sa.func.count()
+            where = _S.c.scope == ALL_PROJECTS
+        else:
+            images = sa.func.count(sa.distinct(_S.c.resource))
+            where = _S.c.scope.in_(projects)
+        row = (await self._c.execute(sa.select(images, *opens).where(where))).one()
+        return SummaryTotals(int(row[0]), tuple(int(v) for v in row[1:]))
+
+    async def _impact(
+        self,
+        terms: Sequence[tuple[str, str, bool]],
+        projects: tuple[str, ...] | None,
+        limit: int,
+    ) -> list[ImpactRow]:
+        alternatives = [
+            sa.and_(
+                _T.c.field == field,
+                sa.and_(_T.c.term >= term, _T.c.term < term + TOP) if prefix else _T.c.term == term,
+            )
+            for field, term, prefix in terms
+        ]
+        stmt = sa.select(_T.c.resource, _T.c.kind, _T.c.detail).where(sa.or_(*alternatives))
+        if projects is not None:
+            stmt = stmt.where(_T.c.project.in_(projects))
+        stmt = stmt.distinct().order_by(_T.c.resource, _T.c.kind, _T.c.detail).limit(limit)
+        return [ImpactRow(r.resource, r.kind, r.detail) for r in await self._c.execute(stmt)]
+
+
+def backfill(connection: sa.Connection, *, page: int = 5000) -> int:
+    """Compute the facts and terms of every stored occurrence and then every summary, on a
+    synchronous connection (the migration's; a benchmark's). Returns the occurrences read.
+    The newest decision per project and image comes from the decision log."""
+    o = occurrences
+    after: tuple[str, str] | None = None
+    read = 0
+    while True:
+        stmt = sa.select(
+            o.c.project, o.c.occurrence_id, o.c.kind, o.c.note_project, o.c.note_id,
+            o.c.resource, o.c.data,
+        ).order_by(o.c.project, o.c.occurrence_id).limit(page)  # fmt: skip
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(o.c.project, o.c.occurrence_id) > sa.tuple_(*after))
+        rows = connection.execute(stmt).all()
+        if not rows:
+            break
+        read += len(rows)
+        after = (rows[-1].project, rows[-1].occurrence_id)
+        facts, terms = _rows_of_stored(rows)
+        if facts:
+            connection.execute(
+                _F.insert(), [dict(zip(FACT_COLUMNS, f, strict=True)) for f in facts]
+            )
+        if terms:
+            connection.execute(
+                _T.insert(), [dict(zip(TERM_COLUMNS, t, strict=True)) for t in terms]
+            )
+    rebuild(connection)
+    return read
+
+
+def _rows_of_stored(rows: Iterable[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    facts: list[tuple[Any, ...]] = []
+    terms: list[tuple[Any, ...]] = []
+    for row in rows:
+        fact, its_terms = rows_of(
+            row.project, row.occurrence_id, row.kind, row.note_project, row.note_id, row.resource,
+            from_stored_json(OccurrencePB, row.data),
+        )  # fmt: skip
+        if fact is not None:
+            facts.append(fact)
+            terms.extend(its_terms)
+    return facts, terms
+
+
+def rebuild(connection: sa.Connection) -> None:
+    """Every summary from the facts, and every image's newest decision from the log."""
+    for stmt in _recompute(None):
+        connection.execute(stmt)
+    connection.execute(_D.delete())
+    connection.execute(sa.text(_DECISIONS_FROM_LOG))
+
+
+#: The newest decision of each project's log about each image (decision IDs sort in time).
+_DECISIONS_FROM_LOG = """
+INSERT INTO image_decisions (project, image, decision_id, outcome)
+SELECT d.project, di.image, d.decision_id, d.outcome
+FROM decision_images AS di JOIN decisions AS d ON d.decision_id = di.decision_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM decision_images AS di2 JOIN decisions AS d2 ON d2.decision_id = di2.decision_id
+    WHERE di2.image = di.image AND d2.project = d.project AND d2.decision_id > d.decision_id
+)
+"""
