@@ -1,6 +1,6 @@
 """The inventory repository, on memory, SQLite and PostgreSQL: open rows per container (one
 at a time), updates in place, closing and reopening, listing newest first, running images,
-and each cluster's watch checkpoint; a unit of work that raises leaves none of it."""
+running workloads counted, and each cluster's watch checkpoint; a unit of work that raises leaves none of it."""
 
 from __future__ import annotations
 
@@ -110,6 +110,11 @@ async def test_running_images_are_distinct_sorted_and_open_only(store: MetadataS
         assert await inv.running_images([]) == sorted({a.image, c.image})
         assert await inv.running_images(["prod"]) == [a.image]
         assert await inv.running_images(["edge", "nowhere"]) == [c.image]
+        # Two pods of one Deployment are one workload; the same name in another cluster is
+        # another; closed rows run nothing.
+        assert await inv.count_workloads() == 2
+        await inv.write(InventoryChanges(opened=(replace(row("p5"), workload_name="api"),)))
+        assert await inv.count_workloads() == 3
 
 
 async def test_checkpoints_per_cluster(store: MetadataStore) -> None:

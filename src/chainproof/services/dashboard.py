@@ -1,161 +1,108 @@
-"""The dashboard's read model: what the web UI shows, computed from the store and the judge.
+"""The dashboard's read model: what the web UI shows, read from the store and the judge.
 
-The UI owns no data. Images are the canonical resources that occurrences of any project
-describe; their summaries (attestations per note, worst open severity after VEX, scan age, last
-decision) are folded from the stored occurrences and the decision log. Occurrences of every
-Grafeas kind are handled generically (kind, note, resource, the message as JSON), with a few
-fields lifted out for the kinds a person asks about first (ATTESTATION, BUILD, PACKAGE,
-VULNERABILITY, DISCOVERY).
-
-Reads are bounded: a scan that reaches ``max_occurrences`` stops and says so (the page shows
-that its figures are partial) instead of running without end. Time is a parameter.
+The UI owns no data. The lists and counts (overview, images, reverse impact) read the
+per-image summaries the store keeps on write (``uow.image_summaries``, ADR 0122): a keyset
+page of one query, whatever the store's size. The image page reads that image's own
+occurrences (indexed by resource), bounded: a read that reaches ``max_occurrences`` stops and
+says so. Running workloads come from the runtime inventory (``uow.inventory``). Occurrences
+of every Grafeas kind are handled generically (kind, note, resource, the message as JSON),
+with a few fields lifted out for the kinds a person asks about first (ATTESTATION, BUILD,
+PACKAGE, VULNERABILITY, DISCOVERY). Time is a parameter.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or
+from chainproof.domain.filters import Compare, Expr, FilterColumn
+from chainproof.domain.image_summary import (
+    SEVERITIES,
+    Finding,
+    Package,
+    finding,
+    package,
+)
 from chainproof.domain.images import canonical_resource
+from chainproof.domain.inventory import RunningContainer
 from chainproof.domain.messages import to_json
 from chainproof.errors import InvalidArgument
 from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore, OccurrenceRecord
+from chainproof.store.runtime_port import InventoryQuery
+from chainproof.store.summaries import After, ImpactRow, SummaryQuery, SummaryRow, SummaryTotals
 
-#: Severity names in increasing order (Grafeas' Severity enum, UNSPECIFIED first).
-SEVERITIES = ("SEVERITY_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-_RANK = {name: i for i, name in enumerate(SEVERITIES)}
-#: VEX states that close a finding: the image is not exposed to it.
-_CLOSED_VEX = frozenset({"NOT_AFFECTED", "FIXED"})
 _PAGE = 1000
-
-
-def enum_name(msg: Any, name: str) -> str:
-    """An enum field's value name; "" for a number the proto does not define (stored data is
-    not trusted to be valid)."""
-    descriptor = msg.DESCRIPTOR.fields_by_name[name].enum_type
-    value = descriptor.values_by_number.get(getattr(msg, name))
-    return "" if value is None else str(value.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One VULNERABILITY occurrence, as the UI lists it."""
-
-    name: str
-    cve: str
-    severity: str
-    vex_state: str  # "" when no VEX assessment is attached
-    vex_details: str
-    packages: tuple[str, ...]
-    fix_available: bool
-
-    @property
-    def open(self) -> bool:
-        return self.vex_state not in _CLOSED_VEX
+#: The most reverse-impact rows one page shows.
+IMPACT_ROWS = 500
+#: The most inventory rows one page reads for the images it shows.
+RUNNING_ROWS = 2000
 
 
 def finding_of(record: OccurrenceRecord) -> Finding:
-    v = record.occurrence.vulnerability
-    severity = enum_name(v, "effective_severity")
-    if severity in ("", "SEVERITY_UNSPECIFIED"):
-        severity = enum_name(v, "severity") or "SEVERITY_UNSPECIFIED"
-    vex_state = vex_details = ""
-    cve = record.note_id
-    if v.HasField("vex_assessment"):
-        a = v.vex_assessment
-        vex_state = enum_name(a, "state")
-        if vex_state == "STATE_UNSPECIFIED":
-            vex_state = ""
-        vex_details = str(a.justification.details) or "; ".join(str(i) for i in a.impacts)
-        if a.vulnerability_id:
-            cve = str(a.vulnerability_id)
-    packages = tuple(
-        str(p.affected_package or p.affected_cpe_uri) for p in v.package_issue if p is not None
-    )
-    fix = bool(v.fix_available) or any(p.fix_available for p in v.package_issue)
-    return Finding(record.occurrence.name, cve, severity, vex_state, vex_details, packages, fix)
+    return finding(record.occurrence, record.note_id)
 
 
-@dataclass(frozen=True, slots=True)
-class PackageRow:
-    name: str
-    version: str
-    purl: str
-    occurrence: str
-
-
-def _purl_of(record: OccurrenceRecord) -> str:
-    p = record.occurrence.package
-    # Grafeas v1 has no purl field. The ingestion contract (services/scribe/scanning.py) puts it in
-    # a location's cpeUri, or the package's cpeUri; the note ID is a last resort.
-    candidates = [str(loc.cpe_uri) for loc in p.location]
-    candidates += [str(p.cpe_uri), record.note_id]
-    return next((c for c in candidates if c.startswith("pkg:")), "")
-
-
-def package_row(record: OccurrenceRecord) -> PackageRow:
-    p = record.occurrence.package
-    version = p.version
-    text = str(version.full_name or version.name)
-    if version.revision and not version.full_name:
-        text = f"{text}-{version.revision}"
-    return PackageRow(str(p.name), text, _purl_of(record), record.occurrence.name)
-
-
-@dataclass
-class ImageSummary:
-    resource: str
-    kinds: Counter[str] = field(default_factory=Counter)
-    #: "projects/P/notes/N" of every ATTESTATION occurrence about the image.
-    attestation_notes: set[str] = field(default_factory=set)
-    worst_open: str = ""
-    last_scan: datetime | None = None
-    last_decision: DecisionRecord | None = None
-
-    @property
-    def last_outcome(self) -> str:
-        return self.last_decision.outcome if self.last_decision is not None else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Catalogue:
-    images: dict[str, ImageSummary]
-    open_by_severity: Counter[str]
-    #: The scan stopped at the bound: the figures cover only the first occurrences read.
-    partial: bool
-    occurrences_read: int
-
-
-@dataclass(frozen=True, slots=True)
-class Overview:
-    catalogue: Catalogue
-    decisions_24h: Counter[str]
-    breakglass_24h: int
-    #: Decisions per hour over the last 24 h, oldest first: (hour start, outcome counts).
-    hourly: list[tuple[datetime, Counter[str]]]
-    decisions_partial: bool
-
-
-def _worse(a: str, b: str) -> str:
-    return a if _RANK.get(a, -1) >= _RANK.get(b, -1) else b
+def package_row(record: OccurrenceRecord) -> Package:
+    return package(record.occurrence, record.note_id)
 
 
 def note_name(record: OccurrenceRecord) -> str:
     return f"projects/{record.note_project}/notes/{record.note_id}"
 
 
-def _occurrence_time(record: OccurrenceRecord) -> datetime | None:
-    occ = record.occurrence
-    stamp = occ.update_time if occ.HasField("update_time") else occ.create_time
-    if not stamp.seconds and not stamp.nanos:
-        return None
-    value: datetime = stamp.ToDatetime(tzinfo=UTC)
-    return value
+@dataclass(frozen=True, slots=True)
+class Overview:
+    totals: SummaryTotals
+    decisions_24h: Counter[str]
+    breakglass_24h: int
+    #: Decisions per hour over the last 24 h, oldest first: (hour start, outcome counts).
+    hourly: list[tuple[datetime, Counter[str]]]
+    decisions_partial: bool
+    #: Distinct running workloads (cluster, namespace, kind, name); None: not shown.
+    running_workloads: int | None
+    #: Open continuous-validation violations of the project; None: not shown.
+    open_violations: int | None
+
+    @property
+    def open_by_severity(self) -> dict[str, int]:
+        return dict(zip(SEVERITIES, self.totals.open_counts, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class ImagesPage:
+    rows: list[SummaryRow]
+    #: How many images match the filters (exact).
+    total: int
+    #: The keyset position after the last row shown, when more rows follow.
+    next_after: After | None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A running container as the pages show it."""
+
+    cluster: str
+    namespace: str
+    workload: str  # Kind/name
+    pod: str
+    container: str
+    image: str
+    since: datetime
+
+
+def workload_of(row: RunningContainer) -> Workload:
+    return Workload(
+        row.cluster,
+        row.namespace,
+        f"{row.workload_kind}/{row.workload_name}",
+        row.pod,
+        row.container,
+        row.image,
+        row.since,
+    )
 
 
 class Dashboard:
@@ -243,39 +190,38 @@ class Dashboard:
 
     # ------------------------------------------------------------------ pages
 
-    async def catalogue(self, project: str, projects: Sequence[str] | None = None) -> Catalogue:
-        records, partial = await self._occurrences(projects=projects)
-        images: dict[str, ImageSummary] = {}
-        open_by_severity: Counter[str] = Counter()
-        for r in records:
-            if not r.resource:
-                continue
-            summary = images.get(r.resource)
-            if summary is None:
-                summary = images[r.resource] = ImageSummary(r.resource)
-            summary.kinds[r.kind] += 1
-            if r.kind == "ATTESTATION":
-                summary.attestation_notes.add(note_name(r))
-            elif r.kind == "VULNERABILITY":
-                f = finding_of(r)
-                if f.open:
-                    open_by_severity[f.severity] += 1
-                    summary.worst_open = _worse(f.severity, summary.worst_open)
-            if r.kind in ("VULNERABILITY", "DISCOVERY"):
-                t = _occurrence_time(r)
-                if t is not None and (summary.last_scan is None or t > summary.last_scan):
-                    summary.last_scan = t
-        recent, _ = await self.decisions(DecisionQuery(project=project), self.max_decisions)
-        for d in reversed(recent):  # oldest first, so the newest wins
-            for image in d.images:
-                if image in images:
-                    images[image].last_decision = d
-        return Catalogue(images, open_by_severity, partial, len(records))
+    @staticmethod
+    def scope(readable: Sequence[str], every: Sequence[str]) -> tuple[str, ...] | None:
+        """The summary scope of a caller who may read ``readable`` of ``every`` project:
+        None (the every-project summaries) when that is all of them."""
+        return None if set(readable) >= set(every) else tuple(sorted(readable))
+
+    async def images(self, query: SummaryQuery, after: After | None, limit: int) -> ImagesPage:
+        async with self._store.session(readonly=True) as s:
+            rows = await s.image_summaries.page(query, after, limit + 1)
+            total = await s.image_summaries.count(query)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if rows and more else None
+        return ImagesPage(
+            rows, total, None if last is None else (last.key(query.sort), last.summary.resource)
+        )
 
     async def overview(
-        self, project: str, now: datetime, projects: Sequence[str] | None = None
+        self,
+        project: str,
+        now: datetime,
+        scope: tuple[str, ...] | None,
+        *,
+        runtime: bool,
     ) -> Overview:
-        catalogue = await self.catalogue(project, projects)
+        async with self._store.session(readonly=True) as s:
+            totals = await s.image_summaries.totals(scope)
+            running = await s.inventory.count_workloads() if runtime else None
+            violations = None
+            if runtime:
+                counts = await s.violations.count_open()
+                violations = sum(n for (p, _, _), n in counts.items() if p == project)
         start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
         rows, partial = await self.decisions(
             DecisionQuery(project=project, since=start), self.max_decisions
@@ -291,7 +237,21 @@ class Dashboard:
                 day[d.outcome] += 1
                 if d.data.get("breakglass"):
                     breakglass += 1
-        return Overview(catalogue, day, breakglass, hourly, partial)
+        return Overview(totals, day, breakglass, hourly, partial, running, violations)
+
+    async def running(self, images: Sequence[str]) -> tuple[dict[str, list[Workload]], bool]:
+        """The open inventory rows of ``images``, by image (newest first), and whether the
+        read stopped at its bound."""
+        if not images:
+            return {}, False
+        async with self._store.session(readonly=True) as s:
+            rows = await s.inventory.list_rows(
+                InventoryQuery(images=tuple(dict.fromkeys(images))), RUNNING_ROWS + 1
+            )
+        out: dict[str, list[Workload]] = {}
+        for row in rows[:RUNNING_ROWS]:
+            out.setdefault(row.image, []).append(workload_of(row))
+        return out, len(rows) > RUNNING_ROWS
 
     async def image(
         self, text: str, projects: Sequence[str] | None = None
@@ -305,62 +265,16 @@ class Dashboard:
         return resource, records, partial
 
     async def affected(
-        self, query: str, projects: Sequence[str] | None = None
-    ) -> tuple[list[tuple[str, str, str]], bool]:
-        """Images a vulnerability ID or a package (name, purl or purl prefix) affects:
-        (image, kind, what matched).
-
-        A vulnerability ID (CVE-…, GHSA-…) is looked up by note ID, the Grafeas convention
-        for scan findings, through the store's index; package queries read every PACKAGE and
-        VULNERABILITY occurrence (bounded)."""
-        q = query.strip()
-        if not q:
+        self, query: str, scope: tuple[str, ...] | None
+    ) -> tuple[list[ImpactRow], bool]:
+        """Images a vulnerability ID (CVE-…, GHSA-…: finding note IDs), a package name or a
+        purl prefix affects, from the reverse-impact terms the store keeps on write; and
+        whether more matched than one page shows."""
+        if not query.strip():
             return [], False
-        if _VULN_ID.match(q):
-            return await self._affected_by_id(q, projects)
-        needle = q.lower()
-        out: set[tuple[str, str, str]] = set()
-        for kind in ("VULNERABILITY", "PACKAGE"):
-            records, partial = await self._occurrences(Compare(FilterColumn.KIND, kind), projects)
-            for r in records:
-                if kind == "VULNERABILITY":
-                    f = finding_of(r)
-                    if any(p.lower().startswith(needle) for p in f.packages):
-                        out.add((r.resource, kind, _finding_text(f)))
-                else:
-                    p = package_row(r)
-                    if needle == p.name.lower() or (
-                        needle.startswith("pkg:") and p.purl.lower().startswith(needle)
-                    ):
-                        out.add((r.resource, kind, f"{p.name} {p.version} {p.purl}".strip()))
-            if partial:
-                return sorted(out), True
-        return sorted(out), False
-
-    async def _affected_by_id(
-        self, vuln_id: str, projects: Sequence[str] | None
-    ) -> tuple[list[tuple[str, str, str]], bool]:
-        where = And(
-            (
-                Compare(FilterColumn.KIND, "VULNERABILITY"),
-                Or(
-                    (
-                        Compare(FilterColumn.NOTE_ID, vuln_id),
-                        Compare(FilterColumn.NOTE_ID, vuln_id.upper()),
-                    )
-                ),
-            )
-        )
-        records, partial = await self._occurrences(where, projects)
-        out = {(r.resource, r.kind, _finding_text(finding_of(r))) for r in records}
-        return sorted(out), partial
-
-
-_VULN_ID = re.compile(r"^(CVE|GHSA|OSV|PYSEC|GO|RUSTSEC|DSA|DLA|USN|ALAS)-", re.IGNORECASE)
-
-
-def _finding_text(f: Finding) -> str:
-    return f"{f.cve} {f.severity} ({f.vex_state or 'no VEX'}) {', '.join(f.packages)}".strip()
+        async with self._store.session(readonly=True) as s:
+            rows = await s.image_summaries.impact(query, scope, IMPACT_ROWS + 1)
+        return rows[:IMPACT_ROWS], len(rows) > IMPACT_ROWS
 
 
 def occurrence_json(record: OccurrenceRecord) -> dict[str, Any]:
@@ -403,13 +317,6 @@ def by_kind(records: Iterable[OccurrenceRecord]) -> dict[str, list[OccurrenceRec
     for r in records:
         out.setdefault(r.kind, []).append(r)
     return out
-
-
-def worst(severities: Sequence[str]) -> str:
-    best = ""
-    for s in severities:
-        best = _worse(s, best)
-    return best
 
 
 def attestation_keys(record: OccurrenceRecord) -> tuple[str, str]:

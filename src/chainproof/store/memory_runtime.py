@@ -112,6 +112,14 @@ class _Inventory:
             }
         )
 
+    async def count_workloads(self) -> int:
+        return len(
+            {
+                (r.cluster, r.namespace, r.workload_kind, r.workload_name)
+                for r in (self._s.rows[i] for i in self._s.open.values())
+            }
+        )
+
     async def get_checkpoint(self, cluster: str) -> str | None:
         return self._s.checkpoints.get(cluster)
 

@@ -47,6 +47,10 @@ class InventoryRepository(Protocol):
     async def running_images(self, clusters: Sequence[str]) -> list[str]:
         """Distinct images of the open rows in those clusters (all clusters when empty)."""
 
+    async def count_workloads(self) -> int:
+        """Distinct running workloads: (cluster, namespace, workload kind, workload name) of
+        the open rows."""
+
     async def get_checkpoint(self, cluster: str) -> str | None: ...
 
     async def set_checkpoint(self, cluster: str, resource_version: str) -> None: ...

@@ -8,6 +8,7 @@ view can be shared as a link.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from chainproof.api.ui.security import (
     set_cookie,
 )
 from chainproof.api.ui.session import SESSION_COOKIE, Sealer, clear_cookie, open_session
+from chainproof.domain.image_summary import SEVERITIES, enum_name
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.timestamps import parse_rfc3339, rfc3339
 from chainproof.errors import (
@@ -41,13 +43,10 @@ from chainproof.errors import (
 from chainproof.iam import permissions as perms
 from chainproof.policy import AdmissionRequest
 from chainproof.services.dashboard import (
-    SEVERITIES,
     Dashboard,
-    ImageSummary,
     attestation_keys,
     build_summary,
     by_kind,
-    enum_name,
     finding_of,
     note_name,
     occurrence_json,
@@ -56,6 +55,7 @@ from chainproof.services.dashboard import (
 )
 from chainproof.services.wiring import Services
 from chainproof.store.port import DecisionQuery, DecisionRecord
+from chainproof.store.summaries import SORTS, After, SummaryQuery
 
 _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
@@ -185,6 +185,23 @@ async def readable(request: Request, permission: str = perms.OCCURRENCES_LIST) -
     return out
 
 
+async def _scope(request: Request) -> tuple[str, ...] | None:
+    """The summary scope of the caller: the projects whose occurrences it may list (None:
+    every project, the summaries kept over all of them)."""
+    every = await _dashboard(request).projects()
+    return Dashboard.scope(await readable(request), every)
+
+
+async def sees_runtime(request: Request) -> bool:
+    """Whether the caller may see what runs: the inventory is the admission project's (its
+    webhook and watchers feed it), read under the permission of that project's decision log,
+    which names the same namespaces and workloads."""
+    access = _services(request).access
+    resource = access.iam_resource(_project(request))
+    principal = request.state.principal
+    return bool(await access.test_iam_permissions(principal, resource, [perms.DECISIONS_LIST]))
+
+
 def _project(request: Request) -> str:
     project: str = _services(request).settings.admission.project
     return project
@@ -238,7 +255,9 @@ templates.globals["link"] = _link
 )
 async def overview(request: Request) -> Response:
     now = datetime.now(UTC)
-    data = await _dashboard(request).overview(_project(request), now, await readable(request))
+    data = await _dashboard(request).overview(
+        _project(request), now, await _scope(request), runtime=await sees_runtime(request)
+    )
     peak = max((sum(c.values()) for _, c in data.hourly), default=0)
     return await _render(
         request,
@@ -266,50 +285,91 @@ def _required(config: Any) -> dict[str, str]:
     return out
 
 
-def _matches(
-    summary: ImageSummary, required: dict[str, str], q: dict[str, str], now: datetime
-) -> bool:
-    if q.get("image") and q["image"].lower() not in summary.resource.lower():
-        return False
-    if q.get("decision"):
-        wanted = q["decision"]
-        if (summary.last_outcome or "none") != wanted:
-            return False
-    if q.get("missing"):
-        note = required.get(q["missing"], "")
-        if note and note in summary.attestation_notes:
-            return False
-    if q.get("present"):
-        note = required.get(q["present"], "")
-        if not note or note not in summary.attestation_notes:
-            return False
-    if q.get("severity") and (summary.worst_open or "NONE") != q["severity"]:
-        return False
+def _after(value: str, sort: str) -> After | None:
+    """The keyset position of a ``next`` link (made by :func:`_next_link`)."""
+    if not value:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(value.encode() + b"=" * (-len(value) % 4)))
+        key, resource = data["k"], data["r"]
+        if sort == "scan":
+            key = parse_rfc3339(key)
+        elif sort in ("severity", "occurrences"):
+            key = int(key)
+        else:
+            key = str(key)
+        return key, str(resource)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InvalidArgument(
+            f"after={value[:40]!r} is not a position of this list (sort={sort}): "
+            "follow the page's own Next link"
+        ) from None
+
+
+def _encode_after(after: After) -> str:
+    key, resource = after
+    value = rfc3339(key) if isinstance(key, datetime) else key
+    raw = json.dumps({"k": value, "r": resource}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _image_query(
+    q: dict[str, str],
+    project: str,
+    scope: tuple[str, ...] | None,
+    required: dict[str, str],
+    now: datetime,
+) -> SummaryQuery | None:
+    """The summary query of ``/images``' parameters; None when nothing can match (present=
+    an attestor the policy names but that does not exist)."""
+    decision = q.get("decision", "")
+    if decision and decision not in (*OUTCOMES, "none"):
+        raise InvalidArgument(
+            f"decision={decision!r}: expected one of {', '.join((*OUTCOMES, 'none'))}"
+        )
+    severity = q.get("severity", "")
+    if severity and severity not in (*SEVERITIES, "NONE"):
+        raise InvalidArgument(
+            f"severity={severity!r}: expected one of {', '.join((*SEVERITIES, 'NONE'))}"
+        )
+    sort = q.get("sort", "image")
+    if sort not in SORTS:
+        raise InvalidArgument(f"sort={sort!r}: expected one of {', '.join(SORTS)}")
+    order = q.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise InvalidArgument(f"order={order!r}: expected asc or desc")
+    since = not_since = None
     if q.get("scanned"):
         try:
             hours = int(q["scanned"])
         except ValueError:
             raise InvalidArgument(f"scanned={q['scanned']!r}: expected a number of hours") from None
-        if hours > 0 and (
-            summary.last_scan is None or summary.last_scan < now - timedelta(hours=hours)
-        ):
-            return False
-        if (
-            hours < 0
-            and summary.last_scan is not None
-            and summary.last_scan >= now + timedelta(hours=hours)
-        ):
-            return False
-    return True
-
-
-_SORTS = {
-    "image": lambda s: s.resource,
-    "decision": lambda s: (s.last_outcome, s.resource),
-    "severity": lambda s: (SEVERITIES.index(s.worst_open) if s.worst_open else -1, s.resource),
-    "scan": lambda s: (s.last_scan or datetime.min.replace(tzinfo=UTC), s.resource),
-    "occurrences": lambda s: (sum(s.kinds.values()), s.resource),
-}
+        if not -100_000 <= hours <= 100_000:
+            raise InvalidArgument(f"scanned={hours}: at most 100000 hours either way")
+        if hours > 0:
+            since = now - timedelta(hours=hours)
+        elif hours < 0:
+            not_since = now + timedelta(hours=hours)
+    present = missing = ""
+    if q.get("present"):
+        present = required.get(q["present"], "")
+        if not present:
+            return None
+    if q.get("missing"):
+        missing = required.get(q["missing"], "")  # an attestor not found: every image lacks it
+    return SummaryQuery(
+        projects=scope,
+        decision_project=project,
+        image=q.get("image", ""),
+        decision=decision,
+        present=present,
+        missing=missing,
+        severity=severity,
+        scanned_since=since,
+        not_scanned_since=not_since,
+        sort=sort,
+        descending=order == "desc",
+    )
 
 
 @router.get(
@@ -320,31 +380,42 @@ _SORTS = {
 async def images(request: Request) -> Response:
     q = {k: v for k, v in request.query_params.items() if v}
     now = datetime.now(UTC)
+    dashboard = _dashboard(request)
     try:
-        catalogue = await _dashboard(request).catalogue(_project(request), await readable(request))
-        config = await _services(request).judge_resources.load_config(_project(request))
+        project = _project(request)
+        config = await _services(request).judge_resources.load_config(project)
         required = _required(config)
-        rows = [s for s in catalogue.images.values() if _matches(s, required, q, now)]
-        sort = q.get("sort", "image")
-        if sort not in _SORTS:
-            raise InvalidArgument(f"sort={sort!r}: expected one of {', '.join(_SORTS)}")
-        rows.sort(key=_SORTS[sort], reverse=q.get("order") == "desc")
+        query = _image_query(q, project, await _scope(request), required, now)
+        after = _after(q.get("after", ""), q.get("sort", "image"))
+        if query is None:
+            rows, total, next_after = [], 0, None
+        else:
+            page = await dashboard.images(query, after, _PAGE_ROWS)
+            rows, total, next_after = page.rows, page.total, page.next_after
+        running: dict[str, Any] = {}
+        runtime = await sees_runtime(request)
+        if runtime:
+            running, _ = await dashboard.running([r.summary.resource for r in rows])
     except ChainproofError as exc:
         return await _error(request, exc)
+    base = {k: v for k, v in q.items() if k != "after"}
     return await _render(
         request,
         "images.html",
         title="Images",
-        q=q,
-        rows=rows[:_PAGE_ROWS],
-        total=len(rows),
-        shown=min(len(rows), _PAGE_ROWS),
+        q=base,
+        rows=rows,
+        total=total,
+        shown=len(rows),
+        first=after is None,
+        next_link=_link("/images", base, after=_encode_after(next_after)) if next_after else "",
         required=required,
-        catalogue=catalogue,
         outcomes=OUTCOMES,
         severities=tuple(reversed(SEVERITIES)),
         ago=lambda t: _ago(now, t),
-        sorts=tuple(_SORTS),
+        sorts=SORTS,
+        runtime=runtime,
+        running=running,
     )
 
 
@@ -370,6 +441,8 @@ async def image(request: Request) -> Response:
             verdict = await _services(request).judge.evaluate(
                 project, AdmissionRequest(images=(resource,))
             )
+        runtime = await sees_runtime(request)
+        running, running_more = await dashboard.running([resource]) if runtime else ({}, False)
     except ChainproofError as exc:
         return await _error(request, exc)
     kinds = by_kind(records)
@@ -402,6 +475,9 @@ async def image(request: Request) -> Response:
         decisions=decisions,
         more_decisions=more,
         verdict=verdict,
+        runtime=runtime,
+        workloads=running.get(resource, []),
+        workloads_more=running_more,
     )
 
 
@@ -682,12 +758,32 @@ async def save_policy(request: Request) -> Response:
 )
 async def impact(request: Request) -> Response:
     query = request.query_params.get("q", "")
+    dashboard = _dashboard(request)
     try:
-        rows, partial = await _dashboard(request).affected(query, await readable(request))
+        if len(query) > 512:
+            raise InvalidArgument(f"q is {len(query)} characters long: at most 512")
+        rows, more = await dashboard.affected(query, await _scope(request))
+        runtime = await sees_runtime(request)
+        running, running_more = (
+            await dashboard.running(sorted({r.image for r in rows})) if runtime else ({}, False)
+        )
     except ChainproofError as exc:
         return await _error(request, exc)
+    workloads = sorted(
+        (w for ws in running.values() for w in ws),
+        key=lambda w: (w.cluster, w.namespace, w.workload, w.pod, w.container),
+    )
     return await _render(
-        request, "impact.html", title="Vulnerability / package", q=query, rows=rows, partial=partial
+        request,
+        "impact.html",
+        title="Vulnerability / package",
+        q=query,
+        rows=rows,
+        more=more,
+        images=len({r.image for r in rows}),
+        runtime=runtime,
+        workloads=workloads,
+        workloads_more=running_more,
     )
 
 

@@ -185,6 +185,21 @@ class SqlInventory:
             stmt = stmt.where(inventory.c.cluster.in_(list(clusters)))
         return sorted(await self._c.scalars(stmt))
 
+    async def count_workloads(self) -> int:
+        workloads = (
+            sa.select(
+                inventory.c.cluster,
+                inventory.c.namespace,
+                inventory.c.workload_kind,
+                inventory.c.workload_name,
+            )
+            .where(_OPEN)
+            .distinct()
+            .subquery()
+        )
+        found = await self._c.execute(sa.select(sa.func.count()).select_from(workloads))
+        return int(found.scalar() or 0)
+
     async def get_checkpoint(self, cluster: str) -> str | None:
         stmt = sa.select(inventory_checkpoints.c.resource_version).where(
             inventory_checkpoints.c.cluster == cluster
