@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 from chainproof.attest.simple_signing import build_simple_signing
 from chainproof.crypto.signing import PkixSigner, generate_pkix_key
 from chainproof.domain.images import parse_image_reference
+from chainproof.domain.inventory import InventoryChanges, RunningContainer
 
 IMAGE = (
     "gcr.io/hightowerlabs/payment@sha256:"
@@ -206,3 +208,38 @@ def admission_review(image: str = IMAGE) -> dict[str, Any]:
             "dryRun": False,
         },
     }
+
+
+def run_workload(
+    client: Any,
+    image: str,
+    *,
+    cluster: str = "prod-eu",
+    namespace: str = "payments",
+    workload: str = "payment",
+    pod: str = "payment-7c9d-1",
+) -> RunningContainer:
+    """Put one running container of ``image`` in the inventory, as a watcher would (on the
+    started TestClient's own event loop, where the app's store lives)."""
+    row = RunningContainer(
+        cluster=cluster,
+        namespace=namespace,
+        workload_kind="Deployment",
+        workload_name=workload,
+        pod=pod,
+        pod_uid=f"uid-{pod}",
+        container="app",
+        service_account="default",
+        image_spec=image,
+        image_id=f"docker-pullable://{image}",
+        digest=image.split("@", 1)[1] if "@" in image else None,
+        image=image,
+        since=datetime(2026, 11, 30, 9, 15, tzinfo=UTC),
+    )
+
+    async def write() -> None:
+        async with client.app.state.services.store.session() as s:
+            await s.inventory.write(InventoryChanges(opened=(row,)))
+
+    client.portal.call(write)
+    return row

@@ -28,6 +28,7 @@ from integration.ui.story import (
     admission_review,
     attest,
     ok,
+    run_workload,
     seed,
 )
 
@@ -361,3 +362,63 @@ def test_rule_editor_saves_a_new_namespace_rule(client: TestClient) -> None:
     assert "defaultAdmissionRule" in saved  # the rest of the policy is kept
     # The form's etag is stale now: saving it again is refused, not applied over.
     assert client.post("/policy/rule", data=form).status_code == 400
+
+
+def test_running_workloads_on_every_page_that_asks_what_runs(client: TestClient) -> None:
+    before = re.search(r'<span class="num">(\d+)</span><span>running workloads', client.get("/").text)
+    assert before and before.group(1) == "0"
+    assert "not running" in client.get("/images", params={"image": "payment"}).text
+    run_workload(client, IMAGE)
+    run_workload(client, IMAGE, pod="payment-7c9d-2")  # a second pod of the same workload
+    run_workload(client, IMAGE, cluster="edge-1", namespace="pos", workload="till", pod="till-0")
+    try:
+        overview = client.get("/").text
+        assert '<span class="num">2</span><span>running workloads' in overview
+        assert "open violations" in overview
+        images = client.get("/images", params={"image": "payment"}).text
+        assert "2 workloads</a> in prod-eu, edge-1" in images or (
+            "2 workloads</a> in edge-1, prod-eu" in images
+        )
+        detail = client.get("/image", params={"ref": IMAGE}).text
+        section = detail.split('id="running"', 1)[1].split("</section>", 1)[0]
+        assert "3 running containers" in section
+        for text in ("prod-eu", "payments", "Deployment/payment", "payment-7c9d-2", "edge-1"):
+            assert text in section
+        assert "2026-11-30T09:15:00Z" in section
+        impact = client.get("/impact", params={"q": "CVE-2019-1549"}).text
+        running = impact.split("Affected running workloads", 1)[1]
+        assert "Deployment/till" in running and "pos" in running
+        # An image that runs nowhere says so.
+        other = client.get("/image", params={"ref": OTHER}).text
+        assert "0 running containers" in other.split('id="running"', 1)[1]
+    finally:
+        _close_workloads(client)
+
+
+def _close_workloads(client: TestClient) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from chainproof.domain.inventory import InventoryChanges
+    from chainproof.store.runtime_port import InventoryQuery
+
+    async def close() -> None:
+        async with client.app.state.services.store.session() as s:  # type: ignore[attr-defined]
+            rows = await s.inventory.list_rows(InventoryQuery(), 100)
+            now = datetime.now(UTC)
+            await s.inventory.write(
+                InventoryChanges(closed=tuple(replace(r, until=now) for r in rows))
+            )
+
+    client.portal.call(close)  # type: ignore[attr-defined]
+
+
+def test_images_page_by_keyset_and_bad_positions_are_refused(client: TestClient) -> None:
+    first = client.get("/images", params={"sort": "image"}).text
+    assert "Next" not in first  # two images: one page
+    r = client.get("/images", params={"sort": "image", "after": "not-a-position"})
+    assert r.status_code == 400 and "is not a position of this list" in r.text
+    for bad in ({"severity": "HUGE"}, {"decision": "maybe"}, {"order": "sideways"}):
+        r = client.get("/images", params=bad)
+        assert r.status_code == 400 and "expected" in r.text
+    assert client.get("/impact", params={"q": "x" * 600}).status_code == 400
