@@ -6,6 +6,7 @@ assessment), its PACKAGE occurrences, and - on request - the signed attestation.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
@@ -241,5 +242,8 @@ def run_workload(
         async with client.app.state.services.store.session() as s:
             await s.inventory.write(InventoryChanges(opened=(row,)))
 
-    client.portal.call(write)
+    if client.portal is not None:
+        client.portal.call(write)
+    else:  # a client used outside its `with`: the app's memory store serves any loop
+        asyncio.run(write())
     return row

@@ -365,7 +365,9 @@ def test_rule_editor_saves_a_new_namespace_rule(client: TestClient) -> None:
 
 
 def test_running_workloads_on_every_page_that_asks_what_runs(client: TestClient) -> None:
-    before = re.search(r'<span class="num">(\d+)</span><span>running workloads', client.get("/").text)
+    before = re.search(
+        r'<span class="num">(\d+)</span><span>running workloads', client.get("/").text
+    )
     assert before and before.group(1) == "0"
     assert "not running" in client.get("/images", params={"image": "payment"}).text
     run_workload(client, IMAGE)

@@ -19,7 +19,7 @@ from chainproof.api.ui.session import SESSION_COOKIE, SIGNIN_COOKIE
 from chainproof.bootstrap import build_app
 from chainproof.config import load_settings
 from chainproof.store.memory import MemoryStore
-from integration.ui.story import IMAGE, POLICY_PROJECT, ok, seed
+from integration.ui.story import IMAGE, POLICY_PROJECT, ok, run_workload, seed
 from oidc_issuer import LoopbackIssuer, running_issuer
 
 ADMIN = "admin@example.com"
@@ -302,3 +302,36 @@ def test_sign_in_issuer_must_be_trusted(issuer: LoopbackIssuer) -> None:
     settings["auth"]["sign_in"]["client_id"] = "not-an-audience"
     with pytest.raises(Exception, match="not an audience"):
         load_settings(**settings)
+
+
+def _token(admin_api: TestClient, name: str, role: str) -> str:
+    body = ok(
+        admin_api.post(f"/v1/projects/{POLICY_PROJECT}/tokens", json={"name": name, "role": role})
+    )
+    secret: str = body["secret"]
+    return secret
+
+
+def test_counts_and_workloads_follow_the_callers_permissions(
+    browser: TestClient, admin_api: TestClient
+) -> None:
+    run_workload(admin_api, IMAGE)
+    # The admin reads every project: the image of project "scans" counts, and what runs shows.
+    admin = admin_api.get("/").text
+    assert "running workloads" in admin
+    assert "1 workload</a> in prod-eu" in admin_api.get("/images").text
+    # A viewer of the policy project holds nothing in "scans": its overview counts none of
+    # that project's images (exact counts, of what it may read), and no page leaks them.
+    sign_in_with_token(browser, viewer_token(admin_api, "ui-counts"))
+    mine = browser.get("/").text
+    assert re.search(r'href="/images">0</a><span>images', mine), mine
+    assert IMAGE not in browser.get("/images", params={"decision": "none"}).text
+    assert IMAGE not in browser.get("/impact", params={"q": "pkg:apk/alpine/libssl1.1"}).text
+    # Who may list occurrences but not the decision log sees no inventory anywhere.
+    other = TestClient(browser.app, follow_redirects=False)
+    token = _token(admin_api, "ui-occ", "roles/containeranalysis.occurrences.viewer")
+    assert sign_in_with_token(other, token).status_code == 303
+    page = other.get("/")
+    assert page.status_code == 200 and "running workloads" not in page.text
+    assert "Where it runs" not in other.get("/images").text
+    assert 'id="running"' not in other.get("/image", params={"ref": IMAGE}).text

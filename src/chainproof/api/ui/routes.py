@@ -176,20 +176,26 @@ async def readable(request: Request, permission: str = perms.OCCURRENCES_LIST) -
     """The projects whose data the caller may read with ``permission``: pages show only
     those, as the API would answer only those (a viewer of one project sees nothing of
     another's occurrences or attestors)."""
+    return (await _readable_of(request, permission))[0]
+
+
+async def _readable_of(request: Request, permission: str) -> tuple[list[str], list[str]]:
+    """(the projects readable with ``permission``, every project)."""
     access = _services(request).access
     principal = request.state.principal
+    every = await _dashboard(request).projects()
     out: list[str] = []
-    for p in await _dashboard(request).projects():
+    for p in every:
         if await access.test_iam_permissions(principal, access.iam_resource(p), [permission]):
             out.append(p)
-    return out
+    return out, every
 
 
 async def _scope(request: Request) -> tuple[str, ...] | None:
     """The summary scope of the caller: the projects whose occurrences it may list (None:
     every project, the summaries kept over all of them)."""
-    every = await _dashboard(request).projects()
-    return Dashboard.scope(await readable(request), every)
+    mine, every = await _readable_of(request, perms.OCCURRENCES_LIST)
+    return Dashboard.scope(mine, every)
 
 
 async def sees_runtime(request: Request) -> bool:
