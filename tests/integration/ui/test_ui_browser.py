@@ -61,7 +61,9 @@ def _shots(tmp_path: Path) -> Path:
 def test_seed_story_in_the_browser(browser: Any, tmp_path: Path) -> None:
     shots = _shots(tmp_path)
     with (
-        live_server(grpc_enabled=False, admission={"project": POLICY_PROJECT}) as srv,
+        live_server(
+            grpc_enabled=False, admission={"project": POLICY_PROJECT, "cluster": "prod-eu"}
+        ) as srv,
         httpx.Client(base_url=srv.base_url, timeout=20) as api,
     ):
         signer = seed(api)
@@ -127,7 +129,22 @@ def test_seed_story_in_the_browser(browser: Any, tmp_path: Path) -> None:
         page.goto(f"{srv.base_url}/image?ref={quote(IMAGE)}")
         assert page.locator("#verdict-outcome").inner_text() == "allowed"
         assert KEY_ID in page.locator(".reqs").inner_text()
+        assert "0 running containers" in page.locator("#running + p").inner_text()
+        # The webhook now admits the pod: it runs, and the pages say where.
+        assert ok(api.post("/webhook/admission", json=admission_review()))["response"]["allowed"]
+        deadline = time.monotonic() + 10
+        while "1 running container" not in page.locator("#running + p").inner_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+            page.reload()
+        running = page.locator("section[aria-labelledby=running] table").inner_text()
+        assert "prod-eu" in running and "default" in running and "payment" in running
         page.screenshot(path=str(shots / "image.png"), full_page=True)
+        page.goto(srv.base_url + "/images?image=payment")
+        assert "in prod-eu" in page.locator("#results tbody tr").first.inner_text()
+        page.goto(srv.base_url + "/")
+        assert "running workloads" in page.locator(".cards").inner_text()
+        page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
         # Decisions log, filtered, opening to the explanation.
         page.goto(srv.base_url + "/decisions")
@@ -178,7 +195,8 @@ def test_seed_story_in_the_browser(browser: Any, tmp_path: Path) -> None:
         page.fill("input[name=q]", "CVE-2019-1549")
         page.keyboard.press("Enter")
         page.wait_for_url("**q=CVE-2019-1549*")
-        assert IMAGE in page.locator("table").inner_text()
+        assert IMAGE in page.locator("table").first.inner_text()
+        assert "prod-eu" in page.locator("table").nth(1).inner_text()
         page.screenshot(path=str(shots / "impact.png"), full_page=True)
 
         # Dark mode follows the system; a phone-sized screen still shows the whole table.
