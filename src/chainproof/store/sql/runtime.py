@@ -26,6 +26,7 @@ from chainproof.store.runtime_port import (
     SubscriptionRecord,
     ViolationQuery,
 )
+from chainproof.store.sql import bulk
 from chainproof.store.sql.schema import (
     deliveries,
     inventory,
@@ -34,7 +35,7 @@ from chainproof.store.sql.schema import (
     subscriptions,
     violations,
 )
-from chainproof.store.sql.tx import SqlTx
+from chainproof.store.sql.tx import SqlTx, dump_json
 
 #: Values per ``IN (…)`` list: well under both databases' parameter limits.
 _CHUNK = 1000
@@ -233,29 +234,25 @@ def _event(row: _Row) -> ChangeEvent:
     )
 
 
+#: The columns an append writes, in the order of its tuples.
+_OUTBOX_WRITE = ("event_id", "project", "type", "subject", "time", "data", "routed")
+
+
 class SqlOutbox:
     def __init__(self, tx: SqlTx) -> None:
         self._c, self._dialect = tx.connection, tx.dialect.value
+        self._postgres = tx.postgres
 
     async def append(self, events: Sequence[ChangeEvent]) -> None:
         if not events:
             return
-        # The database numbers them (the sequence column), in insertion order.
-        await self._c.execute(
-            outbox.insert(),
-            [
-                {
-                    "event_id": e.event_id,
-                    "project": e.project,
-                    "type": e.type.value,
-                    "subject": e.subject,
-                    "time": e.time,
-                    "data": dict(e.data),
-                    "routed": False,
-                }
-                for e in events
-            ],
-        )
+        # The database numbers them (the sequence column), in insertion order. An ingest
+        # appends one per note and occurrence: the bulk path, in this transaction.
+        rows = [
+            (e.event_id, e.project, e.type.value, e.subject, e.time, dump_json(dict(e.data)), False)
+            for e in events
+        ]
+        await bulk.insert_rows(self._c, self._postgres, outbox, _OUTBOX_WRITE, rows)
 
     async def unrouted(self, limit: int) -> list[ChangeEvent]:
         if limit <= 0:

@@ -83,13 +83,46 @@ def _occurrence_row(record: OccurrenceRecord) -> dict[str, Any]:
     }
 
 
-def _occurrence_document(record: OccurrenceRecord) -> str:
+#: The columns the bulk path writes (store/sql/bulk.py), in the order of its tuples.
+_NOTE_WRITE = ("project", "note_id", "kind", "data", "create_time", "update_time")
+_OCCURRENCE_WRITE = (
+    "project",
+    "occurrence_id",
+    "kind",
+    "note_project",
+    "note_id",
+    "resource",
+    "data",
+    "create_time",
+    "update_time",
+)
+
+
+def _note_values(record: NoteRecord) -> bulk.Values:
+    data = record.document if record.document is not None else to_json(record.note)
+    return (
+        record.project,
+        record.note_id,
+        record.kind,
+        dump_json(data),
+        _time(record.note, "create_time"),
+        _time(record.note, "update_time"),
+    )
+
+
+def _occurrence_values(record: OccurrenceRecord) -> bulk.Values:
     data = record.document if record.document is not None else to_json(record.occurrence)
-    return dump_json(data)
-
-
-def _record_time(record: OccurrenceRecord, field: str) -> datetime | None:
-    return _time(record.occurrence, field)
+    return (
+        record.project,
+        record.occurrence_id,
+        record.kind,
+        record.note_project,
+        record.note_id,
+        record.resource,
+        dump_json(data),
+        _time(record.occurrence, "create_time"),
+        _time(record.occurrence, "update_time"),
+    )
 
 
 _NOTE_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind, notes.c.data)
@@ -253,16 +286,16 @@ class SqlNotes(NoteRepository):
         return [r.note_id for r in records if (r.project, r.note_id) in found]
 
     async def _insert_new(self, records: Sequence[NoteRecord]) -> list[str]:
-        taken = await self._taken(records)
-        if taken:
-            return taken
-        # A concurrent unit of work may insert the same ID between our check and our insert
-        # (on PostgreSQL the insert then waits for it and fails on the primary key). The
-        # savepoint undoes our partial insert so the transaction stays usable, and a second
-        # check reports the IDs that were taken meanwhile. Other integrity failures re-raise.
+        # Insert first, look later: a batch of new notes (the common case: an SBOM's 10,000)
+        # costs one bulk write, not a lookup per 500 keys before it. A taken ID (stored
+        # already, or inserted by a concurrent unit of work meanwhile: on PostgreSQL the
+        # insert waits for it and fails on the primary key) fails the write; the savepoint
+        # undoes the partial insert so the transaction stays usable, and the lookup reports
+        # the taken IDs. Other integrity failures re-raise.
+        rows = [_note_values(r) for r in records]
         try:
             async with self._c.begin_nested():
-                await self._c.execute(notes.insert(), [_note_row(r) for r in records])
+                await bulk.insert_rows(self._c, self._tx.postgres, notes, _NOTE_WRITE, rows)
         except IntegrityError:
             taken = await self._taken(records)
             if not taken:
@@ -314,12 +347,10 @@ class SqlOccurrences(OccurrenceRepository):
         self._summaries = summaries
 
     async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
-        if self._tx.postgres:
-            # The ingest hot path: one COPY in this transaction (ADR 0131).
-            await bulk.copy_occurrences(self._c, records, _occurrence_document, _record_time)
-        else:
-            # sqlite3 steps one prepared statement over the list of parameter sets.
-            await self._c.execute(occurrences.insert(), [_occurrence_row(r) for r in records])
+        # The ingest hot path: one COPY (PostgreSQL, ADR 0131) or one executemany on the
+        # driver (SQLite, ADR 0086), in this transaction.
+        rows = [_occurrence_values(r) for r in records]
+        await bulk.insert_rows(self._c, self._tx.postgres, occurrences, _OCCURRENCE_WRITE, rows)
         await self._summaries.written(records)
 
     async def get(

@@ -176,8 +176,8 @@ class SqlImageSummaries(ImageSummaryRepository):
                 terms.extend(its_terms)
                 self._touched.add(r.resource)
         if self._tx.postgres:
-            await bulk.copy_rows(self._c, "image_facts", FACT_COLUMNS, facts)
-            await bulk.copy_rows(self._c, "impact_terms", TERM_COLUMNS, terms)
+            await bulk.insert_rows(self._c, True, _F, tuple(FACT_COLUMNS), facts)
+            await bulk.insert_rows(self._c, True, _T, tuple(TERM_COLUMNS), terms)
             return
         if facts:
             await self._c.execute(
