@@ -84,7 +84,12 @@ class ChangeEvent:
 
 def occurrence_notice(name: str, kind: str, now: datetime) -> dict[str, Any]:
     """The body Container Analysis publishes for an occurrence change."""
-    return {"name": name, "kind": kind, "notificationTime": rfc3339(now)}
+    return notice_at(name, kind, rfc3339(now))
+
+
+def notice_at(name: str, kind: str, notification_time: str) -> dict[str, Any]:
+    """:func:`occurrence_notice` with the instant formatted already (once for a batch)."""
+    return {"name": name, "kind": kind, "notificationTime": notification_time}
 
 
 @dataclass(frozen=True, slots=True)

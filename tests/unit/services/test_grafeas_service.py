@@ -295,3 +295,13 @@ def test_batch_occurrence_ids_are_the_same_uuid7_spelling() -> None:
         parsed = uuid.UUID(i)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == i
     assert first < min(batch) and len(set(batch)) == 500
+
+
+def test_batch_occurrence_ids_ascend_so_a_batch_appends_to_the_id_indexes() -> None:
+    from chainproof.services.scribe.grafeas import new_occurrence_ids
+
+    batch = new_occurrence_ids(2000)
+    assert batch == sorted(batch) and len(set(batch)) == 2000
+    # Text order is numeric order: the IDs' values ascend too.
+    values = [int(i.replace("-", ""), 16) for i in batch]
+    assert values == sorted(values)

@@ -97,7 +97,8 @@ def _sqlite_plan(
         if isinstance(column.type, sa.JSON):
             encoders.append(None)
             continue
-        processor = column.type.bind_processor(_SQLITE)
+        # The dialect's own variant of the type (UtcDateTime's SQLite storage format).
+        processor = column.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
         if processor is None:
             encoders.append(None)
         elif isinstance(column.type, sa.TypeDecorator):  # UtcDateTime
@@ -105,7 +106,8 @@ def _sqlite_plan(
         else:
             encoders.append(processor)
     # SQLAlchemy compiles the statement once (qmark parameters, identifiers quoted as needed).
-    statement = str(table.insert().compile(dialect=_SQLITE, column_keys=list(columns)))
+    insert = table.insert().values({name: sa.bindparam(name) for name in columns})
+    statement = str(insert.compile(dialect=_SQLITE))
     return statement, tuple(encoders)
 
 
