@@ -47,14 +47,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str, workers: int) -> Iterator[str]:
-    port = free_port()
+def server(database_url: str, workers: int, port: int = 0, grpc_port: int = 0) -> Iterator[str]:
+    port = port or free_port()
     env = {
         **os.environ,
         "CHAINPROOF_DATABASE_URL": database_url,
         "CHAINPROOF_PORT": str(port),
         # gRPC stays on (the default): every worker serves it on the shared port (ADR 0141).
-        "CHAINPROOF_GRPC_PORT": str(free_port()),
+        "CHAINPROOF_GRPC_PORT": str(grpc_port or free_port()),
         "CHAINPROOF_LOG_LEVEL": "warning",
         "CHAINPROOF_PAGE_TOKEN_SECRET": "bench-secret-bench-secret-bench-secret",
     }
@@ -201,6 +201,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2, help="server processes (PostgreSQL)")
     ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument(
+        "--port", type=int, default=0, help="the server's HTTP port (default: a free one)"
+    )
+    ap.add_argument("--grpc-port", type=int, default=0, help="its gRPC port (default: a free one)")
     args = ap.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(f"{args.occurrences:,} occurrences over {args.images:,} images, batches of {BATCH:,}")
@@ -211,7 +215,7 @@ def main() -> None:
     for name in backends:
         # SQLite has one writer: a second server process only adds lock waits.
         workers = 1 if name == "sqlite" else args.workers
-        with backend_url(name) as url, server(url, workers) as base:
+        with backend_url(name) as url, server(url, workers, args.port, args.grpc_port) as base:
             rate = asyncio.run(ingest(base, args.occurrences, args.images, args.concurrency))
             p50, p99, hits = list_latency(base, args.images, args.samples)
             floor = f"{'n/a':>12} {'':>7}"

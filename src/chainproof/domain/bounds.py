@@ -146,8 +146,45 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+@functools.cache
+def _enum_shapes(desc: Descriptor) -> dict[str, tuple[frozenset[int] | None, str]]:
+    """:func:`_enum_fields` by field name, with each field's shape (map, repeated, single)."""
+    out: dict[str, tuple[frozenset[int] | None, str]] = {}
+    for fd, numbers in _enum_fields(desc):
+        is_map = fd.type == _FD.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
+        out[fd.name] = (numbers, "map" if is_map else "repeated" if fd.is_repeated else "one")
+    return out
+
+
+def _any_undefined(msg: Any) -> bool:
+    """Whether any enum set in ``msg`` holds an undeclared number. Looks only at the fields
+    that are set (``ListFields``, in C): an unset enum is 0, which proto3 always declares."""
+    shapes = _enum_shapes(msg.DESCRIPTOR)
+    if not shapes:
+        return False
+    for fd, value in msg.ListFields():
+        shape = shapes.get(fd.name)
+        if shape is None:
+            continue
+        numbers, form = shape
+        values = value.values() if form == "map" else value if form == "repeated" else (value,)
+        for v in values:
+            if numbers is None:
+                if not isinstance(v, int) and _any_undefined(v):
+                    return True
+            elif v not in numbers:
+                return True
+    return False
+
+
 def undefined_enums(msg: Any, path: str = "") -> list[str]:
-    """One problem per enum field whose number the proto does not declare (``kind: 999``)."""
+    """One problem per enum field whose number the proto does not declare (``kind: 999``).
+
+    A quick look at the set fields comes first (a batch of 1,000 valid occurrences spent a
+    quarter of its server time walking every declared field, ADR 0086); only a message that
+    holds an undeclared number is walked field by field, to name each."""
+    if not path and not _any_undefined(msg):
+        return []
     problems: list[str] = []
     for fd, numbers in _enum_fields(msg.DESCRIPTOR):
         here = f"{path}.{_camel(fd.name)}" if path else _camel(fd.name)

@@ -432,10 +432,11 @@ class GrafeasService:
         drafts: list[tuple[int, Occurrence, str, NoteName]] = []
         problems: list[str] = []
         failed = 0
+        note_names: dict[str, NoteName] = {}  # a batch names a few notes, parsed once each
         for i, occ in enumerate(occurrences):
             what = "occurrence" if single else f"occurrences[{i}]"
             try:
-                drafts.append((i, *self._draft_occurrence(occ, what)))
+                drafts.append((i, *self._draft_occurrence(occ, what, note_names)))
             except InvalidArgument as exc:
                 if single:
                     raise
@@ -451,6 +452,9 @@ class GrafeasService:
             drafts = [d for d, keep in zip(drafts, kept, strict=True) if keep]
         notes = await s.notes.get_many([(n.project, n.note_id) for *_, n in drafts])
         records: list[OccurrenceRecord] = []
+        # The default IDs come from one clock read and one random draw for the batch.
+        ids = iter(new_occurrence_ids(len(drafts)) if self._new_id is new_occurrence_id else ())
+        resources: dict[str, str] = {}
         for i, occ, kind, note_name in drafts:
             what = "occurrence" if single else f"occurrences[{i}]"
             note = notes.get((note_name.project, note_name.note_id))
@@ -471,10 +475,13 @@ class GrafeasService:
                     f"{what}: is kind {kind} but its note {note_name} is kind {note.kind}"
                 )
                 continue
-            occurrence_id = self._new_id()
+            occurrence_id = next(ids, None) or self._new_id()
             occ.name = str(OccurrenceName(project, occurrence_id))
             occ.create_time.CopyFrom(stamp)
             occ.update_time.CopyFrom(stamp)
+            resource = resources.get(occ.resource_uri)
+            if resource is None:
+                resource = resources[occ.resource_uri] = canonical_resource(occ.resource_uri)
             records.append(
                 OccurrenceRecord(
                     project=project,
@@ -482,7 +489,7 @@ class GrafeasService:
                     kind=kind,
                     note_project=note_name.project,
                     note_id=note_name.note_id,
-                    resource=canonical_resource(occ.resource_uri),
+                    resource=resource,
                     occurrence=occ,
                     document=render_for_storage(occ, what),
                 )
@@ -606,7 +613,9 @@ class GrafeasService:
 
     # ---------------------------------------------------------------- helpers
 
-    def _draft_occurrence(self, occ: Occurrence, what: str) -> tuple[Occurrence, str, NoteName]:
+    def _draft_occurrence(
+        self, occ: Occurrence, what: str, note_names: dict[str, NoteName] | None = None
+    ) -> tuple[Occurrence, str, NoteName]:
         draft = OccurrencePB()
         draft.CopyFrom(occ)
         # Output-only fields in a request are ignored (AIP-203), never trusted.
@@ -614,7 +623,13 @@ class GrafeasService:
             draft.ClearField(field)
         kind = derive_kind(draft, oneof="details", what=what)
         _raise_problems(occurrence_problems(draft), what)
-        note_name = parse_note_name(draft.note_name, field=f"{what}: noteName")
+        cached = note_names.get(draft.note_name) if note_names is not None else None
+        if cached is None:
+            note_name = parse_note_name(draft.note_name, field=f"{what}: noteName")
+            if note_names is not None:
+                note_names[draft.note_name] = note_name
+        else:
+            note_name = cached
         _set_kind(draft, kind)
         return draft, kind, note_name
 
