@@ -12,7 +12,10 @@ fresh database on 127.0.0.1:5432), sends N occurrences spread over M images in b
 The floor (PostgreSQL): the very rows chainproof wrote are read back with ``COPY … TO``, then
 written with one ``COPY … FROM STDIN`` from this process into a copy of the same table with
 the same indexes (``CREATE TABLE … (LIKE occurrences INCLUDING ALL)``), timed, in the same
-run; ingest prints as a ratio to it (1.0 would be COPY's speed). SQLite has no COPY: no floor.
+run; ingest prints as a ratio to it (1.0 would be COPY's speed). Ingest runs in ``--rounds``
+rounds, each followed by the COPY of the rows it wrote, so that both are measured under the
+same load on a shared machine; the ratio is the median of the rounds'. SQLite has no COPY: no
+floor.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -103,15 +107,19 @@ def batch_body(start: int, images: int) -> bytes:
     return ('{"occurrences":[' + ",".join(items) + "]}").encode()
 
 
-async def ingest(base: str, total: int, images: int, concurrency: int) -> float:
+async def ingest(
+    base: str, starts: list[int], images: int, concurrency: int, *, notes: bool
+) -> float:
+    """Send the batches beginning at ``starts``; occurrences per second."""
     async with httpx.AsyncClient(base_url=base, timeout=120) as c:
-        await c.post("/v1/projects/bench/notes?noteId=qa", json={"attestation": {}})
-        await c.post(
-            "/v1/projects/bench/notes?noteId=cve",
-            json={"vulnerability": {"severity": "HIGH"}},
-        )
+        if notes:
+            await c.post("/v1/projects/bench/notes?noteId=qa", json={"attestation": {}})
+            await c.post(
+                "/v1/projects/bench/notes?noteId=cve",
+                json={"vulnerability": {"severity": "HIGH"}},
+            )
         queue: asyncio.Queue[int] = asyncio.Queue()
-        for start in range(0, total, BATCH):
+        for start in starts:
             queue.put_nowait(start)
 
         async def worker() -> None:
@@ -127,30 +135,50 @@ async def ingest(base: str, total: int, images: int, concurrency: int) -> float:
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return total / (time.perf_counter() - began)
+        return len(starts) * BATCH / (time.perf_counter() - began)
 
 
-def copy_floor(database_url: str) -> float:
-    """Rows per second of PostgreSQL COPY of the rows chainproof wrote, into a same-shaped table."""
-    with psycopg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://")) as conn:
-        conn.execute(
-            "CREATE TABLE occurrences_floor (LIKE occurrences INCLUDING ALL)"
-        )  # same columns, defaults, constraints and indexes; no foreign keys (there are none)
+class CopyFloor:
+    """PostgreSQL's COPY of the rows chainproof wrote, into a same-shaped table.
+
+    ``occurrences_floor`` is ``CREATE TABLE … (LIKE occurrences INCLUDING ALL)``: the same
+    columns, defaults, constraints and indexes (there are no foreign keys). After each round
+    of ingest, the rows that round wrote are read back with ``COPY … TO`` and written into it
+    with one ``COPY … FROM STDIN``, timed, so that the floor table is as large as the real one
+    was and the two are measured under the same load, moments apart."""
+
+    def __init__(self, database_url: str) -> None:
+        self._conn = psycopg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        self._conn.execute("CREATE TABLE occurrences_floor (LIKE occurrences INCLUDING ALL)")
+        self._conn.commit()
+        self._since: Any = None
+
+    def round(self) -> float:
+        """Rows per second for the rows written since the previous round."""
+        conn = self._conn
+        where, params = ("WHERE create_time > %s", (self._since,)) if self._since else ("", ())
         buffer = bytearray()
-        with conn.cursor().copy("COPY occurrences TO STDOUT (FORMAT binary)") as copy:
+        query = f"COPY (SELECT * FROM occurrences {where}) TO STDOUT (FORMAT binary)"  # noqa: S608
+        with conn.cursor().copy(query, params) as copy:
             for chunk in copy:
                 buffer += chunk
-        rows = conn.execute("SELECT count(*) FROM occurrences").fetchone()
-        assert rows is not None
+        row = conn.execute(
+            f"SELECT count(*), max(create_time) FROM occurrences {where}",  # noqa: S608
+            params,
+        ).fetchone()
+        assert row is not None
+        rows, self._since = int(row[0]), row[1]
         conn.commit()
         began = time.perf_counter()
         with conn.cursor().copy("COPY occurrences_floor FROM STDIN (FORMAT binary)") as copy:
             copy.write(buffer)
         conn.commit()
-        elapsed = time.perf_counter() - began
-        conn.execute("DROP TABLE occurrences_floor")
-        conn.commit()
-    return int(rows[0]) / elapsed
+        return rows / (time.perf_counter() - began)
+
+    def close(self) -> None:
+        self._conn.execute("DROP TABLE occurrences_floor")
+        self._conn.commit()
+        self._conn.close()
 
 
 def list_latency(base: str, images: int, samples: int) -> tuple[float, float, int]:
@@ -202,6 +230,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="server processes (PostgreSQL)")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="PostgreSQL: ingest in this many rounds, each followed by its COPY floor; the "
+        "ratio printed is the median of the rounds' ratios",
+    )
+    ap.add_argument(
         "--port", type=int, default=0, help="the server's HTTP port (default: a free one)"
     )
     ap.add_argument("--grpc-port", type=int, default=0, help="its gRPC port (default: a free one)")
@@ -216,13 +251,37 @@ def main() -> None:
         # SQLite has one writer: a second server process only adds lock waits.
         workers = 1 if name == "sqlite" else args.workers
         with backend_url(name) as url, server(url, workers, args.port, args.grpc_port) as base:
-            rate = asyncio.run(ingest(base, args.occurrences, args.images, args.concurrency))
+            starts = list(range(0, args.occurrences, BATCH))
+            rounds = max(1, min(args.rounds, len(starts))) if name == "postgres" else 1
+            floor = CopyFloor(url) if name == "postgres" else None
+            rates, copies = [], []
+            try:
+                for r in range(rounds):
+                    part = starts[r::rounds]
+                    rates.append(
+                        asyncio.run(ingest(base, part, args.images, args.concurrency, notes=r == 0))
+                    )
+                    if floor is not None:
+                        copies.append(floor.round())
+            finally:
+                if floor is not None:
+                    floor.close()
+            rate = args.occurrences / sum(
+                len(starts[r::rounds]) * BATCH / x for r, x in enumerate(rates)
+            )
             p50, p99, hits = list_latency(base, args.images, args.samples)
-            floor = f"{'n/a':>12} {'':>7}"
-            if name == "postgres":
-                copy_rate = copy_floor(url)
-                floor = f"{copy_rate:>12,.0f} {rate / copy_rate:>7.2f}"
-        print(f"{name:<10} {workers:>7} {rate:>13,.0f} {p50:>12.2f} {p99:>12.2f} {hits:>9} {floor}")
+            shown = f"{'n/a':>12} {'':>7}"
+            if copies:
+                ratios = [x / c for x, c in zip(rates, copies, strict=True)]
+                shown = f"{statistics.median(copies):>12,.0f} {statistics.median(ratios):>7.2f}"
+        print(f"{name:<10} {workers:>7} {rate:>13,.0f} {p50:>12.2f} {p99:>12.2f} {hits:>9} {shown}")
+        if copies:
+            print(
+                "  per round (ingest occ/s / COPY rows/s = ratio): "
+                + "; ".join(
+                    f"{x:,.0f} / {c:,.0f} = {x / c:.2f}" for x, c in zip(rates, copies, strict=True)
+                )
+            )
         sys.stdout.flush()
 
 
