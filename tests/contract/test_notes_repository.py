@@ -79,6 +79,24 @@ async def test_get_notes(store: MetadataStore) -> None:
         assert set(await s.notes.get_many(many)) == {("p1", "b")}
 
 
+async def test_kinds_of_stored_notes(store: MetadataStore) -> None:
+    async with store.session() as s:
+        await s.notes.insert(
+            [
+                note_record("p1", "a", "VULNERABILITY"),
+                note_record("p1", "b", "BUILD"),
+                note_record("p2", "a"),
+            ]
+        )
+    async with store.session(readonly=True) as s:
+        got = await s.notes.kinds([("p1", "a"), ("p2", "a"), ("p2", "b"), ("p1", "a")])
+        assert got == {("p1", "a"): "VULNERABILITY", ("p2", "a"): "ATTESTATION"}
+        assert await s.notes.kinds([]) == {}
+        # More keys than one query takes: every chunk is asked.
+        many = [("p1", f"x{i}") for i in range(1200)] + [("p1", "b")]
+        assert await s.notes.kinds(many) == {("p1", "b"): "BUILD"}
+
+
 async def test_replace_and_delete_note(store: MetadataStore) -> None:
     async with store.session() as s:
         await s.notes.insert([note_record(P, "n")])

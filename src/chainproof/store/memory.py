@@ -211,6 +211,9 @@ class _Notes(NoteRepository):
     async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
         return {k: _copy(self._s.notes[k]) for k in keys if k in self._s.notes}
 
+    async def _kinds(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {k: self._s.notes[k].kind for k in keys if k in self._s.notes}
+
     async def replace(self, record: NoteRecord) -> None:
         _set(self._undo, self._s.notes, (record.project, record.note_id), _copy(record))
 

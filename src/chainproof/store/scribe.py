@@ -158,6 +158,13 @@ class NoteRepository(ABC):
             return {}
         return await self._get_many(distinct(keys))
 
+    async def kinds(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The kind of each stored note among ``keys``, by key: what a create checks its
+        occurrences against, without reading (and parsing) the notes themselves."""
+        if not keys:
+            return {}
+        return await self._kinds(distinct(keys))
+
     @abstractmethod
     async def replace(self, record: NoteRecord) -> None:
         """Write ``record`` over the stored note (creating it if there is none)."""
@@ -179,6 +186,10 @@ class NoteRepository(ABC):
 
     @abstractmethod
     async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
+        """``keys`` is not empty and has no repeats."""
+
+    @abstractmethod
+    async def _kinds(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """``keys`` is not empty and has no repeats."""
 
     @abstractmethod

@@ -450,29 +450,29 @@ class GrafeasService:
         if guard is not None:
             kept = await guard.keep(s, [occ for _, occ, _, _ in drafts])
             drafts = [d for d, keep in zip(drafts, kept, strict=True) if keep]
-        notes = await s.notes.get_many([(n.project, n.note_id) for *_, n in drafts])
+        notes = await s.notes.kinds([(n.project, n.note_id) for *_, n in drafts])
         records: list[OccurrenceRecord] = []
         # The default IDs come from one clock read and one random draw for the batch.
         ids = iter(new_occurrence_ids(len(drafts)) if self._new_id is new_occurrence_id else ())
         resources: dict[str, str] = {}
         for i, occ, kind, note_name in drafts:
             what = "occurrence" if single else f"occurrences[{i}]"
-            note = notes.get((note_name.project, note_name.note_id))
-            if note is None:
+            note_kind = notes.get((note_name.project, note_name.note_id))
+            if note_kind is None:
                 missing = f"note {note_name} does not exist: create it first"
                 if single:
                     raise NotFound(f"occurrence refers to {missing}")
                 failed += 1
                 problems.append(f"{what}: {missing}")
                 continue
-            if not note_kind_accepts(note.kind, kind):
+            if not note_kind_accepts(note_kind, kind):
                 if single:
                     raise InvalidArgument(
-                        f"occurrence is kind {kind} but its note {note_name} is kind {note.kind}"
+                        f"occurrence is kind {kind} but its note {note_name} is kind {note_kind}"
                     )
                 failed += 1
                 problems.append(
-                    f"{what}: is kind {kind} but its note {note_name} is kind {note.kind}"
+                    f"{what}: is kind {kind} but its note {note_name} is kind {note_kind}"
                 )
                 continue
             occurrence_id = next(ids, None) or self._new_id()

@@ -126,6 +126,7 @@ def _occurrence_values(record: OccurrenceRecord) -> bulk.Values:
 
 
 _NOTE_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind, notes.c.data)
+_NOTE_KIND_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind)
 _OCCURRENCE_SELECT = sa.select(
     occurrences.c.project,
     occurrences.c.occurrence_id,
@@ -270,11 +271,13 @@ class SqlNotes(NoteRepository):
     def __init__(self, tx: SqlTx) -> None:
         self._tx, self._c = tx, tx.connection
 
-    async def _stored(self, keys: Sequence[tuple[str, str]]) -> list[Row]:
+    async def _stored(
+        self, keys: Sequence[tuple[str, str]], select: sa.Select[Any] = _NOTE_SELECT
+    ) -> list[Row]:
         rows: list[Row] = []
         for start in range(0, len(keys), _KEYS_PER_QUERY):
             chunk = keys[start : start + _KEYS_PER_QUERY]
-            stmt = _NOTE_SELECT.where(sa.tuple_(notes.c.project, notes.c.note_id).in_(chunk))
+            stmt = select.where(sa.tuple_(notes.c.project, notes.c.note_id).in_(chunk))
             rows.extend((await self._c.execute(stmt)).all())
         return rows
 
@@ -313,6 +316,10 @@ class SqlNotes(NoteRepository):
 
     async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], NoteRecord]:
         return {(row.project, row.note_id): _note(row) for row in await self._stored(keys)}
+
+    async def _kinds(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        rows = await self._stored(keys, _NOTE_KIND_SELECT)
+        return {(row.project, row.note_id): str(row.kind) for row in rows}
 
     async def replace(self, record: NoteRecord) -> None:
         # Upsert, as the reference adapter does: replacing a missing note creates it.
