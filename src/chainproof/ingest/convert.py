@@ -123,7 +123,7 @@ def convert(raw: bytes, ctx: IngestContext, fmt: Format | None = None) -> Conver
         return convert_envelopes(raw, ctx)
     try:
         if parsed is not None and fmt in _DOCUMENT_CONVERTERS:
-            check_depth(fmt.value, parsed)
+            check_depth(fmt.value, raw)
             return _DOCUMENT_CONVERTERS[fmt](need_object(fmt.value, parsed), ctx)
         return _CONVERTERS[fmt](raw, ctx)
     except RecursionError:

@@ -7,7 +7,9 @@ and column, so the 400 tells the uploader exactly where their file is broken.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from typing import Any
 
 import orjson
@@ -39,14 +41,34 @@ def load_json(fmt: str, raw: bytes) -> Any:
         except RecursionError:
             raise DocumentError(fmt, "", f"nested deeper than {MAX_DEPTH} levels") from None
         raise DocumentError(fmt, "", "not valid UTF-8 JSON") from None
-    check_depth(fmt, data)
+    check_depth(fmt, raw)
     return data
 
 
-def check_depth(fmt: str, data: Any) -> None:
-    """DocumentError when ``data`` (parsed JSON) nests deeper than :data:`MAX_DEPTH`."""
-    if _too_deep(data):
+def check_depth(fmt: str, raw: bytes) -> None:
+    """DocumentError when ``raw``, a document that parsed as JSON, nests deeper than
+    :data:`MAX_DEPTH`."""
+    if _text_too_deep(raw):
         raise DocumentError(fmt, "", f"nested deeper than {MAX_DEPTH} levels")
+
+
+#: A JSON string (the document parsed: every string in it is well formed). The alternatives
+#: are disjoint, so matching is linear.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPEN = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _OPEN)
+
+
+def _text_too_deep(raw: bytes) -> bool:
+    """:func:`_too_deep` on the text rather than the parsed values (ADR 0086): outside the
+    strings of a valid document, brackets are exactly its containers, so the deepest nesting
+    is the highest running count of open brackets. The scan runs in C (regex, translate,
+    accumulate) instead of visiting every value in Python, a tenth of an ingest."""
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= MAX_DEPTH + 1:
+        return False  # too few containers to nest too deeply
+    # The top-level container is depth 0: MAX_DEPTH + 1 open at once is still allowed.
+    return max(itertools.accumulate(map(_OPEN.__getitem__, brackets))) > MAX_DEPTH + 1
 
 
 def _too_deep(data: Any) -> bool:
