@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -50,6 +51,7 @@ from pathlib import Path
 import psycopg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -57,7 +59,7 @@ from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.domain.images import canonical_resource, parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.policy import AdmissionRequest
-from chainproof.services.scribe.grafeas import new_occurrence_id
+from chainproof.services.scribe.grafeas import new_occurrence_ids
 from chainproof.store.sql.store import SqlStore
 from unit.services.judge_fixtures import Signer, System
 
@@ -147,29 +149,47 @@ async def template(system: System) -> Signer:
     return qa
 
 
-def copy_images(pg: str, images: int, sampled: set[int]) -> tuple[int, float]:
-    """Copies of the template's rows for every image; rows written and rows/s."""
+def copy_escape(text: str) -> str:
+    """``text`` as one field of COPY's text format."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def copy_images(pg: str, start: int, stop: int, sampled: set[int]) -> tuple[int, float]:
+    """Copies of the template's rows for images ``start`` … ``stop - 1``; rows written and
+    rows/s. The rows go out in COPY's text format, formatted here once per template row (ids,
+    image and resource substituted as strings), 100 images per write."""
     written, began = 0, time.perf_counter()
     with psycopg.connect(pg) as conn:
         # The column list is this module's constant, not input.
-        template_rows = "SELECT " + COLUMNS.replace("data", "data::text")
+        template_rows = "SELECT " + ", ".join(f"{c}::text" for c in COLUMNS.split(", "))
         rows = conn.execute(
-            template_rows + " FROM occurrences WHERE resource LIKE %s",
-            (f"%{TEMPLATE}",),
+            template_rows + " FROM occurrences WHERE project = 'prod' AND resource = %s",
+            (canonical_resource(TEMPLATE),),
         ).fetchall()
         assert len(rows) == PER_IMAGE, f"template has {len(rows)} rows"
-        resource = rows[0][5]
+        lines = []
+        for row in rows:
+            fields = [r"\N" if v is None else copy_escape(v) for v in row]
+            # Placeholders the image, its resource and the new id replace below.
+            fields[1] = "\x00ID\x00"
+            fields[6] = fields[6].replace(row[1], "\x00ID\x00")
+            lines.append((row[2], "\t".join(fields) + "\n"))
+        assert TEMPLATE in rows[0][5], rows[0][5]
         with conn.cursor().copy(f"COPY occurrences ({COLUMNS}) FROM STDIN") as copy:
-            for i in range(images):
+            chunk: list[str] = []
+            for i in range(start, stop):
                 img = image(i)
-                res = resource.replace(TEMPLATE, img)
-                for project, oid, kind, nproj, nid, _res, data, ct, ut in rows:
+                ids = iter(new_occurrence_ids(PER_IMAGE))
+                for kind, line in lines:
                     if i in sampled and kind == "ATTESTATION":
                         continue  # it gets a real attestation of its own digest later
-                    new = new_occurrence_id()
-                    doc = data.replace(TEMPLATE, img).replace(oid, new)
-                    copy.write_row((project, new, kind, nproj, nid, res, doc, ct, ut))
+                    chunk.append(line.replace(TEMPLATE, img).replace("\x00ID\x00", next(ids)))
                     written += 1
+                if len(chunk) >= 100 * PER_IMAGE:
+                    copy.write("".join(chunk))
+                    chunk.clear()
+            if chunk:
+                copy.write("".join(chunk))
         conn.commit()
         conn.execute("ANALYZE occurrences")
     return written, written / (time.perf_counter() - began)
@@ -184,7 +204,7 @@ async def list_figures(
     ours: list[float] = []
     floor: list[float] = []
     hits = 0
-    sql = (
+    select = (
         "SELECT data FROM occurrences WHERE project = %s AND resource = %s "
         "ORDER BY occurrence_id LIMIT %s"
     )
@@ -201,7 +221,7 @@ async def list_figures(
                 hits += len(page.items)
             resource = canonical_resource(image(floor_rng.randrange(images)))
             began = time.perf_counter()
-            found = conn.execute(sql, ("prod", resource, PER_IMAGE + 1), prepare=True).fetchall()
+            found = conn.execute(select, ("prod", resource, PER_IMAGE + 1), prepare=True).fetchall()
             took = time.perf_counter() - began
             assert len(found) == PER_IMAGE, f"the floor found {len(found)} rows for {resource}"
             if n >= 50:
@@ -246,82 +266,149 @@ async def admission_figures(
 
 
 def size_figures(pg: str) -> tuple[int, float, float]:
+    """Rows, bytes per row of the table with its TOAST and indexes, and of the documents
+    alone — measured on a sample of up to ~200,000 rows (a copy of all 16.5 M documents would
+    take tens of GB more)."""
     with psycopg.connect(pg) as conn:
         rows = conn.execute("SELECT count(*) FROM occurrences").fetchone()
         total = conn.execute("SELECT pg_total_relation_size('occurrences')").fetchone()
-        conn.execute("CREATE TABLE docs_floor AS SELECT data FROM occurrences")
-        floor = conn.execute("SELECT pg_total_relation_size('docs_floor')").fetchone()
+        assert rows is not None
+        assert total is not None
+        count = int(rows[0])
+        percent = min(100.0, 100.0 * 200_000 / count)
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE docs_floor AS SELECT data FROM occurrences "
+                "TABLESAMPLE SYSTEM ({}) REPEATABLE (7)"
+            ).format(sql.Literal(percent))
+        )
+        floor = conn.execute(
+            "SELECT pg_total_relation_size('docs_floor'), (SELECT count(*) FROM docs_floor)"
+        ).fetchone()
         conn.execute("DROP TABLE docs_floor")
         conn.commit()
-    assert rows is not None
-    assert total is not None
     assert floor is not None
-    count = int(rows[0])
-    return count, int(total[0]) / count, int(floor[0]) / count
+    return count, int(total[0]) / count, int(floor[0]) / max(1, int(floor[1]))
 
 
-async def run(args: argparse.Namespace, db: str) -> None:
+def signed_images(pg: str) -> list[int]:
+    with psycopg.connect(pg) as conn:
+        return [int(r[0]) for r in conn.execute("SELECT i FROM bench_signed ORDER BY i")]
+
+
+async def measure(
+    system: System, pg: str, images: int, sampled: list[int], args: argparse.Namespace
+) -> None:
+    count, per_row, doc_floor = size_figures(pg)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"== {datetime.now(UTC):%H:%M:%S} UTC: {images:,} images × {PER_IMAGE} = "
+        f"{count:,} occurrences; load average {load}",
+        flush=True,
+    )
+    l50, l99, f50, f99, hits = await list_figures(system, pg, images, args.samples)
+    print(
+        f"list resourceUrl  p50 {l50:7.2f} ms  p99 {l99:7.2f} ms   floor (bare SELECT) "
+        f"p50 {f50:6.2f} ms p99 {f99:6.2f} ms   × floor p99 {l99 / f99:5.1f}   "
+        f"({hits} per page; target p99 ≤ 10 ms)",
+        flush=True,
+    )
+    a50, a99, c50 = await admission_figures(system, sampled, args.reviews)
+    print(
+        f"cold admission    p50 {a50:7.2f} ms  p99 {a99:7.2f} ms   floor (1 ECDSA verify) "
+        f"{c50:6.3f} ms   × floor p99 {a99 / c50:5.0f}   (p99 − floor {a99 - c50:.2f} ms; "
+        "target p99 ≤ 20 ms)"
+    )
+    print(
+        f"                  cold admission p50 = {a50 / f50:4.1f}× the bare SELECT's p50: "
+        "the store's round trips, not the crypto, set it"
+    )
+    print(
+        f"size on disk      {per_row:7.0f} B/occurrence   floor (jsonb documents only) "
+        f"{doc_floor:6.0f} B   × floor {per_row / doc_floor:4.2f}",
+        flush=True,
+    )
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"   (load average at the end {load})", flush=True)
+
+
+async def run(args: argparse.Namespace, db: str, stages: list[int]) -> None:
     pg = f"postgresql://postgres@127.0.0.1:5432/{db}"
     store = SqlStore.from_url(pg)
     await store.open()
     try:
         system = System(store=store)  # type: ignore[arg-type]
         system.clock.now = datetime.now(UTC)
+        if args.reuse:
+            signed = signed_images(pg)
+            rng = random.Random(5)
+            sampled = rng.sample(signed, min(args.samples, len(signed)))
+            await measure(system, pg, stages[-1], sampled, args)
+            return
         qa = await template(system)
+        with psycopg.connect(pg) as conn:
+            conn.execute("CREATE TABLE bench_signed (i integer PRIMARY KEY)")
+        # Each stage's admission samples are drawn at random from all of its images, before
+        # the build: none of them gets a copied attestation.
         rng = random.Random(5)
-        sampled = rng.sample(range(args.images), min(args.samples, args.images))
-        _, rate = copy_images(pg, args.images, set(sampled))
-        began = time.perf_counter()
-        for i in sampled:
-            await sign(system, qa, image(i))
-        signed = len(sampled) / (time.perf_counter() - began)
-        count, per_row, doc_floor = size_figures(pg)
-        print(
-            f"{args.images:,} images × {PER_IMAGE} = {count:,} occurrences "
-            f"(COPY build {rate:,.0f} rows/s; {signed:,.0f} attestations/s through the service)"
-        )
-        l50, l99, f50, f99, hits = await list_figures(system, pg, args.images, args.samples)
-        print(
-            f"list resourceUrl  p50 {l50:7.2f} ms  p99 {l99:7.2f} ms   floor (bare SELECT) "
-            f"p50 {f50:6.2f} ms p99 {f99:6.2f} ms   × floor p99 {l99 / f99:5.1f}   "
-            f"({hits} per page; target p99 ≤ 10 ms)"
-        )
-        a50, a99, c50 = await admission_figures(system, sampled, args.reviews)
-        print(
-            f"cold admission    p50 {a50:7.2f} ms  p99 {a99:7.2f} ms   floor (1 ECDSA verify) "
-            f"{c50:6.3f} ms   × floor p99 {a99 / c50:5.0f}   (p99 − floor {a99 - c50:.2f} ms; "
-            "target p99 ≤ 20 ms)"
-        )
-        print(
-            f"                  cold admission p50 = {a50 / f50:4.1f}× the bare SELECT's p50: "
-            "the store's round trips, not the crypto, set it"
-        )
-        print(
-            f"size on disk      {per_row:7.0f} B/occurrence   floor (jsonb documents only) "
-            f"{doc_floor:6.0f} B   × floor {per_row / doc_floor:4.2f}"
-        )
+        per_stage = {n: rng.sample(range(n), min(args.samples, n)) for n in stages}
+        every = {i for picked in per_stage.values() for i in picked}
+        done: set[int] = set()
+        built = 0
+        for n in stages:
+            rows, rate = copy_images(pg, built, n, every)
+            built = n
+            began = time.perf_counter()
+            todo = sorted(i for i in every if i < n and i not in done)
+            for i in todo:
+                await sign(system, qa, image(i))
+            rate_signed = len(todo) / (time.perf_counter() - began)
+            done.update(todo)
+            with psycopg.connect(pg) as conn, conn.cursor() as cur:
+                cur.executemany("INSERT INTO bench_signed VALUES (%s)", [(i,) for i in todo])
+            print(
+                f"built {n:,} images: {rows:,} rows by COPY at {rate:,.0f} rows/s; "
+                f"{len(todo)} attestations through the service at {rate_signed:,.0f}/s",
+                flush=True,
+            )
+            await measure(system, pg, n, per_stage[n], args)
     finally:
         await store.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--images", type=int, default=330_000, help="images, 50 occurrences each")
+    ap.add_argument(
+        "--images",
+        default="330000",
+        help="images, 50 occurrences each; a comma-separated list grows one store in stages "
+        "and measures after each (e.g. 20000,100000,330000)",
+    )
     ap.add_argument("--samples", type=int, default=500, help="lists timed; images signed")
     ap.add_argument("--reviews", type=int, default=500, help="cold admissions timed")
     ap.add_argument("--keep", action="store_true", help="do not drop the database at the end")
+    ap.add_argument(
+        "--reuse",
+        metavar="DB",
+        help="measure a database a --keep run left (with the code as it is now); dropped "
+        "at the end unless --keep",
+    )
     args = ap.parse_args()
-    db = f"chainproof_scale_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
+    stages = sorted({int(n) for n in args.images.split(",")})
+    db = args.reuse or f"chainproof_scale_{uuid.uuid4().hex[:8]}"
+    if not args.reuse:
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db}"')
+        print(f"database {db}", flush=True)
     try:
-        asyncio.run(run(args, db))
+        asyncio.run(run(args, db, stages))
     finally:
         if args.keep:
             print(f"kept database {db}")
         else:
             with psycopg.connect(ADMIN, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            print(f"dropped database {db}")
 
 
 if __name__ == "__main__":
