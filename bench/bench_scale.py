@@ -400,10 +400,13 @@ def main() -> None:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{db}"')
         print(f"database {db}", flush=True)
+    finished = False
     try:
         asyncio.run(run(args, db, stages))
+        finished = True
     finally:
-        if args.keep:
+        # A failed run drops its database even with --keep: a half-built store is no use.
+        if args.keep and finished:
             print(f"kept database {db}")
         else:
             with psycopg.connect(ADMIN, autocommit=True) as conn:
