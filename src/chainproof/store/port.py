@@ -58,6 +58,7 @@ from chainproof.store.scribe import (
     OccurrenceSlice,
     ProjectRepository,
     SlicesRead,
+    StoredJson,
 )
 from chainproof.store.summaries import ImageSummaryRepository
 
@@ -83,6 +84,7 @@ __all__ = [
     "OutboxRepository",
     "ProjectRepository",
     "SlicesRead",
+    "StoredJson",
     "SubscriptionRepository",
     "UnitOfWork",
     "ViolationRepository",

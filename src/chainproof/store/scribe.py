@@ -20,8 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from chainproof.domain.filters import Expr, FilterColumn
-from chainproof.domain.messages import Note, Occurrence
+from chainproof.domain.messages import Note, Occurrence, to_json
 from chainproof.store.rules import distinct, repeats, require_distinct
 
 
@@ -98,6 +100,17 @@ class SlicesRead:
 
     rows: tuple[list[OccurrenceRecord], ...]
     notes: Mapping[tuple[str, str], NoteRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJson:
+    """One stored occurrence as JSON text: protobuf's JSON mapping, as the server wrote it."""
+
+    project: str
+    occurrence_id: str
+    #: UTF-8 JSON of one object. Whitespace and key order are the backend's (PostgreSQL's
+    #: JSONB renders keys in its own order); the members are those of the message.
+    json: bytes
 
 
 def _note_key(record: NoteRecord) -> tuple[str, str]:
@@ -237,6 +250,29 @@ class OccurrenceRepository(ABC):
         if limit <= 0:
             return []
         return await self._page(project, where, after, limit)
+
+    async def page_json(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[StoredJson]:
+        """The page :meth:`page` gives (same rows, same order), each occurrence as the JSON it
+        is stored as, for answers that are JSON anyway: nothing is decoded into protobuf."""
+        if limit <= 0:
+            return []
+        return await self._page_json(project, where, after, limit)
+
+    async def _page_json(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[StoredJson]:
+        """``limit`` is positive. This reference renders each record of :meth:`_page`; an
+        adapter that holds the JSON text returns it as it is."""
+        return [
+            StoredJson(
+                r.project,
+                r.occurrence_id,
+                orjson.dumps(r.document if r.document is not None else to_json(r.occurrence)),
+            )
+            for r in await self._page(project, where, after, limit)
+        ]
 
     async def page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int

@@ -58,10 +58,15 @@ class EncodedItems:
 
     def response(self, key: str, count: int, token: str) -> Response:
         # The service sized items in order, and at most one past the page's end.
-        body = b"".join((b'{"', key.encode(), b'":[', b",".join(self.parts[:count]), b"]"))
-        if token:
-            body += b',"nextPageToken":' + orjson.dumps(token)
-        return Response(body + b"}", media_type="application/json")
+        return list_response(key, self.parts[:count], token)
+
+
+def list_response(key: str, parts: Iterable[bytes], token: str) -> Response:
+    """``{"<key>": [parts…], "nextPageToken": …}`` made of items already encoded."""
+    body = b"".join((b'{"', key.encode(), b'":[', b",".join(parts), b"]"))
+    if token:
+        body += b',"nextPageToken":' + orjson.dumps(token)
+    return Response(body + b"}", media_type="application/json")
 
 
 def _mask(update_mask: str | None, body: dict[str, Any]) -> list[str]:
@@ -243,15 +248,13 @@ def _routes(prefix: str, *, include_in_schema: bool) -> APIRouter:
         page_size: PageSize = None,
         page_token: PageToken = "",
     ) -> Response:
-        encoded = EncodedItems()
-        page = await svc.list_occurrences(
-            f"projects/{project}",
-            filter_,
-            int_param(page_size, "pageSize"),
-            page_token,
-            size_of=encoded,
+        # Served as stored, never decoded into protobuf and rendered again (ADR 0136).
+        page = await svc.list_occurrences_json(
+            f"projects/{project}", filter_, int_param(page_size, "pageSize"), page_token
         )
-        return encoded.response("occurrences", len(page.items), page.next_page_token)
+        return list_response(
+            "occurrences", (item.json for item in page.items), page.next_page_token
+        )
 
     @r.get(
         "/projects/{project}/occurrences/{occurrence_id}",

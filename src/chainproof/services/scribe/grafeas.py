@@ -57,7 +57,13 @@ from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from chainproof.services import outbox
 from chainproof.services.common import Clock, Page, utc_now
 from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.store.port import MetadataStore, NoteRecord, OccurrenceRecord, UnitOfWork
+from chainproof.store.port import (
+    MetadataStore,
+    NoteRecord,
+    OccurrenceRecord,
+    StoredJson,
+    UnitOfWork,
+)
 
 MAX_BATCH = 1000
 
@@ -119,6 +125,14 @@ def _name_size(name: str) -> int:
 
 def _named(what: str) -> Callable[[Any], str]:
     return lambda item: f"{what} {item.name}"
+
+
+def _json_size(item: StoredJson) -> int:
+    return len(item.json) + 1  # and its comma, as REST's EncodedItems counts
+
+
+def _json_named(item: StoredJson) -> str:
+    return f"occurrence projects/{item.project}/occurrences/{item.occurrence_id}"
 
 
 #: Output-only fields: set by the server, never by a request.
@@ -345,11 +359,9 @@ class GrafeasService:
         *,
         size_of: Sizer = proto_size,
     ) -> Page[Occurrence]:
-        project = parse_project_name(parent)
-        where = flt.parse_filter(filter_text, flt.Target.OCCURRENCES)
-        limit = page_size(size)
-        scope = ListScope("occurrences", parent, flt.render(where))
-        after = self._tokens.decode(scope, token) if token else None
+        project, where, limit, scope, after = self._occurrence_list(
+            parent, filter_text, size, token
+        )
         async with self._store.session(readonly=True) as s:
             rows = await s.occurrences.page(project, where, after, limit + 1)
         return self._page(
@@ -360,6 +372,33 @@ class GrafeasService:
             size_of,
             _named("occurrence"),
         )
+
+    async def list_occurrences_json(
+        self, parent: str, filter_text: str, size: int | None, token: str
+    ) -> Page[StoredJson]:
+        """:meth:`list_occurrences` for an answer in JSON: each occurrence as the JSON it is
+        stored as, never decoded into protobuf (ADR 0136). The same names, filter, rows,
+        tokens (a token of one serves the other) and byte bound (ADR 0069), counted on
+        the JSON bytes that are served."""
+        project, where, limit, scope, after = self._occurrence_list(
+            parent, filter_text, size, token
+        )
+        async with self._store.session(readonly=True) as s:
+            rows = await s.occurrences.page_json(project, where, after, limit + 1)
+        return self._page(
+            rows, [r.occurrence_id for r in rows], limit, scope, _json_size, _json_named
+        )
+
+    def _occurrence_list(
+        self, parent: str, filter_text: str, size: int | None, token: str
+    ) -> tuple[str, flt.Expr | None, int, ListScope, str | None]:
+        """A list request checked: project, filter, page size, scope and where to resume."""
+        project = parse_project_name(parent)
+        where = flt.parse_filter(filter_text, flt.Target.OCCURRENCES)
+        limit = page_size(size)
+        scope = ListScope("occurrences", parent, flt.render(where))
+        after = self._tokens.decode(scope, token) if token else None
+        return project, where, limit, scope, after
 
     async def create_occurrence(self, parent: str, occurrence: Occurrence) -> Occurrence:
         return (await self.batch_create_occurrences(parent, [occurrence], single=True))[0]

@@ -313,6 +313,10 @@ def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            # The server closed it (a restart, pg_terminate_backend) and the driver heard:
+            # known without a round trip, however recently it was used (ADR 0135).
+            raise sa.exc.DisconnectionError("the server closed this pooled connection")
         since = record.info.get("chainproof_idle_since")
         if since is None or time.monotonic() - since <= idle:
             return  # new, or used a moment ago
