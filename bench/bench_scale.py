@@ -20,10 +20,12 @@ service after the build, i.e. into the full table.
 
 Figures (all in this process, no HTTP):
 
-* **list**: ``GrafeasService.list_occurrences`` with ``resourceUrl="…"`` of a random image
-  (filter parse, query, decode; pageSize 50, i.e. all of the image's occurrences). Floor: the
-  bare indexed ``SELECT data FROM occurrences WHERE project = … AND resource = …`` on
-  psycopg, interleaved with ours, on images drawn from its own random stream.
+* **list**: ``resourceUrl="…"`` of a random image, pageSize 50 (all of the image's
+  occurrences), on both paths: REST's (``GrafeasService.list_occurrences_json`` and the
+  response body made of the stored JSON) and gRPC's (``list_occurrences``: each document
+  decoded into protobuf). Floor: the bare indexed ``SELECT data FROM occurrences WHERE
+  project = … AND resource = …`` on psycopg, interleaved with ours, on images drawn from its
+  own random stream.
 * **cold admission**: ``Judge.evaluate`` of one random sampled image (REQUIRE_ATTESTATION by
   one attestor + a vulnerability check), judge cache off and verification cache cleared
   before each review: every review reads the store and verifies. Floor: the crypto alone,
@@ -55,6 +57,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from chainproof.api.rest.grafeas import list_response
 from chainproof.attest.create import PayloadFormat, attestation_occurrence
 from chainproof.domain.images import canonical_resource, parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
@@ -197,42 +200,56 @@ def copy_images(pg: str, start: int, stop: int, sampled: set[int]) -> tuple[int,
 
 async def list_figures(
     system: System, pg: str, images: int, samples: int
-) -> tuple[float, float, float, float, int]:
-    """Our list and the bare SELECT, interleaved in time (both see the same load) and each on
-    images of its own random stream (neither finds the pages the other just read in cache)."""
-    ours_rng, floor_rng = random.Random(11), random.Random(12)
-    ours: list[float] = []
-    floor: list[float] = []
-    hits = 0
+) -> dict[str, tuple[float, float]]:
+    """Our two lists and the bare SELECT, interleaved in time (all see the same load), each on
+    images of its own random stream (none finds the pages another just read in cache).
+
+    * ``grpc``: ``GrafeasService.list_occurrences`` (what gRPC ListOccurrences serves:
+      each stored document decoded into protobuf);
+    * ``rest``: ``list_occurrences_json`` and the REST body made of it (what
+      ``GET …/occurrences`` serves: the stored JSON as it is);
+    * ``floor``: the bare indexed SELECT of the same rows on psycopg.
+
+    Each value is (p50, p99) in ms."""
+    rngs = {name: random.Random(seed) for name, seed in (("grpc", 11), ("floor", 12), ("rest", 14))}
+    times: dict[str, list[float]] = {name: [] for name in rngs}
     select = (
         "SELECT data FROM occurrences WHERE project = %s AND resource = %s "
         "ORDER BY occurrence_id LIMIT %s"
     )
+    g = system.grafeas
     with psycopg.connect(pg) as conn:
         for n in range(samples + 50):
-            uri = f"https://{image(ours_rng.randrange(images))}"
+            warm = n < 50  # warm-up excluded
+            uri = f"https://{image(rngs['grpc'].randrange(images))}"
             began = time.perf_counter()
-            page = await system.grafeas.list_occurrences(
+            page = await g.list_occurrences("projects/prod", f'resourceUrl="{uri}"', PER_IMAGE, "")
+            took = time.perf_counter() - began
+            assert len(page.items) == PER_IMAGE, f"listed {len(page.items)} for {uri}"
+            if not warm:
+                times["grpc"].append(took)
+            uri = f"https://{image(rngs['rest'].randrange(images))}"
+            began = time.perf_counter()
+            raw = await g.list_occurrences_json(
                 "projects/prod", f'resourceUrl="{uri}"', PER_IMAGE, ""
             )
+            body = list_response("occurrences", (i.json for i in raw.items), raw.next_page_token)
             took = time.perf_counter() - began
-            if n >= 50:  # warm-up excluded
-                ours.append(took)
-                hits += len(page.items)
-            resource = canonical_resource(image(floor_rng.randrange(images)))
+            assert len(raw.items) == PER_IMAGE, f"listed {len(raw.items)} for {uri}"
+            assert body.body
+            if not warm:
+                times["rest"].append(took)
+            resource = canonical_resource(image(rngs["floor"].randrange(images)))
             began = time.perf_counter()
             found = conn.execute(select, ("prod", resource, PER_IMAGE + 1), prepare=True).fetchall()
             took = time.perf_counter() - began
             assert len(found) == PER_IMAGE, f"the floor found {len(found)} rows for {resource}"
-            if n >= 50:
-                floor.append(took)
-    return (
-        statistics.median(ours) * 1000,
-        pct(ours, 0.99),
-        statistics.median(floor) * 1000,
-        pct(floor, 0.99),
-        hits // samples,
-    )
+            if not warm:
+                times["floor"].append(took)
+    return {
+        name: (statistics.median(values) * 1000, pct(values, 0.99))
+        for name, values in times.items()
+    }
 
 
 async def admission_figures(
@@ -306,13 +323,19 @@ async def measure(
         f"{count:,} occurrences; load average {load}",
         flush=True,
     )
-    l50, l99, f50, f99, hits = await list_figures(system, pg, images, args.samples)
+    lists = await list_figures(system, pg, images, args.samples)
+    f50, f99 = lists["floor"]
     print(
-        f"list resourceUrl  p50 {l50:7.2f} ms  p99 {l99:7.2f} ms   floor (bare SELECT) "
-        f"p50 {f50:6.2f} ms p99 {f99:6.2f} ms   × floor p99 {l99 / f99:5.1f}   "
-        f"({hits} per page; target p99 ≤ 10 ms)",
-        flush=True,
+        f"list floor        p50 {f50:7.2f} ms  p99 {f99:7.2f} ms   (bare indexed SELECT of the "
+        f"image's {PER_IMAGE} rows on psycopg, interleaved)"
     )
+    for name, what in (("rest", "REST path, stored JSON"), ("grpc", "gRPC path, protobuf")):
+        l50, l99 = lists[name]
+        print(
+            f"list resourceUrl  p50 {l50:7.2f} ms  p99 {l99:7.2f} ms   × floor p50 "
+            f"{l50 / f50:4.1f}  p99 {l99 / f99:4.1f}   ({what}; target p99 ≤ 10 ms)",
+            flush=True,
+        )
     a50, a99, c50 = await admission_figures(system, sampled, args.reviews)
     print(
         f"cold admission    p50 {a50:7.2f} ms  p99 {a99:7.2f} ms   floor (1 ECDSA verify) "

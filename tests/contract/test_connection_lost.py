@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -108,5 +109,38 @@ async def test_a_readonly_session_opens_no_transaction(pg_database_url: str) -> 
                 await c.execute(sa.text("SELECT 1"))
                 raw = (await c.get_raw_connection()).driver_connection
                 assert raw.is_in_transaction() is (not readonly)
+
+
+async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
+    pg_database_url: str,
+) -> None:
+    """Not pinged (used a moment ago), yet a connection the server closed while it sat in the
+    pool (a restart, an administrator's pg_terminate_backend) is known to be closed when it is
+    checked out, and the pool opens another: the next session just works (ADR 0135)."""
+    await (await empty_postgres_store(pg_database_url)).close()
+    store = SqlStore.from_url(pg_database_url, ping_after_idle_s=60)
+    await store.open()
+    try:
+        async with store.session(readonly=True) as s:
+            c = s.connection  # type: ignore[attr-defined]
+            pid = (await c.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        # Now idle in the pool. Killed from a connection of its own (the pool would hand
+        # out that very connection), and waited for until the backend is gone.
+        async with await psycopg.AsyncConnection.connect(pg_database_url, autocommit=True) as other:
+            await other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            for _ in range(200):
+                cur = await other.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] == 0:
+                    break
+                await asyncio.sleep(0.05)
+        for _ in range(3):
+            async with store.session(single_read=True) as s:
+                assert await s.notes.get("p", "n") is None
+            async with store.session(readonly=True) as s:
+                c = s.connection  # type: ignore[attr-defined]
+                assert (await c.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() != pid
     finally:
         await store.close()
