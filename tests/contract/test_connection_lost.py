@@ -124,6 +124,7 @@ async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
         async with store.session(readonly=True) as s:
             c = s.connection  # type: ignore[attr-defined]
             pid = (await c.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            pooled = (await c.get_raw_connection()).driver_connection
         # Now idle in the pool. Killed from a connection of its own (the pool would hand
         # out that very connection), and waited for until the backend is gone.
         async with await psycopg.AsyncConnection.connect(pg_database_url, autocommit=True) as other:
@@ -136,6 +137,13 @@ async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
                 if row is not None and row[0] == 0:
                     break
                 await asyncio.sleep(0.05)
+        # The backend leaves pg_stat_activity a moment before its socket closes; what the
+        # check on checkout relies on is the client having heard the close.
+        for _ in range(200):
+            if pooled.is_closed():
+                break
+            await asyncio.sleep(0.05)
+        assert pooled.is_closed()
         for _ in range(3):
             async with store.session(single_read=True) as s:
                 assert await s.notes.get("p", "n") is None
