@@ -6,7 +6,10 @@ Seed 004: Shopify keeps 330,000 images in its registry; at 50 occurrences each t
 
     .venv/bin/python bench/bench_scale.py                       # 330,000 images, 16.5 M rows
     .venv/bin/python bench/bench_scale.py --images 20000        # 1 M occurrences
+    .venv/bin/python bench/bench_scale.py --images 20000,100000,330000  # one store grown in
+                                                  # stages: 1 M, 5 M, 16.5 M, measured after each
     .venv/bin/python bench/bench_scale.py --images 1000 --keep  # keep the database afterwards
+    .venv/bin/python bench/bench_scale.py --images 1000 --reuse DB  # measure it again, drop it
 
 Build. A fresh database (created here, dropped at the end unless ``--keep``) is migrated by
 chainproof itself. One template image gets its 50 occurrences through ``GrafeasService``
@@ -16,7 +19,11 @@ PostgreSQL's ``COPY … FROM STDIN`` into the store's own table and indexes. A c
 attestation signs the template's digest, so it would not verify for the image it is filed
 about: the images admission is measured on (``--samples`` of them, picked at random before
 the build) get no copy but a real attestation of their own digest, created through the
-service after the build, i.e. into the full table.
+service after the build, i.e. into the full table. Staged (``--images a,b,c``), the store
+grows by COPY to each size in turn and is measured after each; the samples of every stage
+are drawn over all of its images. An image's 50 rows are written together, so they share
+heap pages: a store filled over months spreads them wider, and its lists read more pages.
+A failed run drops its database even with ``--keep``.
 
 Figures (all in this process, no HTTP):
 
