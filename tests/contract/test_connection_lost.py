@@ -109,6 +109,8 @@ async def test_a_readonly_session_opens_no_transaction(pg_database_url: str) -> 
                 await c.execute(sa.text("SELECT 1"))
                 raw = (await c.get_raw_connection()).driver_connection
                 assert raw.is_in_transaction() is (not readonly)
+    finally:
+        await store.close()
 
 
 async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
@@ -145,7 +147,7 @@ async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
             await asyncio.sleep(0.05)
         assert pooled.is_closed()
         for _ in range(3):
-            async with store.session(single_read=True) as s:
+            async with store.session(readonly=True) as s:
                 assert await s.notes.get("p", "n") is None
             async with store.session(readonly=True) as s:
                 c = s.connection  # type: ignore[attr-defined]
