@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.internal import type_checkers
 
 _FD = FieldDescriptor
 _INT_TYPES = frozenset(
@@ -80,6 +81,13 @@ def _float_to_json(value: float) -> Any:
     return value
 
 
+def _float32_to_json(value: float) -> Any:
+    # json_format's own rounding: the shortest decimal that reads back as the same float32.
+    if math.isnan(value) or math.isinf(value):
+        return _float_to_json(value)
+    return type_checkers.ToShortestFloat(value)
+
+
 def _scalar_renderer(fd: FieldDescriptor) -> Render:
     t = fd.type
     if t == _FD.TYPE_MESSAGE:
@@ -99,9 +107,9 @@ def _scalar_renderer(fd: FieldDescriptor) -> Render:
         return lambda b: base64.b64encode(b).decode("ascii")
     if t in _INT64_TYPES:
         return str
-    if t in (_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE):
-        if t == _FD.TYPE_FLOAT:
-            raise Unsupported  # float32 rounding rules differ subtly; leave it to json_format
+    if t == _FD.TYPE_FLOAT:
+        return _float32_to_json
+    if t == _FD.TYPE_DOUBLE:
         return _float_to_json
     return lambda v: v  # string, bool, 32-bit ints
 
@@ -246,7 +254,28 @@ def _scalar_parser(fd: FieldDescriptor) -> Callable[[Any], Any]:
     if t in _INT_TYPES:
         bounds = _UINT32_RANGE if t in _UNSIGNED else _INT32_RANGE
         return lambda v: _check_int(v, bounds)
-    raise Unsupported  # floats and doubles: left to json_format
+    if t in (_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE):
+        low, high = (
+            (type_checkers._FLOAT_MIN, type_checkers._FLOAT_MAX)  # noqa: SLF001
+            if t == _FD.TYPE_FLOAT
+            else (-math.inf, math.inf)
+        )
+
+        def parse_float(v: Any) -> float:
+            # Plain finite numbers only (json_format's checks for float32 range included);
+            # quoted numbers, "NaN" and "Infinity" are left to json_format.
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise Unsupported
+            try:
+                number = float(v)
+            except OverflowError:
+                raise Unsupported from None
+            if not math.isfinite(number) or not (low <= number <= high):
+                raise Unsupported
+            return number
+
+        return parse_float
+    raise Unsupported
 
 
 def _field_parser(fd: FieldDescriptor) -> Assign:

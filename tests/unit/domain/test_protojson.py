@@ -164,6 +164,32 @@ def test_parse_matches_json_format(cls: Any, data: dict[str, Any]) -> None:
         assert fast_parse(cls, data) == expected
 
 
+FLOATS = [0.0, 7.5, 9.8, 0.1, 3, 5.300000190734863, 1e-45, 3.4028234e38, -2.5, 123456789.0]
+
+
+@pytest.mark.parametrize("score", FLOATS)
+def test_float32_fields_agree_with_json_format(score: float) -> None:
+    """Scanner findings and VULNERABILITY notes carry float32 scores (cvssScore, baseScore):
+    the fast path parses and renders them as json_format does, shortest decimal included."""
+    occurrence = {
+        "resourceUri": "r",
+        "noteName": "projects/p/notes/n",
+        "vulnerability": {"cvssScore": score, "severity": "HIGH"},
+    }
+    note = {
+        "vulnerability": {
+            "cvssScore": score,
+            "cvssV3": {"baseScore": score, "exploitabilityScore": score},
+            "severity": "CRITICAL",
+        }
+    }
+    for cls, data in ((OccurrencePB, occurrence), (NotePB, note)):
+        expected = reference_parse(cls, data)
+        got = fast_parse(cls, data)
+        assert got == expected
+        assert protojson.render_message(got) == json_format.MessageToDict(expected)
+
+
 def test_the_common_shapes_take_the_fast_path() -> None:
     # Not a timing test: it checks the fast path is actually used for typical occurrences.
     for cls, data in CORPUS[1:5]:
@@ -194,6 +220,16 @@ MUTATIONS = [
     lambda d: d.update(attestation={"signatures": {"signature": "c2ln"}}),
     lambda d: d.update(attestation={"signatures": [5]}),
     lambda d: d.update(vulnerability={"cvssScore": "high"}),
+    lambda d: d.update(vulnerability={"cvssScore": "7.5"}),
+    lambda d: d.update(vulnerability={"cvssScore": True}),
+    lambda d: d.update(vulnerability={"cvssScore": 1e39}),
+    lambda d: d.update(vulnerability={"cvssScore": -1e39}),
+    lambda d: d.update(vulnerability={"cvssScore": float("nan")}),
+    lambda d: d.update(vulnerability={"cvssScore": float("inf")}),
+    lambda d: d.update(vulnerability={"cvssScore": 2**200}),
+    lambda d: d.update(vulnerability={"cvssScore": 9.8}),
+    lambda d: d.update(vulnerability={"cvssScore": 3}),
+    lambda d: d.update(vulnerability={"cvssScore": 3.4028235e38}),
     lambda d: d.update(vulnerability={"packageIssue": [{"affectedVersion": {"epoch": "12"}}]}),
     lambda d: d.update(vulnerability={"packageIssue": [{"affectedVersion": {"epoch": 2**40}}]}),
     lambda d: d.update(vulnerability={"packageIssue": [{"affectedVersion": {"epoch": 1.5}}]}),
