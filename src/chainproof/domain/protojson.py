@@ -256,7 +256,7 @@ def _scalar_parser(fd: FieldDescriptor) -> Callable[[Any], Any]:
         return lambda v: _check_int(v, bounds)
     if t in (_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE):
         low, high = (
-            (type_checkers._FLOAT_MIN, type_checkers._FLOAT_MAX)  # noqa: SLF001
+            (type_checkers._FLOAT_MIN, type_checkers._FLOAT_MAX)
             if t == _FD.TYPE_FLOAT
             else (-math.inf, math.inf)
         )
