@@ -4,9 +4,10 @@
 package and an ``affected[].package`` meet on — and answers :meth:`AdvisoryIndex.match` for a
 list of :class:`~chainproof.vuln.packages.Package`. Each ``affected[]`` entry is compiled for
 its ecosystem's order the first time a package asks about it, and verdicts are remembered
-per ``(ecosystem, name, version)`` until an advisory touching that key changes: images built
-on the same base share most packages, so a fleet's SBOMs cost about as much as their distinct
-packages.
+per ``(ecosystem, name, version)`` until an advisory touching that key changes; so is each
+package's whole result (its findings and undecided reasons), so an image whose packages were
+seen before costs a dictionary lookup per package. Images built on the same base share most
+packages, so a fleet's SBOMs cost about as much as their distinct packages.
 
 A :class:`MatchReport` has three parts, and nothing is dropped between them:
 
@@ -33,6 +34,8 @@ from chainproof.vuln.ranges import CompiledAffected, Verdict, compile_affected
 from chainproof.vuln.versions import IncomparableVersion, VersionOrder, semver
 
 Key = tuple[str, str]  # (OSV base ecosystem, normalised package name)
+#: Distinct packages whose results are remembered at most (then they are all forgotten).
+MAX_REMEMBERED = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,9 @@ class AdvisoryIndex:
         self._semver = semver()
         # (ecosystem, name) → version → the verdicts that are not "not affected".
         self._verdicts: dict[Key, dict[str, list[tuple[_Entry, Verdict]]]] = {}
+        # A package's findings and undecided reasons, forgotten with the keys it looks up.
+        self._results: dict[Package, tuple[list[Finding], list[Undecided]]] = {}
+        self._results_by_key: dict[Key, list[Package]] = {}
 
     def __len__(self) -> int:
         return len(self._advisories)
@@ -141,10 +147,30 @@ class AdvisoryIndex:
 
     def match(self, packages: Iterable[Package]) -> MatchReport:
         report = MatchReport()
+        results = self._results
+        findings, unknown = report.findings, report.unknown
         for package in packages:
             report.scanned += 1
-            self._match_one(package, report)
+            result = results.get(package)
+            if result is None:
+                result = self._result_of(package)
+            if result[0]:
+                findings += result[0]
+            if result[1]:
+                unknown += result[1]
         return report
+
+    def _result_of(self, package: Package) -> tuple[list[Finding], list[Undecided]]:
+        one = MatchReport()
+        self._match_one(package, one)
+        if len(self._results) >= MAX_REMEMBERED:
+            self._results.clear()
+            self._results_by_key.clear()
+        result = (one.findings, one.unknown)
+        self._results[package] = result
+        for eco_name, name, _ in package.lookups():
+            self._results_by_key.setdefault((eco_name, name), []).append(package)
+        return result
 
     def _match_one(self, package: Package, report: MatchReport) -> None:
         if package.unscannable:
@@ -216,3 +242,5 @@ class AdvisoryIndex:
     def _forget(self, keys: set[Key]) -> None:
         for key in keys:
             self._verdicts.pop(key, None)
+            for package in self._results_by_key.pop(key, ()):
+                self._results.pop(package, None)

@@ -239,3 +239,57 @@ def test_syft_sbom_of_a_debian_root_against_debian_changelog_cve_fixes(
         assert hit is (cmp == -1), (fix, cmp)
         checked += 1
     assert checked >= 40
+
+
+def test_remembered_results_follow_every_change_like_a_fresh_index() -> None:
+    """Per-package results are remembered; after records are replaced, narrowed and withdrawn
+    the remembered index answers exactly as one built from scratch (real Go vulndb records,
+    the module versions they name)."""
+    advisories = [
+        a
+        for path in realdebian.go_vulndb_files()
+        for a in parse_document(path.read_bytes(), source=path.name)
+    ]
+    packages = []
+    for a in advisories:
+        for entry in a.affected:
+            if entry.package is None:
+                continue
+            versions = [e.version for r in entry.ranges for e in r.events] + list(entry.versions)
+            for v in versions:
+                if v and v != "0":
+                    packages.append(_purl(f"pkg:golang/{entry.package.name}@v{v.lstrip('v')}"))
+    assert len(packages) > 20
+    remembered = AdvisoryIndex()
+    for a in advisories:
+        remembered.put(a)
+
+    def answer(index: AdvisoryIndex) -> list[tuple[object, ...]]:
+        report = index.match(packages)
+        return [(f.advisory_id, f.package, f.fixed_version) for f in report.findings] + [
+            (u.advisory_id, u.package, u.reason) for u in report.unknown
+        ]
+
+    before = answer(remembered)
+    assert before and answer(remembered) == before  # the second answer comes from memory
+    changed = []
+    for i, a in enumerate(advisories[::2]):
+        raw = json.loads(json.dumps(a.raw))
+        raw["modified"] = "2030-01-01T00:00:00Z"
+        if i % 3 == 0:
+            raw["withdrawn"] = "2030-01-01T00:00:00Z"
+        elif i % 3 == 1:
+            for entry in raw.get("affected", []):
+                entry["ranges"] = [
+                    {"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "0.0.1"}]}
+                ]
+        changed.append(parse_record(raw))
+    for a in changed:
+        remembered.put(a)
+    fresh = AdvisoryIndex()
+    by_id = {a.id: a for a in advisories} | {a.id: a for a in changed}
+    for a in by_id.values():
+        fresh.put(a)
+    after = answer(remembered)
+    assert after == answer(fresh)
+    assert after != before
