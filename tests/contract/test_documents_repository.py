@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from chainproof.store.port import DocumentRecord, MetadataStore
+import pytest
+
+from chainproof.store.port import DocumentRecord, DuplicateKey, MetadataStore
 from contract.store_samples import PLUS_2, T0, document_data, document_record
 
 P = "proj"
@@ -180,3 +182,52 @@ async def test_documents_keep_their_data_out_of_reach_of_callers(store: Metadata
         got = await s.documents.get(P, ATTESTORS, "a")
     assert got is not None
     assert got.data["threshold"] == 2
+
+
+async def test_get_many_and_put_many_documents(store: MetadataStore) -> None:
+    """A batch reads its documents in one call and writes them in one: new ones inserted,
+    stored ones replaced whole, other collections and projects untouched; the batch is
+    atomic, and a repeated key is refused before anything is written."""
+    await put_documents(
+        store,
+        [
+            document_record(P, ATTESTORS, "kept", etag="k"),
+            document_record(P, ATTESTORS, "replaced", etag="old", data={"old": True}),
+            document_record(P, POLICIES, "new-0", etag="other-collection"),
+        ],
+    )
+    fresh = [document_record(P, ATTESTORS, f"new-{i:04d}", etag=f"n{i}") for i in range(1_203)]
+    replaced = document_record(
+        P, ATTESTORS, "replaced", etag="new", data={"only": 1}, updated=T0 + timedelta(days=2)
+    )
+    async with store.session() as s:
+        await s.documents.put_many([*fresh, replaced])
+        got = await s.documents.get_many(P, ATTESTORS, ["replaced", "kept", "new-0001", "never"])
+        assert set(got) == {"replaced", "kept", "new-0001"}  # a session sees its own writes
+    async with store.session() as s:
+        ids = [r.doc_id for r in fresh] + ["kept", "replaced", "kept", "absent"]
+        got = await s.documents.get_many(P, ATTESTORS, ids)
+        assert set(got) == {r.doc_id for r in fresh} | {"kept", "replaced"}
+        assert got["replaced"] == replaced and set(got["replaced"].data) == {"only"}
+        assert all(got[r.doc_id] == r for r in fresh)
+        assert got["kept"].etag == "k"
+        other = await s.documents.get(P, POLICIES, "new-0")
+        assert other is not None and other.etag == "other-collection"
+        assert await s.documents.get_many(P, ATTESTORS, []) == {}
+        assert await s.documents.get_many("other", ATTESTORS, ["kept"]) == {}
+        await s.documents.put_many([])
+    # Atomic with the unit of work: a block that raises leaves nothing of the batch.
+    try:
+        async with store.session() as s:
+            await s.documents.put_many([document_record(P, ATTESTORS, "rolled-back")])
+            raise RuntimeError("abort")
+    except RuntimeError:
+        pass
+    async with store.session() as s:
+        assert await s.documents.get(P, ATTESTORS, "rolled-back") is None
+    twice = [document_record(P, ATTESTORS, "dup", etag="1"), document_record(P, ATTESTORS, "dup")]
+    async with store.session() as s:
+        with pytest.raises(DuplicateKey):
+            await s.documents.put_many([document_record(P, ATTESTORS, "first"), *twice])
+    async with store.session() as s:
+        assert await s.documents.get_many(P, ATTESTORS, ["first", "dup"]) == {}

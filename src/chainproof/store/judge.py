@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chainproof.store.rules import require_distinct
+from chainproof.store.rules import distinct, require_distinct
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,14 @@ def _decision_id(record: DecisionRecord) -> str:
     return record.decision_id
 
 
+def _document_key(record: DocumentRecord) -> tuple[str, str, str]:
+    return (record.project, record.collection, record.doc_id)
+
+
+def _document_name(record: DocumentRecord) -> str:
+    return f"{record.project}/{record.collection}/{record.doc_id}"
+
+
 class DocumentRepository(ABC):
     """Documents by ``(project, collection, doc_id)``, listed by ``doc_id``."""
 
@@ -81,12 +89,40 @@ class DocumentRepository(ABC):
     @abstractmethod
     async def delete(self, project: str, collection: str, doc_id: str) -> bool: ...
 
+    async def get_many(
+        self, project: str, collection: str, doc_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        """The stored documents among ``doc_ids`` of one collection, by ID (a batch's reads in
+        one query per chunk, not one each)."""
+        unique = distinct(doc_ids)
+        if not unique:
+            return {}
+        return await self._get_many(project, collection, unique)
+
+    async def put_many(self, records: Sequence[DocumentRecord]) -> None:
+        """Insert or replace each record, as :meth:`put` does, in one statement per chunk. The
+        same key twice raises DuplicateKey before anything is written."""
+        if not records:
+            return
+        require_distinct(records, _document_key, "document", _document_name)
+        await self._put_many(records)
+
     async def page(
         self, project: str, collection: str, after: str | None, limit: int
     ) -> list[DocumentRecord]:
         if limit <= 0:
             return []
         return await self._page(project, collection, after, limit)
+
+    @abstractmethod
+    async def _get_many(
+        self, project: str, collection: str, doc_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        """``doc_ids`` is not empty and has no repeats."""
+
+    @abstractmethod
+    async def _put_many(self, records: Sequence[DocumentRecord]) -> None:
+        """``records`` is not empty and its keys are distinct."""
 
     @abstractmethod
     async def _page(

@@ -364,6 +364,16 @@ class _Documents(DocumentRepository):
         _set(self._undo, self._s.documents, key, None)
         return True
 
+    async def _get_many(
+        self, project: str, collection: str, doc_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        found = ((i, self._s.documents.get((project, collection, i))) for i in doc_ids)
+        return {i: replace(r, data=_plain(r.data)) for i, r in found if r is not None}
+
+    async def _put_many(self, records: Sequence[DocumentRecord]) -> None:
+        for record in records:
+            await self.put(record)
+
     async def _page(
         self, project: str, collection: str, after: str | None, limit: int
     ) -> list[DocumentRecord]:

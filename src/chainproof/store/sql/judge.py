@@ -8,6 +8,7 @@ query by image starts from that table's ``(image, decision_id)`` index (ADR 0020
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -40,6 +41,26 @@ _DECISION_SELECT = sa.select(
     decisions.c.images,
     decisions.c.data,
 )
+
+
+#: Keys per ``IN (…)`` read, and rows per upsert statement.
+_KEYS_PER_QUERY = 500
+_ROWS_PER_STATEMENT = 1_000
+_DOCUMENT_KEY = ("project", "collection", "doc_id")
+_DOCUMENT_VALUES = ("data", "etag", "create_time", "update_time")
+
+
+def _document_row(record: DocumentRecord) -> dict[str, Any]:
+    # dict(): the JSON serialiser takes dicts, and a Mapping need not be one.
+    return {
+        "project": record.project,
+        "collection": record.collection,
+        "doc_id": record.doc_id,
+        "data": dict(record.data),
+        "etag": record.etag,
+        "create_time": record.create_time,
+        "update_time": record.update_time,
+    }
 
 
 def _document(row: Row) -> DocumentRecord:
@@ -82,23 +103,37 @@ class SqlDocuments(DocumentRepository):
         return None if row is None else _document(row)
 
     async def put(self, record: DocumentRecord) -> None:
-        # dict(): the JSON serialiser takes dicts, and a Mapping need not be one.
-        row = {
-            "project": record.project,
-            "collection": record.collection,
-            "doc_id": record.doc_id,
-            "data": dict(record.data),
-            "etag": record.etag,
-            "create_time": record.create_time,
-            "update_time": record.update_time,
-        }
-        key = ("project", "collection", "doc_id")
-        stmt = self._tx.insert(documents).values(row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[documents.c[name] for name in key],
-            set_={name: stmt.excluded[name] for name in row if name not in key},
+        row = _document_row(record)
+        await self._c.execute(self._upsert().values(row))
+
+    def _upsert(self) -> sa.Insert:
+        stmt = self._tx.insert(documents)
+        return stmt.on_conflict_do_update(
+            index_elements=[documents.c[name] for name in _DOCUMENT_KEY],
+            set_={name: stmt.excluded[name] for name in _DOCUMENT_VALUES},
         )
-        await self._c.execute(stmt)
+
+    async def _get_many(
+        self, project: str, collection: str, doc_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        out: dict[str, DocumentRecord] = {}
+        for start in range(0, len(doc_ids), _KEYS_PER_QUERY):
+            chunk = list(doc_ids[start : start + _KEYS_PER_QUERY])
+            stmt = _DOCUMENT_SELECT.where(
+                documents.c.project == project,
+                documents.c.collection == collection,
+                documents.c.doc_id.in_(chunk),
+            )
+            for row in await self._c.execute(stmt):
+                out[row.doc_id] = _document(row)
+        return out
+
+    async def _put_many(self, records: Sequence[DocumentRecord]) -> None:
+        # One upsert statement over the list of rows (executemany), per chunk.
+        stmt = self._upsert()
+        for start in range(0, len(records), _ROWS_PER_STATEMENT):
+            chunk = records[start : start + _ROWS_PER_STATEMENT]
+            await self._c.execute(stmt, [_document_row(r) for r in chunk])
 
     async def delete(self, project: str, collection: str, doc_id: str) -> bool:
         stmt = documents.delete().where(
