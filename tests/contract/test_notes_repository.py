@@ -97,6 +97,25 @@ async def test_kinds_of_stored_notes(store: MetadataStore) -> None:
         assert await s.notes.kinds(many) == {("p1", "b"): "BUILD"}
 
 
+async def test_note_kinds(store: MetadataStore) -> None:
+    """The kinds of stored notes among many keys, without the notes; absent keys left out."""
+    async with store.session() as s:
+        await s.notes.insert(
+            [
+                note_record("p1", "a"),
+                note_record("p1", "v", "VULNERABILITY"),
+                note_record("p2", "a"),
+            ]
+        )
+    async with store.session() as s:
+        keys = [("p1", f"x{i}") for i in range(1200)] + [("p1", "v"), ("p2", "a"), ("p1", "v")]
+        kinds = await s.notes.kinds(keys)
+        assert kinds == {("p1", "v"): "VULNERABILITY", ("p2", "a"): "ATTESTATION"}
+        assert await s.notes.kinds([]) == {}
+        await s.notes.delete("p1", "v")
+        assert await s.notes.kinds([("p1", "v"), ("p1", "a")]) == {("p1", "a"): "ATTESTATION"}
+
+
 async def test_replace_and_delete_note(store: MetadataStore) -> None:
     async with store.session() as s:
         await s.notes.insert([note_record(P, "n")])
