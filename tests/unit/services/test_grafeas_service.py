@@ -305,3 +305,67 @@ def test_batch_occurrence_ids_ascend_so_a_batch_appends_to_the_id_indexes() -> N
     # Text order is numeric order: the IDs' values ascend too.
     values = [int(i.replace("-", ""), 16) for i in batch]
     assert values == sorted(values)
+
+
+def finding(resource: str, note: str = "projects/osv/notes/GO-1") -> object:
+    return occurrence_from_json(
+        {
+            "resourceUri": resource,
+            "noteName": note,
+            "vulnerability": {
+                "severity": "HIGH",
+                "cvssScore": 7.5,
+                "packageIssue": [
+                    {
+                        "affectedCpeUri": "pkg:golang/x@v1",
+                        "affectedPackage": "x",
+                        "affectedVersion": {"name": "v1", "kind": "NORMAL"},
+                        "fixedVersion": {"kind": "MAXIMUM"},
+                    }
+                ],
+            },
+        }
+    )
+
+
+async def test_copies_are_stored_as_the_occurrences_they_stand_for(
+    svc: GrafeasService,
+) -> None:
+    """A template written on several resources: each copy is the occurrence one would get by
+    creating it on its own (message and stored JSON, key order included), with its own name,
+    resource and times, in the same transaction as the ordinary creates."""
+    from chainproof.domain.messages import render_for_storage
+    from chainproof.services.scribe.grafeas import Copies
+
+    await svc.create_note("projects/osv", "GO-1", note_from_json({"vulnerability": {}}))
+    uris = [f"https://reg.example/a@{D1}", f"reg.example/b@{D2}", f"https://reg.example/a@{D1}x"]
+    created, deleted = await svc.reconcile_occurrences(
+        "projects/prod",
+        [attestation(uris[0], "projects/osv/notes/GO-1")][:0],
+        [],
+        [Copies(finding("template-uri"), uris)],
+    )
+    assert deleted == 0 and len(created) == 3
+    assert len({r.occurrence_id for r in created}) == 3
+    for record, uri in zip(created, uris, strict=True):
+        assert record.occurrence.resource_uri == uri
+        assert record.occurrence.name == f"projects/prod/occurrences/{record.occurrence_id}"
+        assert record.occurrence.create_time.ToDatetime(UTC) == T0
+        assert record.kind == "VULNERABILITY" and record.note_id == "GO-1"
+        rendered = render_for_storage(record.occurrence, "x")
+        assert record.document == rendered and list(record.document or {}) == list(rendered)
+        stored = await svc.get_occurrence(record.occurrence.name)
+        assert stored == record.occurrence
+        assert stored.vulnerability.cvss_score == pytest.approx(7.5)
+    assert created[0].resource == f"reg.example/a@{D1}"  # canonical, as any occurrence's
+    # A copy on a bad resource URI, or of a template whose note is missing, writes nothing.
+    with pytest.raises(InvalidArgument, match="resourceUri"):
+        await svc.reconcile_occurrences(
+            "projects/prod", [], [], [Copies(finding("t"), [f"reg.example/c@{D1}", " "])]
+        )
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        await svc.reconcile_occurrences(
+            "projects/prod", [], [], [Copies(finding("t", "projects/osv/notes/none"), ["r"])]
+        )
+    page = await svc.list_occurrences("projects/prod", "", 100, "")
+    assert len(page.items) == 3

@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -24,7 +25,9 @@ from google.protobuf import timestamp_pb2
 from chainproof.domain import filters as flt
 from chainproof.domain.events import EventType
 from chainproof.domain.images import canonical_resource
+from chainproof.domain.bounds import storable_json
 from chainproof.domain.kinds import (
+    common_occurrence_problems,
     derive_kind,
     note_kind_accepts,
     note_problems,
@@ -68,6 +71,17 @@ from chainproof.store.port import (
 MAX_BATCH = 1000
 
 IdFactory = Callable[[], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Copies:
+    """Occurrences that are alike but for their resource: ``template`` once on each of
+    ``resource_uris`` (the scanner's finding on every image that holds the same package).
+    The template is validated, checked against its note and rendered once; each copy differs
+    from it only in its resource URI, name and times."""
+
+    template: Occurrence
+    resource_uris: Sequence[str]
 
 
 class InsertGuard(Protocol):
@@ -434,15 +448,18 @@ class GrafeasService:
         parent: str,
         create: Sequence[Occurrence],
         delete: Sequence[OccurrenceRecord],
+        copies: Sequence[Copies] = (),
     ) -> tuple[list[OccurrenceRecord], int]:
-        """Create ``create`` and delete ``delete`` in one transaction, announced once (and
-        told to the outbox in it): what a server-side reconciliation (the scanner's re-match
-        of many images) writes. Not bound by the request batch size; a record already gone
-        (another replica closed it first) is skipped. Returns the created records and how
-        many were deleted."""
+        """Create ``create`` and ``copies`` and delete ``delete`` in one transaction,
+        announced once (and told to the outbox in it): what a server-side reconciliation (the
+        scanner's re-match of many images) writes. Not bound by the request batch size; a
+        record already gone (another replica closed it first) is skipped. Returns the created
+        records and how many were deleted."""
         project = parse_project_name(parent)
         async with self._store.session() as s:
             records = await self._create_in(s, project, create, single=False, guard=None)
+            if copies:
+                records += await self._create_copies_in(s, project, copies)
             by_project: dict[str, list[OccurrenceRecord]] = {}
             for r in delete:
                 by_project.setdefault(r.project, []).append(r)
@@ -456,6 +473,86 @@ class GrafeasService:
                 )
         self._announce([*records, *gone])
         return records, len(gone)
+
+    async def _create_copies_in(
+        self, s: UnitOfWork, project: str, copies: Sequence[Copies]
+    ) -> list[OccurrenceRecord]:
+        """:meth:`_create_in` for :class:`Copies`: each template is drafted and checked as any
+        occurrence is, its note's kind read once (``notes.kinds``), and it is rendered once;
+        each distinct resource URI gets the checks every resource URI gets. A copy's message
+        and stored JSON are the template's with the resource, name and times set — the same
+        bytes rendering the copy would give (the template is rendered with those fields set,
+        so the keys keep their order)."""
+        drafts: list[tuple[Occurrence, str, NoteName]] = []
+        problems: list[str] = []
+        for i, c in enumerate(copies):
+            what = f"copies[{i}]"
+            try:
+                drafts.append(self._draft_occurrence(c.template, what))
+            except InvalidArgument as exc:
+                problems += _item_problems(exc, what)
+        if problems:
+            _raise_batch(problems, len(problems), len(copies), "occurrences")
+        kinds = await s.notes.kinds([(n.project, n.note_id) for *_, n in drafts])
+        for i, (_, kind, note_name) in enumerate(drafts):
+            found = kinds.get((note_name.project, note_name.note_id))
+            if found is None:
+                problems.append(f"copies[{i}]: note {note_name} does not exist: create it first")
+            elif not note_kind_accepts(found, kind):
+                problems.append(f"copies[{i}]: is kind {kind} but its note {note_name} is {found}")
+        uris: dict[str, str] = {}  # resource URI → its canonical resource
+        scratch = OccurrencePB()
+        for c in copies:
+            for uri in c.resource_uris:
+                if uri in uris:
+                    continue
+                scratch.resource_uri, scratch.note_name = uri, c.template.note_name
+                problems += common_occurrence_problems(scratch)
+                storable_json(uri, "resourceUri")
+                uris[uri] = canonical_resource(uri)
+        if problems:
+            _raise_batch(problems, len(problems), len(copies), "occurrences")
+        now = self._clock()
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(now)  # one instant for the whole batch
+        count = sum(len(c.resource_uris) for c in copies)
+        ids = (
+            new_occurrence_ids(count)
+            if self._new_id is new_occurrence_id
+            else [self._new_id() for _ in range(count)]
+        )
+        records: list[OccurrenceRecord] = []
+        for (draft, kind, note_name), c in zip(drafts, copies, strict=True):
+            draft.name = str(OccurrenceName(project, ids[len(records)]))
+            draft.create_time.CopyFrom(stamp)
+            draft.update_time.CopyFrom(stamp)
+            document = render_for_storage(draft, f"occurrence on {draft.resource_uri}")
+            for uri in c.resource_uris:
+                occurrence_id = ids[len(records)]
+                name = f"projects/{project}/occurrences/{occurrence_id}"
+                occ = OccurrencePB()
+                occ.CopyFrom(draft)
+                occ.resource_uri, occ.name = uri, name
+                stored = dict(document)
+                stored["name"], stored["resourceUri"] = name, uri
+                records.append(
+                    OccurrenceRecord(
+                        project,
+                        occurrence_id,
+                        kind,
+                        note_name.project,
+                        note_name.note_id,
+                        uris[uri],
+                        occ,
+                        stored,
+                    )
+                )
+        if not records:
+            return records
+        await s.occurrences.insert(records)
+        await s.projects.add(project)
+        await outbox.append(s, _occurrence_events(EventType.OCCURRENCE_CREATED, records, now))
+        return records
 
     async def _create_in(
         self,
