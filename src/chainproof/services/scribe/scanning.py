@@ -50,7 +50,7 @@ from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
 from chainproof.services.common import utc_now
 from chainproof.services.scribe.changes import ChangeFeed
-from chainproof.services.scribe.grafeas import MAX_BATCH, GrafeasService
+from chainproof.services.scribe.grafeas import MAX_BATCH, Copies, GrafeasService
 from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord, UnitOfWork
 from chainproof.vuln import grafeas as vg
 from chainproof.vuln.match import AdvisoryIndex, Finding, Key, MatchReport, Undecided, keys_of
@@ -68,6 +68,8 @@ _CURRENT = "current"
 MAX_LOG = 1_000
 #: Images re-matched per store read and per write transaction.
 REMATCH_BATCH = 200
+#: Advisory records read and written per statement batch of an import (one transaction).
+IMPORT_BATCH = 1_000
 #: Values listed in one filter at most (advisory IDs, package notes); beyond, read and sift.
 _MAX_LISTED = 500
 _PAGE = 1_000
@@ -317,10 +319,9 @@ class ScanService:
                 state = await s.documents.get(self.provider, STATE, _CURRENT, for_update=True)
                 generation = int(state.data.get("generation", 0)) if state else 0
                 caught_up = generation == self.generation  # no other import since our sync
-                for advisory in advisories:
-                    stored, old = await self._store_one(s, advisory, report, now)
-                    if stored:
-                        changed.append((advisory, old))
+                for i in range(0, len(advisories), IMPORT_BATCH):
+                    chunk = advisories[i : i + IMPORT_BATCH]
+                    changed += await self._store_batch(s, chunk, report, now)
                 if changed:
                     generation += 1
                     await _put(s, self.provider, STATE, _CURRENT, {"generation": generation}, now)
@@ -347,22 +348,28 @@ class ScanService:
             log.info("advisories imported: %s", report.as_dict())
             return report
 
-    async def _store_one(
-        self, s: UnitOfWork, advisory: Advisory, report: ImportReport, now: datetime
-    ) -> tuple[bool, Advisory | None]:
-        """Store one record: whether it was stored, and the advisory it replaced (if any)."""
-        digest = _digest(advisory.raw)
-        current = await s.documents.get(self.provider, COLLECTION, advisory.id)
-        if current is not None:
-            if current.data.get("digest") == digest:
-                report.unchanged += 1
-                return False, None
-            stored_modified = parse_rfc3339(str(current.data["modified"]))
-            if advisory.modified < stored_modified:
-                report.older_ignored += 1
-                return False, None
-        await s.documents.put(
-            DocumentRecord(
+    async def _store_batch(
+        self, s: UnitOfWork, advisories: Sequence[Advisory], report: ImportReport, now: datetime
+    ) -> list[tuple[Advisory, Advisory | None]]:
+        """Store a batch of records: one read of the stored copies, one write of what changed.
+        Records are judged in order, each against the newest copy so far (stored, or earlier
+        in the batch), as one at a time would be. Returns each changed advisory once (its
+        last stored copy) with the advisory it replaced, if any."""
+        stored = await s.documents.get_many(self.provider, COLLECTION, [a.id for a in advisories])
+        writes: dict[str, DocumentRecord] = {}
+        latest: dict[str, Advisory] = {}
+        for advisory in advisories:
+            digest = _digest(advisory.raw)
+            current = writes.get(advisory.id) or stored.get(advisory.id)
+            if current is not None:
+                if current.data.get("digest") == digest:
+                    report.unchanged += 1
+                    continue
+                stored_modified = parse_rfc3339(str(current.data["modified"]))
+                if advisory.modified < stored_modified:
+                    report.older_ignored += 1
+                    continue
+            writes[advisory.id] = DocumentRecord(
                 project=self.provider,
                 collection=COLLECTION,
                 doc_id=advisory.id,
@@ -376,14 +383,15 @@ class ScanService:
                 create_time=current.create_time if current else now,
                 update_time=now,
             )
-        )
-        if advisory.is_withdrawn:
-            report.withdrawn += 1
-        elif current is None:
-            report.imported += 1
-        else:
-            report.replaced += 1
-        return True, (_advisory_of(current) if current is not None else None)
+            latest[advisory.id] = advisory
+            if advisory.is_withdrawn:
+                report.withdrawn += 1
+            elif current is None:
+                report.imported += 1
+            else:
+                report.replaced += 1
+        await s.documents.put_many(list(writes.values()))
+        return [(latest[i], _advisory_of(stored[i]) if i in stored else None) for i in writes]
 
     async def _ensure_provider(self) -> None:
         with contextlib.suppress(AlreadyExists):
@@ -522,26 +530,11 @@ class ScanService:
         as the advisories they come from did not change. The DISCOVERY is dated again. An
         image never scanned (no DISCOVERY) gets a full scan instead: only that may date one.
         """
-        notes = sorted({n for key in touched for n in self._package_notes.get(key, ())})
         # A large import names too many advisories and notes to list: then every finding
         # and package of the images is read, and filtered here.
         ours = await self._our_occurrences(
             project, resources, sorted(changed) if len(changed) <= _MAX_LISTED else None
         )
-        packages: dict[str, list[OccurrenceRecord]] = {}
-        by_project: dict[str, list[str]] = {}
-        for note_project, note_id in notes:
-            by_project.setdefault(note_project, []).append(note_id)
-        for note_project, ids in sorted(by_project.items()):
-            # By note (project and ID), not by kind: the note index then finds exactly the
-            # packages under the touched keys; anything else under those notes is sifted out.
-            where: Any = And((Compare(FilterColumn.NOTE_PROJECT, note_project), _any_of(resources)))
-            if len(ids) <= _MAX_LISTED:
-                where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, n) for n in ids))))
-            listed = set(ids)
-            for record in await self._occurrences(project, where):
-                if record.kind == "PACKAGE" and record.note_id in listed:
-                    packages.setdefault(record.resource, []).append(record)
         unscanned = [
             r for r in resources if not any(o.kind == "DISCOVERY" for o in ours.get(r, []))
         ]
@@ -550,15 +543,17 @@ class ScanService:
             for report in await self._reconcile(project, unscanned):
                 opened += report.opened
                 closed += report.closed
+        done = set(unscanned)
+        scanned = [r for r in resources if r not in done]
+        if not scanned:
+            return opened, closed
+        packages = await self._touched_packages(project, scanned, touched)
         create: list[Any] = []
         delete: list[OccurrenceRecord] = []
-        now = self._clock()
+        findings = _NewFindings()
         stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(now)
-        done = set(unscanned)
-        for resource in resources:
-            if resource in done:
-                continue
+        stamp.FromDatetime(self._clock())
+        for resource in scanned:
             records = [
                 r
                 for r in packages.get(resource, [])
@@ -578,38 +573,47 @@ class ScanService:
                     continue
                 if record.note_id not in changed:
                     continue  # its advisory did not change: it still holds
-                issue = record.occurrence.vulnerability.package_issue
-                key = _finding_key(
-                    record.note_id,
-                    issue[0].affected_package if issue else "",
-                    issue[0].affected_version.name if issue else "",
-                )
-                if wanted.pop(key, None) is None:
+                if wanted.pop(_record_key(record), None) is None:
                     delete.append(record)
                     closed += 1
-            uri = sbom.uri
             for f in wanted.values():
-                advisory = self.index.get(f.advisory_id)
-                if advisory is None:
-                    continue
-                cpe = sbom.cpes.get(id(f.package))
-                body = vg.finding_occurrence(uri, f, advisory, self.provider, cpe)
-                create.append(_finding_message(body, f.advisory_id))
-                opened += 1
-        if create or delete:
-            await self._grafeas.reconcile_occurrences(f"projects/{project}", create, delete)
-        for resource in resources:
-            if resource in done:
-                continue
+                opened += findings.add(f, sbom, self.index)
+        copies = findings.copies(self.index, self.provider)
+        if create or delete or copies:
+            await self._grafeas.reconcile_occurrences(f"projects/{project}", create, delete, copies)
+        for resource in scanned:
             for hook in self._after_scan:
                 await hook(project, resource)
         return opened, closed
+
+    async def _touched_packages(
+        self, project: str, resources: Sequence[str], touched: set[Key]
+    ) -> dict[str, list[OccurrenceRecord]]:
+        """The PACKAGE occurrences of ``resources`` under the notes of the touched keys."""
+        notes = sorted({n for key in touched for n in self._package_notes.get(key, ())})
+        packages: dict[str, list[OccurrenceRecord]] = {}
+        by_project: dict[str, list[str]] = {}
+        for note_project, note_id in notes:
+            by_project.setdefault(note_project, []).append(note_id)
+        for note_project, ids in sorted(by_project.items()):
+            # By note (project and ID), not by kind: the note index then finds exactly the
+            # packages under the touched keys; anything else under those notes is sifted out.
+            where: Any = And((Compare(FilterColumn.NOTE_PROJECT, note_project), _any_of(resources)))
+            if len(ids) <= _MAX_LISTED:
+                where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, n) for n in ids))))
+            listed = set(ids)
+            for record in await self._occurrences(project, where):
+                if record.kind == "PACKAGE" and record.note_id in listed:
+                    packages.setdefault(record.resource, []).append(record)
+        return packages
 
     async def _reconcile(
         self, project: str, resources: Sequence[str], *, keep_empty: bool = False
     ) -> list[ScanReport]:
         """Match each image of one project and bring its findings in line, in one read of
-        their packages, one of their chainproof occurrences and one write transaction.
+        their packages, one of their chainproof occurrences and one write transaction; new
+        findings alike on several images (same advisory, package and CPE) are written as
+        copies of one template.
 
         An image with no packages left (its SBOM was deleted) loses its chainproof findings
         and its DISCOVERY, unless ``keep_empty`` (an explicit scan of it): nothing was
@@ -619,6 +623,7 @@ class ScanService:
         create: list[Any] = []
         delete: list[OccurrenceRecord] = []
         reports: list[ScanReport] = []
+        findings = _NewFindings()
         now = self._clock()
         for resource in resources:
             sbom = sboms[resource]
@@ -637,12 +642,7 @@ class ScanService:
                 if record.kind == "DISCOVERY":
                     delete.append(record)
                     continue
-                issue = record.occurrence.vulnerability.package_issue
-                key = _finding_key(
-                    record.note_id,
-                    issue[0].affected_package if issue else "",
-                    issue[0].affected_version.name if issue else "",
-                )
+                key = _record_key(record)
                 if key in wanted:
                     wanted.pop(key)
                     report.kept += 1
@@ -650,13 +650,7 @@ class ScanService:
                     delete.append(record)
                     report.closed += 1
             for f in wanted.values():
-                advisory = self.index.get(f.advisory_id)
-                if advisory is None:
-                    continue
-                cpe = sbom.cpes.get(id(f.package))
-                body = vg.finding_occurrence(sbom.uri, f, advisory, self.provider, cpe)
-                create.append(_finding_message(body, f.advisory_id))
-                report.opened += 1
+                report.opened += findings.add(f, sbom, self.index)
             create.append(
                 occurrence_from_json(
                     vg.discovery_occurrence(
@@ -664,7 +658,9 @@ class ScanService:
                     )
                 )
             )
-        await self._grafeas.reconcile_occurrences(f"projects/{project}", create, delete)
+        await self._grafeas.reconcile_occurrences(
+            f"projects/{project}", create, delete, findings.copies(self.index, self.provider)
+        )
         for resource in resources:
             for hook in self._after_scan:
                 await hook(project, resource)
@@ -697,6 +693,50 @@ class ScanService:
             if len(rows) < _PAGE:
                 return out
             after = rows[-1].occurrence_id
+
+
+class _NewFindings:
+    """The findings one write opens, grouped by what their occurrence says: the same finding
+    (advisory, package, CPE) on many images is one template and its resource URIs."""
+
+    def __init__(self) -> None:
+        # Keyed by the Finding object: the index hands the same one to every image that holds
+        # the package (and the entry keeps it alive, so its id stays its own).
+        self._by_template: dict[tuple[int, str | None], tuple[Finding, list[str]]] = {}
+
+    def add(self, finding: Finding, sbom: _Sbom, index: AdvisoryIndex) -> int:
+        """Add a finding on ``sbom``'s image; 1 if it will be written, 0 if its advisory is
+        gone from the index."""
+        if finding.advisory_id not in index:
+            return 0
+        cpe = sbom.cpes.get(id(finding.package))
+        key = (id(finding), cpe)
+        entry = self._by_template.get(key)
+        if entry is None:
+            self._by_template[key] = (finding, [sbom.uri])
+        else:
+            entry[1].append(sbom.uri)
+        return 1
+
+    def copies(self, index: AdvisoryIndex, provider: str) -> list[Copies]:
+        out: list[Copies] = []
+        for (_, cpe), (f, uris) in self._by_template.items():
+            advisory = index.get(f.advisory_id)
+            if advisory is None:
+                continue
+            body = vg.finding_occurrence(uris[0], f, advisory, provider, cpe)
+            out.append(Copies(_finding_message(body, f.advisory_id), uris))
+        return out
+
+
+def _record_key(record: OccurrenceRecord) -> tuple[str, str, str]:
+    """The finding an occurrence of ours stands for: advisory, package and version."""
+    issue = record.occurrence.vulnerability.package_issue
+    return _finding_key(
+        record.note_id,
+        issue[0].affected_package if issue else "",
+        issue[0].affected_version.name if issue else "",
+    )
 
 
 def _finding_message(body: dict[str, Any], advisory_id: str) -> Any:
