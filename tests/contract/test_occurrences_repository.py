@@ -5,6 +5,7 @@ note (across projects). Filters on both notes and occurrences: test_filters_cont
 from __future__ import annotations
 
 from chainproof.domain.filters import Compare, Expr, FilterColumn
+from chainproof.domain.messages import OccurrencePB, from_stored_json
 from chainproof.store.port import MetadataStore, OccurrenceRecord
 from contract.store_samples import image, occurrence_record
 
@@ -120,3 +121,44 @@ async def test_list_note_occurrences_spans_projects(store: MetadataStore) -> Non
     async with store.session() as s:
         got = await s.occurrences.page_of_note(*note, None, None, 100)
         assert {r.project for r in got} == {"team-0", "team-1", "team-2", "team-3"}
+
+
+async def test_pages_of_stored_json_match_pages_of_messages(store: MetadataStore) -> None:
+    """``page_documents`` lists what ``page`` lists, in the same order and under the same
+    filter, each occurrence as its stored JSON — which parses back to the same message."""
+    records = [
+        occurrence_record(
+            P,
+            f"occ-{i:03d}",
+            resource=image(f"app{i % 3}"),
+            kind=("VULNERABILITY", "ATTESTATION", "DSSE_ATTESTATION")[i % 3],
+        )
+        for i in range(25)
+    ] + [occurrence_record("other", "occ-x")]
+    await add_occurrences(store, records)
+    where = Compare(FilterColumn.RESOURCE, image("app1"))
+    for filt in (None, where):
+        async with store.session() as s:
+            messages = await s.occurrences.page(P, filt, None, 100)
+            documents = await s.occurrences.page_documents(P, filt, None, 100)
+            later = await s.occurrences.page_documents(P, filt, messages[2].occurrence_id, 3)
+        assert [d.occurrence_id for d in documents] == ids(messages)
+        assert [d.occurrence_id for d in later] == ids(messages)[3:6]
+        for doc, msg in zip(documents, messages, strict=True):
+            assert (doc.project, doc.kind, doc.note_project, doc.note_id, doc.resource) == (
+                msg.project,
+                msg.kind,
+                msg.note_project,
+                msg.note_id,
+                msg.resource,
+            )
+            assert from_stored_json(OccurrencePB, dict(doc.document)) == msg.occurrence
+    assert len(documents) == 8
+    async with store.session() as s:
+        assert await s.occurrences.page_documents(P, None, None, 0) == []
+        first = (await s.occurrences.page_documents(P, None, None, 1))[0]
+    original = dict(first.document)
+    assert isinstance(first.document, dict)
+    first.document["resourceUri"] = "changed"  # a caller's copy, not the store's
+    async with store.session() as s:
+        assert (await s.occurrences.page_documents(P, None, None, 1))[0].document == original

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or, evaluate
+from chainproof.domain.messages import to_json
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
 from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery, matches
@@ -46,6 +47,7 @@ from chainproof.store.scribe import (
     OccurrenceSlice,
     ProjectRepository,
     SlicesRead,
+    StoredOccurrence,
 )
 
 R = TypeVar("R", NoteRecord, OccurrenceRecord)
@@ -293,6 +295,22 @@ class _Occurrences(OccurrenceRepository):
             ids = {i for r in resources for i in self._s.by_resource.get((project, r), ())}
         rows = (self._s.occurrences[(project, i)] for i in ids)
         return _page(rows, lambda r: r.occurrence_id, where, after, limit)
+
+    async def _page_documents(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[StoredOccurrence]:
+        return [
+            StoredOccurrence(
+                r.project,
+                r.occurrence_id,
+                r.kind,
+                r.note_project,
+                r.note_id,
+                r.resource,
+                _plain(r.document) if r.document is not None else to_json(r.occurrence),
+            )
+            for r in await self._page(project, where, after, limit)
+        ]
 
     async def _page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int

@@ -59,6 +59,7 @@ from chainproof.store.scribe import (
     ProjectRepository,
     SlicesRead,
     StoredJson,
+    StoredOccurrence,
 )
 from chainproof.store.summaries import ImageSummaryRepository
 
@@ -85,6 +86,7 @@ __all__ = [
     "ProjectRepository",
     "SlicesRead",
     "StoredJson",
+    "StoredOccurrence",
     "SubscriptionRepository",
     "UnitOfWork",
     "ViolationRepository",

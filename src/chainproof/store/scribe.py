@@ -113,6 +113,21 @@ class StoredJson:
     json: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoredOccurrence:
+    """An occurrence's indexed columns and its stored JSON (protobuf's JSON mapping), not
+    parsed into a message: for server-side readers that need a few fields of many rows (the
+    scanner reads every image's packages)."""
+
+    project: str
+    occurrence_id: str
+    kind: str
+    note_project: str
+    note_id: str
+    resource: str
+    document: Mapping[str, Any]
+
+
 def _note_key(record: NoteRecord) -> tuple[str, str]:
     return (record.project, record.note_id)
 
@@ -274,6 +289,14 @@ class OccurrenceRepository(ABC):
             for r in await self._page(project, where, after, limit)
         ]
 
+    async def page_documents(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[StoredOccurrence]:
+        """:meth:`page`, each occurrence as its stored JSON rather than a message."""
+        if limit <= 0:
+            return []
+        return await self._page_documents(project, where, after, limit)
+
     async def page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
@@ -312,6 +335,12 @@ class OccurrenceRepository(ABC):
     async def _page(
         self, project: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
+        """``limit`` is positive."""
+
+    @abstractmethod
+    async def _page_documents(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[StoredOccurrence]:
         """``limit`` is positive."""
 
     @abstractmethod

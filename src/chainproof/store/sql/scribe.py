@@ -28,6 +28,7 @@ from chainproof.store.scribe import (
     ProjectRepository,
     SlicesRead,
     StoredJson,
+    StoredOccurrence,
 )
 from chainproof.store.sql import bulk
 from chainproof.store.sql.filters import (
@@ -438,6 +439,19 @@ class SqlOccurrences(OccurrenceRepository):
     ) -> list[OccurrenceRecord]:
         stmt = self._paged(_OCCURRENCE_SELECT, scope, where, after, limit)
         return [_occurrence(row) for row in await self._c.execute(stmt)]
+
+    async def _page_documents(
+        self, project: str, where: Expr | None, after: str | None, limit: int
+    ) -> list[StoredOccurrence]:
+        stmt = self._paged(
+            _OCCURRENCE_SELECT, occurrences.c.project == project, where, after, limit
+        )
+        return [
+            StoredOccurrence(
+                r.project, r.occurrence_id, r.kind, r.note_project, r.note_id, r.resource, r.data
+            )
+            for r in await self._c.execute(stmt)
+        ]
 
     async def _page(
         self, project: str, where: Expr | None, after: str | None, limit: int
