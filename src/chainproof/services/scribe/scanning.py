@@ -51,7 +51,13 @@ from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
 from chainproof.services.common import utc_now
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import MAX_BATCH, Copies, GrafeasService
-from chainproof.store.port import DocumentRecord, MetadataStore, OccurrenceRecord, UnitOfWork
+from chainproof.store.port import (
+    DocumentRecord,
+    MetadataStore,
+    OccurrenceRecord,
+    StoredOccurrence,
+    UnitOfWork,
+)
 from chainproof.vuln import grafeas as vg
 from chainproof.vuln.match import AdvisoryIndex, Finding, Key, MatchReport, Undecided, keys_of
 from chainproof.vuln.osv import Advisory, parse_record
@@ -283,14 +289,14 @@ class ScanService:
 
     async def _index_all_images(self) -> None:
         for project in await self._projects():
-            by_image: dict[str, list[OccurrenceRecord]] = {}
+            by_image: dict[str, list[StoredOccurrence]] = {}
             for record in await self._package_records(project, None):
                 by_image.setdefault(record.resource, []).append(record)
             for resource, records in by_image.items():
                 self._sbom_of(ImageKey(project, resource), records)
 
     def _remember(
-        self, image: ImageKey, packages: Sequence[Package], records: Sequence[OccurrenceRecord]
+        self, image: ImageKey, packages: Sequence[Package], records: Sequence[StoredOccurrence]
     ) -> None:
         for pkg, record in zip(packages, records, strict=True):
             for eco, name, _ in pkg.lookups():
@@ -298,13 +304,13 @@ class ScanService:
                 note = (record.note_project, record.note_id)
                 self._package_notes.setdefault((eco, name), set()).add(note)
 
-    async def _package_records(self, project: str, resources: Any) -> list[OccurrenceRecord]:
-        """PACKAGE occurrences of ``project``: of the given resources (one indexed query, page
-        by page), or of every image when ``resources`` is None."""
+    async def _package_records(self, project: str, resources: Any) -> list[StoredOccurrence]:
+        """PACKAGE occurrences of ``project``, as stored JSON: of the given resources (one
+        indexed query, page by page), or of every image when ``resources`` is None."""
         where: Any = Compare(FilterColumn.KIND, "PACKAGE")
         if resources is not None:
             where = And((where, _any_of(resources)))
-        return await self._occurrences(project, where)
+        return await self._documents(project, where)
 
     # ---------------------------------------------------------------- advisories
     async def import_advisories(self, advisories: Sequence[Advisory]) -> ImportReport:
@@ -484,22 +490,19 @@ class ScanService:
     ) -> dict[str, _Sbom]:
         """The images' packages, in one indexed read (``known_only``: only of the images
         that have packages in ``project``)."""
-        by_image: dict[str, list[OccurrenceRecord]] = (
+        by_image: dict[str, list[StoredOccurrence]] = (
             {} if known_only else {r: [] for r in resources}
         )
         for record in await self._package_records(project, resources):
             by_image.setdefault(record.resource, []).append(record)
         return {r: self._sbom_of(ImageKey(project, r), rows) for r, rows in by_image.items()}
 
-    def _sbom_of(self, image: ImageKey, records: Sequence[OccurrenceRecord]) -> _Sbom:
+    def _sbom_of(self, image: ImageKey, records: Sequence[StoredOccurrence]) -> _Sbom:
         packages = [_package_of(r) for r in records]
         sbom = _Sbom(
             packages=packages,
-            cpes={
-                id(p): r.occurrence.package.cpe_uri or None
-                for p, r in zip(packages, records, strict=True)
-            },
-            uri=records[0].occurrence.resource_uri if records else image.resource,
+            cpes={id(p): _cpe_of(r) for p, r in zip(packages, records, strict=True)},
+            uri=str(records[0].document.get("resourceUri") or "") if records else image.resource,
         )
         self._remember(image, packages, records)
         return sbom
@@ -588,10 +591,10 @@ class ScanService:
 
     async def _touched_packages(
         self, project: str, resources: Sequence[str], touched: set[Key]
-    ) -> dict[str, list[OccurrenceRecord]]:
+    ) -> dict[str, list[StoredOccurrence]]:
         """The PACKAGE occurrences of ``resources`` under the notes of the touched keys."""
         notes = sorted({n for key in touched for n in self._package_notes.get(key, ())})
-        packages: dict[str, list[OccurrenceRecord]] = {}
+        packages: dict[str, list[StoredOccurrence]] = {}
         by_project: dict[str, list[str]] = {}
         for note_project, note_id in notes:
             by_project.setdefault(note_project, []).append(note_id)
@@ -602,7 +605,7 @@ class ScanService:
             if len(ids) <= _MAX_LISTED:
                 where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, n) for n in ids))))
             listed = set(ids)
-            for record in await self._occurrences(project, where):
+            for record in await self._documents(project, where):
                 if record.kind == "PACKAGE" and record.note_id in listed:
                     packages.setdefault(record.resource, []).append(record)
         return packages
@@ -682,6 +685,17 @@ class ScanService:
             ):
                 out.setdefault(r.resource, []).append(r)
         return out
+
+    async def _documents(self, project: str, where: Any) -> list[StoredOccurrence]:
+        out: list[StoredOccurrence] = []
+        after: str | None = None
+        while True:
+            async with self._store.session(readonly=True) as s:
+                rows = await s.occurrences.page_documents(project, where, after, _PAGE)
+            out += rows
+            if len(rows) < _PAGE:
+                return out
+            after = rows[-1].occurrence_id
 
     async def _occurrences(self, project: str, where: Any) -> list[OccurrenceRecord]:
         out: list[OccurrenceRecord] = []
@@ -787,24 +801,53 @@ def _advisory_of(doc: DocumentRecord) -> Advisory:
     return parse_record(dict(doc.data["record"]), source=doc.doc_id)
 
 
-def _package_of(record: OccurrenceRecord) -> Package:
-    """The matching view of a Grafeas PackageOccurrence (the ingestion contract)."""
-    p = record.occurrence.package
-    version = p.version
-    text = version.full_name or (
-        (f"{version.epoch}:" if version.epoch else "")
-        + version.name
-        + (f"-{version.revision}" if version.revision else "")
+def _field(message: Any, json_name: str, proto_name: str) -> Any:
+    """A field of stored JSON, in either spelling protobuf's JSON mapping reads."""
+    if not isinstance(message, dict):
+        return None
+    value = message.get(json_name)
+    return message.get(proto_name) if value is None else value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _cpe_of(record: StoredOccurrence) -> str | None:
+    return _text(_field(record.document.get("package"), "cpeUri", "cpe_uri")) or None
+
+
+def _package_of(record: StoredOccurrence) -> Package:
+    """The matching view of a stored Grafeas PackageOccurrence (the ingestion contract): the
+    fields a message of it would have, read from its JSON."""
+    p = record.document.get("package") or {}
+    version = _field(p, "version", "version") or {}
+    epoch = _field(version, "epoch", "epoch")
+    name, revision = (
+        _text(_field(version, "name", "name")),
+        _text(_field(version, "revision", "revision")),
+    )
+    text = _text(_field(version, "fullName", "full_name")) or (
+        (f"{int(epoch)}:" if epoch else "") + name + (f"-{revision}" if revision else "")
     )
     # Grafeas v1 has no purl field: ingestion puts the purl in the identity slot of the first
     # location (``location[0].cpeUri``); a ``pkg:`` package cpeUri is accepted as well.
-    purl = next((str(loc.cpe_uri) for loc in p.location if str(loc.cpe_uri).startswith("pkg:")), "")
-    if not purl and str(p.cpe_uri).startswith("pkg:"):
-        purl = str(p.cpe_uri)
+    locations = _field(p, "location", "location") or []
+    purl = next(
+        (
+            str(cpe)
+            for cpe in (_text(_field(loc, "cpeUri", "cpe_uri")) for loc in locations)
+            if cpe.startswith("pkg:")
+        ),
+        "",
+    )
+    own = _text(_field(p, "cpeUri", "cpe_uri"))
+    if not purl and own.startswith("pkg:"):
+        purl = own
     return package_from_fields(
-        name=str(p.name),
+        name=_text(_field(p, "name", "name")),
         version=text,
         purl=purl or None,
         architecture=None,
-        package_type=str(p.package_type) or None,
+        package_type=_text(_field(p, "packageType", "package_type")) or None,
     )
