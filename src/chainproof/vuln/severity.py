@@ -14,6 +14,7 @@ here, which is honest: it is the policy that decides how to hold them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,8 +49,20 @@ class Score:
 UNSPECIFIED = Score("SEVERITY_UNSPECIFIED", None, None, None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    type: str
+    score: str
+
+
 def score_vector(severity: Severity) -> Score:
     """Score one ``severity[]`` item; a vector that does not parse gives an explained miss."""
+    return _score(severity.type, severity.score)
+
+
+@functools.lru_cache(maxsize=16_384)  # a database repeats the same vectors many times over
+def _score(kind: str, vector: str) -> Score:
+    severity = _Item(kind, vector)
     try:
         if severity.type == "CVSS_V4":
             c4 = CVSS4(severity.score)

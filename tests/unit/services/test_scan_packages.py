@@ -94,3 +94,40 @@ def test_packages_from_stored_json_equal_packages_from_messages() -> None:
         for document in (camel, snake):
             assert _package_of(stored(document)) == expected
             assert _cpe_of(stored(document)) == (occ.package.cpe_uri or None)
+
+
+def test_finding_templates_equal_findings_parsed_whole() -> None:
+    """A finding's occurrence is built from its advisory's part (parsed once) and its own
+    part: the same message as parsing the whole body, on real Go vulndb findings."""
+    from chainproof.services.scribe.scanning import _finding_message, _template
+    from chainproof.vuln import grafeas as vg
+    from chainproof.vuln.match import AdvisoryIndex
+    from chainproof.vuln.osv import parse_document
+
+    index = AdvisoryIndex()
+    packages = []
+    for path in realdebian.go_vulndb_files():
+        for a in parse_document(path.read_bytes(), source=path.name):
+            index.put(a)
+            for entry in a.affected:
+                for r in entry.ranges if entry.package else ():
+                    for e in r.events:
+                        if e.version != "0":
+                            purl = f"pkg:golang/{entry.package.name}@v{e.version.lstrip('v')}"
+                            packages.append(package_from_fields(name="", version="", purl=purl))
+                            # and one below the event, inside the range when it is a fix
+                            below = f"pkg:golang/{entry.package.name}@v0.0.0-1"
+                            packages.append(package_from_fields(name="", version="", purl=below))
+    findings = index.match(packages).findings
+    assert len(findings) > 10
+    bases: dict[str, Any] = {}
+    for i, f in enumerate(findings):
+        advisory = index.get(f.advisory_id)
+        assert advisory is not None
+        cpe = None if i % 2 else "cpe:2.3:a:x:y:1"
+        body = vg.finding_occurrence(
+            f"reg.example/app{i}@sha256:{'c' * 64}", f, advisory, "osv", cpe
+        )
+        template = _template(body, f.advisory_id, bases)
+        assert template is not None
+        assert template == _finding_message(body, f.advisory_id)

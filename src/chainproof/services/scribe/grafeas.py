@@ -23,9 +23,9 @@ from typing import Any, Protocol, TypeVar
 from google.protobuf import timestamp_pb2
 
 from chainproof.domain import filters as flt
+from chainproof.domain.bounds import storable_json
 from chainproof.domain.events import EventType
 from chainproof.domain.images import canonical_resource
-from chainproof.domain.bounds import storable_json
 from chainproof.domain.kinds import (
     common_occurrence_problems,
     derive_kind,
@@ -82,6 +82,10 @@ class Copies:
 
     template: Occurrence
     resource_uris: Sequence[str]
+    #: The template was made by :func:`~chainproof.domain.messages.strict_from_json` (or
+    #: from one that was, setting declared enum values only): it holds no undefined enum,
+    #: so that walk is skipped, as ingestion skips it (ADR 0085).
+    strict: bool = False
 
 
 class InsertGuard(Protocol):
@@ -485,10 +489,11 @@ class GrafeasService:
         so the keys keep their order)."""
         drafts: list[tuple[Occurrence, str, NoteName]] = []
         problems: list[str] = []
+        note_names: dict[str, NoteName] = {}
         for i, c in enumerate(copies):
             what = f"copies[{i}]"
             try:
-                drafts.append(self._draft_occurrence(c.template, what))
+                drafts.append(self._draft_copy(c, what, note_names))
             except InvalidArgument as exc:
                 problems += _item_problems(exc, what)
         if problems:
@@ -500,13 +505,19 @@ class GrafeasService:
                 problems.append(f"copies[{i}]: note {note_name} does not exist: create it first")
             elif not note_kind_accepts(found, kind):
                 problems.append(f"copies[{i}]: is kind {kind} but its note {note_name} is {found}")
-        uris: dict[str, str] = {}  # resource URI → its canonical resource
+        # The checks every occurrence's resource URI and note name get, once per distinct
+        # value: each URI beside a valid note name, each note name beside a valid URI.
         scratch = OccurrencePB()
+        for note in note_names:
+            scratch.resource_uri, scratch.note_name = "r", note
+            problems += common_occurrence_problems(scratch)
+        uris: dict[str, str] = {}  # resource URI → its canonical resource
+        valid_note = "projects/p/notes/n"
         for c in copies:
             for uri in c.resource_uris:
                 if uri in uris:
                     continue
-                scratch.resource_uri, scratch.note_name = uri, c.template.note_name
+                scratch.resource_uri, scratch.note_name = uri, valid_note
                 problems += common_occurrence_problems(scratch)
                 storable_json(uri, "resourceUri")
                 uris[uri] = canonical_resource(uri)
@@ -748,6 +759,25 @@ class GrafeasService:
         )
 
     # ---------------------------------------------------------------- helpers
+
+    def _draft_copy(
+        self, copies: Copies, what: str, note_names: dict[str, NoteName]
+    ) -> tuple[Occurrence, str, NoteName]:
+        """:meth:`_draft_occurrence` for a template; its resource URI and note name are
+        checked by the caller, once per distinct value."""
+        draft = OccurrencePB()
+        draft.CopyFrom(copies.template)
+        for field in _OCC_OUTPUT_ONLY - {"kind"}:
+            draft.ClearField(field)
+        kind = derive_kind(draft, oneof="details", what=what)
+        _raise_problems(occurrence_problems(draft, enums=not copies.strict, common=False), what)
+        note_name = note_names.get(draft.note_name)
+        if note_name is None:
+            note_name = note_names[draft.note_name] = parse_note_name(
+                draft.note_name, field=f"{what}: noteName"
+            )
+        _set_kind(draft, kind)
+        return draft, kind, note_name
 
     def _draft_occurrence(
         self, occ: Occurrence, what: str, note_names: dict[str, NoteName] | None = None

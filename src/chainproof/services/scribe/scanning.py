@@ -43,9 +43,15 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from chainproof.domain import protojson
 from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import canonical_resource
-from chainproof.domain.messages import OccurrencePB, note_from_json, occurrence_from_json
+from chainproof.domain.messages import (
+    OccurrencePB,
+    note_from_json,
+    occurrence_from_json,
+    strict_from_json,
+)
 from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
 from chainproof.services.common import utc_now
@@ -733,14 +739,47 @@ class _NewFindings:
         return 1
 
     def copies(self, index: AdvisoryIndex, provider: str) -> list[Copies]:
+        """One template per finding: what its advisory says parsed once per advisory, what
+        the finding says (package issue, fix, reason) parsed into a copy of that."""
         out: list[Copies] = []
+        bases: dict[str, Any] = {}
         for (_, cpe), (f, uris) in self._by_template.items():
             advisory = index.get(f.advisory_id)
             if advisory is None:
                 continue
             body = vg.finding_occurrence(uris[0], f, advisory, provider, cpe)
-            out.append(Copies(_finding_message(body, f.advisory_id), uris))
+            template = _template(body, f.advisory_id, bases)
+            if template is None:  # something the strict codec leaves to the reference one
+                out.append(Copies(_finding_message(body, f.advisory_id), uris))
+            else:
+                out.append(Copies(template, uris, strict=True))
         return out
+
+
+#: The fields of a finding's occurrence that are the finding's own, not its advisory's.
+_PER_FINDING = ("fixAvailable", "longDescription", "packageIssue")
+
+
+def _template(body: dict[str, Any], advisory_id: str, bases: dict[str, Any]) -> Any | None:
+    """``body`` as a message, by the strict codec: a copy of the advisory's part (parsed the
+    first time) with the finding's part parsed into it; None if the strict codec declines."""
+    vuln = body["vulnerability"]
+    base = bases.get(advisory_id)
+    if base is None:
+        shared = {k: v for k, v in body.items() if k != "resourceUri"}
+        shared["vulnerability"] = {k: v for k, v in vuln.items() if k not in _PER_FINDING}
+        base = bases[advisory_id] = strict_from_json(OccurrencePB, shared)
+    if base is False or base is None:
+        bases[advisory_id] = False
+        return None
+    occ = OccurrencePB()
+    occ.CopyFrom(base)
+    own = {k: vuln[k] for k in _PER_FINDING if k in vuln}
+    try:
+        protojson.parse_into({"resourceUri": body["resourceUri"], "vulnerability": own}, occ)
+    except protojson.Unsupported:
+        return None
+    return occ
 
 
 def _record_key(record: OccurrenceRecord) -> tuple[str, str, str]:
