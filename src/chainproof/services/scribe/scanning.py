@@ -47,6 +47,7 @@ from chainproof.domain import protojson
 from chainproof.domain.filters import And, Compare, FilterColumn, Or
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import (
+    NotePB,
     OccurrencePB,
     note_from_json,
     occurrence_from_json,
@@ -420,11 +421,20 @@ class ScanService:
         new = [a for a, old in changed if old is None]
         for i in range(0, len(new), MAX_BATCH):
             chunk = new[i : i + MAX_BATCH]
+            bodies = {a.id: vg.advisory_note(a) for a in chunk}
+            strict = {i: strict_from_json(NotePB, body) for i, body in bodies.items()}
+            # Parsed by the strict codec, a note holds no undefined enum (ADR 0085); the rare
+            # one it declines goes to the reference parser, and the walk is done.
             notes = {
-                a.id: note_from_json(vg.advisory_note(a), what=f"note for {a.id}") for a in chunk
+                i: note if note is not None else note_from_json(bodies[i], what=f"note for {i}")
+                for i, note in strict.items()
             }
             try:
-                await self._grafeas.batch_create_notes(f"projects/{self.provider}", notes)
+                await self._grafeas.batch_create_notes(
+                    f"projects/{self.provider}",
+                    notes,
+                    strict=all(n is not None for n in strict.values()),
+                )
             except AlreadyExists:  # some exist already (an import cut short): one by one
                 for advisory in chunk:
                     await self._put_note(advisory)
