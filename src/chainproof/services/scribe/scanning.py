@@ -570,6 +570,7 @@ class ScanService:
         create: list[Any] = []
         delete: list[OccurrenceRecord] = []
         findings = _NewFindings()
+        dated = _Alike()
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())
         for resource in scanned:
@@ -587,7 +588,7 @@ class ScanService:
                     wanted.setdefault(key, f)
             for record in ours.get(resource, []):
                 if record.kind == "DISCOVERY":
-                    create.append(_dated_again(record, stamp))
+                    dated.add(_dated_again(record, stamp))
                     delete.append(record)
                     continue
                 if record.note_id not in changed:
@@ -597,7 +598,7 @@ class ScanService:
                     closed += 1
             for f in wanted.values():
                 opened += findings.add(f, sbom, self.index)
-        copies = findings.copies(self.index, self.provider)
+        copies = findings.copies(self.index, self.provider) + dated.copies()
         if create or delete or copies:
             await self._grafeas.reconcile_occurrences(f"projects/{project}", create, delete, copies)
         for resource in scanned:
@@ -639,10 +640,10 @@ class ScanService:
         scanned, so nothing may claim a recent scan."""
         sboms = await self._read_sboms(project, resources)
         ours = await self._our_occurrences(project, resources)
-        create: list[Any] = []
         delete: list[OccurrenceRecord] = []
         reports: list[ScanReport] = []
         findings = _NewFindings()
+        scans = _Alike()  # each image's DISCOVERY
         now = self._clock()
         for resource in resources:
             sbom = sboms[resource]
@@ -670,16 +671,15 @@ class ScanService:
                     report.closed += 1
             for f in wanted.values():
                 report.opened += findings.add(f, sbom, self.index)
-            create.append(
+            scans.add(
                 occurrence_from_json(
                     vg.discovery_occurrence(
                         sbom.uri, self.provider, now, problems=len(match.unknown)
                     )
                 )
             )
-        await self._grafeas.reconcile_occurrences(
-            f"projects/{project}", create, delete, findings.copies(self.index, self.provider)
-        )
+        copies = findings.copies(self.index, self.provider) + scans.copies()
+        await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies)
         for resource in resources:
             for hook in self._after_scan:
                 await hook(project, resource)
@@ -790,6 +790,28 @@ def _template(body: dict[str, Any], advisory_id: str, bases: dict[str, Any]) -> 
     except protojson.Unsupported:
         return None
     return occ
+
+
+class _Alike:
+    """Occurrences grouped by all they say but their resource (each image's DISCOVERY dated
+    again), so that each group is written as copies of one template."""
+
+    def __init__(self) -> None:
+        self._groups: dict[bytes, tuple[Any, list[str]]] = {}
+
+    def add(self, occurrence: Any) -> None:
+        uri = occurrence.resource_uri
+        occurrence.resource_uri = ""
+        key = occurrence.SerializeToString(deterministic=True)
+        occurrence.resource_uri = uri
+        group = self._groups.get(key)
+        if group is None:
+            self._groups[key] = (occurrence, [uri])
+        else:
+            group[1].append(uri)
+
+    def copies(self) -> list[Copies]:
+        return [Copies(template, uris) for template, uris in self._groups.values()]
 
 
 def _record_key(record: OccurrenceRecord) -> tuple[str, str, str]:
