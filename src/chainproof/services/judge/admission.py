@@ -357,6 +357,7 @@ class AdmissionService:
                     cluster=self._settings.cluster,
                     namespace=workload.namespace,
                     workload=f"{workload.kind}/{workload.name}",
+                    service_account=workload.service_account,
                     operation=operation,
                     outcome=result.outcome,
                     message=result.message,

@@ -68,6 +68,8 @@ class DecisionEntry:
     cluster: str = ""
     namespace: str = ""
     workload: str = ""  # Kind/name
+    #: The pod's service account (as its spec names it), for replay under another policy.
+    service_account: str = ""
     operation: str = ""
     outcome: str = ""  # allowed, denied, dry-run-would-deny, breakglass, error
     message: str = ""
@@ -91,8 +93,12 @@ def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
         "cluster": entry.cluster,
         "namespace": entry.namespace,
         "workload": entry.workload,
+        "serviceAccount": entry.service_account,
         "operation": entry.operation,
         "outcome": entry.outcome or decision.outcome.value,
+        # The images as the spec wrote them, in order: what a replay judges again
+        # (store.judge.RecordedAdmission) without reading the explained decision.
+        "requestImages": [i.image for i in decision.images],
         "breakglass": entry.breakglass,
         "dryRun": entry.dry_run,
         "message": entry.message,
