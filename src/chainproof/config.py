@@ -272,6 +272,9 @@ class ClusterSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     name: str
+    #: The project whose policy governs the cluster: its running workloads are that
+    #: project's to see (impact, replay, coverage). Empty: ``admission.project``.
+    project: str = ""
     in_cluster: bool = False
     kubeconfig: Path | None = None
     context: str | None = None

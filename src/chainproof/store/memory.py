@@ -22,8 +22,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chainproof.domain.kinds import finding_aliases
 from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or, evaluate
+from chainproof.domain.kinds import finding_aliases
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
 from chainproof.store.access import AccessRepository, AuditEntry, AuditQuery, matches

@@ -49,8 +49,8 @@ from chainproof.attest.verify import AttestationVerification, verify_attestation
 from chainproof.attest.vuln_scan import is_vuln_scan, read_vuln_scan
 from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
-from chainproof.domain.kinds import finding_aliases
 from chainproof.domain.images import ImageReference
+from chainproof.domain.kinds import finding_aliases
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
 from chainproof.ingest.attested import SignedSbom, read_signed_sbom

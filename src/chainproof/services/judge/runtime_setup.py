@@ -120,6 +120,21 @@ def admission_cluster(settings: Settings) -> str | None:
         return None
 
 
+def project_clusters(settings: Settings, project: str) -> tuple[str, ...]:
+    """The inventory clusters whose workloads belong to ``project``: each configured cluster
+    whose ``project`` (default ``admission.project``) it is, and the admission webhook's
+    cluster for the admission project. Empty when none is: a caller must then show nothing,
+    never every cluster."""
+    default = settings.admission.project
+    names = [c.name for c in settings.runtime.clusters if (c.project or default) == project]
+    if project == default:
+        admitted = admission_cluster(settings)
+        claimed = {c.name for c in settings.runtime.clusters if (c.project or default) != project}
+        if admitted is not None and admitted not in claimed:
+            names.append(admitted)
+    return tuple(dict.fromkeys(names))
+
+
 def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:
     n = settings.notifications
     destinations = settings.outbound.destination_policy()

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 
 from chainproof.store.judge import (
     DecisionQuery,
-    RecordedAdmission,
-    recorded_admission,
     DecisionRecord,
     DecisionRepository,
     DocumentRecord,
     DocumentRepository,
+    RecordedAdmission,
+    recorded_admission,
 )
 from chainproof.store.sql.schema import decision_images, decisions, documents
 from chainproof.store.sql.summaries import SqlImageSummaries

@@ -514,7 +514,7 @@ class SqlOccurrences(OccurrenceRepository):
             return _ALIASES.op("&&")(sa.bindparam("alias_ids", list(ids), type_=_TEXT_ARRAY))
         # SQLite: every ``key=value`` item becomes a comma-separated token, the aliases' bare;
         # an ID then matches one token exactly.
-        tokens = sa.literal_column(
+        tokens: sa.ColumnClause[str] = sa.literal_column(
             "',' || upper(replace(replace(coalesce(json_extract(data, "
             "'$.vulnerability.extraDetails'), ''), ';', ','), 'aliases=', '')) || ','"
         )
@@ -536,7 +536,7 @@ class SqlOccurrences(OccurrenceRepository):
 
 
 #: A VULNERABILITY occurrence's aliases, upper case, as PostgreSQL indexes them.
-_ALIASES = sa.literal_column(
+_ALIASES: sa.ColumnClause[Any] = sa.literal_column(
     "string_to_array(upper(substring(data->'vulnerability'->>'extraDetails' "
     "from 'aliases=([^;]*)')), ',')"
 )
