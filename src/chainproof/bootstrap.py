@@ -46,11 +46,13 @@ from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.decision_spill import DecisionSpill
 from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.judge.findings import FindingsService
+from chainproof.services.judge.impact import ImpactService
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.registry_evidence import RegistryEvidence
+from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
-from chainproof.services.judge.runtime_setup import build_runtime
+from chainproof.services.judge.runtime_setup import build_runtime, project_clusters
 from chainproof.services.judge.subscriptions import SubscriptionService
 from chainproof.services.judge.vouching import (
     AutoVoucher,
@@ -167,6 +169,11 @@ def build_services(
     # The runtime side (inventory, leader election, watchers, notifier): built here, run by
     # the host through Services.workers().
     runtime = build_runtime(settings, store)
+    scribe_only = EvidenceGatherer(store, limits=limits)
+
+    def clusters(project: str) -> tuple[str, ...]:
+        return project_clusters(settings, project)
+
     return Services(
         settings=settings,
         store=store,
@@ -190,6 +197,8 @@ def build_services(
         access=build_access_control(settings, store),
         ingest=ingest,
         findings=FindingsService(store, vouching, settings.scanning.provider_project),
+        impact=ImpactService(store, judge, resources, scribe_only, clusters, tokens, clock),
+        replay=PolicyReplay(store, resources, scribe_only, clusters, clock),
         registry=registry,
         registry_recorder=recorder,
         pull_secrets=pull_secrets,

@@ -147,6 +147,7 @@ def _register_groups() -> None:
         attestations,
         attestors,
         decisions,
+        impact,
         ingest,
         keys,
         policy,
@@ -171,6 +172,7 @@ def _register_groups() -> None:
     app.add_typer(access.auth_app, name="auth")
     app.add_typer(access.audit_app, name="audit")
     app.add_typer(subscriptions.app, name="subscriptions")
+    app.command("impact")(impact.impact)
     app.registered_commands += ingest.ingest_app.registered_commands
     scanning.image_app.registered_commands += ingest.image_app.registered_commands
     app.add_typer(ingest.package_app, name="package")

@@ -22,8 +22,10 @@ from chainproof.services.dashboard import Dashboard
 from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.findings import FindingsService
+from chainproof.services.judge.impact import ImpactService
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
+from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.changes import ChangeFeed
@@ -65,6 +67,10 @@ class Services:
     ingest: IngestService
     #: An image's vulnerability findings, whoever found them, with what VEX says of each.
     findings: FindingsService
+    #: Which running workloads a CVE, package, key, attestor or image touches (and verdicts).
+    impact: ImpactService
+    #: What a proposed policy would change: replay, diff, coverage (enforcing nothing).
+    replay: PolicyReplay
     #: Notification subscriptions (the outbox's subscribers) and their delivery logs.
     subscriptions: SubscriptionService
     #: Where recorded registry evidence came from (the registry-evidence documents).

@@ -209,6 +209,20 @@ async def require_attach(request: Request, note_names: Iterable[tuple[str, str]]
         )  # before the write; the write itself is audited too
 
 
+async def require_also(request: Request, permissions: Iterable[str]) -> None:
+    """Permissions a route needs beside the one it declares, on the same project: an answer
+    built from several kinds of data needs the right to read each of them."""
+    access = access_control(request)
+    principal = principal_of(request)
+    operation = _operation(request)
+    resource = project(request)
+    for permission in dict.fromkeys(permissions):
+        try:
+            await access.require(principal, perms.check_known(permission), resource, operation)
+        except PermissionDenied as exc:
+            raise _denied(principal, exc) from None
+
+
 def route_table(app: Any) -> list[tuple[str, frozenset[str], APIRoute]]:
     """Every API route of ``app`` as (full path, methods, route), through included routers
     (FastAPI ≥ 0.160 keeps included routers lazily; older versions flatten them)."""

@@ -23,8 +23,10 @@ from chainproof.services.dashboard import Dashboard
 from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.findings import FindingsService
+from chainproof.services.judge.impact import ImpactService
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
+from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.subscriptions import SubscriptionService
 from chainproof.services.judge.vouching import Vouching
@@ -106,6 +108,14 @@ async def _subscriptions(request: Request) -> SubscriptionService:
     return services_of(request).subscriptions
 
 
+async def _impact(request: Request) -> ImpactService:
+    return services_of(request).impact
+
+
+async def _replay(request: Request) -> PolicyReplay:
+    return services_of(request).replay
+
+
 async def _dashboard(request: Request) -> Dashboard:
     return services_of(request).dashboard
 
@@ -131,6 +141,8 @@ Ingest = Annotated[IngestService, Depends(_ingest)]
 RegistrySourcesDep = Annotated[RegistrySources, Depends(_registry_sources)]
 FindingsDep = Annotated[FindingsService, Depends(_findings)]
 Subscriptions = Annotated[SubscriptionService, Depends(_subscriptions)]
+Impact = Annotated[ImpactService, Depends(_impact)]
+Replay = Annotated[PolicyReplay, Depends(_replay)]
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]
 Access = Annotated[AccessControl, Depends(_access)]
 MetricsRegistry = Annotated[CollectorRegistry, Depends(_metrics)]

@@ -564,4 +564,106 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("apiVersion", "kind"),
     ),
+    "Impact": _obj(
+        {
+            "query": {"type": "object", "additionalProperties": _S},
+            "clusters": _STRINGS,
+            "images": _array(
+                _obj(
+                    {
+                        "image": _S,
+                        "because": _STRINGS,
+                        "workloads": _array(
+                            _obj(
+                                {
+                                    "cluster": _S,
+                                    "namespace": _S,
+                                    "workload": _S,
+                                    "container": _S,
+                                    "serviceAccount": _S,
+                                    "pods": _INT,
+                                    "since": _TIME,
+                                    "verdict": {
+                                        "enum": ["allowed", "denied", "dry-run-would-deny"]
+                                    },
+                                    "denied": _BOOL,
+                                    "reasons": _STRINGS,
+                                },
+                                ("cluster", "namespace", "workload", "container", "verdict"),
+                            )
+                        ),
+                    },
+                    ("image", "because", "workloads"),
+                )
+            ),
+            "affectedWorkloads": _INT,
+            "deniedWorkloads": _INT,
+            "resolvedByVex": _array(_obj({"image": _S, "statement": _S})),
+            "notRunning": _INT,
+            "complete": {
+                "type": "boolean",
+                "description": "false when more affected images follow: ask again with "
+                "nextPageToken",
+            },
+            "nextPageToken": _S,
+        },
+        ("query", "images", "complete", "nextPageToken"),
+    ),
+    "ReplayRequest": _obj(
+        {
+            "policy": {"type": "object", "description": "the proposed policy"},
+            "since": {"type": "string", "description": "7d, 24h, 30m, or RFC 3339 (default 7d)"},
+            "running": {"type": "boolean", "description": "also the running pods (default true)"},
+        },
+        ("policy",),
+    ),
+    "DiffRequest": _obj(
+        {
+            "a": {"type": "object"},
+            "b": {"type": "object"},
+            "since": _S,
+            "running": _BOOL,
+        },
+        ("a", "b"),
+    ),
+    "ReplayReport": _obj(
+        {
+            "since": _S,
+            "admissions": _INT,
+            "running": _INT,
+            "judged": _INT,
+            "images": _INT,
+            "changed": _INT,
+            "byTransition": {"type": "object", "additionalProperties": _INT},
+            "changes": _array({"type": "object"}),
+            "changesTruncated": _BOOL,
+            "policyBefore": _S,
+            "policyAfter": _S,
+            "ruleChanges": _array({"type": "object"}),
+            "coverageShifts": _array({"type": "object"}),
+            "notes": _STRINGS,
+        },
+        ("admissions", "running", "judged", "changed", "changes", "changesTruncated"),
+    ),
+    "Coverage": _obj(
+        {
+            "uncovered": _INT,
+            "total": _INT,
+            "items": _array(
+                _obj(
+                    {
+                        "kind": {"enum": ["namespace", "service-account", "image"]},
+                        "name": _S,
+                        "scope": _S,
+                        "rule": _S,
+                        "evaluationMode": _S,
+                        "specific": _BOOL,
+                        "where": _STRINGS,
+                    },
+                    ("kind", "name", "scope", "rule", "specific"),
+                )
+            ),
+        },
+        ("uncovered", "total", "items"),
+    ),
 }

@@ -161,6 +161,11 @@ class JudgeResources:
             attestors, unusable = await _read_attestors(s, policy.referenced_attestors())
             return JudgeConfig(policy, attestors, unusable)
 
+    async def attestors(self, names: frozenset[str]) -> tuple[dict[str, Attestor], dict[str, str]]:
+        """The named attestors that exist (parsed), and those that cannot be read with why."""
+        async with self._store.session(readonly=True) as s:
+            return await _read_attestors(s, names)
+
     async def project_attestors(
         self, project: str, limit: int
     ) -> tuple[dict[str, Attestor], dict[str, str]]:
