@@ -5,7 +5,9 @@ key, attestor or image touches (``GET …/impact``), and what a proposed policy 
 Each answer is built from several kinds of data, so beside its declared permission a route
 requires the right to read each of them in the project (:func:`require_also`): the inventory
 (``chainproof.workloads.list``), the evidence (``occurrences.list``), the attestors, the
-policy and the decision log. Nothing here enforces or stores anything.
+policy and the decision log: declared with the route (``requires(…, also=…)``), so the
+authorization matrix holds them too; only ``impact?key=|attestor=`` adds the attestors' list
+in the handler. Nothing here enforces or stores anything.
 """
 
 from __future__ import annotations
@@ -26,20 +28,17 @@ from chainproof.services.judge.impact import ImpactQuery
 
 router = APIRouter(prefix="/v1", tags=["impact"])
 
-#: Beside workloads.list, what each impact question reads.
-_IMPACT_READS = {
-    "cve": (p.OCCURRENCES_LIST, p.POLICY_GET),
-    "purl": (p.OCCURRENCES_LIST, p.POLICY_GET),
-    "key": (p.OCCURRENCES_LIST, p.ATTESTORS_LIST, p.POLICY_GET),
-    "attestor": (p.OCCURRENCES_LIST, p.ATTESTORS_LIST, p.POLICY_GET),
-    "image": (p.POLICY_GET,),
-}
+#: What every impact answer reads beside the inventory: the evidence and the policy.
+_IMPACT_READS = (p.OCCURRENCES_LIST, p.POLICY_GET)
 #: What a replay, diff or coverage reads beside the policy it is asked about.
 _REPLAY_READS = (p.POLICY_GET, p.DECISIONS_LIST, p.WORKLOADS_LIST, p.OCCURRENCES_LIST)
 _DEFAULT_SINCE = "7d"
 
 
-@router.get("/projects/{project}/impact", dependencies=[requires(p.WORKLOADS_LIST)])
+@router.get(
+    "/projects/{project}/impact",
+    dependencies=[requires(p.WORKLOADS_LIST, also=_IMPACT_READS)],
+)
 async def impact(
     project: str,
     request: Request,
@@ -57,7 +56,8 @@ async def impact(
     query = ImpactQuery.of(
         {"cve": cve, "purl": purl, "key": key, "attestor": attestor, "image": image}
     )
-    await require_also(request, _IMPACT_READS[query.question])
+    if query.question in ("key", "attestor"):
+        await require_also(request, (p.ATTESTORS_LIST,))
     page = await service.impact(project, query, int_param(page_size, "pageSize"), page_token)
     return json_response(page.to_dict())
 
@@ -104,12 +104,11 @@ def _running(body: dict[str, Any]) -> bool:
 @router.post(
     "/projects/{project}/policy:replay",
     openapi_extra=JSON_BODY,
-    dependencies=[requires(p.POLICY_EVALUATE)],
+    dependencies=[requires(p.POLICY_EVALUATE, also=_REPLAY_READS)],
 )
 async def replay_policy(project: str, request: Request, service: Replay) -> Response:
     """The recorded admissions since ``since`` (default 7d) and the running pods, judged
     under the stored policy and under ``policy``: which outcomes change, and why."""
-    await require_also(request, _REPLAY_READS)
     body = await _body(request, ("policy", "since", "running"))
     proposed = _policy(body, "policy")
     since = parse_since(_since(body), "since", service.now())
@@ -120,12 +119,11 @@ async def replay_policy(project: str, request: Request, service: Replay) -> Resp
 @router.post(
     "/projects/{project}/policy:diff",
     openapi_extra=JSON_BODY,
-    dependencies=[requires(p.POLICY_EVALUATE)],
+    dependencies=[requires(p.POLICY_EVALUATE, also=_REPLAY_READS)],
 )
 async def diff_policies(project: str, request: Request, service: Replay) -> Response:
     """Two policies compared on the same cases: rules defined differently, what changes rule,
     and which outcomes change."""
-    await require_also(request, _REPLAY_READS)
     body = await _body(request, ("a", "b", "since", "running"))
     a, b = _policy(body, "a"), _policy(body, "b")
     since = parse_since(_since(body), "since", service.now())
@@ -133,7 +131,10 @@ async def diff_policies(project: str, request: Request, service: Replay) -> Resp
     return json_response(report.to_dict())
 
 
-@router.get("/projects/{project}/policy:coverage", dependencies=[requires(p.POLICY_GET)])
+@router.get(
+    "/projects/{project}/policy:coverage",
+    dependencies=[requires(p.POLICY_GET, also=(p.DECISIONS_LIST, p.WORKLOADS_LIST))],
+)
 async def policy_coverage(
     project: str,
     request: Request,
@@ -143,6 +144,5 @@ async def policy_coverage(
 ) -> Response:
     """Namespaces, service accounts and images (running, or admitted since ``since``) that
     no specific rule of the stored policy covers, and the rule each falls to."""
-    await require_also(request, (p.DECISIONS_LIST, p.WORKLOADS_LIST))
     report = await service.coverage(project, None, parse_since(since, "since", service.now()))
     return json_response(report.to_dict(everything=everything))

@@ -1,0 +1,353 @@
+"""Reverse impact over REST (``GET /v1/projects/{p}/impact``) on a served app: running
+workloads affected by a CVE (through aliases, minus what VEX resolves), a purl (with and
+without version), a key, an attestor and an image; each judged by the current policy; pages
+with tokens that finish; bad questions refused with a 400 that names them; and the attacks:
+another project's member gets 403, another project's admin sees none of this project's
+workloads, and a project without clusters sees nothing rather than everyone's."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+
+from chainproof.attest.simple_signing import build_simple_signing
+from chainproof.bootstrap import build_app
+from chainproof.config import load_settings
+from chainproof.domain.images import parse_image_reference
+from chainproof.domain.inventory import InventoryChanges, RunningContainer
+from chainproof.store.factory import create_store
+from chainproof.store.port import MetadataStore
+
+P, Q = "shop", "other"
+REG = "registry.example.com"
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:02x}" * 32
+
+
+def img(name: str, n: int) -> str:
+    return f"{REG}/{name}@{digest(n)}"
+
+
+A, B, C, D, E = img("api", 1), img("batch", 2), img("cron", 3), img("db", 4), img("edge", 5)
+
+POLICY = {
+    "defaultAdmissionRule": {
+        "evaluationMode": "REQUIRE_ATTESTATION",
+        "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+        "chainproofChecks": {
+            "vulnerabilities": {"maximumUnfixableSeverity": "HIGH", "requireScan": False}
+        },
+    },
+    "kubernetesNamespaceAdmissionRules": {
+        "edge": {
+            "evaluationMode": "ALWAYS_ALLOW",
+            "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+        }
+    },
+}
+
+
+def row(
+    image: str, namespace: str, workload: str, pod: str, container: str = "app"
+) -> RunningContainer:
+    return RunningContainer(
+        cluster="prod",
+        namespace=namespace,
+        workload_kind="Deployment",
+        workload_name=workload,
+        pod=pod,
+        pod_uid=f"uid-{pod}",
+        container=container,
+        service_account="runner",
+        image_spec=image,
+        image_id=image,
+        digest=image.rsplit("@", 1)[1],
+        image=image,
+        since=T0 + timedelta(minutes=len(pod)),
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def served(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> Iterator[tuple[TestClient, MetadataStore]]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/cp.db"
+    store = create_store(url)
+    settings = load_settings(
+        database_url=url, grpc_enabled=False, admission={"project": P, "cluster": "prod"}
+    )
+    with TestClient(build_app(settings, store), raise_server_exceptions=False) as client:
+        yield client, store
+
+
+def ok(r: Any) -> Any:
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def finding(
+    image: str, note: str, *, aliases: str = "", severity: str = "CRITICAL", vex: bool = False
+) -> dict[str, Any]:
+    v: dict[str, Any] = {
+        "severity": severity,
+        "effectiveSeverity": severity,
+        "packageIssue": [
+            {"affectedCpeUri": "pkg:npm/left-pad@1.0.0", "affectedPackage": "left-pad"}
+        ],
+        "extraDetails": f"aliases={aliases}" if aliases else "",
+    }
+    if vex:
+        v["vexAssessment"] = {"state": "NOT_AFFECTED", "vulnerabilityId": "CVE-2026-1111"}
+    return {"resourceUri": image, "noteName": f"projects/{P}/notes/{note}", "vulnerability": v}
+
+
+def package(image: str, purl: str) -> dict[str, Any]:
+    from chainproof.ingest.purls import note_id_for
+
+    note = note_id_for("pkg-", purl.split("@", 1)[0])
+    return {
+        "resourceUri": image,
+        "noteName": f"projects/{P}/notes/{note}",
+        "package": {"name": "left-pad", "location": [{"cpeUri": purl}]},
+    }, note
+
+
+def seed(client: TestClient, store: MetadataStore, key: ec.EllipticCurvePrivateKey) -> None:
+    for note in ("GHSA-aaaa-bbbb-cccc", "CVE-2026-1111"):
+        ok(
+            client.post(
+                f"/v1/projects/{P}/notes", params={"noteId": note}, json={"vulnerability": {}}
+            )
+        )
+    occurrences = [
+        finding(A, "GHSA-aaaa-bbbb-cccc", aliases="CVE-2026-1111"),  # the scanner's way
+        finding(B, "CVE-2026-1111", vex=True),  # resolved by VEX: not affected
+        finding(C, "CVE-2026-1111"),  # not running anywhere
+        finding(E, "CVE-2026-1111"),  # runs in namespace edge, where everything is allowed
+    ]
+    for body in occurrences:
+        ok(client.post(f"/v1/projects/{P}/occurrences", json=body))
+    for image, purl in ((A, "pkg:npm/left-pad@1.0.0"), (D, "pkg:npm/left-pad@2.0.0")):
+        occ, note = package(image, purl)
+        client.post(
+            f"/v1/projects/{P}/notes",
+            params={"noteId": note},
+            json={"package": {"name": "left-pad"}},
+        )
+        ok(client.post(f"/v1/projects/{P}/occurrences", json=occ))
+    # An attestor with one PKIX key, and an attestation of D signed by it.
+    ok(
+        client.post(
+            f"/v1/projects/{P}/notes",
+            params={"noteId": "release"},
+            json={"attestation": {"hint": {"humanReadableName": "release"}}},
+        )
+    )
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    ok(
+        client.post(
+            f"/v1/projects/{P}/attestors",
+            params={"attestorId": "release"},
+            json={
+                "userOwnedGrafeasNote": {
+                    "noteReference": f"projects/{P}/notes/release",
+                    "publicKeys": [
+                        {
+                            "id": "release-key",
+                            "pkixPublicKey": {
+                                "publicKeyPem": pem,
+                                "signatureAlgorithm": "ECDSA_P256_SHA256",
+                            },
+                        }
+                    ],
+                }
+            },
+        )
+    )
+    payload = build_simple_signing(parse_image_reference(D))
+    signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    ok(
+        client.post(
+            f"/v1/projects/{P}/occurrences",
+            json={
+                "resourceUri": D,
+                "noteName": f"projects/{P}/notes/release",
+                "attestation": {
+                    "serializedPayload": base64.b64encode(payload).decode(),
+                    "signatures": [
+                        {
+                            "publicKeyId": "release-key",
+                            "signature": base64.b64encode(signature).decode(),
+                        }
+                    ],
+                },
+            },
+        )
+    )
+    ok(client.put(f"/v1/projects/{P}/policy", json=POLICY))
+    # The same CVE in another project, about an image that runs in this project's cluster.
+    ok(
+        client.post(
+            f"/v1/projects/{Q}/notes",
+            params={"noteId": "CVE-2026-1111"},
+            json={"vulnerability": {}},
+        )
+    )
+    other = finding(A, "CVE-2026-1111")
+    other["noteName"] = f"projects/{Q}/notes/CVE-2026-1111"
+    ok(client.post(f"/v1/projects/{Q}/occurrences", json=other))
+
+    rows = (
+        row(A, "shop", "api", "api-1"),
+        row(A, "shop", "api", "api-2"),
+        row(B, "shop", "batch", "batch-1"),
+        row(D, "shop", "db", "db-1"),
+        row(E, "edge", "edge", "edge-1"),
+    )
+
+    async def write() -> None:
+        async with store.session() as s:
+            await s.inventory.write(InventoryChanges(opened=rows))
+
+    assert client.portal is not None
+    client.portal.call(write)
+
+
+@pytest.fixture
+def seeded(served: tuple[TestClient, MetadataStore]) -> TestClient:
+    client, store = served
+    seed(client, store, ec.generate_private_key(ec.SECP256R1()))
+    return client
+
+
+def impact(
+    client: TestClient, project: str = P, headers: dict[str, str] | None = None, **params: Any
+) -> Any:
+    return client.get(f"/v1/projects/{project}/impact", params=params, headers=headers or {})
+
+
+def test_a_cve_names_the_running_workloads_and_their_verdicts(seeded: TestClient) -> None:
+    page = ok(impact(seeded, cve="cve-2026-1111"))
+    assert page["clusters"] == ["prod"]
+    assert [i["image"] for i in page["images"]] == [A, E]
+    api, edge = page["images"]
+    (web,) = api["workloads"]
+    assert (web["cluster"], web["namespace"], web["workload"], web["container"]) == (
+        "prod",
+        "shop",
+        "Deployment/api",
+        "app",
+    )
+    assert web["pods"] == 2 and web["since"] == "2026-11-01T12:05:00Z"
+    assert web["verdict"] == "denied" and web["denied"]
+    assert any("GHSA-AAAA-BBBB-CCCC" in r.upper() for r in web["reasons"]), web["reasons"]
+    assert edge["workloads"][0]["verdict"] == "allowed"  # ALWAYS_ALLOW in namespace edge
+    # B's finding is resolved by VEX; C runs nowhere.
+    assert [v["image"] for v in page["resolvedByVex"]] == [B]
+    assert page["notRunning"] == 1
+    assert page["complete"] and page["nextPageToken"] == ""
+    assert page["deniedWorkloads"] == 1 and page["affectedWorkloads"] == 2
+    # The GHSA finds the same finding of A (filed under it).
+    assert [i["image"] for i in ok(impact(seeded, cve="GHSA-aaaa-bbbb-cccc"))["images"]] == [A]
+
+
+def test_pages_follow_tokens_to_the_end(seeded: TestClient) -> None:
+    first = ok(impact(seeded, cve="CVE-2026-1111", pageSize=1))
+    assert [i["image"] for i in first["images"]] == [A] and not first["complete"]
+    second = ok(impact(seeded, cve="CVE-2026-1111", pageSize=1, pageToken=first["nextPageToken"]))
+    assert [i["image"] for i in second["images"]] == [E]
+    rest = second
+    while not rest["complete"]:
+        rest = ok(impact(seeded, cve="CVE-2026-1111", pageSize=1, pageToken=rest["nextPageToken"]))
+        assert rest["images"] == []
+    # A token belongs to its question: moved to another, it is refused.
+    r = impact(seeded, cve="CVE-2026-9999", pageToken=first["nextPageToken"])
+    assert r.status_code == 400
+
+
+def test_purl_key_attestor_and_image(seeded: TestClient) -> None:
+    any_version = ok(impact(seeded, purl="pkg:npm/left-pad"))
+    assert [i["image"] for i in any_version["images"]] == [A, D]
+    exact = ok(impact(seeded, purl="pkg:npm/left-pad@2.0.0"))
+    assert [i["image"] for i in exact["images"]] == [D]
+    assert exact["images"][0]["because"] == ["pkg:npm/left-pad@2.0.0"]
+    by_key = ok(impact(seeded, key="release-key"))
+    assert [i["image"] for i in by_key["images"]] == [D]
+    assert "key release-key" in by_key["images"][0]["because"][0]
+    by_attestor = ok(impact(seeded, attestor=f"projects/{P}/attestors/release"))
+    assert [i["image"] for i in by_attestor["images"]] == [D]
+    by_image = ok(impact(seeded, image=B))
+    assert [w["workload"] for w in by_image["images"][0]["workloads"]] == ["Deployment/batch"]
+    assert ok(impact(seeded, image=C))["images"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({}, "exactly one of"),
+        ({"cve": "CVE-1", "purl": "pkg:npm/x"}, "exactly one of"),
+        ({"cve": "'; drop table--"}, "not a vulnerability ID"),
+        ({"purl": "npm/left-pad"}, "purl"),
+        ({"image": f"{REG}/api:1"}, "names no digest"),
+        ({"attestor": "projects/other/attestors/x"}, "ask in its own project"),
+        ({"attestor": "release"}, "projects/"),
+        ({"cve": "CVE-2026-1111", "pageSize": "-1"}, "pageSize"),
+        ({"cve": "CVE-2026-1111", "pageToken": "garbage"}, "pageToken"),
+    ],
+)
+def test_bad_questions_are_400_naming_them(
+    seeded: TestClient, params: dict[str, str], says: str
+) -> None:
+    r = impact(seeded, **params)
+    assert r.status_code == 400, r.text
+    assert says in r.json()["error"]["message"]
+
+
+def test_unknown_key_or_attestor_is_404(seeded: TestClient) -> None:
+    assert impact(seeded, key="nobody").status_code == 404
+    assert impact(seeded, attestor=f"projects/{P}/attestors/ghost").status_code == 404
+
+
+def token(client: TestClient, project: str, name: str, role: str) -> dict[str, str]:
+    made = ok(client.post(f"/v1/projects/{project}/tokens", json={"name": name, "role": role}))
+    return {"Authorization": f"Bearer {made['secret']}"}
+
+
+def test_other_projects_see_nothing_of_this_one(seeded: TestClient) -> None:
+    outsider = token(seeded, Q, "q-admin", "roles/chainproof.admin")
+    # Asking in this project: refused, naming the missing permission.
+    r = impact(seeded, P, outsider, cve="CVE-2026-1111")
+    assert r.status_code == 403 and "chainproof.workloads.list" in r.text
+    # Asking in its own project, where the same CVE is recorded about an image that runs in
+    # this project's cluster: no cluster is Q's, so nothing runs there.
+    page = ok(impact(seeded, Q, outsider, cve="CVE-2026-1111"))
+    assert page["clusters"] == [] and page["images"] == []
+    assert "api" not in str(page["images"]) and "shop" not in str(page)
+
+
+def test_each_read_needs_its_permission(seeded: TestClient) -> None:
+    viewer = token(seeded, P, "viewer", "roles/chainproof.viewer")
+    assert [i["image"] for i in ok(impact(seeded, P, viewer, cve="CVE-2026-1111"))["images"]] == [
+        A,
+        E,
+    ]
+    workloads_only = token(seeded, P, "wl", "roles/chainproof.workloadsViewer")
+    r = impact(seeded, P, workloads_only, cve="CVE-2026-1111")
+    assert r.status_code == 403 and "containeranalysis.occurrences.list" in r.text
+    no_attestors = token(seeded, P, "occ", "roles/containeranalysis.occurrences.viewer")
+    r = impact(seeded, P, no_attestors, key="release-key")
+    assert r.status_code == 403
