@@ -351,3 +351,192 @@ def test_each_read_needs_its_permission(seeded: TestClient) -> None:
     no_attestors = token(seeded, P, "occ", "roles/containeranalysis.occurrences.viewer")
     r = impact(seeded, P, no_attestors, key="release-key")
     assert r.status_code == 403
+
+
+# ----------------------------------------------------------------------- replay, diff, coverage
+
+PROPOSED = {
+    "defaultAdmissionRule": POLICY["defaultAdmissionRule"],
+    # The namespace rule for edge is gone; the api repository is exempt instead.
+    "admissionWhitelistPatterns": [{"namePattern": f"{REG}/api"}],
+}
+
+
+def record_admissions(client: TestClient, store: MetadataStore) -> None:
+    from chainproof.policy import Decision, Outcome
+    from chainproof.services.judge.decision_log import DecisionEntry, decision_record
+
+    def entry(image: str, namespace: str, outcome: str) -> Any:
+        decision = Decision((), Outcome(outcome), T0)
+        return DecisionEntry(
+            project=P,
+            decision=decision,
+            cluster="prod",
+            namespace=namespace,
+            workload=f"Deployment/{namespace}-app",
+            service_account="runner",
+            outcome=outcome,
+        )
+
+    now = datetime.now(UTC)
+    new = [
+        decision_record(entry(E, "edge", "allowed"), now),
+        decision_record(entry(A, "shop", "denied"), now),
+    ]
+    # decision_record takes the images from the decision: give each its request.
+    new = [
+        type(r)(
+            r.decision_id,
+            r.project,
+            r.time,
+            r.outcome,
+            r.namespace,
+            (img_,),
+            {**r.data, "requestImages": [img_]},
+        )
+        for r, img_ in zip(new, (E, A), strict=True)
+    ]
+    # A record written before requestImages was kept: its images are in the decision.
+    old = type(new[0])(
+        "0000000000000001-old",
+        P,
+        now,
+        "allowed",
+        "edge",
+        (E,),
+        {
+            "cluster": "prod",
+            "namespace": "edge",
+            "workload": "Pod/old",
+            "decision": {"images": [{"image": E}]},
+        },
+    )
+    # Older than the window: never replayed.
+    stale = type(new[0])(
+        "0000000000000000-stale",
+        P,
+        now - timedelta(days=30),
+        "allowed",
+        "edge",
+        (E,),
+        {"requestImages": [E], "namespace": "edge"},
+    )
+
+    async def write() -> None:
+        async with store.session() as s:
+            await s.decisions.insert([*new, old, stale])
+
+    assert client.portal is not None
+    client.portal.call(write)
+
+
+@pytest.fixture
+def replayable(served: tuple[TestClient, MetadataStore]) -> TestClient:
+    client, store = served
+    seed(client, store, ec.generate_private_key(ec.SECP256R1()))
+    record_admissions(client, store)
+    return client
+
+
+def test_replay_names_what_changes_and_why(replayable: TestClient) -> None:
+    report = ok(
+        replayable.post(f"/v1/projects/{P}/policy:replay", json={"policy": PROPOSED, "since": "7d"})
+    )
+    # 3 admissions in the window (the stale one is older) and 5 running pods.
+    assert (report["admissions"], report["running"], report["judged"]) == (3, 5, 8)
+    changed = {
+        (c["source"], c["ref"] if c["source"] == "running" else c["workload"]): c
+        for c in report["changes"]
+    }
+    assert set(changed) == {
+        ("admission", "Deployment/edge-app"),
+        ("admission", "Pod/old"),
+        ("admission", "Deployment/shop-app"),
+        ("running", "prod/edge/edge-1"),
+        ("running", "prod/shop/api-1"),
+        ("running", "prod/shop/api-2"),
+    }, report["changes"]
+    edge = changed[("running", "prod/edge/edge-1")]
+    assert (edge["before"], edge["after"]) == ("allowed", "denied")
+    (why,) = edge["images"]
+    assert why["ruleBefore"] == "namespace[edge]" and why["ruleAfter"] == "default"
+    assert any("CVE-2026-1111" in r for r in why["nowFailing"])
+    assert changed[("admission", "Deployment/edge-app")]["recorded"] == "allowed"
+    api = changed[("running", "prod/shop/api-1")]
+    assert (api["before"], api["after"]) == ("denied", "allowed")
+    assert api["images"][0]["ruleAfter"].startswith("allowlist")
+    assert any("GHSA-" in r.upper() for r in api["images"][0]["nowPassing"])
+    assert report["byTransition"] == {"allowed->denied": 3, "denied->allowed": 3}
+    assert report["changed"] == 6 and not report["changesTruncated"]
+    # Nothing was enforced or stored: the stored policy is the one it was.
+    assert "kubernetesNamespaceAdmissionRules" in ok(replayable.get(f"/v1/projects/{P}/policy"))
+    # Without the running pods, only the admissions.
+    admissions_only = ok(
+        replayable.post(
+            f"/v1/projects/{P}/policy:replay", json={"policy": PROPOSED, "running": False}
+        )
+    )
+    assert (admissions_only["running"], admissions_only["changed"]) == (0, 3)
+
+
+def test_diff_and_coverage(replayable: TestClient) -> None:
+    report = ok(replayable.post(f"/v1/projects/{P}/policy:diff", json={"a": POLICY, "b": PROPOSED}))
+    rules = {(r["rule"], r["change"]) for r in report["ruleChanges"]}
+    assert ("kubernetesNamespaceAdmissionRules[edge]", "removed") in rules
+    assert ("admissionWhitelistPatterns", "changed") in rules
+    shifts = {(s["kind"], s["name"]): s for s in report["coverageShifts"]}
+    assert shifts[("namespace", "edge")]["ruleAfter"] == "defaultAdmissionRule"
+    assert shifts[("image", A)]["ruleAfter"].startswith("admissionWhitelistPatterns")
+    assert report["changed"] == 6
+    same = ok(replayable.post(f"/v1/projects/{P}/policy:diff", json={"a": POLICY, "b": POLICY}))
+    assert same["changed"] == 0 and same["ruleChanges"] == [] and same["coverageShifts"] == []
+
+    coverage = ok(replayable.get(f"/v1/projects/{P}/policy:coverage"))
+    uncovered = {(i["kind"], i["name"]): i for i in coverage["items"]}
+    assert ("namespace", "shop") in uncovered and ("namespace", "edge") not in uncovered
+    assert uncovered[("service-account", "shop:runner")]["rule"] == "defaultAdmissionRule"
+    assert ("image", A) in uncovered and ("image", E) not in uncovered
+    everything = ok(replayable.get(f"/v1/projects/{P}/policy:coverage", params={"all": "true"}))
+    assert everything["total"] == len(everything["items"]) > coverage["uncovered"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "says"),
+    [
+        ("policy:replay", {}, "policy must be a policy object"),
+        ("policy:replay", {"policy": PROPOSED, "since": "forever"}, "neither an age"),
+        ("policy:replay", {"policy": PROPOSED, "since": "999d"}, "more than 366 days"),
+        ("policy:replay", {"policy": PROPOSED, "running": "yes"}, "running must be"),
+        (
+            "policy:replay",
+            {"policy": {"defaultAdmissionRule": {"evaluationMode": "MAYBE"}}},
+            "policy",
+        ),
+        ("policy:replay", {"policy": PROPOSED, "extra": 1}, "unknown fields extra"),
+        ("policy:diff", {"a": POLICY}, "b must be a policy object"),
+    ],
+)
+def test_bad_replay_input_is_400(replayable: TestClient, path: str, body: Any, says: str) -> None:
+    r = replayable.post(f"/v1/projects/{P}/{path}", json=body)
+    assert r.status_code == 400, r.text
+    assert says in r.json()["error"]["message"]
+
+
+def test_replay_needs_the_reads_it_makes(replayable: TestClient) -> None:
+    evaluator = token(replayable, P, "evaluator", "roles/binaryauthorization.policyEvaluator")
+    r = replayable.post(
+        f"/v1/projects/{P}/policy:replay", json={"policy": PROPOSED}, headers=evaluator
+    )
+    assert r.status_code == 403 and "chainproof.decisions.list" in r.text
+    outsider = token(replayable, Q, "q-admin", "roles/chainproof.admin")
+    r = replayable.post(
+        f"/v1/projects/{P}/policy:replay", json={"policy": PROPOSED}, headers=outsider
+    )
+    assert r.status_code == 403
+    # In its own project Q replays nothing of P's: no admissions, no clusters.
+    mine = ok(
+        replayable.post(
+            f"/v1/projects/{Q}/policy:replay", json={"policy": PROPOSED}, headers=outsider
+        )
+    )
+    assert (mine["admissions"], mine["running"], mine["changes"]) == (0, 0, [])
