@@ -48,7 +48,7 @@ from chainproof.domain.timestamps import rfc3339
 from chainproof.errors import InvalidArgument, NotFound, PayloadTooLarge
 from chainproof.ingest.facts import purl_of_package
 from chainproof.ingest.purls import BadPurl, canonical_purl, note_id_for, purl_matches
-from chainproof.policy import AdmissionRequest, Attestor, Decision, ImageEvidence
+from chainproof.policy import AdmissionRequest, Attestor, ImageEvidence
 from chainproof.policy.checks.vulnerabilities import resolving_statement
 from chainproof.services.common import Clock, utc_now
 from chainproof.services.judge.evidence import EvidenceGatherer
@@ -58,7 +58,7 @@ from chainproof.store.port import MetadataStore
 from chainproof.store.runtime_port import InventoryQuery
 
 QUESTIONS = ("cve", "purl", "key", "attestor", "image")
-DEFAULT_PAGE_SIZE = 50
+DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
 #: Candidate images one page reads (images with the finding, package or attestation, running
 #: or not); past it the page ends with a token.
@@ -225,20 +225,20 @@ class ImpactService:
                 done = True
                 break
             rows = await self._running(clusters, candidates)
-            running = [c for c in candidates if c in rows]
-            not_running += len(candidates) - len(running)
-            because = await self._confirm(project, query, plan, running, now, vex)
-            full_before_end = False
-            for i, image in enumerate(candidates):
-                last = image
-                if image not in because:
-                    continue
-                workloads = await self._judged(project, rows[image], now)
-                affected.append(AffectedImage(image, because[image], workloads))
-                if len(affected) == size:
-                    full_before_end = i < len(candidates) - 1
-                    break
-            if len(candidates) < want and not full_before_end:
+            not_running += sum(1 for c in candidates if c not in rows)
+            # Confirm and judge only as many running candidates as the page still has room
+            # for (most candidates of a CVE are affected): a slice at a time, in order.
+            start = 0
+            while start < len(candidates) and len(affected) < size:
+                room = size - len(affected)
+                end, chosen = start, list[str]()
+                while end < len(candidates) and len(chosen) < room:
+                    if candidates[end] in rows:
+                        chosen.append(candidates[end])
+                    end += 1
+                affected += await self._slice(project, query, plan, chosen, rows, now, vex)
+                last, start = candidates[end - 1], end
+            if len(candidates) < want and start == len(candidates):
                 done = True
                 break
         token = "" if done or last is None else self._tokens.encode(scope, last)
@@ -321,8 +321,6 @@ class ImpactService:
         vex: dict[str, str],
     ) -> dict[str, tuple[str, ...]]:
         """Of running candidate ``images``, those the question really touches, and why."""
-        if not images:
-            return {}
         if query.question == "image":
             return {i: ("the image itself",) for i in images}
         if query.question == "purl":
@@ -384,34 +382,72 @@ class ImpactService:
             out.setdefault(r.image, []).append(r)
         return out
 
-    async def _judged(
-        self, project: str, rows: Sequence[RunningContainer], now: datetime
-    ) -> tuple[AffectedWorkload, ...]:
-        groups: dict[tuple[str, str, str, str, str, str], list[RunningContainer]] = {}
-        for r in rows:
-            key = (
-                r.cluster,
-                r.namespace,
-                r.workload_kind,
-                r.workload_name,
-                r.container,
-                r.service_account,
+    async def _slice(
+        self,
+        project: str,
+        query: ImpactQuery,
+        plan: _Plan,
+        images: Sequence[str],
+        rows: Mapping[str, Sequence[RunningContainer]],
+        now: datetime,
+        vex: dict[str, str],
+    ) -> list[AffectedImage]:
+        """The affected ones among running ``images``, in order, each with its workloads
+        judged. For a CVE the judge's own evidence (read once, for the verdicts) also says
+        which findings VEX resolves; other questions confirm first and judge what is left."""
+        if not images:
+            return []
+        if query.question == "cve":
+            workloads, evidence = await self._judged(project, images, rows, now)
+            because = {}
+            for image in images:
+                ref = parse_image_reference(image)
+                found = evidence.get(image, ImageEvidence())
+                why = _unresolved(found, ref, plan.ids[0], vex)
+                if why:
+                    because[image] = why
+        else:
+            because = await self._confirm(project, query, plan, images, now, vex)
+            workloads, _ = await self._judged(
+                project, [i for i in images if i in because], rows, now
             )
-            groups.setdefault(key, []).append(r)
-        verdicts: dict[tuple[str, str, str, str], Decision] = {}
-        out: list[AffectedWorkload] = []
-        for key, members in sorted(groups.items()):
-            cluster, namespace, kind, name, container, account = key
-            image = members[0].image
-            where = (cluster, namespace, account, image)
-            if where not in verdicts:
-                verdicts[where] = await self._judge.evaluate(
-                    project,
-                    AdmissionRequest((image,), cluster or None, namespace or None, account or None),
-                    now=now,
+        return [AffectedImage(i, because[i], workloads[i]) for i in images if i in because]
+
+    async def _judged(
+        self,
+        project: str,
+        images: Sequence[str],
+        rows: Mapping[str, Sequence[RunningContainer]],
+        now: datetime,
+    ) -> tuple[dict[str, tuple[AffectedWorkload, ...]], dict[str, ImageEvidence]]:
+        """Every workload running ``images``, judged as an admission of it would be (one
+        request per image and place: cluster, namespace, service account), all by one call
+        of the judge, which reads each image's evidence once."""
+        groups: dict[tuple[str, str, str, str, str, str, str], list[RunningContainer]] = {}
+        for image in images:
+            for r in rows[image]:
+                key = (
+                    image,
+                    r.cluster,
+                    r.namespace,
+                    r.workload_kind,
+                    r.workload_name,
+                    r.container,
+                    r.service_account,
                 )
-            decision = verdicts[where]
-            out.append(
+                groups.setdefault(key, []).append(r)
+        places = list(dict.fromkeys((k[0], k[1], k[2], k[6]) for k in groups))
+        requests = [
+            AdmissionRequest((image,), cluster or None, namespace or None, account or None)
+            for image, cluster, namespace, account in places
+        ]
+        decisions, evidence = await self._judge.evaluate_all(project, requests, now=now)
+        verdict = dict(zip(places, decisions, strict=True))
+        out: dict[str, list[AffectedWorkload]] = {i: [] for i in images}
+        for key, members in sorted(groups.items()):
+            image, cluster, namespace, kind, name, container, account = key
+            decision = verdict[(image, cluster, namespace, account)]
+            out[image].append(
                 AffectedWorkload(
                     cluster=cluster,
                     namespace=namespace,
@@ -425,7 +461,7 @@ class ImpactService:
                     reasons=decision.denial_reasons(),
                 )
             )
-        return tuple(out)
+        return {i: tuple(w) for i, w in out.items()}, evidence
 
 
 def _note(attestor: Attestor) -> tuple[str, str]:
