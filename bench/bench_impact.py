@@ -168,16 +168,28 @@ def build(pg: str, args: argparse.Namespace, now: datetime) -> set[int]:
                     "image": "",
                     "reference": "",
                     "outcome": "denied",
-                    "rule": {"scope": "default", "key": None, "evaluationMode": "REQUIRE_ATTESTATION",
-                             "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
-                             "why": "defaultAdmissionRule (no service-account, namespace or cluster rule applies)",
-                             "evidenceFrom": []},
-                    "requirements": [{"kind": "vulnerabilities", "name": "vulnerability thresholds",
-                                      "passed": False, "reason": "1 vulnerabilities exceed the policy" + " …" * 40,
-                                      "occurrences": [f"projects/prod/occurrences/{uuid.uuid4()}"], "keyIds": []}],
+                    "rule": {
+                        "scope": "default",
+                        "key": None,
+                        "evaluationMode": "REQUIRE_ATTESTATION",
+                        "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG",
+                        "why": "defaultAdmissionRule (no service-account, namespace or cluster "
+                        "rule applies)",
+                        "evidenceFrom": [],
+                    },
+                    "requirements": [
+                        {
+                            "kind": "vulnerabilities",
+                            "name": "vulnerability thresholds",
+                            "passed": False,
+                            "reason": "1 vulnerabilities exceed the policy" + " …" * 40,
+                            "occurrences": [f"projects/prod/occurrences/{uuid.uuid4()}"],
+                            "keyIds": [],
+                        }
+                    ],
                 }
             ],
-        }  # fmt: skip
+        }
         with conn.cursor().copy(
             "COPY decisions (decision_id, project, time, outcome, namespace, images, data) "
             "FROM STDIN"

@@ -36,7 +36,13 @@ async def _findings(store: MetadataStore) -> None:
         await s.occurrences.insert(
             [
                 # Filed under the GHSA, naming the CVE as an alias (the scanner's way).
-                finding(P, "o1", image("a"), "GHSA-aaaa-bbbb-cccc", "osv=x;aliases=CVE-2024-1,CVE-2024-9"),
+                finding(
+                    P,
+                    "o1",
+                    image("a"),
+                    "GHSA-aaaa-bbbb-cccc",
+                    "osv=x;aliases=CVE-2024-1,CVE-2024-9",
+                ),
                 # Filed under the CVE itself (an ingested Trivy report), lower case on purpose.
                 finding(P, "o2", image("b"), "cve-2024-1", "purl=pkg:npm/x@1", note_project=P),
                 # Two findings of one image: one answer.

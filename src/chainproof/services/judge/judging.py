@@ -231,9 +231,7 @@ class Judge:
             found.update((i.canonical, gathered.for_image(i)) for i in chunk)
 
         unique = list(images.values())
-        await asyncio.gather(
-            *(read(unique[i : i + _CHUNK]) for i in range(0, len(unique), _CHUNK))
-        )
+        await asyncio.gather(*(read(unique[i : i + _CHUNK]) for i in range(0, len(unique), _CHUNK)))
         evidence = Evidence(
             images=found, attestors=dict(config.attestors), unusable_attestors=config.unusable
         )
