@@ -218,7 +218,9 @@ class ImpactService:
         last = after
         done = False  # nothing is left after ``last``
         while len(affected) < size and read < MAX_CANDIDATES:
-            want = min(_BATCH, MAX_CANDIDATES - read)
+            # Twice the room left: most candidates of a question are affected and running, and
+            # every candidate read costs an inventory read; the loop asks again if not.
+            want = min(_BATCH, MAX_CANDIDATES - read, max(2 * (size - len(affected)), 10))
             candidates = await self._candidates(project, query, plan, last, want)
             read += len(candidates)
             if not candidates:
