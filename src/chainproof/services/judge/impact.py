@@ -33,7 +33,7 @@ without clusters has no running workloads, never everyone's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,7 +189,7 @@ class ImpactService:
         judge: Judge,
         resources: JudgeResources,
         gatherer: EvidenceGatherer,
-        clusters: Any,
+        clusters: Callable[[str], Sequence[str]],
         tokens: PageTokenCodec,
         clock: Clock = utc_now,
     ) -> None:
@@ -322,7 +322,8 @@ class ImpactService:
         now: datetime,
         vex: dict[str, str],
     ) -> dict[str, tuple[str, ...]]:
-        """Of running candidate ``images``, those the question really touches, and why."""
+        """Of running candidate ``images``, those the question really touches, and why (a CVE
+        is confirmed on the judge's evidence instead: see :meth:`_slice`)."""
         if query.question == "image":
             return {i: ("the image itself",) for i in images}
         if query.question == "purl":
@@ -331,11 +332,7 @@ class ImpactService:
         evidence = await self._gatherer.gather(refs, plan.attestors, (project,), now)
         out: dict[str, tuple[str, ...]] = {}
         for ref in refs:
-            found = evidence.for_image(ref)
-            if query.question == "cve":
-                why = _unresolved(found, ref, plan.ids[0], vex)
-            else:
-                why = _attested(found, plan, query)
+            why = _attested(evidence.for_image(ref), plan, query)
             if why:
                 out[ref.canonical] = why
         return out
