@@ -113,6 +113,25 @@ occurrences = sa.Table(
         "ix_occurrences_note_resource", "note_project", "note_id", "resource", "occurrence_id"
     ),
     sa.Index("ix_occurrences_kind", "project", "kind", "occurrence_id"),
+    # Reverse impact (migration 0007): findings by vulnerability ID, and (PostgreSQL) by alias.
+    sa.Index(
+        "ix_occurrences_vulnerability_id",
+        "project",
+        sa.text("upper(note_id)"),
+        "resource",
+        postgresql_where=sa.text("kind = 'VULNERABILITY'"),
+        sqlite_where=sa.text("kind = 'VULNERABILITY'"),
+    ),
+    sa.Index(
+        "ix_occurrences_vulnerability_aliases",
+        # As PostgreSQL spells the expression back (migration 0007 writes the same one).
+        sa.text(
+            "string_to_array(upper(\"substring\"(((data -> 'vulnerability'::text) ->> "
+            "'extraDetails'::text), 'aliases=([^;]*)'::text)), ','::text)"
+        ),
+        postgresql_using="gin",
+        postgresql_where=sa.text("kind = 'VULNERABILITY'"),
+    ).ddl_if(dialect="postgresql"),
 )
 
 meta = sa.Table(

@@ -1,7 +1,9 @@
 """Indexes for reverse impact: the images of a project that carry a vulnerability.
 
+(Numbered 0007 when written beside 0012 from 0005; chained after 0012 so there is one head.)
+
 Revision ID: 0007
-Revises: 0005
+Revises: 0012
 
 ``impact --cve`` asks which images of a project have a VULNERABILITY occurrence filed under
 an ID (its note ID, any provider) or naming it among its aliases (``aliases=…`` in
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
