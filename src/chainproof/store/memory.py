@@ -329,7 +329,6 @@ class _Occurrences(OccurrenceRepository):
                     notes[key] = _copy(state.notes[key])
         return SlicesRead(tuple(answers), notes)
 
-
     async def _vulnerable_resources(
         self, project: str, ids: Sequence[str], after: str | None, limit: int
     ) -> list[str]:

@@ -491,7 +491,6 @@ class SqlOccurrences(OccurrenceRepository):
             rows.sort(key=lambda r: r.occurrence_id)
         return SlicesRead(tuple(answers), notes_found)
 
-
     async def _vulnerable_resources(
         self, project: str, ids: Sequence[str], after: str | None, limit: int
     ) -> list[str]:
