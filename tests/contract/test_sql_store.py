@@ -33,7 +33,7 @@ from contract.store_samples import (
 )
 
 #: The newest migration; bump it with every new revision.
-HEAD = "0005"
+HEAD = "0006"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}

@@ -19,10 +19,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from chainproof.domain.events import ChangeEvent, EventType
 from chainproof.domain.inventory import InventoryChanges, RunningContainer
-from chainproof.policy.violations import CheckResult, ImageResult, Violation
+from chainproof.domain.timestamps import parse_rfc3339
+from chainproof.policy.violations import CheckResult, ImageResult, Violation, ViolationAction
 from chainproof.store.runtime_port import (
     DeliveryRecord,
     InventoryQuery,
+    PodKey,
     SubscriptionRecord,
     ViolationQuery,
 )
@@ -63,6 +65,7 @@ _FACTS = (
     "since",
     "until",
     "source",
+    "breakglass_until",
 )
 
 
@@ -93,6 +96,7 @@ def _container(row: _Row) -> RunningContainer:
         since=row.since,
         until=row.until,
         source=row.source,
+        breakglass_until=row.breakglass_until,
     )
 
 
@@ -185,6 +189,18 @@ class SqlInventory:
             stmt = stmt.where(inventory.c.cluster.in_(list(clusters)))
         return sorted(await self._c.scalars(stmt))
 
+    async def open_rows_of_pods(self, pods: Sequence[PodKey]) -> list[RunningContainer]:
+        rows: list[RunningContainer] = []
+        key = sa.tuple_(inventory.c.cluster, inventory.c.namespace, inventory.c.pod)
+        for chunk in _chunks(list(dict.fromkeys(pods))):
+            stmt = (
+                sa.select(inventory)
+                .where(_OPEN, key.in_([tuple(k) for k in chunk]))
+                .order_by(inventory.c.row_id)
+            )
+            rows.extend(_container(row) for row in await self._c.execute(stmt))
+        return rows
+
     async def get_checkpoint(self, cluster: str) -> str | None:
         stmt = sa.select(inventory_checkpoints.c.resource_version).where(
             inventory_checkpoints.c.cluster == cluster
@@ -237,6 +253,7 @@ class SqlOutbox:
                     "time": e.time,
                     "data": dict(e.data),
                     "routed": False,
+                    "judged": False,
                 }
                 for e in events
             ],
@@ -252,6 +269,18 @@ class SqlOutbox:
         for chunk in _chunks(list(sequences)):
             await self._c.execute(
                 outbox.update().where(outbox.c.sequence.in_(chunk)).values(routed=True)
+            )
+
+    async def unjudged(self, limit: int) -> list[ChangeEvent]:
+        if limit <= 0:
+            return []
+        stmt = sa.select(outbox).where(~outbox.c.judged).order_by(outbox.c.sequence).limit(limit)
+        return [_event(row) for row in await self._c.execute(stmt)]
+
+    async def mark_judged(self, sequences: Sequence[int]) -> None:
+        for chunk in _chunks(list(sequences)):
+            await self._c.execute(
+                outbox.update().where(outbox.c.sequence.in_(chunk)).values(judged=True)
             )
 
     async def prune(self, before: datetime, limit: int) -> int:
@@ -519,7 +548,30 @@ def _violation(row: _Row) -> Violation:
         opened=row.opened,
         closed=row.closed,
         close_reason=row.close_reason,
+        actions=tuple(
+            ViolationAction(str(a["action"]), parse_rfc3339(str(a["time"])), str(a["result"]))
+            for a in row.actions or ()
+        ),
     )
+
+
+def _violation_row(violation: Violation) -> dict[str, Any]:
+    return {
+        "violation_id": violation.violation_id,
+        "project": violation.project,
+        "cluster": violation.cluster,
+        "namespace": violation.namespace,
+        "pod": violation.pod,
+        "workload_kind": violation.workload_kind,
+        "workload_name": violation.workload_name,
+        "images": [i.to_dict() for i in violation.images],
+        "explanation": violation.explanation,
+        "cause": violation.cause,
+        "opened": violation.opened,
+        "closed": violation.closed,
+        "close_reason": violation.close_reason,
+        "actions": [a.to_dict() for a in violation.actions],
+    }
 
 
 _VIOLATION_OPEN = violations.c.closed.is_(None)
@@ -544,28 +596,32 @@ class SqlViolations:
         row = (await self._c.execute(stmt)).first()
         return None if row is None else _violation(row)
 
+    async def open_for_pods(self, pods: Sequence[PodKey]) -> dict[PodKey, Violation]:
+        found: dict[PodKey, Violation] = {}
+        key = sa.tuple_(violations.c.cluster, violations.c.namespace, violations.c.pod)
+        for chunk in _chunks(list(dict.fromkeys(pods))):
+            stmt = (
+                sa.select(violations)
+                .where(_VIOLATION_OPEN, key.in_([tuple(k) for k in chunk]))
+                .order_by(violations.c.opened, violations.c.violation_id)
+            )
+            for row in await self._c.execute(stmt):
+                found.setdefault((row.cluster, row.namespace, row.pod), _violation(row))
+        return found
+
     async def put(self, violation: Violation) -> None:
-        row = {
-            "violation_id": violation.violation_id,
-            "project": violation.project,
-            "cluster": violation.cluster,
-            "namespace": violation.namespace,
-            "pod": violation.pod,
-            "workload_kind": violation.workload_kind,
-            "workload_name": violation.workload_name,
-            "images": [i.to_dict() for i in violation.images],
-            "explanation": violation.explanation,
-            "cause": violation.cause,
-            "opened": violation.opened,
-            "closed": violation.closed,
-            "close_reason": violation.close_reason,
-        }
-        stmt = _insert(violations, self._dialect).values(row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[violations.c.violation_id],
-            set_={k: stmt.excluded[k] for k in row if k != "violation_id"},
-        )
-        await self._c.execute(stmt)
+        await self.put_many([violation])
+
+    async def put_many(self, violations_: Sequence[Violation]) -> None:
+        # One multi-row upsert per chunk (rows per statement stay under parameter limits).
+        for chunk in [violations_[i : i + 200] for i in range(0, len(violations_), 200)]:
+            rows = [_violation_row(v) for v in chunk]
+            stmt = _insert(violations, self._dialect).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[violations.c.violation_id],
+                set_={k: stmt.excluded[k] for k in rows[0] if k != "violation_id"},
+            )
+            await self._c.execute(stmt)
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         if limit <= 0:
@@ -577,6 +633,14 @@ class SqlViolations:
             stmt = stmt.where(violations.c.cluster.in_(query.clusters))
         if query.namespace is not None:
             stmt = stmt.where(violations.c.namespace == query.namespace)
+        if query.after is not None:
+            opened, vid = query.after
+            stmt = stmt.where(
+                sa.or_(
+                    violations.c.opened < opened,
+                    sa.and_(violations.c.opened == opened, violations.c.violation_id < vid),
+                )
+            )
         stmt = stmt.order_by(violations.c.opened.desc(), violations.c.violation_id.desc())
         return [_violation(row) for row in await self._c.execute(stmt.limit(limit))]
 
