@@ -50,7 +50,7 @@ from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.services.judge.resources import JudgeResources
-from chainproof.services.judge.runtime_setup import build_runtime
+from chainproof.services.judge.runtime_setup import add_continuous_validation, build_runtime
 from chainproof.services.judge.subscriptions import SubscriptionService
 from chainproof.services.judge.vouching import (
     AutoVoucher,
@@ -167,6 +167,7 @@ def build_services(
     # The runtime side (inventory, leader election, watchers, notifier): built here, run by
     # the host through Services.workers().
     runtime = build_runtime(settings, store)
+    add_continuous_validation(runtime, settings, store, resources, judge.gatherer, clock)
     return Services(
         settings=settings,
         store=store,

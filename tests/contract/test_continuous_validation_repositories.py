@@ -31,10 +31,14 @@ async def test_unjudged_is_a_reader_of_its_own(store: MetadataStore) -> None:
         assert [e.event_id for e in await s.outbox.unjudged(10)] == ["0190-0001", "0190-0003"]
         assert [e.event_id for e in await s.outbox.unrouted(10)] == ["0190-0002", "0190-0003"]
         assert [e.event_id for e in await s.outbox.unjudged(1)] == ["0190-0001"]
-    with pytest.raises(Boom):
+
+    async def fail() -> None:
         async with store.session() as s:
             await s.outbox.mark_judged([e.sequence for e in pending])
             raise Boom
+
+    with pytest.raises(Boom):
+        await fail()
     async with store.session() as s:
         assert len(await s.outbox.unjudged(10)) == 2  # rolled back with its unit of work
 
@@ -61,7 +65,11 @@ async def test_open_rows_of_pods_and_breakglass_window(store: MetadataStore) -> 
         assert await s.inventory.open_rows_of_pods([("prod", "ops", "web-a")]) == []
     keys = sorted((r.cluster, r.pod, r.container) for r in found)
     # web-b closed; web-c in another namespace was not asked for.
-    assert keys == [("edge", "web-a", "app"), ("prod", "web-a", "app"), ("prod", "web-a", "sidecar")]
+    assert keys == [
+        ("edge", "web-a", "app"),
+        ("prod", "web-a", "app"),
+        ("prod", "web-a", "sidecar"),
+    ]
     edge = next(r for r in found if r.cluster == "edge")
     assert edge.breakglass_until == until
     assert all(r.breakglass_until is None for r in found if r.cluster == "prod")

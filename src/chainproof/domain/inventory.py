@@ -187,9 +187,7 @@ class RunningContainer:
             "since": self.since.isoformat(),
             "until": self.until.isoformat() if self.until else None,
             "source": self.source,
-            "breakglassUntil": self.breakglass_until.isoformat()
-            if self.breakglass_until
-            else None,
+            "breakglassUntil": self.breakglass_until.isoformat() if self.breakglass_until else None,
         }
 
 

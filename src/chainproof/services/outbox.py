@@ -15,6 +15,7 @@ from typing import Any
 
 from chainproof.domain.events import ChangeEvent, EventType, occurrence_notice
 from chainproof.domain.timestamps import rfc3339
+from chainproof.policy.violations import Violation
 from chainproof.store.port import DecisionRecord, UnitOfWork
 
 
@@ -26,22 +27,17 @@ def new_event_id() -> str:
 
 
 def occurrence_events(
-    kind: EventType, occurrences: Iterable[tuple[str, str, str]], now: datetime
+    kind: EventType, occurrences: Iterable[tuple[str, str, str, str]], now: datetime
 ) -> list[ChangeEvent]:
-    """One entry per ``(project, occurrence_id, kind)``."""
+    """One entry per ``(project, occurrence_id, kind, resource)``. Beside what a Container
+    Analysis notice carries, the data names the canonical ``resourceUri`` the occurrence is
+    about, so the re-judging worker knows which image to judge again even after a deletion."""
     events = []
-    for project, occurrence_id, occurrence_kind in occurrences:
+    for project, occurrence_id, occurrence_kind, resource in occurrences:
         name = f"projects/{project}/occurrences/{occurrence_id}"
-        events.append(
-            ChangeEvent(
-                new_event_id(),
-                project,
-                kind,
-                name,
-                now,
-                occurrence_notice(name, occurrence_kind, now),
-            )
-        )
+        data = occurrence_notice(name, occurrence_kind, now)
+        data["resourceUri"] = resource
+        events.append(ChangeEvent(new_event_id(), project, kind, name, now, data))
     return events
 
 
@@ -61,6 +57,30 @@ def note_events(notes: Iterable[tuple[str, str, str]], now: datetime) -> list[Ch
             )
         )
     return events
+
+
+def violation_event(kind: EventType, violation: Violation, now: datetime) -> ChangeEvent:
+    """``violation.opened``, ``violation.closed`` or ``violation.acted``: the violation as
+    the REST API shows it (the pod event, its open and close times, its actions)."""
+    return ChangeEvent(
+        new_event_id(), violation.project, kind, violation.name, now, violation.to_dict()
+    )
+
+
+def breakglass_expired_event(
+    project: str, cluster: str, namespace: str, pod: str, expired: datetime, now: datetime
+) -> ChangeEvent:
+    """A running pod's breakglass window has passed: it is judged like any other now."""
+    name = f"projects/{project}/clusters/{cluster}/namespaces/{namespace}/pods/{pod}"
+    data = {
+        "name": name,
+        "cluster": cluster,
+        "namespace": namespace,
+        "pod": pod,
+        "expired": rfc3339(expired),
+        "notificationTime": rfc3339(now),
+    }
+    return ChangeEvent(new_event_id(), project, EventType.BREAKGLASS_EXPIRED, name, now, data)
 
 
 def resource_event(
@@ -90,6 +110,18 @@ def decision_events(records: Sequence[DecisionRecord]) -> list[ChangeEvent]:
         events.append(
             ChangeEvent(new_event_id(), r.project, EventType.DECISION_MADE, name, r.time, data)
         )
+        if r.data.get("breakglass") and not r.data.get("dryRun"):
+            # Every breakglass use is announced on its own, with why and until when.
+            used = {
+                **data,
+                "justification": str(r.data.get("breakglassJustification") or ""),
+                "expires": str(r.data.get("breakglassExpires") or ""),
+            }
+            events.append(
+                ChangeEvent(
+                    new_event_id(), r.project, EventType.BREAKGLASS_USED, name, r.time, used
+                )
+            )
     return events
 
 

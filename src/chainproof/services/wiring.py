@@ -105,6 +105,7 @@ class Services:
         self._closed.append(True)
         try:
             await self.runtime.worker.stop()
+            await self.runtime.close()
             await self.scanner.drain()
             await self.admission.close()
             if self.registry_recorder is not None:

@@ -640,7 +640,7 @@ def _occurrence_events(
     kind: EventType, records: Sequence[OccurrenceRecord], now: datetime
 ) -> list[Any]:
     return outbox.occurrence_events(
-        kind, ((r.project, r.occurrence_id, r.kind) for r in records), now
+        kind, ((r.project, r.occurrence_id, r.kind, r.resource) for r in records), now
     )
 
 
