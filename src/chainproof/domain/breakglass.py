@@ -65,7 +65,7 @@ def read_window(
     if raw:
         try:
             asked = parse_rfc3339(raw)
-        except InvalidArgument:
+        except (InvalidArgument, ValueError):
             return BreakglassWindow(
                 justification,
                 start,

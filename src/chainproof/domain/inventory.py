@@ -247,7 +247,7 @@ def breakglass_until(
     if not admitted and isinstance(created, str):
         try:
             start = min(parse_rfc3339(created), now)
-        except InvalidArgument:
+        except (InvalidArgument, ValueError, TypeError):
             start = now
     window = read_window(annotations, start=start, now=start, maximum=maximum)
     # An unreadable expiry honours nothing: the pod is judged like any other.

@@ -16,7 +16,7 @@ from typing import Any
 from chainproof.domain.events import ChangeEvent, EventType, occurrence_notice
 from chainproof.domain.timestamps import rfc3339
 from chainproof.policy.violations import Violation
-from chainproof.store.port import DecisionRecord, UnitOfWork
+from chainproof.store.port import DecisionRecord, OccurrenceRecord, UnitOfWork
 
 
 def new_event_id() -> str:
@@ -27,17 +27,19 @@ def new_event_id() -> str:
 
 
 def occurrence_events(
-    kind: EventType, occurrences: Iterable[tuple[str, str, str, str]], now: datetime
+    kind: EventType, occurrences: Iterable[OccurrenceRecord], now: datetime
 ) -> list[ChangeEvent]:
-    """One entry per ``(project, occurrence_id, kind, resource)``. Beside what a Container
-    Analysis notice carries, the data names the canonical ``resourceUri`` the occurrence is
-    about, so the re-judging worker knows which image to judge again even after a deletion."""
+    """One entry per occurrence. Beside what a Container Analysis notice carries, the data
+    names the canonical ``resourceUri`` the occurrence is about and its ``noteName``, so the
+    re-judging worker knows which image to judge again, and whose evidence it is, even after
+    a deletion."""
     events = []
-    for project, occurrence_id, occurrence_kind, resource in occurrences:
-        name = f"projects/{project}/occurrences/{occurrence_id}"
-        data = occurrence_notice(name, occurrence_kind, now)
-        data["resourceUri"] = resource
-        events.append(ChangeEvent(new_event_id(), project, kind, name, now, data))
+    for r in occurrences:
+        name = f"projects/{r.project}/occurrences/{r.occurrence_id}"
+        data = occurrence_notice(name, r.kind, now)
+        data["resourceUri"] = r.resource
+        data["noteName"] = f"projects/{r.note_project}/notes/{r.note_id}"
+        events.append(ChangeEvent(new_event_id(), r.project, kind, name, now, data))
     return events
 
 

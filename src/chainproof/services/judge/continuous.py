@@ -62,7 +62,7 @@ from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.sources.kubernetes.port import PodActions
 from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
 from chainproof.store.port import MetadataStore
-from chainproof.store.runtime_port import InventoryQuery, PodKey
+from chainproof.store.runtime_port import InventoryQuery, PodKey, ViolationQuery
 
 log = structlog.get_logger("chainproof.continuous")
 
@@ -259,7 +259,8 @@ class ContinuousValidation:
                 image = str(e.data.get("resourceUri") or "")
                 if not image:
                     continue  # an event written before events named their image
-                for project in await self._reading(reads, e.project):
+                note_project = _note_project(str(e.data.get("noteName") or ""))
+                for project in await self._reading(reads, e.project, note_project):
                     targets.images.setdefault((project, image), what)
             elif e.type is EventType.NOTE_CHANGED:
                 try:
@@ -278,20 +279,24 @@ class ContinuousValidation:
             await self._note_targets(reads, note_project, note_id, what, targets)
         return targets
 
-    async def _reading(self, reads: _ProjectReads, evidence_project: str) -> list[str]:
-        """The judged projects whose judgement reads evidence filed in ``evidence_project``:
-        that project itself, and any whose policy names an attestor with its note there.
-        Another project's occurrence about the same image concerns nobody else."""
+    async def _reading(
+        self, reads: _ProjectReads, occurrence_project: str, note_project: str
+    ) -> list[str]:
+        """The judged projects whose judgement reads an occurrence of ``occurrence_project``
+        filed under a note of ``note_project``: the project itself (its findings, scans, SBOMs,
+        VEX), and any whose policy names an attestor whose note is in ``note_project`` (its
+        attestations, wherever filed). Another project's occurrence about the same image
+        concerns nobody else."""
         return [
             p
             for p in self.projects
-            if p == evidence_project or evidence_project in await reads.note_projects(p)
+            if p == occurrence_project or note_project in await reads.note_projects(p)
         ]
 
     async def _note_targets(
         self, reads: _ProjectReads, note_project: str, note_id: str, what: str, targets: _Targets
     ) -> None:
-        found: list[tuple[str, str]] = []
+        found: list[tuple[str, str]] = []  # (occurrence project, image)
         after: str | None = None
         async with self._store.session(readonly=True) as s:
             while True:
@@ -301,11 +306,12 @@ class ContinuousValidation:
                     break
                 after = page[-1].occurrence_id
         if len(found) > MAX_NOTE_OCCURRENCES:
-            for project in {p for o, _ in found for p in await self._reading(reads, o)}:
-                targets.projects.setdefault(project, what)
+            for o in {o for o, _ in found}:
+                for project in await self._reading(reads, o, note_project):
+                    targets.projects.setdefault(project, what)
             return
         for occurrence_project, image in dict.fromkeys(found):
-            for project in await self._reading(reads, occurrence_project):
+            for project in await self._reading(reads, occurrence_project, note_project):
                 targets.images.setdefault((project, image), what)
 
     # ------------------------------------------------------------------ judging
@@ -322,6 +328,9 @@ class ContinuousValidation:
                 found = await s.inventory.list_rows(query, _ALL_ROWS)
                 for r in self._in_project(project, found):
                     pods.setdefault((r.cluster, r.namespace, r.pod), cause)
+                # And pods with an open violation that no longer run (closed as gone).
+                for v in await s.violations.list_rows(ViolationQuery(project), _ALL_ROWS):
+                    pods.setdefault(_pod_of(v), cause)
             by_project: dict[str, dict[str, str]] = {}
             for (project, image), cause in targets.images.items():
                 by_project.setdefault(project, {}).setdefault(image, cause)
@@ -550,6 +559,13 @@ class ContinuousValidation:
         if opening and self._evicts(v.cluster, v.namespace):
             await attempt("evict", actions.evict(v.namespace, v.pod))
         return done if opening else []
+
+
+def _note_project(note_name: str) -> str:
+    try:
+        return parse_note_name(note_name).project
+    except ChainproofError:
+        return ""
 
 
 def _pod_of(v: Violation) -> PodKey:
