@@ -52,6 +52,7 @@ from chainproof.services.judge.registry_evidence import RegistryEvidence
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.runtime_setup import add_continuous_validation, build_runtime
 from chainproof.services.judge.subscriptions import SubscriptionService
+from chainproof.services.judge.violations import ViolationService
 from chainproof.services.judge.vouching import (
     AutoVoucher,
     ConfiguredVoucher,
@@ -199,6 +200,7 @@ def build_services(
             store, settings.notifications, clock, settings.outbound.destination_policy()
         ),
         registry_sources=RegistrySources(store),
+        violations=ViolationService(store, tokens),
     )
 
 

@@ -27,6 +27,7 @@ from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.subscriptions import SubscriptionService
+from chainproof.services.judge.violations import ViolationService
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
@@ -106,6 +107,10 @@ async def _subscriptions(request: Request) -> SubscriptionService:
     return services_of(request).subscriptions
 
 
+async def _violations(request: Request) -> ViolationService:
+    return services_of(request).violations
+
+
 async def _dashboard(request: Request) -> Dashboard:
     return services_of(request).dashboard
 
@@ -131,6 +136,7 @@ Ingest = Annotated[IngestService, Depends(_ingest)]
 RegistrySourcesDep = Annotated[RegistrySources, Depends(_registry_sources)]
 FindingsDep = Annotated[FindingsService, Depends(_findings)]
 Subscriptions = Annotated[SubscriptionService, Depends(_subscriptions)]
+Violations = Annotated[ViolationService, Depends(_violations)]
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]
 Access = Annotated[AccessControl, Depends(_access)]
 MetricsRegistry = Annotated[CollectorRegistry, Depends(_metrics)]
