@@ -190,15 +190,24 @@ class SqlInventory:
         return sorted(await self._c.scalars(stmt))
 
     async def open_rows_of_pods(self, pods: Sequence[PodKey]) -> list[RunningContainer]:
+        # Three IN lists walk the open-row index (cluster, namespace, pod, container) on both
+        # databases; the exact keys are kept here (a row-value IN list is not indexed alike).
         rows: list[RunningContainer] = []
-        key = sa.tuple_(inventory.c.cluster, inventory.c.namespace, inventory.c.pod)
         for chunk in _chunks(list(dict.fromkeys(pods))):
+            wanted = set(chunk)
             stmt = (
                 sa.select(inventory)
-                .where(_OPEN, key.in_([tuple(k) for k in chunk]))
+                .where(
+                    _OPEN,
+                    inventory.c.cluster.in_(sorted({k[0] for k in chunk})),
+                    inventory.c.namespace.in_(sorted({k[1] for k in chunk})),
+                    inventory.c.pod.in_(sorted({k[2] for k in chunk})),
+                )
                 .order_by(inventory.c.row_id)
             )
-            rows.extend(_container(row) for row in await self._c.execute(stmt))
+            for row in await self._c.execute(stmt):
+                if (row.cluster, row.namespace, row.pod) in wanted:
+                    rows.append(_container(row))
         return rows
 
     async def get_checkpoint(self, cluster: str) -> str | None:
@@ -598,30 +607,38 @@ class SqlViolations:
 
     async def open_for_pods(self, pods: Sequence[PodKey]) -> dict[PodKey, Violation]:
         found: dict[PodKey, Violation] = {}
-        key = sa.tuple_(violations.c.cluster, violations.c.namespace, violations.c.pod)
         for chunk in _chunks(list(dict.fromkeys(pods))):
+            wanted = set(chunk)
             stmt = (
                 sa.select(violations)
-                .where(_VIOLATION_OPEN, key.in_([tuple(k) for k in chunk]))
+                .where(
+                    _VIOLATION_OPEN,
+                    violations.c.cluster.in_(sorted({k[0] for k in chunk})),
+                    violations.c.namespace.in_(sorted({k[1] for k in chunk})),
+                    violations.c.pod.in_(sorted({k[2] for k in chunk})),
+                )
                 .order_by(violations.c.opened, violations.c.violation_id)
             )
             for row in await self._c.execute(stmt):
-                found.setdefault((row.cluster, row.namespace, row.pod), _violation(row))
+                key = (row.cluster, row.namespace, row.pod)
+                if key in wanted:
+                    found.setdefault(key, _violation(row))
         return found
 
     async def put(self, violation: Violation) -> None:
         await self.put_many([violation])
 
     async def put_many(self, violations_: Sequence[Violation]) -> None:
-        # One multi-row upsert per chunk (rows per statement stay under parameter limits).
-        for chunk in [violations_[i : i + 200] for i in range(0, len(violations_), 200)]:
-            rows = [_violation_row(v) for v in chunk]
-            stmt = _insert(violations, self._dialect).values(rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[violations.c.violation_id],
-                set_={k: stmt.excluded[k] for k in rows[0] if k != "violation_id"},
-            )
-            await self._c.execute(stmt)
+        if not violations_:
+            return
+        # One compiled upsert, executed for many rows (the driver batches them).
+        rows = [_violation_row(v) for v in violations_]
+        stmt = _insert(violations, self._dialect)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[violations.c.violation_id],
+            set_={k: stmt.excluded[k] for k in rows[0] if k != "violation_id"},
+        )
+        await self._c.execute(stmt, rows)
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         if limit <= 0:
