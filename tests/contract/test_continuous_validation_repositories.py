@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from chainproof.domain.events import EventType
 from chainproof.domain.inventory import InventoryChanges
 from chainproof.policy.violations import ViolationAction
 from chainproof.store.port import MetadataStore
@@ -41,6 +42,22 @@ async def test_unjudged_is_a_reader_of_its_own(store: MetadataStore) -> None:
         await fail()
     async with store.session() as s:
         assert len(await s.outbox.unjudged(10)) == 2  # rolled back with its unit of work
+
+
+async def test_the_judges_own_events_are_never_unjudged(store: MetadataStore) -> None:
+    own = [
+        replace(event(n), type=t)
+        for n, t in (
+            (1, EventType.DECISION_MADE),
+            (2, EventType.VIOLATION_OPENED),
+            (3, EventType.BREAKGLASS_USED),
+        )
+    ]
+    async with store.session() as s:
+        await s.outbox.append([*own, replace(event(4), type=EventType.POLICY_CHANGED)])
+    async with store.session() as s:
+        assert [e.event_id for e in await s.outbox.unjudged(10)] == ["0190-0004"]
+        assert len(await s.outbox.unrouted(10)) == 4  # the notifier still sends them all
 
 
 async def test_open_rows_of_pods_and_breakglass_window(store: MetadataStore) -> None:

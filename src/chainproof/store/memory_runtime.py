@@ -142,6 +142,8 @@ class _Outbox:
                 self._s.counter,
                 replace(event, sequence=self._s.counter),
             )
+            if not event.concerns_judgement:
+                await self.mark_judged([self._s.counter])
 
     async def unrouted(self, limit: int) -> list[ChangeEvent]:
         pending = sorted(q for q in self._s.events if q not in self._s.routed)

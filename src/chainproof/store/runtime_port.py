@@ -70,7 +70,9 @@ class OutboxRepository(Protocol):
 
     async def unjudged(self, limit: int) -> list[ChangeEvent]:
         """Events the re-judging worker has not handled yet, in sequence order (a second
-        reader of the outbox, independent of routing)."""
+        reader of the outbox, independent of routing). Events that cannot alter a verdict
+        (``ChangeEvent.concerns_judgement`` false: decisions, violations, breakglass) are
+        never among them."""
 
     async def mark_judged(self, sequences: Sequence[int]) -> None: ...
 

@@ -262,7 +262,8 @@ class SqlOutbox:
                     "time": e.time,
                     "data": dict(e.data),
                     "routed": False,
-                    "judged": False,
+                    # Only changes that can alter a verdict wait for the re-judging worker.
+                    "judged": not e.concerns_judgement,
                 }
                 for e in events
             ],
