@@ -254,3 +254,58 @@ async def test_a_pod_gone_closes_its_violation_and_sweeps_find_everything() -> N
     assert result.judged == 1  # web-2 only: web-1 is gone
     assert [v.violation_id for v in result.closed] == [opened.violation_id]
     assert result.closed[0].close_reason == "the pod no longer runs"
+
+
+async def test_a_clusters_project_judges_it_and_holds_its_violations() -> None:
+    """Two clusters of two projects: a policy change in one re-judges only its own
+    cluster's pods, and the violations it opens are that project's."""
+    system = System()
+    await setup(system)
+    cv = ContinuousValidation(
+        system.store,
+        system.resources,
+        system.gatherer,
+        system.clock,
+        cluster_projects={"default": "default", "edge": "other"},
+        default_project="default",
+    )
+    async with system.store.session() as s:
+        await s.inventory.write(InventoryChanges(opened=(running("edge-1", A, cluster="edge"),)))
+        await s.outbox.mark_judged([e.sequence for e in await s.outbox.unjudged(10_000)])
+    await system.policy(
+        "other",
+        {"evaluationMode": "ALWAYS_DENY", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"},
+    )
+    targets = await cv.resolve(await unjudged(system))
+    assert list(targets.projects) == ["other"]
+    result = await cv.judge(targets)
+    assert [(v.project, v.cluster, v.pod) for v in result.opened] == [("other", "edge", "edge-1")]
+    assert await open_violations(system) == []  # the default project's pods were not touched
+
+
+async def test_an_attestor_change_rejudges_the_projects_naming_it() -> None:
+    system = System()
+    cv = worker(system)
+    qa = await setup(system)
+    await cv.process_outbox()
+    other = await system.attestor("sec", "other")
+    async with system.store.session() as s:
+        await s.outbox.mark_judged([e.sequence for e in await s.outbox.unjudged(10_000)])
+    # Rotating qa's key to another one: qa's attestations no longer verify.
+    current = await system.resources.get_attestor(qa.attestor)
+    from chainproof.api.render import judge_document_json
+
+    body = judge_document_json(current)
+    body["userOwnedGrafeasNote"]["publicKeys"] = judge_document_json(
+        await system.resources.get_attestor(other.attestor)
+    )["userOwnedGrafeasNote"]["publicKeys"]
+    await system.resources.update_attestor(qa.attestor, body)
+    targets = await cv.resolve(await unjudged(system))
+    assert list(targets.projects) == ["default"]
+    await cv.process_outbox()
+    assert sorted(v.pod for v in await open_violations(system)) == ["web-1", "web-2"]
+    # The other attestor, named by no policy, concerns nobody.
+    await system.resources.update_attestor(
+        other.attestor, judge_document_json(await system.resources.get_attestor(other.attestor))
+    )
+    assert (await cv.resolve(await unjudged(system))).projects == {}
