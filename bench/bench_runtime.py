@@ -112,9 +112,10 @@ def build(pg: str, images: int, containers: int, since: datetime) -> float:
     """Occurrences and inventory by COPY; returns rows/s."""
     written, began = 0, time.perf_counter()
     with psycopg.connect(pg) as conn:
-        select = "SELECT " + OCC_COLUMNS.replace("data", "data::text")
         rows = conn.execute(
-            select + " FROM occurrences WHERE resource LIKE %s", (f"%{TEMPLATE}",)
+            "SELECT project, occurrence_id, kind, note_project, note_id, resource, data::text, "
+            "create_time, update_time FROM occurrences WHERE resource LIKE %s",
+            (f"%{TEMPLATE}",),
         ).fetchall()
         assert len(rows) == BACKGROUND, f"template has {len(rows)} rows"
         with conn.cursor().copy(f"COPY occurrences ({OCC_COLUMNS}) FROM STDIN") as copy:
@@ -180,7 +181,8 @@ def sql_floor(pg: str, touched: list[str], violations: int) -> tuple[float, int]
             cur.executemany(
                 "INSERT INTO floor_v (violation_id, project, cluster, namespace, pod, "
                 "workload_kind, workload_name, images, explanation, cause, opened, close_reason) "
-                "VALUES (%s, 'prod', 'prod', 'ns', %s, 'Deployment', 'web', %s, 'x', 'y', now(), '')",
+                "VALUES (%s, 'prod', 'prod', 'ns', %s, 'Deployment', 'web', %s, 'x', 'y', "
+                "now(), '')",
                 [
                     (str(uuid.uuid4()), f"p{n}", json.dumps([{"image": "x"}]))
                     for n in range(violations)
@@ -220,10 +222,12 @@ async def run(args: argparse.Namespace, db: str) -> None:
             f"{args.containers:,} running containers over {args.images:,} images, "
             f"{args.images * BACKGROUND:,} findings (COPY build {rate:,.0f} rows/s)"
         )
+        wired = system.services.runtime.continuous
+        assert wired is not None
         worker = ContinuousValidation(
             store,  # type: ignore[arg-type]
             system.resources,
-            system.gatherer,
+            wired.new_judge,
             system.clock,
             cluster_projects={"prod": "prod"},
             default_project="prod",

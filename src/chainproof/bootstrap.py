@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -168,7 +168,15 @@ def build_services(
     # The runtime side (inventory, leader election, watchers, notifier): built here, run by
     # the host through Services.workers().
     runtime = build_runtime(settings, store)
-    add_continuous_validation(runtime, settings, store, resources, judge.gatherer, clock)
+
+    def batch_judge(now: datetime) -> Judge:
+        # The re-judging worker's judge for one batch (ADR 0112): the server judge's gatherer
+        # and change feed, a cache that lives as long as the batch, the batch's time.
+        return Judge(
+            resources, judge.gatherer, lambda: now, changes=changes, cache_ttl=timedelta(minutes=30)
+        )
+
+    add_continuous_validation(runtime, settings, store, resources, batch_judge, clock)
     return Services(
         settings=settings,
         store=store,

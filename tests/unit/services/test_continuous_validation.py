@@ -264,7 +264,7 @@ async def test_a_clusters_project_judges_it_and_holds_its_violations() -> None:
     cv = ContinuousValidation(
         system.store,
         system.resources,
-        system.gatherer,
+        worker(system).new_judge,
         system.clock,
         cluster_projects={"default": "default", "edge": "other"},
         default_project="default",

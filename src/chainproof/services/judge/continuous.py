@@ -55,10 +55,8 @@ from chainproof.policy.violations import (
 )
 from chainproof.services import outbox
 from chainproof.services.common import Clock
-from chainproof.services.judge.evidence import EvidenceGatherer
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.resources import JudgeResources
-from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.sources.kubernetes.port import PodActions
 from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
 from chainproof.store.port import MetadataStore
@@ -117,7 +115,7 @@ class ContinuousValidation:
         self,
         store: MetadataStore,
         resources: JudgeResources,
-        gatherer: EvidenceGatherer,
+        new_judge: Callable[[datetime], Judge],
         clock: Clock,
         *,
         cluster_projects: Mapping[str, str],
@@ -129,7 +127,8 @@ class ContinuousValidation:
     ) -> None:
         self._store = store
         self._resources = resources
-        self._gatherer = gatherer
+        #: A judge for one batch, judging at the given time (made by the composition root).
+        self.new_judge = new_judge
         self._clock = clock
         self._cluster_projects = dict(cluster_projects)
         self._default_project = default_project
@@ -401,13 +400,7 @@ class ContinuousValidation:
     ) -> dict[PodKey, PodVerdict]:
         # A judge for this batch alone: its cache holds what was read after the batch's
         # events committed, and dies with the batch.
-        judge = Judge(
-            self._resources,
-            self._gatherer,
-            lambda: now,
-            changes=ChangeFeed(),
-            cache_ttl=timedelta(minutes=30),
-        )
+        judge = self.new_judge(now)
         requests: dict[PodKey, AdmissionRequest] = {}
         excused: dict[PodKey, datetime] = {}
         for pod, rows in running.items():

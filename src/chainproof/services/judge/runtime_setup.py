@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -40,7 +40,7 @@ from chainproof.store.runtime_port import SubscriptionRecord, runtime_sessions
 if TYPE_CHECKING:
     from chainproof.services.common import Clock
     from chainproof.services.judge.continuous import ContinuousValidation
-    from chainproof.services.judge.evidence import EvidenceGatherer
+    from chainproof.services.judge.judging import Judge
     from chainproof.services.judge.resources import JudgeResources
 
 log = structlog.get_logger("chainproof.runtime")
@@ -278,7 +278,7 @@ def add_continuous_validation(
     settings: Settings,
     store: MetadataStore,
     resources: JudgeResources,
-    gatherer: EvidenceGatherer,
+    new_judge: Callable[[datetime], Judge],
     clock: Clock,
 ) -> ContinuousValidation | None:
     """The re-judging worker, as a leader task hearing inventory changes (when enabled)."""
@@ -299,7 +299,7 @@ def add_continuous_validation(
     continuous = ContinuousValidation(
         store,
         resources,
-        gatherer,
+        new_judge,
         clock,
         cluster_projects=cluster_projects(settings),
         default_project=settings.admission.project,
