@@ -154,6 +154,7 @@ def _register_groups() -> None:
         registry,
         scanning,
         subscriptions,
+        violations,
         webhook,
     )
 
@@ -173,6 +174,7 @@ def _register_groups() -> None:
     app.add_typer(access.audit_app, name="audit")
     app.add_typer(subscriptions.app, name="subscriptions")
     app.command("impact")(impact.impact)
+    app.add_typer(violations.app, name="violations")
     app.registered_commands += ingest.ingest_app.registered_commands
     scanning.image_app.registered_commands += ingest.image_app.registered_commands
     app.add_typer(ingest.package_app, name="package")

@@ -40,6 +40,7 @@ from chainproof.store.port import MetadataStore
 if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is configured
     from chainproof.services.judge.runtime_setup import Runtime
     from chainproof.services.judge.subscriptions import SubscriptionService
+    from chainproof.services.judge.violations import ViolationService
     from chainproof.sources.kubernetes.pull_secrets import ClusterPullSecrets
 
 
@@ -75,8 +76,11 @@ class Services:
     subscriptions: SubscriptionService
     #: Where recorded registry evidence came from (the registry-evidence documents).
     registry_sources: RegistrySources
-    #: The inventory, the leader election and the leader's work (watchers, notifier).
+    #: The inventory, the leader election and the leader's work (watchers, notifier,
+    #: re-judging).
     runtime: Runtime
+    #: Continuous-validation violations, as the REST API lists them.
+    violations: ViolationService
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from
     #: registries; None where no registry may be reached (offline, unit tests).
     registry: RegistryReader | None = None
@@ -111,6 +115,7 @@ class Services:
         self._closed.append(True)
         try:
             await self.runtime.worker.stop()
+            await self.runtime.close()
             await self.scanner.drain()
             await self.admission.close()
             if self.registry_recorder is not None:

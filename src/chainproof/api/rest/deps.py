@@ -29,6 +29,7 @@ from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.subscriptions import SubscriptionService
+from chainproof.services.judge.violations import ViolationService
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
@@ -116,6 +117,10 @@ async def _replay(request: Request) -> PolicyReplay:
     return services_of(request).replay
 
 
+async def _violations(request: Request) -> ViolationService:
+    return services_of(request).violations
+
+
 async def _dashboard(request: Request) -> Dashboard:
     return services_of(request).dashboard
 
@@ -143,6 +148,7 @@ FindingsDep = Annotated[FindingsService, Depends(_findings)]
 Subscriptions = Annotated[SubscriptionService, Depends(_subscriptions)]
 Impact = Annotated[ImpactService, Depends(_impact)]
 Replay = Annotated[PolicyReplay, Depends(_replay)]
+Violations = Annotated[ViolationService, Depends(_violations)]
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]
 Access = Annotated[AccessControl, Depends(_access)]
 MetricsRegistry = Annotated[CollectorRegistry, Depends(_metrics)]

@@ -177,6 +177,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", _V1 + "/subscriptions/{subscription_id}/deliveries"): Operation(
         ref("ListDeliveriesResponse"), errors=(404,)
     ),
+    ("GET", _V1 + "/violations"): _list("ListViolationsResponse"),
     ("GET", "/v1/auth:whoami"): Operation(ref("Whoami"), public=True),
     # ingestion
     ("POST", _V1 + ":ingest"): Operation(

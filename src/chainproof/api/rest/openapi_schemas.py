@@ -377,6 +377,54 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("name", "description", "kinds", "eventTypes", "createTime"),
     ),
+    "Violation": _obj(
+        {
+            "name": _S,
+            "id": _S,
+            "project": _S,
+            "cluster": _S,
+            "state": {"enum": ["OPEN", "CLOSED"]},
+            "cause": {**_S, "description": "what made chainproof judge the pod again"},
+            "openTime": _TIME,
+            "closeTime": _NULLABLE_TIME,
+            "closeReason": _S,
+            "actions": _array(_obj({"action": _S, "time": _TIME, "result": _S})),
+            "podEvent": _obj(
+                {
+                    "podNamespace": _S,
+                    "pod": _S,
+                    "workload": _obj({"kind": _S, "name": _S}),
+                    "verdict": _S,
+                    "explanation": _S,
+                    "images": _array(
+                        _obj(
+                            {
+                                "image": _S,
+                                "container": _S,
+                                "result": {"enum": ["ALLOW", "DENY"]},
+                                "description": _S,
+                                "checkResults": _array(
+                                    _obj(
+                                        {
+                                            "checkName": _S,
+                                            "checkType": _S,
+                                            "verdict": _S,
+                                            "explanation": _S,
+                                        }
+                                    )
+                                ),
+                            }
+                        )
+                    ),
+                },
+                ("podNamespace", "pod", "verdict", "images"),
+            ),
+        },
+        ("name", "id", "project", "cluster", "state", "openTime", "podEvent"),
+        description="a running pod the policy denies now, shaped like Binary "
+        "Authorization's continuous-validation pod_event",
+    ),
+    "ListViolationsResponse": _list_of("violations", ref("Violation")),
     "ListSubscriptionsResponse": _obj(
         {"subscriptions": _array(ref("Subscription"))}, ("subscriptions",)
     ),

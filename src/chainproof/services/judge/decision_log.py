@@ -74,6 +74,9 @@ class DecisionEntry:
     outcome: str = ""  # allowed, denied, dry-run-would-deny, breakglass, error
     message: str = ""
     breakglass: bool = False
+    #: A breakglass's justification and expiry (RFC 3339), when breakglass admitted it.
+    breakglass_justification: str = ""
+    breakglass_expires: str = ""
     #: The API server asked for a dry run: nothing was going to be created.
     dry_run: bool = False
     #: Tags the mutating webhook pinned to digests (container location → "tag -> pinned").
@@ -106,6 +109,9 @@ def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
     }
     if entry.tag_resolutions:
         data["tagResolutions"] = dict(entry.tag_resolutions)
+    if entry.breakglass:
+        data["breakglassJustification"] = entry.breakglass_justification
+        data["breakglassExpires"] = entry.breakglass_expires
     return DecisionRecord(
         decision_id=new_decision_id(now),
         project=entry.project,

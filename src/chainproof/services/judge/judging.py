@@ -237,6 +237,55 @@ class Judge:
         )
         return [evaluate(config.policy, r, evidence, now) for r in requests], found
 
+    async def prefetch(
+        self,
+        project: str,
+        requests: Sequence[AdmissionRequest],
+        *,
+        now: datetime | None = None,
+        chunk: int = 50,
+        concurrency: int = 4,
+    ) -> None:
+        """Read the evidence of every image of ``requests`` into the cache, ``chunk`` images
+        per store session, so that evaluating the requests one by one afterwards reads
+        nothing more (the re-judging worker, judging thousands of pods at once); up to
+        ``concurrency`` chunks are read at once, each in a session of its own. Only
+        meaningful with a cache; each image keeps the needs its own request's rule gives it.
+        Evidence that came back incomplete (a verification budget shared by the chunk) is not
+        kept, so its request reads it again with a budget of its own."""
+        if not self._ttl:
+            return
+        now = now or self._clock()
+        config = await self._config(project, now)
+        if config.policy is None:
+            return
+        projects = (project,)
+        groups: dict[str, tuple[EvidenceNeeds, dict[str, ImageReference]]] = {}
+        for request in requests:
+            for image in _parse_all(request.images):
+                if not image.digest:
+                    continue
+                need = _needs(config, request, image)
+                key = (config.fingerprint, *projects, image.canonical, need.key)
+                if self._usable_evidence(key, image, now) is not None or key in self._inflight:
+                    continue
+                groups.setdefault(need.key, (need, {}))[1].setdefault(image.canonical, image)
+        parts: list[tuple[EvidenceNeeds, list[ImageReference]]] = []
+        step = max(chunk, 1)
+        for need, images in groups.values():
+            todo = list(images.values())
+            parts += [(need, todo[i : i + step]) for i in range(0, len(todo), step)]
+        # A few chunks at a time, each in its own session: their round trips overlap.
+        gate = asyncio.Semaphore(max(concurrency, 1))
+
+        async def one(need: EvidenceNeeds, part: list[ImageReference]) -> None:
+            async with gate:
+                await self._gather_once(
+                    config, projects, part, now, {i.canonical: need for i in part}
+                )
+
+        await asyncio.gather(*(one(need, part) for need, part in parts))
+
     # ----------------------------------------------------------------- configuration
 
     async def _config(self, project: str, now: datetime) -> _Config:

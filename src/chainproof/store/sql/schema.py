@@ -259,6 +259,8 @@ inventory = sa.Table(
     sa.Column("since", Time, nullable=False),
     sa.Column("until", Time, nullable=True),
     sa.Column("source", Key, nullable=False),
+    # Migration 0006: the pod's breakglass window (domain.breakglass).
+    sa.Column("breakglass_until", Time, nullable=True),
     sa.Index(
         "uq_inventory_open",
         "cluster",
@@ -292,11 +294,19 @@ outbox = sa.Table(
     sa.Column("time", Time, nullable=False),
     sa.Column("data", Document, nullable=False),
     sa.Column("routed", sa.Boolean(), nullable=False),
+    # Migration 0006: read by the re-judging worker (services/judge/continuous.py).
+    sa.Column("judged", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index(
         "ix_outbox_unrouted",
         "sequence",
         postgresql_where=sa.text("NOT routed"),
         sqlite_where=sa.text("NOT routed"),
+    ),
+    sa.Index(
+        "ix_outbox_unjudged",
+        "sequence",
+        postgresql_where=sa.text("NOT judged"),
+        sqlite_where=sa.text("NOT judged"),
     ),
     sqlite_autoincrement=True,
 )
@@ -358,6 +368,8 @@ violations = sa.Table(
     sa.Column("opened", Time, nullable=False),
     sa.Column("closed", Time, nullable=True),
     sa.Column("close_reason", sa.Text(), nullable=False),
+    # Migration 0006: what was done about it (events, annotations, evictions).
+    sa.Column("actions", Document, nullable=False, server_default=sa.text("'[]'")),
     sa.Index(
         "ix_violations_open_pod",
         "cluster",
