@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -46,12 +46,19 @@ from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.decision_spill import DecisionSpill
 from chainproof.services.judge.evidence import EvidenceGatherer, EvidenceLimits
 from chainproof.services.judge.findings import FindingsService
+from chainproof.services.judge.impact import ImpactService
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
 from chainproof.services.judge.registry_evidence import RegistryEvidence
+from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
-from chainproof.services.judge.runtime_setup import build_runtime
+from chainproof.services.judge.runtime_setup import (
+    add_continuous_validation,
+    build_runtime,
+    project_clusters,
+)
 from chainproof.services.judge.subscriptions import SubscriptionService
+from chainproof.services.judge.violations import ViolationService
 from chainproof.services.judge.vouching import (
     AutoVoucher,
     ConfiguredVoucher,
@@ -167,6 +174,19 @@ def build_services(
     # The runtime side (inventory, leader election, watchers, notifier): built here, run by
     # the host through Services.workers().
     runtime = build_runtime(settings, store)
+    scribe_only = EvidenceGatherer(store, limits=limits)
+
+    def clusters(project: str) -> tuple[str, ...]:
+        return project_clusters(settings, project)
+
+    def batch_judge(now: datetime) -> Judge:
+        # The re-judging worker's judge for one batch (ADR 0112): the server judge's gatherer
+        # and change feed, a cache that lives as long as the batch, the batch's time.
+        return Judge(
+            resources, judge.gatherer, lambda: now, changes=changes, cache_ttl=timedelta(minutes=30)
+        )
+
+    add_continuous_validation(runtime, settings, store, resources, batch_judge, clock)
     return Services(
         settings=settings,
         store=store,
@@ -190,6 +210,8 @@ def build_services(
         access=build_access_control(settings, store),
         ingest=ingest,
         findings=FindingsService(store, vouching, settings.scanning.provider_project),
+        impact=ImpactService(store, judge, resources, scribe_only, clusters, tokens, clock),
+        replay=PolicyReplay(store, resources, scribe_only, clusters, clock),
         registry=registry,
         registry_recorder=recorder,
         pull_secrets=pull_secrets,
@@ -198,6 +220,7 @@ def build_services(
             store, settings.notifications, clock, settings.outbound.destination_policy()
         ),
         registry_sources=RegistrySources(store),
+        violations=ViolationService(store, tokens),
     )
 
 

@@ -54,6 +54,11 @@ class AdmissionSettings(BaseModel):
     failure_mode: Literal["closed", "open"] = "closed"
     deadline_seconds: float = Field(default=3.0, gt=0, le=30)
     breakglass_enabled: bool = True
+    #: The longest a breakglass lasts, counted from admission (or, for a running pod, its
+    #: creation); a later ``chainproof.dev/breakglass-expires`` is cut back to it.
+    breakglass_max_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    #: Refuse breakglass without ``chainproof.dev/breakglass-justification``.
+    breakglass_require_justification: bool = False
     #: How long verified evidence, policies and attestors may be reused. Changes made
     #: through this server take effect at once; this bounds how long changes made through
     #: another replica can go unseen. 0 turns the cache off.
@@ -279,6 +284,10 @@ class ClusterSettings(BaseModel):
     #: A file holding the bearer token (re-read on every start; never the token itself).
     token_file: Path | None = None
     ca_file: Path | None = None
+    #: The project whose policy governs the cluster: it judges the running pods and holds
+    #: their violations, and its members alone see what runs there (impact, replay,
+    #: coverage). Unset: ``admission.project``.
+    project: str | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> ClusterSettings:
@@ -297,12 +306,37 @@ class ClusterSettings(BaseModel):
         return self
 
 
+class ContinuousValidationSettings(BaseModel):
+    """Re-judging running pods when their evidence changes (docs/runtime.md)."""
+
+    model_config = {"extra": "forbid"}
+
+    #: Run the re-judging worker (on the leader replica only).
+    enabled: bool = True
+    #: How often the worker looks for new outbox events when idle.
+    poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    #: Outbox events read per batch.
+    batch_events: int = Field(default=2000, ge=1, le=100_000)
+    #: Every running pod is judged again this often (and once when a replica starts to
+    #: lead); 0 turns the periodic sweep off (the one at start stays).
+    sweep_hours: float = Field(default=24.0, ge=0, le=24 * 366)
+    #: Write a Kubernetes Event on the pod when a violation opens or closes (needs the
+    #: chainproof-enforcer role in deploy/runtime/watcher-rbac.yaml).
+    kubernetes_events: bool = False
+    #: Annotate violating pods with ``chainproof.dev/violation`` (the violation's name).
+    annotate_pods: bool = False
+    #: Namespaces (per cluster: ``cluster/namespace``, or a bare namespace for every
+    #: cluster) whose violating pods are evicted. Empty: nothing is ever evicted.
+    evict_namespaces: list[str] = []
+
+
 class RuntimeSettings(BaseModel):
     """What runs after admission: the clusters watched, and leadership between replicas."""
 
     model_config = {"extra": "forbid"}
 
     clusters: list[ClusterSettings] = []
+    continuous_validation: ContinuousValidationSettings = ContinuousValidationSettings()
     #: How long one watch request lasts before the watcher asks again (the API server's
     #: ``timeoutSeconds``).
     watch_timeout_seconds: int = Field(default=240, ge=5, le=3600)

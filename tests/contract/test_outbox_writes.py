@@ -75,6 +75,9 @@ async def test_occurrence_changes_append_container_analysis_notices(
         "name": created.name,
         "kind": "VULNERABILITY",
         "notificationTime": "2026-12-01T12:00:00Z",
+        # Beyond a Container Analysis notice: what the re-judging worker resolves it by.
+        "resourceUri": created.resource_uri,
+        "noteName": "projects/p/notes/cve-1",
     }
     for e in got[1:]:
         assert e.project == "p" and e.subject == created.name and e.time == T0

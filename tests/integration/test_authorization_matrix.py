@@ -33,6 +33,7 @@ from chainproof.api.rest.auth import (
     BrowserRoute,
     admission_project,
     declaration,
+    declared_also,
     declared_permission,
     route_table,
 )
@@ -187,7 +188,10 @@ def test_rest_matrix(server: LiveServer, identities: list[Identity]) -> None:
                         csrf = r.status_code == 403 and "CSRF" in r.text
                         ok = r.status_code not in (401, 403) or csrf
                         want = "not 401/403"
-                    elif expected_granted(who, declared[0], on_project):
+                    elif all(
+                        expected_granted(who, x, on_project)
+                        for x in (declared[0], *declared_also(route))
+                    ):
                         # A granted dashboard form without its CSRF token is still refused,
                         # by the CSRF check that runs after authorization: that proves the
                         # permission was granted.
@@ -205,8 +209,14 @@ def test_rest_matrix(server: LiveServer, identities: list[Identity]) -> None:
                         ).startswith("Bearer")
                         want = "401 with WWW-Authenticate"
                     else:
-                        ok = r.status_code == 403 and declared[0] in r.text
-                        want = f"403 naming {declared[0]}"
+                        # The first of the route's permissions the identity lacks.
+                        missing = next(
+                            x
+                            for x in (declared[0], *declared_also(route))
+                            if not expected_granted(who, x, on_project)
+                        )
+                        ok = r.status_code == 403 and missing in r.text
+                        want = f"403 naming {missing}"
                     if not ok:
                         failures.append(
                             f"{method} {path} as {who.label}: {r.status_code} {r.text[:120]} (want {want})"

@@ -152,7 +152,12 @@ def test_admission_then_two_named_cluster_watchers(kube: KubeApiServer, tmp_path
 
     with TestClient(build_app(settings)) as app:
         runtime = app.app.state.services.runtime  # type: ignore[attr-defined]
-        assert runtime.worker.task_names == ["notifier", "watcher prod", "watcher east"]
+        assert runtime.worker.task_names == [
+            "notifier",
+            "watcher prod",
+            "watcher east",
+            "re-judging",
+        ]
         got = wait_for(watched, "both watchers' lists")
         assert checkpoint(url, "prod") and checkpoint(url, "east")
     by = {r.cluster: r for r in got}

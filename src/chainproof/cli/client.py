@@ -373,6 +373,30 @@ class ChainproofClient:
         )
         return list(found.get("images", []))
 
+    def impact(self, project: str, params: Mapping[str, str | int]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", f"/v1/projects/{_seg(project)}/impact", params=params
+        )
+        return result
+
+    def replay_policy(self, project: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/v1/projects/{_seg(project)}/policy:replay", body=body
+        )
+        return result
+
+    def diff_policies(self, project: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/v1/projects/{_seg(project)}/policy:diff", body=body
+        )
+        return result
+
+    def policy_coverage(self, project: str, params: Mapping[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", f"/v1/projects/{_seg(project)}/policy:coverage", params=params
+        )
+        return result
+
     def list_decisions(
         self, project: str, params: Mapping[str, str | int], limit: int
     ) -> list[dict[str, Any]]:

@@ -147,12 +147,14 @@ def _register_groups() -> None:
         attestations,
         attestors,
         decisions,
+        impact,
         ingest,
         keys,
         policy,
         registry,
         scanning,
         subscriptions,
+        violations,
         webhook,
     )
 
@@ -171,6 +173,8 @@ def _register_groups() -> None:
     app.add_typer(access.auth_app, name="auth")
     app.add_typer(access.audit_app, name="audit")
     app.add_typer(subscriptions.app, name="subscriptions")
+    app.command("impact")(impact.impact)
+    app.add_typer(violations.app, name="violations")
     app.registered_commands += ingest.ingest_app.registered_commands
     scanning.image_app.registered_commands += ingest.image_app.registered_commands
     app.add_typer(ingest.package_app, name="package")

@@ -16,7 +16,7 @@ import yaml
 from chainproof.cli.inputs import load_document, load_documents
 from chainproof.cli.offline import OfflineInputs, evaluate_offline, is_kritis, split_grafeas_dump
 from chainproof.cli.options import JsonOpt, ProjectOpt, Server, connected, project_option
-from chainproof.cli.output import EXIT_USAGE, check_failed, errors, note, print_json
+from chainproof.cli.output import EXIT_USAGE, check_failed, errors, note, out, print_json, table
 from chainproof.domain.names import validate_project_id
 from chainproof.errors import InvalidArgument
 from chainproof.policy import AdmissionRequest, parse_attestor, parse_kritis_resources, parse_policy
@@ -274,3 +274,138 @@ def _policy_project(path: Path) -> str | None:
     if isinstance(name, str) and name.startswith("projects/") and name.count("/") == 2:
         return name.split("/")[1]
     return None
+
+
+SinceOpt = Annotated[
+    str,
+    typer.Option("--since", help="Recorded admissions since: an age (7d, 24h, 30m) or RFC 3339."),
+]
+RunningOpt = Annotated[
+    bool,
+    typer.Option("--running/--no-running", help="Also judge the pods running now."),
+]
+
+
+def _policy_document(path: Path) -> dict[str, Any]:
+    doc = load_document(path, "policy file")
+    if is_kritis([doc]) or not isinstance(doc, dict):
+        raise InvalidArgument(f"{path} must hold one Binary Authorization policy")
+    parse_policy(doc)  # every problem with its path, here, before the server is asked
+    return {k: v for k, v in doc.items() if k not in ("name", "updateTime", "etag")}
+
+
+def _show_report(report: dict[str, Any]) -> None:
+    note(
+        f"judged {report['judged']} cases ({report['admissions']} recorded admissions since "
+        f"{report['since']}, {report['running']} running pods) over {report['images']} images: "
+        f"{report['changed']} would change"
+    )
+    for rule in report.get("ruleChanges", []):
+        note(f"rule {rule['change']}: {rule['rule']}")
+    for shift in report.get("coverageShifts", []):
+        note(f"{shift['kind']} {shift['name']}: {shift['ruleBefore']} -> {shift['ruleAfter']}")
+    for transition, count in report.get("byTransition", {}).items():
+        note(f"  {transition}: {count}")
+    for change in report["changes"]:
+        where = (
+            f"{change['namespace']}/{change['workload']}" if change["workload"] else change["ref"]
+        )
+        what = f"recorded {change['recorded']}, " if change["recorded"] else ""
+        note(
+            f"{change['source']} {where} ({what}{change['before']} -> {change['after']})",
+            style="bold",
+        )
+        for image in change["images"]:
+            note(f"  {image['image']}: {image['ruleBefore']} -> {image['ruleAfter']}")
+            for reason in image["nowFailing"]:
+                note(f"    now fails: {reason}")
+            for reason in image["nowPassing"]:
+                note(f"    now passes: {reason}")
+    if report.get("changesTruncated"):
+        note(f"(the first {len(report['changes'])} changes are listed; use --json for counts)")
+    for line in report.get("notes", []):
+        note(f"note: {line}")
+
+
+@app.command("replay")
+@connected
+def replay(
+    server: Server,
+    file: PolicyFileArg,
+    project: ProjectOpt,
+    since: SinceOpt = "7d",
+    running: RunningOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-judge the recorded admissions (and the running pods) under a proposed policy and
+    print which outcomes change and why; nothing is stored or enforced.
+
+    Both the stored and the proposed policy judge the same evidence (read once), so a change
+    is the policy's. Exits 1 when any outcome would change.
+    """
+    with errors(), server.client() as api:
+        body = {"policy": _policy_document(file), "since": since, "running": running}
+        report = api.replay_policy(project, body)
+    if as_json:
+        print_json(report)
+    else:
+        _show_report(report)
+    if report.get("changed"):
+        raise check_failed()
+
+
+@app.command("diff")
+@connected
+def diff(
+    server: Server,
+    a: Annotated[Path, typer.Argument(metavar="A", help="The first policy file.")],
+    b: Annotated[Path, typer.Argument(metavar="B", help="The second policy file.")],
+    project: ProjectOpt,
+    since: SinceOpt = "7d",
+    running: RunningOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two policies: the rules they define differently, the namespaces, service
+    accounts and images that fall to another rule, and the outcomes that change on the
+    project's recorded admissions and running pods. Exits 1 when any outcome differs."""
+    with errors(), server.client() as api:
+        body = {
+            "a": _policy_document(a),
+            "b": _policy_document(b),
+            "since": since,
+            "running": running,
+        }
+        report = api.diff_policies(project, body)
+    if as_json:
+        print_json(report)
+    else:
+        _show_report(report)
+    if report.get("changed"):
+        raise check_failed()
+
+
+@app.command("coverage")
+@connected
+def coverage_(
+    server: Server,
+    project: ProjectOpt,
+    since: SinceOpt = "7d",
+    everything: Annotated[
+        bool, typer.Option("--all", help="List covered ones too, with their rule.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Namespaces, service accounts and running (or recently admitted) images that no
+    specific rule of the stored policy covers, and the rule each falls to (the cluster or
+    default rule)."""
+    with errors(), server.client() as api:
+        params = {"since": since, "all": "true" if everything else ""}
+        report = api.policy_coverage(project, params)
+    if as_json:
+        print_json(report)
+        return
+    note(f"{report['uncovered']} of {report['total']} fall to no specific rule")
+    t = table("kind", "name", "rule", "evaluation")
+    for item in report["items"]:
+        t.add_row(item["kind"], item["name"], item["rule"], item["evaluationMode"])
+    out.print(t)

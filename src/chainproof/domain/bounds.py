@@ -23,7 +23,8 @@ Pure: values in, problems out.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -210,3 +211,26 @@ def undefined_enums(msg: Any, path: str = "") -> list[str]:
                     f"expected one of {names}"
                 )
     return problems
+
+
+_AGE = re.compile(r"([1-9][0-9]{0,5})([smhd])")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The longest look back an age may ask for.
+MAX_AGE = timedelta(days=366)
+
+
+def parse_since(text: str, field: str, now: datetime) -> datetime:
+    """A start time given as an age before ``now`` (``7d``, ``24h``, ``30m``, ``90s``) or as
+    an RFC 3339 time; at most a year back."""
+    check_text(text, field, max_bytes=64)
+    found = _AGE.fullmatch(text.strip())
+    if found is None:
+        if text[:1].isdigit() and "-" in text:
+            return parse_time(text, field)
+        raise InvalidArgument(
+            f"{field} {text!r} is neither an age (7d, 24h, 30m, 90s) nor an RFC 3339 time"
+        )
+    age = timedelta(seconds=int(found.group(1)) * _AGE_UNITS[found.group(2)])
+    if age > MAX_AGE:
+        raise InvalidArgument(f"{field} {text!r} reaches back more than {MAX_AGE.days} days")
+    return now - age

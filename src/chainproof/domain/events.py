@@ -61,6 +61,9 @@ class EventType(StrEnum):
 
 
 RESOURCE_KINDS = frozenset(t.resource_kind for t in EventType)
+#: Kinds of change that can alter a verdict; decisions, violations and breakglass events
+#: are the judge's own output.
+JUDGED_KINDS = frozenset({"occurrence", "note", "attestor", "policy"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,12 @@ class ChangeEvent:
     @property
     def kind(self) -> str:
         return self.type.resource_kind
+
+    @property
+    def concerns_judgement(self) -> bool:
+        """Whether the change can alter a running pod's verdict (evidence, keys, policy):
+        only these are left for the re-judging worker to read (``outbox.unjudged``)."""
+        return self.kind in JUDGED_KINDS
 
 
 def occurrence_notice(name: str, kind: str, now: datetime) -> dict[str, Any]:

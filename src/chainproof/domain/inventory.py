@@ -16,10 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from chainproof.domain.breakglass import DEFAULT_MAXIMUM, read_window
 from chainproof.domain.images import parse_image_reference
+from chainproof.domain.timestamps import parse_rfc3339
+from chainproof.domain.workloads import BREAKGLASS_ANNOTATIONS
 from chainproof.errors import InvalidArgument
 
 #: Owner kinds whose own owner is worth looking up: a ReplicaSet is usually a Deployment's,
@@ -147,6 +150,9 @@ class RunningContainer:
     until: datetime | None = None
     #: ``watcher`` or ``admission``: who told the inventory.
     source: str = "watcher"
+    #: Until when the pod's breakglass annotations excuse it from the policy (None: no
+    #: breakglass asked, or one that cannot be honoured); see domain.breakglass.
+    breakglass_until: datetime | None = None
 
     @property
     def key(self) -> ContainerKey:
@@ -162,6 +168,7 @@ class RunningContainer:
             and self.image_spec == other.image_spec
             and self.image_id == other.image_id
             and self.image == other.image
+            and self.breakglass_until == other.breakglass_until
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +187,7 @@ class RunningContainer:
             "since": self.since.isoformat(),
             "until": self.until.isoformat() if self.until else None,
             "source": self.source,
+            "breakglassUntil": self.breakglass_until.isoformat() if self.breakglass_until else None,
         }
 
 
@@ -197,7 +205,11 @@ def canonical_running_image(image_spec: str, digest: str | None) -> str:
 
 
 def observe_admitted_pod(
-    cluster: str, pod: Mapping[str, Any], now: datetime
+    cluster: str,
+    pod: Mapping[str, Any],
+    now: datetime,
+    *,
+    breakglass_max: timedelta = DEFAULT_MAXIMUM,
 ) -> list[RunningContainer]:
     """Rows for a Pod the admission webhook admitted, before any watcher has seen it: the
     owner is the pod's own controller (a watcher follows the chain up later). Nothing runs
@@ -208,7 +220,7 @@ def observe_admitted_pod(
         return []  # no name yet (a mutating call, or generateName): nothing to key a row on
     first = controller_of(meta)
     workload = WorkloadRef(first.kind, first.name) if first else WorkloadRef("Pod", meta["name"])
-    rows = observe_pod(cluster, pod, workload, now)
+    rows = observe_pod(cluster, pod, workload, now, breakglass_max=breakglass_max, admitted=True)
     return [replace(r, source="admission") for r in rows]
 
 
@@ -219,8 +231,37 @@ def pod_is_running(pod: Mapping[str, Any]) -> bool:
     return status.get("phase") not in _FINISHED_PHASES
 
 
+def breakglass_until(
+    meta: Mapping[str, Any], now: datetime, maximum: timedelta, *, admitted: bool = False
+) -> datetime | None:
+    """Until when a pod's breakglass excuses it: None when it asks for none. The window
+    starts at the pod's ``creationTimestamp`` (set by the API server; ``now`` when missing,
+    unreadable or in the future, and always ``now`` for a pod being admitted), so editing the
+    annotations of a running pod cannot stretch it past that start plus ``maximum``."""
+    raw = meta.get("annotations")
+    annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    if not any(annotations.get(a, "").lower() == "true" for a in BREAKGLASS_ANNOTATIONS):
+        return None
+    start = now
+    created = meta.get("creationTimestamp")
+    if not admitted and isinstance(created, str):
+        try:
+            start = min(parse_rfc3339(created), now)
+        except (InvalidArgument, ValueError, TypeError):
+            start = now
+    window = read_window(annotations, start=start, now=start, maximum=maximum)
+    # An unreadable expiry honours nothing: the pod is judged like any other.
+    return window.expires if window.usable else None
+
+
 def observe_pod(
-    cluster: str, pod: Mapping[str, Any], workload: WorkloadRef, now: datetime
+    cluster: str,
+    pod: Mapping[str, Any],
+    workload: WorkloadRef,
+    now: datetime,
+    *,
+    breakglass_max: timedelta = DEFAULT_MAXIMUM,
+    admitted: bool = False,
 ) -> list[RunningContainer]:
     """One row per container of a pod that can still run (none for a finished pod).
 
@@ -241,6 +282,7 @@ def observe_pod(
             if isinstance(st, dict) and st.get("name"):
                 reported[str(st["name"])] = str(st.get("imageID") or "")
     rows: list[RunningContainer] = []
+    excused_until = breakglass_until(meta, now, breakglass_max, admitted=admitted)
     sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
     for list_name in ("containers", "ephemeralContainers"):
         for c in spec.get(list_name) or []:
@@ -265,6 +307,7 @@ def observe_pod(
                     digest=digest,
                     image=canonical_running_image(image_spec, digest),
                     since=now,
+                    breakglass_until=excused_until,
                 )
             )
     return rows

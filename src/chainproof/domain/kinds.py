@@ -290,3 +290,13 @@ def common_occurrence_problems(occ: Any) -> list[str]:
         except InvalidArgument as exc:
             problems.append(exc.message)
     return problems
+
+
+def finding_aliases(extra_details: str) -> tuple[str, ...]:
+    """The other IDs a VULNERABILITY occurrence gives its vulnerability: ``aliases=A,B`` in
+    ``extraDetails`` (``key=value;…``, as ingestion and the scanner write it)."""
+    for item in extra_details.split(";"):
+        key, _, value = item.partition("=")
+        if key.strip() == "aliases":
+            return tuple(a.strip() for a in value.split(",") if a.strip())
+    return ()

@@ -64,6 +64,10 @@ SUBSCRIPTIONS_CREATE: Final = "chainproof.subscriptions.create"
 SUBSCRIPTIONS_GET: Final = "chainproof.subscriptions.get"
 SUBSCRIPTIONS_LIST: Final = "chainproof.subscriptions.list"
 SUBSCRIPTIONS_DELETE: Final = "chainproof.subscriptions.delete"
+#: The workload inventory of a project's clusters: what runs where (reverse impact, replay).
+WORKLOADS_LIST: Final = "chainproof.workloads.list"
+#: Continuous-validation violations: which running pods the policy now denies, and why.
+VIOLATIONS_LIST: Final = "chainproof.violations.list"
 
 ALL: Final[frozenset[str]] = frozenset(
     value for key, value in dict(globals()).items() if key.isupper() and isinstance(value, str)

@@ -75,10 +75,21 @@ _ROLES: dict[str, frozenset[str]] = {
         }
     ),
     "roles/chainproof.subscriptionsViewer": frozenset({p.SUBSCRIPTIONS_GET, p.SUBSCRIPTIONS_LIST}),
+    # Reads what runs where in the project's clusters.
+    "roles/chainproof.workloadsViewer": frozenset({p.WORKLOADS_LIST}),
+    # Reads which running pods violate the policy (continuous validation).
+    "roles/chainproof.violationsViewer": frozenset({p.VIOLATIONS_LIST}),
     "roles/chainproof.viewer": frozenset(
         _NOTES_READ
         | _OCC_READ
-        | {p.ATTESTORS_GET, p.ATTESTORS_LIST, p.POLICY_GET, p.DECISIONS_LIST}
+        | {
+            p.ATTESTORS_GET,
+            p.ATTESTORS_LIST,
+            p.POLICY_GET,
+            p.DECISIONS_LIST,
+            p.WORKLOADS_LIST,
+            p.VIOLATIONS_LIST,
+        }
         | {p.PROJECTS_GET, p.PROJECTS_LIST}
     ),
     "roles/chainproof.admin": p.ALL,

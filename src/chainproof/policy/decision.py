@@ -75,6 +75,10 @@ class RequirementResult:
     reason: str
     occurrences: tuple[str, ...] = ()
     key_ids: tuple[str, ...] = ()
+    #: When a result that passed stops holding with the same evidence (a scan ageing past
+    #: its freshness limit); None: it holds until the evidence changes. The re-judging
+    #: worker schedules the next judgement by it.
+    valid_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -124,6 +124,19 @@ def pod_verdict(
 
 
 @dataclass(frozen=True, slots=True)
+class ViolationAction:
+    """Something chainproof did about a violation: ``event`` (a Kubernetes Event on the
+    pod), ``annotate``, ``evict``; ``result`` is ``done`` or what went wrong."""
+
+    action: str
+    time: datetime
+    result: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "time": self.time.isoformat(), "result": self.result}
+
+
+@dataclass(frozen=True, slots=True)
 class Violation:
     violation_id: str
     project: str
@@ -139,13 +152,19 @@ class Violation:
     opened: datetime
     closed: datetime | None = None
     close_reason: str = ""
+    actions: tuple[ViolationAction, ...] = ()
 
     @property
     def is_open(self) -> bool:
         return self.closed is None
 
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/violations/{self.violation_id}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "name": self.name,
             "id": self.violation_id,
             "project": self.project,
             "cluster": self.cluster,
@@ -154,6 +173,7 @@ class Violation:
             "openTime": self.opened.isoformat(),
             "closeTime": self.closed.isoformat() if self.closed else None,
             "closeReason": self.close_reason,
+            "actions": [a.to_dict() for a in self.actions],
             "podEvent": {
                 "podNamespace": self.namespace,
                 "pod": self.pod,

@@ -15,7 +15,8 @@ from typing import Any
 
 from chainproof.domain.events import ChangeEvent, EventType, notice_at
 from chainproof.domain.timestamps import rfc3339
-from chainproof.store.port import DecisionRecord, UnitOfWork
+from chainproof.policy.violations import Violation
+from chainproof.store.port import DecisionRecord, OccurrenceRecord, UnitOfWork
 
 
 def new_event_id() -> str:
@@ -34,17 +35,22 @@ def new_event_ids(count: int) -> list[str]:
 
 
 def occurrence_events(
-    kind: EventType, occurrences: Iterable[tuple[str, str, str]], now: datetime
+    kind: EventType, occurrences: Iterable[OccurrenceRecord], now: datetime
 ) -> list[ChangeEvent]:
-    """One entry per ``(project, occurrence_id, kind)``."""
+    """One entry per occurrence. Beside what a Container Analysis notice carries, the data
+    names the canonical ``resourceUri`` the occurrence is about and its ``noteName``, so the
+    re-judging worker knows which image to judge again, and whose evidence it is, even after
+    a deletion."""
     items = list(occurrences)
     ids = new_event_ids(len(items))
     stamp = rfc3339(now)  # one instant for the batch, formatted once
     events = []
-    for event_id, (project, occurrence_id, occurrence_kind) in zip(ids, items, strict=True):
-        name = f"projects/{project}/occurrences/{occurrence_id}"
-        notice = notice_at(name, occurrence_kind, stamp)
-        events.append(ChangeEvent(event_id, project, kind, name, now, notice))
+    for event_id, r in zip(ids, items, strict=True):
+        name = f"projects/{r.project}/occurrences/{r.occurrence_id}"
+        data = notice_at(name, r.kind, stamp)
+        data["resourceUri"] = r.resource
+        data["noteName"] = f"projects/{r.note_project}/notes/{r.note_id}"
+        events.append(ChangeEvent(event_id, r.project, kind, name, now, data))
     return events
 
 
@@ -59,6 +65,30 @@ def note_events(notes: Iterable[tuple[str, str, str]], now: datetime) -> list[Ch
         notice = notice_at(name, note_kind, stamp)
         events.append(ChangeEvent(event_id, project, EventType.NOTE_CHANGED, name, now, notice))
     return events
+
+
+def violation_event(kind: EventType, violation: Violation, now: datetime) -> ChangeEvent:
+    """``violation.opened``, ``violation.closed`` or ``violation.acted``: the violation as
+    the REST API shows it (the pod event, its open and close times, its actions)."""
+    return ChangeEvent(
+        new_event_id(), violation.project, kind, violation.name, now, violation.to_dict()
+    )
+
+
+def breakglass_expired_event(
+    project: str, cluster: str, namespace: str, pod: str, expired: datetime, now: datetime
+) -> ChangeEvent:
+    """A running pod's breakglass window has passed: it is judged like any other now."""
+    name = f"projects/{project}/clusters/{cluster}/namespaces/{namespace}/pods/{pod}"
+    data = {
+        "name": name,
+        "cluster": cluster,
+        "namespace": namespace,
+        "pod": pod,
+        "expired": rfc3339(expired),
+        "notificationTime": rfc3339(now),
+    }
+    return ChangeEvent(new_event_id(), project, EventType.BREAKGLASS_EXPIRED, name, now, data)
 
 
 def resource_event(
@@ -88,6 +118,18 @@ def decision_events(records: Sequence[DecisionRecord]) -> list[ChangeEvent]:
         events.append(
             ChangeEvent(new_event_id(), r.project, EventType.DECISION_MADE, name, r.time, data)
         )
+        if r.data.get("breakglass") and not r.data.get("dryRun"):
+            # Every breakglass use is announced on its own, with why and until when.
+            used = {
+                **data,
+                "justification": str(r.data.get("breakglassJustification") or ""),
+                "expires": str(r.data.get("breakglassExpires") or ""),
+            }
+            events.append(
+                ChangeEvent(
+                    new_event_id(), r.project, EventType.BREAKGLASS_USED, name, r.time, used
+                )
+            )
     return events
 
 

@@ -22,8 +22,10 @@ from chainproof.services.dashboard import Dashboard
 from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.findings import FindingsService
+from chainproof.services.judge.impact import ImpactService
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
+from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.changes import ChangeFeed
@@ -38,6 +40,7 @@ from chainproof.store.port import MetadataStore
 if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is configured
     from chainproof.services.judge.runtime_setup import Runtime
     from chainproof.services.judge.subscriptions import SubscriptionService
+    from chainproof.services.judge.violations import ViolationService
     from chainproof.sources.kubernetes.pull_secrets import ClusterPullSecrets
 
 
@@ -65,12 +68,19 @@ class Services:
     ingest: IngestService
     #: An image's vulnerability findings, whoever found them, with what VEX says of each.
     findings: FindingsService
+    #: Which running workloads a CVE, package, key, attestor or image touches (and verdicts).
+    impact: ImpactService
+    #: What a proposed policy would change: replay, diff, coverage (enforcing nothing).
+    replay: PolicyReplay
     #: Notification subscriptions (the outbox's subscribers) and their delivery logs.
     subscriptions: SubscriptionService
     #: Where recorded registry evidence came from (the registry-evidence documents).
     registry_sources: RegistrySources
-    #: The inventory, the leader election and the leader's work (watchers, notifier).
+    #: The inventory, the leader election and the leader's work (watchers, notifier,
+    #: re-judging).
     runtime: Runtime
+    #: Continuous-validation violations, as the REST API lists them.
+    violations: ViolationService
     #: Reads cosign signatures, attestations and bundles (and resolves tags) from
     #: registries; None where no registry may be reached (offline, unit tests).
     registry: RegistryReader | None = None
@@ -105,6 +115,7 @@ class Services:
         self._closed.append(True)
         try:
             await self.runtime.worker.stop()
+            await self.runtime.close()
             await self.scanner.drain()
             await self.admission.close()
             if self.registry_recorder is not None:

@@ -61,6 +61,44 @@ class DecisionQuery:
     until: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedAdmission:
+    """What a replay needs of one recorded decision: where the workload was to run and the
+    images as its spec wrote them (not the whole explained decision)."""
+
+    decision_id: str
+    time: datetime
+    outcome: str
+    cluster: str
+    namespace: str
+    service_account: str
+    workload: str
+    #: The images as written in the spec, in order (the decision judged these).
+    images: tuple[str, ...]
+    dry_run: bool = False
+
+
+def recorded_admission(record: DecisionRecord) -> RecordedAdmission:
+    """The replay view of a whole record (the memory adapter, and records written before
+    ``requestImages`` was kept: their images are read back from the decision)."""
+    data = record.data
+    images = data.get("requestImages")
+    if not isinstance(images, list):
+        decided = (data.get("decision") or {}).get("images") or []
+        images = [i.get("image", "") for i in decided if isinstance(i, Mapping)]
+    return RecordedAdmission(
+        decision_id=record.decision_id,
+        time=record.time,
+        outcome=record.outcome,
+        cluster=str(data.get("cluster") or ""),
+        namespace=record.namespace,
+        service_account=str(data.get("serviceAccount") or ""),
+        workload=str(data.get("workload") or ""),
+        images=tuple(str(i) for i in images if isinstance(i, str) and i),
+        dry_run=bool(data.get("dryRun")),
+    )
+
+
 def _decision_id(record: DecisionRecord) -> str:
     return record.decision_id
 
@@ -149,6 +187,21 @@ class DecisionRepository(ABC):
         if limit <= 0:
             return []
         return await self._page(query, after, limit)
+
+    async def admissions(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[RecordedAdmission]:
+        """The replay view (:class:`RecordedAdmission`) of the decisions ``page`` would
+        return, in the same order, without reading each whole explained decision."""
+        if limit <= 0:
+            return []
+        return await self._admissions(query, after, limit)
+
+    async def _admissions(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[RecordedAdmission]:
+        """``limit`` is positive. By default built from ``page``; SQL reads less."""
+        return [recorded_admission(r) for r in await self._page(query, after, limit)]
 
     @abstractmethod
     async def _insert_new(self, records: Sequence[DecisionRecord]) -> None:

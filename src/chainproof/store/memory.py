@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or, evaluate
+from chainproof.domain.kinds import finding_aliases
 from chainproof.domain.messages import to_json
 from chainproof.iam.api_tokens import ApiToken
 from chainproof.iam.policy import IamPolicy
@@ -345,6 +346,31 @@ class _Occurrences(OccurrenceRepository):
                 if r.kind in s.with_notes and key in state.notes and key not in notes:
                     notes[key] = _copy(state.notes[key])
         return SlicesRead(tuple(answers), notes)
+
+    async def _vulnerable_resources(
+        self, project: str, ids: Sequence[str], after: str | None, limit: int
+    ) -> list[str]:
+        wanted = set(ids)
+        found: set[str] = set()
+        for i in self._s.by_project.get(project, ()):
+            r = self._s.occurrences[(project, i)]
+            if r.kind != "VULNERABILITY" or (after is not None and r.resource <= after):
+                continue
+            extra = str(r.occurrence.vulnerability.extra_details)
+            named = {r.note_id.upper(), *(a.upper() for a in finding_aliases(extra))}
+            if named & wanted:
+                found.add(r.resource)
+        return sorted(found)[:limit]
+
+    async def _note_resources(
+        self, project: str, note_project: str, note_id: str, after: str | None, limit: int
+    ) -> list[str]:
+        found = {
+            self._s.occurrences[k].resource
+            for k in self._s.by_note.get((note_project, note_id), ())
+            if k[0] == project
+        }
+        return sorted(r for r in found if after is None or r > after)[:limit]
 
 
 class _Meta(MetaRepository):

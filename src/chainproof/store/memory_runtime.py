@@ -20,6 +20,7 @@ from chainproof.policy.violations import Violation
 from chainproof.store.runtime_port import (
     DeliveryRecord,
     InventoryQuery,
+    PodKey,
     RuntimeRepositories,
     SubscriptionRecord,
     ViolationQuery,
@@ -36,6 +37,7 @@ class MemoryRuntimeState:
         self.checkpoints: dict[str, str] = {}
         self.events: dict[int, ChangeEvent] = {}
         self.routed: set[int] = set()
+        self.judged: set[int] = set()
         self.subscriptions: dict[tuple[str, str], SubscriptionRecord] = {}
         self.deliveries: dict[tuple[str, str, int], DeliveryRecord] = {}
         self.violations: dict[str, Violation] = {}
@@ -120,6 +122,14 @@ class _Inventory:
             }
         )
 
+    async def open_rows_of_pods(self, pods: Sequence[PodKey]) -> list[RunningContainer]:
+        wanted = set(pods)
+        return [
+            self._s.rows[i]
+            for i in sorted(self._s.open.values())
+            if (self._s.rows[i].cluster, self._s.rows[i].namespace, self._s.rows[i].pod) in wanted
+        ]
+
     async def get_checkpoint(self, cluster: str) -> str | None:
         return self._s.checkpoints.get(cluster)
 
@@ -140,6 +150,8 @@ class _Outbox:
                 self._s.counter,
                 replace(event, sequence=self._s.counter),
             )
+            if not event.concerns_judgement:
+                await self.mark_judged([self._s.counter])
 
     async def unrouted(self, limit: int) -> list[ChangeEvent]:
         pending = sorted(q for q in self._s.events if q not in self._s.routed)
@@ -153,6 +165,16 @@ class _Outbox:
 
     async def get(self, sequences: Sequence[int]) -> dict[int, ChangeEvent]:
         return {q: self._s.events[q] for q in sequences if q in self._s.events}
+
+    async def unjudged(self, limit: int) -> list[ChangeEvent]:
+        pending = sorted(q for q in self._s.events if q not in self._s.judged)
+        return [self._s.events[q] for q in pending[: max(limit, 0)]]
+
+    async def mark_judged(self, sequences: Sequence[int]) -> None:
+        for q in sequences:
+            if q not in self._s.judged:
+                self._s.judged.add(q)
+                self._undo.append(lambda q=q: self._s.judged.discard(q))  # type: ignore[misc]
 
     async def prune(self, before: datetime, limit: int) -> int:
         held = {key[2] for key, d in self._s.deliveries.items() if d.status in ("pending", "dead")}
@@ -260,10 +282,25 @@ class _Violations:
                 return v
         return None
 
+    async def open_for_pods(self, pods: Sequence[PodKey]) -> dict[PodKey, Violation]:
+        wanted = set(pods)
+        found: dict[PodKey, Violation] = {}
+        for v in sorted(self._s.violations.values(), key=lambda v: (v.opened, v.violation_id)):
+            key = (v.cluster, v.namespace, v.pod)
+            if v.is_open and key in wanted and key not in found:
+                found[key] = v
+        return found
+
     async def put(self, violation: Violation) -> None:
         _put(self._undo, self._s.violations, violation.violation_id, violation)
 
+    async def put_many(self, violations: Sequence[Violation]) -> None:
+        for violation in violations:
+            await self.put(violation)
+
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
+        if limit <= 0:
+            return []
         rows = [
             v
             for v in self._s.violations.values()
@@ -271,6 +308,7 @@ class _Violations:
             and (not query.open_only or v.is_open)
             and (not query.clusters or v.cluster in query.clusters)
             and (query.namespace is None or v.namespace == query.namespace)
+            and (query.after is None or (v.opened, v.violation_id) < query.after)
         ]
         rows.sort(key=lambda v: (v.opened, v.violation_id), reverse=True)
         return rows[:limit]

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from chainproof.store.port import MetadataStore
 
 
+#: A pod across clusters: ``(cluster, namespace, pod)``.
+PodKey = tuple[str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class InventoryQuery:
     clusters: tuple[str, ...] = ()
@@ -51,6 +55,9 @@ class InventoryRepository(Protocol):
         """Distinct running workloads: (cluster, namespace, workload kind, workload name) of
         the open rows."""
 
+    async def open_rows_of_pods(self, pods: Sequence[PodKey]) -> list[RunningContainer]:
+        """Every open row of each of those pods (``(cluster, namespace, pod)``)."""
+
     async def get_checkpoint(self, cluster: str) -> str | None: ...
 
     async def set_checkpoint(self, cluster: str, resource_version: str) -> None: ...
@@ -64,6 +71,14 @@ class OutboxRepository(Protocol):
         """Events not yet routed to subscriptions, in sequence order."""
 
     async def mark_routed(self, sequences: Sequence[int]) -> None: ...
+
+    async def unjudged(self, limit: int) -> list[ChangeEvent]:
+        """Events the re-judging worker has not handled yet, in sequence order (a second
+        reader of the outbox, independent of routing). Events that cannot alter a verdict
+        (``ChangeEvent.concerns_judgement`` false: decisions, violations, breakglass) are
+        never among them."""
+
+    async def mark_judged(self, sequences: Sequence[int]) -> None: ...
 
     async def get(self, sequences: Sequence[int]) -> dict[int, ChangeEvent]: ...
 
@@ -143,16 +158,26 @@ class ViolationQuery:
     clusters: tuple[str, ...] = ()
     namespace: str | None = None
     open_only: bool = True
+    #: Only violations after this one in the listing order (``(opened, violation_id)`` of
+    #: the last one of the previous page).
+    after: tuple[datetime, str] | None = None
 
 
 class ViolationRepository(Protocol):
     async def open_for(self, cluster: str, namespace: str, pod: str) -> Violation | None: ...
 
+    async def open_for_pods(self, pods: Sequence[PodKey]) -> dict[PodKey, Violation]:
+        """The open violation of each of those pods that has one (the oldest, should a pod
+        have two)."""
+
     async def put(self, violation: Violation) -> None:
         """Insert or replace by ID."""
 
+    async def put_many(self, violations: Sequence[Violation]) -> None:
+        """``put`` for each, in as few statements as the database allows."""
+
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
-        """Newest opened first."""
+        """Newest opened first (ties: the greater ID first)."""
 
     async def count_open(self) -> dict[tuple[str, str, str], int]:
         """Open violations per (project, cluster, namespace), for the gauges."""

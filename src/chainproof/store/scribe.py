@@ -319,6 +319,39 @@ class OccurrenceRepository(ABC):
             rows[i] = got
         return SlicesRead(tuple(rows), found.notes)
 
+    async def vulnerable_resources(
+        self, project: str, ids: Sequence[str], after: str | None, limit: int
+    ) -> list[str]:
+        """The distinct resources of ``project`` with a VULNERABILITY occurrence filed under
+        one of ``ids`` (its note ID) or naming one of them among its aliases
+        (``aliases=A,B`` in ``extraDetails``, as ingest and the scanner write them), in code
+        point order after ``after``. IDs compare case-insensitively (upper case)."""
+        wanted = sorted({i.upper() for i in ids if i})
+        if limit <= 0 or not wanted:
+            return []
+        return await self._vulnerable_resources(project, wanted, after, limit)
+
+    async def note_resources(
+        self, project: str, note_project: str, note_id: str, after: str | None, limit: int
+    ) -> list[str]:
+        """The distinct resources of ``project``'s occurrences of one note, in code point
+        order after ``after``."""
+        if limit <= 0:
+            return []
+        return await self._note_resources(project, note_project, note_id, after, limit)
+
+    @abstractmethod
+    async def _vulnerable_resources(
+        self, project: str, ids: Sequence[str], after: str | None, limit: int
+    ) -> list[str]:
+        """``ids`` is sorted, upper case, not empty; ``limit`` is positive."""
+
+    @abstractmethod
+    async def _note_resources(
+        self, project: str, note_project: str, note_id: str, after: str | None, limit: int
+    ) -> list[str]:
+        """``limit`` is positive."""
+
     @abstractmethod
     async def _insert_new(self, records: Sequence[OccurrenceRecord]) -> None:
         """``records`` is not empty and its IDs are distinct."""

@@ -20,6 +20,7 @@ from chainproof.api.rest import (
     deps,
     errors,
     grafeas,
+    impact,
     ingest,
     judge,
     openapi,
@@ -55,6 +56,7 @@ def create_app(services: Services, metrics: ops.Metrics) -> FastAPI:
     app.include_router(webhook.router)
     app.include_router(mutate.router)
     app.include_router(ops.router)
+    app.include_router(impact.router)
     app.include_router(judge.router)
     app.include_router(scanning.router)
     app.include_router(access.router)

@@ -77,18 +77,26 @@ def _denied(principal: Principal, exc: PermissionDenied) -> ChainproofError:
 
 
 class _Check:
-    """``requires(permission, on)``: one declared permission of one route."""
+    """``requires(permission, on, also)``: the declared permissions of one route."""
 
-    def __init__(self, permission: str, on: ResourceOf) -> None:
+    def __init__(self, permission: str, on: ResourceOf, also: tuple[str, ...] = ()) -> None:
         self.permission = perms.check_known(permission)
         self.on = on
+        # Read-only companions: an answer built from several kinds of data needs the right to
+        # read each of them, on the same resource.
+        self.also = tuple(perms.check_known(x) for x in dict.fromkeys(also) if x != permission)
+        if any(x in perms.WRITES for x in self.also):
+            raise ValueError("only the declared permission may be a write (it is audited)")
 
     async def __call__(self, request: Request) -> AsyncIterator[None]:
         access = access_control(request)
         principal = principal_of(request)
         operation = _operation(request)
+        resource = self.on(request)
         try:
-            decision = await access.require(principal, self.permission, self.on(request), operation)
+            decision = await access.require(principal, self.permission, resource, operation)
+            for extra in self.also:
+                await access.require(principal, extra, resource, operation)
         except PermissionDenied as exc:
             raise _denied(principal, exc) from None
         if self.permission not in perms.WRITES:
@@ -115,9 +123,10 @@ class _Public:
         return None
 
 
-def requires(permission: str, *, on: ResourceOf = project) -> Any:
-    """The declaration of a route's permission (see the module docstring)."""
-    return Depends(_Check(permission, on))
+def requires(permission: str, *, on: ResourceOf = project, also: tuple[str, ...] = ()) -> Any:
+    """The declaration of a route's permission (see the module docstring); ``also``: the
+    read permissions it needs beside it, on the same resource."""
+    return Depends(_Check(permission, on, also))
 
 
 def public(reason: str) -> Any:
@@ -136,6 +145,12 @@ def declared_permission(route: APIRoute) -> tuple[str, ResourceOf] | None:
     """(permission, resource function) of a route, None for public or undeclared ones."""
     d = declaration(route)
     return (d.permission, d.on) if isinstance(d, _Check) else None
+
+
+def declared_also(route: APIRoute) -> tuple[str, ...]:
+    """The read permissions a route needs beside its declared one (``requires(also=…)``)."""
+    d = declaration(route)
+    return d.also if isinstance(d, _Check) else ()
 
 
 def credentials(request: Request) -> Credentials:
@@ -207,6 +222,20 @@ async def require_attach(request: Request, note_names: Iterable[tuple[str, str]]
         await access.record(
             principal, decision, operation, "AUTHORIZED"
         )  # before the write; the write itself is audited too
+
+
+async def require_also(request: Request, permissions: Iterable[str]) -> None:
+    """Permissions a route needs beside the one it declares, on the same project: an answer
+    built from several kinds of data needs the right to read each of them."""
+    access = access_control(request)
+    principal = principal_of(request)
+    operation = _operation(request)
+    resource = project(request)
+    for permission in dict.fromkeys(permissions):
+        try:
+            await access.require(principal, perms.check_known(permission), resource, operation)
+        except PermissionDenied as exc:
+            raise _denied(principal, exc) from None
 
 
 def route_table(app: Any) -> list[tuple[str, frozenset[str], APIRoute]]:

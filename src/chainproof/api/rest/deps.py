@@ -23,10 +23,13 @@ from chainproof.services.dashboard import Dashboard
 from chainproof.services.judge.admission import AdmissionService
 from chainproof.services.judge.decision_log import DecisionLog
 from chainproof.services.judge.findings import FindingsService
+from chainproof.services.judge.impact import ImpactService
 from chainproof.services.judge.judging import Judge
 from chainproof.services.judge.kritis import KritisJudge
+from chainproof.services.judge.replay import PolicyReplay
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.judge.subscriptions import SubscriptionService
+from chainproof.services.judge.violations import ViolationService
 from chainproof.services.judge.vouching import Vouching
 from chainproof.services.scribe.grafeas import GrafeasService
 from chainproof.services.scribe.ingestion import IngestService
@@ -106,6 +109,18 @@ async def _subscriptions(request: Request) -> SubscriptionService:
     return services_of(request).subscriptions
 
 
+async def _impact(request: Request) -> ImpactService:
+    return services_of(request).impact
+
+
+async def _replay(request: Request) -> PolicyReplay:
+    return services_of(request).replay
+
+
+async def _violations(request: Request) -> ViolationService:
+    return services_of(request).violations
+
+
 async def _dashboard(request: Request) -> Dashboard:
     return services_of(request).dashboard
 
@@ -131,6 +146,9 @@ Ingest = Annotated[IngestService, Depends(_ingest)]
 RegistrySourcesDep = Annotated[RegistrySources, Depends(_registry_sources)]
 FindingsDep = Annotated[FindingsService, Depends(_findings)]
 Subscriptions = Annotated[SubscriptionService, Depends(_subscriptions)]
+Impact = Annotated[ImpactService, Depends(_impact)]
+Replay = Annotated[PolicyReplay, Depends(_replay)]
+Violations = Annotated[ViolationService, Depends(_violations)]
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]
 Access = Annotated[AccessControl, Depends(_access)]
 MetricsRegistry = Annotated[CollectorRegistry, Depends(_metrics)]

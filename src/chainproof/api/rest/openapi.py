@@ -177,6 +177,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", _V1 + "/subscriptions/{subscription_id}/deliveries"): Operation(
         ref("ListDeliveriesResponse"), errors=(404,)
     ),
+    ("GET", _V1 + "/violations"): _list("ListViolationsResponse"),
     ("GET", "/v1/auth:whoami"): Operation(ref("Whoami"), public=True),
     # ingestion
     ("POST", _V1 + ":ingest"): Operation(
@@ -195,6 +196,11 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", _V1 + "/registryEvidence/{occurrence_id}"): Operation(
         ref("RegistrySource"), errors=(404,)
     ),
+    # reverse impact and replay
+    ("GET", _V1 + "/impact"): Operation(ref("Impact"), errors=(404, 413)),
+    ("POST", _V1 + "/policy:replay"): Operation(ref("ReplayReport"), ref("ReplayRequest"), (413,)),
+    ("POST", _V1 + "/policy:diff"): Operation(ref("ReplayReport"), ref("DiffRequest"), (413,)),
+    ("GET", _V1 + "/policy:coverage"): Operation(ref("Coverage"), errors=(413,)),
 }
 
 #: The Grafeas messages published, with every message they use.

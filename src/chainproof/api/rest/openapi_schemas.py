@@ -377,6 +377,54 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("name", "description", "kinds", "eventTypes", "createTime"),
     ),
+    "Violation": _obj(
+        {
+            "name": _S,
+            "id": _S,
+            "project": _S,
+            "cluster": _S,
+            "state": {"enum": ["OPEN", "CLOSED"]},
+            "cause": {**_S, "description": "what made chainproof judge the pod again"},
+            "openTime": _TIME,
+            "closeTime": _NULLABLE_TIME,
+            "closeReason": _S,
+            "actions": _array(_obj({"action": _S, "time": _TIME, "result": _S})),
+            "podEvent": _obj(
+                {
+                    "podNamespace": _S,
+                    "pod": _S,
+                    "workload": _obj({"kind": _S, "name": _S}),
+                    "verdict": _S,
+                    "explanation": _S,
+                    "images": _array(
+                        _obj(
+                            {
+                                "image": _S,
+                                "container": _S,
+                                "result": {"enum": ["ALLOW", "DENY"]},
+                                "description": _S,
+                                "checkResults": _array(
+                                    _obj(
+                                        {
+                                            "checkName": _S,
+                                            "checkType": _S,
+                                            "verdict": _S,
+                                            "explanation": _S,
+                                        }
+                                    )
+                                ),
+                            }
+                        )
+                    ),
+                },
+                ("podNamespace", "pod", "verdict", "images"),
+            ),
+        },
+        ("name", "id", "project", "cluster", "state", "openTime", "podEvent"),
+        description="a running pod the policy denies now, shaped like Binary "
+        "Authorization's continuous-validation pod_event",
+    ),
+    "ListViolationsResponse": _list_of("violations", ref("Violation")),
     "ListSubscriptionsResponse": _obj(
         {"subscriptions": _array(ref("Subscription"))}, ("subscriptions",)
     ),
@@ -563,5 +611,107 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             ),
         },
         ("apiVersion", "kind"),
+    ),
+    "Impact": _obj(
+        {
+            "query": {"type": "object", "additionalProperties": _S},
+            "clusters": _STRINGS,
+            "images": _array(
+                _obj(
+                    {
+                        "image": _S,
+                        "because": _STRINGS,
+                        "workloads": _array(
+                            _obj(
+                                {
+                                    "cluster": _S,
+                                    "namespace": _S,
+                                    "workload": _S,
+                                    "container": _S,
+                                    "serviceAccount": _S,
+                                    "pods": _INT,
+                                    "since": _TIME,
+                                    "verdict": {
+                                        "enum": ["allowed", "denied", "dry-run-would-deny"]
+                                    },
+                                    "denied": _BOOL,
+                                    "reasons": _STRINGS,
+                                },
+                                ("cluster", "namespace", "workload", "container", "verdict"),
+                            )
+                        ),
+                    },
+                    ("image", "because", "workloads"),
+                )
+            ),
+            "affectedWorkloads": _INT,
+            "deniedWorkloads": _INT,
+            "resolvedByVex": _array(_obj({"image": _S, "statement": _S})),
+            "notRunning": _INT,
+            "complete": {
+                "type": "boolean",
+                "description": "false when more affected images follow: ask again with "
+                "nextPageToken",
+            },
+            "nextPageToken": _S,
+        },
+        ("query", "images", "complete", "nextPageToken"),
+    ),
+    "ReplayRequest": _obj(
+        {
+            "policy": {"type": "object", "description": "the proposed policy"},
+            "since": {"type": "string", "description": "7d, 24h, 30m, or RFC 3339 (default 7d)"},
+            "running": {"type": "boolean", "description": "also the running pods (default true)"},
+        },
+        ("policy",),
+    ),
+    "DiffRequest": _obj(
+        {
+            "a": {"type": "object"},
+            "b": {"type": "object"},
+            "since": _S,
+            "running": _BOOL,
+        },
+        ("a", "b"),
+    ),
+    "ReplayReport": _obj(
+        {
+            "since": _S,
+            "admissions": _INT,
+            "running": _INT,
+            "judged": _INT,
+            "images": _INT,
+            "changed": _INT,
+            "byTransition": {"type": "object", "additionalProperties": _INT},
+            "changes": _array({"type": "object"}),
+            "changesTruncated": _BOOL,
+            "policyBefore": _S,
+            "policyAfter": _S,
+            "ruleChanges": _array({"type": "object"}),
+            "coverageShifts": _array({"type": "object"}),
+            "notes": _STRINGS,
+        },
+        ("admissions", "running", "judged", "changed", "changes", "changesTruncated"),
+    ),
+    "Coverage": _obj(
+        {
+            "uncovered": _INT,
+            "total": _INT,
+            "items": _array(
+                _obj(
+                    {
+                        "kind": {"enum": ["namespace", "service-account", "image"]},
+                        "name": _S,
+                        "scope": _S,
+                        "rule": _S,
+                        "evaluationMode": _S,
+                        "specific": _BOOL,
+                        "where": _STRINGS,
+                    },
+                    ("kind", "name", "scope", "rule", "specific"),
+                )
+            ),
+        },
+        ("uncovered", "total", "items"),
     ),
 }

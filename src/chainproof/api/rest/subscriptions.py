@@ -1,6 +1,8 @@
-"""REST routes of subscriptions: ``/v1/projects/{p}/subscriptions`` (create, list, get,
-delete) and each subscription's delivery log (``…/deliveries``, its dead letters with
-``?state=dead``). The routes only translate; the rules are SubscriptionService's."""
+"""REST routes of the runtime side: subscriptions (``/v1/projects/{p}/subscriptions``:
+create, list, get, delete) and each subscription's delivery log (``…/deliveries``, its dead
+letters with ``?state=dead``); continuous-validation violations
+(``/v1/projects/{p}/violations``). The routes only translate; the rules are
+SubscriptionService's and ViolationService's."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from fastapi import APIRouter, Query, Request, Response
 from chainproof.api.rest.auth import requires
 from chainproof.api.rest.body import decode_json, int_param
 from chainproof.api.rest.deps import Subscriptions as Service
-from chainproof.api.rest.grafeas import JSON_BODY, PageSize, json_response
+from chainproof.api.rest.deps import Violations
+from chainproof.api.rest.grafeas import JSON_BODY, PageSize, PageToken, json_response
 from chainproof.iam import permissions as p
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
@@ -81,3 +84,27 @@ async def list_deliveries(
     limit = 100 if given is None else given
     found = await svc.deliveries(_name(project, subscription_id), state=state or None, limit=limit)
     return json_response({"deliveries": found})
+
+
+@router.get("/projects/{project}/violations", dependencies=[requires(p.VIOLATIONS_LIST)])
+async def list_violations(
+    project: str,
+    svc: Violations,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    state: str | None = None,
+    page_size: PageSize = None,
+    page_token: PageToken = "",
+) -> Response:
+    page = await svc.list(
+        f"projects/{project}",
+        cluster=cluster or None,
+        namespace=namespace or None,
+        state=state or None,
+        size=int_param(page_size, "pageSize"),
+        token=page_token,
+    )
+    body: dict[str, object] = {"violations": [v.to_dict() for v in page.violations]}
+    if page.next_page_token:
+        body["nextPageToken"] = page.next_page_token
+    return json_response(body)

@@ -41,7 +41,7 @@ from chainproof.errors import (
     Unauthenticated,
 )
 from chainproof.iam import permissions as perms
-from chainproof.policy import AdmissionRequest
+from chainproof.policy import AdmissionRequest, parse_policy
 from chainproof.services.dashboard import (
     Dashboard,
     attestation_keys,
@@ -656,6 +656,7 @@ async def _policy_page(
     errors: dict[str, list[str]] | None = None,
     message: str = "",
     status_code: int = 200,
+    preview: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     services = _services(request)
     project = _project(request)
@@ -691,6 +692,7 @@ async def _policy_page(
         errors=errors or {},
         message=message,
         etag=(policy or {}).get("etag", ""),
+        preview=preview,
     )
 
 
@@ -706,12 +708,11 @@ async def policy(request: Request) -> Response:
 _STRING_FIELDS = frozenset({"globalPolicyEvaluationMode", "description"})
 
 
-@router.post(
-    "/policy",
-    response_class=HTMLResponse,
-    dependencies=_may(perms.POLICY_UPDATE),
-)
-async def save_policy(request: Request) -> Response:
+async def _policy_form(
+    request: Request,
+) -> tuple[dict[str, str], dict[str, list[str]], dict[str, Any]] | HTMLResponse:
+    """The editor's form, checked for its CSRF token: (field values, errors by field, the
+    document they make), or the refusal page."""
     form = {
         k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
     }
@@ -737,21 +738,85 @@ async def save_policy(request: Request) -> Response:
             )
     if form.get("etag"):
         document["etag"] = form["etag"]
+    return values, errors, document
+
+
+def _field_errors(exc: ChainproofError, errors: dict[str, list[str]]) -> None:
+    for detail in exc.details or (exc.message,):
+        errors.setdefault(_field_of(detail), []).append(detail)
+    if exc.details:
+        errors.setdefault("", []).insert(0, exc.message)
+
+
+@router.post(
+    "/policy",
+    response_class=HTMLResponse,
+    dependencies=_may(perms.POLICY_UPDATE),
+)
+async def save_policy(request: Request) -> Response:
+    checked = await _policy_form(request)
+    if isinstance(checked, HTMLResponse):
+        return checked
+    values, errors, document = checked
     if not errors:
         try:
             await _services(request).judge_resources.put_policy(
                 f"projects/{_project(request)}", document
             )
         except ChainproofError as exc:
-            for detail in exc.details or (exc.message,):
-                errors.setdefault(_field_of(detail), []).append(detail)
-            if exc.details:
-                errors.setdefault("", []).insert(0, exc.message)
+            _field_errors(exc, errors)
     if errors:
         return await _policy_page(
             request, values=values, errors=errors, status_code=400, message="Not saved."
         )
     return await _policy_page(request, message="Saved.")
+
+
+#: What a preview looks back over, and how many changes it lists.
+PREVIEW_SINCE = timedelta(days=7)
+PREVIEW_CHANGES = 50
+
+
+@router.post(
+    "/policy/preview",
+    response_class=HTMLResponse,
+    dependencies=[
+        requires(
+            perms.POLICY_EVALUATE,
+            on=admission_project,
+            also=(
+                perms.POLICY_GET,
+                perms.DECISIONS_LIST,
+                perms.WORKLOADS_LIST,
+                perms.OCCURRENCES_LIST,
+            ),
+        )
+    ],
+)
+async def preview_policy(request: Request) -> Response:
+    """What the edited policy would change (a replay of the last 7 days of admissions and
+    of the running pods), shown above the editor with the edits kept; nothing is saved."""
+    checked = await _policy_form(request)
+    if isinstance(checked, HTMLResponse):
+        return checked
+    values, errors, document = checked
+    report: dict[str, Any] | None = None
+    if not errors:
+        services = _services(request)
+        try:
+            proposed = parse_policy({k: v for k, v in document.items() if k != "etag"})
+            since = services.replay.now() - PREVIEW_SINCE
+            report = (await services.replay.replay(_project(request), proposed, since)).to_dict()
+        except ChainproofError as exc:
+            _field_errors(exc, errors)
+    if errors or report is None:
+        return await _policy_page(
+            request, values=values, errors=errors, status_code=400, message="Not previewed."
+        )
+    report["changes"] = report["changes"][:PREVIEW_CHANGES]
+    return await _policy_page(
+        request, values=values, preview=report, message="Preview: nothing was saved."
+    )
 
 
 # --------------------------------------------------------------------------- impact

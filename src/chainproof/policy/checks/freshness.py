@@ -82,7 +82,12 @@ class Freshness:
         # Exact boundary: a scan exactly max_hours old still passes.
         if age <= timedelta(hours=max_hours):
             return RequirementResult(
-                "freshness", name, True, f"newest scan is {hours:.1f} h old ({stamp})", consulted
+                "freshness",
+                name,
+                True,
+                f"newest scan is {hours:.1f} h old ({stamp})",
+                consulted,
+                valid_until=newest.scanned_at + timedelta(hours=max_hours),
             )
         return RequirementResult(
             "freshness",

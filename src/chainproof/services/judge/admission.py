@@ -8,8 +8,9 @@ Owns what happens around the evaluation:
   which always denies (slowness can be caused on purpose); an answer that arrives after the
   deadline is not used; breakglass overrides a policy, never a judge that could not decide;
 * breakglass: admits a workload the policy denies, logged as a warning and recorded with the
-  outcome ``breakglass``; when breakglass is disabled the denial says the annotation was seen
-  and ignored;
+  outcome ``breakglass`` (and a ``breakglass.used`` outbox event), for a time-boxed window
+  (domain.breakglass: a justification, an expiry cut back to ``breakglass_max_hours``); an
+  expired or unreadable window, or breakglass disabled, denies and says why;
 * dry-run enforcement (``DRYRUN_AUDIT_LOG_ONLY``): admitted with warnings that say why the
   policy would deny;
 * the decision log entry for every review, whatever the outcome;
@@ -30,12 +31,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from chainproof.config import AdmissionSettings
+from chainproof.domain.breakglass import BreakglassWindow, read_window
 from chainproof.domain.image_patch import RESOLVED_ANNOTATION
 from chainproof.domain.images import parse_image_reference
 from chainproof.domain.messages import note_from_json, occurrence_from_json
@@ -230,7 +232,15 @@ class AdmissionService:
         warnings: list[str] = []
         note = ""
         if decision.outcome is Outcome.DENIED and workload.breakglass:
-            if s.breakglass_enabled:
+            now = self._clock()
+            window = read_window(
+                workload.annotations,
+                start=now,
+                now=now,
+                maximum=timedelta(hours=s.breakglass_max_hours),
+                require_justification=s.breakglass_require_justification,
+            )
+            if s.breakglass_enabled and window.usable:
                 reasons = denial_reasons(workload, decision)
                 log.warning(
                     "breakglass admission",
@@ -238,16 +248,24 @@ class AdmissionService:
                     namespace=workload.namespace,
                     workload=f"{workload.kind}/{workload.name}",
                     reasons=reasons,
+                    justification=window.justification,
+                    expires=rfc3339(window.expires),
                 )
                 warnings.append(
-                    "breakglass: admitted although the policy denies it; the decision is "
-                    "recorded for audit"
+                    "breakglass: admitted although the policy denies it, until "
+                    f"{rfc3339(window.expires)}; the decision is recorded for audit"
                 )
+                if window.clamped_from is not None:
+                    warnings.append(
+                        f"breakglass: the expiry asked for ({rfc3339(window.clamped_from)}) is "
+                        f"later than this server allows ({s.breakglass_max_hours:g} h), so it "
+                        f"ends at {rfc3339(window.expires)}"
+                    )
                 warnings += reasons[:_MAX_REASON_WARNINGS]
                 result = ReviewResult(True, Verdict.BREAKGLASS, "", tuple(warnings), decision)
-                await self._after(workload, uid, operation, result, dry_run, pod)
+                await self._after(workload, uid, operation, result, dry_run, pod, window)
                 return result
-            note = BREAKGLASS_DISABLED_NOTE
+            note = BREAKGLASS_DISABLED_NOTE if not s.breakglass_enabled else window.problem
             warnings.append(note)
 
         if decision.outcome is Outcome.DRY_RUN_WOULD_DENY:
@@ -325,8 +343,9 @@ class AdmissionService:
         result: ReviewResult,
         dry_run: bool,
         pod: Mapping[str, Any] | None = None,
+        breakglass: BreakglassWindow | None = None,
     ) -> None:
-        await self._record(workload, uid, operation, result, dry_run)
+        await self._record(workload, uid, operation, result, dry_run, breakglass)
         if result.allowed and not dry_run:
             self._in_background(self._record_deployments(workload, result.decision))
             if pod is not None and self._admitted_pods is not None:
@@ -346,7 +365,13 @@ class AdmissionService:
             log.warning("could not add the admitted pod to the inventory", uid=uid, exc_info=True)
 
     async def _record(
-        self, workload: Workload, uid: str, operation: str, result: ReviewResult, dry_run: bool
+        self,
+        workload: Workload,
+        uid: str,
+        operation: str,
+        result: ReviewResult,
+        dry_run: bool,
+        breakglass: BreakglassWindow | None = None,
     ) -> None:
         try:
             await self._decisions.record(
@@ -357,10 +382,13 @@ class AdmissionService:
                     cluster=self._settings.cluster,
                     namespace=workload.namespace,
                     workload=f"{workload.kind}/{workload.name}",
+                    service_account=workload.service_account,
                     operation=operation,
                     outcome=result.outcome,
                     message=result.message,
                     breakglass=result.outcome == Verdict.BREAKGLASS,
+                    breakglass_justification=breakglass.justification if breakglass else "",
+                    breakglass_expires=rfc3339(breakglass.expires) if breakglass else "",
                     dry_run=dry_run,
                     tag_resolutions=_tag_resolutions(workload),
                 )

@@ -68,10 +68,15 @@ class DecisionEntry:
     cluster: str = ""
     namespace: str = ""
     workload: str = ""  # Kind/name
+    #: The pod's service account (as its spec names it), for replay under another policy.
+    service_account: str = ""
     operation: str = ""
     outcome: str = ""  # allowed, denied, dry-run-would-deny, breakglass, error
     message: str = ""
     breakglass: bool = False
+    #: A breakglass's justification and expiry (RFC 3339), when breakglass admitted it.
+    breakglass_justification: str = ""
+    breakglass_expires: str = ""
     #: The API server asked for a dry run: nothing was going to be created.
     dry_run: bool = False
     #: Tags the mutating webhook pinned to digests (container location → "tag -> pinned").
@@ -91,8 +96,12 @@ def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
         "cluster": entry.cluster,
         "namespace": entry.namespace,
         "workload": entry.workload,
+        "serviceAccount": entry.service_account,
         "operation": entry.operation,
         "outcome": entry.outcome or decision.outcome.value,
+        # The images as the spec wrote them, in order: what a replay judges again
+        # (store.judge.RecordedAdmission) without reading the explained decision.
+        "requestImages": [i.image for i in decision.images],
         "breakglass": entry.breakglass,
         "dryRun": entry.dry_run,
         "message": entry.message,
@@ -100,6 +109,9 @@ def decision_record(entry: DecisionEntry, now: datetime) -> DecisionRecord:
     }
     if entry.tag_resolutions:
         data["tagResolutions"] = dict(entry.tag_resolutions)
+    if entry.breakglass:
+        data["breakglassJustification"] = entry.breakglass_justification
+        data["breakglassExpires"] = entry.breakglass_expires
     return DecisionRecord(
         decision_id=new_decision_id(now),
         project=entry.project,

@@ -50,6 +50,7 @@ from chainproof.attest.vuln_scan import is_vuln_scan, read_vuln_scan
 from chainproof.crypto.keys import PublicKey
 from chainproof.crypto.verify import BudgetExhausted, VerificationBudget
 from chainproof.domain.images import ImageReference
+from chainproof.domain.kinds import finding_aliases
 from chainproof.domain.names import parse_note_name
 from chainproof.errors import ChainproofError
 from chainproof.ingest.attested import SignedSbom, read_signed_sbom
@@ -1009,7 +1010,7 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
         fix_available=fix,
         package=v.package_issue[0].affected_package if v.package_issue else None,
         occurrence=record.occurrence.name,
-        aliases=_aliases(str(v.extra_details)),
+        aliases=finding_aliases(str(v.extra_details)),
         purl=_finding_purl(v),
     )
     statement = None
@@ -1026,16 +1027,6 @@ def _finding(record: OccurrenceRecord) -> tuple[VulnerabilityFinding, VexStateme
                 package=finding.package,
             )
     return finding, statement
-
-
-def _aliases(extra_details: str) -> tuple[str, ...]:
-    """``aliases=CVE-1,CVE-2`` from ``extraDetails`` (``key=value;…``, as ingestion and the
-    scanner write it)."""
-    for item in extra_details.split(";"):
-        key, _, value = item.partition("=")
-        if key.strip() == "aliases":
-            return tuple(a.strip() for a in value.split(",") if a.strip())
-    return ()
 
 
 def _finding_purl(v: Any) -> str | None:

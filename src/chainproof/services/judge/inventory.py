@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from chainproof.domain.breakglass import DEFAULT_MAXIMUM
 from chainproof.domain.inventory import (
     InventoryChanges,
     observe_admitted_pod,
@@ -31,11 +32,17 @@ OnChanges = Callable[[str, InventoryChanges], Awaitable[None]]
 
 class InventoryUpdater:
     def __init__(
-        self, sessions: Sessions, clock: Callable[[], datetime], on_changes: OnChanges | None = None
+        self,
+        sessions: Sessions,
+        clock: Callable[[], datetime],
+        on_changes: OnChanges | None = None,
+        *,
+        breakglass_max: timedelta = DEFAULT_MAXIMUM,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._on_changes = on_changes
+        self._breakglass_max = breakglass_max
 
     async def resume_point(self, cluster: str) -> str | None:
         async with self._sessions() as repos:
@@ -45,7 +52,13 @@ class InventoryUpdater:
         self, cluster: str, pods: Sequence[ObservedPod], resource_version: str
     ) -> None:
         now = self._clock()
-        observed = [row for p in pods for row in observe_pod(cluster, p.pod, p.workload, now)]
+        observed = [
+            row
+            for p in pods
+            for row in observe_pod(
+                cluster, p.pod, p.workload, now, breakglass_max=self._breakglass_max
+            )
+        ]
         async with self._sessions() as repos:
             changes = reconcile(await repos.inventory.open_rows(cluster), observed, now)
             await repos.inventory.write(changes)
@@ -57,7 +70,11 @@ class InventoryUpdater:
     ) -> None:
         now = self._clock()
         observed = (
-            [] if change is ChangeType.DELETED else observe_pod(cluster, pod.pod, pod.workload, now)
+            []
+            if change is ChangeType.DELETED
+            else observe_pod(
+                cluster, pod.pod, pod.workload, now, breakglass_max=self._breakglass_max
+            )
         )
         async with self._sessions() as repos:
             current = await repos.inventory.open_rows(cluster, pod.namespace, pod.name)
@@ -71,7 +88,7 @@ class InventoryUpdater:
         pod is known already (a watcher was quicker): a watcher confirms or corrects them
         when it sees the pod, and its relist closes them if the pod never came to be."""
         now = self._clock()
-        observed = observe_admitted_pod(cluster, pod, now)
+        observed = observe_admitted_pod(cluster, pod, now, breakglass_max=self._breakglass_max)
         if not observed:
             return InventoryChanges()
         first = observed[0]

@@ -43,6 +43,9 @@ from chainproof.services.judge.resources import JudgeResources
 from chainproof.services.scribe.changes import ChangeFeed
 
 log = structlog.get_logger("chainproof.judge")
+#: evaluate_all: images per evidence read, and reads at once.
+_CHUNK = 8
+_PARALLEL_READS = 4
 T = TypeVar("T")
 
 
@@ -182,6 +185,106 @@ class Judge:
             images=found, attestors=dict(config.attestors), unusable_attestors=config.unusable
         )
         return evaluate(config.policy, request, evidence, now)
+
+    async def evaluate_all(
+        self,
+        project: str,
+        requests: Sequence[AdmissionRequest],
+        *,
+        now: datetime | None = None,
+    ) -> tuple[list[Decision], dict[str, ImageEvidence]]:
+        """Judge several requests of one project at one time, as :meth:`evaluate` judges
+        each, reading each image's evidence once for all of them (what each image's rules
+        read beyond the scribe, merged); also returns that evidence by canonical image.
+        For callers that judge many workloads at once (reverse impact); no cache is read or
+        filled."""
+        parse_project_name(f"projects/{project}")
+        now = now or self._clock()
+        config = await self._config(project, now)
+        if config.policy is None:
+            return [no_policy_decision(project, r, now) for r in requests], {}
+        merged: dict[str, EvidenceNeeds] = {}
+        images: dict[str, ImageReference] = {}
+        for request in requests:
+            for image in _parse_all(request.images):
+                if not image.digest:
+                    continue
+                need = _needs(config, request, image)
+                have = merged.get(image.canonical)
+                merged[image.canonical] = (
+                    need
+                    if have is None
+                    else EvidenceNeeds(
+                        have.registry | need.registry, have.every_platform | need.every_platform
+                    )
+                )
+                images.setdefault(image.canonical, image)
+        found: dict[str, ImageEvidence] = {}
+        gate = asyncio.Semaphore(_PARALLEL_READS)
+
+        async def read(chunk: list[ImageReference]) -> None:
+            # Each chunk in a session of its own, a few at once: the reads are round trips.
+            async with gate:
+                gathered = await self.gatherer.gather(
+                    chunk, config.attestors, (project,), now, needs=merged
+                )
+            found.update((i.canonical, gathered.for_image(i)) for i in chunk)
+
+        unique = list(images.values())
+        await asyncio.gather(*(read(unique[i : i + _CHUNK]) for i in range(0, len(unique), _CHUNK)))
+        evidence = Evidence(
+            images=found, attestors=dict(config.attestors), unusable_attestors=config.unusable
+        )
+        return [evaluate(config.policy, r, evidence, now) for r in requests], found
+
+    async def prefetch(
+        self,
+        project: str,
+        requests: Sequence[AdmissionRequest],
+        *,
+        now: datetime | None = None,
+        chunk: int = 50,
+        concurrency: int = 4,
+    ) -> None:
+        """Read the evidence of every image of ``requests`` into the cache, ``chunk`` images
+        per store session, so that evaluating the requests one by one afterwards reads
+        nothing more (the re-judging worker, judging thousands of pods at once); up to
+        ``concurrency`` chunks are read at once, each in a session of its own. Only
+        meaningful with a cache; each image keeps the needs its own request's rule gives it.
+        Evidence that came back incomplete (a verification budget shared by the chunk) is not
+        kept, so its request reads it again with a budget of its own."""
+        if not self._ttl:
+            return
+        now = now or self._clock()
+        config = await self._config(project, now)
+        if config.policy is None:
+            return
+        projects = (project,)
+        groups: dict[str, tuple[EvidenceNeeds, dict[str, ImageReference]]] = {}
+        for request in requests:
+            for image in _parse_all(request.images):
+                if not image.digest:
+                    continue
+                need = _needs(config, request, image)
+                key = (config.fingerprint, *projects, image.canonical, need.key)
+                if self._usable_evidence(key, image, now) is not None or key in self._inflight:
+                    continue
+                groups.setdefault(need.key, (need, {}))[1].setdefault(image.canonical, image)
+        parts: list[tuple[EvidenceNeeds, list[ImageReference]]] = []
+        step = max(chunk, 1)
+        for need, images in groups.values():
+            todo = list(images.values())
+            parts += [(need, todo[i : i + step]) for i in range(0, len(todo), step)]
+        # A few chunks at a time, each in its own session: their round trips overlap.
+        gate = asyncio.Semaphore(max(concurrency, 1))
+
+        async def one(need: EvidenceNeeds, part: list[ImageReference]) -> None:
+            async with gate:
+                await self._gather_once(
+                    config, projects, part, now, {i.canonical: need for i in part}
+                )
+
+        await asyncio.gather(*(one(need, part) for need, part in parts))
 
     # ----------------------------------------------------------------- configuration
 

@@ -36,6 +36,7 @@ from chainproof.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PayloadTooLarge,
 )
 from chainproof.policy.attestors import Attestor, AttestorPublicKey, parse_attestor
 from chainproof.policy.binauthz import Policy, parse_policy
@@ -159,6 +160,32 @@ class JudgeResources:
             policy = parse_policy(record.data)
             attestors, unusable = await _read_attestors(s, policy.referenced_attestors())
             return JudgeConfig(policy, attestors, unusable)
+
+    async def attestors(self, names: frozenset[str]) -> tuple[dict[str, Attestor], dict[str, str]]:
+        """The named attestors that exist (parsed), and those that cannot be read with why."""
+        async with self._store.session(readonly=True) as s:
+            return await _read_attestors(s, names)
+
+    async def project_attestors(
+        self, project: str, limit: int
+    ) -> tuple[dict[str, Attestor], dict[str, str]]:
+        """Every attestor of ``project`` (parsed), and those that cannot be read with why;
+        more than ``limit`` is refused rather than answered in part."""
+        names: list[str] = []
+        after: str | None = None
+        async with self._store.session(readonly=True) as s:
+            while True:
+                batch = await s.documents.page(project, ATTESTORS, after, min(limit + 1, 1000))
+                names += [f"projects/{project}/attestors/{r.doc_id}" for r in batch]
+                if len(names) > limit:
+                    raise PayloadTooLarge(
+                        f"projects/{project} has more than {limit} attestors; chainproof reads "
+                        "at most that many to answer this question"
+                    )
+                if len(batch) < min(limit + 1, 1000):
+                    break
+                after = batch[-1].doc_id
+            return await _read_attestors(s, frozenset(names))
 
     async def list_attestors(
         self,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from chainproof.config import Settings
+from chainproof.config import ClusterSettings, Settings
 from chainproof.domain.delivery import RetryPolicy
 from chainproof.domain.inventory import InventoryChanges, validate_cluster_name
 from chainproof.errors import InvalidArgument
@@ -26,10 +26,22 @@ from chainproof.services.common import utc_now
 from chainproof.services.judge.inventory import InventoryUpdater
 from chainproof.services.judge.leader import LeaderElection
 from chainproof.services.judge.notifier import Notifier
-from chainproof.services.judge.runtime_worker import ClusterWatcher, RuntimeWorker, notify_forever
+from chainproof.services.judge.runtime_worker import (
+    ClusterWatcher,
+    RuntimeWorker,
+    connection_of,
+    notify_forever,
+)
 from chainproof.sinks.port import DeliveryFailed, OutgoingEvent, Sink
+from chainproof.sources.kubernetes.port import PodActions
 from chainproof.store.port import MetadataStore
 from chainproof.store.runtime_port import SubscriptionRecord, runtime_sessions
+
+if TYPE_CHECKING:
+    from chainproof.services.common import Clock
+    from chainproof.services.judge.continuous import ContinuousValidation
+    from chainproof.services.judge.judging import Judge
+    from chainproof.services.judge.resources import JudgeResources
 
 log = structlog.get_logger("chainproof.runtime")
 
@@ -58,8 +70,14 @@ class Runtime:
     notifier: Notifier | None
     internal_sinks: dict[str, Sink] = field(default_factory=dict)
     inventory_listeners: list[InventoryListener] = field(default_factory=list)
+    #: The re-judging worker (services.judge.continuous), when enabled.
+    continuous: ContinuousValidation | None = None
+    clusters: dict[str, ClusterSettings] = field(default_factory=dict)
     _leader: Gauge | None = None
     _deliveries: Counter | None = None
+    _violations: Gauge | None = None
+    _counted: set[tuple[str, str, str]] = field(default_factory=set)
+    _apis: dict[str, Any] = field(default_factory=dict)
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         self._leader = Gauge(
@@ -74,6 +92,43 @@ class Runtime:
             ["result"],
             registry=registry,
         )
+
+        self._violations = Gauge(
+            "chainproof_violations_open",
+            "Open continuous-validation violations, by project, cluster and namespace "
+            "(kept by the leader replica).",
+            ["project", "cluster", "namespace"],
+            registry=registry,
+        )
+
+    def violation_counts(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Set the gauges to the stored counts (labels no longer open drop to 0)."""
+        if self._violations is None:
+            return
+        for gone in self._counted - set(counts):
+            self._violations.labels(*gone).set(0)
+        for labels, value in counts.items():
+            self._violations.labels(*labels).set(value)
+        self._counted |= set(counts)
+
+    async def pod_actions(self, cluster: str) -> PodActions | None:
+        """Events, annotations, evictions on one configured cluster's pods (None when the
+        cluster is not configured: chainproof cannot reach it)."""
+        settings = self.clusters.get(cluster)
+        if settings is None:
+            return None
+        from chainproof.sources.kubernetes.actions import KubernetesPodActions
+        from chainproof.sources.kubernetes.client import api_client
+
+        api = self._apis.get(cluster)
+        if api is None:
+            api = self._apis[cluster] = await api_client(connection_of(settings))
+        return KubernetesPodActions(api)
+
+    async def close(self) -> None:
+        apis, self._apis = self._apis, {}
+        for api in apis.values():
+            await api.close()
 
     def leadership_changed(self, leader: bool) -> None:
         if self._leader is not None:
@@ -118,6 +173,21 @@ def admission_cluster(settings: Settings) -> str | None:
             cluster=name,
         )
         return None
+
+
+def project_clusters(settings: Settings, project: str) -> tuple[str, ...]:
+    """The inventory clusters whose workloads belong to ``project``: each configured cluster
+    whose ``project`` (default ``admission.project``) it is, and the admission webhook's
+    cluster for the admission project. Empty when none is: a caller must then show nothing,
+    never every cluster."""
+    default = settings.admission.project
+    names = [c.name for c in settings.runtime.clusters if (c.project or default) == project]
+    if project == default:
+        admitted = admission_cluster(settings)
+        claimed = {c.name for c in settings.runtime.clusters if (c.project or default) != project}
+        if admitted is not None and admitted not in claimed:
+            names.append(admitted)
+    return tuple(dict.fromkeys(names))
 
 
 def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:
@@ -166,8 +236,14 @@ def build_runtime(settings: Settings, store: MetadataStore) -> Runtime:
     async def tell(cluster: str, changes: InventoryChanges) -> None:
         await holder[0].tell(cluster, changes)
 
-    updater = InventoryUpdater(sessions, utc_now, on_changes=tell)
+    updater = InventoryUpdater(
+        sessions,
+        utc_now,
+        on_changes=tell,
+        breakglass_max=timedelta(hours=settings.admission.breakglass_max_hours),
+    )
     runtime = Runtime(RuntimeWorker(election), updater, [], None)
+    runtime.clusters = {c.name: c for c in settings.runtime.clusters}
     holder.append(runtime)
     n = settings.notifications
     if n.enabled:
@@ -193,3 +269,60 @@ def build_runtime(settings: Settings, store: MetadataStore) -> Runtime:
         runtime.watchers.append(watcher)
         runtime.worker.add_task(f"watcher {cluster.name}", watcher.run)
     return runtime
+
+
+def cluster_projects(settings: Settings) -> dict[str, str]:
+    """Each known cluster's project: the configured ones' ``project`` (default
+    admission.project), and the admission webhook's cluster, which is admission.project's."""
+    from chainproof.domain.names import validate_project_id
+
+    default = settings.admission.project
+    projects: dict[str, str] = {}
+    admitted = admission_cluster(settings)
+    if admitted is not None:
+        projects[admitted] = default
+    for c in settings.runtime.clusters:
+        projects[c.name] = validate_project_id(
+            c.project or default, field=f"runtime.clusters[{c.name}].project"
+        )
+    return projects
+
+
+def add_continuous_validation(
+    runtime: Runtime,
+    settings: Settings,
+    store: MetadataStore,
+    resources: JudgeResources,
+    new_judge: Callable[[datetime], Judge],
+    clock: Clock,
+) -> ContinuousValidation | None:
+    """The re-judging worker, as a leader task hearing inventory changes (when enabled)."""
+    from chainproof.services.judge.continuous import ContinuousOptions, ContinuousValidation
+
+    cv = settings.runtime.continuous_validation
+    if not cv.enabled:
+        return None
+    options = ContinuousOptions(
+        breakglass_enabled=settings.admission.breakglass_enabled,
+        batch_events=cv.batch_events,
+        poll_seconds=cv.poll_seconds,
+        sweep_every=timedelta(hours=cv.sweep_hours) if cv.sweep_hours else None,
+        kubernetes_events=cv.kubernetes_events,
+        annotate_pods=cv.annotate_pods,
+        evict_namespaces=frozenset(cv.evict_namespaces),
+    )
+    continuous = ContinuousValidation(
+        store,
+        resources,
+        new_judge,
+        clock,
+        cluster_projects=cluster_projects(settings),
+        default_project=settings.admission.project,
+        options=options,
+        actions_for=runtime.pod_actions,
+        on_counts=runtime.violation_counts,
+    )
+    runtime.continuous = continuous
+    runtime.worker.add_task("re-judging", continuous.run)
+    runtime.inventory_listeners.append(continuous.inventory_changed)
+    return continuous

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,6 +25,9 @@ from chainproof.services.common import utc_now
 from chainproof.services.judge.inventory import InventoryUpdater
 from chainproof.services.judge.leader import LeaderElection
 from chainproof.services.judge.notifier import Notifier
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is configured
+    from chainproof.sources.kubernetes.client import ClusterConnection
 
 log = structlog.get_logger("chainproof.runtime")
 
@@ -69,20 +73,11 @@ class ClusterWatcher:
     feed: object | None = field(default=None, repr=False)
 
     async def run(self) -> None:
-        from chainproof.sources.kubernetes.client import ClusterConnection, api_client
+        from chainproof.sources.kubernetes.client import api_client
         from chainproof.sources.kubernetes.feed import KubernetesPodFeed
 
         c = self.cluster
-        conn = ClusterConnection(
-            c.name,
-            in_cluster=c.in_cluster,
-            kubeconfig=c.kubeconfig,
-            context=c.context,
-            url=c.url,
-            token=_read_token(c.token_file) if c.token_file else None,
-            ca_file=c.ca_file,
-        )
-        api = await api_client(conn)
+        api = await api_client(connection_of(c))
         try:
             feed = KubernetesPodFeed(c.name, api, watch_timeout_s=self.watch_timeout_s)
             self.feed = feed
@@ -102,6 +97,21 @@ class ClusterWatcher:
                 log.info(
                     "closed admitted pods no watcher saw", cluster=self.cluster.name, rows=closed
                 )
+
+
+def connection_of(c: ClusterSettings) -> ClusterConnection:
+    """How to reach a configured cluster (the token read from its file now)."""
+    from chainproof.sources.kubernetes.client import ClusterConnection
+
+    return ClusterConnection(
+        c.name,
+        in_cluster=c.in_cluster,
+        kubeconfig=c.kubeconfig,
+        context=c.context,
+        url=c.url,
+        token=_read_token(c.token_file) if c.token_file else None,
+        ca_file=c.ca_file,
+    )
 
 
 def _read_token(path: Path) -> str:

@@ -834,9 +834,7 @@ def _note_events(records: Sequence[NoteRecord], now: datetime) -> list[Any]:
 def _occurrence_events(
     kind: EventType, records: Sequence[OccurrenceRecord], now: datetime
 ) -> list[Any]:
-    return outbox.occurrence_events(
-        kind, ((r.project, r.occurrence_id, r.kind) for r in records), now
-    )
+    return outbox.occurrence_events(kind, records, now)
 
 
 def _set_kind(msg: Any, kind: str) -> None:

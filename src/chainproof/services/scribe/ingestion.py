@@ -284,7 +284,7 @@ class IngestService:
                         s,
                         outbox.occurrence_events(
                             EventType.OCCURRENCE_CREATED,
-                            ((r.project, r.occurrence_id, r.kind) for r in att.records),
+                            att.records,
                             now,
                         ),
                     )
@@ -335,7 +335,7 @@ class IngestService:
                 outbox.note_events(((r.project, r.note_id, r.kind) for r in plan.notes), now)
                 + outbox.occurrence_events(
                     EventType.OCCURRENCE_CREATED,
-                    ((r.project, r.occurrence_id, r.kind) for r in plan.occurrences),
+                    plan.occurrences,
                     now,
                 ),
             )
@@ -466,12 +466,12 @@ class IngestService:
         new = conv.scan.scanned_at
         if before and new is not None and new < parse_rfc3339(before):
             return 0, False
-        removed: list[tuple[str, str, str]] = []
+        removed: list[OccurrenceRecord] = []
         for occurrence_id in prior.data.get("occurrences") or []:
             # Read first: the deletion's event names the occurrence's kind.
             current = await s.occurrences.get(project, str(occurrence_id))
             if current is not None and await s.occurrences.delete(project, str(occurrence_id)):
-                removed.append((project, current.occurrence_id, current.kind))
+                removed.append(current)
         await outbox.append(
             s, outbox.occurrence_events(EventType.OCCURRENCE_DELETED, removed, self._clock())
         )
@@ -610,7 +610,7 @@ class IngestService:
                         s,
                         outbox.occurrence_events(
                             EventType.OCCURRENCE_UPDATED,
-                            [(record.project, record.occurrence_id, record.kind)],
+                            [record],
                             now,
                         ),
                     )

@@ -18,6 +18,8 @@ from chainproof.store.judge import (
     DecisionRepository,
     DocumentRecord,
     DocumentRepository,
+    RecordedAdmission,
+    recorded_admission,
 )
 from chainproof.store.sql.schema import decision_images, decisions, documents
 from chainproof.store.sql.summaries import SqlImageSummaries
@@ -61,6 +63,23 @@ def _document_row(record: DocumentRecord) -> dict[str, Any]:
         "create_time": record.create_time,
         "update_time": record.update_time,
     }
+
+
+_ADMISSION_SELECT = sa.select(
+    decisions.c.decision_id,
+    decisions.c.time,
+    decisions.c.outcome,
+    decisions.c.namespace,
+    decisions.c.data["requestImages"].label("request_images"),
+    decisions.c.data["cluster"].as_string().label("cluster"),
+    decisions.c.data["serviceAccount"].as_string().label("service_account"),
+    decisions.c.data["workload"].as_string().label("workload"),
+    decisions.c.data["dryRun"].as_boolean().label("dry_run"),
+)
+
+
+def _placeholder(row: Row) -> RecordedAdmission:
+    return RecordedAdmission(row.decision_id, row.time, row.outcome, "", "", "", "", ())
 
 
 def _document(row: Row) -> DocumentRecord:
@@ -193,7 +212,47 @@ class SqlDecisions(DecisionRepository):
     async def _page(
         self, query: DecisionQuery, after: str | None, limit: int
     ) -> list[DecisionRecord]:
-        stmt = _DECISION_SELECT.where(decisions.c.project == query.project)
+        stmt = self._query(_DECISION_SELECT, query, after, limit)
+        return [_decision(row) for row in await self._c.execute(stmt)]
+
+    async def _admissions(
+        self, query: DecisionQuery, after: str | None, limit: int
+    ) -> list[RecordedAdmission]:
+        # Only what a replay reads: the record's few request fields, not the explained
+        # decision (which is most of its size). Records older than ``requestImages`` carry
+        # their images in the decision only; those rows are read whole.
+        stmt = self._query(_ADMISSION_SELECT, query, after, limit)
+        out: list[RecordedAdmission] = []
+        old: list[str] = []
+        for row in await self._c.execute(stmt):
+            if row.request_images is None:
+                old.append(row.decision_id)
+                out.append(_placeholder(row))
+                continue
+            out.append(
+                RecordedAdmission(
+                    decision_id=row.decision_id,
+                    time=row.time,
+                    outcome=row.outcome,
+                    cluster=row.cluster or "",
+                    namespace=row.namespace,
+                    service_account=row.service_account or "",
+                    workload=row.workload or "",
+                    images=tuple(str(i) for i in row.request_images if isinstance(i, str) and i),
+                    dry_run=bool(row.dry_run),
+                )
+            )
+        if old:
+            whole = _DECISION_SELECT.where(decisions.c.decision_id.in_(old))
+            rows = await self._c.execute(whole)
+            found = {r.decision_id: recorded_admission(_decision(r)) for r in rows}
+            out = [found.get(a.decision_id, a) for a in out]
+        return out
+
+    def _query(
+        self, select: sa.Select[Any], query: DecisionQuery, after: str | None, limit: int
+    ) -> sa.Select[Any]:
+        stmt = select.where(decisions.c.project == query.project)
         key: sa.ColumnElement[str] = decisions.c.decision_id
         if query.image is not None:
             # Drive the query from decision_images: its (image, decision_id) index yields the
@@ -213,5 +272,4 @@ class SqlDecisions(DecisionRepository):
             stmt = stmt.where(decisions.c.time < query.until)
         if after is not None:
             stmt = stmt.where(key > after)
-        stmt = stmt.order_by(key).limit(limit)
-        return [_decision(row) for row in await self._c.execute(stmt)]
+        return stmt.order_by(key).limit(limit)

@@ -19,10 +19,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from chainproof.domain.events import ChangeEvent, EventType
 from chainproof.domain.inventory import InventoryChanges, RunningContainer
-from chainproof.policy.violations import CheckResult, ImageResult, Violation
+from chainproof.domain.timestamps import parse_rfc3339
+from chainproof.policy.violations import CheckResult, ImageResult, Violation, ViolationAction
 from chainproof.store.runtime_port import (
     DeliveryRecord,
     InventoryQuery,
+    PodKey,
     SubscriptionRecord,
     ViolationQuery,
 )
@@ -64,6 +66,7 @@ _FACTS = (
     "since",
     "until",
     "source",
+    "breakglass_until",
 )
 
 
@@ -94,6 +97,7 @@ def _container(row: _Row) -> RunningContainer:
         since=row.since,
         until=row.until,
         source=row.source,
+        breakglass_until=row.breakglass_until,
     )
 
 
@@ -201,6 +205,27 @@ class SqlInventory:
         found = await self._c.execute(sa.select(sa.func.count()).select_from(workloads))
         return int(found.scalar() or 0)
 
+    async def open_rows_of_pods(self, pods: Sequence[PodKey]) -> list[RunningContainer]:
+        # Three IN lists walk the open-row index (cluster, namespace, pod, container) on both
+        # databases; the exact keys are kept here (a row-value IN list is not indexed alike).
+        rows: list[RunningContainer] = []
+        for chunk in _chunks(list(dict.fromkeys(pods))):
+            wanted = set(chunk)
+            stmt = (
+                sa.select(inventory)
+                .where(
+                    _OPEN,
+                    inventory.c.cluster.in_(sorted({k[0] for k in chunk})),
+                    inventory.c.namespace.in_(sorted({k[1] for k in chunk})),
+                    inventory.c.pod.in_(sorted({k[2] for k in chunk})),
+                )
+                .order_by(inventory.c.row_id)
+            )
+            for row in await self._c.execute(stmt):
+                if (row.cluster, row.namespace, row.pod) in wanted:
+                    rows.append(_container(row))
+        return rows
+
     async def get_checkpoint(self, cluster: str) -> str | None:
         stmt = sa.select(inventory_checkpoints.c.resource_version).where(
             inventory_checkpoints.c.cluster == cluster
@@ -235,7 +260,9 @@ def _event(row: _Row) -> ChangeEvent:
 
 
 #: The columns an append writes, in the order of its tuples.
-_OUTBOX_WRITE = ("event_id", "project", "type", "subject", "time", "data", "routed")
+_OUTBOX_WRITE = (
+    "event_id", "project", "type", "subject", "time", "data", "routed", "judged"
+)  # fmt: skip
 
 
 class SqlOutbox:
@@ -247,9 +274,19 @@ class SqlOutbox:
         if not events:
             return
         # The database numbers them (the sequence column), in insertion order. An ingest
-        # appends one per note and occurrence: the bulk path, in this transaction.
+        # appends one per note and occurrence: the bulk path, in this transaction. Only
+        # changes that can alter a verdict wait for the re-judging worker (judged=False).
         rows = [
-            (e.event_id, e.project, e.type.value, e.subject, e.time, dump_json(dict(e.data)), False)
+            (
+                e.event_id,
+                e.project,
+                e.type.value,
+                e.subject,
+                e.time,
+                dump_json(dict(e.data)),
+                False,
+                not e.concerns_judgement,
+            )
             for e in events
         ]
         await bulk.insert_rows(self._c, self._postgres, outbox, _OUTBOX_WRITE, rows)
@@ -264,6 +301,18 @@ class SqlOutbox:
         for chunk in _chunks(list(sequences)):
             await self._c.execute(
                 outbox.update().where(outbox.c.sequence.in_(chunk)).values(routed=True)
+            )
+
+    async def unjudged(self, limit: int) -> list[ChangeEvent]:
+        if limit <= 0:
+            return []
+        stmt = sa.select(outbox).where(~outbox.c.judged).order_by(outbox.c.sequence).limit(limit)
+        return [_event(row) for row in await self._c.execute(stmt)]
+
+    async def mark_judged(self, sequences: Sequence[int]) -> None:
+        for chunk in _chunks(list(sequences)):
+            await self._c.execute(
+                outbox.update().where(outbox.c.sequence.in_(chunk)).values(judged=True)
             )
 
     async def prune(self, before: datetime, limit: int) -> int:
@@ -531,7 +580,30 @@ def _violation(row: _Row) -> Violation:
         opened=row.opened,
         closed=row.closed,
         close_reason=row.close_reason,
+        actions=tuple(
+            ViolationAction(str(a["action"]), parse_rfc3339(str(a["time"])), str(a["result"]))
+            for a in row.actions or ()
+        ),
     )
+
+
+def _violation_row(violation: Violation) -> dict[str, Any]:
+    return {
+        "violation_id": violation.violation_id,
+        "project": violation.project,
+        "cluster": violation.cluster,
+        "namespace": violation.namespace,
+        "pod": violation.pod,
+        "workload_kind": violation.workload_kind,
+        "workload_name": violation.workload_name,
+        "images": [i.to_dict() for i in violation.images],
+        "explanation": violation.explanation,
+        "cause": violation.cause,
+        "opened": violation.opened,
+        "closed": violation.closed,
+        "close_reason": violation.close_reason,
+        "actions": [a.to_dict() for a in violation.actions],
+    }
 
 
 _VIOLATION_OPEN = violations.c.closed.is_(None)
@@ -556,28 +628,40 @@ class SqlViolations:
         row = (await self._c.execute(stmt)).first()
         return None if row is None else _violation(row)
 
+    async def open_for_pods(self, pods: Sequence[PodKey]) -> dict[PodKey, Violation]:
+        found: dict[PodKey, Violation] = {}
+        for chunk in _chunks(list(dict.fromkeys(pods))):
+            wanted = set(chunk)
+            stmt = (
+                sa.select(violations)
+                .where(
+                    _VIOLATION_OPEN,
+                    violations.c.cluster.in_(sorted({k[0] for k in chunk})),
+                    violations.c.namespace.in_(sorted({k[1] for k in chunk})),
+                    violations.c.pod.in_(sorted({k[2] for k in chunk})),
+                )
+                .order_by(violations.c.opened, violations.c.violation_id)
+            )
+            for row in await self._c.execute(stmt):
+                key = (row.cluster, row.namespace, row.pod)
+                if key in wanted:
+                    found.setdefault(key, _violation(row))
+        return found
+
     async def put(self, violation: Violation) -> None:
-        row = {
-            "violation_id": violation.violation_id,
-            "project": violation.project,
-            "cluster": violation.cluster,
-            "namespace": violation.namespace,
-            "pod": violation.pod,
-            "workload_kind": violation.workload_kind,
-            "workload_name": violation.workload_name,
-            "images": [i.to_dict() for i in violation.images],
-            "explanation": violation.explanation,
-            "cause": violation.cause,
-            "opened": violation.opened,
-            "closed": violation.closed,
-            "close_reason": violation.close_reason,
-        }
-        stmt = _insert(violations, self._dialect).values(row)
+        await self.put_many([violation])
+
+    async def put_many(self, violations_: Sequence[Violation]) -> None:
+        if not violations_:
+            return
+        # One compiled upsert, executed for many rows (the driver batches them).
+        rows = [_violation_row(v) for v in violations_]
+        stmt = _insert(violations, self._dialect)
         stmt = stmt.on_conflict_do_update(
             index_elements=[violations.c.violation_id],
-            set_={k: stmt.excluded[k] for k in row if k != "violation_id"},
+            set_={k: stmt.excluded[k] for k in rows[0] if k != "violation_id"},
         )
-        await self._c.execute(stmt)
+        await self._c.execute(stmt, rows)
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         if limit <= 0:
@@ -589,6 +673,14 @@ class SqlViolations:
             stmt = stmt.where(violations.c.cluster.in_(query.clusters))
         if query.namespace is not None:
             stmt = stmt.where(violations.c.namespace == query.namespace)
+        if query.after is not None:
+            opened, vid = query.after
+            stmt = stmt.where(
+                sa.or_(
+                    violations.c.opened < opened,
+                    sa.and_(violations.c.opened == opened, violations.c.violation_id < vid),
+                )
+            )
         stmt = stmt.order_by(violations.c.opened.desc(), violations.c.violation_id.desc())
         return [_violation(row) for row in await self._c.execute(stmt.limit(limit))]
 

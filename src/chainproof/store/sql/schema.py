@@ -113,6 +113,25 @@ occurrences = sa.Table(
         "ix_occurrences_note_resource", "note_project", "note_id", "resource", "occurrence_id"
     ),
     sa.Index("ix_occurrences_kind", "project", "kind", "occurrence_id"),
+    # Reverse impact (migration 0007): findings by vulnerability ID, and (PostgreSQL) by alias.
+    sa.Index(
+        "ix_occurrences_vulnerability_id",
+        "project",
+        sa.text("upper(note_id)"),
+        "resource",
+        postgresql_where=sa.text("kind = 'VULNERABILITY'"),
+        sqlite_where=sa.text("kind = 'VULNERABILITY'"),
+    ),
+    sa.Index(
+        "ix_occurrences_vulnerability_aliases",
+        # As PostgreSQL spells the expression back (migration 0007 writes the same one).
+        sa.text(
+            "string_to_array(upper(\"substring\"(((data -> 'vulnerability'::text) ->> "
+            "'extraDetails'::text), 'aliases=([^;]*)'::text)), ','::text)"
+        ),
+        postgresql_using="gin",
+        postgresql_where=sa.text("kind = 'VULNERABILITY'"),
+    ).ddl_if(dialect="postgresql"),
 )
 
 meta = sa.Table(
@@ -240,6 +259,8 @@ inventory = sa.Table(
     sa.Column("since", Time, nullable=False),
     sa.Column("until", Time, nullable=True),
     sa.Column("source", Key, nullable=False),
+    # Migration 0006: the pod's breakglass window (domain.breakglass).
+    sa.Column("breakglass_until", Time, nullable=True),
     sa.Index(
         "uq_inventory_open",
         "cluster",
@@ -273,11 +294,19 @@ outbox = sa.Table(
     sa.Column("time", Time, nullable=False),
     sa.Column("data", Document, nullable=False),
     sa.Column("routed", sa.Boolean(), nullable=False),
+    # Migration 0006: read by the re-judging worker (services/judge/continuous.py).
+    sa.Column("judged", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index(
         "ix_outbox_unrouted",
         "sequence",
         postgresql_where=sa.text("NOT routed"),
         sqlite_where=sa.text("NOT routed"),
+    ),
+    sa.Index(
+        "ix_outbox_unjudged",
+        "sequence",
+        postgresql_where=sa.text("NOT judged"),
+        sqlite_where=sa.text("NOT judged"),
     ),
     sqlite_autoincrement=True,
 )
@@ -339,6 +368,8 @@ violations = sa.Table(
     sa.Column("opened", Time, nullable=False),
     sa.Column("closed", Time, nullable=True),
     sa.Column("close_reason", sa.Text(), nullable=False),
+    # Migration 0006: what was done about it (events, annotations, evictions).
+    sa.Column("actions", Document, nullable=False, server_default=sa.text("'[]'")),
     sa.Index(
         "ix_violations_open_pod",
         "cluster",

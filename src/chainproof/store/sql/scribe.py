@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from chainproof.domain.filters import Expr
@@ -503,6 +504,60 @@ class SqlOccurrences(OccurrenceRepository):
             # The union's order is the database's to choose; each slice's is by ID.
             rows.sort(key=lambda r: r.occurrence_id)
         return SlicesRead(tuple(answers), notes_found)
+
+    async def _vulnerable_resources(
+        self, project: str, ids: Sequence[str], after: str | None, limit: int
+    ) -> list[str]:
+        c = occurrences.c
+        stmt = (
+            sa.select(c.resource)
+            .distinct()
+            .where(c.project == project, c.kind == "VULNERABILITY")
+            .where(sa.or_(sa.func.upper(c.note_id).in_(list(ids)), self._names_alias(ids)))
+        )
+        if after is not None:
+            stmt = stmt.where(c.resource > after)
+        stmt = stmt.order_by(c.resource).limit(limit)
+        return list((await self._c.execute(stmt)).scalars())
+
+    def _names_alias(self, ids: Sequence[str]) -> sa.ColumnElement[bool]:
+        if self._tx.postgres:
+            # The very expression of ix_occurrences_vulnerability_aliases (migration 0007),
+            # so that the GIN index answers the overlap.
+            return _ALIASES.op("&&")(sa.bindparam("alias_ids", list(ids), type_=_TEXT_ARRAY))
+        # SQLite: every ``key=value`` item becomes a comma-separated token, the aliases' bare;
+        # an ID then matches one token exactly.
+        tokens: sa.ColumnClause[str] = sa.literal_column(
+            "',' || upper(replace(replace(coalesce(json_extract(data, "
+            "'$.vulnerability.extraDetails'), ''), ';', ','), 'aliases=', '')) || ','"
+        )
+        return sa.or_(*(tokens.like(f"%,{_like_escaped(i)},%", escape="\\") for i in ids))
+
+    async def _note_resources(
+        self, project: str, note_project: str, note_id: str, after: str | None, limit: int
+    ) -> list[str]:
+        c = occurrences.c
+        stmt = (
+            sa.select(c.resource)
+            .distinct()
+            .where(c.note_project == note_project, c.note_id == note_id, c.project == project)
+        )
+        if after is not None:
+            stmt = stmt.where(c.resource > after)
+        stmt = stmt.order_by(c.resource).limit(limit)
+        return list((await self._c.execute(stmt)).scalars())
+
+
+#: A VULNERABILITY occurrence's aliases, upper case, as PostgreSQL indexes them.
+_ALIASES: sa.ColumnClause[Any] = sa.literal_column(
+    "string_to_array(upper(substring(data->'vulnerability'->>'extraDetails' "
+    "from 'aliases=([^;]*)')), ',')"
+)
+_TEXT_ARRAY = postgresql.ARRAY(sa.Text())
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SqlMeta(MetaRepository):
