@@ -177,3 +177,26 @@ def test_dsse_envelope_binds_its_own_subject(client: TestClient) -> None:
     assert body["resourceUri"].startswith("ttl.sh/b46737a24c11fd47c240f357a558be31/example-sample@")
     assert body["created"] == {"BUILD": 1}
     assert any("not verified" in w for w in body["warnings"])
+
+
+def test_a_package_query_past_its_bound_is_refused_not_cut_short() -> None:
+    """ "Which images contain package X" reads every PACKAGE occurrence of the project; past
+    its bound it answers 413 naming the bound, never a list built from the first ones."""
+    from chainproof.services.scribe.ingestion import IngestService
+
+    app = build_app(load_settings(grpc_enabled=False), MemoryStore())
+    with TestClient(app, raise_server_exceptions=False) as c:
+        sbom = (FIXTURES / "sbom/alpine-cyclonedx.json").read_bytes()
+        assert ingest(c, sbom, resourceUri=IMAGE).json()["created"]["PACKAGE"] == 14
+        previous = (IngestService.max_listed, IngestService.list_page)
+        IngestService.max_listed, IngestService.list_page = 10, 4
+        try:
+            r = c.get("/v1/projects/prod/packages/images", params={"purl": "pkg:alpine/musl"})
+            assert r.status_code == 413, r.text
+            assert "more than 10 PACKAGE occurrences" in r.json()["error"]["message"]
+            r = c.get("/v1/projects/prod/images/packages", params={"image": IMAGE})
+            assert r.status_code == 413 and "about registry.example" in r.text
+        finally:
+            IngestService.max_listed, IngestService.list_page = previous
+        found = c.get("/v1/projects/prod/packages/images", params={"purl": "pkg:alpine/musl"})
+        assert [i["image"] for i in found.json()["images"]] == [IMAGE]

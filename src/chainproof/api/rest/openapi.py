@@ -34,8 +34,8 @@ _STATUS_TEXT: dict[int, str] = {
     403: "the caller lacks the permission (PERMISSION_DENIED)",
     404: "the resource does not exist (NOT_FOUND)",
     409: "it exists already (ALREADY_EXISTS)",
-    413: "the body is over the size limit, or a listed item is larger than a whole page "
-    "(RESOURCE_EXHAUSTED)",
+    413: "the body is over the size limit, a listed item is larger than a whole page, or an "
+    "answer would exceed its bound (RESOURCE_EXHAUSTED): the message names the bound",
     503: "the database cannot be reached (UNAVAILABLE): retry",
 }
 _ALWAYS = (400, 401, 403, 503)
@@ -189,9 +189,9 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", _V1 + "/documents/{digest}"): Operation(
         {"type": "string"}, errors=(404,), ok_media="*/*"
     ),
-    ("GET", _V1 + "/images/packages"): Operation(ref("ImagePackages")),
+    ("GET", _V1 + "/images/packages"): Operation(ref("ImagePackages"), errors=(413,)),
     ("GET", _V1 + "/images/vulnerabilities"): Operation(ref("ImageFindings")),
-    ("GET", _V1 + "/packages/images"): Operation(ref("PackageImages")),
+    ("GET", _V1 + "/packages/images"): Operation(ref("PackageImages"), errors=(413,)),
     ("GET", _V1 + "/registryEvidence"): Operation(ref("ImageRegistrySources")),
     ("GET", _V1 + "/registryEvidence/{occurrence_id}"): Operation(
         ref("RegistrySource"), errors=(404,)

@@ -52,7 +52,7 @@ from chainproof.domain.messages import (
 )
 from chainproof.domain.names import parse_attestor_name, parse_project_name
 from chainproof.domain.timestamps import parse_rfc3339, rfc3339
-from chainproof.errors import InvalidArgument, NotFound
+from chainproof.errors import InvalidArgument, NotFound, PayloadTooLarge
 from chainproof.ingest import Conversion, IngestContext, VexScope, convert, parse_format
 from chainproof.ingest.facts import purl_of_package
 from chainproof.ingest.purls import BadPurl, canonical_purl, purl_matches, purl_or_none
@@ -191,6 +191,10 @@ def _key(*parts: str) -> str:
 
 class IngestService:
     """Turns documents into stored Grafeas facts, and answers questions about them."""
+
+    #: The most occurrences a query answer is built from; past it the query is refused.
+    max_listed: int = 100_000
+    list_page: int = 1000
 
     def __init__(
         self,
@@ -662,6 +666,9 @@ class IngestService:
         return [out[k] for k in sorted(out)]
 
     async def _list(self, project: str, kind: str, resource: str | None) -> list[OccurrenceRecord]:
+        """Every ``kind`` occurrence of the project (of one resource when given). More than
+        :data:`MAX_LISTED` is refused, naming the bound: an answer built from the first
+        ones would silently leave images or packages out."""
         where: Any = Compare(FilterColumn.KIND, kind)
         if resource is not None:
             where = And((where, Compare(FilterColumn.RESOURCE, resource)))
@@ -669,9 +676,17 @@ class IngestService:
         after: str | None = None
         async with self._store.session(readonly=True) as s:
             while True:
-                batch = await s.occurrences.page(project, where, after, 1000)
+                batch = await s.occurrences.page(project, where, after, self.list_page)
                 rows.extend(batch)
-                if len(batch) < 1000 or len(rows) >= 100_000:
+                if len(rows) > self.max_listed:
+                    scope = f"about {resource}" if resource is not None else "in the project"
+                    raise PayloadTooLarge(
+                        f"more than {self.max_listed} {kind} occurrences are stored {scope} "
+                        f"in projects/{project}; this answer would leave some out. Narrow the "
+                        "question (one image: GET …/images/packages?resourceUri=…), or use "
+                        "reverse impact (GET …/impact?purl=…), which pages"
+                    )
+                if len(batch) < self.list_page:
                     break
                 after = batch[-1].occurrence_id
         return rows
