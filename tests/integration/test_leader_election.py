@@ -51,12 +51,12 @@ def terminate(url: str, pid: int) -> None:
 
 
 class Replica:
-    def __init__(self, name: str, store: SqlStore) -> None:
+    def __init__(self, name: str, store: SqlStore, retry_s: float = 0.05) -> None:
         self.name = name
         self.store = store
         lock = create_leader_lock(store)
         assert isinstance(lock, PgAdvisoryLeaderLock)
-        self.election = LeaderElection(lock, retry_s=0.05, check_s=0.05)
+        self.election = LeaderElection(lock, retry_s=retry_s, check_s=0.05)
         self.working = False
         self.runs = 0
         self.task: asyncio.Task[None] | None = None
@@ -87,7 +87,9 @@ async def test_one_leader_and_the_follower_takes_over_when_it_dies(pg_database_u
         assert isinstance(store, SqlStore)
         await store.open()
         stores.append(store)
-    a, b = Replica("a", stores[0]), Replica("b", stores[1])
+    # The first replica retries slowly, so that once its session is killed the follower is
+    # the one to take over (either may win; the test wants to watch a hand-over).
+    a, b = Replica("a", stores[0], retry_s=1.0), Replica("b", stores[1])
     a.start()
     await until(lambda: a.working, "the first replica to lead")
     b.start()
@@ -103,6 +105,8 @@ async def test_one_leader_and_the_follower_takes_over_when_it_dies(pg_database_u
     terminate(pg_database_url, leader_pid)
     await until(lambda: b.working, "the follower to take over")
     await until(lambda: not a.working, "the old leader to stop its work")
+    # A terminated backend can linger in pg_locks for a moment while it exits.
+    await until(lambda: leader_pid not in holders(pg_database_url), "the old session to end")
     [new_pid] = holders(pg_database_url)
     assert new_pid != leader_pid
     assert a.election.terms == 1 and b.election.terms == 1
