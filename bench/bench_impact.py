@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from scratch_db import scratch_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -54,7 +55,6 @@ from chainproof.services.judge.impact import ImpactQuery
 from chainproof.services.scribe.grafeas import new_occurrence_id
 from chainproof.store.sql.store import SqlStore
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROJECT = "prod"
 TARGET_CVE = "CVE-2099-0001"
 TARGET_GHSA = "GHSA-bench-0000-0001"
@@ -246,8 +246,7 @@ _FLOOR_FINDINGS = (
 _FLOOR_ROWS = "SELECT * FROM inventory WHERE until IS NULL AND cluster = 'prod' AND image = ANY(%s)"
 
 
-async def main_async(args: argparse.Namespace, db: str) -> None:
-    pg = f"postgresql://postgres@127.0.0.1:5432/{db}"
+async def main_async(args: argparse.Namespace, pg: str) -> None:
     store = SqlStore.from_url(pg)
     await store.open()
     settings = load_settings(
@@ -356,17 +355,8 @@ def main() -> None:
     ap.add_argument("--skip-replay", action="store_true", help="time impact only")
     ap.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     args = ap.parse_args()
-    db = f"chainproof_impact_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    try:
-        asyncio.run(main_async(args, db))
-    finally:
-        if args.keep:
-            print(f"kept database {db}")
-        else:
-            with psycopg.connect(ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    with scratch_database("chainproof_impact", keep=args.keep) as pg:
+        asyncio.run(main_async(args, pg))
 
 
 if __name__ == "__main__":

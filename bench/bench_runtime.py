@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from scratch_db import scratch_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -56,7 +57,6 @@ from chainproof.store.runtime_port import ViolationQuery
 from chainproof.store.sql.store import SqlStore
 from unit.services.judge_fixtures import System
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEMPLATE = "registry.example.com/template/app@sha256:" + "f" * 64
 BACKGROUND = 3
 OCC_COLUMNS = (
@@ -208,8 +208,7 @@ async def evaluation_floor(
     return time.perf_counter() - began
 
 
-async def run(args: argparse.Namespace, db: str) -> None:
-    pg = f"postgresql://postgres@127.0.0.1:5432/{db}"
+async def run(args: argparse.Namespace, pg: str) -> None:
     store = SqlStore.from_url(pg)
     await store.open()
     try:
@@ -298,17 +297,8 @@ def main() -> None:
     ap.add_argument("--touched", type=int, default=1_000, help="images the new findings touch")
     ap.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     args = ap.parse_args()
-    db = f"chainproof_runtime_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    try:
-        asyncio.run(run(args, db))
-    finally:
-        if args.keep:
-            print(f"kept database {db}")
-        else:
-            with psycopg.connect(ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    with scratch_database("chainproof_runtime", keep=args.keep) as pg:
+        asyncio.run(run(args, pg))
 
 
 if __name__ == "__main__":
