@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import structlog
 
 from chainproof.bootstrap import serve
 from chainproof.config import Settings, TLSSettings, load_settings
@@ -53,6 +56,11 @@ def live_server(
     **overrides: Any,
 ) -> Iterator[LiveServer]:
     """Serve REST (and gRPC unless ``grpc_enabled=False``) until the block ends."""
+    # The server runs in this process without the logging set-up of `chainproof serve`:
+    # its background workers' lines would go to whatever sys.stdout is at that moment,
+    # which is a CLI runner's captured output while a test invokes the CLI. Send them to the
+    # process's own stderr instead (capfd still sees them).
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
     overrides.setdefault("port", free_port())
     overrides.setdefault("grpc_port", free_port())
     overrides.setdefault("database_url", "memory://")
