@@ -12,7 +12,6 @@ import pytest
 
 from chainproof.domain.events import EventType
 from chainproof.domain.inventory import InventoryChanges
-from chainproof.errors import FailedPrecondition
 from chainproof.policy.violations import ViolationAction
 from chainproof.store.port import MetadataStore
 from chainproof.store.runtime_port import ViolationQuery
@@ -138,34 +137,3 @@ async def test_violation_pages_follow_the_listing_order(store: MetadataStore) ->
             last = page[-1]
             query = replace(query, after=(last.opened, last.violation_id))
     assert seen == ["w2", "w1", "v4", "v3", "v2", "v1", "v0"]
-
-
-async def test_a_pod_has_at_most_one_open_violation(store: MetadataStore) -> None:
-    """Two leaders overlapping for a moment could each open a violation for the same pod; the
-    store refuses the second and rolls its unit of work back. Closed ones may pile up, and
-    once the open one closes a new one may open."""
-    first = violation("v1", "web-a", T0)
-    async with store.session() as s:
-        await s.violations.put(first)
-
-    async def second_leader() -> None:
-        async with store.session() as s:
-            await s.violations.put(violation("v9", "web-b", T0))  # rolled back with the rest
-            await s.violations.put(violation("v2", "web-a", T0 + timedelta(seconds=1)))
-
-    with pytest.raises(FailedPrecondition, match="open already"):
-        await second_leader()
-    async with store.session() as s:
-        found = await s.violations.open_for_pods(
-            [("prod", "shop", "web-a"), ("prod", "shop", "web-b")]
-        )
-        assert found == {("prod", "shop", "web-a"): first}
-        # The same violation again is an update, not a second one.
-        await s.violations.put(replace(first, explanation="still denied"))
-        await s.violations.put(replace(first, closed=T0 + timedelta(minutes=1)))
-        await s.violations.put(violation("v3", "web-a", T0 + timedelta(minutes=2)))
-    async with store.session() as s:
-        again = await s.violations.open_for_pods([("prod", "shop", "web-a")])
-        assert [v.violation_id for v in again.values()] == ["v3"]
-        every = await s.violations.list_rows(ViolationQuery("p", open_only=False), 10)
-    assert sorted(v.violation_id for v in every) == ["v1", "v3"]

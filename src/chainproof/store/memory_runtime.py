@@ -16,7 +16,6 @@ from typing import Any
 
 from chainproof.domain.events import ChangeEvent
 from chainproof.domain.inventory import ContainerKey, InventoryChanges, RunningContainer
-from chainproof.errors import FailedPrecondition
 from chainproof.policy.violations import Violation
 from chainproof.store.runtime_port import (
     DeliveryRecord,
@@ -293,17 +292,6 @@ class _Violations:
         return found
 
     async def put(self, violation: Violation) -> None:
-        if violation.is_open:
-            pod = (violation.cluster, violation.namespace, violation.pod)
-            for other in self._s.violations.values():
-                if (
-                    other.is_open
-                    and other.violation_id != violation.violation_id
-                    and (other.cluster, other.namespace, other.pod) == pod
-                ):
-                    raise FailedPrecondition(
-                        "a violation is open already for one of these pods; judge again to see it"
-                    )
         _put(self._undo, self._s.violations, violation.violation_id, violation)
 
     async def put_many(self, violations: Sequence[Violation]) -> None:

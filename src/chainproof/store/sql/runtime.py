@@ -16,12 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from chainproof.domain.events import ChangeEvent, EventType
 from chainproof.domain.inventory import InventoryChanges, RunningContainer
 from chainproof.domain.timestamps import parse_rfc3339
-from chainproof.errors import FailedPrecondition
 from chainproof.policy.violations import CheckResult, ImageResult, Violation, ViolationAction
 from chainproof.store.runtime_port import (
     DeliveryRecord,
@@ -663,14 +661,7 @@ class SqlViolations:
             index_elements=[violations.c.violation_id],
             set_={k: stmt.excluded[k] for k in rows[0] if k != "violation_id"},
         )
-        try:
-            await self._c.execute(stmt, rows)
-        except IntegrityError as exc:
-            # ix_violations_open_pod: another violation of one of these pods is open already
-            # (a second leader opened it); the unit of work is rolled back.
-            raise FailedPrecondition(
-                "a violation is open already for one of these pods; judge again to see it"
-            ) from exc
+        await self._c.execute(stmt, rows)
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         if limit <= 0:
