@@ -176,18 +176,12 @@ def admission_cluster(settings: Settings) -> str | None:
 
 
 def project_clusters(settings: Settings, project: str) -> tuple[str, ...]:
-    """The inventory clusters whose workloads belong to ``project``: each configured cluster
-    whose ``project`` (default ``admission.project``) it is, and the admission webhook's
-    cluster for the admission project. Empty when none is: a caller must then show nothing,
-    never every cluster."""
-    default = settings.admission.project
-    names = [c.name for c in settings.runtime.clusters if (c.project or default) == project]
-    if project == default:
-        admitted = admission_cluster(settings)
-        claimed = {c.name for c in settings.runtime.clusters if (c.project or default) != project}
-        if admitted is not None and admitted not in claimed:
-            names.append(admitted)
-    return tuple(dict.fromkeys(names))
+    """The inventory clusters whose workloads belong to ``project`` (:func:`cluster_projects`
+    read the other way), configured ones first. Empty when none is: a caller must then show
+    nothing, never every cluster."""
+    owners = cluster_projects(settings)
+    ordered = dict.fromkeys([*(c.name for c in settings.runtime.clusters), *owners])
+    return tuple(name for name in ordered if owners[name] == project)
 
 
 def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:
