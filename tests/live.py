@@ -48,6 +48,62 @@ def _rest_tls(ssl: dict[str, Any] | None) -> TLSSettings:
     )
 
 
+@dataclass
+class _Started:
+    settings: Settings
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop | None = None
+    stop: asyncio.Event | None = None
+    failure: BaseException | None = None
+
+
+def _port_taken(exc: BaseException) -> bool:
+    """Whether a start failed because a listening port was taken meanwhile."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if "the port is taken" in text or "Failed to bind" in text or "in use" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _start(
+    store: MetadataStore | None, ssl: dict[str, Any] | None, overrides: dict[str, Any]
+) -> _Started:
+    """Start one server in a thread; return once it serves or has failed."""
+    settings = load_settings(**overrides)
+    started = threading.Event()
+    result = _Started(settings, threading.Thread(daemon=True))
+
+    async def run() -> None:
+        result.loop = asyncio.get_running_loop()
+        result.stop = asyncio.Event()
+        await serve(
+            settings,
+            store=store,
+            stop=result.stop,
+            on_started=started.set,
+            rest_tls=_rest_tls(ssl),
+        )
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported to the caller
+            result.failure = exc
+        finally:
+            started.set()
+
+    result.thread = threading.Thread(target=thread_main, daemon=True)
+    result.thread.start()
+    if not started.wait(timeout=30):
+        result.failure = RuntimeError("the server did not start within 30 s")
+    elif result.failure is not None:
+        result.thread.join(timeout=5)
+    return result
+
+
 @contextmanager
 def live_server(
     store: MetadataStore | None = None,
@@ -61,39 +117,23 @@ def live_server(
     # which is a CLI runner's captured output while a test invokes the CLI. Send them to the
     # process's own stderr instead (capfd still sees them).
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
-    overrides.setdefault("port", free_port())
-    overrides.setdefault("grpc_port", free_port())
-    overrides.setdefault("database_url", "memory://")
-    overrides.setdefault("log_level", "warning")
-    settings = load_settings(**overrides)
-    started = threading.Event()
-    loop: asyncio.AbstractEventLoop | None = None
-    stop: asyncio.Event | None = None
-    failure: list[BaseException] = []
-
-    async def run() -> None:
-        nonlocal loop, stop
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        await serve(
-            settings, store=store, stop=stop, on_started=started.set, rest_tls=_rest_tls(ssl)
-        )
-
-    def thread_main() -> None:
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # reported to the test below
-            failure.append(exc)
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=thread_main, daemon=True)
-    thread.start()
-    if not started.wait(timeout=30) or failure or not thread.is_alive():
-        thread.join(timeout=5)
-        raise RuntimeError("chainproof test server did not start") from (
-            failure[0] if failure else None
-        )
+    # A port from free_port() is free when asked for, not when bound: another test process
+    # may take it in between. When the test did not choose its ports, a start that failed
+    # for a taken port is tried again on fresh ones; any other failure is reported at once.
+    chosen = "port" in overrides or "grpc_port" in overrides
+    for _attempt in range(1 if chosen else 5):
+        attempt_overrides = dict(overrides)
+        attempt_overrides.setdefault("port", free_port())
+        attempt_overrides.setdefault("grpc_port", free_port())
+        attempt_overrides.setdefault("database_url", "memory://")
+        attempt_overrides.setdefault("log_level", "warning")
+        started_server = _start(store, ssl, attempt_overrides)
+        if started_server.failure is None or not _port_taken(started_server.failure):
+            break
+    if started_server.failure is not None or not started_server.thread.is_alive():
+        started_server.thread.join(timeout=5)
+        raise RuntimeError("chainproof test server did not start") from started_server.failure
+    settings, loop, stop = started_server.settings, started_server.loop, started_server.stop
     scheme = "https" if ssl else "http"
     try:
         yield LiveServer(
@@ -104,4 +144,4 @@ def live_server(
     finally:
         assert loop is not None and stop is not None
         loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=30)
+        started_server.thread.join(timeout=30)
