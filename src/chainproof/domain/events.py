@@ -64,6 +64,8 @@ RESOURCE_KINDS = frozenset(t.resource_kind for t in EventType)
 #: Kinds of change that can alter a verdict; decisions, violations and breakglass events
 #: are the judge's own output.
 JUDGED_KINDS = frozenset({"occurrence", "note", "attestor", "policy"})
+#: The event types of those kinds, worked out once (an ingest asks for 20,000 events).
+_JUDGED_TYPES = frozenset(t for t in EventType if t.resource_kind in JUDGED_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class ChangeEvent:
     def concerns_judgement(self) -> bool:
         """Whether the change can alter a running pod's verdict (evidence, keys, policy):
         only these are left for the re-judging worker to read (``outbox.unjudged``)."""
-        return self.kind in JUDGED_KINDS
+        return self.type in _JUDGED_TYPES
 
 
 def occurrence_notice(name: str, kind: str, now: datetime) -> dict[str, Any]:

@@ -80,6 +80,8 @@ class MemoryImageSummaries(ImageSummaryRepository):
     def __init__(self, state: MemorySummaryState, undo: Undo) -> None:
         self._s, self._undo = state, undo
         self._touched: set[str] = set()
+        #: The members sets this unit of work copied (since its last commit), by resource.
+        self._owned: dict[str, set[tuple[str, str]]] = {}
 
     # ------------------------------------------------------------------ writes (the store's)
 
@@ -93,9 +95,15 @@ class MemoryImageSummaries(ImageSummaryRepository):
             key = (r.project, r.occurrence_id)
             facts = facts_of(r.kind, r.note_project, r.note_id, r.occurrence) if present else None
             _set(self._undo, self._s.facts, key, (r.resource, facts) if facts is not None else None)
-            members = set(self._s.by_resource.get(r.resource, set()))
+            members = self._owned.get(r.resource)
+            if members is None:
+                # Copied once per unit of work and image, then changed in place: the undo
+                # log keeps the set as it was, and an SBOM's 10,000 packages of one image
+                # no longer copy a growing set 10,000 times.
+                members = set(self._s.by_resource.get(r.resource, ()))
+                self._owned[r.resource] = members
+                _set(self._undo, self._s.by_resource, r.resource, members)
             members.add(key) if present else members.discard(key)
-            _set(self._undo, self._s.by_resource, r.resource, members or None)
             self._touched.add(r.resource)
 
     def decisions_written(self, records: Sequence[DecisionRecord]) -> None:
@@ -110,9 +118,14 @@ class MemoryImageSummaries(ImageSummaryRepository):
     def discard(self) -> None:
         """The unit of work rolled back: what it touched is as it was."""
         self._touched.clear()
+        self._owned.clear()
 
     async def flush(self) -> None:
         touched, self._touched = self._touched, set()
+        for resource, members in self._owned.items():
+            if not members:  # the image's last occurrence went: no entry, as before
+                self._s.by_resource.pop(resource, None)
+        self._owned.clear()
         for resource in sorted(touched):
             groups: dict[str, list[FactGroup]] = {}
             for project, occurrence_id in self._s.by_resource.get(resource, ()):

@@ -283,7 +283,7 @@ class SqlOutbox:
                 e.type.value,
                 e.subject,
                 e.time,
-                dump_json(dict(e.data)),
+                dump_json(e.data if type(e.data) is dict else dict(e.data)),
                 False,
                 not e.concerns_judgement,
             )

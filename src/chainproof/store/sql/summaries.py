@@ -175,18 +175,12 @@ class SqlImageSummaries(ImageSummaryRepository):
                 facts.append(fact)
                 terms.extend(its_terms)
                 self._touched.add(r.resource)
-        if self._tx.postgres:
-            await bulk.insert_rows(self._c, True, _F, tuple(FACT_COLUMNS), facts)
-            await bulk.insert_rows(self._c, True, _T, tuple(TERM_COLUMNS), terms)
-            return
-        if facts:
-            await self._c.execute(
-                _F.insert(), [dict(zip(FACT_COLUMNS, f, strict=True)) for f in facts]
-            )
-        if terms:
-            await self._c.execute(
-                _T.insert(), [dict(zip(TERM_COLUMNS, t, strict=True)) for t in terms]
-            )
+        # One driver call per table (COPY on PostgreSQL, the driver's executemany on
+        # SQLite): an SBOM's 10,000 packages make 10,000 facts and 20,000 terms, and
+        # SQLAlchemy's executemany spent more on their parameter dicts than SQLite on the rows.
+        postgres = self._tx.postgres
+        await bulk.insert_rows(self._c, postgres, _F, tuple(FACT_COLUMNS), facts)
+        await bulk.insert_rows(self._c, postgres, _T, tuple(TERM_COLUMNS), terms)
 
     async def removed(self, project: str, occurrence_ids: Sequence[str]) -> None:
         """Occurrences were deleted (or are about to be replaced)."""
