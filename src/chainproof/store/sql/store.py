@@ -47,6 +47,11 @@ from chainproof.errors import Unavailable
 from chainproof.store.port import ChangeChannel, UnitOfWork
 from chainproof.store.sql import migrate
 from chainproof.store.sql.access import SqlAccess
+from chainproof.store.sql.checkpoint import (
+    AUTOCHECKPOINT_PAGES,
+    WAL_SIZE_LIMIT_BYTES,
+    WalCheckpointer,
+)
 from chainproof.store.sql.judge import SqlDecisions, SqlDocuments
 from chainproof.store.sql.notify import PgChangeChannel
 from chainproof.store.sql.runtime import (
@@ -154,6 +159,9 @@ class SqlStore:
         # busy_timeout still covers other processes.
         sqlite = target.dialect is not Dialect.POSTGRESQL
         self._turns: asyncio.Lock | None = asyncio.Lock() if sqlite else None
+        self._checkpointer = (
+            WalCheckpointer(self._engine) if sqlite and not target.in_memory else None
+        )
 
     @classmethod
     def from_url(
@@ -207,6 +215,11 @@ class SqlStore:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 # In WAL mode NORMAL loses no committed data on a crash, only on power loss.
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                # Checkpoints run beside the writers (store/sql/checkpoint.py); this is
+                # only the safety net for when those fall behind.
+                cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES:d}")
+                # A log grown by one large write is cut back to this when next emptied.
+                cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES:d}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -238,7 +251,14 @@ class SqlStore:
             raise self._unavailable(exc) from exc
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self._engine.dispose()
+
+    @property
+    def checkpointer(self) -> WalCheckpointer | None:
+        """A SQLite file's background WAL checkpointer (None for other databases)."""
+        return self._checkpointer
 
     def change_channel(self) -> ChangeChannel | None:
         """PostgreSQL replicas hear each other through LISTEN/NOTIFY; a SQLite file has no
@@ -297,6 +317,8 @@ class SqlStore:
                     if exc.connection_invalidated:
                         raise self._unavailable(exc) from exc
                     raise
+                if self._checkpointer is not None and not readonly:
+                    self._checkpointer.kick()
             finally:
                 await connection.close()
 
