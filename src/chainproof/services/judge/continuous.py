@@ -5,7 +5,9 @@ Owns the re-judging worker the leader runs (ADR 0112):
 * it reads the outbox directly, as a second reader beside the notifier (``unjudged`` /
   ``mark_judged``), and marks a batch of events judged in the same transaction that writes
   the violations they caused, so a crash in between judges the batch again (at least once,
-  and the violation writes are idempotent: a pod's open violation is updated, not doubled);
+  and the violation writes are idempotent: a pod's open violation is updated, not doubled;
+  two leaders overlapping for a moment cannot double it either, the store keeps the first
+  one and this worker drops what it did not write, ADR 0190);
 * each event is resolved to the running pods it can change, never more: an occurrence (or
   every occurrence of a changed note) → the pods running its image, in the clusters of the
   projects whose judgement reads that occurrence's project (the project itself, or one holding
@@ -376,7 +378,18 @@ class ContinuousValidation:
                     closed.append(change.closed)
                 if change.updated:
                     updated.append(change.updated)
-            await s.violations.put_many([*opened, *closed, *updated])
+            refused = await s.violations.put_many([*opened, *closed, *updated])
+            if refused:
+                # Another leader, overlapping this one for a moment, opened or closed these
+                # pods' violations first (ADR 0190): its rows stand, and it announces and acts
+                # on them; this batch drops its own.
+                log.info(
+                    "another leader wrote these violations first; kept its rows",
+                    violations=sorted(refused),
+                )
+                opened = [v for v in opened if v.violation_id not in refused]
+                closed = [v for v in closed if v.violation_id not in refused]
+                updated = [v for v in updated if v.violation_id not in refused]
             events += [outbox.violation_event(EventType.VIOLATION_OPENED, v, now) for v in opened]
             events += [outbox.violation_event(EventType.VIOLATION_CLOSED, v, now) for v in closed]
             await outbox.append(s, events)
@@ -492,7 +505,8 @@ class ContinuousValidation:
                     for v in recorded
                     if _pod_of(v) in still and still[_pod_of(v)].violation_id == v.violation_id
                 ]
-                await s.violations.put_many(keep)
+                refused = await s.violations.put_many(keep)  # closed meanwhile: stays closed
+                keep = [v for v in keep if v.violation_id not in refused]
                 await outbox.append(
                     s,
                     [
