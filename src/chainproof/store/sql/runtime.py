@@ -581,7 +581,12 @@ def _violation(row: _Row) -> Violation:
         closed=row.closed,
         close_reason=row.close_reason,
         actions=tuple(
-            ViolationAction(str(a["action"]), parse_rfc3339(str(a["time"])), str(a["result"]))
+            ViolationAction(
+                str(a["action"]),
+                parse_rfc3339(str(a["time"])),
+                str(a["result"]),
+                int(a.get("attempt", 1)),
+            )
             for a in row.actions or ()
         ),
     )
