@@ -137,6 +137,7 @@ class ContinuousValidation:
         on_counts: Callable[[dict[tuple[str, str, str], int]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         self._store = store
         self._resources = resources
@@ -151,6 +152,7 @@ class ContinuousValidation:
         self._on_counts = on_counts
         self._monotonic = monotonic
         self._sleep = sleep
+        self._jitter = jitter
         #: (when, pod, what falls due) — each pod's next moment its verdict could change.
         self._schedule: list[tuple[datetime, PodKey, str]] = []
         self._scheduled: dict[PodKey, datetime] = {}
@@ -503,6 +505,7 @@ class ContinuousValidation:
             now=self._clock,
             monotonic=self._monotonic,
             sleep=self._sleep,
+            **({"jitter": self._jitter} if self._jitter else {}),
         )
         # A few pods at a time: a slow cluster delays its own pods, not every pod's, and the
         # runner's deadline bounds the whole batch.
