@@ -328,6 +328,28 @@ class ContinuousValidationSettings(BaseModel):
     #: Namespaces (per cluster: ``cluster/namespace``, or a bare namespace for every
     #: cluster) whose violating pods are evicted. Empty: nothing is ever evicted.
     evict_namespaces: list[str] = []
+    #: Events, annotations and evictions that fail transiently (HTTP 429, 408, 5xx, a
+    #: connection failure or timeout) are tried this many times in all; 403, 404, 422 and
+    #: other refusals once. Every attempt is recorded in the violation.
+    action_attempts: int = Field(default=4, ge=1, le=10)
+    #: The wait after the first failure; it doubles after each one, up to the maximum (a
+    #: server's Retry-After is honoured as given).
+    action_retry_seconds: float = Field(default=0.5, ge=0, le=60)
+    action_max_retry_seconds: float = Field(default=8.0, ge=0, le=600)
+    #: One attempt's bound.
+    action_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: Acting on the pods of one batch stops after this long, retries included: the worker
+    #: never waits longer on a cluster.
+    actions_budget_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> ContinuousValidationSettings:
+        if self.action_retry_seconds > self.action_max_retry_seconds:
+            raise ValueError(
+                "action_retry_seconds must not exceed action_max_retry_seconds "
+                f"({self.action_retry_seconds} > {self.action_max_retry_seconds})"
+            )
+        return self
 
 
 class RuntimeSettings(BaseModel):

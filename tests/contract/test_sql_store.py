@@ -20,6 +20,7 @@ from chainproof.errors import InvalidArgument, Unavailable
 from chainproof.store.factory import DEFAULT_DATABASE_URL, create_store
 from chainproof.store.memory import MemoryStore
 from chainproof.store.port import DecisionQuery
+from chainproof.store.runtime_port import ViolationQuery
 from chainproof.store.sql import Dialect, SqlStore, migrate, parse_database_url
 from chainproof.store.sql.schema import metadata
 from contract.store_samples import (
@@ -34,8 +35,8 @@ from contract.store_samples import (
 
 #: The newest migration; bump it with every new revision.
 #: 0007 (reverse impact) is chained after 0012 (image summaries), both made from 0005;
-#: 0006 (continuous validation) after 0007.
-HEAD = "0006"
+#: 0006 (continuous validation) after 0007, 0013 (one open violation per pod) after 0006.
+HEAD = "0013"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}
@@ -272,6 +273,49 @@ async def test_judge_migration_down_and_up_keeps_the_scribe_data(fresh_sql_store
         # The judge tables came back empty.
         assert await s.documents.get("p", "attestors", "a") is None
         assert await s.decisions.page(DecisionQuery("p"), None, 10) == []
+
+
+async def test_migration_0013_keeps_the_first_of_doubled_open_violations(
+    fresh_sql_store: SqlStore,
+) -> None:
+    """Violations doubled before the unique index (two leaders at once) keep their first
+    open one; the later ones are closed at their own open time, saying why."""
+    from chainproof.store.sql.runtime import _violation_row
+    from chainproof.store.sql.schema import violations
+    from contract.runtime_samples import T0 as V0
+    from contract.runtime_samples import violation
+
+    store = fresh_sql_store
+    await migrate.upgrade(store.engine, "0006")
+    rows = [
+        violation("b-late", "web-a", V0 + timedelta(seconds=5)),
+        violation("z-first", "web-a", V0),
+        violation("a-later", "web-a", V0 + timedelta(seconds=1)),
+        violation("only", "web-b", V0),
+        violation("closed", "web-a", V0, closed=V0 + timedelta(hours=1), close_reason="VEX"),
+    ]
+    async with store.engine.begin() as connection:
+        await connection.execute(sa.insert(violations), [_violation_row(v) for v in rows])
+    await store.open()
+    assert await migrate.current_revision(store.engine) == HEAD
+    async with store.session() as s:
+        found = await s.violations.open_for_pods(
+            [("prod", "shop", "web-a"), ("prod", "shop", "web-b")]
+        )
+        assert {k[2]: v.violation_id for k, v in found.items()} == {
+            "web-a": "z-first",
+            "web-b": "only",
+        }
+        every = {
+            v.violation_id: v
+            for v in await s.violations.list_rows(ViolationQuery("p", open_only=False), 10)
+        }
+    for superseded in ("a-later", "b-late"):
+        assert every[superseded].closed == every[superseded].opened
+        assert "superseded" in every[superseded].close_reason
+    assert every["closed"].close_reason == "VEX"
+    await migrate.downgrade(store.engine, "0006")  # and back: the index is plain again
+    assert await migrate.current_revision(store.engine) == "0006"
 
 
 # the judge's tables -----------------------------------------------------------------------

@@ -238,6 +238,7 @@ async def test_the_shipped_watcher_rbac_reads_pods_and_writes_nothing(kube: Kube
 
 async def test_pod_actions_write_an_event_and_an_annotation(kube: KubeApiServer) -> None:
     from chainproof.sources.kubernetes.actions import KubernetesPodActions
+    from chainproof.sources.kubernetes.port import PodActionFailed
 
     c = kube.client()
     c.post("/api/v1/namespaces", json={"metadata": {"name": "acts"}})
@@ -251,8 +252,11 @@ async def test_pod_actions_write_an_event_and_an_annotation(kube: KubeApiServer)
             "acts", "w", "PolicyViolation", "CVE-2026-1 is CRITICAL", warning=True
         )
         await actions.annotate("acts", "w", {"chainproof.dev/violation": "v1"})
-        # A pod that is gone gets no event and no error.
-        await actions.record_event("acts", "nobody", "PolicyViolation", "x", warning=True)
+        # A pod that is gone: the API server's 404, as the port's error, said briefly.
+        with pytest.raises(PodActionFailed) as gone:
+            await actions.record_event("acts", "nobody", "PolicyViolation", "x", warning=True)
+        assert gone.value.status == 404 and gone.value.retry_after is None
+        assert str(gone.value) == 'HTTP 404: pods "nobody" not found'
     finally:
         await api.close()
     pod = c.get("/api/v1/namespaces/acts/pods/w").json()

@@ -26,7 +26,7 @@ def client() -> Iterator[TestClient]:
     rows = [violation(f"v{i}", f"web-{i}", T0 + timedelta(seconds=i)) for i in range(5)]
     rows.append(replace(violation("edge1", "api-0", T0), cluster="edge", namespace="ops"))
     rows.append(violation("gone", "old-0", T0, closed=T0 + timedelta(hours=1), close_reason="x"))
-    rows.append(violation("q1", "web-0", T0, project="q"))
+    rows.append(violation("q1", "web-q", T0, project="q", cluster="other"))
 
     async def seed() -> None:
         async with store.session() as s:

@@ -126,14 +126,22 @@ def pod_verdict(
 @dataclass(frozen=True, slots=True)
 class ViolationAction:
     """Something chainproof did about a violation: ``event`` (a Kubernetes Event on the
-    pod), ``annotate``, ``evict``; ``result`` is ``done`` or what went wrong."""
+    pod), ``annotate``, ``evict``; ``result`` is ``done``, or ``failed: …`` / ``refused: …``
+    (an eviction a PodDisruptionBudget forbade) saying what the API server answered, with
+    ``, retrying in Ns`` when another attempt follows. ``attempt`` counts from 1."""
 
     action: str
     time: datetime
     result: str
+    attempt: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "time": self.time.isoformat(), "result": self.result}
+        return {
+            "action": self.action,
+            "time": self.time.isoformat(),
+            "result": self.result,
+            "attempt": self.attempt,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,5 +240,9 @@ def transition(
     return ViolationChange()
 
 
+#: The close reason of a violation whose pod no longer runs.
+GONE_REASON = "the pod no longer runs"
+
+
 def close_for_gone_pod(current: Violation, now: datetime) -> Violation:
-    return replace(current, closed=now, close_reason="the pod no longer runs")
+    return replace(current, closed=now, close_reason=GONE_REASON)

@@ -291,12 +291,26 @@ class _Violations:
                 found[key] = v
         return found
 
-    async def put(self, violation: Violation) -> None:
-        _put(self._undo, self._s.violations, violation.violation_id, violation)
+    async def put(self, violation: Violation) -> bool:
+        return not await self.put_many([violation])
 
-    async def put_many(self, violations: Sequence[Violation]) -> None:
+    async def put_many(self, violations: Sequence[Violation]) -> frozenset[str]:
+        refused: set[str] = set()
+        open_pods = {_pod_of(v) for v in self._s.violations.values() if v.is_open}
         for violation in violations:
-            await self.put(violation)
+            held = self._s.violations.get(violation.violation_id)
+            if held is not None and not held.is_open:
+                refused.add(violation.violation_id)  # closing is final
+                continue
+            if held is None and violation.is_open and _pod_of(violation) in open_pods:
+                refused.add(violation.violation_id)  # the first open one stays
+                continue
+            _put(self._undo, self._s.violations, violation.violation_id, violation)
+            if held is not None and not violation.is_open:
+                open_pods.discard(_pod_of(held))
+            elif violation.is_open:
+                open_pods.add(_pod_of(violation))
+        return frozenset(refused)
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         if limit <= 0:
@@ -320,6 +334,10 @@ class _Violations:
                 key = (v.project, v.cluster, v.namespace)
                 counts[key] = counts.get(key, 0) + 1
         return counts
+
+
+def _pod_of(v: Violation) -> PodKey:
+    return (v.cluster, v.namespace, v.pod)
 
 
 def memory_repositories(state: MemoryRuntimeState, undo: Undo) -> RuntimeRepositories:

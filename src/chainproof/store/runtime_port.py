@@ -170,11 +170,16 @@ class ViolationRepository(Protocol):
         """The open violation of each of those pods that has one (the oldest, should a pod
         have two)."""
 
-    async def put(self, violation: Violation) -> None:
-        """Insert or replace by ID."""
+    async def put(self, violation: Violation) -> bool:
+        """``put_many`` of one; True when it was written."""
 
-    async def put_many(self, violations: Sequence[Violation]) -> None:
-        """``put`` for each, in as few statements as the database allows."""
+    async def put_many(self, violations: Sequence[Violation]) -> frozenset[str]:
+        """Insert or replace each by ID, in as few statements as the database allows, and
+        return the IDs of those not written (ADR 0190). A pod has at most one open violation
+        (a unique index on SQL): a new open violation of a pod that has one already is not
+        written, the first one stays. A violation closed in the store is final: writing it
+        again (open or closed) changes nothing. Two overlapping leaders therefore never
+        double a pod's violation, nor reopen one the other closed, and neither fails."""
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         """Newest opened first (ties: the greater ID first)."""

@@ -309,3 +309,105 @@ async def test_an_attestor_change_rejudges_the_projects_naming_it() -> None:
         other.attestor, judge_document_json(await system.resources.get_attestor(other.attestor))
     )
     assert (await cv.resolve(await unjudged(system))).projects == {}
+
+
+class _FlakyCluster:
+    """PodActions whose API server answers 503 to the first ``failures`` calls of each
+    action, then does it; ``log`` lists every call."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.log: list[tuple[str, str]] = []
+
+    def _call(self, action: str, pod: str) -> None:
+        from chainproof.sources.kubernetes.port import PodActionFailed
+
+        self.log.append((action, pod))
+        if sum(1 for a, p in self.log if (a, p) == (action, pod)) <= self.failures:
+            raise PodActionFailed("etcdserver: leader changed", status=503)
+
+    async def record_event(
+        self, namespace: str, pod: str, reason: str, message: str, *, warning: bool
+    ) -> None:
+        self._call("event", pod)
+
+    async def annotate(self, namespace: str, pod: str, annotations: Any) -> None:
+        self._call("annotate", pod)
+
+    async def evict(self, namespace: str, pod: str) -> None:
+        self._call("evict", pod)
+
+
+async def test_actions_are_retried_every_attempt_recorded_within_the_batchs_time() -> None:
+    """The worker's side of the retry policy: two 503s then success, each attempt in the
+    violation; and a cluster that never recovers holds the worker no longer than the
+    batch's budget (fake time: nothing waits)."""
+    from chainproof.services.judge.continuous import ContinuousOptions
+    from chainproof.services.judge.pod_actions import ActionRetryPolicy
+
+    slept: list[float] = []
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def with_cluster(cluster: _FlakyCluster, budget: float) -> ContinuousValidation:
+        async def actions_for(name: str) -> Any:
+            return cluster
+
+        return ContinuousValidation(
+            system.store,
+            system.resources,
+            worker(system).new_judge,
+            system.clock,
+            cluster_projects={},
+            default_project="default",
+            options=ContinuousOptions(
+                kubernetes_events=True,
+                evict_namespaces=frozenset({"shop"}),
+                action_retries=ActionRetryPolicy(attempts=3, first_delay=1.0, max_delay=1.0),
+                actions_budget_seconds=budget,
+            ),
+            actions_for=actions_for,
+            monotonic=lambda: now[0],
+            sleep=sleep,
+            jitter=lambda: 1.0,
+        )
+
+    system = System()
+    await setup(system)
+    await finding(system, "default", A)
+    flaky = _FlakyCluster(failures=2)
+    await with_cluster(flaky, budget=60).process_outbox()
+    [v] = await open_violations(system)
+    assert [(a.action, a.attempt, a.result.split(":")[0]) for a in v.actions] == [
+        ("event", 1, "failed, retrying in 1.00s"),
+        ("event", 2, "failed, retrying in 1.00s"),
+        ("event", 3, "done"),
+        ("evict", 1, "failed, retrying in 1.00s"),
+        ("evict", 2, "failed, retrying in 1.00s"),
+        ("evict", 3, "done"),
+    ]
+
+    # A cluster down for good, and a budget of 1.5 s: one wait fits, then no more (the
+    # eviction's first attempt still has time; a wait after it would end past the budget).
+    down = _FlakyCluster(failures=100)
+    slept.clear()
+    async with system.store.session() as s:
+        await s.inventory.write(InventoryChanges(opened=(running("web-9", A),)))
+    await with_cluster(down, budget=1.5).judge(_targets_of(("default", "shop", "web-9")))
+    nine = next(x for x in await open_violations(system) if x.pod == "web-9")
+    assert slept == [1.0]
+    assert [(a.action, a.result.split(":")[0]) for a in nine.actions] == [
+        ("event", "failed, retrying in 1.00s"),
+        ("event", "failed"),
+        ("evict", "failed"),
+    ]
+    assert down.log == [("event", "web-9"), ("event", "web-9"), ("evict", "web-9")]
+
+
+def _targets_of(*pods: tuple[str, str, str]) -> Any:
+    from chainproof.services.judge.continuous import _Targets
+
+    return _Targets(pods={p: "test" for p in pods})

@@ -388,7 +388,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "openTime": _TIME,
             "closeTime": _NULLABLE_TIME,
             "closeReason": _S,
-            "actions": _array(_obj({"action": _S, "time": _TIME, "result": _S})),
+            "actions": _array(_obj({"action": _S, "time": _TIME, "result": _S, "attempt": _INT})),
             "podEvent": _obj(
                 {
                     "podNamespace": _S,

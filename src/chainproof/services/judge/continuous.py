@@ -5,7 +5,9 @@ Owns the re-judging worker the leader runs (ADR 0112):
 * it reads the outbox directly, as a second reader beside the notifier (``unjudged`` /
   ``mark_judged``), and marks a batch of events judged in the same transaction that writes
   the violations they caused, so a crash in between judges the batch again (at least once,
-  and the violation writes are idempotent: a pod's open violation is updated, not doubled);
+  and the violation writes are idempotent: a pod's open violation is updated, not doubled;
+  two leaders overlapping for a moment cannot double it either, the store keeps the first
+  one and this worker drops what it did not write, ADR 0190);
 * each event is resolved to the running pods it can change, never more: an occurrence (or
   every occurrence of a changed note) → the pods running its image, in the clusters of the
   projects whose judgement reads that occurrence's project (the project itself, or one holding
@@ -24,7 +26,8 @@ stale is served (the server judge's cache may not have heard another replica's w
 A violation follows Binary Authorization's continuous-validation ``pod_event``
 (policy.violations); opening, closing and acting on one are outbox events written with it.
 Kubernetes Events, the pod annotation and eviction (opt-in per namespace) happen after the
-commit, and each is recorded in the violation.
+commit, each attempt recorded in the violation; transient failures are tried again with
+backoff, within a deadline per batch (services.judge.pod_actions, ADR 0191).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from chainproof.errors import ChainproofError
 from chainproof.policy import AdmissionRequest
 from chainproof.policy.decision import Decision, Outcome
 from chainproof.policy.violations import (
+    GONE_REASON,
     PodVerdict,
     Violation,
     ViolationAction,
@@ -56,6 +60,7 @@ from chainproof.policy.violations import (
 from chainproof.services import outbox
 from chainproof.services.common import Clock
 from chainproof.services.judge.judging import Judge
+from chainproof.services.judge.pod_actions import ActionRetryPolicy, ActionRunner
 from chainproof.services.judge.resources import JudgeResources
 from chainproof.sources.kubernetes.port import PodActions
 from chainproof.sources.registry.client import REVIEW_DEADLINE, Deadline
@@ -72,6 +77,8 @@ MAX_NOTE_OCCURRENCES = 5_000
 #: is judged as the admission judge would: denied, saying why).
 BATCH_DEADLINE_SECONDS = 120.0
 _ALL_ROWS = 10_000_000
+#: Violations acted on at once (each one's actions in turn).
+_ACTING_AT_ONCE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,10 @@ class ContinuousOptions:
     annotate_pods: bool = False
     #: ``cluster/namespace`` or a bare namespace (every cluster).
     evict_namespaces: frozenset[str] = frozenset()
+    #: Kubernetes actions failing transiently are tried again (services.judge.pod_actions).
+    action_retries: ActionRetryPolicy = field(default_factory=ActionRetryPolicy)
+    #: Acting on the pods of one batch stops after this long, retries included.
+    actions_budget_seconds: float = 60.0
 
 
 @dataclass
@@ -124,6 +135,9 @@ class ContinuousValidation:
         actions_for: ActionsFor | None = None,
         new_id: Callable[[], str] | None = None,
         on_counts: Callable[[dict[tuple[str, str, str], int]], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         self._store = store
         self._resources = resources
@@ -136,6 +150,9 @@ class ContinuousValidation:
         self._actions_for = actions_for
         self._new_id = new_id or outbox.new_event_id
         self._on_counts = on_counts
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._jitter = jitter
         #: (when, pod, what falls due) — each pod's next moment its verdict could change.
         self._schedule: list[tuple[datetime, PodKey, str]] = []
         self._scheduled: dict[PodKey, datetime] = {}
@@ -376,7 +393,18 @@ class ContinuousValidation:
                     closed.append(change.closed)
                 if change.updated:
                     updated.append(change.updated)
-            await s.violations.put_many([*opened, *closed, *updated])
+            refused = await s.violations.put_many([*opened, *closed, *updated])
+            if refused:
+                # Another leader, overlapping this one for a moment, opened or closed these
+                # pods' violations first (ADR 0190): its rows stand, and it announces and acts
+                # on them; this batch drops its own.
+                log.info(
+                    "another leader wrote these violations first; kept its rows",
+                    violations=sorted(refused),
+                )
+                opened = [v for v in opened if v.violation_id not in refused]
+                closed = [v for v in closed if v.violation_id not in refused]
+                updated = [v for v in updated if v.violation_id not in refused]
             events += [outbox.violation_event(EventType.VIOLATION_OPENED, v, now) for v in opened]
             events += [outbox.violation_event(EventType.VIOLATION_CLOSED, v, now) for v in closed]
             await outbox.append(s, events)
@@ -471,17 +499,34 @@ class ContinuousValidation:
             o.kubernetes_events or o.annotate_pods or o.evict_namespaces
         ):
             return
+        runner = ActionRunner(
+            o.action_retries,
+            deadline=self._monotonic() + o.actions_budget_seconds,
+            now=self._clock,
+            monotonic=self._monotonic,
+            sleep=self._sleep,
+            **({"jitter": self._jitter} if self._jitter else {}),
+        )
+        # A few pods at a time: a slow cluster delays its own pods, not every pod's, and the
+        # runner's deadline bounds the whole batch.
+        turns = asyncio.Semaphore(_ACTING_AT_ONCE)
+
+        async def act(v: Violation, opening: bool) -> list[ViolationAction]:
+            async with turns:
+                return await self._act_on(v, runner, opening=opening)
+
+        done = await asyncio.gather(
+            *(act(v, True) for v in opened),
+            *(act(v, False) for v in closed if v.close_reason != GONE_REASON),
+        )
         recorded: list[Violation] = []
         acted: list[Violation] = []
-        for v in opened:
-            actions = await self._act_on(v, opening=True)
+        for v, actions in zip(opened, done, strict=False):
             if actions:
                 updated = replace(v, actions=v.actions + tuple(actions))
                 recorded.append(updated)
                 if any(a.action == "evict" for a in actions):
                     acted.append(updated)
-        for v in closed:
-            await self._act_on(v, opening=False)
         if recorded:
             now = self._clock()
             async with self._store.session() as s:
@@ -492,7 +537,8 @@ class ContinuousValidation:
                     for v in recorded
                     if _pod_of(v) in still and still[_pod_of(v)].violation_id == v.violation_id
                 ]
-                await s.violations.put_many(keep)
+                refused = await s.violations.put_many(keep)  # closed meanwhile: stays closed
+                keep = [v for v in keep if v.violation_id not in refused]
                 await outbox.append(
                     s,
                     [
@@ -502,7 +548,11 @@ class ContinuousValidation:
                     ],
                 )
 
-    async def _act_on(self, v: Violation, *, opening: bool) -> list[ViolationAction]:
+    async def _act_on(
+        self, v: Violation, runner: ActionRunner, *, opening: bool
+    ) -> list[ViolationAction]:
+        """Every attempt of every action on ``v``'s pod (only an opening's are recorded: a
+        closed violation is final)."""
         assert self._actions_for is not None
         o = self.options
         try:
@@ -516,41 +566,44 @@ class ContinuousValidation:
             return []
         done: list[ViolationAction] = []
 
-        async def attempt(name: str, work: Awaitable[None]) -> None:
-            try:
-                await work
-                result = "done"
-            except Exception as exc:  # recorded in the violation; the next change retries
-                result = f"failed: {type(exc).__name__}: {exc}"[:500]
-                log.warning(
-                    "action on a violating pod failed", action=name, pod=v.pod, error=result
-                )
-            done.append(ViolationAction(name, self._clock(), result))
+        async def attempt(name: str, work: Callable[[], Awaitable[None]]) -> None:
+            tried = await runner.run(name, work)
+            for a in tried:
+                if a.result != "done":
+                    log.warning(
+                        "action on a violating pod failed",
+                        action=name,
+                        pod=v.pod,
+                        attempt=a.attempt,
+                        error=a.result,
+                    )
+            done.extend(tried)
 
         if o.kubernetes_events:
             if opening:
-                message = f"chainproof: {v.name} opened: {v.explanation}"
+                opened_message = f"chainproof: {v.name} opened: {v.explanation}"
                 await attempt(
                     "event",
-                    actions.record_event(
-                        v.namespace, v.pod, "ViolatesPolicy", message, warning=True
+                    lambda: actions.record_event(
+                        v.namespace, v.pod, "ViolatesPolicy", opened_message, warning=True
                     ),
                 )
             else:
-                message = f"chainproof: {v.name} closed: {v.close_reason}"
+                closed_message = f"chainproof: {v.name} closed: {v.close_reason}"
                 await attempt(
                     "event",
-                    actions.record_event(
-                        v.namespace, v.pod, "ConformsToPolicy", message, warning=False
+                    lambda: actions.record_event(
+                        v.namespace, v.pod, "ConformsToPolicy", closed_message, warning=False
                     ),
                 )
         if o.annotate_pods:
             value = v.name if opening else None
             await attempt(
-                "annotate", actions.annotate(v.namespace, v.pod, {VIOLATION_ANNOTATION: value})
+                "annotate",
+                lambda: actions.annotate(v.namespace, v.pod, {VIOLATION_ANNOTATION: value}),
             )
         if opening and self._evicts(v.cluster, v.namespace):
-            await attempt("evict", actions.evict(v.namespace, v.pod))
+            await attempt("evict", lambda: actions.evict(v.namespace, v.pod))
         return done if opening else []
 
 

@@ -26,6 +26,7 @@ from chainproof.services.common import utc_now
 from chainproof.services.judge.inventory import InventoryUpdater
 from chainproof.services.judge.leader import LeaderElection
 from chainproof.services.judge.notifier import Notifier
+from chainproof.services.judge.pod_actions import ActionRetryPolicy
 from chainproof.services.judge.runtime_worker import (
     ClusterWatcher,
     RuntimeWorker,
@@ -304,6 +305,13 @@ def add_continuous_validation(
         kubernetes_events=cv.kubernetes_events,
         annotate_pods=cv.annotate_pods,
         evict_namespaces=frozenset(cv.evict_namespaces),
+        action_retries=ActionRetryPolicy(
+            attempts=cv.action_attempts,
+            first_delay=cv.action_retry_seconds,
+            max_delay=cv.action_max_retry_seconds,
+            attempt_timeout=cv.action_timeout_seconds,
+        ),
+        actions_budget_seconds=cv.actions_budget_seconds,
     )
     continuous = ContinuousValidation(
         store,

@@ -7,7 +7,10 @@ snapshot (after a list), then one change at a time (from a watch), each with the
 everything it holds open for that cluster and not in the snapshot as gone.
 
 ``PodActions`` are what continuous validation may do to a pod: record a Kubernetes Event on
-it, set an annotation, evict it.
+it, set an annotation, evict it. An action the cluster did not carry out raises
+``PodActionFailed``, saying what the API server answered (its HTTP status, or none when it
+could not be reached or did not answer in time) and when it asked to be tried again; whether
+to try again is the caller's decision (services.judge.pod_actions).
 """
 
 from __future__ import annotations
@@ -67,6 +70,33 @@ class PodFeed(Protocol):
         backoff; only cancellation ends it."""
 
 
+class PodActionFailed(Exception):
+    """The API server refused an action on a pod, or could not be reached.
+
+    ``status`` is the HTTP status of its answer; None when there was none (the connection
+    failed: ``timed_out`` says whether it was a timeout). ``retry_after`` is the wait, in
+    seconds, the server asked for (``Retry-After``), when it asked."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        retry_after: float | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.timed_out = timed_out
+
+    def __str__(self) -> str:
+        if self.status is not None:
+            return f"HTTP {self.status}: {self.message}"
+        return f"{'timed out' if self.timed_out else 'unreachable'}: {self.message}"
+
+
 class PodActions(Protocol):
     async def record_event(
         self, namespace: str, pod: str, reason: str, message: str, *, warning: bool
@@ -78,4 +108,5 @@ class PodActions(Protocol):
         """Set (or, for None, remove) annotations on a pod."""
 
     async def evict(self, namespace: str, pod: str) -> None:
-        """Ask the API server to evict the pod (honours PodDisruptionBudgets)."""
+        """Ask the API server to evict the pod (honours PodDisruptionBudgets: one that
+        forbids it is a 429)."""

@@ -581,7 +581,12 @@ def _violation(row: _Row) -> Violation:
         closed=row.closed,
         close_reason=row.close_reason,
         actions=tuple(
-            ViolationAction(str(a["action"]), parse_rfc3339(str(a["time"])), str(a["result"]))
+            ViolationAction(
+                str(a["action"]),
+                parse_rfc3339(str(a["time"])),
+                str(a["result"]),
+                int(a.get("attempt", 1)),
+            )
             for a in row.actions or ()
         ),
     )
@@ -648,20 +653,43 @@ class SqlViolations:
                     found.setdefault(key, _violation(row))
         return found
 
-    async def put(self, violation: Violation) -> None:
-        await self.put_many([violation])
+    async def put(self, violation: Violation) -> bool:
+        return not await self.put_many([violation])
 
-    async def put_many(self, violations_: Sequence[Violation]) -> None:
+    async def put_many(self, violations_: Sequence[Violation]) -> frozenset[str]:
         if not violations_:
-            return
-        # One compiled upsert, executed for many rows (the driver batches them).
-        rows = [_violation_row(v) for v in violations_]
-        stmt = _insert(violations, self._dialect)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[violations.c.violation_id],
-            set_={k: stmt.excluded[k] for k in rows[0] if k != "violation_id"},
-        )
-        await self._c.execute(stmt, rows)
+            return frozenset()
+        # The last write of an ID in the batch counts (one statement may not touch a row twice).
+        wanted = {v.violation_id: _violation_row(v) for v in violations_}
+        held: set[str] = set()
+        for chunk in _chunks(list(wanted)):
+            found = sa.select(violations.c.violation_id).where(violations.c.violation_id.in_(chunk))
+            held.update(r[0] for r in await self._c.execute(found))
+        written: set[str] = set()
+        # Known IDs: replaced while open in the database, never once closed there. The WHERE
+        # is read again on the row's newest version (PostgreSQL locks the conflicting row), so
+        # a violation another leader closed a moment ago stays closed.
+        known = [row for vid, row in wanted.items() if vid in held]
+        if known:
+            stmt = _insert(violations, self._dialect)
+            upsert = stmt.on_conflict_do_update(
+                index_elements=[violations.c.violation_id],
+                set_={k: stmt.excluded[k] for k in known[0] if k != "violation_id"},
+                where=_VIOLATION_OPEN,
+            ).returning(violations.c.violation_id)
+            written.update(r[0] for r in await self._c.execute(upsert, known))
+        # New IDs: inserted unless they would be a second open violation of a pod (the unique
+        # partial index ix_violations_open_pod); the first stays. DO NOTHING without a target
+        # covers that index, and waits for a concurrent insert of the same pod to commit.
+        new = [row for vid, row in wanted.items() if vid not in held]
+        if new:
+            insert = (
+                _insert(violations, self._dialect)
+                .on_conflict_do_nothing()
+                .returning(violations.c.violation_id)
+            )
+            written.update(r[0] for r in await self._c.execute(insert, new))
+        return frozenset(wanted) - written
 
     async def list_rows(self, query: ViolationQuery, limit: int) -> list[Violation]:
         if limit <= 0:

@@ -370,11 +370,14 @@ violations = sa.Table(
     sa.Column("close_reason", sa.Text(), nullable=False),
     # Migration 0006: what was done about it (events, annotations, evictions).
     sa.Column("actions", Document, nullable=False, server_default=sa.text("'[]'")),
+    # Unique (migration 0013): at most one open violation per pod, even when two leaders
+    # overlap for a moment.
     sa.Index(
         "ix_violations_open_pod",
         "cluster",
         "namespace",
         "pod",
+        unique=True,
         postgresql_where=sa.text("closed IS NULL"),
         sqlite_where=sa.text("closed IS NULL"),
     ),

@@ -2,7 +2,7 @@
 container's breakglass window, and what was done about a violation.
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0007
 
 Spelled out here rather than imported from chainproof.store.sql.schema, as in 0001.
 Existing outbox events start unjudged: the worker reads them once after the upgrade.
