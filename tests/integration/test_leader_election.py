@@ -35,10 +35,13 @@ async def until(check: Callable[[], bool], what: str, within_s: float = 30.0) ->
 
 
 def holders(url: str) -> list[int]:
-    """The backend PIDs holding the runtime leader lock, as the server sees them."""
+    """The backend PIDs holding the runtime leader lock of this test's database, as the
+    server sees them (pg_locks lists every database's locks: another chainproof on the same
+    server, a benchmark or a `make run`, holds the same key in its own database)."""
     with psycopg.connect(url.replace("postgresql://", "postgresql://", 1), autocommit=True) as c:
         rows = c.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid = %s AND objid = %s AND objsubid = 1",
             (RUNTIME_LEADER_KEY >> 32, RUNTIME_LEADER_KEY & 0xFFFFFFFF),
         ).fetchall()
