@@ -118,18 +118,23 @@ def new_occurrence_ids(count: int) -> list[str]:
     one of the random source (a 10,000-item ingest spent a tenth of its time on IDs), in
     ascending order: a batch then lands in the ID-keyed B-trees as one run of appends rather
     than at random pages (RFC 9562 allows monotonic IDs within a millisecond; ADR 0086)."""
-    millis = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
-    pool = os.urandom(10 * count)
-    out = []
-    for i in range(count):
-        rand = int.from_bytes(pool[10 * i : 10 * i + 10], "big")
-        value = millis << 80 | rand
-        value = (value & ~(0xF << 76)) | (0x7 << 76)
-        value = (value & ~(0x3 << 62)) | (0x2 << 62)
-        h = f"{value:032x}"
-        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    ms = f"{(time.time_ns() // 1_000_000) & ((1 << 48) - 1):012x}"
+    head = f"{ms[:8]}-{ms[8:12]}-7"
+    # 20 random hex digits an ID, of which 74 bits are kept: 12 after the version nibble,
+    # 2 under the variant's fixed "10" bits (the fifth digit), 60 after it. Slicing one hex
+    # string of the whole pool beats big-integer arithmetic per ID threefold.
+    pool = os.urandom(10 * count).hex()
+    out = [
+        f"{head}{pool[j + 1 : j + 4]}-{_VARIANT[pool[j + 4]]}{pool[j + 5 : j + 8]}-"
+        f"{pool[j + 8 : j + 20]}"
+        for j in range(0, 20 * count, 20)
+    ]
     out.sort()  # lower-case hex of equal length: text order is numeric order
     return out
+
+
+#: A random hex digit's two low bits under RFC 9562's variant bits ``10``.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 T = TypeVar("T")

@@ -94,7 +94,9 @@ def _sqlite_plan(
     encoders: list[Encoder | None] = []
     for name in columns:
         column = table.c[name]
-        if isinstance(column.type, sa.JSON):
+        if isinstance(column.type, sa.JSON | sa.Boolean):
+            # JSON arrives as text already; sqlite3 binds a bool as the integer 0 or 1,
+            # which is what the type's processor would make of it.
             encoders.append(None)
             continue
         # The dialect's own variant of the type (UtcDateTime's SQLite storage format).
