@@ -150,10 +150,6 @@ def _finding_key(advisory_id: str, package: str, version: str) -> tuple[str, str
     return (advisory_id, package, version)
 
 
-def _any_of(resources: Sequence[str]) -> Any:
-    return Or(tuple(Compare(FilterColumn.RESOURCE, r) for r in resources))
-
-
 class ScanService:
     """Advisory store, matcher and re-matcher over the Grafeas store."""
 
@@ -314,10 +310,11 @@ class ScanService:
     async def _package_records(self, project: str, resources: Any) -> list[StoredOccurrence]:
         """PACKAGE occurrences of ``project``, as stored JSON: of the given resources (one
         indexed query, page by page), or of every image when ``resources`` is None."""
-        where: Any = Compare(FilterColumn.KIND, "PACKAGE")
-        if resources is not None:
-            where = And((where, _any_of(resources)))
-        return await self._documents(project, where)
+        where = Compare(FilterColumn.KIND, "PACKAGE")
+        if resources is None:
+            return await self._documents(project, where)
+        async with self._store.session(readonly=True) as s:
+            return await s.occurrences.documents_of_resources(project, resources, where)
 
     # ---------------------------------------------------------------- advisories
     async def import_advisories(self, advisories: Sequence[Advisory]) -> ImportReport:
@@ -618,11 +615,13 @@ class ScanService:
         for note_project, ids in sorted(by_project.items()):
             # By note (project and ID), not by kind: the note index then finds exactly the
             # packages under the touched keys; anything else under those notes is sifted out.
-            where: Any = And((Compare(FilterColumn.NOTE_PROJECT, note_project), _any_of(resources)))
+            where: Any = Compare(FilterColumn.NOTE_PROJECT, note_project)
             if len(ids) <= _MAX_LISTED:
                 where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, n) for n in ids))))
             listed = set(ids)
-            for record in await self._documents(project, where):
+            async with self._store.session(readonly=True) as s:
+                found = await s.occurrences.documents_of_resources(project, resources, where)
+            for record in found:
                 if record.kind == "PACKAGE" and record.note_id in listed:
                     packages.setdefault(record.resource, []).append(record)
         return packages
@@ -690,12 +689,14 @@ class ScanService:
     ) -> dict[str, list[OccurrenceRecord]]:
         """The chainproof findings (of ``advisories`` only, when given) and DISCOVERY
         occurrences of ``resources``, by resource, in one indexed read (page by page)."""
-        where: Any = And((_any_of(resources), Compare(FilterColumn.NOTE_PROJECT, self.provider)))
+        where: Any = Compare(FilterColumn.NOTE_PROJECT, self.provider)
         if advisories is not None:
             ids = [*advisories, vg.SCANNER_NOTE_ID]
             where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, i) for i in ids))))
         out: dict[str, list[OccurrenceRecord]] = {}
-        for r in await self._occurrences(project, where):
+        async with self._store.session(readonly=True) as s:
+            found = await s.occurrences.of_resources(project, resources, where)
+        for r in found:
             if r.kind == "VULNERABILITY" or (
                 r.kind == "DISCOVERY" and r.note_id == vg.SCANNER_NOTE_ID
             ):
@@ -708,17 +709,6 @@ class ScanService:
         while True:
             async with self._store.session(readonly=True) as s:
                 rows = await s.occurrences.page_documents(project, where, after, _PAGE)
-            out += rows
-            if len(rows) < _PAGE:
-                return out
-            after = rows[-1].occurrence_id
-
-    async def _occurrences(self, project: str, where: Any) -> list[OccurrenceRecord]:
-        out: list[OccurrenceRecord] = []
-        after: str | None = None
-        while True:
-            async with self._store.session(readonly=True) as s:
-                rows = await s.occurrences.page(project, where, after, _PAGE)
             out += rows
             if len(rows) < _PAGE:
                 return out
