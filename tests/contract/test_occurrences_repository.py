@@ -218,3 +218,40 @@ async def test_reads_by_resources_answer_what_pages_answer(store: MetadataStore)
     async with store.session(readonly=True) as s:
         assert await s.occurrences.of_resources(P, [], None) == []
         assert await s.occurrences.documents_of_resources(P, [image("unknown")], None) == []
+
+
+async def test_reads_by_notes_answer_what_filters_answer(store: MetadataStore) -> None:
+    """``of_notes`` and ``documents_of_notes``: the occurrences under the listed notes (a
+    note's project counts) on the listed resources, in (resource, ID) order — more notes
+    and resources than one statement lists, other projects left out."""
+    resources = [image(f"app{i:03d}") for i in range(530)]
+    records = [
+        occurrence_record(
+            P,
+            f"occ-{i:05d}",
+            resource=resources[(i * 11) % len(resources)],
+            note=(f"np{i % 2}", f"note-{i % 601}"),
+        )
+        for i in range(3_000)
+    ] + [occurrence_record("other", "occ-x", resource=resources[0], note=("np0", "note-0"))]
+    await add_occurrences(store, records)
+    notes = [("np0", f"note-{n}") for n in range(0, 601, 2)] + [
+        ("np1", f"note-{n}") for n in range(0, 601, 3)
+    ]
+    wanted = [*resources[10:], resources[10], image("unknown")]
+    chosen, listed = set(notes), set(wanted)
+    expected = sorted(
+        (r.resource, r.occurrence_id)
+        for r in records
+        if r.project == P and (r.note_project, r.note_id) in chosen and r.resource in listed
+    )
+    assert len(expected) > 1_000
+    async with store.session(readonly=True) as s:
+        messages = await s.occurrences.of_notes(P, notes, wanted)
+        documents = await s.occurrences.documents_of_notes(P, notes, wanted)
+        assert await s.occurrences.of_notes(P, [], wanted) == []
+        assert await s.occurrences.documents_of_notes(P, notes, []) == []
+    assert [(r.resource, r.occurrence_id) for r in messages] == expected
+    assert [(d.resource, d.occurrence_id) for d in documents] == expected
+    for doc, msg in zip(documents, messages, strict=True):
+        assert from_stored_json(OccurrencePB, dict(doc.document)) == msg.occurrence

@@ -319,6 +319,39 @@ class OccurrenceRepository(ABC):
             return []
         return await self._documents_of_resources(project, wanted, where)
 
+    async def of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[OccurrenceRecord]:
+        """The occurrences of ``project`` under one of ``notes`` ((project, ID) pairs) on one
+        of ``resources``, ordered by resource and then ID: :meth:`of_resources` when the
+        notes are what narrows the answer (a re-match: the findings of a few advisories, the
+        packages of a few names), read through the note index."""
+        wanted, listed = sorted(set(notes)), sorted(set(resources))
+        if not wanted or not listed:
+            return []
+        return await self._of_notes(project, wanted, listed)
+
+    async def documents_of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[StoredOccurrence]:
+        """:meth:`of_notes`, each occurrence as its stored JSON rather than a message."""
+        wanted, listed = sorted(set(notes)), sorted(set(resources))
+        if not wanted or not listed:
+            return []
+        return await self._documents_of_notes(project, wanted, listed)
+
+    async def _of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[OccurrenceRecord]:
+        """Both lists sorted, distinct and not empty. This reference filters
+        :meth:`_of_resources`; SQL adapters probe the note index."""
+        return await self._of_resources(project, resources, _under(notes))
+
+    async def _documents_of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[StoredOccurrence]:
+        return await self._documents_of_resources(project, resources, _under(notes))
+
     async def _of_resources(
         self, project: str, resources: Sequence[str], where: Expr | None
     ) -> list[OccurrenceRecord]:
@@ -459,3 +492,13 @@ def _resource_scopes(resources: Sequence[str], where: Expr | None) -> list[Expr]
         listed = Or(tuple(Compare(FilterColumn.RESOURCE, r) for r in chunk))
         scopes.append(listed if where is None else And((where, listed)))
     return scopes
+
+
+def _under(notes: Sequence[tuple[str, str]]) -> Expr:
+    """The occurrence's note is one of ``notes``."""
+    return Or(
+        tuple(
+            And((Compare(FilterColumn.NOTE_PROJECT, p), Compare(FilterColumn.NOTE_ID, n)))
+            for p, n in notes
+        )
+    )

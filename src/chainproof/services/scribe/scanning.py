@@ -44,7 +44,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from chainproof.domain import protojson
-from chainproof.domain.filters import And, Compare, FilterColumn, Or
+from chainproof.domain.filters import Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import (
     NotePB,
@@ -615,12 +615,16 @@ class ScanService:
         for note_project, ids in sorted(by_project.items()):
             # By note (project and ID), not by kind: the note index then finds exactly the
             # packages under the touched keys; anything else under those notes is sifted out.
-            where: Any = Compare(FilterColumn.NOTE_PROJECT, note_project)
-            if len(ids) <= _MAX_LISTED:
-                where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, n) for n in ids))))
             listed = set(ids)
             async with self._store.session(readonly=True) as s:
-                found = await s.occurrences.documents_of_resources(project, resources, where)
+                if len(ids) <= _MAX_LISTED:
+                    found = await s.occurrences.documents_of_notes(
+                        project, [(note_project, i) for i in ids], resources
+                    )
+                else:
+                    found = await s.occurrences.documents_of_resources(
+                        project, resources, Compare(FilterColumn.NOTE_PROJECT, note_project)
+                    )
             for record in found:
                 if record.kind == "PACKAGE" and record.note_id in listed:
                     packages.setdefault(record.resource, []).append(record)
@@ -688,14 +692,17 @@ class ScanService:
         self, project: str, resources: Sequence[str], advisories: Sequence[str] | None = None
     ) -> dict[str, list[OccurrenceRecord]]:
         """The chainproof findings (of ``advisories`` only, when given) and DISCOVERY
-        occurrences of ``resources``, by resource, in one indexed read (page by page)."""
-        where: Any = Compare(FilterColumn.NOTE_PROJECT, self.provider)
-        if advisories is not None:
-            ids = [*advisories, vg.SCANNER_NOTE_ID]
-            where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, i) for i in ids))))
+        occurrences of ``resources``, by resource, in one indexed read (by note when the
+        advisories are listed)."""
         out: dict[str, list[OccurrenceRecord]] = {}
         async with self._store.session(readonly=True) as s:
-            found = await s.occurrences.of_resources(project, resources, where)
+            if advisories is None:
+                where = Compare(FilterColumn.NOTE_PROJECT, self.provider)
+                found = await s.occurrences.of_resources(project, resources, where)
+            else:
+                ids = [*advisories, vg.SCANNER_NOTE_ID]
+                notes = [(self.provider, i) for i in ids]
+                found = await s.occurrences.of_notes(project, notes, resources)
         for r in found:
             if r.kind == "VULNERABILITY" or (
                 r.kind == "DISCOVERY" and r.note_id == vg.SCANNER_NOTE_ID
