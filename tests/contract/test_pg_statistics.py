@@ -39,12 +39,15 @@ async def test_many_copied_rows_are_analyzed_few_and_rolled_back_are_not(
         class Boom(Exception):
             pass
 
-        with pytest.raises(Boom):
+        undone = [occurrence_record("p", f"undone-{i}", resource=image("u")) for i in range(50)]
+
+        async def rolled_back() -> None:
             async with store.session() as s:
-                await s.occurrences.insert(
-                    [occurrence_record("p", f"undone-{i}", resource=image("u")) for i in range(50)]
-                )
+                await s.occurrences.insert(undone)
                 raise Boom
+
+        with pytest.raises(Boom):
+            await rolled_back()
         assert await _analyzed(store, "occurrences") == before  # a rollback copied nothing
 
         async with store.session() as s:

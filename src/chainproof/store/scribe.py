@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -59,6 +59,10 @@ class OccurrenceRecord:
     occurrence: Occurrence
     #: ``occurrence`` in protobuf's JSON mapping, when already rendered (see NoteRecord).
     document: Mapping[str, Any] | None = None
+    #: Set by a writer to the same object on records that differ only in their name and
+    #: resource (copies of one template, ADR 0094): what a store derives from the rest of an
+    #: occurrence (its summary facts) it may derive once per value. Not part of equality.
+    template: object | None = field(default=None, compare=False, repr=False)
 
     def column(self, column: FilterColumn) -> str:
         if column is FilterColumn.KIND:

@@ -567,6 +567,7 @@ class GrafeasService:
                         uris[uri],
                         occ,
                         stored,
+                        template=draft,
                     )
                 )
         if not records:
