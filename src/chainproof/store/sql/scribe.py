@@ -509,10 +509,21 @@ class SqlOccurrences(OccurrenceRepository):
         :meth:`_resources_statement`), the resources sifted from what the probes return."""
         c = occurrences.c
         if not self._tx.postgres:
+            # Per note project, an ``IN`` list of IDs: SQLite meets that (and the resource
+            # list) with ``ix_occurrences_note_resource``; a list of (project, ID) row values
+            # it scans the table for (0.2 s for 200 images among 150,000 occurrences).
+            by_project: dict[str, list[str]] = {}
+            for note_project, note_id in notes:
+                by_project.setdefault(note_project, []).append(note_id)
+            under = sa.or_(
+                sa.false(),
+                *(
+                    sa.and_(c.note_project == p, c.note_id.in_(ids))
+                    for p, ids in sorted(by_project.items())
+                ),
+            )
             return _OCCURRENCE_SELECT.where(
-                c.project == project,
-                sa.tuple_(c.note_project, c.note_id).in_(list(notes)),
-                c.resource.in_(list(resources)),
+                c.project == project, under, c.resource.in_(list(resources))
             )
         text = postgresql.ARRAY(sa.Text())
         wanted = (
