@@ -71,7 +71,7 @@ from chainproof.store.sql.runtime import (
 from chainproof.store.sql.schema import metadata
 from chainproof.store.sql.scribe import SqlMeta, SqlNotes, SqlOccurrences, SqlProjects
 from chainproof.store.sql.summaries import SqlImageSummaries
-from chainproof.store.sql.tx import SqlTx, dump_json
+from chainproof.store.sql.tx import SqlTx, dump_json, load_json
 from chainproof.store.sql.urls import DatabaseTarget, Dialect, parse_database_url
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,7 @@ class SqlStore:
             pg = create_async_engine(
                 target.url,
                 json_serializer=dump_json,
+                json_deserializer=load_json,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 connect_args={"timeout": POSTGRES_CONNECT_TIMEOUT_S},
@@ -235,10 +236,15 @@ class SqlStore:
             return pg
         if target.in_memory:
             engine = create_async_engine(
-                target.url, json_serializer=dump_json, poolclass=StaticPool
+                target.url,
+                json_serializer=dump_json,
+                json_deserializer=load_json,
+                poolclass=StaticPool,
             )
         else:
-            engine = create_async_engine(target.url, json_serializer=dump_json)
+            engine = create_async_engine(
+                target.url, json_serializer=dump_json, json_deserializer=load_json
+            )
         in_memory = target.in_memory
 
         @event.listens_for(engine.sync_engine, "connect")

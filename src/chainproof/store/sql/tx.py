@@ -8,6 +8,7 @@ work), and all repositories of a unit of work share its transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,17 @@ Row = Any
 def dump_json(value: Any) -> str:
     # Compact and UTF-8 as is: the documents are large in bulk, and nobody reads them raw.
     return orjson.dumps(value).decode()
+
+
+def load_json(text: str | bytes) -> Any:
+    """A stored document back: orjson, a third of the standard library's time (the scanner
+    reads 300,000 stored packages per full match), giving the values json.loads gives. It
+    reads all :func:`dump_json` writes; text it refuses (a ``NaN`` token or an integer
+    beyond 64 bits, which only another writer could have stored) goes to json.loads."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 @dataclass(frozen=True, slots=True)
