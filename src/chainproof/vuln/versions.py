@@ -11,7 +11,6 @@ version an ecosystem cannot read is reported by matching, never compared as text
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -93,12 +92,21 @@ class UniversOrder:
         return cast(Comparable, parsed)
 
 
-@functools.cache
 def orders_by_value(version_class: type) -> bool:
     """Whether ``version_class`` orders its instances exactly as their ``value`` attributes
     order: a univers Version subclass that keeps the base class's attrs-generated
     comparisons, with ``value`` the only field they compare. Then a key may be the value
     itself. (Alpine's class compares on its own, and keeps its objects as keys.)"""
+    known = _BY_VALUE.get(version_class)
+    if known is None:
+        known = _BY_VALUE[version_class] = _compares_value_alone(version_class)
+    return known
+
+
+_BY_VALUE: dict[type, bool] = {}
+
+
+def _compares_value_alone(version_class: type) -> bool:
     if not (isinstance(version_class, type) and issubclass(version_class, uv.Version)):
         return False
     methods = ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__hash__")
