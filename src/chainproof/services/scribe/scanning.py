@@ -548,15 +548,16 @@ class ScanService:
         """
         # A large import names too many advisories and notes to list: then every finding
         # and package of the images is read, and filtered here.
-        ours = await self._our_occurrences(
-            project, resources, sorted(changed) if len(changed) <= _MAX_LISTED else None
-        )
+        listed = len(changed) <= _MAX_LISTED
+        ours = await self._our_occurrences(project, resources, sorted(changed) if listed else None)
         unscanned = [
             r for r in resources if not any(o.kind == "DISCOVERY" for o in ours.get(r, []))
         ]
         opened = closed = 0
         if unscanned:
-            for report in await self._reconcile(project, unscanned):
+            # Read unrestricted, ``ours`` holds all a full scan needs: not read twice.
+            known = None if listed else {r: ours.get(r, []) for r in unscanned}
+            for report in await self._reconcile(project, unscanned, ours=known):
                 opened += report.opened
                 closed += report.closed
         done = set(unscanned)
@@ -631,7 +632,12 @@ class ScanService:
         return packages
 
     async def _reconcile(
-        self, project: str, resources: Sequence[str], *, keep_empty: bool = False
+        self,
+        project: str,
+        resources: Sequence[str],
+        *,
+        keep_empty: bool = False,
+        ours: dict[str, list[OccurrenceRecord]] | None = None,
     ) -> list[ScanReport]:
         """Match each image of one project and bring its findings in line, in one read of
         their packages, one of their chainproof occurrences and one write transaction; new
@@ -640,9 +646,11 @@ class ScanService:
 
         An image with no packages left (its SBOM was deleted) loses its chainproof findings
         and its DISCOVERY, unless ``keep_empty`` (an explicit scan of it): nothing was
-        scanned, so nothing may claim a recent scan."""
+        scanned, so nothing may claim a recent scan. ``ours``: the images' chainproof
+        occurrences when the caller has just read them all (``_our_occurrences``)."""
         sboms = await self._read_sboms(project, resources)
-        ours = await self._our_occurrences(project, resources)
+        if ours is None:
+            ours = await self._our_occurrences(project, resources)
         delete: list[OccurrenceRecord] = []
         reports: list[ScanReport] = []
         findings = _NewFindings()
