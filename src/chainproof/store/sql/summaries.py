@@ -118,22 +118,32 @@ def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
         .where(where_f)
         .group_by(_F.c.project, _F.c.resource)
     )
+    where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
+    where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
+    # Every project's summary of an image folds its per-project rows, just written (a few
+    # rows an image), instead of reading all its facts a second time: counts add up, the
+    # worst rank and the newest scan are the greatest (NEVER sorts first).
     every = (
-        sa.select(sa.literal(ALL_PROJECTS, _S.c.scope.type), _F.c.resource, *aggregates)
-        .where(where_f)
-        .group_by(_F.c.resource)
+        sa.select(
+            sa.literal(ALL_PROJECTS, _S.c.scope.type),
+            _S.c.resource,
+            sa.func.sum(_S.c.occurrences),
+            *(sa.func.sum(_S.c[name]) for name in OPEN_COLUMNS),
+            sa.func.max(_S.c.worst_open),
+            sa.func.max(_S.c.last_scan),
+        )
+        .where(where_s, _S.c.scope != ALL_PROJECTS)
+        .group_by(_S.c.resource)
     )
     noted = sa.and_(where_f, _F.c.attestation_note != "")
     notes_per_project = (
         sa.select(_F.c.project, _F.c.resource, _F.c.attestation_note).where(noted).distinct()
     )
     notes_every = (
-        sa.select(sa.literal(ALL_PROJECTS, _A.c.scope.type), _F.c.resource, _F.c.attestation_note)
-        .where(noted)
+        sa.select(sa.literal(ALL_PROJECTS, _A.c.scope.type), _A.c.resource, _A.c.note)
+        .where(where_a, _A.c.scope != ALL_PROJECTS)
         .distinct()
     )
-    where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
-    where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
     return [
         _S.delete().where(where_s),
         _A.delete().where(where_a),
