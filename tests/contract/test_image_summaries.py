@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -336,3 +336,46 @@ async def test_a_project_scope_sees_only_its_projects_occurrences(store: Metadat
             assert [r.image for r in found] == mine
         assert await s.image_summaries.page(SummaryQuery((), "prod"), None, 10) == []
         assert await s.image_summaries.impact("", None, 10) == []
+
+
+async def test_copies_of_one_template_summarise_as_separate_records(
+    store: MetadataStore,
+) -> None:
+    """Records sharing a ``template`` (a scanner's copies: its facts derived once) give the
+    same summaries and reverse-impact rows as the same records written without one — two
+    templates, several images each, VEX-closed and open findings, a copy without resource."""
+    run = f"copies{next(_run)}"
+    specs = [
+        Spec("VULNERABILITY", 0, 1, "HIGH", "", 2),
+        Spec("VULNERABILITY", 0, 2, "CRITICAL", "NOT_AFFECTED", 3),
+    ]
+    for project, shared in (("plain", False), ("shared", True)):
+        records = []
+        for t, spec in enumerate(specs):
+            base = _occurrence(project, f"t{t}", spec, run).occurrence
+            for image in (0, 1, 2, 3):
+                r = _occurrence(project, f"c{t}-{image}", replace(spec, resource=image), run)
+                records.append(
+                    OccurrenceRecord(
+                        r.project,
+                        r.occurrence_id,
+                        r.kind,
+                        r.note_project,
+                        r.note_id,
+                        r.resource,
+                        r.occurrence,
+                        template=base if shared else None,
+                    )
+                )
+        async with store.session() as s:
+            await s.occurrences.insert(records)
+    async with store.session(readonly=True) as s:
+        answers = []
+        for project in ("plain", "shared"):
+            rows = await s.image_summaries.page(SummaryQuery((project,), "prod"), None, 100)
+            found = await s.image_summaries.impact("cve-2024-0001", (project,), 100)
+            answers.append(([r.summary for r in rows], [(f.image, f.detail) for f in found]))
+    assert answers[0] == answers[1]
+    summaries, impact = answers[0]
+    assert len(summaries) == 3 and len(impact) == 3
+    assert {s.worst_open for s in summaries} == {"HIGH"}  # the CRITICAL one is NOT_AFFECTED

@@ -4,7 +4,7 @@ note (across projects). Filters on both notes and occurrences: test_filters_cont
 
 from __future__ import annotations
 
-from chainproof.domain.filters import Compare, Expr, FilterColumn
+from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or
 from chainproof.domain.messages import OccurrencePB, from_stored_json
 from chainproof.store.port import MetadataStore, OccurrenceRecord
 from contract.store_samples import image, occurrence_record
@@ -162,3 +162,96 @@ async def test_pages_of_stored_json_match_pages_of_messages(store: MetadataStore
     first.document["resourceUri"] = "changed"  # a caller's copy, not the store's
     async with store.session() as s:
         assert (await s.occurrences.page_documents(P, None, None, 1))[0].document == original
+
+
+async def test_reads_by_resources_answer_what_pages_answer(store: MetadataStore) -> None:
+    """``of_resources`` and ``documents_of_resources`` give every occurrence of the listed
+    resources that meets the filter — what paging ``page`` over a resource list gives — in
+    (resource, ID) order, in one call: more rows than a page, more resources than one
+    statement lists, repeated and unknown resources, other projects and kinds left out."""
+    resources = [image(f"app{i:03d}") for i in range(620)]
+    records = [
+        occurrence_record(
+            P,
+            f"occ-{i:05d}",
+            resource=resources[(i * 7) % len(resources)],
+            kind=("VULNERABILITY", "ATTESTATION")[i % 2],
+            note=("notes-project", f"note-{i % 5}"),
+        )
+        for i in range(2_600)
+    ] + [occurrence_record("other", "occ-x", resource=resources[0])]
+    await add_occurrences(store, records)
+    wanted = [*resources[600:], *resources[:560], resources[3], image("unknown")]
+    notes = Or(tuple(Compare(FilterColumn.NOTE_ID, f"note-{n}") for n in (1, 3)))
+    where = And((Compare(FilterColumn.KIND, "VULNERABILITY"), notes))
+    listed = set(wanted)
+    for filt, keep in (
+        (None, lambda r: True),
+        (where, lambda r: r.kind == "VULNERABILITY" and r.note_id in ("note-1", "note-3")),
+    ):
+        expected = sorted(
+            (r.resource, r.occurrence_id)
+            for r in records
+            if r.project == P and r.resource in listed and keep(r)
+        )
+        async with store.session(readonly=True) as s:
+            messages = await s.occurrences.of_resources(P, wanted, filt)
+            documents = await s.occurrences.documents_of_resources(P, wanted, filt)
+        assert len(expected) > 1_000 or filt is not None
+        assert [(r.resource, r.occurrence_id) for r in messages] == expected
+        assert [(d.resource, d.occurrence_id) for d in documents] == expected
+        stored = {(r.project, r.occurrence_id): r for r in records}
+        for doc, msg in zip(documents, messages, strict=True):
+            original = stored[(msg.project, msg.occurrence_id)]
+            assert msg.occurrence == original.occurrence
+            assert (msg.kind, msg.note_project, msg.note_id) == (
+                original.kind,
+                original.note_project,
+                original.note_id,
+            )
+            assert (doc.kind, doc.note_project, doc.note_id) == (
+                msg.kind,
+                msg.note_project,
+                msg.note_id,
+            )
+            assert from_stored_json(OccurrencePB, dict(doc.document)) == msg.occurrence
+    async with store.session(readonly=True) as s:
+        assert await s.occurrences.of_resources(P, [], None) == []
+        assert await s.occurrences.documents_of_resources(P, [image("unknown")], None) == []
+
+
+async def test_reads_by_notes_answer_what_filters_answer(store: MetadataStore) -> None:
+    """``of_notes`` and ``documents_of_notes``: the occurrences under the listed notes (a
+    note's project counts) on the listed resources, in (resource, ID) order — more notes
+    and resources than one statement lists, other projects left out."""
+    resources = [image(f"app{i:03d}") for i in range(530)]
+    records = [
+        occurrence_record(
+            P,
+            f"occ-{i:05d}",
+            resource=resources[(i * 11) % len(resources)],
+            note=(f"np{i % 2}", f"note-{i % 601}"),
+        )
+        for i in range(3_000)
+    ] + [occurrence_record("other", "occ-x", resource=resources[0], note=("np0", "note-0"))]
+    await add_occurrences(store, records)
+    notes = [("np0", f"note-{n}") for n in range(0, 601, 2)] + [
+        ("np1", f"note-{n}") for n in range(0, 601, 3)
+    ]
+    wanted = [*resources[10:], resources[10], image("unknown")]
+    chosen, listed = set(notes), set(wanted)
+    expected = sorted(
+        (r.resource, r.occurrence_id)
+        for r in records
+        if r.project == P and (r.note_project, r.note_id) in chosen and r.resource in listed
+    )
+    assert len(expected) > 1_000
+    async with store.session(readonly=True) as s:
+        messages = await s.occurrences.of_notes(P, notes, wanted)
+        documents = await s.occurrences.documents_of_notes(P, notes, wanted)
+        assert await s.occurrences.of_notes(P, [], wanted) == []
+        assert await s.occurrences.documents_of_notes(P, notes, []) == []
+    assert [(r.resource, r.occurrence_id) for r in messages] == expected
+    assert [(d.resource, d.occurrence_id) for d in documents] == expected
+    for doc, msg in zip(documents, messages, strict=True):
+        assert from_stored_json(OccurrencePB, dict(doc.document)) == msg.occurrence

@@ -35,8 +35,9 @@ from contract.store_samples import (
 
 #: The newest migration; bump it with every new revision.
 #: 0007 (reverse impact) is chained after 0012 (image summaries), both made from 0005;
-#: 0006 (continuous validation) after 0007, 0013 (one open violation per pod) after 0006.
-HEAD = "0013"
+#: 0006 (continuous validation) after 0007, 0013 (one open violation per pod) after 0006,
+#: 0015 (the image facts' index covers the summary recompute) after 0013.
+HEAD = "0015"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from chainproof.domain.filters import Expr, FilterColumn
+from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or
 from chainproof.domain.messages import Note, Occurrence, to_json
 from chainproof.store.rules import distinct, repeats, require_distinct
 
@@ -59,6 +59,10 @@ class OccurrenceRecord:
     occurrence: Occurrence
     #: ``occurrence`` in protobuf's JSON mapping, when already rendered (see NoteRecord).
     document: Mapping[str, Any] | None = None
+    #: Set by a writer to the same object on records that differ only in their name and
+    #: resource (copies of one template, ADR 0094): what a store derives from the rest of an
+    #: occurrence (its summary facts) it may derive once per value. Not part of equality.
+    template: object | None = field(default=None, compare=False, repr=False)
 
     def column(self, column: FilterColumn) -> str:
         if column is FilterColumn.KIND:
@@ -297,6 +301,94 @@ class OccurrenceRepository(ABC):
             return []
         return await self._page_documents(project, where, after, limit)
 
+    async def of_resources(
+        self, project: str, resources: Sequence[str], where: Expr | None
+    ) -> list[OccurrenceRecord]:
+        """Every occurrence of ``project`` on one of ``resources`` (canonical) that meets
+        ``where``, ordered by resource and then ID: the whole answer, for a server-side
+        reader that holds a bounded batch of images in memory anyway (the scanner). One
+        query per chunk of resources, driven by the resource index, where paging would run
+        the filter again for every page (ADR 0175)."""
+        wanted = sorted(set(resources))
+        if not wanted:
+            return []
+        return await self._of_resources(project, wanted, where)
+
+    async def documents_of_resources(
+        self, project: str, resources: Sequence[str], where: Expr | None
+    ) -> list[StoredOccurrence]:
+        """:meth:`of_resources`, each occurrence as its stored JSON rather than a message."""
+        wanted = sorted(set(resources))
+        if not wanted:
+            return []
+        return await self._documents_of_resources(project, wanted, where)
+
+    async def of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[OccurrenceRecord]:
+        """The occurrences of ``project`` under one of ``notes`` ((project, ID) pairs) on one
+        of ``resources``, ordered by resource and then ID: :meth:`of_resources` when the
+        notes are what narrows the answer (a re-match: the findings of a few advisories, the
+        packages of a few names), read through the note index."""
+        wanted, listed = sorted(set(notes)), sorted(set(resources))
+        if not wanted or not listed:
+            return []
+        return await self._of_notes(project, wanted, listed)
+
+    async def documents_of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[StoredOccurrence]:
+        """:meth:`of_notes`, each occurrence as its stored JSON rather than a message."""
+        wanted, listed = sorted(set(notes)), sorted(set(resources))
+        if not wanted or not listed:
+            return []
+        return await self._documents_of_notes(project, wanted, listed)
+
+    async def _of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[OccurrenceRecord]:
+        """Both lists sorted, distinct and not empty. This reference filters
+        :meth:`_of_resources`; SQL adapters probe the note index."""
+        return await self._of_resources(project, resources, _under(notes))
+
+    async def _documents_of_notes(
+        self, project: str, notes: Sequence[tuple[str, str]], resources: Sequence[str]
+    ) -> list[StoredOccurrence]:
+        return await self._documents_of_resources(project, resources, _under(notes))
+
+    async def _of_resources(
+        self, project: str, resources: Sequence[str], where: Expr | None
+    ) -> list[OccurrenceRecord]:
+        """``resources`` is sorted, distinct and not empty. This reference pages :meth:`_page`
+        over chunks of the resources; SQL adapters answer in one statement per chunk."""
+        out: list[OccurrenceRecord] = []
+        for scope in _resource_scopes(resources, where):
+            after: str | None = None
+            while True:
+                page = await self._page(project, scope, after, _PAGE)
+                out += page
+                if len(page) < _PAGE:
+                    break
+                after = page[-1].occurrence_id
+        out.sort(key=lambda r: (r.resource, r.occurrence_id))
+        return out
+
+    async def _documents_of_resources(
+        self, project: str, resources: Sequence[str], where: Expr | None
+    ) -> list[StoredOccurrence]:
+        """As :meth:`_of_resources`, through :meth:`_page_documents`."""
+        out: list[StoredOccurrence] = []
+        for scope in _resource_scopes(resources, where):
+            after: str | None = None
+            while True:
+                page = await self._page_documents(project, scope, after, _PAGE)
+                out += page
+                if len(page) < _PAGE:
+                    break
+                after = page[-1].occurrence_id
+        out.sort(key=lambda r: (r.resource, r.occurrence_id))
+        return out
+
     async def page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
     ) -> list[OccurrenceRecord]:
@@ -389,3 +481,28 @@ class MetaRepository(ABC):
     @abstractmethod
     async def get_or_set(self, key: str, value: str) -> str:
         """Return the stored value of ``key``, storing ``value`` first if there is none."""
+
+
+#: Rows per page and resources per filter of the reference ``of_resources``.
+_PAGE = 1_000
+_RESOURCES_PER_QUERY = 500
+
+
+def _resource_scopes(resources: Sequence[str], where: Expr | None) -> list[Expr]:
+    """``where`` and "the resource is one of these", per chunk of ``resources``."""
+    scopes: list[Expr] = []
+    for start in range(0, len(resources), _RESOURCES_PER_QUERY):
+        chunk = resources[start : start + _RESOURCES_PER_QUERY]
+        listed = Or(tuple(Compare(FilterColumn.RESOURCE, r) for r in chunk))
+        scopes.append(listed if where is None else And((where, listed)))
+    return scopes
+
+
+def _under(notes: Sequence[tuple[str, str]]) -> Expr:
+    """The occurrence's note is one of ``notes``."""
+    return Or(
+        tuple(
+            And((Compare(FilterColumn.NOTE_PROJECT, p), Compare(FilterColumn.NOTE_ID, n)))
+            for p, n in notes
+        )
+    )

@@ -80,12 +80,40 @@ class UniversOrder:
         if not text or text != text.strip() or any(c.isspace() for c in text):
             return IncomparableVersion(version, self.name, self.expected)
         try:
-            parsed = cast(Comparable, self.version_class(text))
+            parsed = self.version_class(text)
         # univers raises InvalidVersion for most bad strings, but some classes let a
         # TypeError, ValueError or IndexError escape from their parsers on odd input.
         except (uv.InvalidVersion, TypeError, ValueError, IndexError, AttributeError):
             return IncomparableVersion(version, self.name, self.expected)
-        return parsed
+        if orders_by_value(self.version_class):
+            # The same order without attrs' generated comparison around it (a tuple built
+            # per operand, per comparison): 2-10x faster in the range walk.
+            return cast(Comparable, cast(uv.Version, parsed).value)
+        return cast(Comparable, parsed)
+
+
+def orders_by_value(version_class: type) -> bool:
+    """Whether ``version_class`` orders its instances exactly as their ``value`` attributes
+    order: a univers Version subclass that keeps the base class's attrs-generated
+    comparisons, with ``value`` the only field they compare. Then a key may be the value
+    itself. (Alpine's class compares on its own, and keeps its objects as keys.)"""
+    known = _BY_VALUE.get(version_class)
+    if known is None:
+        known = _BY_VALUE[version_class] = _compares_value_alone(version_class)
+    return known
+
+
+_BY_VALUE: dict[type, bool] = {}
+
+
+def _compares_value_alone(version_class: type) -> bool:
+    if not (isinstance(version_class, type) and issubclass(version_class, uv.Version)):
+        return False
+    methods = ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__hash__")
+    if any(getattr(version_class, m) is not getattr(uv.Version, m) for m in methods):
+        return False
+    fields = getattr(version_class, "__attrs_attrs__", ())  # attrs' own field list
+    return [f.name for f in fields if f.order or f.eq] == ["value"]
 
 
 def dpkg() -> VersionOrder:

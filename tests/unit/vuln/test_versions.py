@@ -178,3 +178,45 @@ def test_ecosystem_suffixes_and_purl_types() -> None:
     assert ecosystems.lookup("pypi") is ecosystems.lookup("PyPI")
     pypi = ecosystems.lookup("PyPI")
     assert pypi is not None and pypi.normalize("Zope.Interface_x") == "zope-interface-x"
+
+
+def test_keys_that_are_values_order_exactly_as_their_univers_objects() -> None:
+    """Where a key is the univers object's ``value`` (orders_by_value), every comparison
+    agrees with the object's own, on real Debian versions and on generated ones of each
+    ecosystem; an order with comparisons of its own (Alpine's) keeps its objects."""
+    from univers import versions as uv
+
+    rng = random.Random(13)
+    generated = [
+        f"{rng.randint(0, 3)}.{rng.randint(0, 12)}.{rng.randint(0, 9)}"
+        + rng.choice(["", "-1", "-rc.1", "-beta", "+b1", "~rc1", "-2+deb12u1"])
+        for _ in range(150)
+    ]
+    real = _installed_versions()[:150]
+    checked = 0
+    for cls in (uv.DebianVersion, uv.RpmVersion, uv.PypiVersion, uv.SemverVersion,
+                uv.MavenVersion, uv.GolangVersion, uv.RubygemsVersion, uv.NugetVersion):  # fmt: skip
+        assert versions.orders_by_value(cls), cls
+        texts = generated + (real if cls is uv.DebianVersion else [])
+        objects = [cls(t) for t in texts if _readable(cls, t)]  # this ecosystem's syntax
+        assert len(objects) > 30, cls
+        for a, b in itertools.product(objects[:80], repeat=2):
+            assert (a < b, a <= b, a == b, a > b, a >= b) == (
+                a.value < b.value,
+                a.value <= b.value,
+                a.value == b.value,
+                a.value > b.value,
+                a.value >= b.value,
+            ), (cls, a.string, b.string)
+            checked += 1
+    assert checked > 40_000
+    assert not versions.orders_by_value(uv.AlpineLinuxVersion)
+    assert not versions.orders_by_value(versions.PhpVersion)
+
+
+def _readable(cls: type, text: str) -> bool:
+    try:
+        cls(text)
+    except (ValueError, TypeError, IndexError, AttributeError):  # InvalidVersion is a ValueError
+        return False
+    return True

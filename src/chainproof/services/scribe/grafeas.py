@@ -572,6 +572,7 @@ class GrafeasService:
                         uris[uri],
                         occ,
                         stored,
+                        template=draft,
                     )
                 )
         if not records:

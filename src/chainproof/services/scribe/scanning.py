@@ -44,7 +44,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from chainproof.domain import protojson
-from chainproof.domain.filters import And, Compare, FilterColumn, Or
+from chainproof.domain.filters import Compare, FilterColumn
 from chainproof.domain.images import canonical_resource
 from chainproof.domain.messages import (
     NotePB,
@@ -148,10 +148,6 @@ def _digest(raw: Any) -> str:
 
 def _finding_key(advisory_id: str, package: str, version: str) -> tuple[str, str, str]:
     return (advisory_id, package, version)
-
-
-def _any_of(resources: Sequence[str]) -> Any:
-    return Or(tuple(Compare(FilterColumn.RESOURCE, r) for r in resources))
 
 
 class ScanService:
@@ -314,10 +310,11 @@ class ScanService:
     async def _package_records(self, project: str, resources: Any) -> list[StoredOccurrence]:
         """PACKAGE occurrences of ``project``, as stored JSON: of the given resources (one
         indexed query, page by page), or of every image when ``resources`` is None."""
-        where: Any = Compare(FilterColumn.KIND, "PACKAGE")
-        if resources is not None:
-            where = And((where, _any_of(resources)))
-        return await self._documents(project, where)
+        where = Compare(FilterColumn.KIND, "PACKAGE")
+        if resources is None:
+            return await self._documents(project, where)
+        async with self._store.session(readonly=True) as s:
+            return await s.occurrences.documents_of_resources(project, resources, where)
 
     # ---------------------------------------------------------------- advisories
     async def import_advisories(self, advisories: Sequence[Advisory]) -> ImportReport:
@@ -551,15 +548,16 @@ class ScanService:
         """
         # A large import names too many advisories and notes to list: then every finding
         # and package of the images is read, and filtered here.
-        ours = await self._our_occurrences(
-            project, resources, sorted(changed) if len(changed) <= _MAX_LISTED else None
-        )
+        listed = len(changed) <= _MAX_LISTED
+        ours = await self._our_occurrences(project, resources, sorted(changed) if listed else None)
         unscanned = [
             r for r in resources if not any(o.kind == "DISCOVERY" for o in ours.get(r, []))
         ]
         opened = closed = 0
         if unscanned:
-            for report in await self._reconcile(project, unscanned):
+            # Read unrestricted, ``ours`` holds all a full scan needs: not read twice.
+            known = None if listed else {r: ours.get(r, []) for r in unscanned}
+            for report in await self._reconcile(project, unscanned, ours=known):
                 opened += report.opened
                 closed += report.closed
         done = set(unscanned)
@@ -618,17 +616,28 @@ class ScanService:
         for note_project, ids in sorted(by_project.items()):
             # By note (project and ID), not by kind: the note index then finds exactly the
             # packages under the touched keys; anything else under those notes is sifted out.
-            where: Any = And((Compare(FilterColumn.NOTE_PROJECT, note_project), _any_of(resources)))
-            if len(ids) <= _MAX_LISTED:
-                where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, n) for n in ids))))
             listed = set(ids)
-            for record in await self._documents(project, where):
+            async with self._store.session(readonly=True) as s:
+                if len(ids) <= _MAX_LISTED:
+                    found = await s.occurrences.documents_of_notes(
+                        project, [(note_project, i) for i in ids], resources
+                    )
+                else:
+                    found = await s.occurrences.documents_of_resources(
+                        project, resources, Compare(FilterColumn.NOTE_PROJECT, note_project)
+                    )
+            for record in found:
                 if record.kind == "PACKAGE" and record.note_id in listed:
                     packages.setdefault(record.resource, []).append(record)
         return packages
 
     async def _reconcile(
-        self, project: str, resources: Sequence[str], *, keep_empty: bool = False
+        self,
+        project: str,
+        resources: Sequence[str],
+        *,
+        keep_empty: bool = False,
+        ours: dict[str, list[OccurrenceRecord]] | None = None,
     ) -> list[ScanReport]:
         """Match each image of one project and bring its findings in line, in one read of
         their packages, one of their chainproof occurrences and one write transaction; new
@@ -637,9 +646,11 @@ class ScanService:
 
         An image with no packages left (its SBOM was deleted) loses its chainproof findings
         and its DISCOVERY, unless ``keep_empty`` (an explicit scan of it): nothing was
-        scanned, so nothing may claim a recent scan."""
+        scanned, so nothing may claim a recent scan. ``ours``: the images' chainproof
+        occurrences when the caller has just read them all (``_our_occurrences``)."""
         sboms = await self._read_sboms(project, resources)
-        ours = await self._our_occurrences(project, resources)
+        if ours is None:
+            ours = await self._our_occurrences(project, resources)
         delete: list[OccurrenceRecord] = []
         reports: list[ScanReport] = []
         findings = _NewFindings()
@@ -689,13 +700,18 @@ class ScanService:
         self, project: str, resources: Sequence[str], advisories: Sequence[str] | None = None
     ) -> dict[str, list[OccurrenceRecord]]:
         """The chainproof findings (of ``advisories`` only, when given) and DISCOVERY
-        occurrences of ``resources``, by resource, in one indexed read (page by page)."""
-        where: Any = And((_any_of(resources), Compare(FilterColumn.NOTE_PROJECT, self.provider)))
-        if advisories is not None:
-            ids = [*advisories, vg.SCANNER_NOTE_ID]
-            where = And((where, Or(tuple(Compare(FilterColumn.NOTE_ID, i) for i in ids))))
+        occurrences of ``resources``, by resource, in one indexed read (by note when the
+        advisories are listed)."""
         out: dict[str, list[OccurrenceRecord]] = {}
-        for r in await self._occurrences(project, where):
+        async with self._store.session(readonly=True) as s:
+            if advisories is None:
+                where = Compare(FilterColumn.NOTE_PROJECT, self.provider)
+                found = await s.occurrences.of_resources(project, resources, where)
+            else:
+                ids = [*advisories, vg.SCANNER_NOTE_ID]
+                notes = [(self.provider, i) for i in ids]
+                found = await s.occurrences.of_notes(project, notes, resources)
+        for r in found:
             if r.kind == "VULNERABILITY" or (
                 r.kind == "DISCOVERY" and r.note_id == vg.SCANNER_NOTE_ID
             ):
@@ -708,17 +724,6 @@ class ScanService:
         while True:
             async with self._store.session(readonly=True) as s:
                 rows = await s.occurrences.page_documents(project, where, after, _PAGE)
-            out += rows
-            if len(rows) < _PAGE:
-                return out
-            after = rows[-1].occurrence_id
-
-    async def _occurrences(self, project: str, where: Any) -> list[OccurrenceRecord]:
-        out: list[OccurrenceRecord] = []
-        after: str | None = None
-        while True:
-            async with self._store.session(readonly=True) as s:
-                rows = await s.occurrences.page(project, where, after, _PAGE)
             out += rows
             if len(rows) < _PAGE:
                 return out

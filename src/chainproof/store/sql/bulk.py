@@ -36,6 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 Values = tuple[Any, ...]
 
 _SQLITE = SQLiteDialect_aiosqlite()
+#: ``connection.info`` key: rows copied per table by the unit of work on that connection, so
+#: that the store can keep PostgreSQL's statistics current after it commits (ADR 0176).
+COPIED = "chainproof_copied"
 
 
 async def insert_rows(
@@ -69,6 +72,8 @@ async def _copy(
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
     try:
         await driver.copy_records_to_table(table, records=rows, columns=columns)
+        copied = connection.info.setdefault(COPIED, {})
+        copied[table] = copied.get(table, 0) + len(rows)
     except asyncpg.UniqueViolationError as exc:
         raise IntegrityError(statement, None, exc) from exc
     except asyncpg.PostgresError as exc:

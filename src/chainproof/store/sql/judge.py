@@ -23,7 +23,7 @@ from chainproof.store.judge import (
 )
 from chainproof.store.sql.schema import decision_images, decisions, documents
 from chainproof.store.sql.summaries import SqlImageSummaries
-from chainproof.store.sql.tx import Row, SqlTx
+from chainproof.store.sql.tx import Row, SqlTx, by_keys
 
 _DOCUMENT_SELECT = sa.select(
     documents.c.project,
@@ -138,10 +138,13 @@ class SqlDocuments(DocumentRepository):
         out: dict[str, DocumentRecord] = {}
         for start in range(0, len(doc_ids), _KEYS_PER_QUERY):
             chunk = list(doc_ids[start : start + _KEYS_PER_QUERY])
-            stmt = _DOCUMENT_SELECT.where(
-                documents.c.project == project,
-                documents.c.collection == collection,
-                documents.c.doc_id.in_(chunk),
+            stmt = by_keys(
+                self._tx.postgres,
+                _DOCUMENT_SELECT,
+                documents,
+                (documents.c.project == project, documents.c.collection == collection),
+                ("doc_id",),
+                [(i,) for i in chunk],
             )
             for row in await self._c.execute(stmt):
                 out[row.doc_id] = _document(row)

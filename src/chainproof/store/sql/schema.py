@@ -399,7 +399,15 @@ image_facts = sa.Table(
     sa.Column("attestation_note", Key, nullable=False),
     sa.Column("open_rank", sa.SmallInteger(), nullable=False),
     sa.Column("scan_time", Time, nullable=True),
-    sa.Index("ix_image_facts_resource", "resource", "project"),
+    # Covers the summary recompute: the rows of an image and what it sums (migration 0015).
+    sa.Index(
+        "ix_image_facts_summary",
+        "resource",
+        "project",
+        "open_rank",
+        "scan_time",
+        "attestation_note",
+    ),
 )
 
 impact_terms = sa.Table(

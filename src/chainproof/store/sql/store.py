@@ -22,11 +22,18 @@ Where the two databases differ, the difference is spelled out here and nowhere e
   COMMITTED, the isolation every unit of work here runs at, each statement sees its own
   snapshot inside a transaction too, so the transaction adds two round trips and nothing
   else; SQLite keeps its BEGIN, which there holds one WAL snapshot for the whole session.
+* PostgreSQL plans from statistics that only ANALYZE takes. After units of work that bulk
+  copied many rows into a table (:data:`ANALYZE_AFTER_ROWS` since the last look), the store
+  analyzes the table's key columns once the rows changed since its last ANALYZE exceed a
+  tenth of it — autovacuum's rule, kept by the writer itself, since a table filled faster
+  than autovacuum looks (or on a server with autovacuum off) is planned as nearly empty:
+  every list of keys then scans the whole table (ADR 0176).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
@@ -45,7 +52,7 @@ from sqlalchemy.pool import StaticPool
 
 from chainproof.errors import Unavailable
 from chainproof.store.port import ChangeChannel, UnitOfWork
-from chainproof.store.sql import migrate
+from chainproof.store.sql import bulk, migrate
 from chainproof.store.sql.access import SqlAccess
 from chainproof.store.sql.checkpoint import (
     AUTOCHECKPOINT_PAGES,
@@ -61,10 +68,13 @@ from chainproof.store.sql.runtime import (
     SqlSubscriptions,
     SqlViolations,
 )
+from chainproof.store.sql.schema import metadata
 from chainproof.store.sql.scribe import SqlMeta, SqlNotes, SqlOccurrences, SqlProjects
 from chainproof.store.sql.summaries import SqlImageSummaries
-from chainproof.store.sql.tx import SqlTx, dump_json
+from chainproof.store.sql.tx import SqlTx, dump_json, load_json
 from chainproof.store.sql.urls import DatabaseTarget, Dialect, parse_database_url
+
+log = logging.getLogger(__name__)
 
 #: How long a SQLite writer waits for the write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -73,6 +83,12 @@ POSTGRES_CONNECT_TIMEOUT_S = 10.0
 #: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed
 #: out (and replaced when the ping fails); one used more recently is handed out as it is.
 PING_AFTER_IDLE_S = 1.0
+#: Rows bulk copied into one PostgreSQL table (across units of work) before the store looks
+#: at whether its statistics need taking again.
+ANALYZE_AFTER_ROWS = 10_000
+#: How long an ANALYZE may wait for its table lock (another ANALYZE, a VACUUM) before it is
+#: left for the next time.
+_ANALYZE_LOCK_TIMEOUT = "500ms"
 
 
 class SqlUnitOfWork:
@@ -136,6 +152,25 @@ class SqlUnitOfWork:
                 await transaction.rollback()
 
 
+def _copies_taken(connection: AsyncConnection) -> dict[str, int] | None:
+    """The rows the unit of work bulk copied per table, forgotten on the connection (an
+    invalidated connection's record starts afresh anyway, and is not to be touched)."""
+    if connection.closed or connection.invalidated:
+        return None
+    copied: dict[str, int] | None = connection.info.pop(bulk.COPIED, None)
+    return copied
+
+
+def _analyze_statement(connection: AsyncConnection, name: str) -> str:
+    """``ANALYZE table (columns)`` for one of the schema's tables, its non-JSON columns only
+    (what plans filter and join on; JSON documents are large and never compared). Only
+    names of the schema's own tables and columns reach the text, quoted."""
+    table = metadata.tables[name]
+    quote = connection.dialect.identifier_preparer.quote
+    columns = [quote(c.name) for c in table.columns if not isinstance(c.type, sa.JSON)]
+    return f"ANALYZE {quote(table.name)} ({', '.join(columns)})"
+
+
 #: Execution option marking a connection's transaction as read-only.
 _READONLY = "chainproof_readonly"
 
@@ -162,6 +197,10 @@ class SqlStore:
         self._checkpointer = (
             WalCheckpointer(self._engine) if sqlite and not target.in_memory else None
         )
+        #: Rows bulk copied per PostgreSQL table since the store last looked at its statistics.
+        self._copied: dict[str, int] = {}
+        #: Each such table's rows as last seen (its statistics' count and the copies since).
+        self._sizes: dict[str, float] = {}
 
     @classmethod
     def from_url(
@@ -188,6 +227,7 @@ class SqlStore:
             pg = create_async_engine(
                 target.url,
                 json_serializer=dump_json,
+                json_deserializer=load_json,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 connect_args={"timeout": POSTGRES_CONNECT_TIMEOUT_S},
@@ -196,10 +236,15 @@ class SqlStore:
             return pg
         if target.in_memory:
             engine = create_async_engine(
-                target.url, json_serializer=dump_json, poolclass=StaticPool
+                target.url,
+                json_serializer=dump_json,
+                json_deserializer=load_json,
+                poolclass=StaticPool,
             )
         else:
-            engine = create_async_engine(target.url, json_serializer=dump_json)
+            engine = create_async_engine(
+                target.url, json_serializer=dump_json, json_deserializer=load_json
+            )
         in_memory = target.in_memory
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -319,8 +364,54 @@ class SqlStore:
                     raise
                 if self._checkpointer is not None and not readonly:
                     self._checkpointer.kick()
+                copied = _copies_taken(connection)
+                if copied:
+                    await self._keep_statistics(connection, copied)
             finally:
+                _copies_taken(connection)  # a rolled-back copy grew nothing
                 await connection.close()
+
+    async def _keep_statistics(self, connection: AsyncConnection, copied: dict[str, int]) -> None:
+        """After a commit: ANALYZE (key columns only) the tables this store copied many rows
+        into (over a tenth of their size, and :data:`ANALYZE_AFTER_ROWS`, since it last
+        looked) whose statistics are stale — never taken, or changed by over a tenth since.
+        Best effort: the commit stands whatever happens here, and a table whose lock is
+        busy is looked at again after the next rows."""
+        for table, rows in copied.items():
+            self._copied[table] = self._copied.get(table, 0) + rows
+        due = {
+            t: n
+            for t, n in self._copied.items()
+            if n >= max(ANALYZE_AFTER_ROWS, 0.1 * self._sizes.get(t, 0))
+        }
+        if not due:
+            return
+        for table in due:
+            self._copied[table] = 0
+        try:
+            # The server's count of changed rows lags (statistics are flushed now and then),
+            # so the rows this store copied count too.
+            stats = await connection.execute(
+                sa.text(
+                    "SELECT c.relname, c.reltuples, COALESCE(s.n_mod_since_analyze, 0) "
+                    "FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+                    "WHERE c.oid = ANY(CAST(:tables AS regclass[]))"
+                ),
+                {"tables": sorted(due)},
+            )
+            names = []
+            for name, tuples, changed in stats:
+                self._sizes[name] = max(float(tuples), 0.0) + due[name]
+                if tuples < 0 or max(changed, due[name]) > 0.1 * tuples:
+                    names.append(str(name))
+            await connection.execute(sa.text(f"SET LOCAL lock_timeout = '{_ANALYZE_LOCK_TIMEOUT}'"))
+            for name in sorted(names):
+                await connection.execute(sa.text(_analyze_statement(connection, name)))
+            await connection.commit()
+        except (DBAPIError, OSError) as exc:
+            with suppress(DBAPIError, OSError):
+                await connection.rollback()
+            log.info("statistics of %s not taken again this time: %s", due, exc)
 
 
 def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from chainproof.domain.image_summary import SEVERITIES, ImageSummary, facts_of
+from chainproof.domain.image_summary import SEVERITIES, Facts, ImageSummary, facts_of
 from chainproof.domain.messages import Occurrence, OccurrencePB, from_stored_json
 from chainproof.store.judge import DecisionRecord
 from chainproof.store.scribe import OccurrenceRecord
@@ -85,9 +85,17 @@ def rows_of(
     if not resource:
         return None, []
     f = facts_of(kind, note_project, note_id, occurrence)
-    fact = (project, occurrence_id, resource, f.attestation_note, f.open_rank, f.scan_time)
-    terms = [(project, occurrence_id, t.field, t.term, resource, t.kind, t.detail) for t in f.terms]
-    return fact, terms
+    return _fact_row(project, occurrence_id, resource, f), _term_rows(
+        project, occurrence_id, resource, f
+    )
+
+
+def _fact_row(project: str, occurrence_id: str, resource: str, f: Facts) -> tuple[Any, ...]:
+    return (project, occurrence_id, resource, f.attestation_note, f.open_rank, f.scan_time)
+
+
+def _term_rows(project: str, occurrence_id: str, resource: str, f: Facts) -> list[tuple[Any, ...]]:
+    return [(project, occurrence_id, t.field, t.term, resource, t.kind, t.detail) for t in f.terms]
 
 
 def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
@@ -110,22 +118,32 @@ def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
         .where(where_f)
         .group_by(_F.c.project, _F.c.resource)
     )
+    where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
+    where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
+    # Every project's summary of an image folds its per-project rows, just written (a few
+    # rows an image), instead of reading all its facts a second time: counts add up, the
+    # worst rank and the newest scan are the greatest (NEVER sorts first).
     every = (
-        sa.select(sa.literal(ALL_PROJECTS, _S.c.scope.type), _F.c.resource, *aggregates)
-        .where(where_f)
-        .group_by(_F.c.resource)
+        sa.select(
+            sa.literal(ALL_PROJECTS, _S.c.scope.type),
+            _S.c.resource,
+            sa.func.sum(_S.c.occurrences),
+            *(sa.func.sum(_S.c[name]) for name in OPEN_COLUMNS),
+            sa.func.max(_S.c.worst_open),
+            sa.func.max(_S.c.last_scan),
+        )
+        .where(where_s, _S.c.scope != ALL_PROJECTS)
+        .group_by(_S.c.resource)
     )
     noted = sa.and_(where_f, _F.c.attestation_note != "")
     notes_per_project = (
         sa.select(_F.c.project, _F.c.resource, _F.c.attestation_note).where(noted).distinct()
     )
     notes_every = (
-        sa.select(sa.literal(ALL_PROJECTS, _A.c.scope.type), _F.c.resource, _F.c.attestation_note)
-        .where(noted)
+        sa.select(sa.literal(ALL_PROJECTS, _A.c.scope.type), _A.c.resource, _A.c.note)
+        .where(where_a, _A.c.scope != ALL_PROJECTS)
         .distinct()
     )
-    where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
-    where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
     return [
         _S.delete().where(where_s),
         _A.delete().where(where_a),
@@ -163,24 +181,27 @@ class SqlImageSummaries(ImageSummaryRepository):
     # ------------------------------------------------------------------ writes (the store's)
 
     async def written(self, records: Sequence[OccurrenceRecord]) -> None:
-        """Occurrences were inserted (or replaced, after :meth:`removed`)."""
+        """Occurrences were inserted (or replaced, after :meth:`removed`). Records that share
+        a ``template`` share their facts, computed once (a scanner's copies)."""
         facts: list[tuple[Any, ...]] = []
         terms: list[tuple[Any, ...]] = []
+        shared: dict[int, Facts] = {}  # id(template): the records keep each alive meanwhile
         for r in records:
-            fact, its_terms = rows_of(
-                r.project, r.occurrence_id, r.kind, r.note_project, r.note_id, r.resource,
-                r.occurrence,
-            )  # fmt: skip
-            if fact is not None:
-                facts.append(fact)
-                terms.extend(its_terms)
-                self._touched.add(r.resource)
+            if not r.resource:
+                continue  # it describes no image
+            f = shared.get(id(r.template)) if r.template is not None else None
+            if f is None:
+                f = facts_of(r.kind, r.note_project, r.note_id, r.occurrence)
+                if r.template is not None:
+                    shared[id(r.template)] = f
+            facts.append(_fact_row(r.project, r.occurrence_id, r.resource, f))
+            terms.extend(_term_rows(r.project, r.occurrence_id, r.resource, f))
+            self._touched.add(r.resource)
         # One driver call per table (COPY on PostgreSQL, the driver's executemany on
         # SQLite): an SBOM's 10,000 packages make 10,000 facts and 20,000 terms, and
         # SQLAlchemy's executemany spent more on their parameter dicts than SQLite on the rows.
-        postgres = self._tx.postgres
-        await bulk.insert_rows(self._c, postgres, _F, tuple(FACT_COLUMNS), facts)
-        await bulk.insert_rows(self._c, postgres, _T, tuple(TERM_COLUMNS), terms)
+        await bulk.insert_rows(self._c, self._tx.postgres, _F, tuple(FACT_COLUMNS), facts)
+        await bulk.insert_rows(self._c, self._tx.postgres, _T, tuple(TERM_COLUMNS), terms)
 
     async def removed(self, project: str, occurrence_ids: Sequence[str]) -> None:
         """Occurrences were deleted (or are about to be replaced)."""
