@@ -15,6 +15,14 @@ measured the same way, and the ratio. The machine is shared: figures are noisy.
     .venv/bin/python bench/bench_ui.py                                  # 2,000 images / 20,000
     .venv/bin/python bench/bench_ui.py --images 100000 --occurrences 1000000   # issue 16
     .venv/bin/python bench/bench_ui.py --images 10000 --occurrences 100000 --backend sqlite
+    .venv/bin/python bench/bench_ui.py --images 100000 --occurrences 1000000 --keep  # keep it
+    .venv/bin/python bench/bench_ui.py --reuse chainproof_bench_ui_…    # time the kept store
+
+``--keep`` prints the PostgreSQL database's name and leaves it; ``--reuse NAME`` skips the
+build and times the pages of that database with the code as it is now (migrations newer
+than the store run when the services open it), and leaves it too unless it fails to open.
+A run that fails while building drops its database even with ``--keep``: a half-built
+store is no use.
 """
 
 from __future__ import annotations
@@ -210,13 +218,21 @@ async def measure(app: Any, path: str, repeat: int) -> tuple[float, float]:
     return statistics.median(times), pct(times, 0.99)
 
 
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
 async def run(args: argparse.Namespace) -> None:
-    name = f"chainproof_bench_ui_{uuid.uuid4().hex[:8]}"
-    if args.backend == "postgres":
-        with psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-        ) as db:
+    name = args.reuse or f"chainproof_bench_ui_{uuid.uuid4().hex[:8]}"
+    if args.reuse:
+        with psycopg.connect(ADMIN, autocommit=True) as db:
+            found = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            raise SystemExit(f"no database {name!r} to reuse")
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    elif args.backend == "postgres":
+        with psycopg.connect(ADMIN, autocommit=True) as db:
             db.execute(f'CREATE DATABASE "{name}"')
+        print(f"database {name}", flush=True)
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     else:
         url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
@@ -234,6 +250,7 @@ async def run(args: argparse.Namespace) -> None:
     async def floor() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
+    built = False
     try:
         metrics = Metrics()
         services = await open_services(settings, None, metrics=metrics)
@@ -242,7 +259,9 @@ async def run(args: argparse.Namespace) -> None:
             # Declared public like a health probe: the app refuses routes that declare nothing.
             app.add_api_route("/bench-floor", floor, dependencies=[public("the benchmark's floor")])
             t0 = time.perf_counter()
-            if args.backend == "postgres" and args.occurrences > BULK_ABOVE:
+            if args.reuse:
+                print(f"backend postgres: reusing database {name} (no build)")
+            elif args.backend == "postgres" and args.occurrences > BULK_ABOVE:
                 n, copied, filled = await bulk_fill(app, url, args.images, args.occurrences)
                 print(
                     f"backend postgres: {args.images} images, {n} occurrences: COPY "
@@ -254,6 +273,7 @@ async def run(args: argparse.Namespace) -> None:
                     f"backend {args.backend}: {args.images} images, {n} occurrences "
                     f"filled through the service in {time.perf_counter() - t0:.0f} s"
                 )
+            built = True
             floor_p50, floor_p99 = await measure(app, "/bench-floor", args.repeat)
             print(f"{'page':<52} {'p50 ms':>8} {'p99 ms':>8} {'p50/floor':>10}")
             print(
@@ -279,10 +299,11 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"{path:<52} {p50:8.1f} {p99:8.1f} {p50 / floor_p50:10.0f}")
     finally:
         if args.backend == "postgres":
-            with psycopg.connect(
-                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-            ) as db:
-                db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if args.reuse or (args.keep and built):
+                print(f"kept database {name}")
+            else:
+                with psycopg.connect(ADMIN, autocommit=True) as db:
+                    db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -291,7 +312,18 @@ def main() -> None:
     parser.add_argument("--occurrences", type=int, default=20000)
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--repeat", type=int, default=20)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--keep", action="store_true", help="PostgreSQL: print the database's name, do not drop it"
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="PostgreSQL: skip the build and time the pages of this existing (kept) database",
+    )
+    args = parser.parse_args()
+    if args.reuse:
+        args.backend = "postgres"
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
