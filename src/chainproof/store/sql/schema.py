@@ -432,6 +432,28 @@ image_summaries = sa.Table(
     sa.Index("ix_image_summaries_worst", "scope", "worst_open", "resource"),
     sa.Index("ix_image_summaries_scan", "scope", "last_scan", "resource"),
     sa.Index("ix_image_summaries_count", "scope", "occurrences", "resource"),
+    # The images list's substring search (migration 0014; skipped there without pg_trgm).
+    sa.Index(
+        "ix_image_summaries_resource_trgm",
+        sa.text("lower(resource) gin_trgm_ops"),
+        postgresql_using="gin",
+    ).ddl_if(dialect="postgresql"),
+)
+
+#: The overview's figures per summary scope, as deltas in stripes (migration 0014, ADR 0195):
+#: the sum of a scope's rows is its number of images and open findings per severity.
+summary_totals = sa.Table(
+    "summary_totals",
+    metadata,
+    sa.Column("scope", Key, primary_key=True),
+    sa.Column("stripe", sa.SmallInteger(), primary_key=True),
+    sa.Column("images", sa.BigInteger(), nullable=False),
+    sa.Column("open_unspecified", sa.BigInteger(), nullable=False),
+    sa.Column("open_minimal", sa.BigInteger(), nullable=False),
+    sa.Column("open_low", sa.BigInteger(), nullable=False),
+    sa.Column("open_medium", sa.BigInteger(), nullable=False),
+    sa.Column("open_high", sa.BigInteger(), nullable=False),
+    sa.Column("open_critical", sa.BigInteger(), nullable=False),
 )
 
 image_attestations = sa.Table(

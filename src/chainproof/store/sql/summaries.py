@@ -9,13 +9,22 @@ together. On PostgreSQL, writers of one image take turns for the recompute (a tr
 advisory lock per image, taken in one sorted pass), so each recompute reads the facts of
 every transaction that recomputed the image before it; SQLite's writers take turns already.
 
+The overview's figures (images and open findings per scope) are ``summary_totals``
+(migration 0014, ADR 0195): each recompute returns the summary rows it deleted and the ones it
+inserted, their difference per scope is added up over the transaction, and just before it
+commits (:meth:`SqlImageSummaries.settle`) one upsert per scope adds it to one of 16 stripe
+rows, chosen once per transaction: concurrent writers mostly hit different rows, and each
+takes its row locks at the end, in scope order. Reads sum a scope's stripes.
+
 The same statements, without the image list, rebuild everything: :func:`backfill` (migration
-0012) computes the facts of every stored occurrence and then the summaries.
+0012) computes the facts of every stored occurrence and then the summaries, and
+:func:`rebuild_totals` (migration 0014) the totals from the summaries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +43,7 @@ from chainproof.store.sql.schema import (
     image_summaries,
     impact_terms,
     occurrences,
+    summary_totals,
 )
 from chainproof.store.sql.tx import SqlTx
 from chainproof.store.summaries import (
@@ -69,6 +79,9 @@ _A = image_attestations
 _F = image_facts
 _T = impact_terms
 _D = image_decisions
+_TOT = summary_totals
+#: Stripes of ``summary_totals`` per scope.
+STRIPES = 16
 
 
 def rows_of(
@@ -90,9 +103,10 @@ def rows_of(
     return fact, terms
 
 
-def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
+def _recompute(resources: Sequence[str] | None, *, returning: bool = False) -> list[Any]:
     """The statements that make the summaries of ``resources`` (None: of every image) what
-    their facts say."""
+    their facts say. ``returning``: the summary delete and inserts return (scope, open
+    counts) of the rows they remove and add, for the totals."""
     where_f = _F.c.resource.in_(resources) if resources is not None else sa.true()
     open_sums = [
         sa.func.sum(sa.case((_F.c.open_rank == rank, 1), else_=0))
@@ -126,11 +140,19 @@ def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
     )
     where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
     where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
-    return [
-        _S.delete().where(where_s),
-        _A.delete().where(where_a),
+    delete: Any = _S.delete().where(where_s)
+    inserts: list[Any] = [
         _S.insert().from_select(columns, per_project),
         _S.insert().from_select(columns, every),
+    ]
+    if returning:
+        counted = (_S.c.scope, *[_S.c[c] for c in OPEN_COLUMNS])
+        delete = delete.returning(*counted)
+        inserts = [stmt.returning(*counted) for stmt in inserts]
+    return [
+        delete,
+        _A.delete().where(where_a),
+        *inserts,
         _A.insert().from_select(["scope", "resource", "note"], notes_per_project),
         _A.insert().from_select(["scope", "resource", "note"], notes_every),
     ]
@@ -159,6 +181,10 @@ class SqlImageSummaries(ImageSummaryRepository):
     def __init__(self, tx: SqlTx) -> None:
         self._tx, self._c = tx, tx.connection
         self._touched: set[str] = set()
+        #: Per scope: [images, open counts…] this transaction added (negative: removed) and
+        #: has not written into summary_totals yet.
+        self._pending: dict[str, list[int]] = {}
+        self._stripe = random.randrange(STRIPES)  # noqa: S311 - spreads writers, no secret
 
     # ------------------------------------------------------------------ writes (the store's)
 
@@ -211,6 +237,39 @@ class SqlImageSummaries(ImageSummaryRepository):
     def discard(self) -> None:
         """The transaction rolled back: what it touched is as it was."""
         self._touched.clear()
+        self._pending.clear()
+
+    async def settle(self) -> None:
+        """Flush, then add this transaction's change of the totals to its stripe rows: the
+        unit of work's last statements before it commits."""
+        await self.flush()
+        pending, self._pending = self._pending, {}
+        rows = [
+            {
+                "scope": scope,
+                "stripe": self._stripe,
+                "images": delta[0],
+                **dict(zip(OPEN_COLUMNS, delta[1:], strict=True)),
+            }
+            for scope, delta in sorted(pending.items())
+            if any(delta)
+        ]
+        if not rows:
+            return
+        stmt = self._tx.insert(_TOT)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_TOT.c.scope, _TOT.c.stripe],
+            set_={name: _TOT.c[name] + stmt.excluded[name] for name in ("images", *OPEN_COLUMNS)},
+        )
+        for row in rows:  # one at a time, in scope order: row locks taken in one order
+            await self._c.execute(stmt, row)
+
+    def _count_rows(self, rows: Iterable[Any], sign: int) -> None:
+        for row in rows:
+            delta = self._pending.setdefault(row[0], [0] * (1 + len(OPEN_COLUMNS)))
+            delta[0] += sign
+            for i in range(len(OPEN_COLUMNS)):
+                delta[i + 1] += sign * int(row[i + 1])
 
     async def flush(self) -> None:
         if not self._touched:
@@ -225,8 +284,12 @@ class SqlImageSummaries(ImageSummaryRepository):
                 {"space": _LOCK_SPACE, "keys": [_lock_key(r) for r in resources]},
             )
         for start in range(0, len(resources), _CHUNK):
-            for stmt in _recompute(resources[start : start + _CHUNK]):
-                await self._c.execute(stmt)
+            delete, *others = _recompute(resources[start : start + _CHUNK], returning=True)
+            self._count_rows(await self._c.execute(delete), -1)
+            for stmt in others:
+                result = await self._c.execute(stmt)
+                if result.returns_rows:
+                    self._count_rows(result, +1)
 
     # ------------------------------------------------------------------ reads
 
@@ -349,15 +412,21 @@ class SqlImageSummaries(ImageSummaryRepository):
         return int(total.scalar() or 0)
 
     async def _totals(self, projects: tuple[str, ...] | None) -> SummaryTotals:
+        if projects is None or len(projects) == 1:
+            # One scope: the sum of its stripes in summary_totals (and what this transaction
+            # has yet to add to them), not a read of every summary.
+            scope = ALL_PROJECTS if projects is None else projects[0]
+            sums = [sa.func.coalesce(sa.func.sum(_TOT.c[c]), 0) for c in ("images", *OPEN_COLUMNS)]
+            row = (await self._c.execute(sa.select(*sums).where(_TOT.c.scope == scope))).one()
+            mine = self._pending.get(scope, [0] * len(row))
+            values = [int(v) + d for v, d in zip(row, mine, strict=True)]
+            return SummaryTotals(values[0], tuple(values[1:]))
+        # Several projects but not all: an image may be in more than one, so count them.
         opens = [sa.func.coalesce(sa.func.sum(_S.c[c]), 0) for c in OPEN_COLUMNS]
-        if projects is None:
-            images: Any = sa.func.count()
-            where = _S.c.scope == ALL_PROJECTS
-        else:
-            images = sa.func.count(sa.distinct(_S.c.resource))
-            where = _S.c.scope.in_(projects)
-        row = (await self._c.execute(sa.select(images, *opens).where(where))).one()
-        return SummaryTotals(int(row[0]), tuple(int(v) for v in row[1:]))
+        images = sa.func.count(sa.distinct(_S.c.resource))
+        where = _S.c.scope.in_(projects)
+        found = (await self._c.execute(sa.select(images, *opens).where(where))).one()
+        return SummaryTotals(int(found[0]), tuple(int(v) for v in found[1:]))
 
     async def _impact(
         self,
@@ -379,10 +448,11 @@ class SqlImageSummaries(ImageSummaryRepository):
         return [ImpactRow(r.resource, r.kind, r.detail) for r in await self._c.execute(stmt)]
 
 
-def backfill(connection: sa.Connection, *, page: int = 5000) -> int:
+def backfill(connection: sa.Connection, *, page: int = 5000, totals: bool = True) -> int:
     """Compute the facts and terms of every stored occurrence and then every summary, on a
     synchronous connection (the migration's; a benchmark's). Returns the occurrences read.
-    The newest decision per project and image comes from the decision log."""
+    The newest decision per project and image comes from the decision log. ``totals``: then
+    the overview's totals too (False for migration 0012, which runs before their table)."""
     o = occurrences
     after: tuple[str, str] | None = None
     read = 0
@@ -408,6 +478,8 @@ def backfill(connection: sa.Connection, *, page: int = 5000) -> int:
                 _T.insert(), [dict(zip(TERM_COLUMNS, t, strict=True)) for t in terms]
             )
     rebuild(connection)
+    if totals:
+        rebuild_totals(connection)
     return read
 
 
@@ -431,6 +503,20 @@ def rebuild(connection: sa.Connection) -> None:
         connection.execute(stmt)
     connection.execute(_D.delete())
     connection.execute(sa.text(_DECISIONS_FROM_LOG))
+
+
+def rebuild_totals(connection: sa.Connection) -> None:
+    """``summary_totals`` anew from the summaries: one stripe (0) per scope."""
+    connection.execute(_TOT.delete())
+    sums = [sa.func.sum(_S.c[c]) for c in OPEN_COLUMNS]
+    connection.execute(
+        _TOT.insert().from_select(
+            ["scope", "stripe", "images", *OPEN_COLUMNS],
+            sa.select(
+                _S.c.scope, sa.literal(0, sa.SmallInteger()), sa.func.count(), *sums
+            ).group_by(_S.c.scope),
+        )
+    )
 
 
 #: The newest decision of each project's log about each image (decision IDs sort in time).
