@@ -135,8 +135,13 @@ def kept(rows: list[SummaryRow]) -> dict[str, tuple[Any, ...]]:
 
 
 def impact_oracle(records: list[OccurrenceRecord], needle: str) -> list[ImpactRow]:
+    """Every match, each at the least term that matched it, by (term, image, kind, detail)."""
     n = needle.lower()
-    found: set[tuple[str, str, str]] = set()
+    found: dict[tuple[str, str, str], str] = {}
+
+    def add(row: tuple[str, str, str], term: str) -> None:
+        found[row] = min(found.get(row, term), term)
+
     for r in records:
         if not r.resource:
             continue
@@ -144,14 +149,18 @@ def impact_oracle(records: list[OccurrenceRecord], needle: str) -> list[ImpactRo
             f = finding(r.occurrence, r.note_id)
             if n.startswith("cve-"):
                 if r.note_id.lower() == n:
-                    found.add((r.resource, r.kind, f.text))
-            elif any(p.lower().startswith(n) for p in f.packages):
-                found.add((r.resource, r.kind, f.text))
+                    add((r.resource, r.kind, f.text), n)
+            else:
+                for p in f.packages:
+                    if p.lower().startswith(n):
+                        add((r.resource, r.kind, f.text), p.lower())
         elif r.kind == "PACKAGE" and not n.startswith("cve-"):
-            p = package(r.occurrence, r.note_id)
-            if p.name.lower() == n or (n.startswith("pkg:") and p.purl.lower().startswith(n)):
-                found.add((r.resource, r.kind, p.text))
-    return [ImpactRow(*x) for x in sorted(found)]
+            pk = package(r.occurrence, r.note_id)
+            if pk.name.lower() == n:
+                add((r.resource, r.kind, pk.text), n)
+            if n.startswith("pkg:") and pk.purl.lower().startswith(n):
+                add((r.resource, r.kind, pk.text), pk.purl.lower())
+    return [ImpactRow(*row) for _, *row in sorted((t, *row) for row, t in found.items())]
 
 
 async def _stored(store: MetadataStore, projects: list[str]) -> list[OccurrenceRecord]:
@@ -241,6 +250,11 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                 for needle in ("CVE-2024-0001", "pkg:npm/lib1", "lib2", "pkg:npm/"):
                     got = await s.image_summaries.impact(needle, scope, 100)
                     assert got == impact_oracle(records, needle), needle
+                    # A bound smaller than the matches: the first rows of the same order,
+                    # read in index-ordered chunks of that size and merged.
+                    for limit in (1, 2, 3):
+                        got = await s.image_summaries.impact(needle, scope, limit)
+                        assert got == impact_oracle(records, needle)[:limit], (needle, limit)
 
 
 async def _fill(store: MetadataStore) -> list[str]:
@@ -319,6 +333,15 @@ async def test_filters_sorts_and_keyset_pages(
                     after = (rows[-1].key(sort), rows[-1].summary.resource)
                 assert walked == whole, (sort, descending)
         assert await s.image_summaries.count(q(present="projects/sec/notes/qa")) == 3
+        # A bounded count: exact up to the bound, "more than the bound" past it.
+        at_most = s.image_summaries.count_at_most
+        assert await at_most(q(present="projects/sec/notes/qa"), 3) == (3, False)
+        assert await at_most(q(present="projects/sec/notes/qa"), 2) == (2, True)
+        assert await at_most(q(image="app"), 5) == (5, True)
+        assert await at_most(q(image="app"), 6) == (6, False)
+        # No criterion over one scope: the kept totals answer, exactly, whatever the bound;
+        # over several projects' summaries merged, the bound holds.
+        assert await at_most(q(), 2) == ((6, False) if scope is None else (2, True))
         totals = await s.image_summaries.totals(scope)
         assert totals.images == 6
         assert totals.open_counts == (1, 1, 1, 1, 1, 1)
@@ -336,3 +359,23 @@ async def test_a_project_scope_sees_only_its_projects_occurrences(store: Metadat
             assert [r.image for r in found] == mine
         assert await s.image_summaries.page(SummaryQuery((), "prod"), None, 10) == []
         assert await s.image_summaries.impact("", None, 10) == []
+
+
+async def test_impact_reads_in_chunks_and_keeps_one_images_many_matches_whole(
+    store: MetadataStore,
+) -> None:
+    """One image whose findings name the same package many times (more rows of one (term,
+    image) than a chunk holds) and a few others: every bound gives the first rows of the
+    whole answer, none lost or repeated where a chunk ends."""
+    crowded = "registry.example/c/app0@sha256:aa"
+    others = [f"registry.example/c/app{i}@sha256:aa" for i in range(1, 4)]
+    records = [_vuln("qa", f"v{k}", crowded, SEVERITIES[k % 6], k) for k in range(6)]
+    records += [_vuln("qa", f"w{i}", image, "HIGH", i) for i, image in enumerate(others)]
+    async with store.session() as s:
+        await s.occurrences.insert(records)
+    expected = impact_oracle(records, "pkg:npm/lib1")
+    assert len(expected) == 6 + 3
+    async with store.session(readonly=True) as s:
+        for limit in range(1, len(expected) + 2):
+            got = await s.image_summaries.impact("pkg:npm/lib1", None, limit)
+            assert got == expected[:limit], limit

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chainproof.store.judge import (
+    DecisionOutcome,
     DecisionQuery,
     DecisionRecord,
     DecisionRepository,
@@ -65,6 +66,11 @@ def _document_row(record: DocumentRecord) -> dict[str, Any]:
     }
 
 
+_OUTCOME_SELECT = sa.select(
+    decisions.c.time,
+    decisions.c.outcome,
+    decisions.c.data["breakglass"].as_boolean().label("breakglass"),
+)
 _ADMISSION_SELECT = sa.select(
     decisions.c.decision_id,
     decisions.c.time,
@@ -215,6 +221,19 @@ class SqlDecisions(DecisionRepository):
         stmt = self._query(_DECISION_SELECT, query, after, limit)
         return [_decision(row) for row in await self._c.execute(stmt)]
 
+    async def _outcomes(self, query: DecisionQuery, limit: int) -> list[DecisionOutcome]:
+        if query.newest_first and query.image is None:
+            # Newest by time on ix_decisions_time (project, time): a time window is a range
+            # of that index, read backwards until the bound, whatever the log's length.
+            unordered = self._query(_OUTCOME_SELECT, query, None, limit).order_by(None)
+            stmt = unordered.order_by(decisions.c.time.desc(), decisions.c.decision_id.desc())
+        else:
+            stmt = self._query(_OUTCOME_SELECT, query, None, limit)
+        return [
+            DecisionOutcome(row.time, row.outcome, bool(row.breakglass))
+            for row in await self._c.execute(stmt)
+        ]
+
     async def _admissions(
         self, query: DecisionQuery, after: str | None, limit: int
     ) -> list[RecordedAdmission]:
@@ -270,6 +289,10 @@ class SqlDecisions(DecisionRepository):
             stmt = stmt.where(decisions.c.time >= query.since)
         if query.until is not None:
             stmt = stmt.where(decisions.c.time < query.until)
+        if query.newest_first:
+            if after is not None:
+                stmt = stmt.where(key < after)
+            return stmt.order_by(key.desc()).limit(limit)
         if after is not None:
             stmt = stmt.where(key > after)
         return stmt.order_by(key).limit(limit)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -356,7 +356,50 @@ class SqlImageSummaries(ImageSummaryRepository):
         }.get(query.sort)
         return stmt, src, key
 
+    async def _outcomes(self, project: str) -> list[str]:
+        """The distinct outcomes of ``project``'s image decisions, ascending: one index probe
+        per outcome (a loose index scan on ix_image_decisions_outcome), not a read of every
+        decided image."""
+        found = await self._c.execute(sa.text(_OUTCOMES_OF_PROJECT), {"project": project})
+        return sorted(str(row[0]) for row in found)
+
+    async def _page_by_decision(
+        self, query: SummaryQuery, after: After | None, limit: int
+    ) -> list[Any]:
+        """``sort=decision`` as one index-ordered read per outcome, in outcome order (images
+        without a decision sort as ""), each stopping when the page is full: never a sort
+        of every image by a joined column."""
+        groups = ["", *(o for o in await self._outcomes(query.decision_project) if o)]
+        if query.decision == "none":
+            groups = [""]
+        elif query.decision:
+            groups = [g for g in groups if g == query.decision]
+        desc = query.descending
+        groups.sort(reverse=desc)
+        found: list[Any] = []
+        for group in groups:
+            if after is not None and (group > after[0] if desc else group < after[0]):
+                continue  # the whole group comes before the keyset position
+            stmt, src, _ = self._select(query)
+            if group:
+                stmt = stmt.where(_D.c.outcome == group)
+            else:
+                stmt = stmt.where(sa.or_(_D.c.decision_id.is_(None), _D.c.outcome == ""))
+            if after is not None and group == after[0]:
+                resource = after[1]
+                stmt = stmt.where(src.c.resource < resource if desc else src.c.resource > resource)
+            order = src.c.resource.desc() if desc else src.c.resource.asc()
+            stmt = stmt.order_by(order).limit(limit - len(found))
+            found.extend((await self._c.execute(stmt)).all())
+            if len(found) >= limit:
+                break
+        return found
+
     async def _page(self, query: SummaryQuery, after: After | None, limit: int) -> list[SummaryRow]:
+        if query.sort == "decision":
+            return await self._summary_rows(
+                query, await self._page_by_decision(query, after, limit)
+            )
         stmt, src, key = self._select(query)
         desc = query.descending
         if after is not None:
@@ -371,7 +414,9 @@ class SqlImageSummaries(ImageSummaryRepository):
                 stmt = stmt.where(mine < theirs if desc else mine > theirs)
         order = [src.c.resource] if key is None else [key, src.c.resource]
         stmt = stmt.order_by(*[c.desc() if desc else c.asc() for c in order]).limit(limit)
-        found = (await self._c.execute(stmt)).all()
+        return await self._summary_rows(query, (await self._c.execute(stmt)).all())
+
+    async def _summary_rows(self, query: SummaryQuery, found: Sequence[Any]) -> list[SummaryRow]:
         notes = await self._notes(query.projects, [row.resource for row in found])
         out: list[SummaryRow] = []
         for row in found:
@@ -406,8 +451,11 @@ class SqlImageSummaries(ImageSummaryRepository):
             out.setdefault(row.resource, set()).add(row.note)
         return out
 
-    async def _count(self, query: SummaryQuery) -> int:
-        stmt, _, _ = self._select(query)
+    async def _count(self, query: SummaryQuery, bound: int | None) -> int:
+        stmt, src, _ = self._select(query)
+        stmt = stmt.with_only_columns(src.c.resource)
+        if bound is not None:
+            stmt = stmt.limit(bound + 1)  # "more than bound" costs bound + 1 rows, no more
         total = await self._c.execute(sa.select(sa.func.count()).select_from(stmt.subquery()))
         return int(total.scalar() or 0)
 
@@ -434,18 +482,91 @@ class SqlImageSummaries(ImageSummaryRepository):
         projects: tuple[str, ...] | None,
         limit: int,
     ) -> list[ImpactRow]:
-        alternatives = [
-            sa.and_(
+        """Each alternative is read in the order of ix_impact_terms_term (field, term,
+        resource) — the index's own order, so no plan sorts the matches — in chunks of whole
+        (term, image) groups, and the alternatives merged (:func:`merge_impact`): a query
+        that matches 100,000 images reads a few hundred rows, never all of them."""
+        columns = (_T.c.term, _T.c.resource, _T.c.kind, _T.c.detail)
+
+        async def read(stmt: sa.Select[Any]) -> list[tuple[str, str, str, str]]:
+            return [(r.term, r.resource, r.kind, r.detail) for r in await self._c.execute(stmt)]
+
+        def matching(alternative: int) -> sa.Select[Any]:
+            field, term, prefix = terms[alternative]
+            stmt = sa.select(*columns).where(
                 _T.c.field == field,
                 sa.and_(_T.c.term >= term, _T.c.term < term + TOP) if prefix else _T.c.term == term,
             )
-            for field, term, prefix in terms
-        ]
-        stmt = sa.select(_T.c.resource, _T.c.kind, _T.c.detail).where(sa.or_(*alternatives))
-        if projects is not None:
-            stmt = stmt.where(_T.c.project.in_(projects))
-        stmt = stmt.distinct().order_by(_T.c.resource, _T.c.kind, _T.c.detail).limit(limit)
-        return [ImpactRow(r.resource, r.kind, r.detail) for r in await self._c.execute(stmt)]
+            return stmt if projects is None else stmt.where(_T.c.project.in_(projects))
+
+        async def chunk(alternative: int, after: tuple[str, str] | None) -> Chunk:
+            stmt = matching(alternative)
+            if after is not None:
+                stmt = stmt.where(sa.tuple_(_T.c.term, _T.c.resource) > sa.tuple_(*after))
+            stmt = stmt.order_by(_T.c.term, _T.c.resource).limit(limit + 1)
+            rows = await read(stmt)
+            if len(rows) <= limit:
+                return rows, None
+            # More follow, and the last (term, image) group may be cut: leave it for the next
+            # chunk — unless it is the whole chunk (one image naming one term very often):
+            # then read that group alone, whole.
+            cut = rows[-1][:2]
+            whole = [r for r in rows if r[:2] != cut]
+            if not whole:
+                group = matching(alternative).where(_T.c.term == cut[0], _T.c.resource == cut[1])
+                whole = [
+                    (r.term, r.resource, r.kind, r.detail) for r in await self._c.execute(group)
+                ]
+            return whole, (whole[-1][0], whole[-1][1])
+
+        return await merge_impact(chunk, len(terms), limit)
+
+
+#: Rows of one alternative's chunk, and the (term, image) it has read up to and including;
+#: None when that alternative has no more rows.
+Chunk = tuple[list[tuple[str, str, str, str]], tuple[str, str] | None]
+
+
+async def merge_impact(
+    chunk: Callable[[int, tuple[str, str] | None], Awaitable[Chunk]],
+    alternatives: int,
+    limit: int,
+) -> list[ImpactRow]:
+    """The first ``limit`` distinct (image, kind, detail) rows of ``alternatives`` streams
+    of (term, image, kind, detail) rows ordered by (term, image), ordered by all four, each
+    row at its least term. ``chunk(i, after)`` reads stream ``i`` past (term, image)
+    ``after`` in whole (term, image) groups. A row is certain once every stream that may
+    hold more has been read up to its (term, image); streams are read on until ``limit``
+    rows are certain."""
+    fetched: list[tuple[str, str, str, str]] = []
+    upto: dict[int, tuple[str, str]] = {}  # streams that may hold more: read up to here
+    for i in range(alternatives):
+        rows, position = await chunk(i, None)
+        fetched += rows
+        if position is not None:
+            upto[i] = position
+    while True:
+        frontier = min(upto.values()) if upto else None
+        fetched.sort()
+        seen: set[tuple[str, str, str]] = set()
+        out: list[ImpactRow] = []
+        for row in fetched:
+            if frontier is not None and row[:2] > frontier:
+                break
+            if row[1:] not in seen:
+                seen.add(row[1:])
+                out.append(ImpactRow(row[1], row[2], row[3]))
+                if len(out) == limit:
+                    return out
+        if frontier is None:
+            return out
+        for i in [i for i, position in upto.items() if position == frontier]:
+            rows, position = await chunk(i, frontier)
+            fetched += rows
+            if position is None:
+                del upto[i]
+            else:
+                upto[i] = position
 
 
 def backfill(connection: sa.Connection, *, page: int = 5000, totals: bool = True) -> int:
@@ -517,6 +638,21 @@ def rebuild_totals(connection: sa.Connection) -> None:
             ).group_by(_S.c.scope),
         )
     )
+
+
+#: The distinct outcomes of a project's image decisions by a loose index scan (recursive: the
+#: next outcome above the last one found), on PostgreSQL and SQLite alike.
+_OUTCOMES_OF_PROJECT = """
+WITH RECURSIVE o(outcome) AS (
+    SELECT min(outcome) FROM image_decisions WHERE project = :project
+    UNION ALL
+    SELECT (
+        SELECT min(d.outcome) FROM image_decisions AS d
+        WHERE d.project = :project AND d.outcome > o.outcome
+    ) FROM o WHERE o.outcome IS NOT NULL
+)
+SELECT outcome FROM o WHERE outcome IS NOT NULL
+"""
 
 
 #: The newest decision of each project's log about each image (decision IDs sort in time).
