@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -201,18 +201,28 @@ class DecisionRepository(ABC):
         return await self._page(query, after, limit)
 
     async def outcomes(self, query: DecisionQuery, limit: int) -> list[DecisionOutcome]:
-        """(time, outcome, breakglass) of the decisions ``page`` would return from the start,
-        in its order, at most ``limit``: the overview's counts without reading each whole
-        explained decision."""
+        """(time, outcome, breakglass) of the newest ``limit`` decisions matching ``query``
+        by time (ties: the greater ID first), newest first, whatever its ``newest_first``:
+        the overview's counts without reading each whole explained decision."""
         if limit <= 0:
             return []
         return await self._outcomes(query, limit)
 
     async def _outcomes(self, query: DecisionQuery, limit: int) -> list[DecisionOutcome]:
-        """``limit`` is positive. By default built from ``page``; SQL reads three columns."""
+        """``limit`` is positive. By default built from every matching record; SQL reads
+        three columns of ``limit`` rows."""
+        rows: list[DecisionRecord] = []
+        after: str | None = None
+        forwards = replace(query, newest_first=False)
+        while True:
+            page = await self._page(forwards, after, 1000)
+            rows += page
+            if len(page) < 1000:
+                break
+            after = page[-1].decision_id
+        rows.sort(key=lambda r: (r.time, r.decision_id), reverse=True)
         return [
-            DecisionOutcome(r.time, r.outcome, bool(r.data.get("breakglass")))
-            for r in await self._page(query, None, limit)
+            DecisionOutcome(r.time, r.outcome, bool(r.data.get("breakglass"))) for r in rows[:limit]
         ]
 
     async def admissions(

@@ -8,6 +8,7 @@ query by image starts from that table's ``(image, decision_id)`` index (ADR 0020
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -222,13 +223,10 @@ class SqlDecisions(DecisionRepository):
         return [_decision(row) for row in await self._c.execute(stmt)]
 
     async def _outcomes(self, query: DecisionQuery, limit: int) -> list[DecisionOutcome]:
-        if query.newest_first and query.image is None:
-            # Newest by time on ix_decisions_time (project, time): a time window is a range
-            # of that index, read backwards until the bound, whatever the log's length.
-            unordered = self._query(_OUTCOME_SELECT, query, None, limit).order_by(None)
-            stmt = unordered.order_by(decisions.c.time.desc(), decisions.c.decision_id.desc())
-        else:
-            stmt = self._query(_OUTCOME_SELECT, query, None, limit)
+        # Newest by time: a time window is a range of ix_decisions_time (project, time),
+        # read backwards until the bound, whatever the log's length.
+        stmt = self._query(_OUTCOME_SELECT, replace(query, newest_first=False), None, limit)
+        stmt = stmt.order_by(None).order_by(decisions.c.time.desc(), decisions.c.decision_id.desc())
         return [
             DecisionOutcome(row.time, row.outcome, bool(row.breakglass))
             for row in await self._c.execute(stmt)
