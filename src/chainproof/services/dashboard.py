@@ -37,8 +37,10 @@ from chainproof.store.summaries import After, ImpactRow, SummaryQuery, SummaryRo
 _PAGE = 1000
 #: The most reverse-impact rows one page shows.
 IMPACT_ROWS = 500
-#: The images list counts matches exactly up to this many, then says "more than" it.
-COUNT_BOUND = 10_000
+#: The images list counts matches exactly up to this many, then says "more than" it: the
+#: count reads at most this many + 1 rows (an unfiltered list is counted exactly from the
+#: totals kept per scope).
+COUNT_BOUND = 1_000
 #: The most inventory rows one page reads for the images it shows.
 RUNNING_ROWS = 2000
 

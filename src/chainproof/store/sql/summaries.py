@@ -332,7 +332,8 @@ class SqlImageSummaries(ImageSummaryRepository):
                 sa.func.lower(src.c.resource).contains(query.image.lower(), autoescape=True)
             )
         if query.decision == "none":
-            stmt = stmt.where(_D.c.decision_id.is_(None))
+            # On the join column: PostgreSQL then plans an anti join on the index order.
+            stmt = stmt.where(_D.c.image.is_(None))
         elif query.decision:
             stmt = stmt.where(_D.c.outcome == query.decision)
         for note, wanted in ((query.present, True), (query.missing, False)):
@@ -369,7 +370,8 @@ class SqlImageSummaries(ImageSummaryRepository):
         """``sort=decision`` as one index-ordered read per outcome, in outcome order (images
         without a decision sort as ""), each stopping when the page is full: never a sort
         of every image by a joined column."""
-        groups = ["", *(o for o in await self._outcomes(query.decision_project) if o)]
+        outcomes = await self._outcomes(query.decision_project)
+        groups = ["", *(o for o in outcomes if o)]
         if query.decision == "none":
             groups = [""]
         elif query.decision:
@@ -383,8 +385,12 @@ class SqlImageSummaries(ImageSummaryRepository):
             stmt, src, _ = self._select(query)
             if group:
                 stmt = stmt.where(_D.c.outcome == group)
+            elif "" in outcomes:  # a decision recorded without an outcome sorts as none
+                stmt = stmt.where(sa.or_(_D.c.image.is_(None), _D.c.outcome == ""))
             else:
-                stmt = stmt.where(sa.or_(_D.c.decision_id.is_(None), _D.c.outcome == ""))
+                # Images without a decision: an anti join along the summaries' index order
+                # (on the join column, so PostgreSQL sees it as one), stopping at the limit.
+                stmt = stmt.where(_D.c.image.is_(None))
             if after is not None and group == after[0]:
                 resource = after[1]
                 stmt = stmt.where(src.c.resource < resource if desc else src.c.resource > resource)
