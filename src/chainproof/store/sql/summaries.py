@@ -396,7 +396,7 @@ class SqlImageSummaries(ImageSummaryRepository):
                 stmt = stmt.where(src.c.resource < resource if desc else src.c.resource > resource)
             order = src.c.resource.desc() if desc else src.c.resource.asc()
             stmt = stmt.order_by(order).limit(limit - len(found))
-            found.extend((await self._c.execute(stmt)).all())
+            found.extend(await self._rows(query, stmt, src))
             if len(found) >= limit:
                 break
         return found
@@ -420,7 +420,25 @@ class SqlImageSummaries(ImageSummaryRepository):
                 stmt = stmt.where(mine < theirs if desc else mine > theirs)
         order = [src.c.resource] if key is None else [key, src.c.resource]
         stmt = stmt.order_by(*[c.desc() if desc else c.asc() for c in order]).limit(limit)
-        return await self._summary_rows(query, (await self._c.execute(stmt)).all())
+        return await self._summary_rows(query, await self._rows(query, stmt, src))
+
+    async def _rows(self, query: SummaryQuery, stmt: sa.Select[Any], src: sa.Subquery) -> list[Any]:
+        """The rows of a page statement. Over one scope in two steps: first only the
+        resources, which PostgreSQL can then walk index-only, testing the filters (the
+        substring above all) on the index's own tuples instead of fetching each row it
+        rejects; then the page's rows by primary key. Merged scopes are an aggregate, read
+        once."""
+        if query.projects is not None and len(query.projects) > 1:
+            return list((await self._c.execute(stmt)).all())
+        resources = [r[0] for r in await self._c.execute(stmt.with_only_columns(src.c.resource))]
+        if not resources:
+            return []
+        whole, src2, _ = self._select(SummaryQuery(query.projects, query.decision_project))
+        found = {
+            row.resource: row
+            for row in await self._c.execute(whole.where(src2.c.resource.in_(resources)))
+        }
+        return [found[r] for r in resources if r in found]
 
     async def _summary_rows(self, query: SummaryQuery, found: Sequence[Any]) -> list[SummaryRow]:
         notes = await self._notes(query.projects, [row.resource for row in found])
