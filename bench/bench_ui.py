@@ -13,7 +13,8 @@ through the decision log for 500 images. Then every page is timed in process (AS
 socket): p50 and p99 of ``--repeat`` requests per page beside a floor, a do-nothing route on
 the same application measured the same way, and the ratio; and the CPU time per request of
 this process plus the PostgreSQL backends serving it (from /proc), which a loaded machine
-does not inflate as it does the wall time. The machine is shared: figures are noisy; the load average is printed.
+does not inflate as it does the wall time. The machine is shared: figures are noisy; the
+load average is printed.
 
     .venv/bin/python bench/bench_ui.py                                  # 2,000 images / 20,000
     .venv/bin/python bench/bench_ui.py --images 100000 --occurrences 1000000   # issue 16
