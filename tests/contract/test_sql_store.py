@@ -214,9 +214,7 @@ def _tables(connection: sa.Connection) -> set[str]:
 #: Indexes alembic cannot compare: PostgreSQL spells a GIN index's expression back in its own
 #: words (casts, quoting), so reflected and declared never read alike; migration 0007 and
 #: schema.py write the same expression, and the impact contract tests use the index.
-_UNCOMPARABLE_INDEXES = frozenset(
-    {"ix_occurrences_vulnerability_aliases", "ix_image_summaries_resource_trgm"}
-)
+_UNCOMPARABLE_INDEXES = frozenset({"ix_occurrences_vulnerability_aliases"})
 
 
 def _comparable(obj: object, name: str | None, type_: str, reflected: bool, other: object) -> bool:

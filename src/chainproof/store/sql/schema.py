@@ -432,13 +432,14 @@ image_summaries = sa.Table(
     sa.Index("ix_image_summaries_worst", "scope", "worst_open", "resource"),
     sa.Index("ix_image_summaries_scan", "scope", "last_scan", "resource"),
     sa.Index("ix_image_summaries_count", "scope", "occurrences", "resource"),
-    # The images list's substring search (migration 0014; skipped there without pg_trgm).
-    sa.Index(
-        "ix_image_summaries_resource_trgm",
-        sa.text("lower(resource) gin_trgm_ops"),
-        postgresql_using="gin",
-    ).ddl_if(dialect="postgresql"),
 )
+# The images list's substring search (migration 0014; skipped there without pg_trgm).
+sa.Index(
+    "ix_image_summaries_resource_trgm",
+    sa.func.lower(image_summaries.c.resource).label("lower_resource"),
+    postgresql_using="gin",
+    postgresql_ops={"lower_resource": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 #: The overview's figures per summary scope, as deltas in stripes (migration 0014, ADR 0195):
 #: the sum of a scope's rows is its number of images and open findings per severity.
