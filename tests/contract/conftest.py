@@ -35,7 +35,7 @@ async def empty_postgres_store(url: str) -> SqlStore:
                 "TRUNCATE projects, notes, occurrences, meta, documents, decisions, decision_images, "
                 "iam_policies, api_tokens, audit_log, inventory, inventory_checkpoints, outbox, "
                 "subscriptions, deliveries, violations, image_facts, impact_terms, image_summaries, "
-                "image_attestations, image_decisions"
+                "image_attestations, image_decisions, summary_totals"
             )
         )
     return store

@@ -8,6 +8,7 @@ reference.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from chainproof.store.port import DecisionQuery, DecisionRecord, MetadataStore
@@ -243,3 +244,47 @@ async def test_list_decisions_keyset_pages(store: MetadataStore) -> None:
             got = await s.decisions.page(query, middle + "!", 100)
             assert got == _expected(records, query, middle + "!")
             assert await s.decisions.page(query, expected[-1].decision_id, 10) == []
+
+
+async def test_newest_first_pages_walk_the_log_backwards(store: MetadataStore) -> None:
+    """``newest_first``: the same decisions in the reverse order, ``after`` the ID a page
+    goes back from (exclusive); and the overview's three columns of the same decisions."""
+    records = _decision_dataset()
+    records[10] = replace(records[10], data={**records[10].data, "breakglass": True})
+    await insert_decisions(store, records)
+    queries = [
+        DecisionQuery(P),
+        DecisionQuery(P, image=IMAGES[2]),
+        DecisionQuery(P, outcome="DENY", since=T0 + timedelta(minutes=30)),
+    ]
+    for query in queries:
+        backwards = replace(query, newest_first=True)
+        expected = _expected(records, query)[::-1]
+        for page in (1, 3, 100):
+            seen: list[DecisionRecord] = []
+            after: str | None = None
+            while True:
+                async with store.session() as s:
+                    chunk = await s.decisions.page(backwards, after, page)
+                seen.extend(chunk)
+                if len(chunk) < page:
+                    break
+                after = chunk[-1].decision_id
+            assert seen == expected, (query, page)
+        async with store.session() as s:
+            middle = expected[len(expected) // 2].decision_id
+            got = await s.decisions.page(backwards, middle, 100)
+            assert got == [r for r in expected if r.decision_id < middle]
+    async with store.session() as s:
+        window = DecisionQuery(P, since=T0 + timedelta(minutes=30), newest_first=True)
+        newest = sorted(
+            (r for r in records if _matches(r, window, None)), key=lambda r: r.time, reverse=True
+        )
+        got = await s.decisions.outcomes(window, 5)
+        assert [(o.time, o.outcome) for o in got] == [(r.time, r.outcome) for r in newest[:5]]
+        every = await s.decisions.outcomes(window, 1000)
+        assert sorted((o.time, o.outcome, o.breakglass) for o in every) == sorted(
+            (r.time, r.outcome, bool(r.data.get("breakglass"))) for r in newest
+        )
+        assert any(o.breakglass for o in every)
+        assert await s.decisions.outcomes(window, 0) == []

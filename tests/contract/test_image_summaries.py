@@ -135,8 +135,13 @@ def kept(rows: list[SummaryRow]) -> dict[str, tuple[Any, ...]]:
 
 
 def impact_oracle(records: list[OccurrenceRecord], needle: str) -> list[ImpactRow]:
+    """Every match, each at the least term that matched it, by (term, image, kind, detail)."""
     n = needle.lower()
-    found: set[tuple[str, str, str]] = set()
+    found: dict[tuple[str, str, str], str] = {}
+
+    def add(row: tuple[str, str, str], term: str) -> None:
+        found[row] = min(found.get(row, term), term)
+
     for r in records:
         if not r.resource:
             continue
@@ -144,14 +149,18 @@ def impact_oracle(records: list[OccurrenceRecord], needle: str) -> list[ImpactRo
             f = finding(r.occurrence, r.note_id)
             if n.startswith("cve-"):
                 if r.note_id.lower() == n:
-                    found.add((r.resource, r.kind, f.text))
-            elif any(p.lower().startswith(n) for p in f.packages):
-                found.add((r.resource, r.kind, f.text))
+                    add((r.resource, r.kind, f.text), n)
+            else:
+                for p in f.packages:
+                    if p.lower().startswith(n):
+                        add((r.resource, r.kind, f.text), p.lower())
         elif r.kind == "PACKAGE" and not n.startswith("cve-"):
-            p = package(r.occurrence, r.note_id)
-            if p.name.lower() == n or (n.startswith("pkg:") and p.purl.lower().startswith(n)):
-                found.add((r.resource, r.kind, p.text))
-    return [ImpactRow(*x) for x in sorted(found)]
+            pk = package(r.occurrence, r.note_id)
+            if pk.name.lower() == n:
+                add((r.resource, r.kind, pk.text), n)
+            if n.startswith("pkg:") and pk.purl.lower().startswith(n):
+                add((r.resource, r.kind, pk.text), pk.purl.lower())
+    return [ImpactRow(*row) for _, *row in sorted((t, *row) for row, t in found.items())]
 
 
 async def _stored(store: MetadataStore, projects: list[str]) -> list[OccurrenceRecord]:
@@ -241,6 +250,11 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                 for needle in ("CVE-2024-0001", "pkg:npm/lib1", "lib2", "pkg:npm/"):
                     got = await s.image_summaries.impact(needle, scope, 100)
                     assert got == impact_oracle(records, needle), needle
+                    # A bound smaller than the matches: the first rows of the same order,
+                    # read in index-ordered chunks of that size and merged.
+                    for limit in (1, 2, 3):
+                        got = await s.image_summaries.impact(needle, scope, limit)
+                        assert got == impact_oracle(records, needle)[:limit], (needle, limit)
 
 
 async def _fill(store: MetadataStore) -> list[str]:
@@ -319,6 +333,15 @@ async def test_filters_sorts_and_keyset_pages(
                     after = (rows[-1].key(sort), rows[-1].summary.resource)
                 assert walked == whole, (sort, descending)
         assert await s.image_summaries.count(q(present="projects/sec/notes/qa")) == 3
+        # A bounded count: exact up to the bound, "more than the bound" past it.
+        at_most = s.image_summaries.count_at_most
+        assert await at_most(q(present="projects/sec/notes/qa"), 3) == (3, False)
+        assert await at_most(q(present="projects/sec/notes/qa"), 2) == (2, True)
+        assert await at_most(q(image="app"), 5) == (5, True)
+        assert await at_most(q(image="app"), 6) == (6, False)
+        # No criterion over one scope: the kept totals answer, exactly, whatever the bound;
+        # over several projects' summaries merged, the bound holds.
+        assert await at_most(q(), 2) == ((6, False) if scope is None else (2, True))
         totals = await s.image_summaries.totals(scope)
         assert totals.images == 6
         assert totals.open_counts == (1, 1, 1, 1, 1, 1)
@@ -379,3 +402,119 @@ async def test_copies_of_one_template_summarise_as_separate_records(
     summaries, impact = answers[0]
     assert len(summaries) == 3 and len(impact) == 3
     assert {s.worst_open for s in summaries} == {"HIGH"}  # the CRITICAL one is NOT_AFFECTED
+
+
+async def test_impact_reads_in_chunks_and_keeps_one_images_many_matches_whole(
+    store: MetadataStore,
+) -> None:
+    """One image whose findings name the same package many times (more rows of one (term,
+    image) than a chunk holds) and a few others: every bound gives the first rows of the
+    whole answer, none lost or repeated where a chunk ends."""
+    crowded = "registry.example/c/app0@sha256:aa"
+    others = [f"registry.example/c/app{i}@sha256:aa" for i in range(1, 4)]
+    records = [_vuln("qa", f"v{k}", crowded, SEVERITIES[k % 6], k) for k in range(6)]
+    records += [_vuln("qa", f"w{i}", image, "HIGH", i) for i, image in enumerate(others)]
+    async with store.session() as s:
+        await s.occurrences.insert(records)
+    expected = impact_oracle(records, "pkg:npm/lib1")
+    assert len(expected) == 6 + 3
+    async with store.session(readonly=True) as s:
+        for limit in range(1, len(expected) + 2):
+            got = await s.image_summaries.impact("pkg:npm/lib1", None, limit)
+            assert got == expected[:limit], limit
+
+
+@pytest.mark.postgres
+async def test_the_trigram_index_finds_what_the_scan_finds(pg_database_url: str) -> None:
+    """On PostgreSQL the images list's substring search is served by the pg_trgm index of
+    migration 0014: with the planner made to use it, and made to scan instead, every needle
+    (short ones, upper case, LIKE's own characters) finds the same images in the same order."""
+    import sqlalchemy as sa
+
+    from contract.conftest import empty_postgres_store
+
+    store = await empty_postgres_store(pg_database_url)
+    names = [
+        "registry.example/q/app4242@sha256:aa",
+        "registry.example/q/app42420@sha256:aa",
+        "registry.example/q/APP_42%x@sha256:aa",
+        "gcr.io/other/web@sha256:bb",
+        "registry.example/ünï/☃@sha256:cc",
+    ] + [f"registry.example/bulk/svc{i}@sha256:{i:064x}" for i in range(3000)]
+    try:
+        async with store.session() as s:
+            await s.occurrences.insert(
+                [_vuln("qa", f"v{i}", image, "HIGH", 1) for i, image in enumerate(names)]
+            )
+        async with store.engine.connect() as connection:
+            # As autovacuum would: statistics, and the GIN index's pending entries merged.
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(sa.text("VACUUM ANALYZE image_summaries"))
+            indexes = await connection.execute(
+                sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'image_summaries'")
+            )
+            assert "ix_image_summaries_resource_trgm" in {r[0] for r in indexes}
+        needles = ["app4242", "APP42", "_42%", "%", "_", "/", "ap", "☃", "ünï/", "svc29", "zzz"]
+        for needle in needles:
+            found: dict[str, list[str]] = {}
+            query = SummaryQuery(None, "prod", image=needle)
+            for plan, off in (
+                ("index", ("seqscan", "indexscan", "indexonlyscan")),  # bitmap scans only
+                ("scan", ("bitmapscan", "indexscan", "indexonlyscan")),
+            ):
+                async with store.session() as s:
+                    repository = s.image_summaries
+                    connection = repository._c  # type: ignore[attr-defined]
+                    for name in off:
+                        await connection.execute(sa.text(f"SET LOCAL enable_{name} = off"))
+                    # The plan of the page's own statement (as _page builds it).
+                    stmt, src, _ = repository._select(query)  # type: ignore[attr-defined]
+                    sql = (
+                        stmt.order_by(src.c.resource)
+                        .limit(1000)
+                        .compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+                    )
+                    explained = await connection.exec_driver_sql(f"EXPLAIN {sql}")
+                    plan_text = "\n".join(str(r[0]) for r in explained.all())
+                    uses = "ix_image_summaries_resource_trgm" in plan_text
+                    # A needle of fewer than three characters has no trigram to look up.
+                    if len(needle) >= 3 or plan == "scan":
+                        assert uses == (plan == "index"), (needle, plan)
+                    rows = await s.image_summaries.page(query, None, 5000)
+                    found[plan] = [r.summary.resource for r in rows]
+                    total = await s.image_summaries.count(query)
+                    assert total == len(found[plan])
+            expected = sorted(n for n in names if needle.lower() in n.lower())
+            assert found["index"] == found["scan"] == expected, needle
+    finally:
+        await store.close()
+
+
+async def test_totals_stay_exact_under_concurrent_writers(store: MetadataStore) -> None:
+    """Writers of the same and of different images at once (on PostgreSQL truly at once, on
+    different stripes or the same): the kept totals equal a count of the summaries."""
+    import asyncio
+
+    shared = "registry.example/t/shared@sha256:aa"
+
+    async def writer(k: int) -> None:
+        async with store.session() as s:
+            own = f"registry.example/t/own{k}@sha256:aa"
+            await s.occurrences.insert(
+                [
+                    _vuln("qa" if k % 2 else "qb", f"c{k}-{j}", image, SEVERITIES[j % 6], j)
+                    for j, image in enumerate((shared, own, own))
+                ]
+            )
+
+    await asyncio.gather(*(writer(k) for k in range(8)))
+    async with store.session() as s:  # and one that deletes, for the negative deltas
+        await s.occurrences.delete_many("qa", ["c1-1", "c1-2"])
+    async with store.session(readonly=True) as s:
+        for scope in (None, ("qa",), ("qb",)):
+            totals = await s.image_summaries.totals(scope)
+            rows = await s.image_summaries.page(SummaryQuery(scope, "prod"), None, 100)
+            assert totals.images == len(rows) == (8 if scope is None else 4 + (scope == ("qb",)))
+            assert totals.open_counts == tuple(
+                sum(r.summary.open_counts[i] for r in rows) for i in range(len(SEVERITIES))
+            )

@@ -31,13 +31,15 @@ from contract.store_samples import (
     document_record,
     image,
     note_record,
+    occurrence_record,
 )
 
 #: The newest migration; bump it with every new revision.
 #: 0007 (reverse impact) is chained after 0012 (image summaries), both made from 0005;
 #: 0006 (continuous validation) after 0007, 0013 (one open violation per pod) after 0006,
-#: 0015 (the image facts' index covers the summary recompute) after 0013.
-HEAD = "0015"
+#: 0015 (the image facts' index covers the summary recompute) after 0013, 0014 (dashboard
+#: indexes and totals) after 0015.
+HEAD = "0014"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}
@@ -317,6 +319,52 @@ async def test_migration_0013_keeps_the_first_of_doubled_open_violations(
     assert every["closed"].close_reason == "VEX"
     await migrate.downgrade(store.engine, "0006")  # and back: the index is plain again
     assert await migrate.current_revision(store.engine) == "0006"
+
+
+async def test_dashboard_migration_fills_the_totals_and_comes_off_again(
+    fresh_sql_store: SqlStore,
+) -> None:
+    """Migration 0014 on a store with summaries: the totals it fills equal the summaries'
+    sums per scope, writes keep them, and on PostgreSQL the trigram index is there; its
+    downgrade removes both."""
+    from chainproof.store.sql.schema import image_summaries
+
+    store = fresh_sql_store
+    await migrate.upgrade(store.engine, "0013")
+    never = datetime(1, 1, 1, tzinfo=UTC)
+    rows = [
+        {"scope": scope, "resource": f"r{i}", "occurrences": 1 + i, "open_unspecified": 0,
+         "open_minimal": 0, "open_low": i, "open_medium": 0, "open_high": 1, "open_critical": 0,
+         "worst_open": 4, "last_scan": never}
+        for scope, i in (("*", 0), ("*", 1), ("*", 2), ("p", 1), ("q", 2))
+    ]  # fmt: skip
+    async with store.engine.begin() as connection:
+        await connection.execute(image_summaries.insert(), rows)
+    await store.open()  # migrates to head
+    assert await migrate.current_revision(store.engine) == HEAD
+    async with store.session(readonly=True) as s:
+        assert (await s.image_summaries.totals(None)).open_counts == (0, 0, 3, 0, 3, 0)
+        assert (await s.image_summaries.totals(None)).images == 3
+        assert (await s.image_summaries.totals(("q",))).images == 1
+    async with store.session() as s:
+        await s.occurrences.insert(
+            [occurrence_record("p", "o1", resource="registry.example/new@sha256:aa")]
+        )
+    async with store.session(readonly=True) as s:
+        assert (await s.image_summaries.totals(None)).images == 4
+        assert (await s.image_summaries.totals(("p",))).images == 2
+    postgres = store.engine.dialect.name == "postgresql"
+    trigram = sa.text(
+        "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_image_summaries_resource_trgm'"
+    )
+    if postgres:
+        async with store.engine.connect() as connection:
+            assert (await connection.execute(trigram)).first() is not None
+    await migrate.downgrade(store.engine, "0013")
+    async with store.engine.connect() as connection:
+        assert "summary_totals" not in await connection.run_sync(_tables)
+        if postgres:
+            assert (await connection.execute(trigram)).first() is None
 
 
 # the judge's tables -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,10 @@ from chainproof.store.summaries import After, ImpactRow, SummaryQuery, SummaryRo
 _PAGE = 1000
 #: The most reverse-impact rows one page shows.
 IMPACT_ROWS = 500
+#: The images list counts matches exactly up to this many, then says "more than" it: the
+#: count reads at most this many + 1 rows (an unfiltered list is counted exactly from the
+#: totals kept per scope).
+COUNT_BOUND = 1_000
 #: The most inventory rows one page reads for the images it shows.
 RUNNING_ROWS = 2000
 
@@ -74,8 +78,10 @@ class Overview:
 @dataclass(frozen=True, slots=True)
 class ImagesPage:
     rows: list[SummaryRow]
-    #: How many images match the filters (exact).
+    #: How many images match the filters: exact, unless ``total_bounded``.
     total: int
+    #: The count stopped at its bound: more than ``total`` images match.
+    total_bounded: bool
     #: The keyset position after the last row shown, when more rows follow.
     next_after: After | None
 
@@ -114,10 +120,14 @@ class Dashboard:
         *,
         max_occurrences: int = 200_000,
         max_decisions: int = 20_000,
+        count_bound: int = COUNT_BOUND,
+        impact_rows: int = IMPACT_ROWS,
     ) -> None:
         self._store = store
         self.max_occurrences = max_occurrences
         self.max_decisions = max_decisions
+        self.count_bound = count_bound
+        self.impact_rows = impact_rows
 
     # ------------------------------------------------------------------ raw reads
 
@@ -153,23 +163,14 @@ class Dashboard:
         return out, False
 
     async def decisions(
-        self, query: DecisionQuery, limit: int
+        self, query: DecisionQuery, limit: int, before: str | None = None
     ) -> tuple[list[DecisionRecord], bool]:
-        """The newest ``limit`` decisions matching ``query`` (newest first), and whether more
-        matched than the bound lets the UI read."""
-        rows: list[DecisionRecord] = []
-        after: str | None = None
+        """The newest ``limit`` decisions matching ``query`` older than the decision ID
+        ``before`` (None: the newest of all), newest first, and whether older ones follow:
+        one keyset page read backwards on the log's indexes, however long the log."""
+        newest = replace(query, newest_first=True)
         async with self._store.session(readonly=True) as s:
-            while True:
-                page = await s.decisions.page(query, after, _PAGE)
-                rows.extend(page)
-                if len(page) < _PAGE:
-                    break
-                if len(rows) >= self.max_decisions:
-                    rows.sort(key=lambda r: r.decision_id, reverse=True)
-                    return rows[:limit], True
-                after = page[-1].decision_id
-        rows.sort(key=lambda r: r.decision_id, reverse=True)
+            rows = await s.decisions.page(newest, before, limit + 1)
         return rows[:limit], len(rows) > limit
 
     async def decision(self, project: str, decision_id: str) -> DecisionRecord | None:
@@ -185,8 +186,14 @@ class Dashboard:
         window = DecisionQuery(
             project=project, since=at - timedelta(seconds=1), until=at + timedelta(seconds=1)
         )
-        rows, _ = await self.decisions(window, self.max_decisions)
-        return next((r for r in rows if r.decision_id == decision_id), None)
+        async with self._store.session(readonly=True) as s:
+            after: str | None = None
+            while True:
+                rows = await s.decisions.page(window, after, _PAGE)
+                found = next((r for r in rows if r.decision_id == decision_id), None)
+                if found is not None or len(rows) < _PAGE:
+                    return found
+                after = rows[-1].decision_id
 
     # ------------------------------------------------------------------ pages
 
@@ -199,12 +206,15 @@ class Dashboard:
     async def images(self, query: SummaryQuery, after: After | None, limit: int) -> ImagesPage:
         async with self._store.session(readonly=True) as s:
             rows = await s.image_summaries.page(query, after, limit + 1)
-            total = await s.image_summaries.count(query)
+            total, bounded = await s.image_summaries.count_at_most(query, self.count_bound)
         more = len(rows) > limit
         rows = rows[:limit]
         last = rows[-1] if rows and more else None
         return ImagesPage(
-            rows, total, None if last is None else (last.key(query.sort), last.summary.resource)
+            rows,
+            total,
+            bounded,
+            None if last is None else (last.key(query.sort), last.summary.resource),
         )
 
     async def overview(
@@ -222,10 +232,12 @@ class Dashboard:
             if runtime:
                 counts = await s.violations.count_open()
                 violations = sum(n for (p, _, _), n in counts.items() if p == project)
-        start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
-        rows, partial = await self.decisions(
-            DecisionQuery(project=project, since=start), self.max_decisions
-        )
+            start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+            # The newest decisions of the window first, three columns each, bounded.
+            window = DecisionQuery(project=project, since=start, newest_first=True)
+            rows = await s.decisions.outcomes(window, self.max_decisions + 1)
+        partial = len(rows) > self.max_decisions
+        rows = rows[: self.max_decisions]
         day: Counter[str] = Counter()
         hourly = [(start + timedelta(hours=h), Counter[str]()) for h in range(24)]
         breakglass = 0
@@ -235,7 +247,7 @@ class Dashboard:
                 hourly[hour][1][d.outcome] += 1
             if d.time >= now - timedelta(hours=24):
                 day[d.outcome] += 1
-                if d.data.get("breakglass"):
+                if d.breakglass:
                     breakglass += 1
         return Overview(totals, day, breakglass, hourly, partial, running, violations)
 
@@ -273,8 +285,8 @@ class Dashboard:
         if not query.strip():
             return [], False
         async with self._store.session(readonly=True) as s:
-            rows = await s.image_summaries.impact(query, scope, IMPACT_ROWS + 1)
-        return rows[:IMPACT_ROWS], len(rows) > IMPACT_ROWS
+            rows = await s.image_summaries.impact(query, scope, self.impact_rows + 1)
+        return rows[: self.impact_rows], len(rows) > self.impact_rows
 
 
 def occurrence_json(record: OccurrenceRecord) -> dict[str, Any]:

@@ -451,7 +451,10 @@ class _Decisions(DecisionRepository):
         def wanted(r: DecisionRecord) -> bool:
             return (
                 r.project == query.project
-                and (after is None or r.decision_id > after)
+                and (
+                    after is None
+                    or (r.decision_id < after if query.newest_first else r.decision_id > after)
+                )
                 and (query.image is None or query.image in r.images)
                 and (query.namespace is None or r.namespace == query.namespace)
                 and (query.outcome is None or r.outcome == query.outcome)
@@ -460,7 +463,9 @@ class _Decisions(DecisionRepository):
             )
 
         rows = sorted(
-            (r for r in self._s.decisions.values() if wanted(r)), key=lambda r: r.decision_id
+            (r for r in self._s.decisions.values() if wanted(r)),
+            key=lambda r: r.decision_id,
+            reverse=query.newest_first,
         )
         return [replace(r, data=_plain(r.data)) for r in rows[:limit]]
 

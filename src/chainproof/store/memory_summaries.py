@@ -168,8 +168,9 @@ class MemoryImageSummaries(ImageSummaryRepository):
             ]
         return rows[:limit]
 
-    async def _count(self, query: SummaryQuery) -> int:
-        return len(self._rows(query))
+    async def _count(self, query: SummaryQuery, bound: int | None) -> int:
+        found = len(self._rows(query))
+        return found if bound is None else min(found, bound + 1)
 
     async def _totals(self, projects: tuple[str, ...] | None) -> SummaryTotals:
         scopes = {ALL_PROJECTS} if projects is None else set(projects)
@@ -183,7 +184,7 @@ class MemoryImageSummaries(ImageSummaryRepository):
         projects: tuple[str, ...] | None,
         limit: int,
     ) -> list[ImpactRow]:
-        found: set[tuple[str, str, str]] = set()
+        first: dict[tuple[str, str, str], str] = {}  # each row: the least term matching it
         for (project, _), (resource, facts) in self._s.facts.items():
             if projects is not None and project not in projects:
                 continue
@@ -192,8 +193,10 @@ class MemoryImageSummaries(ImageSummaryRepository):
                     if t.field == name and (
                         (term <= t.term < term + TOP) if prefix else t.term == term
                     ):
-                        found.add((resource, t.kind, t.detail))
-        return [ImpactRow(*row) for row in sorted(found)[:limit]]
+                        row = (resource, t.kind, t.detail)
+                        first[row] = min(first.get(row, t.term), t.term)
+        ordered = sorted((term, *row) for row, term in first.items())
+        return [ImpactRow(r, k, d) for _, r, k, d in ordered[:limit]]
 
 
 def _matches(row: SummaryRow, q: SummaryQuery) -> bool:

@@ -78,6 +78,19 @@ class SummaryQuery:
     sort: str = "image"
     descending: bool = False
 
+    @property
+    def unfiltered(self) -> bool:
+        """No criterion: every summary of the scope matches."""
+        return not (
+            self.image
+            or self.decision
+            or self.present
+            or self.missing
+            or self.severity
+            or self.scanned_since is not None
+            or self.not_scanned_since is not None
+        )
+
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
             raise ValueError(f"sort {self.sort!r}: expected one of {', '.join(SORTS)}")
@@ -157,10 +170,20 @@ class ImageSummaryRepository(ABC):
 
     async def count(self, query: SummaryQuery) -> int:
         """How many summaries match ``query`` (exact)."""
+        return (await self.count_at_most(query, None))[0]
+
+    async def count_at_most(self, query: SummaryQuery, bound: int | None) -> tuple[int, bool]:
+        """(how many summaries match ``query``, False) when that is at most ``bound`` (None:
+        no bound); else (``bound``, True): more than ``bound`` match, found by reading
+        ``bound + 1`` of them and no more. A query without criteria over one scope is
+        exact whatever the bound: the totals kept per scope answer it without a read."""
         if query.projects == ():
-            return 0
+            return 0, False
         await self.flush()
-        return await self._count(query)
+        if query.unfiltered and (query.projects is None or len(query.projects) == 1):
+            return (await self._totals(query.projects)).images, False
+        found = await self._count(query, bound)
+        return (bound, True) if bound is not None and found > bound else (found, False)
 
     async def totals(self, projects: tuple[str, ...] | None) -> SummaryTotals:
         """The number of images and their open findings per severity (exact)."""
@@ -173,7 +196,10 @@ class ImageSummaryRepository(ABC):
         self, needle: str, projects: tuple[str, ...] | None, limit: int
     ) -> list[ImpactRow]:
         """Images a vulnerability ID, package name or purl prefix affects (see
-        :func:`impact_terms`), by image then kind then detail, at most ``limit``."""
+        :func:`impact_terms`), at most ``limit``, ordered by the term that matched (the
+        name, purl or ID, lower case), then image, kind and detail; a row matched by more
+        than one term comes once, at its first. That order is the terms index's, so a
+        query matching every image reads about ``limit`` rows (ADR 0195)."""
         terms = impact_terms(needle)
         if not terms or limit <= 0 or projects == ():
             return []
@@ -189,7 +215,8 @@ class ImageSummaryRepository(ABC):
         """``limit`` positive, ``query.projects`` not empty."""
 
     @abstractmethod
-    async def _count(self, query: SummaryQuery) -> int: ...
+    async def _count(self, query: SummaryQuery, bound: int | None) -> int:
+        """Exact up to ``bound`` (None: no bound), else ``bound + 1``."""
 
     @abstractmethod
     async def _totals(self, projects: tuple[str, ...] | None) -> SummaryTotals: ...

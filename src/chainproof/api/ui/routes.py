@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,8 @@ class UiRoute(BrowserRoute):
 router = APIRouter(include_in_schema=False, route_class=UiRoute)
 
 OUTCOMES = ("allowed", "denied", "dry-run-would-deny", "breakglass", "error")
+#: What a ``before=`` keyset position of the decision log may be: a decision ID's characters.
+_DECISION_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _PAGE_ROWS = 100
 
 
@@ -394,10 +397,11 @@ async def images(request: Request) -> Response:
         query = _image_query(q, project, await _scope(request), required, now)
         after = _after(q.get("after", ""), q.get("sort", "image"))
         if query is None:
-            rows, total, next_after = [], 0, None
+            rows, total, total_bounded, next_after = [], 0, False, None
         else:
             page = await dashboard.images(query, after, _PAGE_ROWS)
             rows, total, next_after = page.rows, page.total, page.next_after
+            total_bounded = page.total_bounded
         running: dict[str, Any] = {}
         runtime = await sees_runtime(request)
         if runtime:
@@ -412,6 +416,7 @@ async def images(request: Request) -> Response:
         q=base,
         rows=rows,
         total=total,
+        total_bounded=total_bounded,
         shown=len(rows),
         first=after is None,
         next_link=_link("/images", base, after=_encode_after(next_after)) if next_after else "",
@@ -574,11 +579,27 @@ async def decisions(request: Request) -> Response:
             since=_time_param(q.get("since", ""), "since"),
             until=_time_param(q.get("until", ""), "until"),
         )
-        rows, more = await _dashboard(request).decisions(query, _PAGE_ROWS)
+        before = q.get("before", "")
+        if before and not _DECISION_ID.fullmatch(before):
+            raise InvalidArgument(
+                f"before={before[:40]!r} is not a decision ID: follow the page's own Older link"
+            )
+        rows, more = await _dashboard(request).decisions(query, _PAGE_ROWS, before or None)
     except ChainproofError as exc:
         return await _error(request, exc)
+    base = {k: v for k, v in q.items() if k != "before"}
+    older = _link("/decisions", base, before=rows[-1].decision_id) if more and rows else ""
     return await _render(
-        request, "decisions.html", title="Decisions", q=q, rows=rows, more=more, outcomes=OUTCOMES
+        request,
+        "decisions.html",
+        title="Decisions",
+        q=base,
+        rows=rows,
+        more=more,
+        first=not q.get("before"),
+        older_link=older,
+        newest_link=_link("/decisions", base),
+        outcomes=OUTCOMES,
     )
 
 

@@ -8,11 +8,13 @@ query by image starts from that table's ``(image, decision_id)`` index (ADR 0020
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from chainproof.store.judge import (
+    DecisionOutcome,
     DecisionQuery,
     DecisionRecord,
     DecisionRepository,
@@ -65,6 +67,11 @@ def _document_row(record: DocumentRecord) -> dict[str, Any]:
     }
 
 
+_OUTCOME_SELECT = sa.select(
+    decisions.c.time,
+    decisions.c.outcome,
+    decisions.c.data["breakglass"].as_boolean().label("breakglass"),
+)
 _ADMISSION_SELECT = sa.select(
     decisions.c.decision_id,
     decisions.c.time,
@@ -218,6 +225,16 @@ class SqlDecisions(DecisionRepository):
         stmt = self._query(_DECISION_SELECT, query, after, limit)
         return [_decision(row) for row in await self._c.execute(stmt)]
 
+    async def _outcomes(self, query: DecisionQuery, limit: int) -> list[DecisionOutcome]:
+        # Newest by time: a time window is a range of ix_decisions_time (project, time),
+        # read backwards until the bound, whatever the log's length.
+        stmt = self._query(_OUTCOME_SELECT, replace(query, newest_first=False), None, limit)
+        stmt = stmt.order_by(None).order_by(decisions.c.time.desc(), decisions.c.decision_id.desc())
+        return [
+            DecisionOutcome(row.time, row.outcome, bool(row.breakglass))
+            for row in await self._c.execute(stmt)
+        ]
+
     async def _admissions(
         self, query: DecisionQuery, after: str | None, limit: int
     ) -> list[RecordedAdmission]:
@@ -273,6 +290,10 @@ class SqlDecisions(DecisionRepository):
             stmt = stmt.where(decisions.c.time >= query.since)
         if query.until is not None:
             stmt = stmt.where(decisions.c.time < query.until)
+        if query.newest_first:
+            if after is not None:
+                stmt = stmt.where(key < after)
+            return stmt.order_by(key.desc()).limit(limit)
         if after is not None:
             stmt = stmt.where(key > after)
         return stmt.order_by(key).limit(limit)

@@ -441,6 +441,29 @@ image_summaries = sa.Table(
     sa.Index("ix_image_summaries_scan", "scope", "last_scan", "resource"),
     sa.Index("ix_image_summaries_count", "scope", "occurrences", "resource"),
 )
+# The images list's substring search (migration 0014; skipped there without pg_trgm).
+sa.Index(
+    "ix_image_summaries_resource_trgm",
+    sa.func.lower(image_summaries.c.resource).label("lower_resource"),
+    postgresql_using="gin",
+    postgresql_ops={"lower_resource": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+
+#: The overview's figures per summary scope, as deltas in stripes (migration 0014, ADR 0195):
+#: the sum of a scope's rows is its number of images and open findings per severity.
+summary_totals = sa.Table(
+    "summary_totals",
+    metadata,
+    sa.Column("scope", Key, primary_key=True),
+    sa.Column("stripe", sa.SmallInteger(), primary_key=True),
+    sa.Column("images", sa.BigInteger(), nullable=False),
+    sa.Column("open_unspecified", sa.BigInteger(), nullable=False),
+    sa.Column("open_minimal", sa.BigInteger(), nullable=False),
+    sa.Column("open_low", sa.BigInteger(), nullable=False),
+    sa.Column("open_medium", sa.BigInteger(), nullable=False),
+    sa.Column("open_high", sa.BigInteger(), nullable=False),
+    sa.Column("open_critical", sa.BigInteger(), nullable=False),
+)
 
 image_attestations = sa.Table(
     "image_attestations",

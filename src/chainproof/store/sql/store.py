@@ -136,9 +136,10 @@ class SqlUnitOfWork:
                 raise RuntimeError("this unit of work has no open transaction to commit")
             return
         if commit:
-            # The summaries of the images this transaction wrote, recomputed inside it.
+            # The summaries of the images this transaction wrote, recomputed inside it, and
+            # the totals they change.
             try:
-                await self.image_summaries.flush()
+                await self.image_summaries.settle()
             except BaseException:
                 if transaction.is_active:
                     await transaction.rollback()

@@ -9,14 +9,23 @@ together. On PostgreSQL, writers of one image take turns for the recompute (a tr
 advisory lock per image, taken in one sorted pass), so each recompute reads the facts of
 every transaction that recomputed the image before it; SQLite's writers take turns already.
 
+The overview's figures (images and open findings per scope) are ``summary_totals``
+(migration 0014, ADR 0195): each recompute returns the summary rows it deleted and the ones it
+inserted, their difference per scope is added up over the transaction, and just before it
+commits (:meth:`SqlImageSummaries.settle`) one upsert per scope adds it to one of 16 stripe
+rows, chosen once per transaction: concurrent writers mostly hit different rows, and each
+takes its row locks at the end, in scope order. Reads sum a scope's stripes.
+
 The same statements, without the image list, rebuild everything: :func:`backfill` (migration
-0012) computes the facts of every stored occurrence and then the summaries.
+0012) computes the facts of every stored occurrence and then the summaries, and
+:func:`rebuild_totals` (migration 0014) the totals from the summaries.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +43,7 @@ from chainproof.store.sql.schema import (
     image_summaries,
     impact_terms,
     occurrences,
+    summary_totals,
 )
 from chainproof.store.sql.tx import SqlTx
 from chainproof.store.summaries import (
@@ -69,6 +79,9 @@ _A = image_attestations
 _F = image_facts
 _T = impact_terms
 _D = image_decisions
+_TOT = summary_totals
+#: Stripes of ``summary_totals`` per scope.
+STRIPES = 16
 
 
 def rows_of(
@@ -98,9 +111,10 @@ def _term_rows(project: str, occurrence_id: str, resource: str, f: Facts) -> lis
     return [(project, occurrence_id, t.field, t.term, resource, t.kind, t.detail) for t in f.terms]
 
 
-def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
+def _recompute(resources: Sequence[str] | None, *, returning: bool = False) -> list[Any]:
     """The statements that make the summaries of ``resources`` (None: of every image) what
-    their facts say."""
+    their facts say. ``returning``: the summary delete and inserts return (scope, open
+    counts) of the rows they remove and add, for the totals."""
     where_f = _F.c.resource.in_(resources) if resources is not None else sa.true()
     open_sums = [
         sa.func.sum(sa.case((_F.c.open_rank == rank, 1), else_=0))
@@ -144,11 +158,19 @@ def _recompute(resources: Sequence[str] | None) -> list[sa.Executable]:
         .where(where_a, _A.c.scope != ALL_PROJECTS)
         .distinct()
     )
-    return [
-        _S.delete().where(where_s),
-        _A.delete().where(where_a),
+    delete: Any = _S.delete().where(where_s)
+    inserts: list[Any] = [
         _S.insert().from_select(columns, per_project),
         _S.insert().from_select(columns, every),
+    ]
+    if returning:
+        counted = (_S.c.scope, *[_S.c[c] for c in OPEN_COLUMNS])
+        delete = delete.returning(*counted)
+        inserts = [stmt.returning(*counted) for stmt in inserts]
+    return [
+        delete,
+        _A.delete().where(where_a),
+        *inserts,
         _A.insert().from_select(["scope", "resource", "note"], notes_per_project),
         _A.insert().from_select(["scope", "resource", "note"], notes_every),
     ]
@@ -177,6 +199,10 @@ class SqlImageSummaries(ImageSummaryRepository):
     def __init__(self, tx: SqlTx) -> None:
         self._tx, self._c = tx, tx.connection
         self._touched: set[str] = set()
+        #: Per scope: [images, open counts…] this transaction added (negative: removed) and
+        #: has not written into summary_totals yet.
+        self._pending: dict[str, list[int]] = {}
+        self._stripe = random.randrange(STRIPES)  # noqa: S311 - spreads writers, no secret
 
     # ------------------------------------------------------------------ writes (the store's)
 
@@ -232,6 +258,39 @@ class SqlImageSummaries(ImageSummaryRepository):
     def discard(self) -> None:
         """The transaction rolled back: what it touched is as it was."""
         self._touched.clear()
+        self._pending.clear()
+
+    async def settle(self) -> None:
+        """Flush, then add this transaction's change of the totals to its stripe rows: the
+        unit of work's last statements before it commits."""
+        await self.flush()
+        pending, self._pending = self._pending, {}
+        rows = [
+            {
+                "scope": scope,
+                "stripe": self._stripe,
+                "images": delta[0],
+                **dict(zip(OPEN_COLUMNS, delta[1:], strict=True)),
+            }
+            for scope, delta in sorted(pending.items())
+            if any(delta)
+        ]
+        if not rows:
+            return
+        stmt = self._tx.insert(_TOT)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_TOT.c.scope, _TOT.c.stripe],
+            set_={name: _TOT.c[name] + stmt.excluded[name] for name in ("images", *OPEN_COLUMNS)},
+        )
+        for row in rows:  # one at a time, in scope order: row locks taken in one order
+            await self._c.execute(stmt, row)
+
+    def _count_rows(self, rows: Iterable[Any], sign: int) -> None:
+        for row in rows:
+            delta = self._pending.setdefault(row[0], [0] * (1 + len(OPEN_COLUMNS)))
+            delta[0] += sign
+            for i in range(len(OPEN_COLUMNS)):
+                delta[i + 1] += sign * int(row[i + 1])
 
     async def flush(self) -> None:
         if not self._touched:
@@ -246,8 +305,12 @@ class SqlImageSummaries(ImageSummaryRepository):
                 {"space": _LOCK_SPACE, "keys": [_lock_key(r) for r in resources]},
             )
         for start in range(0, len(resources), _CHUNK):
-            for stmt in _recompute(resources[start : start + _CHUNK]):
-                await self._c.execute(stmt)
+            delete, *others = _recompute(resources[start : start + _CHUNK], returning=True)
+            self._count_rows(await self._c.execute(delete), -1)
+            for stmt in others:
+                result = await self._c.execute(stmt)
+                if result.returns_rows:
+                    self._count_rows(result, +1)
 
     # ------------------------------------------------------------------ reads
 
@@ -290,7 +353,8 @@ class SqlImageSummaries(ImageSummaryRepository):
                 sa.func.lower(src.c.resource).contains(query.image.lower(), autoescape=True)
             )
         if query.decision == "none":
-            stmt = stmt.where(_D.c.decision_id.is_(None))
+            # On the join column: PostgreSQL then plans an anti join on the index order.
+            stmt = stmt.where(_D.c.image.is_(None))
         elif query.decision:
             stmt = stmt.where(_D.c.outcome == query.decision)
         for note, wanted in ((query.present, True), (query.missing, False)):
@@ -314,7 +378,55 @@ class SqlImageSummaries(ImageSummaryRepository):
         }.get(query.sort)
         return stmt, src, key
 
+    async def _outcomes(self, project: str) -> list[str]:
+        """The distinct outcomes of ``project``'s image decisions, ascending: one index probe
+        per outcome (a loose index scan on ix_image_decisions_outcome), not a read of every
+        decided image."""
+        found = await self._c.execute(sa.text(_OUTCOMES_OF_PROJECT), {"project": project})
+        return sorted(str(row[0]) for row in found)
+
+    async def _page_by_decision(
+        self, query: SummaryQuery, after: After | None, limit: int
+    ) -> list[Any]:
+        """``sort=decision`` as one index-ordered read per outcome, in outcome order (images
+        without a decision sort as ""), each stopping when the page is full: never a sort
+        of every image by a joined column."""
+        outcomes = await self._outcomes(query.decision_project)
+        groups = ["", *(o for o in outcomes if o)]
+        if query.decision == "none":
+            groups = [""]
+        elif query.decision:
+            groups = [g for g in groups if g == query.decision]
+        desc = query.descending
+        groups.sort(reverse=desc)
+        found: list[Any] = []
+        for group in groups:
+            if after is not None and (group > after[0] if desc else group < after[0]):
+                continue  # the whole group comes before the keyset position
+            stmt, src, _ = self._select(query)
+            if group:
+                stmt = stmt.where(_D.c.outcome == group)
+            elif "" in outcomes:  # a decision recorded without an outcome sorts as none
+                stmt = stmt.where(sa.or_(_D.c.image.is_(None), _D.c.outcome == ""))
+            else:
+                # Images without a decision: an anti join along the summaries' index order
+                # (on the join column, so PostgreSQL sees it as one), stopping at the limit.
+                stmt = stmt.where(_D.c.image.is_(None))
+            if after is not None and group == after[0]:
+                resource = after[1]
+                stmt = stmt.where(src.c.resource < resource if desc else src.c.resource > resource)
+            order = src.c.resource.desc() if desc else src.c.resource.asc()
+            stmt = stmt.order_by(order).limit(limit - len(found))
+            found.extend(await self._rows(query, stmt, src))
+            if len(found) >= limit:
+                break
+        return found
+
     async def _page(self, query: SummaryQuery, after: After | None, limit: int) -> list[SummaryRow]:
+        if query.sort == "decision":
+            return await self._summary_rows(
+                query, await self._page_by_decision(query, after, limit)
+            )
         stmt, src, key = self._select(query)
         desc = query.descending
         if after is not None:
@@ -329,7 +441,27 @@ class SqlImageSummaries(ImageSummaryRepository):
                 stmt = stmt.where(mine < theirs if desc else mine > theirs)
         order = [src.c.resource] if key is None else [key, src.c.resource]
         stmt = stmt.order_by(*[c.desc() if desc else c.asc() for c in order]).limit(limit)
-        found = (await self._c.execute(stmt)).all()
+        return await self._summary_rows(query, await self._rows(query, stmt, src))
+
+    async def _rows(self, query: SummaryQuery, stmt: sa.Select[Any], src: sa.Subquery) -> list[Any]:
+        """The rows of a page statement. Over one scope in two steps: first only the
+        resources, which PostgreSQL can then walk index-only, testing the filters (the
+        substring above all) on the index's own tuples instead of fetching each row it
+        rejects; then the page's rows by primary key. Merged scopes are an aggregate, read
+        once."""
+        if query.projects is not None and len(query.projects) > 1:
+            return list((await self._c.execute(stmt)).all())
+        resources = [r[0] for r in await self._c.execute(stmt.with_only_columns(src.c.resource))]
+        if not resources:
+            return []
+        whole, src2, _ = self._select(SummaryQuery(query.projects, query.decision_project))
+        found = {
+            row.resource: row
+            for row in await self._c.execute(whole.where(src2.c.resource.in_(resources)))
+        }
+        return [found[r] for r in resources if r in found]
+
+    async def _summary_rows(self, query: SummaryQuery, found: Sequence[Any]) -> list[SummaryRow]:
         notes = await self._notes(query.projects, [row.resource for row in found])
         out: list[SummaryRow] = []
         for row in found:
@@ -364,21 +496,30 @@ class SqlImageSummaries(ImageSummaryRepository):
             out.setdefault(row.resource, set()).add(row.note)
         return out
 
-    async def _count(self, query: SummaryQuery) -> int:
-        stmt, _, _ = self._select(query)
+    async def _count(self, query: SummaryQuery, bound: int | None) -> int:
+        stmt, src, _ = self._select(query)
+        stmt = stmt.with_only_columns(src.c.resource)
+        if bound is not None:
+            stmt = stmt.limit(bound + 1)  # "more than bound" costs bound + 1 rows, no more
         total = await self._c.execute(sa.select(sa.func.count()).select_from(stmt.subquery()))
         return int(total.scalar() or 0)
 
     async def _totals(self, projects: tuple[str, ...] | None) -> SummaryTotals:
+        if projects is None or len(projects) == 1:
+            # One scope: the sum of its stripes in summary_totals (and what this transaction
+            # has yet to add to them), not a read of every summary.
+            scope = ALL_PROJECTS if projects is None else projects[0]
+            sums = [sa.func.coalesce(sa.func.sum(_TOT.c[c]), 0) for c in ("images", *OPEN_COLUMNS)]
+            row = (await self._c.execute(sa.select(*sums).where(_TOT.c.scope == scope))).one()
+            mine = self._pending.get(scope, [0] * len(row))
+            values = [int(v) + d for v, d in zip(row, mine, strict=True)]
+            return SummaryTotals(values[0], tuple(values[1:]))
+        # Several projects but not all: an image may be in more than one, so count them.
         opens = [sa.func.coalesce(sa.func.sum(_S.c[c]), 0) for c in OPEN_COLUMNS]
-        if projects is None:
-            images: Any = sa.func.count()
-            where = _S.c.scope == ALL_PROJECTS
-        else:
-            images = sa.func.count(sa.distinct(_S.c.resource))
-            where = _S.c.scope.in_(projects)
-        row = (await self._c.execute(sa.select(images, *opens).where(where))).one()
-        return SummaryTotals(int(row[0]), tuple(int(v) for v in row[1:]))
+        images = sa.func.count(sa.distinct(_S.c.resource))
+        where = _S.c.scope.in_(projects)
+        found = (await self._c.execute(sa.select(images, *opens).where(where))).one()
+        return SummaryTotals(int(found[0]), tuple(int(v) for v in found[1:]))
 
     async def _impact(
         self,
@@ -386,24 +527,98 @@ class SqlImageSummaries(ImageSummaryRepository):
         projects: tuple[str, ...] | None,
         limit: int,
     ) -> list[ImpactRow]:
-        alternatives = [
-            sa.and_(
+        """Each alternative is read in the order of ix_impact_terms_term (field, term,
+        resource) — the index's own order, so no plan sorts the matches — in chunks of whole
+        (term, image) groups, and the alternatives merged (:func:`merge_impact`): a query
+        that matches 100,000 images reads a few hundred rows, never all of them."""
+        columns = (_T.c.term, _T.c.resource, _T.c.kind, _T.c.detail)
+
+        async def read(stmt: sa.Select[Any]) -> list[tuple[str, str, str, str]]:
+            return [(r.term, r.resource, r.kind, r.detail) for r in await self._c.execute(stmt)]
+
+        def matching(alternative: int) -> sa.Select[Any]:
+            field, term, prefix = terms[alternative]
+            stmt = sa.select(*columns).where(
                 _T.c.field == field,
                 sa.and_(_T.c.term >= term, _T.c.term < term + TOP) if prefix else _T.c.term == term,
             )
-            for field, term, prefix in terms
-        ]
-        stmt = sa.select(_T.c.resource, _T.c.kind, _T.c.detail).where(sa.or_(*alternatives))
-        if projects is not None:
-            stmt = stmt.where(_T.c.project.in_(projects))
-        stmt = stmt.distinct().order_by(_T.c.resource, _T.c.kind, _T.c.detail).limit(limit)
-        return [ImpactRow(r.resource, r.kind, r.detail) for r in await self._c.execute(stmt)]
+            return stmt if projects is None else stmt.where(_T.c.project.in_(projects))
+
+        async def chunk(alternative: int, after: tuple[str, str] | None) -> Chunk:
+            stmt = matching(alternative)
+            if after is not None:
+                stmt = stmt.where(sa.tuple_(_T.c.term, _T.c.resource) > sa.tuple_(*after))
+            stmt = stmt.order_by(_T.c.term, _T.c.resource).limit(limit + 1)
+            rows = await read(stmt)
+            if len(rows) <= limit:
+                return rows, None
+            # More follow, and the last (term, image) group may be cut: leave it for the next
+            # chunk — unless it is the whole chunk (one image naming one term very often):
+            # then read that group alone, whole.
+            cut = rows[-1][:2]
+            whole = [r for r in rows if r[:2] != cut]
+            if not whole:
+                group = matching(alternative).where(_T.c.term == cut[0], _T.c.resource == cut[1])
+                whole = [
+                    (r.term, r.resource, r.kind, r.detail) for r in await self._c.execute(group)
+                ]
+            return whole, (whole[-1][0], whole[-1][1])
+
+        return await merge_impact(chunk, len(terms), limit)
 
 
-def backfill(connection: sa.Connection, *, page: int = 5000) -> int:
+#: Rows of one alternative's chunk, and the (term, image) it has read up to and including;
+#: None when that alternative has no more rows.
+Chunk = tuple[list[tuple[str, str, str, str]], tuple[str, str] | None]
+
+
+async def merge_impact(
+    chunk: Callable[[int, tuple[str, str] | None], Awaitable[Chunk]],
+    alternatives: int,
+    limit: int,
+) -> list[ImpactRow]:
+    """The first ``limit`` distinct (image, kind, detail) rows of ``alternatives`` streams
+    of (term, image, kind, detail) rows ordered by (term, image), ordered by all four, each
+    row at its least term. ``chunk(i, after)`` reads stream ``i`` past (term, image)
+    ``after`` in whole (term, image) groups. A row is certain once every stream that may
+    hold more has been read up to its (term, image); streams are read on until ``limit``
+    rows are certain."""
+    fetched: list[tuple[str, str, str, str]] = []
+    upto: dict[int, tuple[str, str]] = {}  # streams that may hold more: read up to here
+    for i in range(alternatives):
+        rows, position = await chunk(i, None)
+        fetched += rows
+        if position is not None:
+            upto[i] = position
+    while True:
+        frontier = min(upto.values()) if upto else None
+        fetched.sort()
+        seen: set[tuple[str, str, str]] = set()
+        out: list[ImpactRow] = []
+        for row in fetched:
+            if frontier is not None and row[:2] > frontier:
+                break
+            if row[1:] not in seen:
+                seen.add(row[1:])
+                out.append(ImpactRow(row[1], row[2], row[3]))
+                if len(out) == limit:
+                    return out
+        if frontier is None:
+            return out
+        for i in [i for i, position in upto.items() if position == frontier]:
+            rows, position = await chunk(i, frontier)
+            fetched += rows
+            if position is None:
+                del upto[i]
+            else:
+                upto[i] = position
+
+
+def backfill(connection: sa.Connection, *, page: int = 5000, totals: bool = True) -> int:
     """Compute the facts and terms of every stored occurrence and then every summary, on a
     synchronous connection (the migration's; a benchmark's). Returns the occurrences read.
-    The newest decision per project and image comes from the decision log."""
+    The newest decision per project and image comes from the decision log. ``totals``: then
+    the overview's totals too (False for migration 0012, which runs before their table)."""
     o = occurrences
     after: tuple[str, str] | None = None
     read = 0
@@ -429,6 +644,8 @@ def backfill(connection: sa.Connection, *, page: int = 5000) -> int:
                 _T.insert(), [dict(zip(TERM_COLUMNS, t, strict=True)) for t in terms]
             )
     rebuild(connection)
+    if totals:
+        rebuild_totals(connection)
     return read
 
 
@@ -452,6 +669,35 @@ def rebuild(connection: sa.Connection) -> None:
         connection.execute(stmt)
     connection.execute(_D.delete())
     connection.execute(sa.text(_DECISIONS_FROM_LOG))
+
+
+def rebuild_totals(connection: sa.Connection) -> None:
+    """``summary_totals`` anew from the summaries: one stripe (0) per scope."""
+    connection.execute(_TOT.delete())
+    sums = [sa.func.sum(_S.c[c]) for c in OPEN_COLUMNS]
+    connection.execute(
+        _TOT.insert().from_select(
+            ["scope", "stripe", "images", *OPEN_COLUMNS],
+            sa.select(
+                _S.c.scope, sa.literal(0, sa.SmallInteger()), sa.func.count(), *sums
+            ).group_by(_S.c.scope),
+        )
+    )
+
+
+#: The distinct outcomes of a project's image decisions by a loose index scan (recursive: the
+#: next outcome above the last one found), on PostgreSQL and SQLite alike.
+_OUTCOMES_OF_PROJECT = """
+WITH RECURSIVE o(outcome) AS (
+    SELECT min(outcome) FROM image_decisions WHERE project = :project
+    UNION ALL
+    SELECT (
+        SELECT min(d.outcome) FROM image_decisions AS d
+        WHERE d.project = :project AND d.outcome > o.outcome
+    ) FROM o WHERE o.outcome IS NOT NULL
+)
+SELECT outcome FROM o WHERE outcome IS NOT NULL
+"""
 
 
 #: The newest decision of each project's log about each image (decision IDs sort in time).
