@@ -156,6 +156,19 @@ def _note(row: Row) -> NoteRecord:
     )
 
 
+def _stored_occurrence(row: Row) -> StoredOccurrence:
+    """A row of ``_OCCURRENCE_SELECT`` with its document as stored (no protobuf)."""
+    return StoredOccurrence(
+        row.project,
+        row.occurrence_id,
+        row.kind,
+        row.note_project,
+        row.note_id,
+        row.resource,
+        row.data,
+    )
+
+
 def _occurrence(row: Row) -> OccurrenceRecord:
     return OccurrenceRecord(
         project=row.project,
@@ -463,12 +476,7 @@ class SqlOccurrences(OccurrenceRepository):
         stmt = self._paged(
             _OCCURRENCE_SELECT, occurrences.c.project == project, where, after, limit
         )
-        return [
-            StoredOccurrence(
-                r.project, r.occurrence_id, r.kind, r.note_project, r.note_id, r.resource, r.data
-            )
-            for r in await self._c.execute(stmt)
-        ]
+        return [_stored_occurrence(r) for r in await self._c.execute(stmt)]
 
     def _resources_statement(
         self, project: str, resources: Sequence[str], where: Expr | None
@@ -565,18 +573,7 @@ class SqlOccurrences(OccurrenceRepository):
     ) -> list[StoredOccurrence]:
         out: list[StoredOccurrence] = []
         for stmt in self._chunked_notes(project, notes, resources):
-            out += [
-                StoredOccurrence(
-                    r.project,
-                    r.occurrence_id,
-                    r.kind,
-                    r.note_project,
-                    r.note_id,
-                    r.resource,
-                    r.data,
-                )
-                for r in await self._c.execute(stmt)
-            ]
+            out += [_stored_occurrence(r) for r in await self._c.execute(stmt)]
         out.sort(key=lambda r: (r.resource, r.occurrence_id))
         return out
 
@@ -609,18 +606,7 @@ class SqlOccurrences(OccurrenceRepository):
         for start in range(0, len(resources), _KEYS_PER_QUERY):
             chunk = resources[start : start + _KEYS_PER_QUERY]
             stmt = self._resources_statement(project, chunk, where)
-            out += [
-                StoredOccurrence(
-                    r.project,
-                    r.occurrence_id,
-                    r.kind,
-                    r.note_project,
-                    r.note_id,
-                    r.resource,
-                    r.data,
-                )
-                for r in await self._c.execute(stmt)
-            ]
+            out += [_stored_occurrence(r) for r in await self._c.execute(stmt)]
         out.sort(key=lambda r: (r.resource, r.occurrence_id))
         return out
 
