@@ -12,7 +12,6 @@ copies (some narrowed so that findings close), older copies, unchanged copies an
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +21,13 @@ import realdebian
 from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.services.scribe import scanning
 from chainproof.services.scribe.scanning import ImportReport, ScanService
-from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore
 from chainproof.vuln.osv import Advisory, parse_document, parse_record
-from contract.conftest import empty_postgres_store
 from unit.services.judge_fixtures import System
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "osv"
 IMAGES = [f"registry.example/app{i}@sha256:{i:064x}" for i in range(3)]
 PURL_TYPE = {"Go": "golang", "npm": "npm", "Maven": "maven", "RubyGems": "gem"}
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    if request.param == "postgres":
-        s: MetadataStore = await empty_postgres_store(request.getfixturevalue("pg_database_url"))
-    else:
-        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/c.db"
-        s = create_store(url)
-        await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def real_records() -> list[dict[str, Any]]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,25 +21,9 @@ from chainproof.domain.messages import note_from_json, occurrence_from_json
 from chainproof.errors import AlreadyExists
 from chainproof.services.scribe import scanning
 from chainproof.services.scribe.scanning import ScanService
-from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore, UnitOfWork
 from chainproof.vuln.osv import parse_record
-from contract.conftest import empty_postgres_store
 from unit.services.judge_fixtures import System
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    if request.param == "postgres":
-        s: MetadataStore = await empty_postgres_store(request.getfixturevalue("pg_database_url"))
-    else:
-        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/c.db"
-        s = create_store(url)
-        await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def image(i: int) -> str:

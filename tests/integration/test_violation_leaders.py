@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ import sqlalchemy as sa
 from chainproof.domain.events import EventType
 from chainproof.policy.violations import Violation
 from chainproof.services.judge.continuous import ContinuousValidation, _Targets
-from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore
 from chainproof.store.runtime_port import PodKey, ViolationQuery
 from chainproof.store.sql import SqlStore
@@ -31,20 +29,6 @@ from unit.services.judge_fixtures import System
 from unit.services.test_continuous_validation import A, finding, setup, violation_events
 
 WEB_1: PodKey = ("default", "shop", "web-1")
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    if request.param == "postgres":
-        s: Any = await empty_postgres_store(request.getfixturevalue("pg_database_url"))
-    else:
-        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/cv.db"
-        s = create_store(url)
-        await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 class _HeldCommit:

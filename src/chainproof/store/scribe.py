@@ -16,9 +16,9 @@ work that hands them out and never commit on their own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -361,33 +361,13 @@ class OccurrenceRepository(ABC):
     ) -> list[OccurrenceRecord]:
         """``resources`` is sorted, distinct and not empty. This reference pages :meth:`_page`
         over chunks of the resources; SQL adapters answer in one statement per chunk."""
-        out: list[OccurrenceRecord] = []
-        for scope in _resource_scopes(resources, where):
-            after: str | None = None
-            while True:
-                page = await self._page(project, scope, after, _PAGE)
-                out += page
-                if len(page) < _PAGE:
-                    break
-                after = page[-1].occurrence_id
-        out.sort(key=lambda r: (r.resource, r.occurrence_id))
-        return out
+        return await _every_page(self._page, project, _resource_scopes(resources, where))
 
     async def _documents_of_resources(
         self, project: str, resources: Sequence[str], where: Expr | None
     ) -> list[StoredOccurrence]:
         """As :meth:`_of_resources`, through :meth:`_page_documents`."""
-        out: list[StoredOccurrence] = []
-        for scope in _resource_scopes(resources, where):
-            after: str | None = None
-            while True:
-                page = await self._page_documents(project, scope, after, _PAGE)
-                out += page
-                if len(page) < _PAGE:
-                    break
-                after = page[-1].occurrence_id
-        out.sort(key=lambda r: (r.resource, r.occurrence_id))
-        return out
+        return await _every_page(self._page_documents, project, _resource_scopes(resources, where))
 
     async def page_of_note(
         self, note_project: str, note_id: str, where: Expr | None, after: str | None, limit: int
@@ -486,6 +466,36 @@ class MetaRepository(ABC):
 #: Rows per page and resources per filter of the reference ``of_resources``.
 _PAGE = 1_000
 _RESOURCES_PER_QUERY = 500
+
+
+class _Keyed(Protocol):
+    @property
+    def resource(self) -> str: ...
+
+    @property
+    def occurrence_id(self) -> str: ...
+
+
+_R = TypeVar("_R", bound=_Keyed)
+
+
+async def _every_page(
+    page: Callable[[str, Expr | None, str | None, int], Awaitable[list[_R]]],
+    project: str,
+    scopes: Sequence[Expr],
+) -> list[_R]:
+    """Every row of each scope, paged by occurrence ID, sorted by (resource, ID)."""
+    out: list[_R] = []
+    for scope in scopes:
+        after: str | None = None
+        while True:
+            rows = await page(project, scope, after, _PAGE)
+            out += rows
+            if len(rows) < _PAGE:
+                break
+            after = rows[-1].occurrence_id
+    out.sort(key=lambda r: (r.resource, r.occurrence_id))
+    return out
 
 
 def _resource_scopes(resources: Sequence[str], where: Expr | None) -> list[Expr]:
