@@ -92,3 +92,55 @@ async def test_the_bulk_path_refuses_to_write_outside_a_transaction(store: Metad
             await bulk.insert_rows(
                 c, False, occurrences, ("project", "occurrence_id"), [("x", "y")]
             )
+
+
+async def test_the_bulk_upsert_inserts_new_keys_sets_existing_ones_and_rolls_back_whole(
+    store: MetadataStore,
+) -> None:
+    """bulk.upsert_rows (the image summaries' writes, ADR 0205): one statement for the
+    batch on PostgreSQL, one prepared statement per row on SQLite, with the same result and
+    the same stored instant bytes as SQLAlchemy's own insert."""
+    from datetime import UTC, datetime
+
+    from chainproof.store.sql import bulk
+    from chainproof.store.sql.schema import image_summaries
+    from chainproof.store.sql.summaries import SUMMARY_COLUMNS
+
+    sql = sql_only(store)
+    postgres = sql.target.dialect.value == "postgresql"
+    when = datetime(2026, 12, 2, 9, 30, 15, 123456, tzinfo=UTC)
+
+    def row(resource: str, count: int) -> tuple[Any, ...]:
+        return ("up", resource, count, 0, 0, 0, 1, 0, 0, 3, when)
+
+    key = ("scope", "resource")
+    async with sql.engine.begin() as c:
+        await bulk.upsert_rows(c, postgres, image_summaries, SUMMARY_COLUMNS, key, [row("a", 1)])
+        await c.execute(
+            image_summaries.insert(), [dict(zip(SUMMARY_COLUMNS, row("s", 1), strict=True))]
+        )
+        await bulk.upsert_rows(
+            c, postgres, image_summaries, SUMMARY_COLUMNS, key, [row("a", 5), row("b", 2)]
+        )
+
+    async def refused_batch() -> None:
+        async with sql.engine.begin() as c:
+            await bulk.upsert_rows(
+                c, postgres, image_summaries, SUMMARY_COLUMNS, key, [row("a", 9), row("c", 1)]
+            )
+            raise ZeroDivisionError  # the transaction rolls the whole batch back
+
+    with pytest.raises(ZeroDivisionError):
+        await refused_batch()
+    cast = "CAST(last_scan AS TEXT)" if postgres else "last_scan"
+    async with sql.engine.connect() as c:
+        found = (
+            await c.execute(
+                sa.text(
+                    f"SELECT resource, occurrences, worst_open, {cast} FROM image_summaries "  # noqa: S608
+                    "WHERE scope = 'up' ORDER BY resource"
+                )
+            )
+        ).all()
+    assert [tuple(r[:3]) for r in found] == [("a", 5, 3), ("b", 2, 3), ("s", 1, 3)]
+    assert found[0][3] == found[2][3]  # the same instant bytes as the statement path's

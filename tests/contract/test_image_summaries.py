@@ -89,7 +89,7 @@ _spec = st.builds(
 )
 #: (operation, project 0/1, specs, which existing occurrences, rolled back?)
 _op = st.tuples(
-    st.sampled_from(("insert", "replace", "delete", "delete_many", "decide")),
+    st.sampled_from(("insert", "replace", "delete", "delete_many", "decide", "churn")),
     st.integers(0, 1),
     st.lists(_spec, min_size=1, max_size=4),
     st.lists(st.integers(0, 30), min_size=1, max_size=3),
@@ -209,6 +209,22 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                     chosen = [mine[k % len(mine)] for k in picks]
                     await s.occurrences.delete_many(project, chosen)
                     new = [(project, oid) for oid in chosen]
+                elif op == "churn":
+                    # Several writes in one unit of work, with a read between them: the
+                    # summaries are brought up to date mid-transaction, then changed again,
+                    # and a row written earlier in the unit is replaced and deleted.
+                    records = [_occurrence(project, f"o{next(made)}", sp, run) for sp in specs]
+                    await s.occurrences.insert(records)
+                    await s.image_summaries.page(
+                        SummaryQuery(projects=None, decision_project=projects[0]), None, 10
+                    )
+                    pool = mine + [r.occurrence_id for r in records]
+                    target = pool[picks[0] % len(pool)]
+                    await s.occurrences.replace(_occurrence(project, target, specs[-1], run))
+                    victim = pool[picks[-1] % len(pool)]
+                    assert await s.occurrences.delete(project, victim)
+                    new = [(project, r.occurrence_id) for r in records if r.occurrence_id != victim]
+                    gone = (project, victim)
                 elif op == "decide":
                     image = f"registry.example/{run}/app{specs[0].resource}@sha256:aa"
                     did = f"{run}-d{next(made):04d}"
@@ -225,6 +241,8 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
             continue
         if op == "insert":
             ids += new
+        elif op == "churn":
+            ids = [k for k in ids if k != gone] + new
         elif op in ("delete", "delete_many"):
             ids = [k for k in ids if k not in set(new)]
         elif op == "decide":
@@ -255,6 +273,62 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                     for limit in (1, 2, 3):
                         got = await s.image_summaries.impact(needle, scope, limit)
                         assert got == impact_oracle(records, needle)[:limit], (needle, limit)
+
+
+async def test_a_removed_fact_that_held_a_note_or_the_newest_scan_is_read_again(
+    store: MetadataStore,
+) -> None:
+    """The cases a delta alone cannot decide (ADR 0205): the attestation note and the newest
+    scan of a removed occurrence stay while another occurrence of the scope carries them."""
+    run = f"held{next(_run)}"
+    a, b = f"{run}-a", f"{run}-b"
+    note = "projects/sec/notes/n0"
+
+    def spec(kind: str, hour: int) -> Spec:
+        return Spec(kind, 0, 0, "HIGH", "", hour)
+
+    async def summary(scope: tuple[str, ...] | None) -> tuple[Any, ...]:
+        async with store.session(readonly=True) as s:
+            rows = await s.image_summaries.page(
+                SummaryQuery(projects=scope, decision_project=a, image=f"/{run}/"), None, 10
+            )
+        assert len(rows) <= 1
+        return kept(rows).popitem()[1] if rows else ()
+
+    async with store.session() as s:
+        await s.occurrences.insert(
+            [
+                _occurrence(a, "att1", spec("ATTESTATION", 0), run),
+                _occurrence(a, "att2", spec("ATTESTATION", 0), run),
+                _occurrence(b, "att3", spec("ATTESTATION", 0), run),
+                _occurrence(a, "scan-old", spec("DISCOVERY", 2), run),  # 10:00
+                _occurrence(a, "scan-new", spec("DISCOVERY", 4), run),  # 12:00
+                _occurrence(b, "scan-b", spec("DISCOVERY", 3), run),  # 11:30 (odd: +30 min)
+            ]
+        )
+    assert (await summary((a,)))[1:4:2] == ((note,), T + timedelta(hours=4))
+    assert (await summary(None))[3] == T + timedelta(hours=4)
+
+    async with store.session() as s:
+        assert await s.occurrences.delete(a, "att1")
+        assert await s.occurrences.delete(a, "scan-new")
+    # Another of a's attestations still names the note; a's newest scan is now 10:00, and
+    # every project's is b's 11:30.
+    assert (await summary((a,)))[1:4:2] == ((note,), T + timedelta(hours=2))
+    assert (await summary(None))[1:4:2] == ((note,), T + timedelta(hours=3, minutes=30))
+
+    async with store.session() as s:
+        assert await s.occurrences.delete(a, "att2")
+        assert await s.occurrences.delete(b, "scan-b")
+    assert (await summary((a,)))[1] == ()
+    # b's attestation still names it for every project; only a's old scan is left.
+    assert (await summary(None))[1:4:2] == ((note,), T + timedelta(hours=2))
+
+    async with store.session() as s:
+        assert await s.occurrences.delete(b, "att3")
+        assert await s.occurrences.delete(a, "scan-old")
+    assert await summary((b,)) == ()  # b has no occurrence left: no summary
+    assert await summary(None) == ()
 
 
 async def _fill(store: MetadataStore) -> list[str]:
@@ -359,6 +433,32 @@ async def test_a_project_scope_sees_only_its_projects_occurrences(store: Metadat
             assert [r.image for r in found] == mine
         assert await s.image_summaries.page(SummaryQuery((), "prod"), None, 10) == []
         assert await s.image_summaries.impact("", None, 10) == []
+
+
+async def test_a_rebuild_from_the_facts_finds_what_the_deltas_kept(store: MetadataStore) -> None:
+    """The set-based fold (migration 0012's backfill, ``rebuild``) and the deltas kept on
+    write (ADR 0205) agree, attestation notes and totals included."""
+    from chainproof.store.sql import SqlStore
+    from chainproof.store.sql.summaries import rebuild, rebuild_totals
+
+    if not isinstance(store, SqlStore):
+        pytest.skip("the set-based rebuild is the SQL adapters'")
+    images = await _fill(store)
+    async with store.session() as s:  # a removal the deltas must have applied
+        assert await s.occurrences.delete("qb", "v1")
+    query = SummaryQuery(projects=None, decision_project="prod")
+
+    async def state() -> tuple[Any, ...]:
+        async with store.session(readonly=True) as s:
+            rows = await s.image_summaries.page(query, None, 100)
+            return kept(rows), await s.image_summaries.totals(None)
+
+    before = await state()
+    assert len(before[0]) == len(images) - 1  # app1 had only v1
+    async with store.engine.begin() as c:
+        await c.run_sync(rebuild)
+        await c.run_sync(rebuild_totals)
+    assert await state() == before
 
 
 async def test_copies_of_one_template_summarise_as_separate_records(

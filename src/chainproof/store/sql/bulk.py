@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,6 +58,27 @@ async def insert_rows(
         await _executemany(connection, table, columns, rows)
 
 
+async def upsert_rows(
+    connection: AsyncConnection,
+    postgres: bool,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    rows: Sequence[Values],
+) -> None:
+    """Insert ``rows``, or where a row with the same ``keys`` exists, set its other columns
+    to the new values, in the transaction: one ``INSERT … ON CONFLICT … DO UPDATE`` of the
+    rows unnested from one array per column on PostgreSQL, one prepared statement stepped
+    in C for every row on SQLite. The rows' keys must be distinct (PostgreSQL refuses to
+    update one row twice in a statement)."""
+    if not rows:
+        return
+    if postgres:
+        await _upsert_postgres(connection, table, columns, keys, rows)
+    else:
+        await _executemany(connection, table, columns, rows, keys)
+
+
 # PostgreSQL ----------------------------------------------------------------------------------
 
 
@@ -82,6 +104,60 @@ async def _copy(
         raise DBAPIError(statement, None, exc, connection_invalidated=True) from exc
 
 
+def _array_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL array type a column's values travel in to ``unnest``."""
+    kind = column.type
+    if isinstance(kind, sa.TypeDecorator):  # UtcDateTime
+        kind = kind.impl_instance
+    for python_type, name in (
+        (sa.SmallInteger, "smallint[]"),
+        (sa.BigInteger, "bigint[]"),
+        (sa.Integer, "integer[]"),
+        (sa.DateTime, "timestamptz[]"),
+        (sa.Boolean, "boolean[]"),
+        (sa.Text, "text[]"),
+    ):
+        if isinstance(kind, python_type):
+            return name
+    raise TypeError(f"no array type for {column.table.name}.{column.name} ({column.type!r})")
+
+
+@functools.cache
+def _upsert_text(table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    """One statement for the whole batch: the rows arrive as one array per column and are
+    unnested on the server, instead of one execution per row."""
+    arrays = ", ".join(
+        f"CAST(${i} AS {_array_type(table.c[c])})" for i, c in enumerate(columns, start=1)
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    # Identifiers from the schema's own Table; every value is bound.
+    insert = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+    return insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+
+
+async def _upsert_postgres(
+    connection: AsyncConnection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    rows: Sequence[Values],
+) -> None:
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if not driver.is_in_transaction():
+        await connection.execute(sa.text("SELECT 1"))  # see _copy
+    statement = _upsert_text(table, columns, keys)
+    arrays = [list(column) for column in zip(*rows, strict=True)]
+    try:
+        await driver.execute(statement, *arrays)
+    except asyncpg.UniqueViolationError as exc:
+        raise IntegrityError(statement, None, exc) from exc
+    except asyncpg.PostgresError as exc:
+        raise DBAPIError(statement, None, exc) from exc
+    except (asyncpg.InterfaceError, OSError) as exc:
+        raise DBAPIError(statement, None, exc, connection_invalidated=True) from exc
+
+
 # SQLite ----------------------------------------------------------------------------------------
 
 
@@ -90,9 +166,10 @@ Encoder = Callable[[Any], Any]
 
 @functools.cache
 def _sqlite_plan(
-    table: sa.Table, columns: tuple[str, ...]
+    table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...] = ()
 ) -> tuple[str, tuple[Encoder | None, ...]]:
     """The INSERT text and, per column, the conversion SQLAlchemy would apply (None: none).
+    ``keys``: an upsert on those columns (the others set to the new values).
 
     Instants go through the column type's own bind processor (UTC, fixed-width text), cached
     per value since a batch shares a few instants; JSON columns arrive as text already."""
@@ -113,7 +190,12 @@ def _sqlite_plan(
         else:
             encoders.append(processor)
     # SQLAlchemy compiles the statement once (qmark parameters, identifiers quoted as needed).
-    insert = table.insert().values({name: sa.bindparam(name) for name in columns})
+    insert: Any = sqlite.insert(table).values({name: sa.bindparam(name) for name in columns})
+    if keys:
+        insert = insert.on_conflict_do_update(
+            index_elements=[table.c[k] for k in keys],
+            set_={c: insert.excluded[c] for c in columns if c not in keys},
+        )
     statement = str(insert.compile(dialect=_SQLITE))
     return statement, tuple(encoders)
 
@@ -134,9 +216,13 @@ def _encoded(rows: Sequence[Values], encoders: tuple[Encoder | None, ...]) -> Se
 
 
 async def _executemany(
-    connection: AsyncConnection, table: sa.Table, columns: tuple[str, ...], rows: Sequence[Values]
+    connection: AsyncConnection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Values],
+    keys: tuple[str, ...] = (),
 ) -> None:
-    statement, encoders = _sqlite_plan(table, columns)
+    statement, encoders = _sqlite_plan(table, columns, keys)
     params = _encoded(rows, encoders)
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection  # aiosqlite.Connection

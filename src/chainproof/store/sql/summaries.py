@@ -1,24 +1,28 @@
 """Per-image summaries on SQL (store/summaries.py; ADR 0122).
 
 Writes: each occurrence written adds its ``image_facts`` row and its ``impact_terms``
-(PostgreSQL: COPY, as the occurrences themselves); a delete removes them and returns the
-resource. The images touched are remembered, and ``flush`` (run by the unit of work before
-it commits) recomputes their summaries from the facts with set-based statements: delete the
-images' summary rows, then ``INSERT … SELECT … GROUP BY`` per project and for every project
-together. On PostgreSQL, writers of one image take turns for the recompute (a transaction
-advisory lock per image, taken in one sorted pass), so each recompute reads the facts of
-every transaction that recomputed the image before it; SQLite's writers take turns already.
+(PostgreSQL: COPY, as the occurrences themselves); a delete removes them. Both also note what
+they changed of each (project, image): facts added and removed, open findings per rank, the
+newest scan time and the attestation notes of each. ``flush`` (run by the unit of work before
+it commits, and by reads inside it) applies those deltas to the images' summary rows, per
+project and for every project together (ADR 0205): it reads the rows, adds the counts,
+derives the worst open severity from them, and writes only the rows that changed. Only a
+removed fact that may have carried the newest scan time or an attestation note sends the
+flush back to that image's facts. On PostgreSQL, writers of one image take turns from the
+flush to their commit (a transaction advisory lock per image, taken in one sorted pass), so
+each reads the summary rows of every transaction that wrote the image before it; SQLite's
+writers take turns already.
 
 The overview's figures (images and open findings per scope) are ``summary_totals``
-(migration 0014, ADR 0195): each recompute returns the summary rows it deleted and the ones it
-inserted, their difference per scope is added up over the transaction, and just before it
+(migration 0014, ADR 0195): each flush knows the summary rows it replaced and the ones it
+wrote, their difference per scope is added up over the transaction, and just before it
 commits (:meth:`SqlImageSummaries.settle`) one upsert per scope adds it to one of 16 stripe
 rows, chosen once per transaction: concurrent writers mostly hit different rows, and each
 takes its row locks at the end, in scope order. Reads sum a scope's stripes.
 
-The same statements, without the image list, rebuild everything: :func:`backfill` (migration
-0012) computes the facts of every stored occurrence and then the summaries, and
-:func:`rebuild_totals` (migration 0014) the totals from the summaries.
+Set-based statements fold the summaries from the facts when everything is rebuilt:
+:func:`backfill` (migration 0012) computes the facts of every stored occurrence and then the
+summaries, and :func:`rebuild_totals` (migration 0014) the totals from the summaries.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,7 +50,7 @@ from chainproof.store.sql.schema import (
     occurrences,
     summary_totals,
 )
-from chainproof.store.sql.tx import SqlTx
+from chainproof.store.sql.tx import SqlTx, by_keys
 from chainproof.store.summaries import (
     ALL_PROJECTS,
     NEVER,
@@ -64,6 +69,10 @@ _CHUNK = 500
 #: The first key of this store's advisory locks (the two-key space, apart from the leader's).
 _LOCK_SPACE = 0x5C0122
 OPEN_COLUMNS = tuple(f"open_{s.removeprefix('SEVERITY_').lower()}" for s in SEVERITIES)
+#: An image_summaries row as read and written: scope, resource, occurrences, the open
+#: counts, worst_open, last_scan.
+SUMMARY_COLUMNS = ("scope", "resource", "occurrences", *OPEN_COLUMNS, "worst_open", "last_scan")
+_SUMMARY_KEY = ("scope", "resource")
 FACT_COLUMNS = (
     "project",
     "occurrence_id",
@@ -111,11 +120,8 @@ def _term_rows(project: str, occurrence_id: str, resource: str, f: Facts) -> lis
     return [(project, occurrence_id, t.field, t.term, resource, t.kind, t.detail) for t in f.terms]
 
 
-def _recompute(resources: Sequence[str] | None, *, returning: bool = False) -> list[Any]:
-    """The statements that make the summaries of ``resources`` (None: of every image) what
-    their facts say. ``returning``: the summary delete and inserts return (scope, open
-    counts) of the rows they remove and add, for the totals."""
-    where_f = _F.c.resource.in_(resources) if resources is not None else sa.true()
+def _rebuild() -> list[Any]:
+    """The statements that make every summary what the facts say."""
     open_sums = [
         sa.func.sum(sa.case((_F.c.open_rank == rank, 1), else_=0))
         for rank in range(len(SEVERITIES))
@@ -126,14 +132,10 @@ def _recompute(resources: Sequence[str] | None, *, returning: bool = False) -> l
         sa.func.max(_F.c.open_rank),
         sa.func.coalesce(sa.func.max(_F.c.scan_time), sa.literal(NEVER, Time)),
     ]
-    columns = ["scope", "resource", "occurrences", *OPEN_COLUMNS, "worst_open", "last_scan"]
-    per_project = (
-        sa.select(_F.c.project, _F.c.resource, *aggregates)
-        .where(where_f)
-        .group_by(_F.c.project, _F.c.resource)
+    columns = list(SUMMARY_COLUMNS)
+    per_project = sa.select(_F.c.project, _F.c.resource, *aggregates).group_by(
+        _F.c.project, _F.c.resource
     )
-    where_s = _S.c.resource.in_(resources) if resources is not None else sa.true()
-    where_a = _A.c.resource.in_(resources) if resources is not None else sa.true()
     # Every project's summary of an image folds its per-project rows, just written (a few
     # rows an image), instead of reading all its facts a second time: counts add up, the
     # worst rank and the newest scan are the greatest (NEVER sorts first).
@@ -146,31 +148,23 @@ def _recompute(resources: Sequence[str] | None, *, returning: bool = False) -> l
             sa.func.max(_S.c.worst_open),
             sa.func.max(_S.c.last_scan),
         )
-        .where(where_s, _S.c.scope != ALL_PROJECTS)
+        .where(_S.c.scope != ALL_PROJECTS)
         .group_by(_S.c.resource)
     )
-    noted = sa.and_(where_f, _F.c.attestation_note != "")
+    noted = _F.c.attestation_note != ""
     notes_per_project = (
         sa.select(_F.c.project, _F.c.resource, _F.c.attestation_note).where(noted).distinct()
     )
     notes_every = (
         sa.select(sa.literal(ALL_PROJECTS, _A.c.scope.type), _A.c.resource, _A.c.note)
-        .where(where_a, _A.c.scope != ALL_PROJECTS)
+        .where(_A.c.scope != ALL_PROJECTS)
         .distinct()
     )
-    delete: Any = _S.delete().where(where_s)
-    inserts: list[Any] = [
+    return [
+        _S.delete(),
+        _A.delete(),
         _S.insert().from_select(columns, per_project),
         _S.insert().from_select(columns, every),
-    ]
-    if returning:
-        counted = (_S.c.scope, *[_S.c[c] for c in OPEN_COLUMNS])
-        delete = delete.returning(*counted)
-        inserts = [stmt.returning(*counted) for stmt in inserts]
-    return [
-        delete,
-        _A.delete().where(where_a),
-        *inserts,
         _A.insert().from_select(["scope", "resource", "note"], notes_per_project),
         _A.insert().from_select(["scope", "resource", "note"], notes_every),
     ]
@@ -195,10 +189,61 @@ def _decision_rows(records: Sequence[DecisionRecord]) -> list[dict[str, str]]:
     ]
 
 
+class _Delta:
+    """What one unit of work changed of one (project, image) since the last flush: facts
+    added and removed, their open findings per rank, the newest scan time of each, and
+    the attestation notes named by each."""
+
+    __slots__ = ("added_notes", "added_scan", "count", "opens", "removed_notes", "removed_scan")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.opens = [0] * len(SEVERITIES)
+        self.added_scan: datetime | None = None
+        self.removed_scan: datetime | None = None
+        self.added_notes: set[str] = set()
+        self.removed_notes: set[str] = set()
+
+    def add(self, open_rank: int, scan_time: datetime | None, note: str) -> None:
+        self.count += 1
+        if open_rank >= 0:
+            self.opens[open_rank] += 1
+        if scan_time is not None and (self.added_scan is None or scan_time > self.added_scan):
+            self.added_scan = scan_time
+        if note:
+            self.added_notes.add(note)
+
+    def remove(self, open_rank: int, scan_time: datetime | None, note: str) -> None:
+        self.count -= 1
+        if open_rank >= 0:
+            self.opens[open_rank] -= 1
+        if scan_time is not None and (self.removed_scan is None or scan_time > self.removed_scan):
+            self.removed_scan = scan_time
+        if note:
+            self.removed_notes.add(note)
+
+    def last_scan(self, old: datetime) -> datetime | None:
+        """The summary's newest scan after this change, from the old one and the delta
+        alone; None when a removed fact may have held it (the facts must say)."""
+        new = old if self.added_scan is None or self.added_scan < old else self.added_scan
+        if self.removed_scan is not None and self.removed_scan >= new:
+            # Removed facts are all older than ``new`` otherwise, so its holder remains.
+            return None
+        return new
+
+
+def _worst(opens: Sequence[int]) -> int:
+    for rank in range(len(opens) - 1, -1, -1):
+        if opens[rank]:
+            return rank
+    return -1
+
+
 class SqlImageSummaries(ImageSummaryRepository):
     def __init__(self, tx: SqlTx) -> None:
         self._tx, self._c = tx, tx.connection
-        self._touched: set[str] = set()
+        #: (project, resource) → what this transaction changed since the last flush.
+        self._deltas: dict[tuple[str, str], _Delta] = {}
         #: Per scope: [images, open counts…] this transaction added (negative: removed) and
         #: has not written into summary_totals yet.
         self._pending: dict[str, list[int]] = {}
@@ -206,12 +251,20 @@ class SqlImageSummaries(ImageSummaryRepository):
 
     # ------------------------------------------------------------------ writes (the store's)
 
+    def _delta(self, project: str, resource: str) -> _Delta:
+        d = self._deltas.get((project, resource))
+        if d is None:
+            d = self._deltas[(project, resource)] = _Delta()
+        return d
+
     async def written(self, records: Sequence[OccurrenceRecord]) -> None:
         """Occurrences were inserted (or replaced, after :meth:`removed`). Records that share
         a ``template`` share their facts, computed once (a scanner's copies)."""
         facts: list[tuple[Any, ...]] = []
         terms: list[tuple[Any, ...]] = []
         shared: dict[int, Facts] = {}  # id(template): the records keep each alive meanwhile
+        d: _Delta | None = None
+        key: tuple[str, str] = ("", "")
         for r in records:
             if not r.resource:
                 continue  # it describes no image
@@ -222,7 +275,10 @@ class SqlImageSummaries(ImageSummaryRepository):
                     shared[id(r.template)] = f
             facts.append(_fact_row(r.project, r.occurrence_id, r.resource, f))
             terms.extend(_term_rows(r.project, r.occurrence_id, r.resource, f))
-            self._touched.add(r.resource)
+            if d is None or key != (r.project, r.resource):  # a batch is mostly one image
+                key = (r.project, r.resource)
+                d = self._delta(*key)
+            d.add(f.open_rank, f.scan_time, f.attestation_note)
         # One driver call per table (COPY on PostgreSQL, the driver's executemany on
         # SQLite): an SBOM's 10,000 packages make 10,000 facts and 20,000 terms, and
         # SQLAlchemy's executemany spent more on their parameter dicts than SQLite on the rows.
@@ -236,9 +292,10 @@ class SqlImageSummaries(ImageSummaryRepository):
             stmt = (
                 _F.delete()
                 .where(_F.c.project == project, _F.c.occurrence_id.in_(chunk))
-                .returning(_F.c.resource)
+                .returning(_F.c.resource, _F.c.open_rank, _F.c.scan_time, _F.c.attestation_note)
             )
-            self._touched.update(row[0] for row in await self._c.execute(stmt))
+            for resource, rank, scan_time, note in await self._c.execute(stmt):
+                self._delta(project, resource).remove(rank, scan_time, note)
             await self._c.execute(
                 _T.delete().where(_T.c.project == project, _T.c.occurrence_id.in_(chunk))
             )
@@ -257,7 +314,7 @@ class SqlImageSummaries(ImageSummaryRepository):
 
     def discard(self) -> None:
         """The transaction rolled back: what it touched is as it was."""
-        self._touched.clear()
+        self._deltas.clear()
         self._pending.clear()
 
     async def settle(self) -> None:
@@ -285,18 +342,27 @@ class SqlImageSummaries(ImageSummaryRepository):
         for row in rows:  # one at a time, in scope order: row locks taken in one order
             await self._c.execute(stmt, row)
 
-    def _count_rows(self, rows: Iterable[Any], sign: int) -> None:
-        for row in rows:
-            delta = self._pending.setdefault(row[0], [0] * (1 + len(OPEN_COLUMNS)))
-            delta[0] += sign
-            for i in range(len(OPEN_COLUMNS)):
-                delta[i + 1] += sign * int(row[i + 1])
+    def _count_row(self, row: Sequence[Any], sign: int) -> None:
+        """A summary row (SUMMARY_COLUMNS) appears (+1) or goes (-1): the totals' change."""
+        delta = self._pending.setdefault(row[0], [0] * (1 + len(OPEN_COLUMNS)))
+        delta[0] += sign
+        for i in range(len(OPEN_COLUMNS)):
+            delta[i + 1] += sign * int(row[i + 3])
 
     async def flush(self) -> None:
-        if not self._touched:
+        """Apply what this transaction changed since the last flush to the summaries of the
+        images it touched (ADR 0205): read their summary rows (each project's and every
+        project's), add the deltas, and write the rows that changed. Counts add up and the
+        worst open severity follows from them; a newest scan time or an attestation note
+        that a removed fact may have carried is read again from the image's facts, the one
+        case where a delta alone cannot tell."""
+        if not self._deltas:
             return
-        resources, self._touched = sorted(self._touched), set()
+        deltas, self._deltas = self._deltas, {}
+        resources = sorted({r for _, r in deltas})
         if self._tx.postgres:
+            # Writers of one image take turns from here to their commit, so each reads the
+            # summary rows the previous one wrote.
             await self._c.execute(
                 sa.text(
                     "SELECT pg_advisory_xact_lock(:space, k) FROM "
@@ -304,13 +370,138 @@ class SqlImageSummaries(ImageSummaryRepository):
                 ),
                 {"space": _LOCK_SPACE, "keys": [_lock_key(r) for r in resources]},
             )
+        keys = [*deltas, *((ALL_PROJECTS, r) for r in resources)]
+        old = await self._stored_rows(keys)
+        # Every project's row of an image changes by the sum of its projects' deltas.
+        every: dict[str, _Delta] = {}
+        refold: set[tuple[str, str]] = set()
+        new: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+        for key, d in deltas.items():
+            resource = key[1]
+            e = every.get(resource)
+            if e is None:
+                e = every[resource] = _Delta()
+            e.count += d.count
+            e.opens = [a + b for a, b in zip(e.opens, d.opens, strict=True)]
+            e.added_notes |= d.added_notes
+            e.removed_notes |= d.removed_notes
+            row = new[key] = self._applied(key, old.get(key), d, refold)
+            if key in refold:
+                refold.add((ALL_PROJECTS, resource))  # its newest scan may have been this one
+            elif row is not None and (e.added_scan is None or row[-1] > e.added_scan):
+                e.added_scan = row[-1]
+        for resource, e in every.items():
+            # Unless refolded: never lower than before (no project's newest scan went down),
+            # raised to the newest of the projects' new ones.
+            key = (ALL_PROJECTS, resource)
+            new[key] = self._applied(key, old.get(key), e, refold)
+        if refold:
+            newest = await self._newest_scans(sorted({r for _, r in refold}))
+            for key in refold:
+                row = new[key]
+                if row is not None:
+                    new[key] = (*row[:-1], newest.get(key, NEVER))
+        upserts: list[tuple[Any, ...]] = []
+        gone: list[tuple[str, str]] = []
+        for key, row in new.items():
+            before = old.get(key)
+            if row == before:
+                continue
+            if before is not None:
+                self._count_row(before, -1)
+            if row is None:
+                gone.append(key)
+            else:
+                upserts.append(row)
+                self._count_row(row, +1)
+        for start in range(0, len(gone), _CHUNK):
+            chunk = gone[start : start + _CHUNK]
+            await self._c.execute(
+                _S.delete().where(sa.tuple_(_S.c.scope, _S.c.resource).in_(chunk))
+            )
+        await bulk.upsert_rows(
+            self._c, self._tx.postgres, _S, SUMMARY_COLUMNS, _SUMMARY_KEY, upserts
+        )
+        await self._apply_notes(deltas, every)
+
+    @staticmethod
+    def _applied(
+        key: tuple[str, str],
+        old: tuple[Any, ...] | None,
+        d: _Delta,
+        refold: set[tuple[str, str]],
+    ) -> tuple[Any, ...] | None:
+        """The summary row ``key`` holds after ``d`` (None: the scope no longer has facts
+        about the image); its last scan is a placeholder when ``key`` joins ``refold``."""
+        last = d.last_scan(old[-1] if old is not None else NEVER)
+        if last is None:
+            # Also when the scope has no facts left: every project's newest scan may have
+            # been this scope's.
+            refold.add(key)
+            last = NEVER
+        count = (old[2] if old is not None else 0) + d.count
+        if count <= 0:
+            return None
+        opens = [
+            (old[3 + i] if old is not None else 0) + d.opens[i] for i in range(len(SEVERITIES))
+        ]
+        return (*key, count, *opens, _worst(opens), last)
+
+    async def _stored_rows(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        columns = [_S.c[c] for c in SUMMARY_COLUMNS]
+        found: dict[tuple[str, str], Any] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            stmt = by_keys(self._tx.postgres, sa.select(*columns), _S, [], _SUMMARY_KEY, chunk)
+            for row in await self._c.execute(stmt):
+                found[(row[0], row[1])] = tuple(row)
+        return found
+
+    async def _newest_scans(self, resources: Sequence[str]) -> dict[tuple[str, str], datetime]:
+        """The newest scan time of each project's facts about ``resources``, and of every
+        project's (under ALL_PROJECTS): read along the facts' index, image by image."""
+        newest: dict[tuple[str, str], datetime] = {}
         for start in range(0, len(resources), _CHUNK):
-            delete, *others = _recompute(resources[start : start + _CHUNK], returning=True)
-            self._count_rows(await self._c.execute(delete), -1)
-            for stmt in others:
-                result = await self._c.execute(stmt)
-                if result.returns_rows:
-                    self._count_rows(result, +1)
+            chunk = list(resources[start : start + _CHUNK])
+            stmt = (
+                sa.select(_F.c.project, _F.c.resource, sa.func.max(_F.c.scan_time))
+                .where(_F.c.resource.in_(chunk), _F.c.scan_time.is_not(None))
+                .group_by(_F.c.project, _F.c.resource)
+            )
+            for project, resource, when in await self._c.execute(stmt):
+                newest[(project, resource)] = when
+                every = newest.get((ALL_PROJECTS, resource))
+                if every is None or when > every:
+                    newest[(ALL_PROJECTS, resource)] = when
+        return newest
+
+    async def _apply_notes(
+        self, deltas: dict[tuple[str, str], _Delta], every: dict[str, _Delta]
+    ) -> None:
+        """``image_attestations`` after the deltas: a note added is there (per project and
+        for every project); a note removed stays only while a fact of that scope names it."""
+        added = [(p, r, n) for (p, r), d in deltas.items() for n in sorted(d.added_notes)]
+        added += [(ALL_PROJECTS, r, n) for r, e in every.items() for n in sorted(e.added_notes)]
+        if added:
+            stmt = self._tx.insert(_A).on_conflict_do_nothing()
+            rows = [{"scope": s, "resource": r, "note": n} for s, r, n in added]
+            await self._c.execute(stmt, rows)
+        removed = [
+            {"scope": p, "resource": r, "note": n}
+            for (p, r), d in deltas.items()
+            for n in sorted(d.removed_notes)
+        ]
+        if not removed:
+            return
+        await self._c.execute(sa.text(_DROP_NOTE_OF_PROJECT), removed)
+        await self._c.execute(
+            sa.text(_DROP_NOTE_OF_EVERY_PROJECT),
+            [
+                {"every": ALL_PROJECTS, "resource": r, "note": n}
+                for r, e in every.items()
+                for n in sorted(e.removed_notes)
+            ],
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -665,7 +856,7 @@ def _rows_of_stored(rows: Iterable[Any]) -> tuple[list[tuple[Any, ...]], list[tu
 
 def rebuild(connection: sa.Connection) -> None:
     """Every summary from the facts, and every image's newest decision from the log."""
-    for stmt in _recompute(None):
+    for stmt in _rebuild():
         connection.execute(stmt)
     connection.execute(_D.delete())
     connection.execute(sa.text(_DECISIONS_FROM_LOG))
@@ -684,6 +875,24 @@ def rebuild_totals(connection: sa.Connection) -> None:
         )
     )
 
+
+#: A project's attestation note of an image, gone when no fact of the project names it now.
+_DROP_NOTE_OF_PROJECT = """
+DELETE FROM image_attestations
+WHERE scope = :scope AND resource = :resource AND note = :note
+AND NOT EXISTS (
+    SELECT 1 FROM image_facts AS f
+    WHERE f.resource = :resource AND f.project = :scope AND f.attestation_note = :note
+)
+"""
+#: Every project's attestation note of an image, gone when no fact of any project names it.
+_DROP_NOTE_OF_EVERY_PROJECT = """
+DELETE FROM image_attestations
+WHERE scope = :every AND resource = :resource AND note = :note
+AND NOT EXISTS (
+    SELECT 1 FROM image_facts AS f WHERE f.resource = :resource AND f.attestation_note = :note
+)
+"""
 
 #: The distinct outcomes of a project's image decisions by a loose index scan (recursive: the
 #: next outcome above the last one found), on PostgreSQL and SQLite alike.
