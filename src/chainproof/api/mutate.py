@@ -35,6 +35,7 @@ from chainproof.domain.images import parse_image_reference
 from chainproof.domain.workloads import SUPPORTED_KINDS, pod_spec_path, workload_from_object
 from chainproof.errors import ChainproofError, InvalidArgument
 from chainproof.iam import permissions as perms
+from chainproof.services.wiring import Services
 from chainproof.sources.registry.auth import REVIEW_PULL_SECRETS, PullSecretScope
 from chainproof.sources.registry.client import Deadline
 
@@ -42,10 +43,8 @@ router = APIRouter(prefix="/webhook", tags=["admission"])
 _MUTATED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 
 
-def _review(api_version: str, response: dict[str, Any]) -> Response:
-    return json_response(
-        {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
-    )
+def _review(api_version: str, response: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
 
 
 @router.post(
@@ -54,6 +53,12 @@ def _review(api_version: str, response: dict[str, Any]) -> Response:
     dependencies=[requires(perms.ADMISSION_REVIEW, on=admission_project)],
 )
 async def mutate(request: Request, services: AllServices) -> Response:
+    return json_response(await answer_mutation(request, services))
+
+
+async def answer_mutation(request: Request, services: Services) -> dict[str, Any]:
+    """The AdmissionReview (a JSONPatch, or none) answering the one in ``request``'s body;
+    shared by the route and :mod:`chainproof.api.fast_path`."""
     review = _object(decode_json(await request.body()), "AdmissionReview")
     api_version = review.get("apiVersion")
     if review.get("kind") != "AdmissionReview" or api_version not in ADMISSION_VERSIONS:

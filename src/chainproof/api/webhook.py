@@ -37,7 +37,7 @@ from fastapi import APIRouter, Request, Response
 
 from chainproof.api.rest.auth import admission_project, requires
 from chainproof.api.rest.body import decode_json
-from chainproof.api.rest.deps import Admission
+from chainproof.api.rest.deps import AllServices
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.domain.admission_review import (
     Admit,
@@ -51,6 +51,7 @@ from chainproof.domain.workloads import BREAKGLASS_ANNOTATIONS, ContainerImage, 
 from chainproof.errors import InvalidArgument
 from chainproof.iam import permissions as p
 from chainproof.services.judge.admission import ReviewResult
+from chainproof.services.wiring import Services
 
 IMAGE_REVIEW_VERSION = "imagepolicy.k8s.io/v1alpha1"
 
@@ -117,10 +118,8 @@ def api_server_deadline(timeout: str | None) -> float | None:
 # --------------------------------------------------------------------------- AdmissionReview
 
 
-def _review_response(api_version: str, response: dict[str, Any]) -> Response:
-    return json_response(
-        {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
-    )
+def _review_answer(api_version: str, response: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
 
 
 def _denial(uid: str, code: int, reason: str, message: str) -> dict[str, Any]:
@@ -160,17 +159,15 @@ def _created_pod(review: ReviewRequest) -> dict[str, Any] | None:
     return {**review.obj, "metadata": {**meta, "namespace": namespace}}
 
 
-@router.post(
-    "/admission",
-    openapi_extra=JSON_BODY,
-    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
-)
-async def admission_review(request: Request, admission: Admission) -> Response:
+async def answer_admission(request: Request, services: Services) -> dict[str, Any]:
+    """The AdmissionReview answering the one in ``request``'s body (the route's whole work,
+    shared by the FastAPI route and the lean ASGI path of :mod:`chainproof.api.fast_path`)."""
+    admission = services.admission
     review = read_review(decode_json(await request.body()))
     uid, version = review.uid, review.api_version
     plan = plan_review(review)
     if isinstance(plan, Admit):
-        return _review_response(version, {"uid": uid, "allowed": True})
+        return _review_answer(version, {"uid": uid, "allowed": True})
     if isinstance(plan, Refuse):
         result = await admission.refuse_unreadable(
             plan.kind,
@@ -181,7 +178,7 @@ async def admission_review(request: Request, admission: Admission) -> Response:
             operation=review.operation,
             dry_run=review.dry_run,
         )
-        return _review_response(version, _denial(uid, 400, "BadRequest", result.message))
+        return _review_answer(version, _denial(uid, 400, "BadRequest", result.message))
     result = await admission.review(
         plan.workload,
         uid=uid,
@@ -190,18 +187,23 @@ async def admission_review(request: Request, admission: Admission) -> Response:
         deadline_seconds=api_server_deadline(request.query_params.get("timeout")),
         pod=_created_pod(review),
     )
-    return _review_response(version, _answer(uid, result))
+    return _review_answer(version, _answer(uid, result))
+
+
+@router.post(
+    "/admission",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
+)
+async def admission_review(request: Request, services: AllServices) -> Response:
+    return json_response(await answer_admission(request, services))
 
 
 # --------------------------------------------------------------------------- ImageReview
 
 
-@router.post(
-    "/imagepolicy",
-    openapi_extra=JSON_BODY,
-    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
-)
-async def image_review(request: Request, admission: Admission) -> Response:
+async def answer_image_review(request: Request, services: Services) -> dict[str, Any]:
+    """The ImageReview answering the one in ``request``'s body (shared as above)."""
     review = as_object(decode_json(await request.body()), "ImageReview")
     api_version = review.get("apiVersion", IMAGE_REVIEW_VERSION)
     if review.get("kind") != "ImageReview" or api_version != IMAGE_REVIEW_VERSION:
@@ -236,9 +238,18 @@ async def image_review(request: Request, admission: Admission) -> Response:
         images=tuple(images),
         annotations={k: v for k, v in normalised.items() if k in BREAKGLASS_ANNOTATIONS},
     )
-    result = await admission.review(workload, operation="CREATE")
+    result = await services.admission.review(workload, operation="CREATE")
     status: dict[str, Any] = {"allowed": result.allowed}
     if not result.allowed:
         status["reason"] = fit_message(result.message)
     status["auditAnnotations"] = {"outcome": result.outcome}
-    return json_response({"apiVersion": api_version, "kind": "ImageReview", "status": status})
+    return {"apiVersion": api_version, "kind": "ImageReview", "status": status}
+
+
+@router.post(
+    "/imagepolicy",
+    openapi_extra=JSON_BODY,
+    dependencies=[requires(p.ADMISSION_REVIEW, on=admission_project)],
+)
+async def image_review(request: Request, services: AllServices) -> Response:
+    return json_response(await answer_image_review(request, services))

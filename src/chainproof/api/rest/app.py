@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainproof import __version__
 from chainproof.api import mutate, webhook
+from chainproof.api.fast_path import LeanWebhooks, lean_routes
 from chainproof.api.rest import (
     access,
     auth,
@@ -36,8 +37,11 @@ from chainproof.errors import ChainproofError
 from chainproof.services.wiring import Services
 
 
-def create_app(services: Services, metrics: ops.Metrics) -> FastAPI:
-    """The REST app (Grafeas, the judge, webhooks, the UI, probes) serving ``services``."""
+def create_app(services: Services, metrics: ops.Metrics, *, lean_webhooks: bool = True) -> FastAPI:
+    """The REST app (Grafeas, the judge, webhooks, the UI, probes) serving ``services``.
+
+    ``lean_webhooks``: answer the admission webhooks' POSTs from :mod:`chainproof.api.fast_path`
+    (off only to compare the two paths in tests)."""
     app = FastAPI(
         title="chainproof",
         version=__version__,
@@ -68,6 +72,18 @@ def create_app(services: Services, metrics: ops.Metrics) -> FastAPI:
     app.include_router(ui.router)  # the web UI, last: its paths are outside /v1 and /webhook
     openapi.install(app)
     deps.provide(app, services, metrics)
+    if lean_webhooks:  # innermost: the body limit and the metrics apply to it as to any route
+        app.add_middleware(
+            LeanWebhooks,
+            routes=lean_routes(
+                app,
+                {
+                    "/webhook/admission": webhook.answer_admission,
+                    "/webhook/imagepolicy": webhook.answer_image_review,
+                    "/webhook/mutate": mutate.answer_mutation,
+                },
+            ),
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
     return app

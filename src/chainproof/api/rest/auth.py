@@ -20,6 +20,7 @@ without it gets 403 naming the permission and the resource.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from cryptography import x509
@@ -29,7 +30,7 @@ from fastapi.routing import APIRoute
 from chainproof.api.rest.deps import services_of
 from chainproof.errors import ChainproofError, PermissionDenied, Unauthenticated
 from chainproof.iam import permissions as perms
-from chainproof.iam.authorizer import Resource
+from chainproof.iam.authorizer import AccessDecision, Resource
 from chainproof.iam.principals import Principal
 from chainproof.services.access.authn import Credentials
 from chainproof.services.access.control import AccessControl, Operation
@@ -88,7 +89,8 @@ class _Check:
         if any(x in perms.WRITES for x in self.also):
             raise ValueError("only the declared permission may be a write (it is audited)")
 
-    async def __call__(self, request: Request) -> AsyncIterator[None]:
+    async def authorize(self, request: Request) -> AccessDecision:
+        """Refuse the request unless its principal holds the permissions; the decision."""
         access = access_control(request)
         principal = principal_of(request)
         operation = _operation(request)
@@ -99,9 +101,16 @@ class _Check:
                 await access.require(principal, extra, resource, operation)
         except PermissionDenied as exc:
             raise _denied(principal, exc) from None
+        return decision
+
+    async def __call__(self, request: Request) -> AsyncIterator[None]:
+        decision = await self.authorize(request)
         if self.permission not in perms.WRITES:
             yield
             return
+        access = access_control(request)
+        principal = principal_of(request)
+        operation = _operation(request)
         code = "OK"
         try:
             yield
@@ -139,6 +148,14 @@ def declaration(route: APIRoute) -> _Check | _Public | None:
         if isinstance(dep.call, _Check | _Public):
             return dep.call
     return None
+
+
+def guard_of(route: APIRoute) -> Callable[[Request], AbstractAsyncContextManager[None]] | None:
+    """The route's permission check as FastAPI runs it — the check before the handler, a
+    write's audit with its outcome after — for code serving the route without FastAPI's
+    dependency resolution (api.fast_path); None for a public or undeclared route."""
+    d = declaration(route)
+    return asynccontextmanager(d.__call__) if isinstance(d, _Check) else None
 
 
 def declared_permission(route: APIRoute) -> tuple[str, ResourceOf] | None:
