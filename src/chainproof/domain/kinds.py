@@ -8,6 +8,7 @@ does not know what is stored.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -50,14 +51,27 @@ MAX_SIGNATURES = 32
 _PGP_CONTENT_HEADERS = (b"-----BEGIN PGP MESSAGE-----", b"-----BEGIN PGP SIGNED MESSAGE-----")
 
 
+#: ``kind`` number → name, per message class (read once from its descriptor).
+_KIND_NAMES: dict[Any, dict[int, str]] = {}
+
+
+def _kind_names(cls: Any) -> dict[int, str]:
+    names = _KIND_NAMES.get(cls)
+    if names is None:
+        enum = cls.DESCRIPTOR.fields_by_name["kind"].enum_type
+        names = {number: str(v.name) for number, v in enum.values_by_number.items()}
+        _KIND_NAMES[cls] = names
+    return names
+
+
 def _kind_name(msg: Any) -> str:
-    value = msg.DESCRIPTOR.fields_by_name["kind"].enum_type.values_by_number.get(msg.kind)
+    value = _kind_names(type(msg)).get(msg.kind)
     if value is None:
         raise InvalidArgument(
             f"kind {msg.kind} is not a Grafeas kind: omit kind (it is derived from the "
             "details) or give one of " + ", ".join(sorted(KIND_NAMES))
         )
-    return str(value.name)
+    return value
 
 
 def derive_kind(msg: Any, *, oneof: str, what: str) -> str:
@@ -82,6 +96,7 @@ def note_kind_accepts(note_kind: str, occurrence_kind: str) -> bool:
     return note_kind in _COMPATIBLE_NOTE_KINDS.get(occurrence_kind, frozenset({occurrence_kind}))
 
 
+@functools.cache
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)

@@ -324,10 +324,25 @@ def _field_parser(fd: FieldDescriptor) -> Assign:
 
         return assign_list
 
+    if fd.type == _FD.TYPE_STRING:
+        # The commonest field, checked in place (the same test as parse_string).
+        def assign_string(msg: Any, value: Any) -> None:
+            if not isinstance(value, str):
+                raise Unsupported
+            setattr(msg, name, value)
+
+        return assign_string
+
     def assign_scalar(msg: Any, value: Any) -> None:
         setattr(msg, name, convert(value))
 
     return assign_scalar
+
+
+#: Per message class: JSON key (both spellings) → (assign, conflict group). The group is the
+#: field number of a field with two spellings, or the name of its oneof, or None for a field
+#: that only one key can set (a dict holds each key once, so it needs no bookkeeping).
+_TABLES: dict[type, dict[str, tuple[Assign, int | str | None]]] = {}
 
 
 def _parsers(desc: Descriptor) -> dict[str, tuple[Assign, int, str]]:
@@ -346,6 +361,16 @@ def _parsers(desc: Descriptor) -> dict[str, tuple[Assign, int, str]]:
     return table
 
 
+def _table(cls: type, desc: Descriptor) -> dict[str, tuple[Assign, int | str | None]]:
+    table: dict[str, tuple[Assign, int | str | None]] = {}
+    for key, (assign, number, oneof) in _parsers(desc).items():
+        fd = desc.fields_by_number[number]
+        group: int | str | None = oneof or (number if fd.json_name != fd.name else None)
+        table[key] = (assign, group)
+    _TABLES[cls] = table
+    return table
+
+
 def _unsupported(msg: Any, value: Any) -> None:
     raise Unsupported
 
@@ -354,17 +379,19 @@ def parse_into(data: Any, msg: Any) -> None:
     """Fill ``msg`` from JSON ``data``; raise Unsupported on anything unusual or invalid."""
     if not isinstance(data, dict):
         raise Unsupported
-    table = _parsers(msg.DESCRIPTOR)
-    seen: set[int | str] = set()
+    table = _TABLES.get(type(msg)) or _table(type(msg), msg.DESCRIPTOR)
+    seen: set[int | str] | None = None
     for key, value in data.items():
         entry = table.get(key)
         if entry is None or value is None:
             raise Unsupported  # unknown field or explicit null: json_format decides
-        assign, number, oneof = entry
-        # Both spellings of one field, or two members of one oneof: json_format's error.
-        if number in seen or (oneof and oneof in seen):
-            raise Unsupported
-        seen.add(number)
-        if oneof:
-            seen.add(oneof)
+        assign, group = entry
+        if group is not None:
+            # Both spellings of one field, or two members of one oneof: json_format's error.
+            if seen is None:
+                seen = {group}
+            elif group in seen:
+                raise Unsupported
+            else:
+                seen.add(group)
         assign(msg, value)
