@@ -26,6 +26,7 @@ from chainproof.api.rest.body import decode_json
 from chainproof.api.rest.deps import AllServices
 from chainproof.api.rest.grafeas import JSON_BODY, json_response
 from chainproof.api.webhook import _denial, api_server_deadline
+from chainproof.api.webhook import _review_answer as _review
 from chainproof.domain.admission_review import ADMISSION_VERSIONS
 from chainproof.domain.admission_review import as_object as _object
 from chainproof.domain.admission_review import requested_kind as _requested_kind
@@ -41,10 +42,6 @@ from chainproof.sources.registry.client import Deadline
 
 router = APIRouter(prefix="/webhook", tags=["admission"])
 _MUTATED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
-
-
-def _review(api_version: str, response: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
 
 
 @router.post(
