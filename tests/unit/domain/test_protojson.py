@@ -164,6 +164,26 @@ def test_parse_matches_json_format(cls: Any, data: dict[str, Any]) -> None:
         assert fast_parse(cls, data) == expected
 
 
+def built(cls: Any, data: Any) -> Any:
+    try:
+        return protojson.build(cls, data)
+    except protojson.Unsupported:
+        return None
+
+
+def parsed(cls: Any, data: Any) -> Any:
+    try:
+        return fast_parse(cls, data)
+    except protojson.Unsupported:
+        return None
+
+
+@pytest.mark.parametrize(("cls", "data"), CORPUS)
+def test_build_agrees_with_parse_into(cls: Any, data: dict[str, Any]) -> None:
+    """The constructor path (strict_from_json's) takes exactly what parse_into takes."""
+    assert built(cls, data) == parsed(cls, data)
+
+
 FLOATS = [0.0, 7.5, 9.8, 0.1, 3, 5.300000190734863, 1e-45, 3.4028234e38, -2.5, 123456789.0]
 
 
@@ -254,6 +274,8 @@ def test_fast_parser_never_disagrees_with_json_format(
         expected = reference_parse(OccurrencePB, data)
     except json_format.ParseError:
         expected = None
+    # Both fast paths give one verdict: the same message, or both defer.
+    assert built(OccurrencePB, data) == parsed(OccurrencePB, data)
     try:
         got = fast_parse(OccurrencePB, data)
     except protojson.Unsupported:
