@@ -89,7 +89,9 @@ _spec = st.builds(
 )
 #: (operation, project 0/1, specs, which existing occurrences, rolled back?)
 _op = st.tuples(
-    st.sampled_from(("insert", "replace", "delete", "delete_many", "decide", "churn")),
+    st.sampled_from(
+        ("insert", "replace", "update_many", "delete", "delete_many", "decide", "churn")
+    ),
     st.integers(0, 1),
     st.lists(_spec, min_size=1, max_size=4),
     st.lists(st.integers(0, 30), min_size=1, max_size=3),
@@ -187,8 +189,11 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
     made = itertools.count()
     ids: list[tuple[str, str]] = []
     decided: dict[str, str] = {}
+    #: What each stored occurrence was written from (updated only once its unit commits).
+    spec_of: dict[tuple[str, str], Spec] = {}
     for op, which, specs, picks, rolled_back in ops:
         project = projects[which]
+        pending: dict[tuple[str, str], Spec] = {}
         try:
             async with store.session() as s:
                 mine = [i for p, i in ids if p == project]
@@ -196,10 +201,29 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                     records = [_occurrence(project, f"o{next(made)}", sp, run) for sp in specs]
                     await s.occurrences.insert(records)
                     new = [(project, r.occurrence_id) for r in records]
+                    pending = dict(zip(new, specs, strict=True))
                 elif op == "replace" and mine:
                     # An update: new VEX state, severity, or even another resource.
                     oid = mine[picks[0] % len(mine)]
                     await s.occurrences.replace(_occurrence(project, oid, specs[0], run))
+                    pending[(project, oid)] = specs[0]
+                    new = []
+                elif op == "update_many" and mine:
+                    # Rewritten in place: every other record keeps the stored kind, note and
+                    # resource and changes severity, VEX and time; the rest say what they
+                    # like, and are skipped unless that happens to be the stored identity.
+                    chosen = list(dict.fromkeys(mine[k % len(mine)] for k in picks))
+                    batch = []
+                    for n, oid in enumerate(chosen):
+                        sp = specs[n % len(specs)]
+                        was = spec_of[(project, oid)]
+                        if n % 2 == 0:
+                            sp = replace(was, severity=sp.severity, vex=sp.vex, hour=sp.hour)
+                        batch.append(_occurrence(project, oid, sp, run))
+                        if (sp.kind, sp.resource, sp.note) == (was.kind, was.resource, was.note):
+                            pending[(project, oid)] = sp
+                    written = await s.occurrences.update_many(batch)
+                    assert written == [oid for oid in chosen if (project, oid) in pending]
                     new = []
                 elif op == "delete" and mine:
                     oid = mine[picks[0] % len(mine)]
@@ -215,12 +239,16 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                     # and a row written earlier in the unit is replaced and deleted.
                     records = [_occurrence(project, f"o{next(made)}", sp, run) for sp in specs]
                     await s.occurrences.insert(records)
+                    pending = {
+                        (project, r.occurrence_id): sp for r, sp in zip(records, specs, strict=True)
+                    }
                     await s.image_summaries.page(
                         SummaryQuery(projects=None, decision_project=projects[0]), None, 10
                     )
                     pool = mine + [r.occurrence_id for r in records]
                     target = pool[picks[0] % len(pool)]
                     await s.occurrences.replace(_occurrence(project, target, specs[-1], run))
+                    pending[(project, target)] = specs[-1]
                     victim = pool[picks[-1] % len(pool)]
                     assert await s.occurrences.delete(project, victim)
                     new = [(project, r.occurrence_id) for r in records if r.occurrence_id != victim]
@@ -239,6 +267,7 @@ async def test_summaries_equal_a_fold_from_scratch_after_any_writes(
                     raise _Rollback
         except _Rollback:
             continue
+        spec_of.update(pending)
         if op == "insert":
             ids += new
         elif op == "churn":
@@ -329,6 +358,53 @@ async def test_a_removed_fact_that_held_a_note_or_the_newest_scan_is_read_again(
         assert await s.occurrences.delete(a, "scan-old")
     assert await summary((b,)) == ()  # b has no occurrence left: no summary
     assert await summary(None) == ()
+
+
+async def test_the_newest_scan_follows_facts_added_and_removed_at_the_same_instant(
+    store: MetadataStore,
+) -> None:
+    """A re-dated scan (deleted and written again at one instant in one unit of work) keeps
+    the image's newest scan; a fact added and removed again in one unit of work leaves it as
+    it was; of two added at one instant and one removed, the other holds it."""
+    run = f"instant{next(_run)}"
+    a = f"{run}-a"
+
+    async def newest() -> Any:
+        async with store.session(readonly=True) as s:
+            rows = await s.image_summaries.page(
+                SummaryQuery(projects=(a,), decision_project=a, image=f"/{run}/"), None, 10
+            )
+        assert len(rows) == 1
+        return kept(rows).popitem()[1][3]
+
+    def scan(oid: str, hour: int) -> OccurrenceRecord:
+        return _occurrence(a, oid, Spec("DISCOVERY", 0, 0, "HIGH", "", hour), run)
+
+    async with store.session() as s:
+        await s.occurrences.insert([scan("old", 2), scan("new", 4)])
+    assert await newest() == T + timedelta(hours=4)
+
+    async with store.session() as s:  # the scanner's re-dated DISCOVERY, same instant
+        assert await s.occurrences.delete(a, "new")
+        await s.occurrences.insert([scan("again", 4)])
+    assert await newest() == T + timedelta(hours=4)
+
+    async with store.session() as s:  # added and removed again: nothing changed
+        await s.occurrences.insert([scan("brief", 6)])
+        assert await s.occurrences.delete(a, "brief")
+        assert await s.occurrences.delete(a, "again")
+    assert await newest() == T + timedelta(hours=2)
+
+    async with store.session() as s:  # two added at one instant, one of them removed
+        await s.occurrences.insert([scan("x", 6), scan("y", 6)])
+        assert await s.occurrences.delete(a, "x")
+    assert await newest() == T + timedelta(hours=6)
+
+    async with store.session() as s:  # both dated 6 removed, one more added at 6 first
+        await s.occurrences.insert([scan("z", 6)])
+        assert await s.occurrences.delete(a, "y")
+        assert await s.occurrences.delete(a, "z")
+    assert await newest() == T + timedelta(hours=2)
 
 
 async def _fill(store: MetadataStore) -> list[str]:

@@ -4,6 +4,8 @@ note (across projects). Filters on both notes and occurrences: test_filters_cont
 
 from __future__ import annotations
 
+from typing import Any
+
 from chainproof.domain.filters import And, Compare, Expr, FilterColumn, Or
 from chainproof.domain.messages import OccurrencePB, from_stored_json
 from chainproof.store.port import MetadataStore, OccurrenceRecord
@@ -76,6 +78,64 @@ async def test_replace_and_delete_occurrence(store: MetadataStore) -> None:
         assert await s.occurrences.delete("other", "o2") is False
     async with store.session() as s:
         assert ids(await s.occurrences.page(P, None, None, 10)) == ["o2"]
+
+
+async def test_update_many_rewrites_only_what_is_stored_as_the_record_says(
+    store: MetadataStore,
+) -> None:
+    """An update keeps an occurrence's kind, note and resource: a record that says otherwise,
+    or whose occurrence is gone, is skipped, never created or moved; the others are written
+    whole (document, times) and their JSON pages follow, in one statement's worth."""
+    await add_occurrences(
+        store,
+        [occurrence_record(P, f"u{i}", kind="VULNERABILITY") for i in range(4)]
+        + [occurrence_record("elsewhere", "u9", kind="VULNERABILITY")],
+    )
+
+    def rewritten(oid: str, project: str = P, **changes: Any) -> OccurrenceRecord:
+        r = occurrence_record(project, oid, kind=changes.pop("kind", "VULNERABILITY"), **changes)
+        r.occurrence.vulnerability.short_description = f"again {oid}"
+        r.occurrence.update_time.seconds += 3_600
+        return r
+
+    batch = [
+        rewritten("u2"),
+        rewritten("u0"),
+        rewritten("u1", resource=image("moved")),  # says another resource: skipped
+        rewritten("u3", note=("np", "other-note")),  # another note: skipped
+        rewritten("missing"),  # gone: not created
+        rewritten("u9", project="elsewhere"),
+    ]
+    async with store.session() as s:
+        assert await s.occurrences.update_many(batch) == ["u2", "u0", "u9"]
+        assert await s.occurrences.update_many([]) == []
+    async with store.session() as s:
+        assert await s.occurrences.get(P, "u0") == batch[1]
+        assert await s.occurrences.get(P, "u2") == batch[0]
+        assert await s.occurrences.get("elsewhere", "u9") == batch[5]
+        assert await s.occurrences.get(P, "u1") == occurrence_record(P, "u1", kind="VULNERABILITY")
+        assert await s.occurrences.get(P, "u3") == occurrence_record(P, "u3", kind="VULNERABILITY")
+        assert await s.occurrences.get(P, "missing") is None
+        pages = await s.occurrences.page_documents(P, None, None, 10)
+        said = {r.occurrence_id: r.document["vulnerability"].get("shortDescription") for r in pages}
+        assert said == {
+            "u0": "again u0",
+            "u1": "CVE-2024-0001",
+            "u2": "again u2",
+            "u3": "CVE-2024-0001",
+        }
+
+    class Undo(Exception):
+        pass
+
+    try:
+        async with store.session() as s:
+            assert await s.occurrences.update_many([rewritten("u1")]) == ["u1"]
+            raise Undo
+    except Undo:
+        pass
+    async with store.session() as s:
+        assert await s.occurrences.get(P, "u1") == occurrence_record(P, "u1", kind="VULNERABILITY")
 
 
 async def test_keyset_pages_have_no_duplicates_and_no_gaps(store: MetadataStore) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from chainproof.services.scribe.scanning import ScanService
 from chainproof.store.factory import create_store
 from chainproof.store.port import MetadataStore
 from chainproof.store.sql import SqlStore
+from chainproof.store.summaries import SummaryQuery
 from chainproof.vuln.osv import parse_record
 from unit.services.judge_fixtures import System
 
@@ -274,6 +275,55 @@ async def test_a_new_sbom_is_matched_at_once(
     page = await system.grafeas.list_occurrences("projects/prod", 'kind="DISCOVERY"', 10, "")
     assert len(page.items) == 1
     assert page.items[0].note_name == "projects/osv/notes/chainproof-scanner"
+
+
+async def test_an_images_discovery_keeps_its_name_as_scans_date_it_again(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    """The first scan creates the image's DISCOVERY; a re-match after an import and an
+    explicit scan write over it (same name and create time, the new scan's time), as
+    continuous analysis updates one occurrence rather than leaving a trail."""
+    _, fix, vulnerable_sbom = debian
+    system = System(store=store)  # type: ignore[arg-type]
+    scanner = ScanService(store, system.grafeas, clock=system.clock)
+    system.grafeas.add_listener(scanner.on_occurrences)
+    await scanner.import_advisories([parse_record(_advisory(fix))])
+    await system.grafeas.create_note(
+        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
+    )
+    await _ingest(system, vulnerable_sbom)
+    await scanner.drain()
+
+    async def discovery() -> Any:
+        page = await system.grafeas.list_occurrences("projects/prod", 'kind="DISCOVERY"', 10, "")
+        assert len(page.items) == 1
+        return page.items[0]
+
+    first = await discovery()
+    t0 = system.clock.now
+    system.clock.now = t0 + timedelta(hours=1)
+    second = _advisory(fix) | {"id": f"DEBIAN-{fix.cve}-AGAIN"}
+    report = await scanner.import_advisories([parse_record(second)])
+    assert report.images_rematched == 1 and report.findings_opened >= 1
+    rematched = await discovery()
+    system.clock.now = t0 + timedelta(hours=2)
+    await scanner.scan_image("prod", IMAGE)
+    rescanned = await discovery()
+    for occ, at in ((first, t0), (rematched, t0 + timedelta(hours=1))):
+        assert occ.discovery.last_scan_time.ToDatetime(UTC) == at
+    assert rescanned.discovery.last_scan_time.ToDatetime(UTC) == t0 + timedelta(hours=2)
+    for occ in (rematched, rescanned):
+        assert occ.name == first.name
+        assert occ.create_time == first.create_time
+        assert occ.resource_uri == first.resource_uri
+        assert occ.update_time == occ.discovery.last_scan_time
+    # The image's summary dates its newest scan by the DISCOVERY written over.
+    async with store.session(readonly=True) as s:
+        rows = await s.image_summaries.page(
+            SummaryQuery(projects=("prod",), decision_project="prod"), None, 10
+        )
+    assert [r.summary.last_scan for r in rows] == [t0 + timedelta(hours=2)]
 
 
 @pytest.mark.parametrize("forms", [("simple-signing",), ("simple-signing", "in-toto-vulns")])

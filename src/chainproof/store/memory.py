@@ -66,6 +66,11 @@ def _copy(record: R) -> R:
     return replace(record, occurrence=clone)
 
 
+def _identity(record: OccurrenceRecord) -> tuple[str, str, str, str]:
+    """What an update of an occurrence never changes (store/scribe.py ``update_many``)."""
+    return record.kind, record.note_project, record.note_id, record.resource
+
+
 def _plain(value: Any) -> Any:
     """A deep copy of JSON-like data, so callers never share state with the store."""
     if isinstance(value, Mapping):
@@ -276,6 +281,17 @@ class _Occurrences(OccurrenceRepository):
 
     async def replace(self, record: OccurrenceRecord) -> None:
         self._put((record.project, record.occurrence_id), _copy(record))
+
+    async def _update_many(self, records: Sequence[OccurrenceRecord]) -> list[str]:
+        written: list[str] = []
+        for r in records:
+            key = (r.project, r.occurrence_id)
+            stored = self._s.occurrences.get(key)
+            if stored is None or _identity(stored) != _identity(r):
+                continue
+            self._put(key, _copy(r))
+            written.append(r.occurrence_id)
+        return written
 
     async def delete(self, project: str, occurrence_id: str) -> bool:
         if (project, occurrence_id) not in self._s.occurrences:

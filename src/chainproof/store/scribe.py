@@ -252,6 +252,21 @@ class OccurrenceRepository(ABC):
     async def replace(self, record: OccurrenceRecord) -> None:
         """Write ``record`` over the stored occurrence (creating it if there is none)."""
 
+    async def update_many(self, records: Sequence[OccurrenceRecord]) -> list[str]:
+        """Write each record over the stored occurrence with its key, where one is stored
+        with the record's kind, note and resource (an update changes none of them); return
+        the IDs written, in batch order. A record whose occurrence is gone (another replica
+        deleted it first) or says otherwise is skipped: an update never creates one, so a
+        reconciliation cannot bring back what a concurrent delete removed."""
+        if not records:
+            return []
+        require_distinct(records, _occurrence_key, "occurrence", lambda r: r.occurrence_id)
+        return await self._update_many(records)
+
+    @abstractmethod
+    async def _update_many(self, records: Sequence[OccurrenceRecord]) -> list[str]:
+        """``records`` is not empty and its keys are distinct."""
+
     @abstractmethod
     async def delete(self, project: str, occurrence_id: str) -> bool: ...
 

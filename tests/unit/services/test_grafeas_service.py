@@ -328,6 +328,84 @@ def finding(resource: str, note: str = "projects/osv/notes/GO-1") -> object:
     )
 
 
+async def test_a_reconciliation_writes_updates_over_the_stored_occurrences(
+    svc: GrafeasService, clock: Clock
+) -> None:
+    """``update``: the stored occurrence is written over under its own name, kind, note,
+    resource and create time, dated now, announced and told to the outbox as an update; one
+    gone meanwhile is skipped (not brought back); a kind change or an invalid occurrence is
+    refused and nothing of the transaction is written."""
+    from dataclasses import replace
+
+    from chainproof.domain.events import EventType
+
+    await svc.create_note("projects/sec", "qa", attestation_note())
+    a, b = await svc.batch_create_occurrences(
+        "projects/prod", [attestation(f"reg.example/a@{D1}"), attestation(f"reg.example/b@{D2}")]
+    )
+    async with svc._store.session(readonly=True) as s:
+        stored = {r.occurrence_id: r for r in await s.occurrences.page("prod", None, None, 10)}
+    ra, rb = (stored[o.name.rsplit("/", 1)[1]] for o in (a, b))
+    await svc.delete_occurrence(b.name)
+    heard: list[list[str]] = []
+    svc.add_listener(lambda records: heard.append([r.occurrence_id for r in records]))
+    clock.now = T0 + timedelta(hours=1)
+    changed = ra.occurrence.__class__()
+    changed.CopyFrom(ra.occurrence)
+    changed.attestation.serialized_payload = b"again"
+    changed.name = "projects/x/occurrences/forged"  # the key's name is kept, not this
+    changed.resource_uri = "https://" + changed.resource_uri  # the same resource
+    result = await svc.reconcile_occurrences(
+        "projects/prod", [], [], [], [replace(ra, occurrence=changed), rb]
+    )
+    assert result.created == [] and result.deleted == 0
+    [updated] = result.updated
+    got = await svc.get_occurrence(a.name)
+    assert got == updated.occurrence
+    assert got.name == a.name and got.attestation.serialized_payload == b"again"
+    assert got.create_time == a.create_time
+    assert got.update_time.ToDatetime(UTC) == T0 + timedelta(hours=1)
+    assert updated.resource == ra.resource
+    with pytest.raises(NotFound):
+        await svc.get_occurrence(b.name)
+    assert heard == [[ra.occurrence_id]]
+    async with svc._store.session(readonly=True) as s:
+        events = await s.outbox.unrouted(100)
+    assert [e.type for e in events if e.subject.endswith(ra.occurrence_id)] == [
+        EventType.OCCURRENCE_CREATED,
+        EventType.OCCURRENCE_UPDATED,
+    ]
+
+    vulnerability = occurrence_from_json(
+        {
+            "resourceUri": f"reg.example/a@{D1}",
+            "noteName": "projects/sec/notes/qa",
+            "vulnerability": {"severity": "HIGH"},
+        }
+    )
+    bad = attestation(f"reg.example/a@{D1}")
+    bad.attestation.Clear()  # type: ignore[attr-defined]
+    moved = attestation(f"reg.example/b@{D2}")
+    renoted = attestation(f"reg.example/a@{D1}", "projects/sec/notes/other")
+    for occurrence, match in (
+        (vulnerability, "kind cannot change"),
+        (bad, "attestation"),
+        (moved, "resourceUri .* is not the stored resource"),
+        (renoted, "noteName .* is not the stored note"),
+    ):
+        with pytest.raises(InvalidArgument, match=match):
+            await svc.reconcile_occurrences(
+                "projects/prod",
+                [attestation(f"reg.example/c@{D1}")],
+                [],
+                [],
+                [replace(ra, occurrence=occurrence)],
+            )
+    assert (await svc.get_occurrence(a.name)).attestation.serialized_payload == b"again"
+    page = await svc.list_occurrences("projects/prod", "", 100, "")
+    assert [o.name for o in page.items] == [a.name]
+
+
 async def test_copies_are_stored_as_the_occurrences_they_stand_for(
     svc: GrafeasService,
 ) -> None:
@@ -339,7 +417,7 @@ async def test_copies_are_stored_as_the_occurrences_they_stand_for(
 
     await svc.create_note("projects/osv", "GO-1", note_from_json({"vulnerability": {}}))
     uris = [f"https://reg.example/a@{D1}", f"reg.example/b@{D2}", f"https://reg.example/a@{D1}x"]
-    created, deleted = await svc.reconcile_occurrences(
+    created, deleted, _ = await svc.reconcile_occurrences(
         "projects/prod",
         [attestation(uris[0], "projects/osv/notes/GO-1")][:0],
         [],

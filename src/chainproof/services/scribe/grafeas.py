@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -71,6 +71,14 @@ from chainproof.store.port import (
 MAX_BATCH = 1000
 
 IdFactory = Callable[[], str]
+
+
+class Reconciled(NamedTuple):
+    """What :meth:`GrafeasService.reconcile_occurrences` wrote."""
+
+    created: list[OccurrenceRecord]
+    deleted: int
+    updated: list[OccurrenceRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,17 +477,22 @@ class GrafeasService:
         create: Sequence[Occurrence],
         delete: Sequence[OccurrenceRecord],
         copies: Sequence[Copies] = (),
-    ) -> tuple[list[OccurrenceRecord], int]:
-        """Create ``create`` and ``copies`` and delete ``delete`` in one transaction,
-        announced once (and told to the outbox in it): what a server-side reconciliation (the
-        scanner's re-match of many images) writes. Not bound by the request batch size; a
-        record already gone (another replica closed it first) is skipped. Returns the created
-        records and how many were deleted."""
+        update: Sequence[OccurrenceRecord] = (),
+    ) -> Reconciled:
+        """Create ``create`` and ``copies``, write ``update`` over the stored occurrences
+        they name and delete ``delete``, in one transaction, announced once (and told to the
+        outbox in it): what a server-side reconciliation (the scanner's re-match of many
+        images) writes. Not bound by the request batch size. An updated record is a stored
+        one (as the caller read it) with new details: it keeps its name and create time, may
+        not change its kind, note or resource, gets this instant as its update time and is
+        checked as any updated occurrence is; a record already gone (another replica closed
+        it first) is skipped, neither deleted nor brought back by an update."""
         project = parse_project_name(parent)
         async with self._store.session() as s:
             records = await self._create_in(s, project, create, single=False, guard=None)
             if copies:
                 records += await self._create_copies_in(s, project, copies)
+            updated = await self._update_in(s, update) if update else []
             by_project: dict[str, list[OccurrenceRecord]] = {}
             for r in delete:
                 by_project.setdefault(r.project, []).append(r)
@@ -491,8 +504,59 @@ class GrafeasService:
                 await outbox.append(
                     s, _occurrence_events(EventType.OCCURRENCE_DELETED, gone, self._clock())
                 )
-        self._announce([*records, *gone])
-        return records, len(gone)
+        self._announce([*records, *updated, *gone])
+        return Reconciled(records, len(gone), updated)
+
+    async def _update_in(
+        self, s: UnitOfWork, update: Sequence[OccurrenceRecord]
+    ) -> list[OccurrenceRecord]:
+        """Write ``update`` over the stored occurrences (:meth:`reconcile_occurrences`);
+        return the records written, each as stored."""
+        now = self._clock()
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(now)
+        rewritten: list[OccurrenceRecord] = []
+        for r in update:
+            what = f"update of occurrence {r.project}/{r.occurrence_id}"
+            occ = OccurrencePB()
+            occ.CopyFrom(r.occurrence)
+            # The record is the stored one (read by the caller) with new details: its name is
+            # the key's, its create time the record's; resource, note and kind must agree with
+            # the stored columns, as an update cannot change them.
+            occ.name = str(OccurrenceName(r.project, r.occurrence_id))
+            occ.update_time.CopyFrom(stamp)
+            occ.kind = 0
+            if derive_kind(occ, oneof="details", what=what) != r.kind:
+                raise InvalidArgument(f"{what}: its kind cannot change from {r.kind}")
+            if canonical_resource(occ.resource_uri) != r.resource:
+                raise InvalidArgument(
+                    f"{what}: resourceUri {occ.resource_uri!r} is not the stored resource "
+                    f"{r.resource!r}; it cannot change"
+                )
+            if occ.note_name != f"projects/{r.note_project}/notes/{r.note_id}":
+                raise InvalidArgument(
+                    f"{what}: noteName {occ.note_name!r} is not the stored note "
+                    f"projects/{r.note_project}/notes/{r.note_id}; it cannot change"
+                )
+            _raise_problems(occurrence_problems(occ), what)
+            _set_kind(occ, r.kind)
+            rewritten.append(
+                OccurrenceRecord(
+                    r.project,
+                    r.occurrence_id,
+                    r.kind,
+                    r.note_project,
+                    r.note_id,
+                    r.resource,
+                    occ,
+                    render_for_storage(occ, what),
+                )
+            )
+        written = set(await s.occurrences.update_many(rewritten))
+        updated = [r for r in rewritten if r.occurrence_id in written]
+        if updated:
+            await outbox.append(s, _occurrence_events(EventType.OCCURRENCE_UPDATED, updated, now))
+        return updated
 
     async def _create_copies_in(
         self, s: UnitOfWork, project: str, copies: Sequence[Copies]

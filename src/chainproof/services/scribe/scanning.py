@@ -37,7 +37,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -565,10 +565,9 @@ class ScanService:
         if not scanned:
             return opened, closed
         packages = await self._touched_packages(project, scanned, touched)
-        create: list[Any] = []
         delete: list[OccurrenceRecord] = []
+        update: list[OccurrenceRecord] = []
         findings = _NewFindings()
-        dated = _Alike()
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())
         for resource in scanned:
@@ -584,10 +583,13 @@ class ScanService:
                 if f.advisory_id in changed:
                     key = _finding_key(f.advisory_id, f.package.name, f.package.version)
                     wanted.setdefault(key, f)
+            discoveries = [r for r in ours.get(resource, []) if r.kind == "DISCOVERY"]
+            # The image's DISCOVERY is dated again in place (its name stays); a duplicate
+            # (two replicas scanned it at once) goes.
+            update.append(_dated_again(discoveries[0], stamp))
+            delete += discoveries[1:]
             for record in ours.get(resource, []):
                 if record.kind == "DISCOVERY":
-                    dated.add(_dated_again(record, stamp))
-                    delete.append(record)
                     continue
                 if record.note_id not in changed:
                     continue  # its advisory did not change: it still holds
@@ -596,9 +598,8 @@ class ScanService:
                     closed += 1
             for f in wanted.values():
                 opened += findings.add(f, sbom, self.index)
-        copies = findings.copies(self.index, self.provider) + dated.copies()
-        if create or delete or copies:
-            await self._grafeas.reconcile_occurrences(f"projects/{project}", create, delete, copies)
+        copies = findings.copies(self.index, self.provider)
+        await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
         for resource in scanned:
             for hook in self._after_scan:
                 await hook(project, resource)
@@ -652,9 +653,10 @@ class ScanService:
         if ours is None:
             ours = await self._our_occurrences(project, resources)
         delete: list[OccurrenceRecord] = []
+        update: list[OccurrenceRecord] = []
         reports: list[ScanReport] = []
         findings = _NewFindings()
-        scans = _Alike()  # each image's DISCOVERY
+        scans = _Alike()  # the DISCOVERY of each image scanned for the first time
         now = self._clock()
         for resource in resources:
             sbom = sboms[resource]
@@ -669,9 +671,10 @@ class ScanService:
             wanted: dict[tuple[str, str, str], Finding] = {}
             for f in match.findings:
                 wanted.setdefault(_finding_key(f.advisory_id, f.package.name, f.package.version), f)
+            discoveries = []
             for record in ours.get(resource, []):
                 if record.kind == "DISCOVERY":
-                    delete.append(record)
+                    discoveries.append(record)
                     continue
                 key = _record_key(record)
                 if key in wanted:
@@ -682,15 +685,17 @@ class ScanService:
                     report.closed += 1
             for f in wanted.values():
                 report.opened += findings.add(f, sbom, self.index)
-            scans.add(
-                occurrence_from_json(
-                    vg.discovery_occurrence(
-                        sbom.uri, self.provider, now, problems=len(match.unknown)
-                    )
-                )
+            scan = occurrence_from_json(
+                vg.discovery_occurrence(sbom.uri, self.provider, now, problems=len(match.unknown))
             )
+            if discoveries:
+                # Scanned before: its DISCOVERY says this scan, under the same name.
+                update.append(_rescanned(discoveries[0], scan))
+                delete += discoveries[1:]
+            else:
+                scans.add(scan)
         copies = findings.copies(self.index, self.provider) + scans.copies()
-        await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies)
+        await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
         for resource in resources:
             for hook in self._after_scan:
                 await hook(project, resource)
@@ -840,15 +845,29 @@ def _finding_message(body: dict[str, Any], advisory_id: str) -> Any:
     return occ
 
 
-def _dated_again(record: OccurrenceRecord, stamp: Any) -> Any:
-    """A copy of an image's DISCOVERY dated at ``stamp`` (a re-match brought it up to date)."""
+def _dated_again(record: OccurrenceRecord, stamp: Any) -> OccurrenceRecord:
+    """An image's DISCOVERY dated at ``stamp`` (a re-match brought it up to date), to be
+    written over the stored one."""
     occ = OccurrencePB()
     occ.CopyFrom(record.occurrence)
-    for name in ("name", "create_time", "update_time", "kind"):
-        occ.ClearField(name)
     occ.discovery.last_scan_time.CopyFrom(stamp)
     occ.discovery.last_vulnerability_update_time.CopyFrom(stamp)
-    return occ
+    return replace(record, occurrence=occ, document=None)
+
+
+def _rescanned(record: OccurrenceRecord, scan: Any) -> OccurrenceRecord:
+    """The stored DISCOVERY ``record`` saying what the new ``scan`` says, under its own
+    name and creation time."""
+    occ = OccurrencePB()
+    occ.CopyFrom(scan)
+    stored = record.occurrence
+    occ.name, occ.resource_uri, occ.note_name = (
+        stored.name,
+        stored.resource_uri,
+        stored.note_name,
+    )
+    occ.create_time.CopyFrom(stored.create_time)
+    return replace(record, occurrence=occ, document=None)
 
 
 async def _stored_generation(s: UnitOfWork, provider: str) -> int:

@@ -130,6 +130,25 @@ def _occurrence_values(record: OccurrenceRecord) -> bulk.Values:
     )
 
 
+_IDENTITY_SELECT = sa.select(
+    occurrences.c.occurrence_id,
+    occurrences.c.kind,
+    occurrences.c.note_project,
+    occurrences.c.note_id,
+    occurrences.c.resource,
+)
+_OCCURRENCE_UPDATE = (
+    occurrences.update()
+    .where(
+        occurrences.c.project == sa.bindparam("k_project"),
+        occurrences.c.occurrence_id == sa.bindparam("k_occurrence_id"),
+    )
+    .values(
+        data=sa.bindparam("v_data"),
+        create_time=sa.bindparam("v_create_time"),
+        update_time=sa.bindparam("v_update_time"),
+    )
+)
 _NOTE_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind, notes.c.data)
 _NOTE_KIND_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind)
 _OCCURRENCE_SELECT = sa.select(
@@ -420,6 +439,54 @@ class SqlOccurrences(OccurrenceRepository):
         await self._c.execute(stmt)
         await self._summaries.removed(record.project, [record.occurrence_id])
         await self._summaries.written([record])
+
+    async def _update_many(self, records: Sequence[OccurrenceRecord]) -> list[str]:
+        # The rows that are stored as the records say, locked (PostgreSQL) so that no
+        # concurrent delete slips between this read and the update; SQLite's writer holds
+        # the database from BEGIN IMMEDIATE on. Then one UPDATE executed for all of them:
+        # none of the indexed columns changes, so only the rows themselves are rewritten.
+        wanted = {(r.project, r.occurrence_id): r for r in records}
+        by_project: dict[str, list[str]] = {}
+        for r in records:
+            by_project.setdefault(r.project, []).append(r.occurrence_id)
+        found: set[tuple[str, str]] = set()
+        for project, ids in by_project.items():
+            for start in range(0, len(ids), _KEYS_PER_QUERY):
+                stmt = _IDENTITY_SELECT.where(
+                    occurrences.c.project == project,
+                    occurrences.c.occurrence_id.in_(ids[start : start + _KEYS_PER_QUERY]),
+                )
+                for row in await self._c.execute(self._tx.locked(stmt, True)):
+                    r = wanted[(project, row.occurrence_id)]
+                    if (row.kind, row.note_project, row.note_id, row.resource) == (
+                        r.kind,
+                        r.note_project,
+                        r.note_id,
+                        r.resource,
+                    ):
+                        found.add((project, row.occurrence_id))
+        kept = [r for r in records if (r.project, r.occurrence_id) in found]
+        if not kept:
+            return []
+        await self._c.execute(
+            _OCCURRENCE_UPDATE,
+            [
+                {
+                    "k_project": r.project,
+                    "k_occurrence_id": r.occurrence_id,
+                    "v_data": r.document if r.document is not None else to_json(r.occurrence),
+                    "v_create_time": _time(r.occurrence, "create_time"),
+                    "v_update_time": _time(r.occurrence, "update_time"),
+                }
+                for r in kept
+            ],
+        )
+        for project in by_project:
+            await self._summaries.removed(
+                project, [r.occurrence_id for r in kept if r.project == project]
+            )
+        await self._summaries.written(kept)
+        return [r.occurrence_id for r in kept]
 
     async def delete(self, project: str, occurrence_id: str) -> bool:
         stmt = occurrences.delete().where(

@@ -191,16 +191,26 @@ def _decision_rows(records: Sequence[DecisionRecord]) -> list[dict[str, str]]:
 
 class _Delta:
     """What one unit of work changed of one (project, image) since the last flush: facts
-    added and removed, their open findings per rank, the newest scan time of each, and
-    the attestation notes named by each."""
+    added and removed, their open findings per rank, the newest scan time of each (with how
+    many facts of each carried it), and the attestation notes named by each."""
 
-    __slots__ = ("added_notes", "added_scan", "count", "opens", "removed_notes", "removed_scan")
+    __slots__ = (
+        "added_at_newest",
+        "added_notes",
+        "added_scan",
+        "count",
+        "opens",
+        "removed_at_newest",
+        "removed_notes",
+        "removed_scan",
+    )
 
     def __init__(self) -> None:
         self.count = 0
         self.opens = [0] * len(SEVERITIES)
         self.added_scan: datetime | None = None
         self.removed_scan: datetime | None = None
+        self.added_at_newest = self.removed_at_newest = 0
         self.added_notes: set[str] = set()
         self.removed_notes: set[str] = set()
 
@@ -208,8 +218,11 @@ class _Delta:
         self.count += 1
         if open_rank >= 0:
             self.opens[open_rank] += 1
-        if scan_time is not None and (self.added_scan is None or scan_time > self.added_scan):
-            self.added_scan = scan_time
+        if scan_time is not None:
+            if self.added_scan is None or scan_time > self.added_scan:
+                self.added_scan, self.added_at_newest = scan_time, 1
+            elif scan_time == self.added_scan:
+                self.added_at_newest += 1
         if note:
             self.added_notes.add(note)
 
@@ -217,8 +230,11 @@ class _Delta:
         self.count -= 1
         if open_rank >= 0:
             self.opens[open_rank] -= 1
-        if scan_time is not None and (self.removed_scan is None or scan_time > self.removed_scan):
-            self.removed_scan = scan_time
+        if scan_time is not None:
+            if self.removed_scan is None or scan_time > self.removed_scan:
+                self.removed_scan, self.removed_at_newest = scan_time, 1
+            elif scan_time == self.removed_scan:
+                self.removed_at_newest += 1
         if note:
             self.removed_notes.add(note)
 
@@ -228,6 +244,12 @@ class _Delta:
         new = old if self.added_scan is None or self.added_scan < old else self.added_scan
         if self.removed_scan is not None and self.removed_scan >= new:
             # Removed facts are all older than ``new`` otherwise, so its holder remains.
+            # A removed fact can only be as new as ``new`` (it was stored, or added here).
+            # When more facts dated ``new`` were added than facts so dated were removed, one
+            # of them remains whichever were removed: a re-dated DISCOVERY (deleted, then
+            # written again at the same instant) keeps the image's newest scan.
+            if self.added_scan == new and self.added_at_newest > self.removed_at_newest:
+                return new
             return None
         return new
 
