@@ -406,6 +406,21 @@ async def test_the_newest_scan_follows_facts_added_and_removed_at_the_same_insta
         assert await s.occurrences.delete(a, "z")
     assert await newest() == T + timedelta(hours=2)
 
+    async with store.session() as s:  # written over at its own instant: still the newest
+        assert await s.occurrences.update_many([scan("old", 2)]) == ["old"]
+    assert await newest() == T + timedelta(hours=2)
+    async with store.session() as s:  # dated later, then earlier than another scan
+        await s.occurrences.insert([scan("mid", 0)])
+        assert await s.occurrences.update_many([scan("old", 4)]) == ["old"]
+    assert await newest() == T + timedelta(hours=4)
+    async with store.session() as s:
+        assert await s.occurrences.update_many([scan("old", -2)]) == ["old"]
+    assert await newest() == T
+    async with store.session() as s:  # updated, then deleted in the same unit of work
+        assert await s.occurrences.update_many([scan("old", 6)]) == ["old"]
+        assert await s.occurrences.delete(a, "old")
+    assert await newest() == T
+
 
 async def _fill(store: MetadataStore) -> list[str]:
     """Six images in two projects: an attestation on the even ones, findings of rising

@@ -482,9 +482,8 @@ class SqlOccurrences(OccurrenceRepository):
             ],
         )
         for project in by_project:
-            await self._summaries.removed(
-                project, [r.occurrence_id for r in kept if r.project == project]
-            )
+            mine = {r.occurrence_id: r for r in kept if r.project == project}
+            await self._summaries.removed(project, list(mine), successors=mine)
         await self._summaries.written(kept)
         return [r.occurrence_id for r in kept]
 

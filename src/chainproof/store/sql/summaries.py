@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -307,16 +307,41 @@ class SqlImageSummaries(ImageSummaryRepository):
         await bulk.insert_rows(self._c, self._tx.postgres, _F, tuple(FACT_COLUMNS), facts)
         await bulk.insert_rows(self._c, self._tx.postgres, _T, tuple(TERM_COLUMNS), terms)
 
-    async def removed(self, project: str, occurrence_ids: Sequence[str]) -> None:
-        """Occurrences were deleted (or are about to be replaced)."""
+    async def removed(
+        self,
+        project: str,
+        occurrence_ids: Sequence[str],
+        successors: Mapping[str, OccurrenceRecord] | None = None,
+    ) -> None:
+        """Occurrences were deleted (or are about to be replaced). ``successors``: the
+        records about to be written over some of them, by ID (an update, which keeps the
+        image and note). A removed fact whose successor names the same attestation note, or
+        dates as new a scan or newer, leaves that to its successor: the delta does not count
+        it as a note or a newest scan that may be gone, which would send the flush back to
+        the image's facts (a re-dated DISCOVERY would re-read every fact of its image)."""
+        later = {
+            i: facts_of(r.kind, r.note_project, r.note_id, r.occurrence)
+            for i, r in (successors or {}).items()
+        }
         for start in range(0, len(occurrence_ids), _CHUNK):
             chunk = list(occurrence_ids[start : start + _CHUNK])
             stmt = (
                 _F.delete()
                 .where(_F.c.project == project, _F.c.occurrence_id.in_(chunk))
-                .returning(_F.c.resource, _F.c.open_rank, _F.c.scan_time, _F.c.attestation_note)
+                .returning(
+                    _F.c.occurrence_id,
+                    _F.c.resource,
+                    _F.c.open_rank,
+                    _F.c.scan_time,
+                    _F.c.attestation_note,
+                )
             )
-            for resource, rank, scan_time, note in await self._c.execute(stmt):
+            for oid, resource, rank, scan_time, note in await self._c.execute(stmt):
+                after = later.get(oid)
+                if after is not None:
+                    if scan_time is not None and after.scan_time is not None:
+                        scan_time = None if after.scan_time >= scan_time else scan_time
+                    note = "" if note and note == after.attestation_note else note
                 self._delta(project, resource).remove(rank, scan_time, note)
             await self._c.execute(
                 _T.delete().where(_T.c.project == project, _T.c.occurrence_id.in_(chunk))
