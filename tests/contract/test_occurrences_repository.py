@@ -315,3 +315,11 @@ async def test_reads_by_notes_answer_what_filters_answer(store: MetadataStore) -
     assert [(d.resource, d.occurrence_id) for d in documents] == expected
     for doc, msg in zip(documents, messages, strict=True):
         assert from_stored_json(OccurrencePB, dict(doc.document)) == msg.occurrence
+    # A few resources are probed per note, many sifted from each note's index range (SQLite):
+    # both answer the same.
+    for few in (wanted[:1], wanted[3:8], wanted[20:29]):
+        async with store.session(readonly=True) as s:
+            got = await s.occurrences.of_notes(P, notes, few)
+        assert [(r.resource, r.occurrence_id) for r in got] == [
+            e for e in expected if e[0] in set(few)
+        ]

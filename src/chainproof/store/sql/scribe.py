@@ -44,6 +44,9 @@ from chainproof.store.sql.tx import Row, SqlTx, by_keys, dump_json
 
 #: Keys per ``(project, id) IN (…)`` query: well under both databases' parameter limits.
 _KEYS_PER_QUERY = 500
+#: Up to this many resources, SQLite probes the note index once per (note, resource) pair;
+#: beyond it, each note's range of the index is walked and the resources sifted from it.
+_PROBED_RESOURCES = 8
 #: Note IDs looked up in one statement (below SQLite's and asyncpg's 32,766 parameters).
 _NOTE_IDS_PER_QUERY = 5000
 #: Slices per statement of ``read_slices``: each is one arm of a UNION ALL with at most a few
@@ -596,8 +599,19 @@ class SqlOccurrences(OccurrenceRepository):
                     for p, ids in sorted(by_project.items())
                 ),
             )
+            if len(resources) <= _PROBED_RESOURCES:
+                return _OCCURRENCE_SELECT.where(
+                    c.project == project, under, c.resource.in_(list(resources))
+                )
+            # Many resources: SQLite would probe the index once per (note, resource) pair
+            # (20,000 probes for a re-match batch of 200 images and 100 notes: 28 ms on
+            # 450,000 occurrences). ``+resource`` (the same value, but no index may serve
+            # it) makes it walk each note's range of ix_occurrences_note_resource instead
+            # and sift the resources from the index entries, reading only the rows it keeps
+            # (3 ms), as PostgreSQL's per-note probes below do.
+            sifted = sa.literal_column("+occurrences.resource", sa.Text())
             return _OCCURRENCE_SELECT.where(
-                c.project == project, under, c.resource.in_(list(resources))
+                c.project == project, under, sifted.in_(list(resources))
             )
         text = postgresql.ARRAY(sa.Text())
         wanted = (
