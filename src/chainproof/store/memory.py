@@ -575,7 +575,10 @@ class MemoryStore:
             uow = _MemoryUnitOfWork(self._state)
             try:
                 yield uow
-                await uow.image_summaries.flush()
+                # Commit: flush, and forget the undo log. Its steps close over the
+                # repositories, which hold the log: kept, the log was a cycle that only
+                # the cyclic collector freed (an SBOM's 270,000 objects, ADR 0207).
+                await uow.commit()
             except BaseException:
                 uow.undo_all()
                 raise

@@ -368,3 +368,4 @@ class MemoryRuntimeStore:
                 while undo:
                     undo.pop()()
                 raise
+            undo.clear()  # committed; the steps close over repositories that hold the log
