@@ -7,6 +7,7 @@ session was a cycle that only the cyclic collector could free — for an SBOM's 
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from chainproof.domain.events import ChangeEvent, EventType
@@ -75,3 +76,39 @@ async def test_a_committed_runtime_session_leaves_no_cycles() -> None:
 
 def _now() -> datetime:
     return datetime(2026, 12, 3, tzinfo=UTC)
+
+
+def test_copies_carry_every_field() -> None:
+    """``_copy`` builds records field by field: a field added to a record must be carried."""
+    from dataclasses import fields
+
+    from chainproof.store.memory import _copy
+
+    template = object()
+    occurrence = replace(occurrence_record("p", "o"), document={"name": "x"}, template=template)
+    note = replace(note_record("p", "n"), document={"name": "y"})
+    for record, message in ((occurrence, "occurrence"), (note, "note")):
+        copied = _copy(record)
+        for f in fields(record):
+            if f.name == message:
+                assert getattr(copied, f.name) == getattr(record, f.name)
+                assert getattr(copied, f.name) is not getattr(record, f.name)
+            else:
+                assert getattr(copied, f.name) is getattr(record, f.name), f.name
+    assert len(fields(occurrence)) == 9 and len(fields(note)) == 5  # as _copy spells them
+
+
+def test_outbox_entries_carry_every_field() -> None:
+    from dataclasses import fields
+
+    from chainproof.store.memory_runtime import _sequenced
+
+    event = ChangeEvent("e", "p", EventType.NOTE_CHANGED, "s", _now(), {"a": 1}, 0)
+    numbered = _sequenced(event, 7)
+    assert numbered == replace(event, sequence=7)
+    assert all(
+        getattr(numbered, f.name) is getattr(event, f.name)
+        for f in fields(event)
+        if f.name != "sequence"
+    )
+    assert len(fields(event)) == 7  # as _sequenced spells them
