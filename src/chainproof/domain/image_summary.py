@@ -98,16 +98,31 @@ class Package:
 
 
 def package(occurrence: Occurrence, note_id: str) -> Package:
+    # Every write of a PACKAGE occurrence reduces it to its facts (an SBOM: 10,000 per
+    # ingest), so each field is read once and the first purl found ends the search.
     p = occurrence.package
     version = p.version
-    text = str(version.full_name or version.name)
-    if version.revision and not version.full_name:
-        text = f"{text}-{version.revision}"
+    text: str = version.full_name
+    if not text:
+        text = version.name
+        revision = version.revision
+        if revision:
+            text = f"{text}-{revision}"
     # Grafeas v1 has no purl field. The ingestion contract (services/scribe/scanning.py) puts
     # it in a location's cpeUri, or the package's cpeUri; the note ID is a last resort.
-    candidates = [str(loc.cpe_uri) for loc in p.location] + [str(p.cpe_uri), note_id]
-    purl = next((c for c in candidates if c.startswith("pkg:")), "")
-    return Package(str(p.name), text, purl, str(occurrence.name))
+    purl = ""
+    for loc in p.location:
+        uri: str = loc.cpe_uri
+        if uri.startswith("pkg:"):
+            purl = uri
+            break
+    else:
+        uri = p.cpe_uri
+        if uri.startswith("pkg:"):
+            purl = uri
+        elif note_id.startswith("pkg:"):
+            purl = note_id
+    return Package(p.name, text, purl, occurrence.name)
 
 
 def occurrence_time(occurrence: Occurrence) -> datetime | None:
@@ -157,10 +172,11 @@ def facts_of(kind: str, note_project: str, note_id: str, occurrence: Occurrence)
         )
     if kind == "PACKAGE":
         p = package(occurrence, note_id)
-        pairs = {(TERM_NAME, p.name.lower())} if p.name else set()
-        if p.purl:
-            pairs.add((TERM_PURL, p.purl.lower()))
-        return Facts(terms=tuple(Term(a, b, kind, p.text) for a, b in sorted(pairs)))
+        text = p.text
+        # In field order (TERM_NAME sorts before TERM_PURL), as a sorted set of the pairs.
+        name = (Term(TERM_NAME, p.name.lower(), kind, text),) if p.name else ()
+        purl = (Term(TERM_PURL, p.purl.lower(), kind, text),) if p.purl else ()
+        return Facts(terms=name + purl)
     return Facts(scan_time=scan_time)
 
 

@@ -20,7 +20,7 @@ import binascii
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -404,11 +404,18 @@ def parse_into(data: Any, msg: Any) -> None:
 _BUILDERS: dict[Any, dict[str, tuple[str, Callable[[Any], Any] | None, int | str | None]]] = {}
 
 
-def build(cls: Any, data: Any) -> Any:
+def build(cls: Any, data: Any, server: Mapping[str, Any] | None = None) -> Any:
     """``cls`` built from JSON ``data`` with one constructor call; the same verdicts as
     :func:`parse_into` (the same checks, each raising Unsupported where it would), but the
-    message is assembled in C from keyword arguments instead of field by field."""
-    return cls(**_kwargs(data, cls.DESCRIPTOR))
+    message is assembled in C from keyword arguments instead of field by field.
+
+    ``server``: constructor arguments (by proto field name) set over what ``data`` says, as
+    assigning them afterwards would — the fields a server sets on every message it stores
+    (name, times), in the same call (ADR 0207). They are not checked: they are the caller's."""
+    kwargs = _kwargs(data, cls.DESCRIPTOR)
+    if server:
+        kwargs.update(server)
+    return cls(**kwargs)
 
 
 def _kwargs(data: Any, desc: Descriptor) -> dict[str, Any]:

@@ -154,16 +154,20 @@ def _package(conv: Conversion, path: str, comp: Any) -> facts.PackageFact | None
         return None
     group = text(comp.get("group"))
     full = f"{group}/{name}" if group and purl.startswith("pkg:maven") is False and group else name
-    props = {
-        text(p.get("name")): text(p.get("value"))
-        for p in items(comp.get("properties"))
-        if isinstance(p, dict)
-    }
+    # Most components carry no properties: nothing is built for them (an SBOM has 10,000).
+    listed = comp.get("properties")
+    props = (
+        {text(p.get("name")): text(p.get("value")) for p in listed if isinstance(p, dict)}
+        if isinstance(listed, list) and listed
+        else {}
+    )
     arch = ""
     if purl and "arch=" in purl:
         arch = purl.split("arch=", 1)[1].split("&", 1)[0]
-    locations = tuple(
-        v for k, v in props.items() if k.startswith("syft:location:") and k.endswith(":path")
+    locations = (
+        tuple(v for k, v in props.items() if k.startswith("syft:location:") and k.endswith(":path"))
+        if props
+        else ()
     )
     return facts.PackageFact(
         name=full if group else name,

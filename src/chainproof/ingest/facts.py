@@ -123,39 +123,42 @@ def _base_occurrence(ctx: IngestContext, conv: Conversion, note_id: str) -> dict
 
 
 def add_package(conv: Conversion, ctx: IngestContext, pkg: PackageFact) -> None:
-    key = pkg.purl or f"{pkg.package_type}/{pkg.name}"
-    note_id = note_id_for("pkg-", key.split("@", 1)[0] if pkg.purl else key)
+    # Once per component of an SBOM (10,000 in one ingest): each dict is built in its final
+    # key order directly, without the temporary dicts that ``**`` spreading makes.
+    name, purl, package_type = pkg.name, pkg.purl, pkg.package_type
+    key = purl.split("@", 1)[0] if purl else f"{package_type}/{name}"
+    note_id = note_id_for("pkg-", key)
     if note_id not in conv.notes:
-        conv.notes[note_id] = {
-            "shortDescription": pkg.name,
-            "package": {
-                "name": pkg.name,
-                **({"packageType": pkg.package_type} if pkg.package_type else {}),
-            },
-        }
-    details: dict[str, Any] = {"name": pkg.name}
-    if pkg.package_type:
-        details["packageType"] = pkg.package_type
+        noted: dict[str, Any] = {"name": name}
+        if package_type:
+            noted["packageType"] = package_type
+        conv.notes[note_id] = {"shortDescription": name, "package": noted}
+    details: dict[str, Any] = {"name": name}
+    if package_type:
+        details["packageType"] = package_type
     if pkg.cpe:
         details["cpeUri"] = pkg.cpe
     if pkg.arch:
         details["architecture"] = architecture(pkg.arch)
     if pkg.licenses:
-        details["license"] = {"expression": " AND ".join(_paren(x) for x in pkg.licenses)}
+        details["license"] = {"expression": " AND ".join([_paren(x) for x in pkg.licenses])}
     if pkg.version:
         details["version"] = _version(pkg.version)
     # Grafeas v1 has no purl field. The purl is the package's identity, so it goes in the
     # identity slot of the first location (``location[0].cpeUri``), which
     # :func:`purl_of_package` reads back; further locations carry file paths (ADR 0080).
-    locations: list[dict[str, Any]] = []
-    if pkg.purl:
-        locations.append(
-            {"cpeUri": pkg.purl, **({"path": pkg.locations[0]} if pkg.locations else {})}
-        )
-        paths = pkg.locations[1:16]
+    found = pkg.locations
+    if purl:
+        first: dict[str, Any] = {"cpeUri": purl}
+        if found:
+            first["path"] = found[0]
+        locations: list[dict[str, Any]] = [first]
+        paths = found[1:16]
     else:
-        paths = pkg.locations[:16]
-    locations.extend({"path": p} for p in paths)
+        locations = []
+        paths = found[:16]
+    if paths:
+        locations.extend({"path": p} for p in paths)
     if locations:
         details["location"] = locations
     occ = _base_occurrence(ctx, conv, note_id)

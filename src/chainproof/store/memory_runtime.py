@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -137,6 +136,12 @@ class _Inventory:
         _put(self._undo, self._s.checkpoints, cluster, resource_version)
 
 
+def _sequenced(e: ChangeEvent, sequence: int) -> ChangeEvent:
+    """``replace(e, sequence=sequence)``, built field by field: a third of the cost, for an
+    ingest's 20,000 entries (tests/unit/test_memory_store_garbage.py checks the fields)."""
+    return ChangeEvent(e.event_id, e.project, e.type, e.subject, e.time, e.data, sequence)
+
+
 class _Outbox:
     def __init__(self, s: MemoryRuntimeState, undo: Undo) -> None:
         self._s, self._undo = s, undo
@@ -144,12 +149,7 @@ class _Outbox:
     async def append(self, events: Sequence[ChangeEvent]) -> None:
         for event in events:
             self._s.counter += 1
-            _put(
-                self._undo,
-                self._s.events,
-                self._s.counter,
-                replace(event, sequence=self._s.counter),
-            )
+            _put(self._undo, self._s.events, self._s.counter, _sequenced(event, self._s.counter))
             if not event.concerns_judgement:
                 await self.mark_judged([self._s.counter])
 
@@ -368,3 +368,4 @@ class MemoryRuntimeStore:
                 while undo:
                     undo.pop()()
                 raise
+            undo.clear()  # committed; the steps close over repositories that hold the log

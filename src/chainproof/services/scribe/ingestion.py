@@ -504,7 +504,9 @@ class IngestService:
                 kinds[note_id] = found
                 continue
             what = f"note {note_id}"
-            note = strict_from_json(NotePB, data)
+            name = f"projects/{project}/notes/{note_id}"
+            # The server's fields go into the constructor call (ADR 0207); no check reads them.
+            note = strict_from_json(NotePB, data, name=name, create_time=pb_now, update_time=pb_now)
             strict = note is not None
             if note is None:
                 note = note_from_json(data, what)
@@ -512,38 +514,38 @@ class IngestService:
             problems = note_problems(note, enums=not strict)
             if problems:
                 raise InvalidArgument(f"{what}: {'; '.join(problems)}")
-            note.name = f"projects/{project}/notes/{note_id}"
-            note.create_time.CopyFrom(pb_now)
-            note.update_time.CopyFrom(pb_now)
+            if not strict:
+                note.name = name
+                note.create_time.CopyFrom(pb_now)
+                note.update_time.CopyFrom(pb_now)
             note.kind = _kind_number(kind)
             kinds[note_id] = kind
             plan.notes.append(
-                NoteRecord(project, note_id, kind, note, _stored_json(data, note.name, kind, stamp))
+                NoteRecord(project, note_id, kind, note, _stored_json(data, name, kind, stamp))
             )
         checked: set[tuple[str, str]] = set()
         ids = new_occurrence_ids(len(conv.occurrences))
         resource = conv.subject.canonical if conv.subject else ""
         for i, data in enumerate(conv.occurrences):
             what = f"occurrences[{i}]"
-            occ, strict = _occurrence(data, what)
+            occurrence_id = ids[i]
+            name = f"projects/{project}/occurrences/{occurrence_id}"
+            occ, strict = _occurrence(data, what, name, pb_now)
             kind = derive_kind(occ, oneof="details", what=what)
             problems = occurrence_problems(occ, enums=not strict, common=False)
-            key = (occ.resource_uri, occ.note_name)
+            note_name: str = occ.note_name  # read once: each read decodes it again
+            key = (occ.resource_uri, note_name)
             if key not in checked:
                 problems += common_occurrence_problems(occ)
                 checked.add(key)
             if problems:
                 raise InvalidArgument(f"{what}: {'; '.join(problems)}")
-            note_id = occ.note_name.rsplit("/", 1)[1]
+            note_id = note_name.rsplit("/", 1)[1]
             if kinds.get(note_id) != kind:
                 raise InvalidArgument(
                     f"note projects/{project}/notes/{note_id} is kind {kinds.get(note_id)}, "
                     f"not {kind}: it was created by someone else for another purpose"
                 )
-            occurrence_id = ids[i]
-            occ.name = f"projects/{project}/occurrences/{occurrence_id}"
-            occ.create_time.CopyFrom(pb_now)
-            occ.update_time.CopyFrom(pb_now)
             occ.kind = _kind_number(kind)
             plan.occurrences.append(
                 OccurrenceRecord(
@@ -556,7 +558,7 @@ class IngestService:
                     occ,
                     # The converter's JSON is already the message's JSON mapping (it parsed);
                     # storing it with the server-set fields skips a second rendering.
-                    _stored_json(data, occ.name, kind, stamp),
+                    _stored_json(data, name, kind, stamp),
                 )
             )
         return plan
@@ -721,19 +723,25 @@ def _storable(conv: Conversion) -> None:
         storable_json(data, f"occurrences[{i}]")
 
 
-def _occurrence(data: dict[str, Any], what: str) -> tuple[Any, bool]:
-    """Parse a converter's occurrence, and whether the strict fast parser did it. The float
-    ``cvssScore`` is set directly, because the fast JSON codec leaves float32 to the slow
-    reference parser (ADR 0083)."""
+def _occurrence(
+    data: dict[str, Any], what: str, name: str, now: timestamp_pb2.Timestamp
+) -> tuple[Any, bool]:
+    """Parse a converter's occurrence, with the server's ``name`` and times set over what
+    it says, and whether the strict fast parser did it. The float ``cvssScore`` is set
+    directly, because the fast JSON codec leaves float32 to the slow reference parser
+    (ADR 0083)."""
     vuln = data.get("vulnerability")
     score = vuln.get("cvssScore") if isinstance(vuln, dict) else None
     if score is not None:
         assert isinstance(vuln, dict)
         data = {**data, "vulnerability": {k: v for k, v in vuln.items() if k != "cvssScore"}}
-    occ = strict_from_json(OccurrencePB, data)
+    occ = strict_from_json(OccurrencePB, data, name=name, create_time=now, update_time=now)
     strict = occ is not None
     if occ is None:
         occ = occurrence_from_json(data, what)
+        occ.name = name
+        occ.create_time.CopyFrom(now)
+        occ.update_time.CopyFrom(now)
     if score is not None:
         occ.vulnerability.cvss_score = float(score)
     return occ, strict
