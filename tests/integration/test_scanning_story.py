@@ -255,13 +255,11 @@ async def test_modified_record_replaces_and_withdrawn_record_retracts(
     assert record["id"] not in other.index and len(other.index) == 0
 
 
-async def test_a_new_sbom_is_matched_at_once(
-    store: MetadataStore,
-    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
-) -> None:
-    """With the scanner listening to the Grafeas service, writing PACKAGE occurrences is
-    enough: no explicit scan call, the findings and the DISCOVERY appear."""
-    _, fix, vulnerable_sbom = debian
+async def _scanned_on_write(
+    store: MetadataStore, fix: realdebian.CveFix, sbom: list[dict[str, str]]
+) -> tuple[System, ScanService]:
+    """The scanner listening to the Grafeas service, the fix's advisory imported, then the
+    SBOM written (and so scanned on write)."""
     system = System(store=store)  # type: ignore[arg-type]
     scanner = ScanService(store, system.grafeas, clock=system.clock)
     system.grafeas.add_listener(scanner.on_occurrences)
@@ -269,8 +267,19 @@ async def test_a_new_sbom_is_matched_at_once(
     await system.grafeas.create_note(
         "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
     )
-    await _ingest(system, vulnerable_sbom)
+    await _ingest(system, sbom)
     await scanner.drain()
+    return system, scanner
+
+
+async def test_a_new_sbom_is_matched_at_once(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    """With the scanner listening to the Grafeas service, writing PACKAGE occurrences is
+    enough: no explicit scan call, the findings and the DISCOVERY appear."""
+    _, fix, vulnerable_sbom = debian
+    system, scanner = await _scanned_on_write(store, fix, vulnerable_sbom)
     assert await scanner.affected_images(f"DEBIAN-{fix.cve}")
     page = await system.grafeas.list_occurrences("projects/prod", 'kind="DISCOVERY"', 10, "")
     assert len(page.items) == 1
@@ -285,15 +294,7 @@ async def test_an_images_discovery_keeps_its_name_as_scans_date_it_again(
     explicit scan write over it (same name and create time, the new scan's time), as
     continuous analysis updates one occurrence rather than leaving a trail."""
     _, fix, vulnerable_sbom = debian
-    system = System(store=store)  # type: ignore[arg-type]
-    scanner = ScanService(store, system.grafeas, clock=system.clock)
-    system.grafeas.add_listener(scanner.on_occurrences)
-    await scanner.import_advisories([parse_record(_advisory(fix))])
-    await system.grafeas.create_note(
-        "projects/prod", "sbom-packages", note_from_json({"package": {"name": "debian"}})
-    )
-    await _ingest(system, vulnerable_sbom)
-    await scanner.drain()
+    system, scanner = await _scanned_on_write(store, fix, vulnerable_sbom)
 
     async def discovery() -> Any:
         page = await system.grafeas.list_occurrences("projects/prod", 'kind="DISCOVERY"', 10, "")
