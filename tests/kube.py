@@ -8,6 +8,7 @@ its ServiceAccount issuer. ``fail`` says in one line why when it truly cannot be
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
@@ -72,6 +73,19 @@ def _lost_a_port(work: Path) -> bool:
 def ensure_binary() -> Path:
     if BINARY.exists():
         return BINARY
+    BINARY.parent.mkdir(parents=True, exist_ok=True)
+    # Test runs on one machine (a session's suite beside CI's) take turns to build: the
+    # second waits for the first and then finds the binary, instead of building into the
+    # same work directory at the same time.
+    with open(BINARY.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if BINARY.exists():
+            return BINARY
+        _build()
+    return BINARY
+
+
+def _build() -> None:
     if shutil.which("etcd") is None or shutil.which("go") is None:
         subprocess.run(["bash", str(SCRIPTS / "setup-machine.sh")], check=True)
     work = Path("/tmp/k8s/recipe")
@@ -86,9 +100,16 @@ def ensure_binary() -> Path:
             "kube-apiserver cannot be built here: "
             + (result.stderr.strip().splitlines() or ["no output"])[-1]
         )
-    BINARY.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(work / "bin" / "kube-apiserver", BINARY)
-    return BINARY
+    install(work / "bin" / "kube-apiserver", BINARY)
+
+
+def install(source: Path, target: Path) -> None:
+    """Put a copy of ``source`` at ``target`` in one rename: a process running the old
+    ``target`` keeps its file (writing into it would fail with "Text file busy"), and no
+    reader ever finds a half-copied binary."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    shutil.copy2(source, partial)
+    os.replace(partial, target)
 
 
 @contextmanager
