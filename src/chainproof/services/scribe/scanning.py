@@ -510,14 +510,21 @@ class ScanService:
             by_image.setdefault(record.resource, []).append(record)
         return {r: self._sbom_of(ImageKey(project, r), rows) for r, rows in by_image.items()}
 
-    def _sbom_of(self, image: ImageKey, records: Sequence[StoredOccurrence]) -> _Sbom:
-        packages = [_package_of(r) for r in records]
+    def _sbom_of(
+        self,
+        image: ImageKey,
+        records: Sequence[StoredOccurrence],
+        packages: Sequence[Package] | None = None,
+    ) -> _Sbom:
+        """The image's SBOM from its PACKAGE ``records`` (``packages``: their matching view,
+        when the caller has read them already), indexed under the image."""
+        views = [_package_of(r) for r in records] if packages is None else list(packages)
         sbom = _Sbom(
-            packages=packages,
-            cpes={id(p): _cpe_of(r) for p, r in zip(packages, records, strict=True)},
+            packages=views,
+            cpes={id(p): _cpe_of(r) for p, r in zip(views, records, strict=True)},
             uri=str(records[0].document.get("resourceUri") or "") if records else image.resource,
         )
-        self._remember(image, packages, records)
+        self._remember(image, views, records)
         return sbom
 
     async def _rematch(
@@ -571,12 +578,16 @@ class ScanService:
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())
         for resource in scanned:
-            records = [
-                r
-                for r in packages.get(resource, [])
-                if {k[:2] for k in _package_of(r).lookups()} & touched
-            ]
-            sbom = self._sbom_of(ImageKey(project, resource), records)
+            # Each stored package is read into its matching view once, for the filter and
+            # the SBOM alike.
+            records: list[StoredOccurrence] = []
+            views: list[Package] = []
+            for r in packages.get(resource, []):
+                view = _package_of(r)
+                if {k[:2] for k in view.lookups()} & touched:
+                    records.append(r)
+                    views.append(view)
+            sbom = self._sbom_of(ImageKey(project, resource), records, views)
             match = self.index.match(sbom.packages)
             wanted: dict[tuple[str, str, str], Finding] = {}
             for f in match.findings:
