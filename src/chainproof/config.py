@@ -425,6 +425,10 @@ class NotificationSettings(BaseModel):
     #: A project may hold at most this many subscriptions (a bound: creating one more is
     #: refused, saying so).
     max_subscriptions_per_project: int = Field(default=100, ge=1, le=10_000)
+    #: The key that seals webhook secrets in the database (AES-256-GCM, crypto/sealing.py):
+    #: created on first use (mode 0600) when missing. Replicas sharing a database must share
+    #: it; keep it out of the database's backups.
+    secret_key_file: Path = Path("data/webhook-secret.key")
 
 
 class Settings(BaseSettings):

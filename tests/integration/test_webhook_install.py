@@ -268,6 +268,12 @@ def test_the_deployment_runs_the_webhook_as_documented() -> None:
     mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")["mountPath"]
     assert config["CHAINPROOF_TLS__CERT_FILE"] == f"{mount}/tls.crt"
     assert config["CHAINPROOF_TLS__KEY_FILE"] == f"{mount}/tls.key"
+    # The webhook-secret key: a Secret of its own, where the settings look for it (the root
+    # filesystem is read-only, so the default path under data/ could not be made there).
+    key_volume = next(v for v in pod["volumes"] if v["name"] == "webhook-key")
+    assert key_volume["secret"]["secretName"] == "chainproof-webhook-key"
+    key_mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-key")
+    assert config["CHAINPROOF_NOTIFICATIONS__SECRET_KEY_FILE"] == f"{key_mount['mountPath']}/key"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"https": 8443, "grpc": 8090}
     assert config["CHAINPROOF_PORT"] == "8443"

@@ -19,6 +19,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from chainproof.config import ClusterSettings, Settings
+from chainproof.crypto.sealing import SealError
 from chainproof.domain.delivery import RetryPolicy
 from chainproof.domain.inventory import InventoryChanges, validate_cluster_name
 from chainproof.errors import InvalidArgument
@@ -33,6 +34,8 @@ from chainproof.services.judge.runtime_worker import (
     connection_of,
     notify_forever,
 )
+from chainproof.services.judge.subscriptions import webhook_secret
+from chainproof.services.secret_key_file import SecretKeyFile
 from chainproof.sinks.port import DeliveryFailed, OutgoingEvent, Sink
 from chainproof.sources.kubernetes.port import PodActions
 from chainproof.store.port import MetadataStore
@@ -58,6 +61,20 @@ class _NoSuchWorker:
 
     async def deliver(self, event: OutgoingEvent) -> None:
         raise DeliveryFailed(f"no internal worker named {self._name!r} runs in this server")
+
+    async def close(self) -> None:
+        return None
+
+
+class _Unopenable:
+    """The sink of a webhook whose sealed secret this server cannot open: every attempt
+    fails (retried, then a dead letter) and says why; nothing is sent."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    async def deliver(self, event: OutgoingEvent) -> None:
+        raise DeliveryFailed(self._why)
 
     async def close(self) -> None:
         return None
@@ -185,9 +202,12 @@ def project_clusters(settings: Settings, project: str) -> tuple[str, ...]:
     return tuple(name for name in ordered if owners[name] == project)
 
 
-def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[..., Sink]:
+def sink_factory(
+    settings: Settings, internal: dict[str, Sink], keys: SecretKeyFile | None = None
+) -> Callable[..., Sink]:
     n = settings.notifications
     destinations = settings.outbound.destination_policy()
+    secrets = keys or SecretKeyFile(n.secret_key_file)
 
     def sink_for(sub: SubscriptionRecord) -> Sink:
         spec: Any = sub.sink
@@ -195,9 +215,15 @@ def sink_factory(settings: Settings, internal: dict[str, Sink]) -> Callable[...,
             from chainproof.sinks.http_webhook import HttpWebhookSink
 
             http = spec["http"]
+            try:
+                secret = webhook_secret(sub, secrets)
+            except SealError as exc:
+                # Never unsigned, never under a guessed secret: each attempt fails, saying
+                # why, until an operator restores the key and restarts the server.
+                return _Unopenable(f"the webhook secret of {sub.subscription_id}: {exc}")
             return HttpWebhookSink(
                 str(http["url"]),
-                str(http["secret"]),
+                secret,
                 timeout_s=n.http_timeout_seconds,
                 destinations=destinations,
             )

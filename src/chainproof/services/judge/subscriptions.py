@@ -5,7 +5,10 @@ subscription (an HTTP webhook with its HMAC secret, or a NATS JetStream subject)
 filter (kinds and event types, checked against the vocabulary in ``domain.events``), the
 per-project bound, the JSON answers, and the delivery log of each subscription (its dead
 letters). A webhook secret chainproof generates is shown once, in the answer to the
-create; it is never shown again (get and list leave every secret out).
+create; it is never shown again (get and list leave every secret out). It is stored sealed
+(``http.sealedSecret``, AES-256-GCM under ``notifications.secret_key_file``, bound to the
+subscription's name: crypto/sealing.py), never as given; :func:`webhook_secret` opens it for
+the notifier. Rows written before sealing hold ``http.secret`` in clear and still deliver.
 
 Delivery itself is the notifier's (services/notifier.py); this module only stores what the
 notifier reads.
@@ -14,6 +17,7 @@ notifier reads.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -21,13 +25,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chainproof.config import NotificationSettings, OutboundSettings
+from chainproof.crypto.sealing import NONCE_BYTES, SealError
 from chainproof.domain import webhook_signature
 from chainproof.domain.destinations import DestinationPolicy, literal_address
 from chainproof.domain.events import EventType, SubscriptionFilter
 from chainproof.domain.names import parse_project_name, validate_resource_id
 from chainproof.domain.timestamps import rfc3339
-from chainproof.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from chainproof.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from chainproof.services.common import utc_now
+from chainproof.services.secret_key_file import SecretKeyFile
 from chainproof.store.port import MetadataStore
 from chainproof.store.runtime_port import DeliveryRecord, SubscriptionRecord
 
@@ -126,6 +138,17 @@ def _nats_sink(spec: Any) -> dict[str, str]:
     return {"subject": subject}
 
 
+def webhook_secret(record: SubscriptionRecord, keys: SecretKeyFile) -> str:
+    """The HMAC secret of ``record``'s http sink, opened; :class:`SealError` saying why not
+    (another key, a row copied from another subscription, tampering)."""
+    http: Any = record.sink["http"]
+    sealed = http.get("sealedSecret")
+    if sealed is None:
+        return str(http["secret"])  # written before secrets were sealed
+    name = f"projects/{record.project}/subscriptions/{record.subscription_id}"
+    return keys.box().open(str(sealed), name)
+
+
 def subscription_json(record: SubscriptionRecord, *, secret: str | None = None) -> dict[str, Any]:
     """The resource as the API shows it; ``secret`` only in the answer to a create."""
     out: dict[str, Any] = {
@@ -179,9 +202,11 @@ class SubscriptionService:
         settings: NotificationSettings,
         clock: Callable[[], datetime] = utc_now,
         destinations: DestinationPolicy | None = None,
+        keys: SecretKeyFile | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
+        self._keys = keys or SecretKeyFile(settings.secret_key_file)
         self._destinations = destinations or OutboundSettings().destination_policy()
         self._clock = clock
 
@@ -228,7 +253,8 @@ class SubscriptionService:
             http, shown = _http_sink(
                 body["http"], self._settings.allow_plain_http, self._destinations
             )
-            sink: dict[str, Any] = {"http": http}
+            sealed = self._seal(http["secret"], name)
+            sink: dict[str, Any] = {"http": {"url": http["url"], "sealedSecret": sealed}}
         else:
             sink = {"nats": _nats_sink(body["nats"])}
         record = SubscriptionRecord(
@@ -241,6 +267,13 @@ class SubscriptionService:
             description,
         )
         return record, shown
+
+    def _seal(self, secret: str, name: str) -> str:
+        try:
+            return self._keys.box().seal(secret, name, os.urandom(NONCE_BYTES))
+        except SealError as exc:
+            # Fail closed: without its key the server stores no secret at all.
+            raise Unavailable(f"webhook secrets cannot be sealed: {exc}") from exc
 
     async def create(self, parent: str, subscription_id: str, body: Any) -> dict[str, Any]:
         project = parse_project_name(parent)
