@@ -290,6 +290,8 @@ async def open_services(
             trusted_root=trusted_root,
             pull_secrets=pull_secrets,
         )
+        # Webhook secrets stored in clear by an older server are sealed now (ADR 0212).
+        await services.subscriptions.seal_legacy()
     except BaseException:
         if registry is not None:
             await registry.client.aclose()

@@ -136,11 +136,36 @@ async def test_without_a_usable_key_nothing_is_stored(tmp_path: Path) -> None:
         assert await s.subscriptions.get("p", "hook") is None
 
 
-async def test_rows_written_before_sealing_still_deliver(tmp_path: Path) -> None:
-    settings = _settings(tmp_path / "webhook.key")
+async def test_rows_written_before_sealing_are_sealed_when_the_server_opens(
+    tmp_path: Path,
+) -> None:
+    settings, store = _settings(tmp_path / "webhook.key"), MemoryStore()
     secret = ws.new_secret()
     legacy = SubscriptionRecord(
-        "p", "old", (), (), {"http": {"url": "https://h/x", "secret": secret}}, _T0
+        "p", "old", ("occurrence",), (), {"http": {"url": "https://h/x", "secret": secret}}, _T0
     )
-    sink = sink_factory(settings, {})(legacy)
-    assert sink._secret == secret  # type: ignore[attr-defined]
+    # Until it is sealed, such a row delivers under its secret as it stands.
+    assert sink_factory(settings, {})(legacy)._secret == secret  # type: ignore[attr-defined]
+    async with store.session() as s:
+        await s.subscriptions.put(legacy)
+    with TestClient(build_app(settings, store)) as c:  # opening the services seals it
+        assert c.get(f"{BASE}/old").json()["http"] == {"url": "https://h/x"}
+    stored = await _stored(store, "old")
+    assert set(stored.sink["http"]) == {"url", "sealedSecret"}
+    assert secret not in json.dumps(stored.sink)
+    assert (stored.kinds, stored.create_time) == (legacy.kinds, legacy.create_time)
+    assert sink_factory(settings, {})(stored)._secret == secret  # type: ignore[attr-defined]
+
+
+async def test_without_a_key_legacy_rows_are_left_to_deliver_as_they_are(tmp_path: Path) -> None:
+    bad = tmp_path / "webhook.key"
+    bad.write_text("not a key\n")
+    settings, store = _settings(bad), MemoryStore()
+    legacy = SubscriptionRecord(
+        "p", "old", (), (), {"http": {"url": "https://h/x", "secret": ws.new_secret()}}, _T0
+    )
+    async with store.session() as s:
+        await s.subscriptions.put(legacy)
+    with TestClient(build_app(settings, store)) as c:  # the server still starts
+        assert c.get(f"{BASE}/old").status_code == 200
+    assert await _stored(store, "old") == legacy

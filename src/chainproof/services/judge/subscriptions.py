@@ -8,7 +8,8 @@ letters). A webhook secret chainproof generates is shown once, in the answer to 
 create; it is never shown again (get and list leave every secret out). It is stored sealed
 (``http.sealedSecret``, AES-256-GCM under ``notifications.secret_key_file``, bound to the
 subscription's name: crypto/sealing.py), never as given; :func:`webhook_secret` opens it for
-the notifier. Rows written before sealing hold ``http.secret`` in clear and still deliver.
+the notifier. Rows written before sealing hold ``http.secret`` in clear: they still
+deliver, and :meth:`SubscriptionService.seal_legacy` (run as the server opens) seals them.
 
 Delivery itself is the notifier's (services/notifier.py); this module only stores what the
 notifier reads.
@@ -20,9 +21,12 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+import structlog
 
 from chainproof.config import NotificationSettings, OutboundSettings
 from chainproof.crypto.sealing import NONCE_BYTES, SealError
@@ -50,6 +54,8 @@ _MAX_DESCRIPTION = 1000
 _MAX_SUBJECT = 255
 DELIVERY_STATES = ("pending", "delivered", "dead")
 _PREFIX = "dev.chainproof."
+
+log = structlog.get_logger("chainproof.subscriptions")
 
 
 def _short(event_type: str) -> str:
@@ -274,6 +280,30 @@ class SubscriptionService:
         except SealError as exc:
             # Fail closed: without its key the server stores no secret at all.
             raise Unavailable(f"webhook secrets cannot be sealed: {exc}") from exc
+
+    async def seal_legacy(self) -> int:
+        """Seal the webhook secrets of rows written before secrets were sealed (``http.secret``
+        in clear), in one transaction; returns how many. Without a usable key they are left
+        as they are (they still deliver), and the log says why."""
+        async with self._store.session() as s:
+            rows = await s.subscriptions.list_rows(None)
+            legacy = [r for r in rows if "secret" in (r.sink.get("http") or {})]
+            if not legacy:
+                return 0
+            sealed = []
+            for r in legacy:
+                http = dict(r.sink["http"])
+                name = f"projects/{r.project}/subscriptions/{r.subscription_id}"
+                try:
+                    http["sealedSecret"] = self._seal(str(http.pop("secret")), name)
+                except Unavailable as exc:
+                    log.warning("webhook secrets left unsealed", count=len(legacy), why=str(exc))
+                    return 0
+                sealed.append(replace(r, sink={**r.sink, "http": http}))
+            for r in sealed:
+                await s.subscriptions.put(r)
+        log.info("webhook secrets sealed", count=len(sealed))
+        return len(sealed)
 
     async def create(self, parent: str, subscription_id: str, body: Any) -> dict[str, Any]:
         project = parse_project_name(parent)
