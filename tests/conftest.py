@@ -8,12 +8,32 @@ how the server is found or started). Tests that need a clean PostgreSQL store bu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import oci_registry as oci_registry_support  # tests/oci_registry.py
 import pg  # tests/pg.py (pyproject puts tests/ on the pytest pythonpath)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def webhook_secret_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One key file sealing webhook secrets for the whole session, servers started as
+    subprocesses included (they inherit the environment): the default, ``data/`` under the
+    working directory, would tie tests to where pytest runs from."""
+    path = tmp_path_factory.mktemp("secrets") / "webhook-secret.key"
+    name = "CHAINPROOF_NOTIFICATIONS__SECRET_KEY_FILE"
+    before = os.environ.get(name)
+    os.environ[name] = str(path)
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @pytest.fixture(scope="session")

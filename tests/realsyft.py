@@ -77,13 +77,17 @@ def syft_documents(target: Path, out_dir: Path, stem: str) -> dict[str, bytes]:
         args = [str(syft), "scan", f"dir:{target}", "-q"]
         for fmt, path in paths.items():
             args += ["-o", f"{fmt}={path}.tmp"]
-        subprocess.run(
+        done = subprocess.run(
             args,
-            check=True,
             capture_output=True,
             timeout=600,
             env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
         )
+        if done.returncode != 0:  # say what syft said, not only its exit status
+            pytest.fail(
+                f"syft exited {done.returncode} scanning {target}: "
+                f"{done.stderr.decode(errors='replace')[-2000:]}"
+            )
         for path in paths.values():
             Path(f"{path}.tmp").rename(path)
     return {fmt: path.read_bytes() for fmt, path in paths.items()}
