@@ -290,8 +290,9 @@ async def open_services(
             trusted_root=trusted_root,
             pull_secrets=pull_secrets,
         )
-        # Webhook secrets stored in clear by an older server are sealed now (ADR 0212).
-        await services.subscriptions.seal_legacy()
+        # Webhook secrets stored in clear by an older server are sealed now (ADR 0212), and
+        # those a rotation's old key sealed are sealed again under the current one (ADR 0213).
+        await services.subscriptions.reseal()
     except BaseException:
         if registry is not None:
             await registry.client.aclose()

@@ -429,6 +429,11 @@ class NotificationSettings(BaseModel):
     #: created on first use (mode 0600) when missing. Replicas sharing a database must share
     #: it; keep it out of the database's backups.
     secret_key_file: Path = Path("data/webhook-secret.key")
+    #: Key files that open sealed webhook secrets but never seal (ADR 0213): during a key
+    #: rotation, the old key (secrets sealed under it are sealed again under
+    #: ``secret_key_file`` when a server opens), or the new key before any replica seals
+    #: with it. Read only, never made: a missing or damaged one is an error naming it.
+    extra_secret_key_files: list[Path] = Field(default_factory=list, max_length=16)
 
 
 class Settings(BaseSettings):

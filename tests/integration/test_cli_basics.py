@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from chainproof.cli.client import ChainproofClient, ServerOptions, error_from_response
 from chainproof.cli.main import _register_groups, app
 from chainproof.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from chainproof.services.secret_key_file import SecretKeyFile
 from live import free_port, live_server
 
 _register_groups()
@@ -182,3 +183,25 @@ def test_installed_program_smoke(tmp_path: Path) -> None:
         )
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == {"attestors": []}
+
+
+def test_keys_secret_key_makes_a_key_file_once_and_never_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "webhook-secret-new.key"
+    made = runner.invoke(app, ["keys", "secret-key", str(path), "--json"])
+    assert made.exit_code == 0, made.output
+    answer = json.loads(made.stdout)
+    assert answer["created"] is True and len(answer["keyId"]) == 16
+    assert (path.stat().st_mode & 0o777) == 0o600
+    text = path.read_text()
+    # The key ID printed is the one the server uses for this file.
+    assert SecretKeyFile(path).ring().key_id == answer["keyId"]
+    again = runner.invoke(app, ["keys", "secret-key", str(path)])
+    assert again.exit_code == 0, again.output
+    assert "left as it is" in again.output and answer["keyId"] in again.output
+    assert path.read_text() == text
+
+    damaged = tmp_path / "damaged.key"
+    damaged.write_text("not a key\n")
+    refused = runner.invoke(app, ["keys", "secret-key", str(damaged)])
+    assert refused.exit_code != 0
+    assert "not base64" in refused.output and str(damaged) in refused.output

@@ -18,8 +18,11 @@ from fastapi.testclient import TestClient
 
 from chainproof.bootstrap import build_app
 from chainproof.config import load_settings
+from chainproof.crypto.sealing import sealed_key_id
 from chainproof.domain import webhook_signature as ws
 from chainproof.services.judge.runtime_setup import sink_factory
+from chainproof.services.judge.subscriptions import SubscriptionService
+from chainproof.services.secret_key_file import SecretKeyFile
 from chainproof.sinks.port import DeliveryFailed, OutgoingEvent
 from chainproof.store.memory import MemoryStore
 from chainproof.store.runtime_port import SubscriptionRecord
@@ -34,10 +37,14 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _settings(key_file: Path) -> Any:
+def _settings(key_file: Path, *extra: Path) -> Any:
     return load_settings(
         grpc_enabled=False,
-        notifications={"enabled": False, "secret_key_file": str(key_file)},
+        notifications={
+            "enabled": False,
+            "secret_key_file": str(key_file),
+            "extra_secret_key_files": [str(p) for p in extra],
+        },
     )
 
 
@@ -169,3 +176,98 @@ async def test_without_a_key_legacy_rows_are_left_to_deliver_as_they_are(tmp_pat
     with TestClient(build_app(settings, store)) as c:  # the server still starts
         assert c.get(f"{BASE}/old").status_code == 200
     assert await _stored(store, "old") == legacy
+
+
+def _opened(settings: Any, record: SubscriptionRecord) -> str:
+    return str(sink_factory(settings, {})(record)._secret)  # type: ignore[attr-defined]
+
+
+def _open_app(settings: Any, store: MemoryStore) -> None:
+    with TestClient(build_app(settings, store)) as c:  # opening the services re-seals
+        assert c.get("/healthz").status_code == 200
+
+
+async def test_a_key_rotation_seals_every_secret_again_and_none_stops_delivering(
+    tmp_path: Path,
+) -> None:
+    old, new = tmp_path / "old.key", tmp_path / "new.key"
+    old_id = SecretKeyFile(old).ring().key_id
+    new_id = SecretKeyFile(new).ring().key_id
+    store = MemoryStore()
+    secrets = {}
+    for sid in ("a", "b"):
+        r = _create(_settings(old), store, sid, {"http": {"url": "https://h/x"}})
+        assert r.status_code == 200, r.text
+        secrets[sid] = r.json()["http"]["secret"]
+
+    # Step 1: every replica learns the new key, still sealing with the old one.
+    step1 = _settings(old, new)
+    _open_app(step1, store)
+    for sid in secrets:
+        record = await _stored(store, sid)
+        assert sealed_key_id(record.sink["http"]["sealedSecret"]) == old_id
+        assert _opened(step1, record) == secrets[sid]
+
+    # Step 2: the new key seals, the old one only opens; a server opening seals again.
+    step2 = _settings(new, old)
+    r = _create(step1, store, "c", {"http": {"url": "https://h/x"}})  # a step-1 replica, still
+    secrets["c"] = r.json()["http"]["secret"]
+    before = {sid: (await _stored(store, sid)).sink["http"]["sealedSecret"] for sid in secrets}
+    _open_app(step2, store)
+    for sid, secret in secrets.items():
+        record = await _stored(store, sid)
+        token = record.sink["http"]["sealedSecret"]
+        assert sealed_key_id(token) == new_id and token != before[sid]
+        assert _opened(step1, record) == secret  # a replica still on step 1 delivers too
+        assert _opened(step2, record) == secret
+
+    # Step 3: the old key is gone; everything still opens, and the old key alone opens nothing.
+    step3 = _settings(new)
+    for sid, secret in secrets.items():
+        record = await _stored(store, sid)
+        assert _opened(step3, record) == secret
+        sink = sink_factory(_settings(old), {})(record)
+        with pytest.raises(DeliveryFailed, match=f"sealed under key {new_id}"):
+            await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+
+
+async def test_resealing_leaves_what_does_not_open_as_it_is_and_counts_it(
+    tmp_path: Path,
+) -> None:
+    old, new, lost = tmp_path / "old.key", tmp_path / "new.key", tmp_path / "lost.key"
+    store = MemoryStore()
+    for sid, key in (("victim", old), ("attacker", old), ("orphan", lost)):
+        r = _create(_settings(key), store, sid, {"http": {"url": "https://h/x"}})
+        assert r.status_code == 200, r.text
+    victim, attacker = await _stored(store, "victim"), await _stored(store, "attacker")
+    # Someone with write access to the database copies the victim's sealed secret into
+    # their own row, hoping a re-seal under the new key binds it to their subscription.
+    forged = replace(attacker, sink={"http": {**attacker.sink["http"], **victim.sink["http"]}})
+    async with store.session() as s:
+        await s.subscriptions.put(forged)
+    orphan = await _stored(store, "orphan")
+
+    settings = _settings(new, old)
+    _open_app(settings, store)  # the victim's secret is sealed again, under the new key
+    # What a server opening now finds: nothing left to do, and what it leaves alone.
+    report = await SubscriptionService(store, settings.notifications).reseal()
+    assert (report.resealed, report.sealed, report.unopenable) == (0, 0, 1)
+    assert report.current == 1
+    assert report.unknown == {SecretKeyFile(lost).ring().key_id: 1}
+    assert await _stored(store, "attacker") == forged  # never sealed for the attacker's name
+    assert await _stored(store, "orphan") == orphan
+    sink = sink_factory(settings, {})(forged)
+    with pytest.raises(DeliveryFailed, match="sealed for another resource"):
+        await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+
+
+async def test_a_missing_extra_key_refuses_new_secrets_and_the_server_still_starts(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "old.key"
+    settings, store = _settings(tmp_path / "current.key", missing), MemoryStore()
+    r = _create(settings, store, "hook", {"http": {"url": "https://h/x"}})
+    assert r.status_code == 503, r.text
+    assert str(missing) in r.text and "does not exist" in r.text
+    async with store.session(readonly=True) as s:
+        assert await s.subscriptions.get("p", "hook") is None

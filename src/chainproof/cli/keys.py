@@ -1,4 +1,5 @@
-"""``chainproof keys …``: make PKIX signing keys for attestors."""
+"""``chainproof keys …``: make PKIX signing keys for attestors, and the server key file that
+seals webhook secrets at rest (a rotation's new key, ADR 0213)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import typer
 from chainproof.cli.options import JsonOpt
 from chainproof.cli.output import errors, note, print_json
 from chainproof.crypto.pkix import ALGORITHMS
+from chainproof.crypto.sealing import SealError, SecretBox, parse_key
 from chainproof.crypto.signing import DEFAULT_PKIX_ALGORITHM, generate_pkix_key
 from chainproof.errors import InvalidArgument
+from chainproof.services.secret_key_file import create_key_file
 
 app = typer.Typer(
-    help="Create signing keys (PKIX: ECDSA, Ed25519, RSA) for attestors.",
+    help="Create signing keys (PKIX: ECDSA, Ed25519, RSA) for attestors, and the server key "
+    "that seals webhook secrets.",
     no_args_is_help=True,
 )
 
@@ -85,3 +89,40 @@ def generate(
     note(f"algorithm:   {key.algorithm}")
     note(f"private key: {private_path} (keep it secret)")
     note(f"public key:  {public_path}")
+
+
+@app.command("secret-key")
+def secret_key(
+    path: Annotated[Path, typer.Argument(help="The key file to create (mode 0600).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a key file for sealing webhook secrets (32 random bytes, base64) and print its
+    key ID; an existing file is never replaced, only its key ID printed.
+
+    Rotating the key (docs/runtime.md, "Rotating the key"):
+
+    1. Make the new key; list it in notifications.extra_secret_key_files; restart all.
+
+    2. Swap: the new key as secret_key_file, the old one as the extra; restart all.
+
+    3. Restart one server more (it seals again what a server of step 1 sealed under the
+    old key meanwhile); then drop the old key and its file.
+    """
+    with errors():
+        try:
+            text = create_key_file(path)
+            created = text is not None
+            if text is None:
+                text = path.read_text(encoding="ascii")
+            key_id = SecretBox(parse_key(text)).key_id
+        except (SealError, OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"{path}: {exc}") from None
+    if as_json:
+        print_json({"path": str(path), "keyId": key_id, "created": created})
+        return
+    if created:
+        note(f"key id: {key_id}")
+        note(f"file:   {path} (mode 0600; keep it out of the database's backups)")
+    else:
+        note(f"{path} exists already and was left as it is (key id {key_id}): replacing a key")
+        note("would leave every secret sealed under it unopenable")

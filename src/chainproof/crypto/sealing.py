@@ -11,7 +11,8 @@ and the key lives outside it (a file, ``notifications.secret_key_file``). The *c
 name of the resource the secret belongs to — is authenticated with it (GCM's associated
 data), so a sealed secret copied into another subscription's row does not open there. The key
 ID (a fingerprint, never the key) lets a server that holds another key say so precisely
-instead of failing with "bad tag".
+instead of failing with "bad tag"; it is also how a :class:`SecretKeyRing` — the sealing key
+and the keys that only open, during a rotation — picks the key that opens a token.
 
 Pure: the nonce comes from the caller (the service draws it from ``os.urandom``).
 """
@@ -39,6 +40,20 @@ class SealError(ValueError):
 
 def is_sealed(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def sealed_key_id(token: str) -> str:
+    """The ID of the key ``token`` was sealed under (read from the token, not checked)."""
+    return _split(token)[0]
+
+
+def _split(token: str) -> tuple[str, str]:
+    if not is_sealed(token):
+        raise SealError(f"not a sealed secret: expected {PREFIX}<key id>.<data>")
+    kid, dot, body = token[len(PREFIX) :].partition(".")
+    if not dot or not kid:
+        raise SealError(f"a sealed secret reads {PREFIX}<key id>.<data>")
+    return kid, body
 
 
 def key_id_of(key: bytes) -> str:
@@ -92,11 +107,7 @@ class SecretBox:
 
     def open(self, token: str, context: str) -> str:
         """The secret ``token`` seals for ``context``; :class:`SealError` saying why not."""
-        if not is_sealed(token):
-            raise SealError(f"not a sealed secret: expected {PREFIX}<key id>.<data>")
-        kid, dot, body = token[len(PREFIX) :].partition(".")
-        if not dot or not kid:
-            raise SealError(f"a sealed secret reads {PREFIX}<key id>.<data>")
+        kid, body = _split(token)
         if kid != self.key_id:
             raise SealError(
                 f"sealed under key {kid}, but this server holds key {self.key_id}: give every "
@@ -117,3 +128,57 @@ class SecretBox:
                 f"it does not open for {context}: it was sealed for another resource, or altered"
             ) from exc
         return plain.decode()
+
+
+@dataclass(frozen=True)
+class SecretKeyRing:
+    """The key that seals (``current``) and the keys that only open (``others``): what a
+    key rotation holds while secrets sealed under the old key are sealed again under the
+    new one, and while replicas learn the new key before any of them seals with it."""
+
+    current: SecretBox
+    others: tuple[SecretBox, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The same key named twice (a file listed as current and as another) is one key.
+        seen = {self.current.key_id}
+        unique = []
+        for box in self.others:
+            if box.key_id not in seen:
+                seen.add(box.key_id)
+                unique.append(box)
+        object.__setattr__(self, "others", tuple(unique))
+
+    @property
+    def key_id(self) -> str:
+        return self.current.key_id
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Every key ID held, the sealing key's first."""
+        return (self.current.key_id, *(b.key_id for b in self.others))
+
+    def seal(self, secret: str, context: str, nonce: bytes) -> str:
+        return self.current.seal(secret, context, nonce)
+
+    def open(self, token: str, context: str) -> str:
+        """Open ``token`` with whichever held key it names; :class:`SealError` saying which
+        keys are held when it names none of them."""
+        kid = sealed_key_id(token)
+        for box in (self.current, *self.others):
+            if box.key_id == kid:
+                return box.open(token, context)
+        held = f"key {self.key_id}"
+        if self.others:
+            held = f"keys {', '.join(self.key_ids)} ({self.key_id} seals)"
+        raise SealError(
+            f"sealed under key {kid}, but this server holds {held}: give every replica the "
+            "same notifications.secret_key_file (and, while rotating, the old key in "
+            "notifications.extra_secret_key_files)"
+        )
+
+    def stale(self, token: str) -> bool:
+        """Whether ``token`` is sealed under a held key other than the sealing one (so
+        should be sealed again); False for the sealing key's and for keys not held."""
+        kid = sealed_key_id(token)
+        return kid != self.key_id and kid in self.key_ids

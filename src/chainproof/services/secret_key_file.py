@@ -6,6 +6,11 @@ use when it does not exist — 32 random bytes, base64, mode 0600, created exclu
 processes starting together cannot each write their own. Replicas sharing a database must
 share this file (mount one Kubernetes Secret); a replica holding another key refuses to open
 what it did not seal, and says which key it holds.
+
+Also owns ``notifications.extra_secret_key_files``: keys that open but never seal (a
+rotation's old key, or a new one every replica must hold before any seals with it; ADR 0213).
+They are only ever read, never made: a configured one that is missing or damaged is an
+error naming it, as nothing sealed under it could open otherwise.
 """
 
 from __future__ import annotations
@@ -13,35 +18,52 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
-from chainproof.crypto.sealing import KEY_BYTES, SealError, SecretBox, format_key, parse_key
+from chainproof.crypto.sealing import (
+    KEY_BYTES,
+    SealError,
+    SecretBox,
+    SecretKeyRing,
+    format_key,
+    parse_key,
+)
 
 log = structlog.get_logger("chainproof.secrets")
 
 
 class SecretKeyFile:
-    """A lazily read, cached :class:`SecretBox` for one key file."""
+    """A lazily read, cached :class:`SecretKeyRing`: the key file that seals, and the extra
+    key files that only open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extra: Sequence[Path] = ()) -> None:
         self.path = path
-        self._box: SecretBox | None = None
+        self.extra = tuple(extra)
+        self._ring: SecretKeyRing | None = None
         self._lock = threading.Lock()
 
-    def box(self) -> SecretBox:
-        """The key's box; :class:`SealError` when the file cannot be read or made."""
+    def ring(self) -> SecretKeyRing:
+        """The keys; :class:`SealError` when a file cannot be read (or the sealing one made)."""
         with self._lock:
-            if self._box is None:
-                self._box = self._load()
-            return self._box
+            if self._ring is None:
+                current = self._load(self.path, create=True)
+                others = tuple(self._load(p, create=False) for p in self.extra)
+                self._ring = SecretKeyRing(current, others)
+            return self._ring
 
-    def _load(self) -> SecretBox:
-        path = self.path
+    def _load(self, path: Path, *, create: bool) -> SecretBox:
         try:
             text = path.read_text(encoding="ascii")
         except FileNotFoundError:
+            if not create:
+                raise SealError(
+                    f"the extra secret key file {path} does not exist: an extra key is only "
+                    "read, never made (remove it from notifications.extra_secret_key_files "
+                    "once nothing is sealed under it)"
+                ) from None
             text = self._create()
         except (OSError, UnicodeDecodeError) as exc:
             raise SealError(f"cannot read the secret key file {path}: {exc}") from exc
@@ -60,25 +82,9 @@ class SecretKeyFile:
         return box
 
     def _create(self) -> str:
-        # Written whole under a temporary name, then linked into place: link refuses an
-        # existing name, so of two processes starting together one key wins, and nobody ever
-        # reads a half-written file.
         path = self.path
-        text = format_key(os.urandom(KEY_BYTES))
-        temp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            linked = _link(temp, path)
-        except OSError as exc:
-            raise SealError(f"cannot create the secret key file {path}: {exc}") from exc
-        finally:
-            temp.unlink(missing_ok=True)
-        if not linked:  # another process made it first: its key is the key
+        text = create_key_file(path)
+        if text is None:  # another process made it first: its key is the key
             try:
                 return path.read_text(encoding="ascii")
             except OSError as exc:
@@ -86,6 +92,29 @@ class SecretKeyFile:
         key_id = SecretBox(parse_key(text)).key_id
         log.info("secret key file created", path=str(path), key_id=key_id)
         return text
+
+
+def create_key_file(path: Path) -> str | None:
+    """Make ``path`` a new key file (32 random bytes, base64, mode 0600) and return its
+    text; None, touching nothing, when ``path`` exists already."""
+    # Written whole under a temporary name, then linked into place: link refuses an
+    # existing name, so of two processes starting together one key wins, and nobody ever
+    # reads a half-written file.
+    text = format_key(os.urandom(KEY_BYTES))
+    temp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        linked = _link(temp, path)
+    except OSError as exc:
+        raise SealError(f"cannot create the secret key file {path}: {exc}") from exc
+    finally:
+        temp.unlink(missing_ok=True)
+    return text if linked else None
 
 
 def _link(source: Path, target: Path) -> bool:

@@ -12,9 +12,11 @@ from chainproof.crypto.sealing import (
     PREFIX,
     SealError,
     SecretBox,
+    SecretKeyRing,
     format_key,
     is_sealed,
     parse_key,
+    sealed_key_id,
 )
 
 NAME = "projects/p/subscriptions/hook"
@@ -101,3 +103,54 @@ def test_keys_are_exactly_32_bytes_of_base64() -> None:
     with pytest.raises(SealError, match="nonce"):
         box().seal(SECRET, NAME, b"123")
     assert repr(SecretBox(key)) == "SecretBox()"  # a log line never carries the key
+
+
+def test_a_ring_seals_with_its_current_key_and_opens_with_whichever_key_a_token_names() -> None:
+    old, new = box(), box()
+    ring = SecretKeyRing(new, (old,))
+    from_old = old.seal(SECRET, NAME, os.urandom(12))
+    fresh = ring.seal(SECRET, NAME, os.urandom(12))
+    assert sealed_key_id(fresh) == new.key_id and sealed_key_id(from_old) == old.key_id
+    assert ring.open(from_old, NAME) == ring.open(fresh, NAME) == SECRET
+    assert ring.stale(from_old) and not ring.stale(fresh)
+    assert ring.key_ids == (new.key_id, old.key_id)
+    # The old key alone opens what it sealed, not what the new one sealed.
+    with pytest.raises(SealError, match=f"sealed under key {new.key_id}"):
+        old.open(fresh, NAME)
+
+
+def test_a_ring_names_the_keys_it_holds_when_a_token_names_none_of_them() -> None:
+    mine, extra, theirs = box(), box(), box()
+    token = theirs.seal(SECRET, NAME, os.urandom(12))
+    ring = SecretKeyRing(mine, (extra,))
+    assert not ring.stale(token)  # not held: nothing to seal again with
+    with pytest.raises(SealError) as caught:
+        ring.open(token, NAME)
+    text = str(caught.value)
+    assert theirs.key_id in text and mine.key_id in text and extra.key_id in text
+    assert "extra_secret_key_files" in text
+
+
+def test_a_token_relabelled_with_a_held_key_id_does_not_open() -> None:
+    # The key ID only picks the key; the tag still decides. A token an attacker sealed
+    # under a key of their own, labelled with the server's key ID, is refused.
+    mine, attacker = box(), box()
+    forged = attacker.seal(SECRET, NAME, os.urandom(12)).replace(attacker.key_id, mine.key_id)
+    ring = SecretKeyRing(mine, (box(),))
+    with pytest.raises(SealError, match="does not open"):
+        ring.open(forged, NAME)
+
+
+def test_an_old_key_opens_only_for_the_resource_it_sealed_for() -> None:
+    old, new = box(), box()
+    token = old.seal(SECRET, NAME, os.urandom(12))
+    with pytest.raises(SealError, match="sealed for another resource"):
+        SecretKeyRing(new, (old,)).open(token, "projects/p/subscriptions/other")
+
+
+def test_a_key_listed_twice_is_one_key() -> None:
+    b, other = box(), box()
+    ring = SecretKeyRing(b, (SecretBox(b.key), other, SecretBox(other.key)))
+    assert ring.key_ids == (b.key_id, other.key_id)
+    token = b.seal(SECRET, NAME, os.urandom(12))
+    assert not ring.stale(token)

@@ -207,7 +207,7 @@ def sink_factory(
 ) -> Callable[..., Sink]:
     n = settings.notifications
     destinations = settings.outbound.destination_policy()
-    secrets = keys or SecretKeyFile(n.secret_key_file)
+    secrets = keys or SecretKeyFile(n.secret_key_file, n.extra_secret_key_files)
 
     def sink_for(sub: SubscriptionRecord) -> Sink:
         spec: Any = sub.sink

@@ -9,7 +9,8 @@ create; it is never shown again (get and list leave every secret out). It is sto
 (``http.sealedSecret``, AES-256-GCM under ``notifications.secret_key_file``, bound to the
 subscription's name: crypto/sealing.py), never as given; :func:`webhook_secret` opens it for
 the notifier. Rows written before sealing hold ``http.secret`` in clear: they still
-deliver, and :meth:`SubscriptionService.seal_legacy` (run as the server opens) seals them.
+deliver, and :meth:`SubscriptionService.reseal` (run as the server opens) seals them, and
+seals again under the current key what an extra key of a rotation sealed (ADR 0213).
 
 Delivery itself is the notifier's (services/notifier.py); this module only stores what the
 notifier reads.
@@ -21,7 +22,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from chainproof.config import NotificationSettings, OutboundSettings
-from chainproof.crypto.sealing import NONCE_BYTES, SealError
+from chainproof.crypto.sealing import NONCE_BYTES, SealError, is_sealed, sealed_key_id
 from chainproof.domain import webhook_signature
 from chainproof.domain.destinations import DestinationPolicy, literal_address
 from chainproof.domain.events import EventType, SubscriptionFilter
@@ -152,7 +153,7 @@ def webhook_secret(record: SubscriptionRecord, keys: SecretKeyFile) -> str:
     if sealed is None:
         return str(http["secret"])  # written before secrets were sealed
     name = f"projects/{record.project}/subscriptions/{record.subscription_id}"
-    return keys.box().open(str(sealed), name)
+    return keys.ring().open(str(sealed), name)
 
 
 def subscription_json(record: SubscriptionRecord, *, secret: str | None = None) -> dict[str, Any]:
@@ -201,6 +202,19 @@ def _parse_name(name: str) -> tuple[str, str]:
     return project, validate_resource_id(parts[3], what="subscription ID")
 
 
+@dataclass
+class ResealReport:
+    """What :meth:`SubscriptionService.reseal` found and did: secrets already under the
+    current key, sealed from clear, sealed again under the current key, and left alone (per
+    key ID not held; not opening)."""
+
+    current: int = 0
+    sealed: int = 0
+    resealed: int = 0
+    unknown: dict[str, int] = field(default_factory=dict)
+    unopenable: int = 0
+
+
 class SubscriptionService:
     def __init__(
         self,
@@ -212,7 +226,9 @@ class SubscriptionService:
     ) -> None:
         self._store = store
         self._settings = settings
-        self._keys = keys or SecretKeyFile(settings.secret_key_file)
+        self._keys = keys or SecretKeyFile(
+            settings.secret_key_file, settings.extra_secret_key_files
+        )
         self._destinations = destinations or OutboundSettings().destination_policy()
         self._clock = clock
 
@@ -276,34 +292,79 @@ class SubscriptionService:
 
     def _seal(self, secret: str, name: str) -> str:
         try:
-            return self._keys.box().seal(secret, name, os.urandom(NONCE_BYTES))
+            return self._keys.ring().seal(secret, name, os.urandom(NONCE_BYTES))
         except SealError as exc:
             # Fail closed: without its key the server stores no secret at all.
             raise Unavailable(f"webhook secrets cannot be sealed: {exc}") from exc
 
-    async def seal_legacy(self) -> int:
-        """Seal the webhook secrets of rows written before secrets were sealed (``http.secret``
-        in clear), in one transaction; returns how many. Without a usable key they are left
-        as they are (they still deliver), and the log says why."""
+    async def reseal(self) -> ResealReport:
+        """Bring every stored webhook secret under the sealing key, in one transaction (run
+        as the server opens): rows written before sealing (``http.secret`` in clear) are
+        sealed, and secrets sealed under an extra key (``extra_secret_key_files``: a
+        rotation's old key) are opened and sealed again under ``secret_key_file``. Secrets
+        under a key this server does not hold, or that do not open, are left as they are
+        and counted, and the log names their keys. Without a usable key nothing changes
+        (clear rows still deliver), and the log says why."""
+        report = ResealReport()
         async with self._store.session() as s:
             rows = await s.subscriptions.list_rows(None)
-            legacy = [r for r in rows if "secret" in (r.sink.get("http") or {})]
-            if not legacy:
-                return 0
-            sealed = []
-            for r in legacy:
+            webhooks = [r for r in rows if isinstance(r.sink.get("http"), dict)]
+            if not webhooks:
+                return report
+            try:
+                ring = self._keys.ring()
+            except SealError as exc:
+                clear = sum("secret" in r.sink["http"] for r in webhooks)
+                if clear:
+                    log.warning("webhook secrets left unsealed", count=clear, why=str(exc))
+                return report
+            changed = []
+            for r in webhooks:
                 http = dict(r.sink["http"])
                 name = f"projects/{r.project}/subscriptions/{r.subscription_id}"
-                try:
+                if "secret" in http:
                     http["sealedSecret"] = self._seal(str(http.pop("secret")), name)
-                except Unavailable as exc:
-                    log.warning("webhook secrets left unsealed", count=len(legacy), why=str(exc))
-                    return 0
-                sealed.append(replace(r, sink={**r.sink, "http": http}))
-            for r in sealed:
+                    report.sealed += 1
+                elif is_sealed(token := http.get("sealedSecret")):
+                    kid = sealed_key_id(str(token))
+                    if not ring.stale(str(token)):
+                        if kid == ring.key_id:
+                            report.current += 1
+                        else:
+                            report.unknown[kid] = report.unknown.get(kid, 0) + 1
+                        continue
+                    try:
+                        secret = ring.open(str(token), name)
+                    except SealError as exc:  # moved from another row, or altered
+                        log.warning("webhook secret does not open", subscription=name, why=str(exc))
+                        report.unopenable += 1
+                        continue
+                    http["sealedSecret"] = self._seal(secret, name)
+                    report.resealed += 1
+                else:
+                    continue
+                changed.append(replace(r, sink={**r.sink, "http": http}))
+            for r in changed:
                 await s.subscriptions.put(r)
-        log.info("webhook secrets sealed", count=len(sealed))
-        return len(sealed)
+        # Always said, so that an operator rotating the key can see when nothing is left
+        # under the old one (sealed_again=0, no other key).
+        log.info(
+            "webhook secrets checked",
+            key_id=ring.key_id,
+            already_current=report.current,
+            sealed_from_clear=report.sealed,
+            sealed_again=report.resealed,
+            other_keys=dict(sorted(report.unknown.items())),
+            unopenable=report.unopenable,
+        )
+        if report.unknown:
+            log.warning(
+                "webhook secrets sealed under keys this server does not hold",
+                keys=dict(sorted(report.unknown.items())),
+                hint="they cannot be delivered: add the key to "
+                "notifications.extra_secret_key_files, or re-create those subscriptions",
+            )
+        return report
 
     async def create(self, parent: str, subscription_id: str, body: Any) -> dict[str, Any]:
         project = parse_project_name(parent)
