@@ -246,16 +246,22 @@ async def test_resealing_leaves_what_does_not_open_as_it_is_and_counts_it(
     async with store.session() as s:
         await s.subscriptions.put(forged)
     orphan = await _stored(store, "orphan")
+    damaged = replace(
+        orphan, subscription_id="damaged", sink={"http": {"sealedSecret": "sealed.v1."}}
+    )
+    async with store.session() as s:
+        await s.subscriptions.put(damaged)  # a row no key could ever open
 
     settings = _settings(new, old)
     _open_app(settings, store)  # the victim's secret is sealed again, under the new key
     # What a server opening now finds: nothing left to do, and what it leaves alone.
     report = await SubscriptionService(store, settings.notifications).reseal()
-    assert (report.resealed, report.sealed, report.unopenable) == (0, 0, 1)
+    assert (report.resealed, report.sealed, report.unopenable) == (0, 0, 2)
     assert report.current == 1
     assert report.unknown == {SecretKeyFile(lost).ring().key_id: 1}
     assert await _stored(store, "attacker") == forged  # never sealed for the attacker's name
     assert await _stored(store, "orphan") == orphan
+    assert await _stored(store, "damaged") == damaged
     sink = sink_factory(settings, {})(forged)
     with pytest.raises(DeliveryFailed, match="sealed for another resource"):
         await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
