@@ -60,6 +60,13 @@ def _create(settings: Any, store: MemoryStore, sid: str, body: dict[str, Any]) -
         return c.post(BASE, params={"subscriptionId": sid}, json=body)
 
 
+async def _refused(settings: Any, record: SubscriptionRecord, why: str) -> None:
+    """A delivery to ``record``'s webhook under ``settings`` fails, saying ``why`` (a regex)."""
+    sink = sink_factory(settings, {})(record)
+    with pytest.raises(DeliveryFailed, match=why):
+        await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+
+
 async def test_the_secret_is_stored_sealed_and_deliveries_are_signed_with_it(
     tmp_path: Path,
 ) -> None:
@@ -115,9 +122,7 @@ async def test_a_sealed_secret_copied_to_another_subscription_signs_nothing(
     victim, attacker = await _stored(store, "victim"), await _stored(store, "attacker")
     # Someone with write access to the database gives their subscription the victim's secret.
     forged = replace(attacker, sink={"http": {**attacker.sink["http"], **victim.sink["http"]}})
-    sink = sink_factory(settings, {})(forged)
-    with pytest.raises(DeliveryFailed, match="attacker.*sealed for another resource"):
-        await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+    await _refused(settings, forged, "attacker.*sealed for another resource")
 
 
 async def test_another_key_file_opens_nothing_and_says_which_key_it_holds(
@@ -127,9 +132,9 @@ async def test_another_key_file_opens_nothing_and_says_which_key_it_holds(
     r = _create(_settings(tmp_path / "a.key"), store, "hook", {"http": {"url": "https://h/x"}})
     assert r.status_code == 200, r.text
     other = _settings(tmp_path / "b.key")  # a replica started with a key of its own
-    sink = sink_factory(other, {})(await _stored(store, "hook"))
-    with pytest.raises(DeliveryFailed, match="sealed under key [0-9a-f]{16}, but this server"):
-        await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+    await _refused(
+        other, await _stored(store, "hook"), "sealed under key [0-9a-f]{16}, but this server"
+    )
 
 
 async def test_without_a_usable_key_nothing_is_stored(tmp_path: Path) -> None:
@@ -226,9 +231,7 @@ async def test_a_key_rotation_seals_every_secret_again_and_none_stops_delivering
     for sid, secret in secrets.items():
         record = await _stored(store, sid)
         assert _opened(step3, record) == secret
-        sink = sink_factory(_settings(old), {})(record)
-        with pytest.raises(DeliveryFailed, match=f"sealed under key {new_id}"):
-            await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+        await _refused(_settings(old), record, f"sealed under key {new_id}")
 
 
 async def test_resealing_leaves_what_does_not_open_as_it_is_and_counts_it(
@@ -262,9 +265,7 @@ async def test_resealing_leaves_what_does_not_open_as_it_is_and_counts_it(
     assert await _stored(store, "attacker") == forged  # never sealed for the attacker's name
     assert await _stored(store, "orphan") == orphan
     assert await _stored(store, "damaged") == damaged
-    sink = sink_factory(settings, {})(forged)
-    with pytest.raises(DeliveryFailed, match="sealed for another resource"):
-        await sink.deliver(OutgoingEvent("e", "s", "t", b"{}"))
+    await _refused(settings, forged, "sealed for another resource")
 
 
 async def test_a_missing_extra_key_refuses_new_secrets_and_the_server_still_starts(

@@ -99,7 +99,7 @@ def secret_key(
     """Create a key file for sealing webhook secrets (32 random bytes, base64) and print its
     key ID; an existing file is never replaced, only its key ID printed.
 
-    Rotating the key (docs/runtime.md, "Rotating the key"):
+    Rotating the key (docs/runtime.md, "Rotating the secret key"):
 
     1. Make the new key; list it in notifications.extra_secret_key_files; restart all.
 
