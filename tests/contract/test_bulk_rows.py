@@ -54,6 +54,36 @@ async def test_bulk_and_statement_paths_store_the_same_occurrence_bytes(
     assert back is not None and back.occurrence == bulk.occurrence
 
 
+async def test_bulk_update_and_statement_paths_store_the_same_occurrence_bytes(
+    store: MetadataStore,
+) -> None:
+    """update_many's one bulk UPDATE (unnested arrays on PostgreSQL, numbered parameters on
+    SQLite) stores what SQLAlchemy's upsert stores for the same new document and times."""
+    sql = sql_only(store)
+    rows = [occurrence_record(P, i, kind="VULNERABILITY") for i in ("upd-bulk", "upd-stmt")]
+    async with store.session() as s:
+        await s.occurrences.insert(rows)
+    before = await stored_columns(sql, "occurrences", "occurrence_id", ["upd-bulk"])
+    changed = []
+    for r in rows:
+        occ = type(r.occurrence)()
+        occ.CopyFrom(r.occurrence)
+        occ.vulnerability.short_description = "é, \u2028 and \"quotes\""
+        occ.update_time.seconds += 86_400
+        occ.update_time.nanos = 123_456_000
+        changed.append(replace(r, occurrence=occ, document=None))
+    async with store.session() as s:
+        assert await s.occurrences.update_many([changed[0]]) == ["upd-bulk"]
+        await s.occurrences.replace(changed[1])
+    a, b = await stored_columns(sql, "occurrences", "occurrence_id", ["upd-bulk", "upd-stmt"])
+    # The same bytes but for the name each document carries.
+    assert a[:2] == b[:2] != before[0][:2]
+    assert a[2] == b[2].replace("upd-stmt", "upd-bulk") != before[0][2]
+    async with store.session(readonly=True) as s:
+        back = await s.occurrences.get(P, "upd-bulk")
+    assert back is not None and back.occurrence == changed[0].occurrence
+
+
 async def test_bulk_and_statement_paths_store_the_same_note_bytes(store: MetadataStore) -> None:
     sql = sql_only(store)
     bulk = note_record(P, "n-bulk", kind="VULNERABILITY")

@@ -9,6 +9,7 @@ signs and the judge admits.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
@@ -431,3 +432,39 @@ async def test_vex_in_cve_terms_applies_to_a_finding_filed_under_its_osv_id(
     passed = await vouching.check("prod", IMAGE, policy)
     assert passed.passed, passed.reasons
     assert "resolved by VEX" in passed.results[0].reason
+
+
+async def test_the_collector_waits_for_each_bounded_step_and_runs_between_them(
+    store: MetadataStore,
+    debian: tuple[list[dict[str, str]], realdebian.CveFix, list[dict[str, str]]],
+) -> None:
+    """Storing an import's records and each re-match batch run with the cyclic collector
+    paused (a full gen-2 walk of a large heap took a fifth of a full match); it runs again
+    between them and after, and an explicit scan pauses it only for its own match."""
+    _, fix, vulnerable_sbom = debian
+    _, scanner = await _scanned_on_write(store, fix, vulnerable_sbom)
+    seen: list[tuple[str, bool]] = []
+    stored, batch = ScanService._store_records, ScanService._rematch_batch
+
+    async def store_spy(self: ScanService, *args: Any) -> Any:
+        seen.append(("store", gc.isenabled()))
+        return await stored(self, *args)
+
+    async def batch_spy(self: ScanService, *args: Any) -> Any:
+        seen.append(("batch", gc.isenabled()))
+        return await batch(self, *args)
+
+    async def after_scan(project: str, resource: str) -> None:
+        seen.append(("hook", gc.isenabled()))
+
+    scanner.add_after_scan(after_scan)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ScanService, "_store_records", store_spy)
+        patch.setattr(ScanService, "_rematch_batch", batch_spy)
+        newer = {**_advisory(fix), "modified": "2026-02-01T00:00:00Z", "summary": "again"}
+        report = await scanner.import_advisories([parse_record(newer)])
+        assert report.replaced == 1 and report.images_rematched == 1
+        assert gc.isenabled()
+        await scanner.scan_image("prod", IMAGE)
+    assert seen == [("store", False), ("batch", False), ("hook", False), ("hook", False)]
+    assert gc.isenabled()

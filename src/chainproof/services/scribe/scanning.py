@@ -56,6 +56,7 @@ from chainproof.domain.messages import (
 from chainproof.domain.timestamps import parse_rfc3339
 from chainproof.errors import AlreadyExists, FailedPrecondition, NotFound
 from chainproof.services.common import utc_now
+from chainproof.services.scribe.bulk_gc import cyclic_gc_paused
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import MAX_BATCH, Copies, GrafeasService
 from chainproof.store.port import (
@@ -323,22 +324,11 @@ class ScanService:
             await self._ensure_loaded()
             await self._ensure_provider()
             report = ImportReport()
-            changed: list[tuple[Advisory, Advisory | None]] = []
-            now = self._clock()
-            async with self._store.session() as s:
-                state = await s.documents.get(self.provider, STATE, _CURRENT, for_update=True)
-                generation = int(state.data.get("generation", 0)) if state else 0
-                caught_up = generation == self.generation  # no other import since our sync
-                for i in range(0, len(advisories), IMPORT_BATCH):
-                    chunk = advisories[i : i + IMPORT_BATCH]
-                    changed += await self._store_batch(s, chunk, report, now)
-                if changed:
-                    generation += 1
-                    await _put(s, self.provider, STATE, _CURRENT, {"generation": generation}, now)
-                    ids = sorted({a.id for a, _ in changed})
-                    await _put(s, self.provider, CHANGES, _log_id(generation), {"ids": ids}, now)
-                    await s.documents.delete(self.provider, CHANGES, _log_id(generation - MAX_LOG))
-            await self._put_notes(changed)
+            # Storing the records and their notes allocates objects that live until they
+            # are written: bounded by the import (services.bulk_gc).
+            with cyclic_gc_paused():
+                changed, generation, caught_up = await self._store_records(advisories, report)
+                await self._put_notes(changed)
             touched: set[Key] = set()
             for advisory, old in changed:
                 touched |= keys_of(advisory) | (keys_of(old) if old is not None else set())
@@ -357,6 +347,29 @@ class ScanService:
             report.images_rematched = len(images)
             log.info("advisories imported: %s", report.as_dict())
             return report
+
+    async def _store_records(
+        self, advisories: Sequence[Advisory], report: ImportReport
+    ) -> tuple[list[tuple[Advisory, Advisory | None]], int, bool]:
+        """One transaction: the records, and when any changed a new generation and its change
+        log entry. Returns what changed (see :meth:`_store_batch`), the generation stored
+        after it, and whether no other replica had imported since this one last synced."""
+        changed: list[tuple[Advisory, Advisory | None]] = []
+        now = self._clock()
+        async with self._store.session() as s:
+            state = await s.documents.get(self.provider, STATE, _CURRENT, for_update=True)
+            generation = int(state.data.get("generation", 0)) if state else 0
+            caught_up = generation == self.generation  # no other import since our sync
+            for i in range(0, len(advisories), IMPORT_BATCH):
+                chunk = advisories[i : i + IMPORT_BATCH]
+                changed += await self._store_batch(s, chunk, report, now)
+            if changed:
+                generation += 1
+                await _put(s, self.provider, STATE, _CURRENT, {"generation": generation}, now)
+                ids = sorted({a.id for a, _ in changed})
+                await _put(s, self.provider, CHANGES, _log_id(generation), {"ids": ids}, now)
+                await s.documents.delete(self.provider, CHANGES, _log_id(generation - MAX_LOG))
+        return changed, generation, caught_up
 
     async def _store_batch(
         self, s: UnitOfWork, advisories: Sequence[Advisory], report: ImportReport, now: datetime
@@ -487,7 +500,8 @@ class ScanService:
                     "import some first (chainproof advisories import PATH)"
                 )
             await self._ensure_provider()
-            reports = await self._reconcile(project, [resource], keep_empty=True)
+            with cyclic_gc_paused():  # one image's match and write (services.bulk_gc)
+                reports = await self._reconcile(project, [resource], keep_empty=True)
             # Another replica may have imported advisories while this scan ran, before it
             # heard of this image: match again until the generation holds still.
             for _ in range(3):
@@ -539,7 +553,11 @@ class ScanService:
         for project, resources in by_project.items():
             for i in range(0, len(resources), REMATCH_BATCH):
                 batch = resources[i : i + REMATCH_BATCH]
-                o, c = await self._rematch_batch(project, batch, touched, changed)
+                # One batch's reads, matches and writes live until its write: the collector
+                # waits for the batch's end, instead of walking the heap again and again
+                # (services.bulk_gc); between batches it runs.
+                with cyclic_gc_paused():
+                    o, c = await self._rematch_batch(project, batch, touched, changed)
                 opened += o
                 closed += c
         return opened, closed
