@@ -68,7 +68,7 @@ async def test_bulk_update_and_statement_paths_store_the_same_occurrence_bytes(
     for r in rows:
         occ = type(r.occurrence)()
         occ.CopyFrom(r.occurrence)
-        occ.vulnerability.short_description = "é, \u2028 and \"quotes\""
+        occ.vulnerability.short_description = 'é, \u2028 and "quotes"'
         occ.update_time.seconds += 86_400
         occ.update_time.nanos = 123_456_000
         changed.append(replace(r, occurrence=occ, document=None))
