@@ -133,17 +133,13 @@ def counts(reports: list[ImportReport]) -> dict[str, int]:
     return total
 
 
-async def test_an_import_in_batches_ends_as_one_record_at_a_time(
-    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scanning, "IMPORT_BATCH", 4)
+async def with_images(store: MetadataStore) -> System:
+    """The IMAGES, each holding most of the packages the real records name."""
     system = System(store=store)  # type: ignore[arg-type]
     await system.grafeas.create_note(
         "projects/prod", "sbom", note_from_json({"package": {"name": "sbom"}})
     )
-    records = real_records()
-    assert len(records) >= 15
-    packages = purls(records)
+    packages = purls(real_records())
     for n, uri in enumerate(IMAGES):
         body = [
             occurrence_from_json(
@@ -161,6 +157,16 @@ async def test_an_import_in_batches_ends_as_one_record_at_a_time(
             if (i + n) % 3  # images share most packages, not all
         ]
         await system.grafeas.batch_create_occurrences("projects/prod", body)
+    return system
+
+
+async def test_an_import_in_batches_ends_as_one_record_at_a_time(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scanning, "IMPORT_BATCH", 4)
+    system = await with_images(store)
+    records = real_records()
+    assert len(records) >= 15
     batched = ScanService(store, system.grafeas, provider_project="osv-batch", clock=system.clock)
     single = ScanService(store, system.grafeas, provider_project="osv-single", clock=system.clock)
     seen = []
@@ -181,3 +187,50 @@ async def test_an_import_in_batches_ends_as_one_record_at_a_time(
     )
     assert batched.index.get(records[1]["id"]) is None  # withdrawn: out of matching
     assert len(batched.index) == len(single.index)
+
+
+async def findings_written(store: MetadataStore, provider: str) -> dict[tuple[str, ...], Any]:
+    """Each stored finding of ``provider`` as its JSON says it, but for what differs between
+    two writes of the same finding (name, times, the provider's name)."""
+    async with store.session(readonly=True) as s:
+        rows = await s.occurrences.page_documents("prod", None, None, 10_000)
+    out: dict[tuple[str, ...], Any] = {}
+    for r in rows:
+        if r.note_project != provider or r.kind != "VULNERABILITY":
+            continue
+        doc = {k: v for k, v in r.document.items() if k not in ("name", "createTime", "updateTime")}
+        issue = doc["vulnerability"]["packageIssue"][0]
+        key = (r.resource, r.note_id, issue["affectedPackage"], issue["affectedVersion"]["name"])
+        out[key] = json.loads(json.dumps(doc).replace(provider, "PROVIDER"))
+    return out
+
+
+async def test_a_finding_on_images_of_several_rematch_batches_is_made_once(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's re-match keeps the finding templates it made across its batches: with one
+    image per batch, each (advisory, package, CPE) is made once, and every image's stored
+    finding says what a re-match of all the images in one batch writes."""
+    system = await with_images(store)
+    records = [parse_record(r) for r in real_records()]
+    made: list[str] = []
+    real = scanning.vg.finding_occurrence
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args[2].id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scanning.vg, "finding_occurrence", counted)
+    monkeypatch.setattr(scanning, "REMATCH_BATCH", 1)
+    apart = ScanService(store, system.grafeas, provider_project="osv-apart", clock=system.clock)
+    report = await apart.import_advisories(records)
+    assert report.images_rematched == len(IMAGES)
+    written = await findings_written(store, "osv-apart")
+    templates = {(k[1], k[2], k[3]) for k in written}
+    assert len(written) == report.findings_opened > len(templates) > 20
+    assert len(made) == len(templates)  # not one per image
+
+    monkeypatch.setattr(scanning, "REMATCH_BATCH", 200)
+    together = ScanService(store, system.grafeas, provider_project="osv-all", clock=system.clock)
+    await together.import_advisories(records)
+    assert await findings_written(store, "osv-all") == written

@@ -84,6 +84,8 @@ MAX_LOG = 1_000
 REMATCH_BATCH = 200
 #: Advisory records read and written per statement batch of an import (one transaction).
 IMPORT_BATCH = 1_000
+#: Finding templates one import keeps across its re-match batches (each ~1-2 KB).
+MAX_TEMPLATES = 100_000
 #: Values listed in one filter at most (advisory IDs, package notes); beyond, read and sift.
 _MAX_LISTED = 500
 _PAGE = 1_000
@@ -183,6 +185,8 @@ class ScanService:
         self._pending: set[ImageKey] = set()
         self._after_scan: list[Callable[[str, str], Awaitable[object]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The finding templates of the re-match under way (None outside one).
+        self._templates: _Templates | None = None
 
     def add_after_scan(self, hook: Callable[[str, str], Awaitable[object]]) -> None:
         """Run ``hook(project, resource)`` after every scan (the automatic attestors)."""
@@ -550,17 +554,25 @@ class ScanService:
         by_project: dict[str, list[str]] = {}
         for image in images:
             by_project.setdefault(image.project, []).append(image.resource)
-        for project, resources in by_project.items():
-            for i in range(0, len(resources), REMATCH_BATCH):
-                batch = resources[i : i + REMATCH_BATCH]
-                # One batch's reads, matches and writes live until its write: the collector
-                # waits for the batch's end, instead of walking the heap again and again
-                # (services.bulk_gc); between batches it runs.
-                with cyclic_gc_paused():
-                    o, c = await self._rematch_batch(project, batch, touched, changed)
-                opened += o
-                closed += c
+        self._templates = _Templates()  # under the lock: one re-match at a time
+        try:
+            for project, resources in by_project.items():
+                for i in range(0, len(resources), REMATCH_BATCH):
+                    batch = resources[i : i + REMATCH_BATCH]
+                    # One batch's reads, matches and writes live until its write: the
+                    # collector waits for the batch's end, instead of walking the heap again
+                    # and again (services.bulk_gc); between batches it runs.
+                    with cyclic_gc_paused():
+                        o, c = await self._rematch_batch(project, batch, touched, changed)
+                    opened += o
+                    closed += c
+        finally:
+            self._templates = None
         return opened, closed
+
+    def _memo(self) -> _Templates:
+        """The templates of the re-match under way, or new ones for a write on its own."""
+        return self._templates if self._templates is not None else _Templates()
 
     async def _rematch_batch(
         self, project: str, resources: Sequence[str], touched: set[Key], changed: set[str]
@@ -627,7 +639,7 @@ class ScanService:
                     closed += 1
             for f in wanted.values():
                 opened += findings.add(f, sbom, self.index)
-        copies = findings.copies(self.index, self.provider)
+        copies = findings.copies(self.index, self.provider, self._memo())
         await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
         for resource in scanned:
             for hook in self._after_scan:
@@ -723,7 +735,7 @@ class ScanService:
                 delete += discoveries[1:]
             else:
                 scans.add(scan)
-        copies = findings.copies(self.index, self.provider) + scans.copies()
+        copies = findings.copies(self.index, self.provider, self._memo()) + scans.copies()
         await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
         for resource in resources:
             for hook in self._after_scan:
@@ -787,22 +799,49 @@ class _NewFindings:
             entry[1].append(sbom.uri)
         return 1
 
-    def copies(self, index: AdvisoryIndex, provider: str) -> list[Copies]:
-        """One template per finding: what its advisory says parsed once per advisory, what
-        the finding says (package issue, fix, reason) parsed into a copy of that."""
+    def copies(self, index: AdvisoryIndex, provider: str, memo: _Templates) -> list[Copies]:
+        """One template per finding (``memo`` keeps those already made)."""
         out: list[Copies] = []
-        bases: dict[str, Any] = {}
         for (_, cpe), (f, uris) in self._by_template.items():
             advisory = index.get(f.advisory_id)
             if advisory is None:
                 continue
-            body = vg.finding_occurrence(uris[0], f, advisory, provider, cpe)
-            template = _template(body, f.advisory_id, bases)
-            if template is None:  # something the strict codec leaves to the reference one
-                out.append(Copies(_finding_message(body, f.advisory_id), uris))
-            else:
-                out.append(Copies(template, uris, strict=True))
+            template, strict = memo.of(f, cpe, advisory, provider, uris[0])
+            out.append(Copies(template, uris, strict=strict))
         return out
+
+
+class _Templates:
+    """The finding templates made for one import's re-match, kept across its batches: a
+    finding (advisory, package, CPE) on images of several batches is made once. What its
+    advisory says is parsed once per advisory, what the finding says (package issue, fix,
+    reason) into a copy of that. A template's resource URI is its first image's; every copy
+    sets its own, and the Grafeas service copies a template before drafting it, so one
+    template serves any number of writes. At most :data:`MAX_TEMPLATES` are kept (beyond,
+    each is made anew: memory stays bounded by the batch)."""
+
+    def __init__(self) -> None:
+        self._bases: dict[str, Any] = {}
+        # Keyed by the Finding object's id; the entry holds the Finding, so that the id
+        # cannot be reused by another one while the entry lives.
+        self._made: dict[tuple[int, str | None], tuple[Finding, Any, bool]] = {}
+
+    def of(
+        self, f: Finding, cpe: str | None, advisory: Advisory, provider: str, uri: str
+    ) -> tuple[Any, bool]:
+        """(the finding's template, made by the strict codec?)"""
+        key = (id(f), cpe)
+        made = self._made.get(key)
+        if made is not None and made[0] is f:
+            return made[1], made[2]
+        body = vg.finding_occurrence(uri, f, advisory, provider, cpe)
+        template: Any = _template(body, f.advisory_id, self._bases)
+        strict = template is not None
+        if template is None:  # something the strict codec leaves to the reference one
+            template = _finding_message(body, f.advisory_id)
+        if len(self._made) < MAX_TEMPLATES:
+            self._made[key] = (f, template, strict)
+        return template, strict
 
 
 #: The fields of a finding's occurrence that are the finding's own, not its advisory's.
