@@ -54,11 +54,12 @@ async def test_bulk_and_statement_paths_store_the_same_occurrence_bytes(
     assert back is not None and back.occurrence == bulk.occurrence
 
 
-async def test_bulk_update_and_statement_paths_store_the_same_occurrence_bytes(
+async def test_update_many_and_the_upsert_store_the_same_occurrence_bytes(
     store: MetadataStore,
 ) -> None:
-    """update_many's one bulk UPDATE (unnested arrays on PostgreSQL, numbered parameters on
-    SQLite) stores what SQLAlchemy's upsert stores for the same new document and times."""
+    """An occurrence written over by update_many (rows inserted by the bulk path) holds what
+    SQLAlchemy's upsert stores for the same new document and times: non-ASCII, a line
+    separator, quotes and microseconds included."""
     sql = sql_only(store)
     rows = [occurrence_record(P, i, kind="VULNERABILITY") for i in ("upd-bulk", "upd-stmt")]
     async with store.session() as s:

@@ -79,26 +79,6 @@ async def upsert_rows(
         await _executemany(connection, table, columns, rows, keys)
 
 
-async def update_rows(
-    connection: AsyncConnection,
-    postgres: bool,
-    table: sa.Table,
-    keys: tuple[str, ...],
-    columns: tuple[str, ...],
-    rows: Sequence[Values],
-) -> None:
-    """Set ``columns`` of the rows the ``keys`` name, in the transaction: each row is the key
-    values then the new values, in that order. One ``UPDATE … FROM unnest(…)`` of one array
-    per column on PostgreSQL, one prepared UPDATE stepped in C for every row on SQLite. A
-    key that names no row changes nothing. The keys must be distinct."""
-    if not rows:
-        return
-    if postgres:
-        await _run_postgres(connection, _update_text(table, keys, columns), rows)
-    else:
-        await _executemany_plan(connection, table, _sqlite_update_plan(table, keys, columns), rows)
-
-
 # PostgreSQL ----------------------------------------------------------------------------------
 
 
@@ -130,7 +110,6 @@ def _array_type(column: sa.Column[Any]) -> str:
     if isinstance(kind, sa.TypeDecorator):  # UtcDateTime
         kind = kind.impl_instance
     for python_type, name in (
-        (sa.JSON, "jsonb[]"),  # the text of each document, parsed by the server
         (sa.SmallInteger, "smallint[]"),
         (sa.BigInteger, "bigint[]"),
         (sa.Integer, "integer[]"),
@@ -156,23 +135,6 @@ def _upsert_text(table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...
     return insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
 
 
-@functools.cache
-def _update_text(table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
-    """One UPDATE for the whole batch, joined to the rows unnested from one array per column
-    (key columns first)."""
-    names = (*keys, *columns)
-    arrays = ", ".join(
-        f"CAST(${i} AS {_array_type(table.c[c])})" for i, c in enumerate(names, start=1)
-    )
-    sets = ", ".join(f"{c} = v.{c}" for c in columns)
-    match = " AND ".join(f"t.{k} = v.{k}" for k in keys)
-    # Identifiers from the schema's own Table; every value is bound.
-    return (
-        f"UPDATE {table.name} AS t SET {sets} "  # noqa: S608
-        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE {match}"
-    )
-
-
 async def _upsert_postgres(
     connection: AsyncConnection,
     table: sa.Table,
@@ -180,17 +142,11 @@ async def _upsert_postgres(
     keys: tuple[str, ...],
     rows: Sequence[Values],
 ) -> None:
-    await _run_postgres(connection, _upsert_text(table, columns, keys), rows)
-
-
-async def _run_postgres(
-    connection: AsyncConnection, statement: str, rows: Sequence[Values]
-) -> None:
-    """Execute ``statement`` once with the rows as one array per column."""
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
     if not driver.is_in_transaction():
         await connection.execute(sa.text("SELECT 1"))  # see _copy
+    statement = _upsert_text(table, columns, keys)
     arrays = [list(column) for column in zip(*rows, strict=True)]
     try:
         await driver.execute(statement, *arrays)
@@ -259,21 +215,6 @@ def _encoded(rows: Sequence[Values], encoders: tuple[Encoder | None, ...]) -> Se
     return out
 
 
-@functools.cache
-def _sqlite_update_plan(
-    table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...]
-) -> tuple[str, tuple[Encoder | None, ...]]:
-    """The UPDATE text and the conversions of :func:`_sqlite_plan`, for rows of the key
-    values then the new values: numbered parameters (``?1``…) take them in that order."""
-    _, encoders = _sqlite_plan(table, (*keys, *columns))
-    quote = _SQLITE.identifier_preparer.quote
-    n = len(keys)
-    sets = ", ".join(f"{quote(c)} = ?{n + i}" for i, c in enumerate(columns, start=1))
-    match = " AND ".join(f"{quote(k)} = ?{i}" for i, k in enumerate(keys, start=1))
-    # Identifiers from the schema's own Table; every value is bound.
-    return f"UPDATE {quote(table.name)} SET {sets} WHERE {match}", encoders  # noqa: S608
-
-
 async def _executemany(
     connection: AsyncConnection,
     table: sa.Table,
@@ -281,16 +222,7 @@ async def _executemany(
     rows: Sequence[Values],
     keys: tuple[str, ...] = (),
 ) -> None:
-    await _executemany_plan(connection, table, _sqlite_plan(table, columns, keys), rows)
-
-
-async def _executemany_plan(
-    connection: AsyncConnection,
-    table: sa.Table,
-    plan: tuple[str, tuple[Encoder | None, ...]],
-    rows: Sequence[Values],
-) -> None:
-    statement, encoders = plan
+    statement, encoders = _sqlite_plan(table, columns, keys)
     params = _encoded(rows, encoders)
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection  # aiosqlite.Connection

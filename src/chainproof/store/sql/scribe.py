@@ -140,9 +140,18 @@ _IDENTITY_SELECT = sa.select(
     occurrences.c.note_id,
     occurrences.c.resource,
 )
-#: What an update of occurrences rewrites (none of the indexed columns), and by which key.
-_OCCURRENCE_KEY = ("project", "occurrence_id")
-_OCCURRENCE_REWRITE = ("data", "create_time", "update_time")
+_OCCURRENCE_UPDATE = (
+    occurrences.update()
+    .where(
+        occurrences.c.project == sa.bindparam("k_project"),
+        occurrences.c.occurrence_id == sa.bindparam("k_occurrence_id"),
+    )
+    .values(
+        data=sa.bindparam("v_data"),
+        create_time=sa.bindparam("v_create_time"),
+        update_time=sa.bindparam("v_update_time"),
+    )
+)
 _NOTE_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind, notes.c.data)
 _NOTE_KIND_SELECT = sa.select(notes.c.project, notes.c.note_id, notes.c.kind)
 _OCCURRENCE_SELECT = sa.select(
@@ -437,9 +446,8 @@ class SqlOccurrences(OccurrenceRepository):
     async def _update_many(self, records: Sequence[OccurrenceRecord]) -> list[str]:
         # The rows that are stored as the records say, locked (PostgreSQL) so that no
         # concurrent delete slips between this read and the update; SQLite's writer holds
-        # the database from BEGIN IMMEDIATE on. Then one bulk UPDATE for all of them (one
-        # statement over unnested arrays on PostgreSQL): none of the indexed columns
-        # changes, so only the rows themselves are rewritten.
+        # the database from BEGIN IMMEDIATE on. Then one UPDATE executed for all of them:
+        # none of the indexed columns changes, so only the rows themselves are rewritten.
         wanted = {(r.project, r.occurrence_id): r for r in records}
         by_project: dict[str, list[str]] = {}
         for r in records:
@@ -463,18 +471,18 @@ class SqlOccurrences(OccurrenceRepository):
         kept = [r for r in records if (r.project, r.occurrence_id) in found]
         if not kept:
             return []
-        rows = [
-            (
-                r.project,
-                r.occurrence_id,
-                dump_json(r.document if r.document is not None else to_json(r.occurrence)),
-                _time(r.occurrence, "create_time"),
-                _time(r.occurrence, "update_time"),
-            )
-            for r in kept
-        ]
-        await bulk.update_rows(
-            self._c, self._tx.postgres, occurrences, _OCCURRENCE_KEY, _OCCURRENCE_REWRITE, rows
+        await self._c.execute(
+            _OCCURRENCE_UPDATE,
+            [
+                {
+                    "k_project": r.project,
+                    "k_occurrence_id": r.occurrence_id,
+                    "v_data": r.document if r.document is not None else to_json(r.occurrence),
+                    "v_create_time": _time(r.occurrence, "create_time"),
+                    "v_update_time": _time(r.occurrence, "update_time"),
+                }
+                for r in kept
+            ],
         )
         for project in by_project:
             mine = {r.occurrence_id: r for r in kept if r.project == project}
