@@ -129,11 +129,20 @@ def _verify_rsa_pkcs1(alg: PkixAlgorithm, key: PublicKeyTypes, sig: bytes, data:
 def _verify_ecdsa(alg: PkixAlgorithm, key: PublicKeyTypes, sig: bytes, data: bytes) -> None:
     assert isinstance(key, ec.EllipticCurvePublicKey)
     size = (key.curve.key_size + 7) // 8
-    if len(sig) == 2 * size and sig[0] != 0x30:
-        # IEEE P1363 form (r || s), as some KMS clients and JOSE write it.
-        sig = encode_dss_signature(
+    if len(sig) == 2 * size:
+        # IEEE P1363 form (r || s), as some KMS clients and JOSE write it. Its first byte is
+        # 0x30 (a DER SEQUENCE's tag) once in 256 signatures, and a DER signature of exactly
+        # this length is possible (short r and s): read as r || s first, then, if that does
+        # not verify and it may be DER, as DER. Either reading must verify under the key.
+        raw = encode_dss_signature(
             int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
         )
+        try:
+            key.verify(raw, data, ec.ECDSA(alg.digest()))
+            return
+        except InvalidSignature:
+            if sig[0] != 0x30:
+                raise
     key.verify(sig, data, ec.ECDSA(alg.digest()))
 
 

@@ -157,6 +157,33 @@ def test_raw_r_s_ecdsa_signature_is_accepted(
     assert PkixPublicKey.from_pem(made.public_pem).verify(raw, DATA, now=now).verified
 
 
+def test_raw_r_s_signature_that_begins_like_der_is_accepted(now: datetime) -> None:
+    """Once in 256 signatures r's first byte is 0x30, a DER SEQUENCE's tag: such an r || s
+    must still verify (CI met one, read as DER and refused), and not under another key."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for _ in range(20_000):  # ~256 tries on average; the bound only stops a broken loop
+        r, s = decode_dss_signature(private.sign(DATA, ec.ECDSA(hashes.SHA256())))
+        raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if raw[0] == 0x30:
+            break
+    assert raw[0] == 0x30
+    key = PkixPublicKey.from_pem(pem)
+    assert key.verify(raw, DATA, now=now).verified
+    assert not key.verify(raw, DATA + b" ", now=now).verified
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    other_pem = other.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert not PkixPublicKey.from_pem(other_pem).verify(raw, DATA, now=now).verified
+
+
 def test_pkix_needs_the_signed_data(
     openssl_keys: dict[str, Any], tmp_path: Path, now: datetime
 ) -> None:
