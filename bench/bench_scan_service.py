@@ -184,10 +184,12 @@ async def _run(kind: str, images: int, advisories: int, new: int, url: str) -> N
     spent: dict[str, Any] = {"rematch": Timer(), "batches": []}
     rematch_batch = ScanService._rematch_batch
 
-    async def timed(self: ScanService, project: str, resources: Any, touched: Any, changed: Any):
+    async def timed(
+        self: ScanService, project: str, resources: Any, touched: Any, changed: Any, *rest: Any
+    ):
         spent["batches"].append((project, list(resources), set(touched), set(changed)))
         with spent["rematch"]:
-            return await rematch_batch(self, project, resources, touched, changed)
+            return await rematch_batch(self, project, resources, touched, changed, *rest)
 
     ScanService._rematch_batch = timed  # type: ignore[method-assign]
     second = Timer()

@@ -185,8 +185,6 @@ class ScanService:
         self._pending: set[ImageKey] = set()
         self._after_scan: list[Callable[[str, str], Awaitable[object]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        #: The finding templates of the re-match under way (None outside one).
-        self._templates: _Templates | None = None
 
     def add_after_scan(self, hook: Callable[[str, str], Awaitable[object]]) -> None:
         """Run ``hook(project, resource)`` after every scan (the automatic attestors)."""
@@ -554,28 +552,26 @@ class ScanService:
         by_project: dict[str, list[str]] = {}
         for image in images:
             by_project.setdefault(image.project, []).append(image.resource)
-        self._templates = _Templates()  # under the lock: one re-match at a time
-        try:
-            for project, resources in by_project.items():
-                for i in range(0, len(resources), REMATCH_BATCH):
-                    batch = resources[i : i + REMATCH_BATCH]
-                    # One batch's reads, matches and writes live until its write: the
-                    # collector waits for the batch's end, instead of walking the heap again
-                    # and again (services.bulk_gc); between batches it runs.
-                    with cyclic_gc_paused():
-                        o, c = await self._rematch_batch(project, batch, touched, changed)
-                    opened += o
-                    closed += c
-        finally:
-            self._templates = None
+        memo = _Templates()  # one import's finding templates, kept across its batches
+        for project, resources in by_project.items():
+            for i in range(0, len(resources), REMATCH_BATCH):
+                batch = resources[i : i + REMATCH_BATCH]
+                # One batch's reads, matches and writes live until its write: the collector
+                # waits for the batch's end, instead of walking the heap again and again
+                # (services.bulk_gc); between batches it runs.
+                with cyclic_gc_paused():
+                    o, c = await self._rematch_batch(project, batch, touched, changed, memo)
+                opened += o
+                closed += c
         return opened, closed
 
-    def _memo(self) -> _Templates:
-        """The templates of the re-match under way, or new ones for a write on its own."""
-        return self._templates if self._templates is not None else _Templates()
-
     async def _rematch_batch(
-        self, project: str, resources: Sequence[str], touched: set[Key], changed: set[str]
+        self,
+        project: str,
+        resources: Sequence[str],
+        touched: set[Key],
+        changed: set[str],
+        memo: _Templates,
     ) -> tuple[int, int]:
         """Only what an import can change: the images' packages under the touched keys (one
         indexed read, through their notes) against the index, and their findings of the
@@ -594,7 +590,7 @@ class ScanService:
         if unscanned:
             # Read unrestricted, ``ours`` holds all a full scan needs: not read twice.
             known = None if listed else {r: ours.get(r, []) for r in unscanned}
-            for report in await self._reconcile(project, unscanned, ours=known):
+            for report in await self._reconcile(project, unscanned, ours=known, memo=memo):
                 opened += report.opened
                 closed += report.closed
         done = set(unscanned)
@@ -639,7 +635,7 @@ class ScanService:
                     closed += 1
             for f in wanted.values():
                 opened += findings.add(f, sbom, self.index)
-        copies = findings.copies(self.index, self.provider, self._memo())
+        copies = findings.copies(self.index, self.provider, memo)
         await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
         for resource in scanned:
             for hook in self._after_scan:
@@ -680,6 +676,7 @@ class ScanService:
         *,
         keep_empty: bool = False,
         ours: dict[str, list[OccurrenceRecord]] | None = None,
+        memo: _Templates | None = None,
     ) -> list[ScanReport]:
         """Match each image of one project and bring its findings in line, in one read of
         their packages, one of their chainproof occurrences and one write transaction; new
@@ -689,7 +686,8 @@ class ScanService:
         An image with no packages left (its SBOM was deleted) loses its chainproof findings
         and its DISCOVERY, unless ``keep_empty`` (an explicit scan of it): nothing was
         scanned, so nothing may claim a recent scan. ``ours``: the images' chainproof
-        occurrences when the caller has just read them all (``_our_occurrences``)."""
+        occurrences when the caller has just read them all (``_our_occurrences``); ``memo``:
+        the finding templates of the import under way."""
         sboms = await self._read_sboms(project, resources)
         if ours is None:
             ours = await self._our_occurrences(project, resources)
@@ -735,7 +733,8 @@ class ScanService:
                 delete += discoveries[1:]
             else:
                 scans.add(scan)
-        copies = findings.copies(self.index, self.provider, self._memo()) + scans.copies()
+        templates = memo if memo is not None else _Templates()
+        copies = findings.copies(self.index, self.provider, templates) + scans.copies()
         await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
         for resource in resources:
             for hook in self._after_scan:
