@@ -61,10 +61,10 @@ async def test_update_many_and_the_upsert_store_the_same_occurrence_bytes(
     SQLAlchemy's upsert stores for the same new document and times: non-ASCII, a line
     separator, quotes and microseconds included."""
     sql = sql_only(store)
-    rows = [occurrence_record(P, i, kind="VULNERABILITY") for i in ("upd-bulk", "upd-stmt")]
+    rows = [occurrence_record(P, i, kind="VULNERABILITY") for i in ("by-update", "by-upsert")]
     async with store.session() as s:
         await s.occurrences.insert(rows)
-    before = await stored_columns(sql, "occurrences", "occurrence_id", ["upd-bulk"])
+    before = await stored_columns(sql, "occurrences", "occurrence_id", ["by-update"])
     changed = []
     for r in rows:
         occ = type(r.occurrence)()
@@ -74,14 +74,14 @@ async def test_update_many_and_the_upsert_store_the_same_occurrence_bytes(
         occ.update_time.nanos = 123_456_000
         changed.append(replace(r, occurrence=occ, document=None))
     async with store.session() as s:
-        assert await s.occurrences.update_many([changed[0]]) == ["upd-bulk"]
+        assert await s.occurrences.update_many([changed[0]]) == ["by-update"]
         await s.occurrences.replace(changed[1])
-    a, b = await stored_columns(sql, "occurrences", "occurrence_id", ["upd-bulk", "upd-stmt"])
+    a, b = await stored_columns(sql, "occurrences", "occurrence_id", ["by-update", "by-upsert"])
     # The same bytes but for the name each document carries.
     assert a[:2] == b[:2] != before[0][:2]
-    assert a[2] == b[2].replace("upd-stmt", "upd-bulk") != before[0][2]
+    assert a[2] == b[2].replace("by-upsert", "by-update") != before[0][2]
     async with store.session(readonly=True) as s:
-        back = await s.occurrences.get(P, "upd-bulk")
+        back = await s.occurrences.get(P, "by-update")
     assert back is not None and back.occurrence == changed[0].occurrence
 
 

@@ -84,7 +84,7 @@ MAX_LOG = 1_000
 REMATCH_BATCH = 200
 #: Advisory records read and written per statement batch of an import (one transaction).
 IMPORT_BATCH = 1_000
-#: Finding templates one import keeps across its re-match batches (each ~1-2 KB).
+#: Finding templates one import keeps across its re-match batches at most (a memory bound).
 MAX_TEMPLATES = 100_000
 #: Values listed in one filter at most (advisory IDs, package notes); beyond, read and sift.
 _MAX_LISTED = 500
