@@ -260,3 +260,125 @@ async def test_an_image_never_scanned_gets_a_full_scan_when_an_import_touches_it
     assert report.images_rematched == 1
     assert await findings(scanner, "PYSEC-A") == {image(1)}
     assert await findings(scanner, "PYSEC-B") == {image(1)}
+
+
+class PacedStore:
+    """Our own store port whose sessions take turns of the event loop (a read one before it
+    starts, a write a few before it commits), as a database's statements take their time; it
+    counts the reads that ran while a write session was open, and can fail one write."""
+
+    def __init__(self, inner: MetadataStore) -> None:
+        self.inner = inner
+        self.writes = 0
+        self.open_writes = 0
+        self.reads_beside_a_write = 0
+        self.fail_write: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @asynccontextmanager
+    async def session(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:  # type: ignore[misc]
+        if readonly:
+            await asyncio.sleep(0)  # a read takes its time as well
+            self.reads_beside_a_write += self.open_writes > 0
+            async with self.inner.session(readonly=True) as s:
+                yield s
+            return
+        self.writes += 1
+        number = self.writes
+        self.open_writes += 1
+        try:
+            async with self.inner.session() as s:
+                yield s
+                for _ in range(5):  # the database at work: the loop runs other tasks
+                    await asyncio.sleep(0)
+                if number == self.fail_write:
+                    raise RuntimeError("the database went away")
+        finally:
+            self.open_writes -= 1
+
+
+async def paced_scanner(store: MetadataStore, images: int) -> tuple[PacedStore, ScanService]:
+    paced = PacedStore(store)
+    system = System(store=paced)  # type: ignore[arg-type]
+    scanner = ScanService(paced, system.grafeas, clock=system.clock)  # type: ignore[arg-type]
+    system.grafeas.add_listener(scanner.on_occurrences)  # as bootstrap wires it
+    await scanner.import_advisories([advisory("PYSEC-OLD", "alpha", "2.0")])
+    for i in range(images):
+        await sbom(system, image(i), {"alpha": "1.0", "beta": "1.0", f"own{i}": "1.0"})
+    await scanner.drain()
+    return paced, scanner
+
+
+async def test_the_next_rematch_batch_is_read_while_one_writes(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two re-match batches are under way at once (ADR 0215): the next batch's reads run
+    while the previous batch's write transaction is open, and what they write together is
+    what batches one after another write: every image's finding, once."""
+    monkeypatch.setattr(scanning, "REMATCH_BATCH", 3)
+    paced, scanner = await paced_scanner(store, 12)
+    paced.reads_beside_a_write = 0
+    report = await scanner.import_advisories([advisory("PYSEC-NEW", "beta", "1.5")])
+    assert report.images_rematched == 12 and report.findings_opened == 12
+    assert paced.reads_beside_a_write > 0
+    assert paced.open_writes == 0
+    assert await findings(scanner, "PYSEC-NEW") == {image(i) for i in range(12)}
+    found = await scanner.affected_images("PYSEC-NEW")
+    assert len(found) == 12  # none written twice
+    assert await findings(scanner, "PYSEC-OLD") == {image(i) for i in range(12)}
+
+
+async def test_a_failed_rematch_batch_fails_the_import_and_nothing_writes_after_it(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When one batch's write fails, the import raises that error; the batch queued beside
+    it is stopped, so no write of this import begins or stays open after the call returns,
+    and the failed batch left nothing behind (its transaction rolled back)."""
+    monkeypatch.setattr(scanning, "REMATCH_BATCH", 3)
+    paced, scanner = await paced_scanner(store, 12)
+    rematch = ScanService._rematch
+
+    async def failing_second_batch(self: ScanService, *args: Any) -> Any:
+        paced.fail_write = paced.writes + 2  # the second batch's write transaction
+        return await rematch(self, *args)
+
+    monkeypatch.setattr(ScanService, "_rematch", failing_second_batch)
+    with pytest.raises(RuntimeError, match="the database went away"):
+        await scanner.import_advisories([advisory("PYSEC-NEW", "beta", "1.5")])
+    writes = paced.writes
+    assert paced.open_writes == 0
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert paced.writes == writes  # nothing queued behind the failure went on
+    written = await findings(scanner, "PYSEC-NEW")
+    # Batches are whole or absent: the failed one's three images have no finding.
+    assert len(written) % 3 == 0 and len(written) < 12
+    assert written <= {image(i) for i in range(12)}
+
+
+async def test_a_batch_that_fails_to_read_waits_for_the_write_under_way(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the next batch fails to read while the previous one writes, the import raises
+    that error only once the write has ended: no write of it is still open when it returns,
+    and the first batch's findings are stored whole."""
+    monkeypatch.setattr(scanning, "REMATCH_BATCH", 3)
+    paced, scanner = await paced_scanner(store, 12)
+    touched = ScanService._touched_packages
+    calls: list[int] = []
+
+    async def failing_second_read(self: ScanService, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            await asyncio.sleep(0)  # the first batch's write is under way
+            raise RuntimeError("the read failed")
+        return await touched(self, *args)
+
+    monkeypatch.setattr(ScanService, "_touched_packages", failing_second_read)
+    with pytest.raises(RuntimeError, match="the read failed"):
+        await scanner.import_advisories([advisory("PYSEC-NEW", "beta", "1.5")])
+    assert paced.open_writes == 0
+    first = await findings(scanner, "PYSEC-NEW")
+    assert len(first) == 3 and first <= {image(i) for i in range(12)}

@@ -59,6 +59,7 @@ from chainproof.services.common import utc_now
 from chainproof.services.scribe.bulk_gc import cyclic_gc_paused
 from chainproof.services.scribe.changes import ChangeFeed
 from chainproof.services.scribe.grafeas import MAX_BATCH, Copies, GrafeasService
+from chainproof.services.scribe.write_behind import write_behind
 from chainproof.store.port import (
     DocumentRecord,
     MetadataStore,
@@ -108,6 +109,21 @@ class _Sbom:
     packages: list[Package]
     cpes: dict[int, str | None]
     uri: str
+
+
+@dataclass(slots=True)
+class _Write:
+    """One batch's write: the occurrences to delete, create (copies of templates) and
+    rewrite in one transaction, and the images scanned (their after-scan hooks run once it
+    is stored), with the findings it opens and closes."""
+
+    project: str
+    delete: list[OccurrenceRecord]
+    copies: list[Copies]
+    update: list[OccurrenceRecord]
+    scanned: list[str]
+    opened: int = 0
+    closed: int = 0
 
 
 @dataclass(slots=True)
@@ -548,21 +564,34 @@ class ScanService:
     ) -> tuple[int, int]:
         """Re-match ``images`` after the advisories ``changed`` (touching ``touched``) were
         imported, :data:`REMATCH_BATCH` of one project at a time."""
-        opened = closed = 0
         by_project: dict[str, list[str]] = {}
         for image in images:
             by_project.setdefault(image.project, []).append(image.resource)
         memo = _Templates()  # one import's finding templates, kept across its batches
-        for project, resources in by_project.items():
-            for i in range(0, len(resources), REMATCH_BATCH):
-                batch = resources[i : i + REMATCH_BATCH]
-                # One batch's reads, matches and writes live until its write: the collector
-                # waits for the batch's end, instead of walking the heap again and again
-                # (services.bulk_gc); between batches it runs.
-                with cyclic_gc_paused():
-                    o, c = await self._rematch_batch(project, batch, touched, changed, memo)
-                opened += o
-                closed += c
+        batches = [
+            (project, resources[i : i + REMATCH_BATCH])
+            for project, resources in by_project.items()
+            for i in range(0, len(resources), REMATCH_BATCH)
+        ]
+        opened = closed = 0
+
+        async def prepare(batch: tuple[str, list[str]]) -> _Write:
+            nonlocal opened, closed
+            # One batch's reads and matches live until its write: the collector waits for
+            # the write's end instead of walking the heap again and again (services.bulk_gc),
+            # and runs between batches.
+            with cyclic_gc_paused():
+                planned = await self._rematch_batch(*batch, touched, changed, memo)
+            opened, closed = opened + planned.opened, closed + planned.closed
+            return planned
+
+        async def write(planned: _Write) -> None:
+            with cyclic_gc_paused():
+                await self._write(planned)
+
+        # The next batch is read and matched while one is written (ADR 0215): batches hold
+        # disjoint images, so none reads what another writes.
+        await write_behind(batches, prepare, write)
         return opened, closed
 
     async def _rematch_batch(
@@ -572,7 +601,7 @@ class ScanService:
         touched: set[Key],
         changed: set[str],
         memo: _Templates,
-    ) -> tuple[int, int]:
+    ) -> _Write:
         """Only what an import can change: the images' packages under the touched keys (one
         indexed read, through their notes) against the index, and their findings of the
         changed advisories (one indexed read); the findings of other advisories still hold,
@@ -586,20 +615,19 @@ class ScanService:
         unscanned = [
             r for r in resources if not any(o.kind == "DISCOVERY" for o in ours.get(r, []))
         ]
-        opened = closed = 0
         if unscanned:
             # Read unrestricted, ``ours`` holds all a full scan needs: not read twice.
             known = None if listed else {r: ours.get(r, []) for r in unscanned}
-            for report in await self._reconcile(project, unscanned, ours=known, memo=memo):
-                opened += report.opened
-                closed += report.closed
+            _, write = await self._plan_scans(project, unscanned, ours=known, memo=memo)
+        else:
+            write = _Write(project, [], [], [], [])
         done = set(unscanned)
         scanned = [r for r in resources if r not in done]
         if not scanned:
-            return opened, closed
+            return write
         packages = await self._touched_packages(project, scanned, touched)
-        delete: list[OccurrenceRecord] = []
-        update: list[OccurrenceRecord] = []
+        delete, update = write.delete, write.update
+        opened = closed = 0
         findings = _NewFindings()
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())
@@ -635,12 +663,11 @@ class ScanService:
                     closed += 1
             for f in wanted.values():
                 opened += findings.add(f, sbom, self.index)
-        copies = findings.copies(self.index, self.provider, memo)
-        await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
-        for resource in scanned:
-            for hook in self._after_scan:
-                await hook(project, resource)
-        return opened, closed
+        write.copies += findings.copies(self.index, self.provider, memo)
+        write.scanned += scanned
+        write.opened += opened
+        write.closed += closed
+        return write
 
     async def _touched_packages(
         self, project: str, resources: Sequence[str], touched: set[Key]
@@ -670,6 +697,15 @@ class ScanService:
         return packages
 
     async def _reconcile(
+        self, project: str, resources: Sequence[str], *, keep_empty: bool = False
+    ) -> list[ScanReport]:
+        """Match each image of one project and bring its findings in line (see
+        :meth:`_plan_scans`), in one write transaction."""
+        reports, write = await self._plan_scans(project, resources, keep_empty=keep_empty)
+        await self._write(write)
+        return reports
+
+    async def _plan_scans(
         self,
         project: str,
         resources: Sequence[str],
@@ -677,11 +713,11 @@ class ScanService:
         keep_empty: bool = False,
         ours: dict[str, list[OccurrenceRecord]] | None = None,
         memo: _Templates | None = None,
-    ) -> list[ScanReport]:
-        """Match each image of one project and bring its findings in line, in one read of
-        their packages, one of their chainproof occurrences and one write transaction; new
-        findings alike on several images (same advisory, package and CPE) are written as
-        copies of one template.
+    ) -> tuple[list[ScanReport], _Write]:
+        """Match each image of one project, in one read of their packages and one of their
+        chainproof occurrences, and say what brings its findings in line; new findings alike
+        on several images (same advisory, package and CPE) are written as copies of one
+        template.
 
         An image with no packages left (its SBOM was deleted) loses its chainproof findings
         and its DISCOVERY, unless ``keep_empty`` (an explicit scan of it): nothing was
@@ -735,11 +771,19 @@ class ScanService:
                 scans.add(scan)
         templates = memo if memo is not None else _Templates()
         copies = findings.copies(self.index, self.provider, templates) + scans.copies()
-        await self._grafeas.reconcile_occurrences(f"projects/{project}", [], delete, copies, update)
-        for resource in resources:
+        write = _Write(project, delete, copies, update, list(resources))
+        write.opened = sum(r.opened for r in reports)
+        write.closed = sum(r.closed for r in reports)
+        return reports, write
+
+    async def _write(self, write: _Write) -> None:
+        """One batch's write transaction, then the after-scan hooks of its images."""
+        await self._grafeas.reconcile_occurrences(
+            f"projects/{write.project}", [], write.delete, write.copies, write.update
+        )
+        for resource in write.scanned:
             for hook in self._after_scan:
-                await hook(project, resource)
-        return reports
+                await hook(write.project, resource)
 
     async def _our_occurrences(
         self, project: str, resources: Sequence[str], advisories: Sequence[str] | None = None
