@@ -111,3 +111,23 @@ async def test_cancelling_the_caller_stops_the_write_under_way() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not trace.writing
+
+
+async def test_cancelling_the_caller_during_a_preparation_lets_the_write_under_way_end() -> None:
+    trace = Trace()
+    preparing = asyncio.Event()
+
+    async def slow_prepare(step: int) -> int:
+        if step == 1:
+            preparing.set()
+            await asyncio.Event().wait()  # cancelled here
+        return await trace.prepare(step)
+
+    task = asyncio.create_task(write_behind(range(3), slow_prepare, trace.write))
+    await preparing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Step 0's write was under way beside the cancelled preparation: it ended, whole.
+    assert [e for e in trace.log if e.startswith("wrote")] == ["wrote 0"]
+    assert not trace.writing

@@ -1,7 +1,7 @@
 """Two stages of a bulk operation overlapped: the next step prepared while one is written.
 
-A bulk operation of the scribe (the scanner's re-match, an import's notes) is a row of steps,
-each a CPU-bound preparation in this process (reads, matches, drafting, parsing) followed by
+A bulk operation of the scribe (the scanner's re-match) is a row of steps, each a CPU-bound
+preparation in this process (reads, matches, drafting, parsing) followed by
 a write transaction whose time is mostly the database's: SQLite's statements and commit run
 in the driver's thread, which lets go of the interpreter lock while SQLite works, and
 PostgreSQL's in its own server. Run one after another, this process waits for the database
@@ -10,10 +10,10 @@ and the database for it. :func:`write_behind` runs step *n + 1*'s preparation wh
 held in memory stays two steps' worth (ADR 0215).
 
 The steps must be independent: a preparation may not read what an earlier step's write is
-still writing (the scanner's batches hold disjoint images; the notes of an import are new).
-Writes run in order, one at a time. When anything fails, the write under way is awaited
-before the error goes on (and a cancellation of the caller cancels it), so nothing of the
-operation is still writing when the call returns.
+still writing (the scanner's batches hold disjoint images). Writes run in order, one at a
+time. When anything fails, the write under way is awaited before the error goes on, and a
+cancellation of the caller while it waits for a write cancels that write; either way nothing
+of the operation is still writing when the call returns.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ async def write_behind(
             await writing
     finally:
         if writing is not None and not writing.done():
-            # A preparation failed (or the caller was cancelled, which cancels this await
-            # and so the write): the write under way ends before the error goes on.
+            # A preparation failed, or the caller was cancelled while one ran: the write
+            # under way ends before the error goes on (cancelled too if this await is).
             try:
                 await writing
             except Exception:
