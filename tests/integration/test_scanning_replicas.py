@@ -5,6 +5,8 @@
   no longer reaches back.
 * Re-matching after an import reads and writes per batch of images, not per image, and
   touches only what the import changed: the findings of other advisories stay as they are.
+* Batches are written behind (ADR 0215): the next one is read while one writes, and a
+  failure in either stage ends the import with nothing still writing.
 """
 
 from __future__ import annotations
