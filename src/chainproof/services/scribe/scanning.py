@@ -627,7 +627,6 @@ class ScanService:
             return write
         packages = await self._touched_packages(project, scanned, touched)
         delete, update = write.delete, write.update
-        opened = closed = 0
         findings = _NewFindings()
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(self._clock())
@@ -660,13 +659,11 @@ class ScanService:
                     continue  # its advisory did not change: it still holds
                 if wanted.pop(_record_key(record), None) is None:
                     delete.append(record)
-                    closed += 1
+                    write.closed += 1
             for f in wanted.values():
-                opened += findings.add(f, sbom, self.index)
+                write.opened += findings.add(f, sbom, self.index)
         write.copies += findings.copies(self.index, self.provider, memo)
         write.scanned += scanned
-        write.opened += opened
-        write.closed += closed
         return write
 
     async def _touched_packages(
