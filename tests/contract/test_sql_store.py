@@ -38,8 +38,8 @@ from contract.store_samples import (
 #: 0007 (reverse impact) is chained after 0012 (image summaries), both made from 0005;
 #: 0006 (continuous validation) after 0007, 0013 (one open violation per pod) after 0006,
 #: 0015 (the image facts' index covers the summary recompute) after 0013, 0014 (dashboard
-#: indexes and totals) after 0015.
-HEAD = "0014"
+#: indexes and totals) after 0015, 0016 (SQLite drops the findings' ID index) after 0014.
+HEAD = "0016"
 SCRIBE_TABLES = {"projects", "notes", "occurrences", "meta"}
 JUDGE_TABLES = {"documents", "decisions", "decision_images"}
 ACCESS_TABLES = {"iam_policies", "api_tokens", "audit_log"}
@@ -276,6 +276,39 @@ async def test_judge_migration_down_and_up_keeps_the_scribe_data(fresh_sql_store
         # The judge tables came back empty.
         assert await s.documents.get("p", "attestors", "a") is None
         assert await s.decisions.page(DecisionQuery("p"), None, 10) == []
+
+
+def _occurrence_indexes(connection: sa.Connection) -> set[str]:
+    # SQLAlchemy does not reflect SQLite's expression indexes: ask the catalogue itself.
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'occurrences'"
+        )
+    else:
+        rows = connection.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'occurrences'"
+        )
+    return {str(name) for (name,) in rows}
+
+
+async def test_migration_0016_drops_the_id_index_on_sqlite_only(fresh_sql_store: SqlStore) -> None:
+    """SQLite cannot use the findings' vulnerability-ID index (the impact query's OR has an
+    unindexed half there), so it stops writing it; PostgreSQL ORs it with the aliases'."""
+    store = fresh_sql_store
+    await migrate.upgrade(store.engine, "0014")
+    async with store.engine.connect() as connection:
+        before = await connection.run_sync(_occurrence_indexes)
+    assert "ix_occurrences_vulnerability_id" in before
+    await store.open()
+    async with store.engine.connect() as connection:
+        after = await connection.run_sync(_occurrence_indexes)
+    postgres = store.engine.dialect.name == "postgresql"
+    assert ("ix_occurrences_vulnerability_id" in after) is postgres
+    assert ("ix_occurrences_vulnerability_aliases" in after) is postgres
+    assert before - after == (set() if postgres else {"ix_occurrences_vulnerability_id"})
+    await migrate.downgrade(store.engine, "0014")
+    async with store.engine.connect() as connection:
+        assert await connection.run_sync(_occurrence_indexes) == before
 
 
 async def test_migration_0013_keeps_the_first_of_doubled_open_violations(
