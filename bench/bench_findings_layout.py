@@ -2,7 +2,7 @@
 (ADR 0216) — the measurement behind the proposed narrow findings table.
 
     .venv/bin/python bench/bench_findings_layout.py [--findings 446709] [--templates 57050]
-        [--batches 5]
+        [--batches 5] [--only TEXT]
 
 The full match of bench_scan_service.py writes 446,709 findings of 1,000 images in five
 transactions, made from 57,050 distinct (advisory, package, CPE) templates. This writes as
@@ -12,8 +12,9 @@ made by the store's own migrations, in as many transactions:
 - **today's rows**: one ``occurrences`` row per finding (its ~900-byte JSON, the primary key
   and four secondary indexes), one ``image_facts`` row and two ``impact_terms`` rows, as the
   store's summaries write them;
-- the same before migration 0016 (with the ID index SQLite no longer keeps), and with
-  ``image_facts`` and ``impact_terms`` (then ``occurrences`` too) as WITHOUT ROWID tables;
+- the same before migration 0016 (with the ID index SQLite no longer keeps), with
+  ``image_facts`` and ``impact_terms`` (then ``occurrences`` too) as WITHOUT ROWID tables,
+  and with a page cache of 16, 64 and 256 MiB instead of SQLite's default 2 MiB;
 - the occurrence rows alone, then without each secondary index in turn, with all of them
   but an empty document, and with none: where the cost of a row is;
 - **narrow**: one row per finding (project, ID, resource, advisory, template number) under a
@@ -144,6 +145,17 @@ def _without_rowid(*tables: str) -> Callable[[sqlite3.Connection], None]:
     return setup
 
 
+def _cache(mib: int) -> Callable[[sqlite3.Connection], None]:
+    """A page cache of ``mib`` MiB instead of SQLite's default 2 MiB: a transaction whose
+    dirty pages outgrow the cache spills them into the log before its commit, and writes a
+    page again each time an index insert dirties it anew."""
+
+    def setup(c: sqlite3.Connection) -> None:
+        c.execute(f"PRAGMA cache_size=-{mib * 1024:d}")
+
+    return setup
+
+
 def _drop(*indexes: str) -> Callable[[sqlite3.Connection], None]:
     def setup(c: sqlite3.Connection) -> None:
         for index in indexes:
@@ -163,6 +175,7 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=446_709)
     parser.add_argument("--templates", type=int, default=57_050)
     parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--only", default="", help="run only the cases whose label has this")
     args = parser.parse_args()
     rng = random.Random(20261205)
     images = [f"reg.example/app{i}@sha256:{i:064x}" for i in range(1_000)]
@@ -222,6 +235,10 @@ def main() -> None:
                 _without_rowid("occurrences", "image_facts", "impact_terms"),
                 _today,
             ),
+            *[
+                (f"today's rows, a {mib} MiB page cache", _cache(mib), _today)
+                for mib in (16, 64, 256)
+            ],
             ("occurrence rows alone", none, _occurrences(DOCUMENT)),
             *[
                 (f"occurrence rows without {index}", _drop(index), _occurrences(DOCUMENT))
@@ -231,7 +248,7 @@ def main() -> None:
             ("occurrence rows, no secondary index", _drop(*SECONDARY), _occurrences(DOCUMENT)),
             ("narrow: one row + 2 indexes, a document per template", _narrow_schema, _narrow),
         ]
-        for label, setup, write in cases:
+        for label, setup, write in (case for case in cases if args.only in case[0]):
             spent = run(setup, write)
             print(f"  {label:<55} {spent:6.2f} s  ({spent / floor:4.1f}x floor)")
 

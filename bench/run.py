@@ -24,6 +24,7 @@ QUICK: dict[str, list[str]] = {
     "bench_admission": [
         "--floor", "--rate", "300", "--duration", "3", "--warmup", "200", "--closed-duration", "2",
     ],
+    "bench_findings_layout": ["--findings", "20000", "--templates", "3000"],
     "bench_flood": [],
     "bench_grpc": ["--batches", "2", "--calls", "200", "--stores", "memory,sqlite"],
     "bench_judge": ["--seconds", "0.5"],
