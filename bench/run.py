@@ -33,6 +33,7 @@ QUICK: dict[str, list[str]] = {
     "bench_registry": ["--rate", "200", "--duration", "3", "--cold", "50"],
     "bench_scale": ["--images", "200", "--samples", "100", "--reviews", "100"],
     "bench_scan": ["--sboms", "50", "--packages", "100", "--advisories", "5000"],
+    "bench_scan_laps": ["--images", "10", "--advisories", "500"],
     "bench_scan_service": ["--images", "10", "--advisories", "500"],
     "bench_store": [
         "--occurrences", "10000", "--images", "500", "--samples", "200", "--backend", "both",
